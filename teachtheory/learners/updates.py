@@ -1,0 +1,100 @@
+"""Learner update rules Q of GIT(m, v, M, Q): SGD (default), heavy-ball momentum, Adam.
+
+Each rule is a thin configuration object with pure ``init``/``step`` functions over a state
+dict of [R, p] tensors, so a batch of runs updates in one call.
+
+References:
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 5.2, Eq. (7).
+"""
+
+from __future__ import annotations
+
+
+import torch
+
+__all__ = ["UpdateRule", "SGD", "Momentum", "Adam", "make_update_rule"]
+
+
+class UpdateRule:
+    name = "rule"
+
+    def init(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
+
+    def step(
+        self, w: torch.Tensor, grad: torch.Tensor, lr: float | torch.Tensor, state: dict, t: int
+    ) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def to_spec(self) -> dict:
+        return {"name": self.name}
+
+
+class SGD(UpdateRule):
+    """w <- w - lr g."""
+
+    name = "sgd"
+
+    def step(self, w, grad, lr, state, t):
+        return w - lr * grad, state
+
+
+class Momentum(UpdateRule):
+    """Heavy ball: v <- mu v + g, w <- w - lr v."""
+
+    name = "momentum"
+
+    def __init__(self, momentum: float = 0.9) -> None:
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+
+    def init(self, w):
+        return {"velocity": torch.zeros_like(w)}
+
+    def step(self, w, grad, lr, state, t):
+        velocity = self.momentum * state["velocity"] + grad
+        return w - lr * velocity, {"velocity": velocity}
+
+    def to_spec(self):
+        return {"name": self.name, "momentum": self.momentum}
+
+
+class Adam(UpdateRule):
+    """Adam (Kingma & Ba 2015) with bias correction; t counts from 0."""
+
+    name = "adam"
+
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
+        for arg, value in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{arg} must lie in [0, 1), got {value}")
+        if eps <= 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def init(self, w):
+        return {"m": torch.zeros_like(w), "v": torch.zeros_like(w)}
+
+    def step(self, w, grad, lr, state, t):
+        m = self.beta1 * state["m"] + (1 - self.beta1) * grad
+        v = self.beta2 * state["v"] + (1 - self.beta2) * grad * grad
+        m_hat = m / (1 - self.beta1 ** (t + 1))
+        v_hat = v / (1 - self.beta2 ** (t + 1))
+        return w - lr * m_hat / (torch.sqrt(v_hat) + self.eps), {"m": m, "v": v}
+
+    def to_spec(self):
+        return {"name": self.name, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+_RULES = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+
+
+def make_update_rule(rule: "str | UpdateRule") -> UpdateRule:
+    if isinstance(rule, UpdateRule):
+        return rule
+    if rule not in _RULES:
+        raise ValueError(f"update: unknown rule {rule!r}; accepted: {', '.join(sorted(_RULES))}")
+    return _RULES[rule]()
+
+

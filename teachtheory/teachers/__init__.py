@@ -1,0 +1,42 @@
+"""Teaching policies: random (SGD), IMT, LAST, mixed, DHT, soft-label policies, theorem teachers."""
+
+from __future__ import annotations
+
+from .base import Teacher, TeachingBatch, TeachingContext
+from .dht import DHTTeacher
+from .imt import IMTTeacher
+from .last import LASTTeacher, MixedTeacher, synthesize_labels
+from .policies import DistillationTeacher, LabelSmoothingTeacher, SelfTrainingTeacher
+from .sgd import RandomTeacher
+from .theorem import ArmijoTeacher, HessianTeacher, ScaledGradientTeacher
+
+TEACHERS: dict[str, type[Teacher]] = {
+    "sgd": RandomTeacher,
+    "imt": IMTTeacher,
+    "last": LASTTeacher,
+    "mixed": MixedTeacher,
+    "dht": DHTTeacher,
+    "distill": DistillationTeacher,
+    "smooth": LabelSmoothingTeacher,
+    "self-train": SelfTrainingTeacher,
+    "scaled": ScaledGradientTeacher,
+    "armijo": ArmijoTeacher,
+    "hessian": HessianTeacher,
+}
+
+
+def make_teacher(name: str, **options) -> Teacher:
+    """A teacher by name, e.g. ``make_teacher("last", constraint="ball:0.5")``."""
+    if name not in TEACHERS:
+        raise ValueError(f"teacher: unknown name {name!r}; accepted: {', '.join(TEACHERS)}")
+    try:
+        return TEACHERS[name](**options)
+    except TypeError as exc:
+        raise ValueError(f"teacher {name!r}: bad options {sorted(options)} ({exc})") from exc
+
+
+__all__ = [
+    "Teacher", "TeachingBatch", "TeachingContext", "TEACHERS", "make_teacher", "RandomTeacher", "IMTTeacher",
+    "LASTTeacher", "MixedTeacher", "DHTTeacher", "DistillationTeacher", "LabelSmoothingTeacher",
+    "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
+]

@@ -1,0 +1,236 @@
+"""Label synthesis teaching (LAST): the omniscient greedy teacher and its label solvers.
+
+The greedy label minimises G(y) = ||w - eta grad l(w; x, y) - w*||^2 over a feasible label set.
+
+* Least squares (scalar or vector) and softmax regression: G is a quadratic in y
+  (:meth:`Learner.label_quadratic`); isotropic for least squares, so the constrained label is the
+  Euclidean projection of the unconstrained one.
+* Two-layer MLP: the quadratic of LAST Eq. (4), with the layer weight beta.
+* Logistic regression (scalar y): G = a r(y)^2 - 2 b r(y) with r(y) = -y sigmoid(-y m), not a
+  quadratic in y; solved exactly on an interval by enumerating the turning point, the roots of
+  r(y) = b/a on each monotone branch, and the interval ends.
+
+References:
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Eq. (1)-(4), Alg. 1, Sec. 3.5.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..constraints import LabelSet, Unconstrained, interval, parse_label_set
+from ..learners import Learner, Logistic
+from ..theory.last import LOGISTIC_CRITICAL_MARGIN
+from .base import Teacher, TeachingBatch, TeachingContext
+from .imt import select_examples
+
+__all__ = ["LASTTeacher", "MixedTeacher", "synthesize_labels", "solve_label_quadratic", "logistic_greedy_label"]
+
+
+def _as_label_set(constraint: "LabelSet | str | None") -> LabelSet:
+    if constraint is None:
+        return Unconstrained()
+    if isinstance(constraint, str):
+        return parse_label_set(constraint)
+    if isinstance(constraint, LabelSet):
+        return constraint
+    raise TypeError(f"constraint must be a LabelSet, a spec string or None, got {type(constraint).__name__}")
+
+
+def solve_label_quadratic(
+    H: torch.Tensor,
+    q: torch.Tensor,
+    label_set: LabelSet,
+    *,
+    isotropic: bool,
+    prediction: torch.Tensor | None,
+    truth: torch.Tensor,
+    iterations: int = 500,
+) -> torch.Tensor:
+    """argmin_y y^T H y - 2 q^T y over ``label_set``, batched over leading dims.
+
+    Isotropic H (= a I): projection of q / a. Discrete sets: enumeration of the candidates.
+    Unconstrained: a minimiser by least squares, the one with sum(y) = 1 when H has the
+    softmax null direction. Other convex sets: accelerated projected gradient (FISTA) with step
+    1 / lambda_max(H), started from the projected truth.
+    """
+    K = q.shape[-1]
+    if label_set.is_discrete:
+        cand = label_set.candidates(K, dtype=q.dtype, device=q.device)  # [C, K]
+        feasible = label_set.contains(
+            cand.expand(*q.shape[:-1], *cand.shape), prediction=None if prediction is None else prediction.unsqueeze(-2),
+            truth=truth.unsqueeze(-2),
+        ) if not _is_plain_discrete(label_set) else None
+        values = torch.einsum("ck,...kl,cl->...c", cand, H, cand) - 2.0 * torch.einsum("...k,ck->...c", q, cand)
+        if feasible is not None:
+            if not feasible.any(-1).all():
+                raise ValueError("constraint: the feasible label set is empty for some example")
+            values = torch.where(feasible, values, torch.inf)
+        return cand[values.argmin(-1)]
+    if isotropic:
+        a = H[..., 0, 0]
+        safe = a > 0
+        centre = torch.where(safe[..., None], q / torch.where(safe, a, 1.0)[..., None], truth)
+        return label_set.project(centre, prediction=prediction, truth=truth)
+    if isinstance(label_set, Unconstrained):
+        # Minimisers form an affine set when H is singular; add the equality sum(y) = 1, which
+        # only picks a point of that set when 1 is not orthogonal to the null space.
+        ones = torch.ones(*q.shape[:-1], 1, K, dtype=q.dtype, device=q.device)
+        kkt = torch.cat([torch.cat([H, ones.transpose(-1, -2)], -1),
+                         torch.cat([ones, torch.zeros(*q.shape[:-1], 1, 1, dtype=q.dtype, device=q.device)], -1)], -2)
+        rhs = torch.cat([q, torch.ones(*q.shape[:-1], 1, dtype=q.dtype, device=q.device)], -1)
+        sol = torch.linalg.lstsq(kkt, rhs.unsqueeze(-1)).solution[..., :K, 0]
+        return sol
+    lipschitz = 2.0 * torch.linalg.eigvalsh(H)[..., -1].clamp_min(1e-300)
+    y = label_set.project(truth.clone(), prediction=prediction, truth=truth)
+    z, t = y.clone(), 1.0
+    for _ in range(iterations):
+        grad = 2.0 * ((H @ z.unsqueeze(-1))[..., 0] - q)
+        y_next = label_set.project(z - grad / lipschitz[..., None], prediction=prediction, truth=truth)
+        t_next = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
+        z = y_next + ((t - 1.0) / t_next) * (y_next - y)
+        if torch.allclose(y_next, y, rtol=0.0, atol=1e-13 if q.dtype == torch.float64 else 1e-7):
+            y = y_next
+            break
+        y, t = y_next, t_next
+    return y
+
+
+def _is_plain_discrete(label_set: LabelSet) -> bool:
+    from ..constraints import OneHot, Signs
+
+    return isinstance(label_set, (OneHot, Signs))
+
+
+def _logistic_residual(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return -y * torch.sigmoid(-y * m)
+
+
+def logistic_greedy_label(
+    a: torch.Tensor, b: torch.Tensor, m: torch.Tensor, truth: torch.Tensor, label_set: LabelSet,
+    bisection_steps: int = 90,
+) -> torch.Tensor:
+    """Exact greedy label for logistic regression: argmin_y a r(y)^2 - 2 b r(y), r(y) = -y sigmoid(-y m).
+
+    In u = y m the residual is f(u)/m with f(u) = -u sigmoid(-u), decreasing for u < u0 and
+    increasing for u > u0 (u0 sigmoid(u0) = 1). The minimiser over an interval is a root of
+    r(y) = b/a inside it, or else the interval point where r is nearest b/a: an end or the
+    turning point. All candidates are evaluated and the best is kept.
+
+    Args:
+        a: eta^2 ||x||^2; b: eta <w - w*, x>; m: <w, x>; truth: the true label; all of one shape.
+        label_set: a scalar label set (interval-like or {-1, +1}).
+    """
+    dtype = m.dtype
+    scalar_truth = truth.unsqueeze(-1)
+    if label_set.is_discrete:
+        cand = label_set.candidates(1, dtype=dtype, device=m.device)[:, 0]  # [C]
+        r = _logistic_residual(cand, m.unsqueeze(-1))
+        values = a.unsqueeze(-1) * r * r - 2.0 * b.unsqueeze(-1) * r
+        return cand[values.argmin(-1)]
+    lo, hi = interval(label_set, prediction=m.unsqueeze(-1), truth=scalar_truth)
+    lo, hi = lo[..., 0].expand(m.shape).to(dtype), hi[..., 0].expand(m.shape).to(dtype)
+    target_r = torch.where(a > 0, b / torch.where(a > 0, a, 1.0), 0.0)
+    small = m.abs() < 1e-12
+    safe_m = torch.where(small, 1.0, m)
+    target_u = safe_m * target_r  # f(u) = m r
+    u0 = LOGISTIC_CRITICAL_MARGIN
+    f_min = -(u0 - 1.0)
+
+    def f(u):
+        return -u * torch.sigmoid(-u)
+
+    def bisect(left, right, increasing):
+        for _ in range(bisection_steps):
+            mid = 0.5 * (left + right)
+            above = f(mid) > target_u
+            go_left = above if increasing else ~above
+            right = torch.where(go_left, mid, right)
+            left = torch.where(go_left, left, mid)
+        return 0.5 * (left + right)
+
+    far = target_u.abs() + 50.0
+    root_dec = bisect(-far, torch.full_like(m, u0), increasing=False)  # branch u <= u0
+    root_inc = bisect(torch.full_like(m, u0), torch.full_like(m, 800.0), increasing=True)  # branch u >= u0
+    candidates = [root_dec / safe_m, root_inc / safe_m, torch.full_like(m, u0) / safe_m]
+    candidates = [torch.where(small, -2.0 * target_r, c) for c in candidates]  # m = 0: r = -y/2
+    finite_lo = torch.where(torch.isfinite(lo), lo, torch.nan)
+    finite_hi = torch.where(torch.isfinite(hi), hi, torch.nan)
+    stack = torch.stack([*(torch.minimum(torch.maximum(c, lo), hi) for c in candidates), finite_lo, finite_hi], -1)
+    r = _logistic_residual(stack, m.unsqueeze(-1))
+    values = a.unsqueeze(-1) * r * r - 2.0 * b.unsqueeze(-1) * r
+    values = torch.where(torch.isnan(stack), torch.inf, values)
+    del f_min
+    return torch.gather(stack, -1, values.argmin(-1, keepdim=True))[..., 0]
+
+
+def synthesize_labels(
+    learner: Learner,
+    w: torch.Tensor,
+    w_star: torch.Tensor,
+    x: torch.Tensor,
+    y_true: torch.Tensor,
+    lr: float,
+    label_set: "LabelSet | str | None" = None,
+    beta: float = 1.0,
+) -> torch.Tensor:
+    """Greedy LAST labels for the examples x [R, m, d] (LAST Eq. 1, Eq. 4 for the MLP).
+
+    Returns labels shaped like ``y_true``.
+    """
+    label_set = _as_label_set(label_set)
+    if isinstance(learner, Logistic):
+        a, b, z = learner.greedy_terms(w, w_star, x, lr)
+        return logistic_greedy_label(a, b[..., 0], z[..., 0], y_true, label_set)
+    quad = learner.label_quadratic(w, w_star, x, lr, beta)
+    truth = y_true.unsqueeze(-1) if learner.scalar_labels else y_true
+    prediction = learner.outputs(w, x)
+    prediction = prediction.unsqueeze(-1) if learner.scalar_labels else prediction
+    y = solve_label_quadratic(quad.H, quad.q, label_set, isotropic=quad.isotropic, prediction=prediction, truth=truth)
+    return y[..., 0] if learner.scalar_labels else y
+
+
+class LASTTeacher(Teacher):
+    """Omniscient greedy LAST (Alg. 1): x sampled uniformly from the pool, label synthesised.
+
+    Args:
+        constraint: the feasible label set (a LabelSet or a spec such as "ball:0.5", "onehot",
+            "simplex"); None for no constraint.
+        beta: weight of the first layer in LAST Eq. (4) (MLP learners only).
+    """
+
+    name = "last"
+    omniscient = True
+
+    def __init__(self, constraint: "LabelSet | str | None" = None, beta: float = 1.0) -> None:
+        self.label_set = _as_label_set(constraint)
+        if beta < 0:
+            raise ValueError(f"beta must be non-negative, got {beta}")
+        self.beta = float(beta)
+
+    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        batch = self.sample_uniform(ctx, step)
+        batch.y = synthesize_labels(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta)
+        return batch
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "constraint": self.label_set.spec(), "beta": self.beta}
+
+
+class MixedTeacher(Teacher):
+    """Mixed teaching (LAST Sec. 3.5): IMT selects x with the true labels, then LAST synthesises y."""
+
+    name = "mixed"
+    omniscient = True
+
+    def __init__(self, constraint: "LabelSet | str | None" = None, beta: float = 1.0) -> None:
+        self.label_set = _as_label_set(constraint)
+        self.beta = float(beta)
+
+    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        batch = select_examples(ctx, w)
+        batch.y = synthesize_labels(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta)
+        return batch
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "constraint": self.label_set.spec(), "beta": self.beta}

@@ -1,0 +1,597 @@
+"""Tests for teachtheory.constraints: projections checked against SLSQP / brute force."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize
+
+from teachtheory.constraints import (
+    Ball,
+    Box,
+    Intersection,
+    LabelSet,
+    NonNegative,
+    OneHot,
+    Signs,
+    Simplex,
+    Unconstrained,
+    dykstra,
+    interval,
+    parse_label_set,
+)
+
+SETTINGS = settings(max_examples=400, deadline=None)
+KS = st.integers(min_value=1, max_value=6)
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+# SLSQP's KKT system degenerates at radius 0, so the SLSQP checks use r >= 0.05 (r = 0 is tested apart).
+RADII = st.floats(min_value=0.05, max_value=3.0, allow_nan=False)
+
+
+def t64(a: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------
+# Independent references
+# ---------------------------------------------------------------------------
+
+
+def slsqp(y: np.ndarray, x0: np.ndarray, constraints: list[dict] | None = None, bounds=None) -> np.ndarray:
+    """argmin ||z - y||^2 subject to the constraints, by SLSQP."""
+    res = minimize(
+        lambda z: float(np.sum((z - y) ** 2)),
+        x0,
+        jac=lambda z: 2.0 * (z - y),
+        constraints=constraints or [],
+        bounds=bounds,
+        method="SLSQP",
+        options={"ftol": 1e-12, "maxiter": 2000},
+    )
+    # Status 8 ("positive directional derivative for linesearch") is SLSQP stalling at
+    # the optimum within rounding; a genuinely bad stop still fails the comparison.
+    assert res.success or res.status == 8, res.message
+    return res.x
+
+
+def l2_ball_con(c: np.ndarray, r: float) -> dict:
+    return {"type": "ineq", "fun": lambda z: r**2 - np.sum((z - c) ** 2), "jac": lambda z: -2.0 * (z - c)}
+
+
+def simplex_con() -> dict:
+    return {"type": "eq", "fun": lambda z: np.sum(z) - 1.0, "jac": lambda z: np.ones_like(z)}
+
+
+def slsqp_l1_ball(y: np.ndarray, c: np.ndarray, r: float, nonneg: bool = False) -> np.ndarray:
+    """l1-ball projection as a smooth QP: z = c + u - v with u, v >= 0 and sum(u + v) <= r."""
+    k = y.size
+
+    def split(w: np.ndarray) -> np.ndarray:
+        return c + w[:k] - w[k:]
+
+    cons = [{"type": "ineq", "fun": lambda w: r - np.sum(w), "jac": lambda w: -np.ones_like(w)}]
+    if nonneg:
+        cons.append({"type": "ineq", "fun": split, "jac": lambda w: np.hstack([np.eye(k), -np.eye(k)])})
+    res = minimize(
+        lambda w: float(np.sum((split(w) - y) ** 2)),
+        np.zeros(2 * k),
+        jac=lambda w: np.concatenate([2 * (split(w) - y), -2 * (split(w) - y)]),
+        constraints=cons,
+        bounds=[(0, None)] * (2 * k),
+        method="SLSQP",
+        options={"ftol": 1e-12, "maxiter": 2000},
+    )
+    assert res.success or res.status == 8, res.message
+    return split(res.x)
+
+
+def brute_simplex(y: np.ndarray) -> np.ndarray:
+    """Exact simplex projection by enumerating supports: on support S, z_S = y_S - (sum y_S - 1)/|S|."""
+    k = y.size
+    best, best_d = None, math.inf
+    for size in range(1, k + 1):
+        for support in itertools.combinations(range(k), size):
+            idx = list(support)
+            z = np.zeros(k)
+            z[idx] = y[idx] - (y[idx].sum() - 1.0) / size
+            if (z >= -1e-12).all():
+                d = np.sum((z - y) ** 2)
+                if d < best_d:
+                    best, best_d = z, d
+    assert best is not None
+    return best
+
+
+def naive_clamp_normalise(y: np.ndarray) -> np.ndarray:
+    z = np.clip(y, 0, None)
+    return z / z.sum()
+
+
+def is_nearest(y: np.ndarray, x: np.ndarray, feasible: np.ndarray, tol: float = 1e-7) -> bool:
+    """No sampled feasible point s, nor any point of the segment [x, s], is closer to y than x.
+
+    By convexity the segment is feasible; its points near x are closer to y than x
+    iff <y - x, s - x> > 0, which catches feasible-but-wrong answers that random
+    points alone almost never beat.
+    """
+    d_x = np.sum((y - x) ** 2)
+    d_s = np.sum((y - feasible) ** 2, axis=-1)
+    vi = (feasible - x) @ (y - x)
+    return bool((d_s >= d_x - tol).all() and (vi <= tol).all())
+
+
+# ---------------------------------------------------------------------------
+# Cases: a set, a label, centres, and an independent sampler of feasible points
+# ---------------------------------------------------------------------------
+
+Case = tuple[LabelSet, np.ndarray, np.ndarray, np.ndarray, Callable[[int], np.ndarray]]
+
+
+def _in_l2(rng: np.random.Generator, n: int, k: int, c: np.ndarray, r: float) -> np.ndarray:
+    d = rng.normal(size=(n, k))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return c + d * r * rng.uniform(size=(n, 1)) ** (1.0 / k)
+
+
+def _in_l1(rng: np.random.Generator, n: int, k: int, c: np.ndarray, r: float) -> np.ndarray:
+    w = rng.dirichlet(np.ones(k), size=n) * rng.choice([-1.0, 1.0], size=(n, k))
+    return c + w * r * rng.uniform(size=(n, 1))
+
+
+def _dirichlet(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    return np.vstack([np.eye(k), rng.dirichlet(np.ones(k), size=n), rng.dirichlet(0.2 * np.ones(k), size=n)])
+
+
+def _shrink_l2(s: np.ndarray, c: np.ndarray, r: float) -> np.ndarray:
+    """Move each s toward c until within the l2 ball; a convex combination, so stays in any convex set holding both."""
+    n = np.linalg.norm(s - c, axis=1, keepdims=True)
+    return c + (s - c) * np.minimum(1.0, r / np.maximum(n, 1e-300))
+
+
+def _shrink_l1(s: np.ndarray, c: np.ndarray, r: float) -> np.ndarray:
+    n = np.abs(s - c).sum(axis=1, keepdims=True)
+    return c + (s - c) * np.minimum(1.0, r / np.maximum(n, 1e-300))
+
+
+def make_case(name: str, k: int, seed: int, r: float) -> Case:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(scale=2.0, size=k)
+    pred = rng.normal(size=k)
+    truth = rng.dirichlet(np.ones(k))  # a distribution, so truth-centred simplex sets are non-empty
+    if name == "ball2-prediction":
+        return Ball(r, "prediction"), y, pred, truth, lambda n: _in_l2(rng, n, k, pred, r)
+    if name == "ball1-truth":
+        return Ball(r, "truth", p=1), y, pred, truth, lambda n: _in_l1(rng, n, k, truth, r)
+    if name == "ballinf-origin":
+        return Ball(r, "origin", p="inf"), y, pred, truth, lambda n: rng.uniform(-r, r, size=(n, k))
+    if name == "simplex":
+        return Simplex(), y, pred, truth, lambda n: _dirichlet(rng, n, k)
+    if name == "nonneg":
+        return NonNegative(), y, pred, truth, lambda n: rng.exponential(size=(n, k)) * rng.integers(0, 2, (n, k))
+    if name == "box":
+        lo, hi = -r, 0.5 * r
+        return Box(lo, hi), y, pred, truth, lambda n: rng.uniform(lo, hi, size=(n, k))
+    if name == "simplex+ball-truth":
+        s = Intersection(Simplex(), Ball(r, "truth"))
+        return s, y, pred, truth, lambda n: _shrink_l2(_dirichlet(rng, n, k), truth, r)
+    if name == "nonneg+ball-origin":
+        s = Intersection(NonNegative(), Ball(r, "origin"))
+        return s, y, pred, truth, lambda n: _shrink_l2(rng.exponential(size=(n, k)), np.zeros(k), r)
+    if name == "box+ball-prediction":
+        pred = rng.uniform(-1, 1, size=k)  # centre inside the box, so the intersection is non-empty
+        s = Intersection(Box(-1, 1), Ball(r, "prediction"))
+        return s, y, pred, truth, lambda n: _shrink_l2(rng.uniform(-1, 1, (n, k)), pred, r)
+    if name == "nonneg+ball1-prediction":
+        pred = np.abs(pred)
+        s = Intersection(NonNegative(), Ball(r, "prediction", p=1))
+        return s, y, pred, truth, lambda n: _shrink_l1(rng.exponential(size=(n, k)), pred, r)
+    raise AssertionError(name)
+
+
+CASE_NAMES = [
+    "ball2-prediction",
+    "ball1-truth",
+    "ballinf-origin",
+    "simplex",
+    "nonneg",
+    "box",
+    "simplex+ball-truth",
+    "nonneg+ball-origin",
+    "box+ball-prediction",
+    "nonneg+ball1-prediction",
+]
+
+
+def project_np(s: LabelSet, y: np.ndarray, pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    out = s.project(t64(y), prediction=t64(pred), truth=t64(truth))
+    assert out.dtype == torch.float64 and out.shape == (y.size,)
+    return out.numpy()
+
+
+# ---------------------------------------------------------------------------
+# Projections against SLSQP / brute force
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [1, 2, math.inf])
+@pytest.mark.parametrize("center", ["prediction", "truth", "origin"])
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_ball_projection_matches_slsqp(p: float, center: str, k: int, seed: int, r: float) -> None:
+    rng = np.random.default_rng(seed)
+    y, pred, truth = rng.normal(scale=2, size=k), rng.normal(size=k), rng.normal(size=k)
+    c = {"prediction": pred, "truth": truth, "origin": np.zeros(k)}[center]
+    x = project_np(Ball(r, center, p), y, pred, truth)
+    if p == 2:
+        ref = slsqp(y, c.copy(), [l2_ball_con(c, r)])
+    elif p == math.inf:
+        ref = slsqp(y, c.copy(), bounds=list(zip(c - r, c + r)))
+    else:
+        ref = slsqp_l1_ball(y, c, r)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+
+@SETTINGS
+@given(k=KS, seed=SEEDS)
+def test_simplex_projection_matches_slsqp_and_enumeration(k: int, seed: int) -> None:
+    y = np.random.default_rng(seed).normal(scale=2, size=k)
+    x = project_np(Simplex(), y, y, y)
+    np.testing.assert_allclose(x, brute_simplex(y), atol=1e-10)
+    ref = slsqp(y, np.full(k, 1.0 / k), [simplex_con()], bounds=[(0, None)] * k)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_nonneg_and_box_match_slsqp(k: int, seed: int, r: float) -> None:
+    y = np.random.default_rng(seed).normal(scale=2, size=k)
+    np.testing.assert_allclose(
+        project_np(NonNegative(), y, y, y), slsqp(y, np.ones(k), bounds=[(0, None)] * k), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        project_np(Box(-r, 0.5 * r), y, y, y), slsqp(y, np.zeros(k), bounds=[(-r, 0.5 * r)] * k), atol=1e-5
+    )
+
+
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_intersections_match_slsqp(k: int, seed: int, r: float) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(scale=2, size=k)
+    truth = rng.dirichlet(np.ones(k))
+    pred = rng.uniform(-1, 1, size=k)
+
+    # simplex ∩ ball around the truth (Dykstra)
+    x = project_np(Intersection(Simplex(), Ball(r, "truth")), y, pred, truth)
+    ref = slsqp(y, truth.copy(), [simplex_con(), l2_ball_con(truth, r)], bounds=[(0, None)] * k)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+    # box ∩ ball around the prediction (Dykstra)
+    x = project_np(Intersection(Box(-1, 1), Ball(r, "prediction")), y, pred, truth)
+    ref = slsqp(y, pred.copy(), [l2_ball_con(pred, r)], bounds=[(-1, 1)] * k)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+    # DHT's set: y >= 0 and ||y||_2 <= r (closed form)
+    x = project_np(parse_label_set(f"nonneg+ball-origin:{r!r}"), y, pred, truth)
+    ref = slsqp(y, np.zeros(k), [l2_ball_con(np.zeros(k), r)], bounds=[(0, None)] * k)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+    # non-negative ∩ l1 ball around a non-negative prediction (Dykstra)
+    c = np.abs(pred)
+    x = project_np(Intersection(NonNegative(), Ball(r, "prediction", p=1)), y, c, truth)
+    np.testing.assert_allclose(x, slsqp_l1_ball(y, c, r, nonneg=True), atol=1e-5)
+
+    # simplex ∩ box ∩ ball around the truth (Dykstra); the box keeps the truth feasible
+    if k == 1:
+        return  # the simplex is {1}; a box below 1 would make the set empty
+    hi = float(truth.max())
+    s3 = Intersection(Simplex(), Box(0.0, hi), Ball(r, "truth"))
+    x = project_np(s3, y, pred, truth)
+    ref = slsqp(y, truth.copy(), [simplex_con(), l2_ball_con(truth, r)], bounds=[(0, hi)] * k)
+    np.testing.assert_allclose(x, ref, atol=1e-5)
+
+
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_closed_forms_agree_with_dykstra(k: int, seed: int, r: float) -> None:
+    rng = np.random.default_rng(seed)
+    y = t64(rng.normal(scale=2, size=(3, k)))
+    pred = t64(rng.uniform(-0.5, 1.0, size=(3, k)))  # inside the box, so box ∩ inf-ball is non-empty
+    for members in [
+        (NonNegative(), Ball(r, "origin")),
+        (Box(-0.5, 1.0), Ball(r, "prediction", p="inf")),
+        (Simplex(), NonNegative(), Box(-1.0, 2.0)),
+    ]:
+        fast = Intersection(*members).project(y, prediction=pred)
+        slow = dykstra(members, y, prediction=pred)
+        torch.testing.assert_close(fast, slow, atol=1e-7, rtol=0)
+
+
+def test_zero_radius_projects_to_centre() -> None:
+    y = torch.tensor([[1.0, -2.0, 3.0]], dtype=torch.float64)
+    c = torch.tensor([[0.5, 0.5, 0.5]], dtype=torch.float64)
+    for p in (1, 2, math.inf):
+        torch.testing.assert_close(Ball(0.0, "prediction", p).project(y, prediction=c), c)
+
+
+# ---------------------------------------------------------------------------
+# Generic properties: feasible, idempotent, nearest
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_projection_feasible_idempotent_nearest(name: str, k: int, seed: int, r: float) -> None:
+    s, y, pred, truth, sample = make_case(name, k, seed, r)
+    x = project_np(s, y, pred, truth)
+    kw = {"prediction": t64(pred), "truth": t64(truth)}
+    assert bool(s.contains(t64(x), **kw))
+    np.testing.assert_allclose(project_np(s, x, pred, truth), x, atol=1e-8)
+    feasible = sample(300)
+    # The samplers are independent of the code under test; check they are sound.
+    assert bool(s.contains(t64(feasible), **kw).all())
+    assert is_nearest(y, x, feasible, tol=1e-6)
+
+
+def test_nearest_check_rejects_clamp_and_normalise() -> None:
+    """Clamp-then-normalise lands in the simplex but is not the projection; the checks above catch it."""
+    y = np.array([0.5, 0.4, -0.5])
+    naive = naive_clamp_normalise(y)  # [5/9, 4/9, 0]
+    exact = project_np(Simplex(), y, y, y)
+    np.testing.assert_allclose(exact, [0.55, 0.45, 0.0], atol=1e-12)
+    assert bool(Simplex().contains(t64(naive)))
+    assert np.abs(naive - exact).max() > 5e-3
+    assert np.sum((y - naive) ** 2) > np.sum((y - exact) ** 2)
+    feasible = _dirichlet(np.random.default_rng(0), 300, 3)
+    assert is_nearest(y, exact, feasible)
+    assert not is_nearest(y, naive, feasible)
+
+
+def test_batched_projection_equals_rowwise() -> None:
+    rng = np.random.default_rng(7)
+    y = t64(rng.normal(scale=2, size=(2, 5, 4)))
+    truth = t64(rng.dirichlet(np.ones(4), size=(2, 5)))
+    pred = t64(rng.normal(size=(2, 5, 4)))
+    sets = [
+        Simplex(),
+        Ball(0.7, "truth", p=1),
+        Ball(0.7, "prediction"),
+        Intersection(Simplex(), Ball(0.4, "truth")),
+        Intersection(OneHot(), Ball(1.2, "truth")),
+    ]
+    for s in sets:
+        batched = s.project(y, prediction=pred, truth=truth)
+        assert batched.shape == y.shape
+        for i, j in itertools.product(range(2), range(5)):
+            row = s.project(y[i, j], prediction=pred[i, j], truth=truth[i, j])
+            torch.testing.assert_close(batched[i, j], row, atol=1e-9, rtol=0)
+        assert s.contains(batched, prediction=pred, truth=truth).shape == (2, 5)
+
+
+def test_dtype_and_broadcast_centre_preserved() -> None:
+    rng = np.random.default_rng(3)
+    y64 = t64(rng.normal(size=(6, 3)))
+    truth = t64(rng.dirichlet(np.ones(3)))  # one centre broadcast over the batch
+    s = Intersection(Simplex(), Ball(0.3, "truth"))
+    x64 = s.project(y64, truth=truth)
+    x32 = s.project(y64.float(), truth=truth.float())
+    assert x32.dtype == torch.float32 and x32.shape == (6, 3)
+    torch.testing.assert_close(x32.double(), x64, atol=1e-4, rtol=0)
+    assert Simplex().project(y64.float()).dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------
+# Discrete sets
+# ---------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(k=KS, seed=SEEDS)
+def test_onehot_equals_enumeration(k: int, seed: int) -> None:
+    y = np.random.default_rng(seed).normal(size=(4, k))
+    eye = np.eye(k)
+    ref = eye[np.argmin(((y[:, None, :] - eye[None]) ** 2).sum(-1), axis=1)]
+    x = OneHot().project(t64(y))
+    np.testing.assert_array_equal(x.numpy(), ref)
+    assert bool(OneHot().contains(x).all())
+    assert not bool(OneHot().contains(t64(y)).any()) or k == 1
+    torch.testing.assert_close(OneHot().candidates(k, dtype=torch.float64, device="cpu"), t64(eye))
+
+
+def test_onehot_ties_go_to_lowest_index() -> None:
+    y = torch.tensor([[0.3, 0.7, 0.7], [0.2, 0.2, 0.2]])
+    assert OneHot().project(y).tolist() == [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+
+
+def test_signs() -> None:
+    y = torch.tensor([[-2.0], [-1e-9], [0.0], [0.3]], dtype=torch.float64)
+    assert Signs().project(y).flatten().tolist() == [-1.0, -1.0, 1.0, 1.0]
+    assert Signs().contains(torch.tensor([[1.0], [-1.0], [0.0]])).tolist() == [True, True, False]
+    assert Signs().candidates(1, dtype=torch.float64, device="cpu").tolist() == [[-1.0], [1.0]]
+    assert Signs().is_discrete and Signs().candidates(1, dtype=torch.float32, device="cpu").dtype == torch.float32
+    with pytest.raises(ValueError, match="K = 1"):
+        Signs().project(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="K = 1"):
+        Signs().candidates(2, dtype=torch.float32, device="cpu")
+
+
+@SETTINGS
+@given(k=st.integers(2, 6), seed=SEEDS, r=st.floats(0.0, 2.0))
+def test_onehot_intersection_equals_enumeration(k: int, seed: int, r: float) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=k)
+    truth = rng.dirichlet(np.ones(k))
+    eye = np.eye(k)
+    feasible = np.linalg.norm(eye - truth, axis=1) <= r + 1e-6
+    s = Intersection(OneHot(), Ball(r, "truth"))
+    assert s.is_discrete
+    if not feasible.any():
+        with pytest.raises(ValueError, match="feasible label set is empty"):
+            s.project(t64(y), truth=t64(truth))
+        return
+    d = np.where(feasible, ((eye - y) ** 2).sum(1), np.inf)
+    x = s.project(t64(y), truth=t64(truth)).numpy()
+    np.testing.assert_array_equal(x, eye[np.argmin(d)])
+
+
+def test_signs_intersection_and_candidates() -> None:
+    s = Intersection(Signs(), Ball(1.5, "prediction"))
+    pred = torch.tensor([[0.8], [-0.8], [0.8]])
+    y = torch.tensor([[-0.5], [0.5], [3.0]])
+    # Only the sign within 1.5 of the prediction is allowed.
+    assert s.project(y, prediction=pred).flatten().tolist() == [1.0, -1.0, 1.0]
+    assert parse_label_set("onehot+box:0:1").candidates(3, dtype=torch.float32, device="cpu").shape == (3, 3)
+    assert parse_label_set("signs+nonneg").candidates(1, dtype=torch.float32, device="cpu").tolist() == [[1.0]]
+    assert Simplex().candidates(3, dtype=torch.float32, device="cpu") is None
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+def test_empty_intersections_raise() -> None:
+    y = torch.tensor([[0.2, 0.3, 0.5], [1.0, 2.0, 3.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="constraint: the feasible label set is empty"):
+        Intersection(Simplex(), Ball(0.1, "origin")).project(y)  # the simplex is >= 1/sqrt(3) from 0
+    with pytest.raises(ValueError, match="constraint: the feasible label set is empty"):
+        Intersection(Box(2.0, 3.0), Simplex()).project(y)
+    with pytest.raises(ValueError, match="constraint: the feasible label set is empty"):
+        parse_label_set("box:0:1+box:2:3").project(y)
+    with pytest.raises(ValueError, match="constraint: the feasible label set is empty"):
+        parse_label_set("onehot+ball-origin:0.5").project(y)
+    # Only the second element's ball misses the simplex: still an error, naming 1 of 2.
+    pred = torch.tensor([[0.3, 0.3, 0.4], [5.0, 5.0, 5.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="1 of 2"):
+        Intersection(Simplex(), Ball(1.0, "prediction")).project(y, prediction=pred)
+
+
+def test_invalid_parameters_raise() -> None:
+    with pytest.raises(ValueError, match="radius"):
+        Ball(-0.1)
+    with pytest.raises(ValueError, match="radius"):
+        Ball(float("nan"))
+    with pytest.raises(ValueError, match="radius"):
+        parse_label_set("ball-truth:-1")
+    with pytest.raises(ValueError, match="'prediction', 'truth', 'origin'"):
+        Ball(1.0, center="label")
+    with pytest.raises(ValueError, match="1, 2, inf"):
+        Ball(1.0, p=3)
+    with pytest.raises(ValueError, match="low"):
+        Box(1.0, 0.0)
+    with pytest.raises(ValueError, match="prediction"):
+        Ball(1.0).project(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="truth"):
+        Ball(1.0, "truth").contains(torch.zeros(2, 3))
+
+
+# ---------------------------------------------------------------------------
+# parse_label_set / spec / interval
+# ---------------------------------------------------------------------------
+
+SPECS = [
+    "none",
+    "onehot",
+    "signs",
+    "simplex",
+    "nonneg",
+    "box:-1:1",
+    "box:0:inf",
+    "box:-1e+20:1e+20",
+    "ball:0.5",
+    "ball-truth:0.5,p=1",
+    "ball-origin:2,p=inf",
+    "ball:0.25,p=2",
+    "simplex+ball-truth:0.5",
+    "nonneg+ball-origin:2",
+    "onehot+ball:1.5,p=inf+box:0:1",
+]
+
+
+@pytest.mark.parametrize("text", SPECS)
+def test_parse_round_trip(text: str) -> None:
+    s = parse_label_set(text)
+    assert parse_label_set(s.spec()) == s
+    assert s.spec() == parse_label_set(s.spec()).spec()
+    assert isinstance(s.describe(), str) and s.describe()
+
+
+def test_parse_builds_the_right_sets() -> None:
+    assert parse_label_set("ball:0.5") == Ball(0.5, "prediction", 2)
+    assert parse_label_set("ball:0.5") != Ball(0.5, "truth", 2)
+    assert parse_label_set("ball-origin:2,p=inf") == Ball(2.0, "origin", math.inf)
+    assert parse_label_set("box:0:+inf+simplex") == Intersection(Box(0.0, math.inf), Simplex())
+    s = parse_label_set("simplex+ball-truth:0.5,p=1")
+    assert isinstance(s, Intersection) and s.sets == (Simplex(), Ball(0.5, "truth", 1))
+    assert Ball(0.5).describe() == "ball(r=0.5, around prediction)"
+    assert isinstance(parse_label_set("none"), Unconstrained)
+
+
+@SETTINGS
+@given(
+    r=st.floats(0, 1e6, allow_nan=False),
+    lo=st.floats(-1e3, 0.0),
+    width=st.floats(0.0, 1e3),
+    p=st.sampled_from([1, 2, math.inf]),
+    center=st.sampled_from(["prediction", "truth", "origin"]),
+)
+def test_spec_round_trip_property(r: float, lo: float, width: float, p: float, center: str) -> None:
+    for s in (Ball(r, center, p), Box(lo, lo + width), Intersection(Simplex(), Ball(r, center, p), Box(lo, lo + width))):
+        back = parse_label_set(s.spec())
+        assert back == s
+        if isinstance(s, Ball):
+            assert (back.radius, back.center, back.p) == (s.radius, s.center, s.p)
+
+
+@pytest.mark.parametrize("bad", ["sphere:1", "ball", "box:1", "ball:abc", "simplex+cube", "", "ball:1,p=3"])
+def test_parse_unknown_raises(bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_label_set(bad)
+    if bad != "ball:1,p=3":
+        assert "ball-truth:R" in str(err.value) and "box:LOW:HIGH" in str(err.value)
+
+
+def test_interval_scalar_sets() -> None:
+    pred = torch.tensor([[0.2], [1.0], [-0.3]], dtype=torch.float64)
+    truth = torch.tensor([[1.0], [0.0], [-1.0]], dtype=torch.float64)
+    lo, hi = interval(parse_label_set("nonneg+ball:0.5"), pred, truth)
+    assert lo.shape == (3, 1) and lo.dtype == torch.float64
+    torch.testing.assert_close(lo.flatten(), t64([0.0, 0.5, 0.0]))
+    torch.testing.assert_close(hi.flatten(), t64([0.7, 1.5, 0.2]))
+    with pytest.raises(ValueError, match="empty"):
+        interval(parse_label_set("nonneg+ball:0.5"), pred - 3.0)  # [-3.3, -2.3] misses y >= 0
+    lo, hi = interval(Box(-1, 2))
+    assert (lo.item(), hi.item()) == (-1.0, 2.0)
+    lo, hi = interval(Unconstrained(), pred)
+    assert torch.isinf(lo).all() and torch.isinf(hi).all() and (lo < 0).all() and (hi > 0).all()
+    lo, hi = interval(Ball(0.25, "truth", p=1), pred, truth)
+    torch.testing.assert_close(lo, truth - 0.25)
+    torch.testing.assert_close(hi, truth + 0.25)
+    with pytest.raises(ValueError, match="discrete"):
+        interval(Signs(), pred, truth)
+    with pytest.raises(ValueError, match="discrete"):
+        interval(parse_label_set("onehot+nonneg"), pred, truth)
+
+
+@SETTINGS
+@given(seed=SEEDS, r=RADII)
+def test_interval_clamp_is_the_projection(seed: int, r: float) -> None:
+    rng = np.random.default_rng(seed)
+    y, pred, truth = (t64(rng.normal(scale=2, size=(5, 1))) for _ in range(3))
+    for s in (Ball(r, "prediction", p=1), Intersection(Box(-1, 1), Ball(r, "truth")), Intersection(Simplex(), Ball(r + 1.0, "origin"))):
+        try:
+            lo, hi = interval(s, pred, truth)
+        except ValueError as err:
+            assert "empty" in str(err)
+            with pytest.raises(ValueError, match="empty"):
+                s.project(y, prediction=pred, truth=truth)
+            continue
+        torch.testing.assert_close(torch.clamp(y, lo, hi), s.project(y, prediction=pred, truth=truth))
