@@ -558,6 +558,10 @@ class _EmptySet(Exception):
         self.n_empty, self.n_total, self.why = n_empty, n_total, why
 
 
+_BISECT = 64  # cost of one bisection loop, in elementary projections
+_MAX_EXACT_COST = _BISECT**2  # deeper nesting of bisections is slower than Dykstra's algorithm
+
+
 def _is_boxlike(s: LabelSet, k: int) -> bool:
     """Whether ``s`` is exactly a coordinate box (possibly per element) for K = k."""
     if isinstance(s, (Unconstrained, NonNegative, Box)):
@@ -571,55 +575,134 @@ def _is_l2_ball(s: LabelSet) -> bool:
     return isinstance(s, Ball) and s.p == 2.0
 
 
-def _can_project_exactly(active: Sequence[LabelSet], k: int) -> bool:
-    """Whether :func:`_project_exactly` has a closed form (or exact bisection) for these members."""
+def _is_l1_ball(s: LabelSet) -> bool:
+    return isinstance(s, Ball) and s.p == 1.0
+
+
+def _separable_kind(active: Sequence[LabelSet], k: int) -> str | None:
+    """``"simplex"`` for the simplex with boxes, ``"l1"`` for one l1 ball with boxes, else None."""
+    others = [m for m in active if not _is_boxlike(m, k)]
+    if len(others) != 1:
+        return None
+    if isinstance(others[0], Simplex):
+        return "simplex"
+    return "l1" if _is_l1_ball(others[0]) else None
+
+
+def _exact_cost(active: Sequence[LabelSet], k: int) -> int | None:
+    """Rough number of elementary projections the exact method needs; None if there is none."""
     if len(active) <= 1 or all(_is_boxlike(m, k) for m in active):
-        return True
+        return 1
     if all(_is_nonneg(m) or _is_origin_l2_ball(m) for m in active):
-        return True
-    return any(
-        _is_l2_ball(b) and _can_project_exactly([m for m in active if m is not b], k) for b in active
-    )
+        return 1
+    if _separable_kind(active, k) is not None:
+        return _BISECT
+    costs = [
+        c * _BISECT
+        for b in active
+        if _is_l2_ball(b) and (c := _exact_cost([m for m in active if m is not b], k)) is not None
+    ]
+    return min(costs) if costs else None
+
+
+def _can_project_exactly(active: Sequence[LabelSet], k: int) -> bool:
+    """Whether :func:`_project_exactly` handles these members at acceptable cost."""
+    cost = _exact_cost(active, k)
+    return cost is not None and cost <= _MAX_EXACT_COST
+
+
+def _combined_bounds(
+    members: Sequence[LabelSet], y: Tensor, prediction: Tensor | None, truth: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Intersection of the members' boxes (all members must be box-like)."""
+    lo, hi = y.new_tensor(-math.inf), y.new_tensor(math.inf)
+    for m in members:
+        b = m._bounds(y, prediction, truth)
+        assert b is not None
+        lo, hi = torch.maximum(lo, b[0]), torch.minimum(hi, b[1])
+    return lo, hi
 
 
 def _bisection_steps(dtype: torch.dtype) -> int:
-    """Halvings of [0, 1] needed to resolve t to the dtype's precision."""
-    return {torch.float64: 60, torch.float32: 30}.get(dtype, 16)
+    """Halvings of a bracket needed to resolve it to the dtype's precision."""
+    return {torch.float64: _BISECT, torch.float32: 32}.get(dtype, 16)
 
 
-def _project_exactly(
-    active: Sequence[LabelSet], y: Tensor, prediction: Tensor | None, truth: Tensor | None
+def _check_box(lo: Tensor, hi: Tensor, shape: torch.Size) -> None:
+    empty = torch.broadcast_to(lo > hi, shape).any(dim=-1)
+    if bool(empty.any()):
+        raise _EmptySet(int(empty.sum()), empty.numel(), "some lower bound exceeds an upper bound")
+
+
+def _project_capped_simplex(y: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    """Project onto ``{sum(x) = 1, lo <= x <= hi}`` (the simplex intersected with a box).
+
+    The solution is ``clamp(y - theta, lo, hi)`` with the scalar ``theta`` making the
+    sum 1: bracketed by bisection (the sum is monotone in ``theta``), then solved
+    exactly on the coordinates left strictly between their bounds.
+    """
+    shape = torch.broadcast_shapes(y.shape, lo.shape, hi.shape)
+    # Every coordinate of a point in the simplex is in [0, 1], so these caps change nothing.
+    lo, hi = lo.clamp_min(0).expand(shape), hi.clamp_max(1).expand(shape)
+    y = y.expand(shape)
+    _check_box(lo, hi, shape)
+    atol = _feasibility_atol(y.dtype)
+    empty = (lo.sum(dim=-1) > 1 + atol) | (hi.sum(dim=-1) < 1 - atol)
+    if bool(empty.any()):
+        raise _EmptySet(int(empty.sum()), empty.numel(), "the box bounds leave no point with sum 1")
+    t_lo = (y - hi).amin(dim=-1, keepdim=True)  # sum(clamp(y - t_lo)) = sum(hi) >= 1
+    t_hi = (y - lo).amax(dim=-1, keepdim=True)  # sum(clamp(y - t_hi)) = sum(lo) <= 1
+    for _ in range(_bisection_steps(y.dtype)):
+        mid = 0.5 * (t_lo + t_hi)
+        big = torch.clamp(y - mid, lo, hi).sum(dim=-1, keepdim=True) >= 1
+        t_lo = torch.where(big, mid, t_lo)
+        t_hi = torch.where(big, t_hi, mid)
+    theta = 0.5 * (t_lo + t_hi)
+    x = torch.clamp(y - theta, lo, hi)
+    free = (y - theta > lo) & (y - theta < hi)
+    n_free = free.sum(dim=-1, keepdim=True)
+    fixed_sum = torch.where(free, torch.zeros_like(x), x).sum(dim=-1, keepdim=True)
+    free_sum = torch.where(free, y, torch.zeros_like(y)).sum(dim=-1, keepdim=True)
+    exact = (free_sum - (1 - fixed_sum)) / n_free.clamp_min(1)
+    theta = torch.where(n_free > 0, exact, theta)
+    return torch.clamp(y - theta, lo, hi)
+
+
+def _project_box_l1(
+    y: Tensor, lo: Tensor, hi: Tensor, ball: Ball, prediction: Tensor | None, truth: Tensor | None
 ) -> Tensor:
-    """Exact projection onto the intersection of ``active`` (see :func:`_can_project_exactly`)."""
-    k = y.shape[-1]
-    if not active:
-        return y.clone()
-    if len(active) == 1:
-        return active[0].project(y, prediction=prediction, truth=truth)
-    if all(_is_boxlike(m, k) for m in active):
-        lo, hi = active[0]._bounds(y, prediction, truth)  # type: ignore[misc]
-        for m in active[1:]:
-            b = m._bounds(y, prediction, truth)
-            assert b is not None
-            lo, hi = torch.maximum(lo, b[0]), torch.minimum(hi, b[1])
-        x = torch.minimum(torch.maximum(y, lo), hi)
-        empty = torch.broadcast_to(lo > hi, x.shape).any(dim=-1)
-        if bool(empty.any()):
-            raise _EmptySet(int(empty.sum()), empty.numel(), "some lower bound exceeds an upper bound")
-        return x
-    if all(_is_nonneg(m) or _is_origin_l2_ball(m) for m in active):
-        # For a closed convex cone K and a ball centred at 0, P_{K ∩ B} = P_B ∘ P_K.
-        x = y.clamp_min(0)
-        for m in active:
-            if isinstance(m, Ball):
-                x = m.project(x)
-        return x
-    ball = next(
-        b for b in active if _is_l2_ball(b) and _can_project_exactly([m for m in active if m is not b], k)
-    )
-    rest = [m for m in active if m is not ball]
-    assert isinstance(ball, Ball)
-    return _project_with_l2_ball(ball, rest, y, prediction, truth)
+    """Project onto a box intersected with the l1 ball ``{||z - c||_1 <= r}``.
+
+    With multiplier ``lam`` for the ball the problem separates by coordinate:
+    ``z_i = clamp(c_i + soft(y_i - c_i, lam), lo_i, hi_i)``; ``||z - c||_1`` is
+    non-increasing in ``lam``, so bisection on ``lam`` in ``[0, max|y - c|]`` finds it.
+    """
+    c = ball._center(y, prediction, truth)
+    shape = torch.broadcast_shapes(y.shape, c.shape, lo.shape, hi.shape)
+    y, c, lo, hi = y.expand(shape), c.expand(shape), lo.expand(shape), hi.expand(shape)
+    _check_box(lo, hi, shape)
+    r = ball.radius
+    d = y - c
+
+    def at(lam: Tensor) -> Tensor:
+        return torch.clamp(c + torch.sign(d) * (d.abs() - lam).clamp_min(0), lo, hi)
+
+    def dist(z: Tensor) -> Tensor:
+        return (z - c).abs().sum(dim=-1, keepdim=True)
+
+    # lam = max|y - c| gives clamp(c): the box point nearest c; if it is outside the ball, nothing is feasible.
+    lam_lo = torch.zeros(shape[:-1] + (1,), dtype=y.dtype, device=y.device)
+    lam_hi = d.abs().amax(dim=-1, keepdim=True)
+    far = dist(at(lam_hi)) > r + _feasibility_atol(y.dtype)
+    if bool(far.any()):
+        raise _EmptySet(int(far.sum()), far.numel(), f"the box lies farther than {r:g} from the l1 ball's centre")
+    for _ in range(_bisection_steps(y.dtype)):
+        mid = 0.5 * (lam_lo + lam_hi)
+        inside = dist(at(mid)) <= r
+        lam_hi = torch.where(inside, mid, lam_hi)
+        lam_lo = torch.where(inside, lam_lo, mid)
+    z0 = at(torch.zeros_like(lam_lo))
+    return torch.where(dist(z0) <= r, z0, at(lam_hi))
 
 
 def _project_with_l2_ball(
@@ -660,6 +743,49 @@ def _project_with_l2_ball(
     return torch.where(dist(x0) <= r, x0, x)
 
 
+def _project_exactly(
+    active: Sequence[LabelSet], y: Tensor, prediction: Tensor | None, truth: Tensor | None
+) -> Tensor:
+    """Exact projection onto the intersection of ``active`` (see :func:`_exact_cost`)."""
+    k = y.shape[-1]
+    if not active:
+        return y.clone()
+    if len(active) == 1:
+        return active[0].project(y, prediction=prediction, truth=truth)
+    if all(_is_boxlike(m, k) for m in active):
+        lo, hi = _combined_bounds(active, y, prediction, truth)
+        x = torch.minimum(torch.maximum(y, lo), hi)
+        _check_box(lo, hi, x.shape)
+        return x
+    if all(_is_nonneg(m) or _is_origin_l2_ball(m) for m in active):
+        # For a closed convex cone K and a ball centred at 0, P_{K ∩ B} = P_B ∘ P_K.
+        x = y.clamp_min(0)
+        for m in active:
+            if isinstance(m, Ball):
+                x = m.project(x)
+        return x
+    kind = _separable_kind(active, k)
+    if kind is not None:
+        boxes = [m for m in active if _is_boxlike(m, k)]
+        lo, hi = _combined_bounds(boxes, y, prediction, truth)
+        if kind == "simplex":
+            return _project_capped_simplex(y, lo, hi)
+        ball = next(m for m in active if not _is_boxlike(m, k))
+        assert isinstance(ball, Ball)
+        return _project_box_l1(y, lo, hi, ball, prediction, truth)
+    # A 2-ball around an exactly projectable rest: pick the cheapest split.
+    options = []
+    for b in active:
+        if _is_l2_ball(b):
+            rest = [m for m in active if m is not b]
+            cost = _exact_cost(rest, k)
+            if cost is not None:
+                options.append((cost, b, rest))
+    _, ball, rest = min(options, key=lambda o: o[0])
+    assert isinstance(ball, Ball)
+    return _project_with_l2_ball(ball, rest, y, prediction, truth)
+
+
 class _ExactBlock(LabelSet):
     """Internal: a group of members projected onto jointly and exactly (one "set" for Dykstra)."""
 
@@ -685,8 +811,11 @@ def _exact_blocks(active: Sequence[LabelSet], k: int) -> list[list[LabelSet]]:
         chosen: tuple[int, ...] = (0,)
         for size in range(len(remaining), 1, -1):
             combo = next(
-                (c for c in itertools.combinations(range(len(remaining)), size)
-                 if _can_project_exactly([remaining[i] for i in c], k)),
+                (
+                    c
+                    for c in itertools.combinations(range(len(remaining)), size)
+                    if _can_project_exactly([remaining[i] for i in c], k)
+                ),
                 None,
             )
             if combo is not None:
@@ -695,6 +824,38 @@ def _exact_blocks(active: Sequence[LabelSet], k: int) -> list[list[LabelSet]]:
         blocks.append([remaining[i] for i in chosen])
         remaining = [m for i, m in enumerate(remaining) if i not in chosen]
     return blocks
+
+
+def _dykstra(
+    sets: Sequence[LabelSet],
+    y: Tensor,
+    prediction: Tensor | None,
+    truth: Tensor | None,
+    tol: float | None,
+    max_iter: int,
+) -> tuple[Tensor, float]:
+    """Dykstra's iteration; returns the point and the largest move in the last cycle."""
+    y = _labels(y)
+    x = y.clone()
+    if not sets or y.numel() == 0:
+        return x, 0.0
+    tol = _dykstra_tol(y.dtype) if tol is None else tol
+    increments = [torch.zeros_like(y) for _ in sets]
+    last = math.inf
+    for _ in range(max_iter):
+        change = y.new_zeros(())
+        for i, s in enumerate(sets):
+            v = x + increments[i]
+            z = s.project(v, prediction=prediction, truth=truth)
+            increments[i] = v - z
+            change = torch.maximum(change, (z - x).abs().amax())
+            x = z
+        # One host sync per cycle. A sub-step move equals its increment's change, so a
+        # cycle in which nothing moves is a fixed point of the iteration.
+        last = float(change)
+        if last <= tol:
+            break
+    return x, last
 
 
 def dykstra(
@@ -711,7 +872,10 @@ def dykstra(
     Cycles through the member projections with Dykstra's correction terms,
     stopping when no sub-step moves any label by more than ``tol`` (a fixed
     point of the iteration) or after ``max_iter`` cycles. Does not check that
-    the result is feasible; :class:`Intersection` does.
+    the result is feasible or converged; :class:`Intersection` does. Dykstra's
+    iterates can stall for many cycles at a feasible point that is not the
+    projection (polyhedral sets with kinks), so prefer :class:`Intersection`,
+    which uses exact methods where it can.
 
     Args:
         sets: convex member sets.
@@ -728,24 +892,7 @@ def dykstra(
         Boyle & Dykstra, "A method for finding projections onto the
         intersection of convex sets in Hilbert spaces", 1986.
     """
-    y = _labels(y)
-    x = y.clone()
-    if not sets or y.numel() == 0:
-        return x
-    tol = _dykstra_tol(y.dtype) if tol is None else tol
-    increments = [torch.zeros_like(y) for _ in sets]
-    for _ in range(max_iter):
-        change = y.new_zeros(())
-        for i, s in enumerate(sets):
-            v = x + increments[i]
-            z = s.project(v, prediction=prediction, truth=truth)
-            increments[i] = v - z
-            change = torch.maximum(change, (z - x).abs().amax())
-            x = z
-        # One host sync per cycle; a cycle in which nothing moves is a fixed point.
-        if float(change) <= tol:
-            break
-    return x
+    return _dykstra(sets, y, prediction, truth, tol, max_iter)[0]
 
 
 class Intersection(LabelSet):
@@ -753,10 +900,14 @@ class Intersection(LabelSet):
 
     Projection is exact where possible: intersections of boxes (including
     inf-balls, and every set when K = 1) by clamping; ``NonNegative`` with an
-    origin 2-ball by clamping then radially scaling; a 2-ball with anything
-    exactly projectable (e.g. simplex ∩ ball around the truth) by bisection on
-    the ball's multiplier; members implied by others (``y >= 0`` next to the
-    simplex) are dropped. Other intersections use Dykstra's algorithm. With a
+    origin 2-ball by clamping then radially scaling; the simplex with boxes
+    by a threshold search (``clamp(y - theta, low, high)``); an l1 ball with
+    boxes by bisection on its multiplier (soft-thresholding); a 2-ball with
+    anything exactly projectable (e.g. simplex ∩ ball around the truth) by
+    bisection on the ball's multiplier; members implied by others (``y >= 0``
+    next to the simplex) are dropped. Other intersections (e.g. simplex ∩ l1
+    ball) use Dykstra's algorithm over exactly projectable groups of members,
+    and raise ``ValueError`` if it has not converged in ``max_iter`` cycles. With a
     discrete member the projection is the nearest of its candidates that every
     other member contains. Raises ``ValueError`` when, for some batch element,
     the intersection is empty.
@@ -857,24 +1008,24 @@ class Intersection(LabelSet):
         try:
             if len(blocks) <= 1:
                 return _project_exactly(blocks[0] if blocks else [], y, prediction, truth)
-            x = dykstra(
-                [_ExactBlock(b) for b in blocks],
-                y,
-                prediction=prediction,
-                truth=truth,
-                tol=self.tol,
-                max_iter=self.max_iter,
-            )
+            blocksets = [_ExactBlock(b) for b in blocks]
+            x, change = _dykstra(blocksets, y, prediction, truth, self.tol, self.max_iter)
         except _EmptySet as err:
             self._raise_empty(err.n_empty, err.n_total, err.why)
         atol = _feasibility_atol(x.dtype)
         ok = self.contains(x, prediction=prediction, truth=truth, atol=atol)
         if not bool(ok.all()):
-            n_bad = int((~ok).sum())
             self._raise_empty(
-                n_bad,
+                int((~ok).sum()),
                 ok.numel(),
-                f"Dykstra's alternating projections did not meet within {atol:g} after at most {self.max_iter} cycles",
+                f"Dykstra's alternating projections did not meet within {atol:g} in {self.max_iter} cycles "
+                "(if the set is not empty, pass a larger max_iter to Intersection)",
+            )
+        if change > atol:
+            # Feasible but still moving: Dykstra can stall at a feasible non-projection.
+            raise ValueError(
+                f"constraint: Dykstra's algorithm did not converge for {self.describe()} in {self.max_iter} "
+                f"cycles (last move {change:.3g}); pass a larger max_iter to Intersection"
             )
         return x
 

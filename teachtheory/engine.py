@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .io import atomic_write
 from .learners import Learner, make_update_rule
 from .learners.updates import UpdateRule
 from .problems import Problem
@@ -88,15 +88,7 @@ class Trajectory:
         arrays = {f"metric_{k}": v for k, v in self.metrics.items()}
         arrays["seconds"], arrays["final_w"] = self.seconds, self.final_w
         arrays["config_json"] = np.array(json.dumps(self.config))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
         return path
 
     @classmethod

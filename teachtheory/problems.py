@@ -146,7 +146,8 @@ def fit_target(
         n = X.shape[1]
         gram = X64.transpose(1, 2) @ X64 / n + l2 * torch.eye(X.shape[2], dtype=torch.float64)
         rhs = X64.transpose(1, 2) @ Y / n
-        W = torch.linalg.lstsq(gram, rhs).solution
+        # gelsd: deterministic (the default driver is not bit-reproducible) and fine when singular
+        W = torch.linalg.lstsq(gram, rhs, driver="gelsd").solution
         w = W.reshape(Rp, p)
         grad = learner.mean_grad(w, X64, y64) + l2 * w
         info = {"method": "normal equations", "grad_norm": float(grad.norm(dim=-1).max())}

@@ -79,7 +79,7 @@ def solve_label_quadratic(
         kkt = torch.cat([torch.cat([H, ones.transpose(-1, -2)], -1),
                          torch.cat([ones, torch.zeros(*q.shape[:-1], 1, 1, dtype=q.dtype, device=q.device)], -1)], -2)
         rhs = torch.cat([q, torch.ones(*q.shape[:-1], 1, dtype=q.dtype, device=q.device)], -1)
-        sol = torch.linalg.lstsq(kkt, rhs.unsqueeze(-1)).solution[..., :K, 0]
+        sol = torch.linalg.lstsq(kkt, rhs.unsqueeze(-1), driver="gelsd").solution[..., :K, 0]
         return sol
     lipschitz = 2.0 * torch.linalg.eigvalsh(H)[..., -1].clamp_min(1e-300)
     y = label_set.project(truth.clone(), prediction=prediction, truth=truth)

@@ -1,0 +1,143 @@
+"""The ``teachtheory`` command line: list, simulate, bench.
+
+Errors in what the user typed print one line (``teachtheory: error: ...``) and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+__all__ = ["main"]
+
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        raise UsageError(message)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal and False,
+    )
+
+
+def _cmd_list(args, console: Console) -> int:
+    from .simulations import SIMULATIONS, _load_all
+
+    _load_all()
+    table = Table(title="simulations (teachtheory simulate NAME)")
+    for col in ("name", "reproduces", "what", "small (runs x steps)", "full"):
+        table.add_column(col)
+    for sim in sorted(SIMULATIONS.values(), key=lambda s: s.name):
+        small, full = sim.defaults["small"], sim.defaults["full"]
+        table.add_row(sim.name, sim.reference, sim.description, f"{small['runs']} x {small['steps']}",
+                      f"{full['runs']} x {full['steps']}")
+    console.print(table)
+    return 0
+
+
+def _cmd_simulate(args, console: Console) -> int:
+    from .simulations import get_simulation, run_simulation
+
+    sim = get_simulation(args.name)
+    out = Path(args.out) if args.out else Path("runs") / sim.name
+    formats = ("png", "svg") if args.svg else ("png",)
+    with _progress(console) as bar:
+        task = bar.add_task(sim.name, total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{sim.name}: {label}")
+
+        result = run_simulation(sim.name, out, scale=args.scale, runs=args.runs, steps=args.steps, seed=args.seed,
+                                device=args.device, formats=formats, progress=progress)
+    table = Table(title=f"{sim.name} ({sim.reference}): final values, mean ± SE over runs")
+    metrics = list(next(iter(result["summary"].values())).keys() - {"seconds"})
+    metrics.sort()
+    table.add_column("teacher")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    table.add_column("seconds", justify="right")
+    for label, entry in result["summary"].items():
+        cells = [f"{entry[m]['final']['mean']:.4g} ± {entry[m]['final']['se']:.2g}" for m in metrics]
+        table.add_row(label, *cells, f"{entry['seconds']:.1f}")
+    console.print(table)
+    console.print(f"wrote {out}/config.json, metrics.json, trajectories/, " + ", ".join(Path(f).name for f in result["figures"]))
+    return 0
+
+
+def _cmd_bench(args, console: Console) -> int:
+    from . import bench
+
+    runs = tuple(int(r) for r in args.runs.split(","))
+    with _progress(console) as bar:
+        task = bar.add_task("bench", total=None)
+        rows = bench.run_benchmark(runs=runs, steps=args.steps, progress=lambda text: bar.update(task, description=text))
+    console.print(bench.format_rows(rows))
+    if args.json:
+        bench.write_json(rows, args.json)
+        console.print(f"wrote {args.json}")
+    return 0
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, never wrapped (plain write, not rich)."""
+    first = " ".join(message.split())
+    sys.stderr.write(f"teachtheory: error: {first}\n")
+    sys.stderr.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="teachtheory", description="Iterative machine teaching: theory against simulation.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub.add_parser("list", help="list the simulations")
+    sim = sub.add_parser("simulate", help="run a simulation and write its data and figures")
+    sim.add_argument("name")
+    sim.add_argument("--scale", choices=("small", "full"), default="small")
+    sim.add_argument("--runs", type=int, default=None, help="independent runs (default: the scale's)")
+    sim.add_argument("--steps", type=int, default=None, help="learner steps (default: the scale's)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    sim.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
+    sim.add_argument("--svg", action="store_true", help="also write SVG figures")
+    bench = sub.add_parser("bench", help="learner-steps per second, batched against a per-run loop")
+    bench.add_argument("--json", default=None, help="write the rows to this JSON file")
+    bench.add_argument("--runs", default="1,64,256", help="comma-separated run counts")
+    bench.add_argument("--steps", type=int, default=1000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(stderr=False)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("a command is required: list, simulate or bench (see teachtheory --help)")
+        handler = {"list": _cmd_list, "simulate": _cmd_simulate, "bench": _cmd_bench}[args.command]
+        return handler(args, console)
+    except UsageError as exc:
+        _fail(str(exc))
+        return 2
+    except USER_ERRORS as exc:
+        _fail(str(exc).strip().strip("'\"") or type(exc).__name__)
+        return 2
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
