@@ -1,4 +1,4 @@
-"""The ``teachtheory`` command line: list, simulate, bench.
+"""The ``teachtheory`` command line: list, simulate, check, docs, bench.
 
 Errors in what the user typed print one line (``teachtheory: error: ...``) and exit with 2.
 """
@@ -79,6 +79,66 @@ def _cmd_simulate(args, console: Console) -> int:
     return 0
 
 
+def _run_checks(args, console: Console, plots_dir):
+    from .claims import CheckContext, run_claims, select_claims
+
+    claims = select_claims(args.ids)
+    ctx = CheckContext(scale=args.scale, seed=args.seed, plots_dir=plots_dir)
+    with _progress(console) as bar:
+        task = bar.add_task("check", total=len(claims))
+
+        def progress(claim, done):
+            bar.update(task, completed=done, description=f"check {claim.id}")
+
+        verdicts = run_claims(claims, ctx, progress)
+        bar.update(task, completed=len(claims), description="check")
+    return claims, verdicts
+
+
+def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
+    from .claims.report import verdict_rows
+
+    colours = {"holds": "green", "fails": "red", "printed-form-wrong": "yellow", "error": "magenta"}
+    table = Table(title=f"claims ({scale} scale)")
+    for col in ("claim", "source", "statistic", "tolerance", "verdict", "s"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("statistic", "tolerance", "s") else "left")
+    rows = verdict_rows(claims, verdicts)
+    for row, v in zip(rows, verdicts):
+        table.add_row(row[0], row[1], row[3], row[4], f"[{colours[v.verdict]}]{row[5]}[/]", row[6])
+    console.print(table)
+    for row in rows:  # what was measured, one line per claim, below the table
+        console.print(f"[bold]{row[0]}[/]: {row[7]}", highlight=False)
+
+
+def _cmd_check(args, console: Console) -> int:
+    from .claims.report import write_verdicts_json
+
+    claims, verdicts = _run_checks(args, console, args.plots)
+    _print_verdicts(console, claims, verdicts, args.scale)
+    if args.json:
+        write_verdicts_json(verdicts, args.json, args.scale)
+        console.print(f"wrote {args.json}")
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("holds", "fails", "printed-form-wrong", "error")}
+    console.print(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    if counts["error"]:
+        return 1
+    if args.strict and any(v.verdict != "holds" for v in verdicts):
+        return 1
+    return 0
+
+
+def _cmd_docs(args, console: Console) -> int:
+    from .claims.report import write_docs_page, write_verdicts_json
+
+    out = Path(args.out)
+    claims, verdicts = _run_checks(args, console, out / "figures")
+    _print_verdicts(console, claims, verdicts, args.scale)
+    page = write_docs_page(claims, verdicts, out / "claims.md", args.scale)
+    write_verdicts_json(verdicts, out / "claims.json", args.scale)
+    console.print(f"wrote {page} and {out / 'claims.json'}")
+    return 1 if any(v.verdict == "error" for v in verdicts) else 0
+
+
 def _cmd_bench(args, console: Console) -> int:
     from . import bench
 
@@ -113,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     sim.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
     sim.add_argument("--svg", action="store_true", help="also write SVG figures")
+    check = sub.add_parser("check", help="check the claims of the source papers")
+    check.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
+    check.add_argument("--scale", choices=("quick", "full"), default="quick")
+    check.add_argument("--json", default=None, help="write the verdicts to this JSON file")
+    check.add_argument("--plots", default=None, help="write figures into this folder")
+    check.add_argument("--strict", action="store_true", help="exit non-zero when any claim does not hold")
+    check.add_argument("--seed", type=int, default=0)
+    docs = sub.add_parser("docs", help="regenerate docs/claims.md with every claim's verdict and figure")
+    docs.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
+    docs.add_argument("--scale", choices=("quick", "full"), default="quick")
+    docs.add_argument("--out", default="docs", help="docs folder (default: docs)")
+    docs.add_argument("--seed", type=int, default=0)
     bench = sub.add_parser("bench", help="learner-steps per second, batched against a per-run loop")
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")
     bench.add_argument("--runs", default="1,64,256", help="comma-separated run counts")
@@ -125,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: list, simulate or bench (see teachtheory --help)")
-        handler = {"list": _cmd_list, "simulate": _cmd_simulate, "bench": _cmd_bench}[args.command]
+            raise UsageError("a command is required: list, simulate, check, docs or bench (see teachtheory --help)")
+        handler = {"list": _cmd_list, "simulate": _cmd_simulate, "check": _cmd_check, "docs": _cmd_docs,
+                   "bench": _cmd_bench}[args.command]
         return handler(args, console)
     except UsageError as exc:
         _fail(str(exc))

@@ -580,13 +580,13 @@ def _is_l1_ball(s: LabelSet) -> bool:
 
 
 def _separable_kind(active: Sequence[LabelSet], k: int) -> str | None:
-    """``"simplex"`` for the simplex with boxes, ``"l1"`` for one l1 ball with boxes, else None."""
+    """Boxes with the simplex (``"simplex"``), one l1 ball (``"l1"``) or both (``"simplex-l1"``), else None."""
     others = [m for m in active if not _is_boxlike(m, k)]
-    if len(others) != 1:
+    n_simplex = sum(isinstance(m, Simplex) for m in others)
+    n_l1 = sum(_is_l1_ball(m) for m in others)
+    if not others or n_simplex > 1 or n_l1 > 1 or n_simplex + n_l1 != len(others):
         return None
-    if isinstance(others[0], Simplex):
-        return "simplex"
-    return "l1" if _is_l1_ball(others[0]) else None
+    return {(1, 0): "simplex", (0, 1): "l1", (1, 1): "simplex-l1"}[(n_simplex, n_l1)]
 
 
 def _exact_cost(active: Sequence[LabelSet], k: int) -> int | None:
@@ -595,8 +595,9 @@ def _exact_cost(active: Sequence[LabelSet], k: int) -> int | None:
         return 1
     if all(_is_nonneg(m) or _is_origin_l2_ball(m) for m in active):
         return 1
-    if _separable_kind(active, k) is not None:
-        return _BISECT
+    kind = _separable_kind(active, k)
+    if kind is not None:
+        return _BISECT**2 if kind == "simplex-l1" else _BISECT
     costs = [
         c * _BISECT
         for b in active
@@ -705,6 +706,66 @@ def _project_box_l1(
     return torch.where(dist(z0) <= r, z0, at(lam_hi))
 
 
+def _project_simplex_l1(
+    y: Tensor, lo: Tensor, hi: Tensor, ball: Ball, prediction: Tensor | None, truth: Tensor | None
+) -> Tensor:
+    """Project onto the simplex intersected with a box and the l1 ball ``{||z - c||_1 <= r}``.
+
+    With multipliers ``theta`` (sum) and ``lam`` (ball) the problem separates:
+    ``z_i = clamp(c_i + soft(y_i - theta - c_i, lam), lo_i, hi_i)``. For each ``lam``
+    the sum is monotone in ``theta`` (inner bisection); ``||z - c||_1`` is non-increasing
+    in ``lam`` (outer bisection).
+    """
+    c = ball._center(y, prediction, truth)
+    shape = torch.broadcast_shapes(y.shape, c.shape, lo.shape, hi.shape)
+    # Simplex coordinates lie in [0, 1], so these caps change nothing and keep brackets finite.
+    lo, hi = lo.clamp_min(0).expand(shape), hi.clamp_max(1).expand(shape)
+    y, c = y.expand(shape), c.expand(shape)
+    z0 = _project_capped_simplex(y, lo, hi)  # also raises if the box leaves no point with sum 1
+    atol = _feasibility_atol(y.dtype)
+    r = ball.radius
+
+    def dist(z: Tensor) -> Tensor:
+        return (z - c).abs().sum(dim=-1, keepdim=True)
+
+    # Smallest l1 distance from c to the capped simplex: clamp c into the box, then fix the sum.
+    w = torch.clamp(c, lo, hi)
+    far = dist(w) + (1 - w.sum(dim=-1, keepdim=True)).abs() > r + atol
+    if bool(far.any()):
+        raise _EmptySet(int(far.sum()), far.numel(), f"the simplex lies farther than {r:g} from the l1 ball's centre")
+    steps = _bisection_steps(y.dtype)
+    d = y - c
+
+    def at(lam: Tensor) -> Tensor:
+        # Bracket: below min(y - hi) - lam every z_i is at hi (sum >= 1); above max(y - lo) + lam at lo.
+        t_lo = (y - hi).amin(dim=-1, keepdim=True) - lam
+        t_hi = (y - lo).amax(dim=-1, keepdim=True) + lam
+        for _ in range(steps):
+            mid = 0.5 * (t_lo + t_hi)
+            e = d - mid
+            big = torch.clamp(c + torch.sign(e) * (e.abs() - lam).clamp_min(0), lo, hi).sum(dim=-1, keepdim=True) >= 1
+            t_lo = torch.where(big, mid, t_lo)
+            t_hi = torch.where(big, t_hi, mid)
+        e = d - 0.5 * (t_lo + t_hi)
+        return torch.clamp(c + torch.sign(e) * (e.abs() - lam).clamp_min(0), lo, hi)
+
+    # Once lam exceeds about 2 max|y - z| (z in [0, 1]), the l1 distance is at its minimum (the
+    # reduced costs of the l1 LP are integers); grow the bracket in the rare case that is not enough.
+    lam_hi = 2 * (y.abs().amax(dim=-1, keepdim=True) + 1) + 1
+    for _ in range(8):
+        short = dist(at(lam_hi)) > r + atol
+        if not bool(short.any()):
+            break
+        lam_hi = torch.where(short, 16 * lam_hi, lam_hi)
+    lam_lo = torch.zeros_like(lam_hi)
+    for _ in range(steps):
+        mid = 0.5 * (lam_lo + lam_hi)
+        inside = dist(at(mid)) <= r
+        lam_hi = torch.where(inside, mid, lam_hi)
+        lam_lo = torch.where(inside, lam_lo, mid)
+    return torch.where(dist(z0) <= r, z0, at(lam_hi))
+
+
 def _project_with_l2_ball(
     ball: Ball, rest: Sequence[LabelSet], y: Tensor, prediction: Tensor | None, truth: Tensor | None
 ) -> Tensor:
@@ -770,11 +831,13 @@ def _project_exactly(
         lo, hi = _combined_bounds(boxes, y, prediction, truth)
         if kind == "simplex":
             return _project_capped_simplex(y, lo, hi)
-        ball = next(m for m in active if not _is_boxlike(m, k))
+        ball = next(m for m in active if _is_l1_ball(m) and not _is_boxlike(m, k))
         assert isinstance(ball, Ball)
-        return _project_box_l1(y, lo, hi, ball, prediction, truth)
+        if kind == "l1":
+            return _project_box_l1(y, lo, hi, ball, prediction, truth)
+        return _project_simplex_l1(y, lo, hi, ball, prediction, truth)
     # A 2-ball around an exactly projectable rest: pick the cheapest split.
-    options = []
+    options: list[tuple[int, LabelSet, list[LabelSet]]] = []
     for b in active:
         if _is_l2_ball(b):
             rest = [m for m in active if m is not b]
@@ -935,6 +998,7 @@ class Intersection(LabelSet):
         self.tol = tol
         self.max_iter = int(max_iter)
         self.is_discrete = any(m.is_discrete for m in members)
+        self._blocks: dict[int, list[list[LabelSet]]] = {}  # grouping per K; depends on nothing else
 
     @property
     def depends_on(self) -> frozenset[str]:
@@ -1004,7 +1068,10 @@ class Intersection(LabelSet):
             return self._project_discrete(y, prediction, truth)
         if y.numel() == 0:
             return y.clone()
-        blocks = _exact_blocks(_simplify(self.sets), y.shape[-1])
+        k = y.shape[-1]
+        if k not in self._blocks:
+            self._blocks[k] = _exact_blocks(_simplify(self.sets), k)
+        blocks = self._blocks[k]
         try:
             if len(blocks) <= 1:
                 return _project_exactly(blocks[0] if blocks else [], y, prediction, truth)

@@ -157,6 +157,7 @@ def teach(
     *,
     update: "str | UpdateRule" = "sgd",
     seed: int | Sequence[int] | torch.Tensor = 0,
+    sampling: str = "uniform",
     record: Sequence[str] = ("distance", "loss", "test_accuracy"),
     progress: Callable[[int], None] | None = None,
     device: str | torch.device | None = None,
@@ -174,6 +175,8 @@ def teach(
         interval: the teacher plans ``interval`` (v) updates each time it sees the learner.
         update: learner update rule Q: "sgd", "momentum", "adam" or an UpdateRule.
         seed: one int (run r uses seed + r) or one seed per run; same seed, same numbers.
+        sampling: how sampling teachers draw pool examples: "uniform" (with replacement) or
+            "sequential" (pool order; fresh i.i.d. samples when each run has its own i.i.d. pool).
         record: metrics to record, a subset of METRICS.
         progress: called with the number of completed steps after each step.
         device, dtype: where and in which precision to run (default: the problem's).
@@ -191,10 +194,13 @@ def teach(
     if device is not None or dtype is not None:
         problem = problem.to(device=device, dtype=dtype)
     problem.check_learner(learner)
+    if sampling not in ("uniform", "sequential"):
+        raise ValueError(f"sampling must be 'uniform' or 'sequential', got {sampling!r}")
     rule = make_update_rule(update)
     R = problem.runs
     streams = RunStreams(as_seeds(seed, R), device=problem.X.device)
-    ctx = TeachingContext(problem=problem, learner=learner, lr=float(lr), batch_size=batch_size, streams=streams)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=float(lr), batch_size=batch_size, streams=streams,
+                          sampling=sampling)
 
     w = problem.w0.clone()
     state = rule.init(w)
@@ -220,7 +226,7 @@ def teach(
     metrics = {k: torch.stack(v, dim=1).detach().cpu().numpy() for k, v in history.items()}
     config = {
         "teacher": teacher.to_spec(), "learner": learner.to_spec(), "update": rule.to_spec(), "lr": float(lr),
-        "batch_size": batch_size, "interval": interval, "steps": steps, "runs": R, "problem": problem.name,
+        "batch_size": batch_size, "interval": interval, "sampling": sampling, "steps": steps, "runs": R, "problem": problem.name,
         "seeds": [int(s) for s in streams.seeds],
     }
     return Trajectory(metrics, np.asarray(seconds), w.detach().cpu().numpy(), config)

@@ -156,20 +156,22 @@ def fit_target(
         w = torch.zeros(Rp, p, dtype=torch.float64) if init is None else init.double().clone()
         eye = torch.eye(p, dtype=torch.float64)
         grad_norm = math.inf
+
+        def objective(v):  # sum over runs of each run's regularised mean loss
+            return learner.loss(v, X64, y64).mean(-1).sum() + 0.5 * l2 * (v * v).sum()
+
+        def run_objective(v, Xr, yr):
+            return learner.loss(v[None], Xr[None], yr[None]).mean() + 0.5 * l2 * (v * v).sum()
+
+        run_hessian = torch.func.vmap(torch.func.hessian(run_objective))
         for iteration in range(max_iter):
             w_req = w.detach().requires_grad_(True)
-
-            def objective(v):
-                return learner.loss(v, X64, y64).mean(-1).sum() + 0.5 * l2 * (v * v).sum()
-
             grad = torch.autograd.grad(objective(w_req), w_req)[0]
             grad_norm = float(grad.norm(dim=-1).max())
             if grad_norm < tol:
                 break
-            hess = torch.func.hessian(lambda v: objective(v.reshape(1, p).expand(Rp, p) if False else v))(w)
-            hess = hess.reshape(Rp * p, Rp * p)
-            blocks = torch.stack([hess[r * p:(r + 1) * p, r * p:(r + 1) * p] for r in range(Rp)])
-            step = torch.linalg.solve(blocks + 1e-12 * eye, grad.unsqueeze(-1))[..., 0]
+            hess = run_hessian(w, X64.expand(Rp, *X64.shape[1:]), y64.expand(Rp, *y64.shape[1:]))
+            step = torch.linalg.solve(hess + 1e-12 * eye, grad.unsqueeze(-1))[..., 0]
             # Backtracking keeps Newton monotone far from the optimum.
             t = 1.0
             base = objective(w)

@@ -48,6 +48,7 @@ class TeachingContext:
     lr: float
     batch_size: int
     streams: RunStreams
+    sampling: str = "uniform"
 
     @property
     def w_star(self) -> torch.Tensor:
@@ -84,8 +85,15 @@ class Teacher:
         raise NotImplementedError
 
     def sample_uniform(self, ctx: TeachingContext, step: int) -> TeachingBatch:
-        """m pool examples drawn uniformly with replacement, from the shared sampling stream."""
-        index = ctx.streams.integers(SAMPLE_STREAM, step, ctx.problem.pool_size, (ctx.batch_size,))
+        """m pool examples: uniformly with replacement from the shared sampling stream, or, with
+        ``sampling="sequential"``, examples step*m ... step*m + m - 1 (mod n) in pool order (for an
+        i.i.d. per-run pool this is fresh sampling, e.g. x ~ N(0, I) at every step)."""
+        n, m = ctx.problem.pool_size, ctx.batch_size
+        if ctx.sampling == "sequential":
+            index = (torch.arange(m) + step * m) % n
+            index = index.expand(ctx.streams.runs, m)
+        else:
+            index = ctx.streams.integers(SAMPLE_STREAM, step, n, (m,))
         index = index.to(ctx.problem.X.device)
         x, y = gather_pool(*ctx.pool(), index)
         return TeachingBatch(x=x, y=y, index=index)

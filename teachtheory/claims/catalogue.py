@@ -1,0 +1,4 @@
+"""Imports every claim module; each registers its claims on import (one module per claim family)."""
+
+from . import last  # noqa: F401  label synthesis teaching (seed 001)
+from . import dht  # noqa: F401  data hallucination teaching (seed 000)

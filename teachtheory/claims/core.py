@@ -1,0 +1,218 @@
+"""Claims, verdicts, the registry and the runner behind ``teachtheory check``.
+
+A claim is a statement from a source paper, with its assumptions checked in code and a check
+that returns a :class:`Verdict`. Monte Carlo checks derive their tolerance from the measured
+standard error (|estimate - theory| <= z SE + known bias, z = 5 by default), and every
+statistical claim can be run with a deliberately wrong constant (``power=True``) — that run
+must fail, which the tests assert.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "VERDICTS", "SCALES", "Verdict", "Claim", "CheckContext", "CLAIMS", "register", "select_claims", "run_claims",
+    "se_verdict", "Z_SCORE",
+]
+
+VERDICTS = ("holds", "fails", "printed-form-wrong", "error")
+SCALES = ("quick", "full")
+Z_SCORE = 5.0
+
+
+@dataclass
+class Verdict:
+    """The outcome of one claim check.
+
+    Attributes:
+        claim_id: the claim's id.
+        verdict: one of VERDICTS.
+        statistic: the measured number the verdict rests on (e.g. the worst |estimate - theory| / SE,
+            or a maximum absolute error); ``tolerance`` is what it was compared with, and
+            ``tolerance_rule`` says how that tolerance was derived.
+        message: one line for the table.
+        details: anything else worth keeping (corrected form, slack curves, per-case numbers).
+        seconds: runtime of the check; figure: path of a figure, if one was drawn.
+    """
+
+    claim_id: str
+    verdict: str
+    statistic: float | None = None
+    tolerance: float | None = None
+    tolerance_rule: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    figure: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "holds"
+
+    def to_json(self) -> dict[str, Any]:
+        from ..io import to_jsonable
+
+        return to_jsonable({
+            "id": self.claim_id, "verdict": self.verdict, "statistic": self.statistic, "tolerance": self.tolerance,
+            "tolerance_rule": self.tolerance_rule, "message": self.message, "seconds": self.seconds,
+            "figure": self.figure, "details": self.details,
+        })
+
+
+@dataclass
+class CheckContext:
+    """What a check may use: the scale, a seed, where to put figures, and the z-score for SE tolerances."""
+
+    scale: str = "quick"
+    seed: int = 0
+    plots_dir: Path | None = None
+    z: float = Z_SCORE
+    power: bool = False  # run with the deliberately wrong constant
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {self.scale!r}")
+        if self.plots_dir is not None:
+            self.plots_dir = Path(self.plots_dir)
+
+    @property
+    def full(self) -> bool:
+        return self.scale == "full"
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """The quick or the full value of a setting."""
+        return full if self.full else quick
+
+    def figure_path(self, claim_id: str) -> Path | None:
+        if self.plots_dir is None:
+            return None
+        return self.plots_dir / claim_id.replace(".", "_")
+
+
+@dataclass
+class Claim:
+    """A checkable statement.
+
+    Attributes:
+        id: the id from THEORY.md (e.g. ``last.kaczmarz``).
+        source: seed file, section, equation or theorem.
+        statement: the claim in LaTeX (as printed, corrected where the check says so).
+        assumptions: the assumptions, each checked in code by the check.
+        check: ``check(ctx) -> Verdict`` (claim_id, seconds are filled in by the runner).
+        statistical: True when the check is a Monte Carlo comparison (then it has a power check).
+        method: one line on how the check is done (shown in the table).
+    """
+
+    id: str
+    source: str
+    statement: str
+    check: Callable[[CheckContext], Verdict]
+    assumptions: Sequence[str] = ()
+    statistical: bool = False
+    method: str = ""
+
+    def run(self, ctx: CheckContext) -> Verdict:
+        start = time.perf_counter()
+        try:
+            verdict = self.check(ctx)
+            verdict.claim_id = self.id
+        except Exception as exc:  # the check itself broke: report, never hide
+            verdict = Verdict(self.id, "error", message=f"{type(exc).__name__}: {exc}",
+                              details={"traceback": traceback.format_exc(limit=6)})
+        verdict.seconds = time.perf_counter() - start
+        return verdict
+
+
+CLAIMS: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    if claim.id in CLAIMS:
+        raise ValueError(f"claim {claim.id!r} is registered twice")
+    CLAIMS[claim.id] = claim
+    return claim
+
+
+def _load_all() -> None:
+    from . import catalogue  # noqa: F401  (imports every claim module, which registers its claims)
+
+
+def select_claims(patterns: Iterable[str] = ()) -> list[Claim]:
+    """Claims whose id equals a pattern or starts with it (``last`` selects ``last.*``); all if none."""
+    _load_all()
+    patterns = list(patterns)
+    if not patterns:
+        return list(CLAIMS.values())
+    chosen, unknown = [], []
+    for pattern in patterns:
+        hits = [c for cid, c in CLAIMS.items() if cid == pattern or cid.startswith(pattern.rstrip(".") + ".")
+                or (pattern.endswith(".") and cid.startswith(pattern))]
+        if not hits:
+            unknown.append(pattern)
+        chosen.extend(h for h in hits if h not in chosen)
+    if unknown:
+        raise ValueError(f"no claim matches {', '.join(map(repr, unknown))}; known ids start with: "
+                         f"{', '.join(sorted({cid.split('.')[0] for cid in CLAIMS}))}")
+    return chosen
+
+
+def run_claims(
+    claims: Sequence[Claim], ctx: CheckContext, progress: Callable[[Claim, int], None] | None = None
+) -> list[Verdict]:
+    """Run the checks in order; ``progress(claim, done)`` is called before each one."""
+    results = []
+    for i, claim in enumerate(claims):
+        if progress is not None:
+            progress(claim, i)
+        results.append(claim.run(ctx))
+    return results
+
+
+def se_verdict(
+    estimate: np.ndarray | float,
+    theory: np.ndarray | float,
+    se: np.ndarray | float,
+    *,
+    z: float,
+    bias: np.ndarray | float = 0.0,
+    what: str = "estimate",
+    details: dict | None = None,
+) -> Verdict:
+    """Compare Monte Carlo estimates with theory: holds iff |estimate - theory| <= z SE + bias everywhere.
+
+    The statistic is the worst standardised gap max |estimate - theory - 0| / SE (bias
+    subtracted), the tolerance is z.
+    """
+    estimate, theory = np.asarray(estimate, float), np.asarray(theory, float)
+    se = np.broadcast_to(np.asarray(se, float), estimate.shape)
+    bias = np.broadcast_to(np.asarray(bias, float), estimate.shape)
+    gap = np.maximum(np.abs(estimate - theory) - bias, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        standardised = np.where(se > 0, gap / se, np.where(gap > 0, np.inf, 0.0))
+    worst = float(standardised.max()) if standardised.size else 0.0
+    holds = bool(np.all(gap <= z * se))
+    index = np.unravel_index(int(np.argmax(standardised)), standardised.shape) if standardised.size else ()
+    msg = (f"worst |{what} - theory| = {worst:.2f} SE" + (f" at index {tuple(int(i) for i in index)}" if index else ""))
+    return Verdict("", "holds" if holds else "fails", statistic=worst, tolerance=z,
+                   tolerance_rule=f"|{what} - theory| <= {z:g} x measured standard error"
+                   + (" + known bias" if np.any(bias > 0) else ""),
+                   message=msg, details=details or {})
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-" if value is None else str(value)
+    return f"{value:.3g}"

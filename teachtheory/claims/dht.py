@@ -1,0 +1,1 @@
+"""Claims of data hallucination teaching (DHT, seed 000)."""
