@@ -2,3 +2,4 @@
 
 from . import last  # noqa: F401  label synthesis teaching (seed 001)
 from . import dht  # noqa: F401  data hallucination teaching (seed 000)
+from . import theorems  # noqa: F401  exponential / super-exponential teachability (seed 001 Thm 1-3, seed 000 Thm 1)
