@@ -3,3 +3,5 @@
 from . import last  # noqa: F401  label synthesis teaching (seed 001)
 from . import dht  # noqa: F401  data hallucination teaching (seed 000)
 from . import theorems  # noqa: F401  exponential / super-exponential teachability (seed 001 Thm 1-3, seed 000 Thm 1)
+from . import relu  # noqa: F401  teacher-student ReLU networks, student specialization (seed 004)
+from . import committee  # noqa: F401  soft committee machines, Saad-Solla ODEs (seed 004)

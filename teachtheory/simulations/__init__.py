@@ -74,7 +74,7 @@ def get_simulation(name: str) -> Simulation:
 
 
 def _load_all() -> None:
-    from . import teaching  # noqa: F401  (registers on import)
+    from . import committee, relu, teaching  # noqa: F401  (each registers on import)
 
 
 def run_simulation(

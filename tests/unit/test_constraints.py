@@ -28,7 +28,7 @@ from teachtheory.constraints import (
     parse_label_set,
 )
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=500, deadline=None)
 KS = st.integers(min_value=1, max_value=6)
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 # SLSQP's KKT system degenerates at radius 0, so the SLSQP checks use r >= 0.05 (r = 0 is tested apart).

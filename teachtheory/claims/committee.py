@@ -1,0 +1,1 @@
+"""Claims: committee (seed 004)."""

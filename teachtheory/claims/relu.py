@@ -1,0 +1,1 @@
+"""Claims: relu (seed 004)."""

@@ -1,0 +1,1 @@
+"""Simulations: committee (seed 004)."""

@@ -1,0 +1,1 @@
+"""Simulations: relu (seed 004)."""
