@@ -64,19 +64,38 @@ def _cmd_simulate(args, console: Console) -> int:
 
         result = run_simulation(sim.name, out, scale=args.scale, runs=args.runs, steps=args.steps, seed=args.seed,
                                 device=args.device, formats=formats, progress=progress)
+    if "trajectories" in result:
+        _print_teaching_summary(console, sim, result["summary"])
+    elif isinstance(result.get("table"), dict) and result["table"]:
+        _print_generic_table(console, f"{sim.name} ({sim.reference})", result["table"])
+    figures = ", ".join(Path(f).name for f in result.get("figures", []))
+    console.print(f"wrote {out}: config.json, metrics.json" + (f", {figures}" if figures else ""))
+    return 0
+
+
+def _print_teaching_summary(console: Console, sim, summary: dict) -> None:
     table = Table(title=f"{sim.name} ({sim.reference}): final values, mean ± SE over runs")
-    metrics = list(next(iter(result["summary"].values())).keys() - {"seconds"})
-    metrics.sort()
+    metrics = sorted(next(iter(summary.values())).keys() - {"seconds"})
     table.add_column("teacher")
     for metric in metrics:
         table.add_column(metric, justify="right")
     table.add_column("seconds", justify="right")
-    for label, entry in result["summary"].items():
+    for label, entry in summary.items():
         cells = [f"{entry[m]['final']['mean']:.4g} ± {entry[m]['final']['se']:.2g}" for m in metrics]
         table.add_row(label, *cells, f"{entry['seconds']:.1f}")
     console.print(table)
-    console.print(f"wrote {out}/config.json, metrics.json, trajectories/, " + ", ".join(Path(f).name for f in result["figures"]))
-    return 0
+
+
+def _print_generic_table(console: Console, title: str, rows: dict) -> None:
+    """rows: {row label: {column: value}}."""
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+    table = Table(title=title)
+    table.add_column("")
+    for col in columns:
+        table.add_column(str(col), justify="right")
+    for label, row in rows.items():
+        table.add_row(str(label), *(f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns))
+    console.print(table)
 
 
 def _run_checks(args, console: Console, plots_dir):

@@ -48,14 +48,17 @@ class Simulation:
     Attributes:
         name: CLI name. description: one line. reference: paper and figure.
         defaults: per scale, the default runs and steps.
-        build: (scale, runs, steps, seed, device) -> Setup.
+        build: (scale, runs, steps, seed, device) -> Setup, for teaching simulations run by teach().
+        runner: for other simulations, (out, scale, runs, steps, seed, device, formats, progress) -> dict
+            that writes its own results (then ``build`` is None).
     """
 
     name: str
     description: str
     reference: str
     defaults: dict[str, dict[str, int]]
-    build: Callable[..., Setup]
+    build: Callable[..., Setup] | None = None
+    runner: Callable[..., dict] | None = None
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -103,6 +106,9 @@ def run_simulation(
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     runs = runs or sim.defaults[scale]["runs"]
     steps = steps or sim.defaults[scale]["steps"]
+    if sim.runner is not None:
+        return sim.runner(out=Path(out), scale=scale, runs=runs, steps=steps, seed=seed, device=device,
+                          formats=formats, progress=progress)
     setup = sim.build(scale=scale, runs=runs, steps=steps, seed=seed, device=device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
