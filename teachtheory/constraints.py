@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import torch
@@ -559,6 +559,7 @@ class _EmptySet(Exception):
 
 
 _BISECT = 64  # cost of one bisection loop, in elementary projections
+_NEWTON = 16  # typical cost of one safeguarded Newton solve
 _MAX_EXACT_COST = _BISECT**2  # deeper nesting of bisections is slower than Dykstra's algorithm
 
 
@@ -597,7 +598,7 @@ def _exact_cost(active: Sequence[LabelSet], k: int) -> int | None:
         return 1
     kind = _separable_kind(active, k)
     if kind is not None:
-        return _BISECT**2 if kind == "simplex-l1" else _BISECT
+        return {"simplex": _NEWTON, "l1": _BISECT, "simplex-l1": _BISECT * _NEWTON}[kind]
     costs = [
         c * _BISECT
         for b in active
@@ -635,12 +636,50 @@ def _check_box(lo: Tensor, hi: Tensor, shape: torch.Size) -> None:
         raise _EmptySet(int(empty.sum()), empty.numel(), "some lower bound exceeds an upper bound")
 
 
+def _solve_unit_sum(
+    z_of: Callable[[Tensor], tuple[Tensor, Tensor]], t_lo: Tensor, t_hi: Tensor, max_steps: int = 200
+) -> Tensor:
+    """Find ``theta`` in ``[t_lo, t_hi]`` with ``sum(z_of(theta)[0]) = 1``, batched.
+
+    ``z_of(theta)`` returns the point and a mask of the coordinates that move with
+    slope -1 in ``theta`` (the others are flat), so the sum is non-increasing and
+    piecewise linear. Safeguarded Newton: a Newton step is exact once it is on the
+    right linear piece, and a bisection step is taken whenever Newton would leave
+    the bracket, so the bracket keeps shrinking.
+    """
+    theta = 0.5 * (t_lo + t_hi)
+    eps = torch.finfo(t_lo.dtype).eps
+    g_tol: Tensor | None = None
+    g_prev = torch.full_like(theta, math.inf)
+    for step in range(max_steps):
+        z, moving = z_of(theta)
+        if g_tol is None:
+            # Rounding in the sum grows with K and with the magnitudes, which the bracket bounds.
+            g_tol = 8 * eps * z.shape[-1] * (1 + t_lo.abs() + t_hi.abs())
+        g = z.sum(dim=-1, keepdim=True) - 1
+        t_lo = torch.where(g >= 0, theta, t_lo)
+        t_hi = torch.where(g <= 0, theta, t_hi)
+        newton = theta + g / moving.sum(dim=-1, keepdim=True).clamp_min(1)
+        # Newton only while it stays in the bracket and at least halves |g|; otherwise bisect.
+        inside = moving.any(dim=-1, keepdim=True) & (newton > t_lo) & (newton < t_hi) & (2 * g.abs() <= g_prev)
+        g_prev = g.abs()
+        # Freeze an element once its sum is 1 to rounding: stepping on would only wander off.
+        done = g.abs() <= g_tol
+        theta = torch.where(done, theta, torch.where(inside, newton, 0.5 * (t_lo + t_hi)))
+        # A host sync every few steps: stop once every sum is 1 or every bracket is exhausted.
+        if step % 4 == 3:
+            width = (t_hi - t_lo).abs() <= 4 * eps * (1 + t_lo.abs() + t_hi.abs())
+            if bool((done | width).all()):
+                break
+    return theta
+
+
 def _project_capped_simplex(y: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     """Project onto ``{sum(x) = 1, lo <= x <= hi}`` (the simplex intersected with a box).
 
     The solution is ``clamp(y - theta, lo, hi)`` with the scalar ``theta`` making the
-    sum 1: bracketed by bisection (the sum is monotone in ``theta``), then solved
-    exactly on the coordinates left strictly between their bounds.
+    sum 1, found by safeguarded Newton (the sum is monotone and piecewise linear in
+    ``theta``).
     """
     shape = torch.broadcast_shapes(y.shape, lo.shape, hi.shape)
     # Every coordinate of a point in the simplex is in [0, 1], so these caps change nothing.
@@ -651,22 +690,14 @@ def _project_capped_simplex(y: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
     empty = (lo.sum(dim=-1) > 1 + atol) | (hi.sum(dim=-1) < 1 - atol)
     if bool(empty.any()):
         raise _EmptySet(int(empty.sum()), empty.numel(), "the box bounds leave no point with sum 1")
+
+    def z_of(theta: Tensor) -> tuple[Tensor, Tensor]:
+        v = y - theta
+        return torch.clamp(v, lo, hi), (v > lo) & (v < hi)
+
     t_lo = (y - hi).amin(dim=-1, keepdim=True)  # sum(clamp(y - t_lo)) = sum(hi) >= 1
     t_hi = (y - lo).amax(dim=-1, keepdim=True)  # sum(clamp(y - t_hi)) = sum(lo) <= 1
-    for _ in range(_bisection_steps(y.dtype)):
-        mid = 0.5 * (t_lo + t_hi)
-        big = torch.clamp(y - mid, lo, hi).sum(dim=-1, keepdim=True) >= 1
-        t_lo = torch.where(big, mid, t_lo)
-        t_hi = torch.where(big, t_hi, mid)
-    theta = 0.5 * (t_lo + t_hi)
-    x = torch.clamp(y - theta, lo, hi)
-    free = (y - theta > lo) & (y - theta < hi)
-    n_free = free.sum(dim=-1, keepdim=True)
-    fixed_sum = torch.where(free, torch.zeros_like(x), x).sum(dim=-1, keepdim=True)
-    free_sum = torch.where(free, y, torch.zeros_like(y)).sum(dim=-1, keepdim=True)
-    exact = (free_sum - (1 - fixed_sum)) / n_free.clamp_min(1)
-    theta = torch.where(n_free > 0, exact, theta)
-    return torch.clamp(y - theta, lo, hi)
+    return z_of(_solve_unit_sum(z_of, t_lo, t_hi))[0]
 
 
 def _project_box_l1(
@@ -713,8 +744,8 @@ def _project_simplex_l1(
 
     With multipliers ``theta`` (sum) and ``lam`` (ball) the problem separates:
     ``z_i = clamp(c_i + soft(y_i - theta - c_i, lam), lo_i, hi_i)``. For each ``lam``
-    the sum is monotone in ``theta`` (inner bisection); ``||z - c||_1`` is non-increasing
-    in ``lam`` (outer bisection).
+    the sum is monotone in ``theta`` (inner safeguarded Newton); ``||z - c||_1`` is
+    non-increasing in ``lam`` (outer bisection).
     """
     c = ball._center(y, prediction, truth)
     shape = torch.broadcast_shapes(y.shape, c.shape, lo.shape, hi.shape)
@@ -737,17 +768,15 @@ def _project_simplex_l1(
     d = y - c
 
     def at(lam: Tensor) -> Tensor:
-        # Bracket: below min(y - hi) - lam every z_i is at hi (sum >= 1); above max(y - lo) + lam at lo.
+        def z_of(theta: Tensor) -> tuple[Tensor, Tensor]:
+            e = d - theta
+            u = c + torch.sign(e) * (e.abs() - lam).clamp_min(0)
+            return torch.clamp(u, lo, hi), (e.abs() > lam) & (u > lo) & (u < hi)
+
+        # Below min(y - hi) - lam every z_i is at hi (sum >= 1); above max(y - lo) + lam, at lo.
         t_lo = (y - hi).amin(dim=-1, keepdim=True) - lam
         t_hi = (y - lo).amax(dim=-1, keepdim=True) + lam
-        for _ in range(steps):
-            mid = 0.5 * (t_lo + t_hi)
-            e = d - mid
-            big = torch.clamp(c + torch.sign(e) * (e.abs() - lam).clamp_min(0), lo, hi).sum(dim=-1, keepdim=True) >= 1
-            t_lo = torch.where(big, mid, t_lo)
-            t_hi = torch.where(big, t_hi, mid)
-        e = d - 0.5 * (t_lo + t_hi)
-        return torch.clamp(c + torch.sign(e) * (e.abs() - lam).clamp_min(0), lo, hi)
+        return z_of(_solve_unit_sum(z_of, t_lo, t_hi))[0]
 
     # Once lam exceeds about 2 max|y - z| (z in [0, 1]), the l1 distance is at its minimum (the
     # reduced costs of the l1 LP are integers); grow the bracket in the rare case that is not enough.

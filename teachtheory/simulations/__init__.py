@@ -77,7 +77,7 @@ def get_simulation(name: str) -> Simulation:
 
 
 def _load_all() -> None:
-    from . import committee, relu, teaching  # noqa: F401  (each registers on import)
+    from . import committee, l2t, relu, ssl, teaching  # noqa: F401  (each registers on import)
 
 
 def run_simulation(

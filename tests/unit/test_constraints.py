@@ -28,7 +28,7 @@ from teachtheory.constraints import (
     parse_label_set,
 )
 
-SETTINGS = settings(max_examples=500, deadline=None)
+SETTINGS = settings(max_examples=40, deadline=None)
 KS = st.integers(min_value=1, max_value=6)
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 # SLSQP's KKT system degenerates at radius 0, so the SLSQP checks use r >= 0.05 (r = 0 is tested apart).
@@ -399,12 +399,16 @@ def test_batched_projection_equals_rowwise() -> None:
     rng = np.random.default_rng(7)
     y = t64(rng.normal(scale=2, size=(2, 5, 4)))
     truth = t64(rng.dirichlet(np.ones(4), size=(2, 5)))
-    pred = t64(rng.normal(size=(2, 5, 4)))
+    pred = t64(np.abs(rng.normal(size=(2, 5, 4))))  # non-negative, so every set below is non-empty
     sets = [
         Simplex(),
         Ball(0.7, "truth", p=1),
         Ball(0.7, "prediction"),
         Intersection(Simplex(), Ball(0.4, "truth")),
+        Intersection(Simplex(), Box(0.0, 0.6)),
+        Intersection(Simplex(), Ball(0.5, "truth", p=1)),
+        Intersection(Box(-5.0, 5.0), Ball(0.5, "prediction")),
+        Intersection(NonNegative(), Ball(0.7, "prediction", p=1)),
         Intersection(OneHot(), Ball(1.2, "truth")),
     ]
     for s in sets:
@@ -516,9 +520,9 @@ def test_empty_intersections_raise() -> None:
 
 def test_dykstra_stall_is_reported_not_returned() -> None:
     """Dykstra can sit at a feasible non-projection for ~10^3 cycles; Intersection must not return that."""
-    rng = np.random.default_rng(581967)
+    rng = np.random.default_rng(581967)  # a case hypothesis found; same draws as test_intersections_match_slsqp
     y = rng.normal(scale=2, size=6)
-    rng.dirichlet(np.ones(6))
+    rng.dirichlet(np.ones(6))  # (the truth there; unused here)
     c = np.abs(rng.uniform(-1, 1, size=6))
     members = (NonNegative(), Ball(1.0, "prediction", p=1))
     ref = slsqp_l1_ball(y, c, 1.0, nonneg=True)

@@ -1,0 +1,1 @@
+"""Simulations: l2t."""
