@@ -122,11 +122,11 @@ def _check_args(steps, lr, batch_size, interval, problem, teacher):
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if batch_size > problem.pool_size and getattr(teacher, "name", "") in ("imt", "mixed"):
         raise ValueError(f"batch_size={batch_size} exceeds the pool size {problem.pool_size} for selection teachers")
-    if not isinstance(interval, int) or interval < 1:
+    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
         raise ValueError(f"interval must be a positive integer, got {interval!r}")
     if not isinstance(teacher, Teacher):
         raise TypeError(f"teacher must be a Teacher, got {type(teacher).__name__}")

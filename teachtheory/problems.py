@@ -68,6 +68,17 @@ class Problem:
                 raise ValueError(f"{name} has leading size {lead}; expected 1 (shared) or runs={R}")
         if (self.X_test is None) != (self.y_test is None):
             raise ValueError("X_test and y_test must be given together")
+        if self.X_test is not None:
+            Xt, yt = self.X_test, self.y_test
+            if Xt.dim() != 3 or Xt.shape[2] != self.X.shape[2] or Xt.shape[0] not in (1, R):
+                raise ValueError(
+                    f"X_test must have shape [1 or runs={R}, n_test, d={self.X.shape[2]}], got {tuple(Xt.shape)}"
+                )
+            if tuple(yt.shape[:2]) != tuple(Xt.shape[:2]) or tuple(yt.shape[2:]) != tuple(self.y.shape[2:]):
+                raise ValueError(
+                    f"y_test must have shape {tuple(Xt.shape[:2]) + tuple(self.y.shape[2:])} (matching X_test and "
+                    f"the pool's label shape), got {tuple(yt.shape)}"
+                )
         for name in ("X", "y", "w_star", "w0", "X_test", "y_test"):
             value = getattr(self, name)
             if value is not None:
@@ -136,6 +147,8 @@ def fit_target(
     (a local minimum). Returns (w* [Rp, p] in the input dtype, info with the final gradient
     norm and the method), so users can see how well the target is a stationary point.
     """
+    if not isinstance(learner, Learner):
+        raise TypeError(f"learner must be a teachtheory Learner, got {type(learner).__name__}")
     dtype = X.dtype
     X64, y64 = X.double(), y.double()
     Rp = X.shape[0]

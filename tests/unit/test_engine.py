@@ -93,13 +93,6 @@ def test_batched_runs_equal_single_runs_for_generated_problems():
             np.testing.assert_allclose(single.metrics[k][0], batched.metrics[k][r], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.xfail(
-    reason="BUG: teachers/last.py solve_label_quadratic line 92 stops FISTA on torch.allclose over the WHOLE "
-    "batch, so the iterations one example gets depend on the other runs in the batch: the LAST label of run r "
-    "in a batch differs (here by 1.6e-3) from the label of the same state synthesised alone, breaking the "
-    "batch == single-run guarantee for softmax/MLP learners with convex constraints",
-    strict=True,
-)
 def test_last_softmax_simplex_labels_do_not_depend_on_batch_composition():
     from teachtheory.teachers import synthesize_labels
 

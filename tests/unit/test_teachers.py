@@ -42,10 +42,7 @@ from teachtheory.theory.last import greedy_label_lsr
 DT = torch.float64
 SETTINGS = settings(max_examples=20, deadline=None)
 FEW = settings(max_examples=10, deadline=None)
-# The label solvers for non-isotropic quadratics (softmax, MLP) under convex constraints fail on rare
-# inputs (see the xfail regression tests below); the property tests over those paths are derandomised
-# so the suite stays deterministic while the bug is open.
-FEW_FIXED = settings(max_examples=10, deadline=None, derandomize=True, database=None)
+FEW_FIXED = FEW  # the non-isotropic label solver paths (regression tests below) draw freely again
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 LRS = st.floats(min_value=0.02, max_value=2.0)
 
@@ -368,23 +365,11 @@ def test_last_mlp_labels_match_scipy_on_eq4(spec, beta, d, K, lr, seed):
     _check_vector_label("mlp", spec, learner, w, ws, x, truth, lr, beta)
 
 
-@pytest.mark.xfail(
-    reason="BUG: teachers/last.py solve_label_quadratic (FISTA, lines 84-95) stops when two consecutive "
-    "iterates coincide (momentum overshoot projected back onto the same simplex vertex), which is not an "
-    "optimality test: here it stops at iteration 37 at the vertex e_3, score -0.48102 vs optimum -0.48422",
-    strict=True,
-)
 def test_last_mlp_simplex_label_is_optimal_regression_early_stop():
     learner, w, ws, x, truth = _vector_case("mlp", 3, 4, 216137290, 1.0, hidden=4)
     _check_vector_label("mlp", "simplex", learner, w, ws, x, truth, 1.0, 2.0)
 
 
-@pytest.mark.xfail(
-    reason="BUG: teachers/last.py solve_label_quadratic silently returns after its 500-iteration cap on an "
-    "ill-conditioned MLP quadratic (H singular along softmax(z), other eigenvalues 19..275): the label "
-    "(1.577, 0.394, 0, 0.014) scores -15.02296 vs the optimum -15.03327 at (1.961, 0.395, 0, 0.015)",
-    strict=True,
-)
 @pytest.mark.parametrize("seed, d, lr", [(4, 3, 1.0324285545724359), (37, 1, 1.3301040671888986)])
 def test_last_mlp_nonneg_ball_label_is_optimal_regression_iteration_cap(seed, d, lr):
     learner, w, ws, x, truth = _vector_case("mlp", d, 4, seed, lr, hidden=4)
