@@ -17,6 +17,12 @@ The per-run loop is timed on ``loop_runs`` runs (default ``min(R, 8)``) and extr
 to R (it is embarrassingly serial, so linear extrapolation is exact up to noise). Every timed item
 is preceded by a warm-up, and each time is the best of ``repeats`` measurements (the minimum is the
 least disturbed by other processes on the machine).
+
+On a busy machine even the minimum total can be inflated several times (with all cores taken,
+OpenMP's parallel regions wait for descheduled threads). Each row therefore also carries
+``median_*`` figures computed from the median wall time of a single step (``teach``'s own
+per-step timestamps, and per-step timestamps in the loop), which bursts of load disturb much less;
+on an idle machine they agree with the totals.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import math
 import os
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -48,20 +55,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best_time(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Minimum wall time of ``repeats`` calls of ``fn`` (the caller does the warm-up)."""
-    best = math.inf
+def _best_time(fn: Callable[[], object], repeats: int, device: torch.device,
+               clock: Callable[[], float] = time.perf_counter) -> float:
+    """Minimum time of ``repeats`` calls of ``fn`` (the caller does the warm-up)."""
+    return _timed(fn, repeats, device, clock)[0]
+
+
+def _timed(fn: Callable[[], "list[float] | None"], repeats: int, device: torch.device,
+           clock: Callable[[], float] = time.perf_counter) -> tuple[float, float | None]:
+    """(minimum time by ``clock``, minimum median wall time of one step) over ``repeats`` calls of ``fn``.
+
+    ``fn`` may return the durations of its individual steps; their median is a measure that
+    other processes on the machine disturb much less than the total (None when ``fn`` returns
+    nothing, and on CUDA, where per-step host timestamps do not time the device).
+    """
+    best, best_median = math.inf, math.inf
     for _ in range(max(1, repeats)):
         _sync(device)
-        start = time.perf_counter()
-        fn()
+        start = clock()
+        durations = fn()
         _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+        best = min(best, clock() - start)
+        if durations is not None and len(durations) and device.type == "cpu":
+            best_median = min(best_median, statistics.median(durations))
+    return best, (best_median if math.isfinite(best_median) else None)
 
 
-def matmul_rate(n: int, d: int, k: int, *, dtype=torch.float32, device="cpu", min_seconds: float = 0.2,
-                repeats: int = 5) -> float:
+def matmul_rate(n: int, d: int, k: int, *, dtype=torch.float32, device="cpu", min_seconds: float = 0.3,
+                repeats: int = 15, clock: Callable[[], float] = time.perf_counter) -> float:
     """Measured GEMM rate in GFLOP/s for [n, d] @ [d, k] (2 n d k flops), best of ``repeats`` blocks.
 
     Each block repeats the product until it has run for about ``min_seconds / repeats``; a few
@@ -76,17 +97,17 @@ def matmul_rate(n: int, d: int, k: int, *, dtype=torch.float32, device="cpu", mi
     for _ in range(3):
         torch.mm(A, B, out=out)
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     torch.mm(A, B, out=out)
     _sync(device)
-    once = max(time.perf_counter() - start, 1e-7)
+    once = max(clock() - start, 1e-7)
     per_block = max(1, int(min_seconds / max(1, repeats) / once))
 
     def block():
         for _ in range(per_block):
             torch.mm(A, B, out=out)
 
-    seconds = _best_time(block, repeats, device) / per_block
+    seconds = _best_time(block, repeats, device, clock) / per_block
     return 2.0 * n * d * k / seconds / 1e9
 
 
@@ -96,7 +117,7 @@ def matmul_rate(n: int, d: int, k: int, *, dtype=torch.float32, device="cpu", mi
 # recording ||w - w*|| after every step as ``teach`` does with record=("distance",).
 
 
-def _loop_sgd(X, y, w0, w_star, lr, steps, rng, **_):
+def _loop_sgd(X, y, w0, w_star, lr, steps, rng, stamps, **_):
     n = X.shape[0]
     w = w0.clone()
     dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
@@ -106,10 +127,11 @@ def _loop_sgd(X, y, w0, w_star, lr, steps, rng, **_):
         x = X[i]
         w = w - lr * (x @ w - y[i]) * x
         dist[t + 1] = (w - w_star).norm()
+        stamps.append(time.perf_counter())
     return w, dist
 
 
-def _loop_imt(X, y, w0, w_star, lr, steps, rng, **_):
+def _loop_imt(X, y, w0, w_star, lr, steps, rng, stamps, **_):
     w = w0.clone()
     sqnorm = (X * X).sum(1)  # ||x_i||^2, a constant of the pool
     dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
@@ -122,10 +144,11 @@ def _loop_imt(X, y, w0, w_star, lr, steps, rng, **_):
         x = X[i]
         w = w - lr * (x @ w - y[i]) * x
         dist[t + 1] = (w - w_star).norm()
+        stamps.append(time.perf_counter())
     return w, dist
 
 
-def _loop_last(X, y, w0, w_star, lr, steps, rng, **_):
+def _loop_last(X, y, w0, w_star, lr, steps, rng, stamps, **_):
     from .theory.last import greedy_label_lsr
 
     n = X.shape[0]
@@ -137,10 +160,11 @@ def _loop_last(X, y, w0, w_star, lr, steps, rng, **_):
         label = greedy_label_lsr(w, w_star, x, lr)
         w = w - lr * (x @ w - label) * x
         dist[t + 1] = (w - w_star).norm()
+        stamps.append(time.perf_counter())
     return w, dist
 
 
-def _loop_dht(X, y, w0, w_star, lr, steps, rng, *, label_values, iterations, restarts, step_fraction, **_):
+def _loop_dht(X, y, w0, w_star, lr, steps, rng, stamps, *, label_values, iterations, restarts, step_fraction, **_):
     """DHT (greedy hallucination, projected Adam in box coordinates) for one run."""
     n, d = X.shape
     lo, hi = X.amin(0), X.amax(0)
@@ -186,6 +210,7 @@ def _loop_dht(X, y, w0, w_star, lr, steps, rng, *, label_values, iterations, res
         x = best_x[int(best_val.argmin())]
         w = w - lr * (x @ w - label) * x
         dist[t + 1] = (w - w_star).norm()
+        stamps.append(time.perf_counter())
     return w, dist
 
 
@@ -237,6 +262,8 @@ def run_benchmark(
     warmup_steps: int = 20,
     seed: int = 0,
     dht: dict | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+    matmul_seconds: float = 0.3,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against a per-run loop, per teacher and run count.
 
@@ -255,12 +282,19 @@ def run_benchmark(
         seed: the problem's and the runs' seed.
         dht: DHT settings, merged over ``{"iterations": 10, "restarts": 4, "step_fraction": 0.05,
             "steps_fraction": 0.1}`` (DHT's Adam inner loop makes each step ~100x costlier).
+        clock: the timer of the totals (wall time by default). ``time.process_time`` gives CPU
+            time, which other processes do not inflate when torch runs on one thread; the
+            ``median_*`` figures always use wall time.
+        matmul_seconds: about how long the GEMM-rate measurement runs per R.
 
     Returns:
         One dict per (teacher, R): teacher, runs, steps, steps_per_second, loop_steps_per_second,
         loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds (extrapolated to R),
-        device, dtype, and the settings (dim, pool_size, lr, threads, repeats, matmul_gflops and
-        matmul_seconds for IMT, the DHT settings for DHT).
+        device, dtype; the median-step figures median_steps_per_second,
+        loop_median_steps_per_second, median_loop_ratio, median_roofline_ratio (None on CUDA);
+        and the settings (problem, dim, pool_size, lr, threads, repeats, warmup_steps;
+        matmul_gflops and matmul_seconds for IMT; iterations, restarts, step_fraction and
+        label_values for DHT).
     """
     from .engine import teach
     from .learners.linear import LeastSquares
@@ -290,7 +324,7 @@ def run_benchmark(
         gflops = None
         if "imt" in teachers:
             say(f"matmul rate [{pool_size}, {dim}] @ [{dim}, {R}]")
-            gflops = matmul_rate(pool_size, dim, R, dtype=dtype, device=device, repeats=max(repeats, 3))
+            gflops = matmul_rate(pool_size, dim, R, dtype=dtype, device=device, clock=clock, min_seconds=matmul_seconds)
         for name in teachers:
             teacher = _make_teacher(name, dht_settings)
             T = _teacher_steps(name, steps, dht_settings)
@@ -298,29 +332,42 @@ def run_benchmark(
             def batched(n_steps, teacher=teacher):
                 return teach(problem, learner, teacher, steps=n_steps, lr=lr, seed=seed, record=("distance",))
 
+            def timed_batched(T=T):
+                stamps = batched(T).seconds  # cumulative wall time after each step
+                return [float(b - a) for a, b in zip(stamps[:-1], stamps[1:])]
+
             say(f"{name} R={R}: batched, {T} steps")
             batched(min(warmup_steps, T))
-            seconds = _best_time(lambda: batched(T), repeats, device)
+            seconds, median_step = _timed(timed_batched, repeats, device, clock)
 
             L = min(R, loop_runs if loop_runs is not None else 8)
             say(f"{name} R={R}: per-run loop on {L} of {R} runs")
-            loop_seconds_timed = _time_loop(name, problem, L, T, lr, seed, dht_settings, repeats, warmup_steps, device)
+            loop_seconds_timed, loop_median_step = _time_loop(name, problem, L, T, lr, seed, dht_settings, repeats,
+                                                              warmup_steps, device, clock)
             loop_seconds = loop_seconds_timed * R / L
 
             sps = R * T / seconds
             loop_sps = L * T / loop_seconds_timed
+            med_sps = None if median_step is None else R / median_step
+            med_loop_sps = None if loop_median_step is None else 1.0 / loop_median_step
             row = {
                 "teacher": name, "runs": R, "steps": T, "steps_per_second": sps,
                 "loop_steps_per_second": loop_sps, "loop_ratio": sps / loop_sps, "roofline_ratio": None,
                 "loop_runs_timed": L, "seconds": seconds, "loop_seconds": loop_seconds,
-                "device": str(device), "dtype": dtype_name, "problem": "lsr", "dim": dim, "pool_size": pool_size,
-                "lr": lr, "threads": threads, "repeats": repeats,
+                "device": str(device), "dtype": dtype_name,
+                "median_steps_per_second": med_sps, "loop_median_steps_per_second": med_loop_sps,
+                "median_loop_ratio": None if med_sps is None or med_loop_sps is None else med_sps / med_loop_sps,
+                "median_roofline_ratio": None,
+                "problem": "lsr", "dim": dim, "pool_size": pool_size, "lr": lr, "threads": threads,
+                "repeats": repeats, "warmup_steps": warmup_steps, "clock": getattr(clock, "__name__", str(clock)),
             }
             if name == "imt":
                 flops = 4.0 * pool_size * dim * R * T  # X W and X E per step, 2 n d R each
                 matmul_seconds = flops / (gflops * 1e9)
                 row.update(roofline_ratio=seconds / matmul_seconds, matmul_gflops=gflops,
                            matmul_seconds=matmul_seconds)
+                if median_step is not None:
+                    row["median_roofline_ratio"] = median_step * T / matmul_seconds
             if name == "dht":
                 row.update(iterations=dht_settings["iterations"], restarts=dht_settings["restarts"],
                            step_fraction=dht_settings["step_fraction"], label_values=list(DHT_LABEL_VALUES))
@@ -328,27 +375,32 @@ def run_benchmark(
     return rows
 
 
-def _time_loop(name, problem, L, T, lr, seed, dht, repeats, warmup_steps, device) -> float:
-    """Best-of-``repeats`` seconds for the per-run loop over L runs of T steps each."""
+def _time_loop(name, problem, L, T, lr, seed, dht, repeats, warmup_steps, device, clock) -> tuple[float, float | None]:
+    """(best seconds, best median step seconds) of the per-run loop over L runs of T steps each."""
     loop = LOOPS[name]
     X = problem.X[0]
     y = problem.y[0]
     options = dict(label_values=problem.label_values, iterations=dht["iterations"], restarts=dht["restarts"],
                    step_fraction=dht["step_fraction"])
 
-    def run_one(r, n_steps):
+    def run_one(r, n_steps, stamps):
         w_star = problem.w_star[r if problem.w_star.shape[0] > 1 else 0]
         rng = random.Random(seed * 1_000_003 + r)
-        return loop(X, y, problem.w0[r], w_star, lr, n_steps, rng, **options)
+        stamps.append(time.perf_counter())
+        loop(X, y, problem.w0[r], w_star, lr, n_steps, rng, stamps, **options)
 
     with torch.no_grad():
-        run_one(0, min(warmup_steps, T))
+        run_one(0, min(warmup_steps, T), [])
 
         def all_runs():
+            durations = []
             for r in range(L):
-                run_one(r, T)
+                stamps: list[float] = []
+                run_one(r, T, stamps)
+                durations.extend(b - a for a, b in zip(stamps[:-1], stamps[1:]))
+            return durations
 
-        return _best_time(all_runs, repeats, device)
+        return _timed(all_runs, repeats, device, clock)
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -364,12 +416,15 @@ def _fmt(value, spec: str) -> str:
 
 def format_rows(rows: Sequence[dict]) -> str:
     """A plain-text table of benchmark rows, with the measured GEMM rates below it."""
-    header = ("teacher", "R", "T", "steps/s", "loop steps/s", "loop ratio", "roofline", "seconds", "loop runs")
+    header = ("teacher", "R", "T", "steps/s", "loop steps/s", "loop ratio", "roofline", "seconds", "loop runs",
+              "median: steps/s", "loop ratio", "roofline")
     body = [
         (
             str(row["teacher"]), str(row["runs"]), str(row["steps"]), _fmt(row["steps_per_second"], ",.0f"),
             _fmt(row["loop_steps_per_second"], ",.0f"), _fmt(row["loop_ratio"], ".1f"),
             _fmt(row.get("roofline_ratio"), ".2f"), _fmt(row["seconds"], ".3f"), str(row["loop_runs_timed"]),
+            _fmt(row.get("median_steps_per_second"), ",.0f"), _fmt(row.get("median_loop_ratio"), ".1f"),
+            _fmt(row.get("median_roofline_ratio"), ".2f"),
         )
         for row in rows
     ]
@@ -387,7 +442,9 @@ def format_rows(rows: Sequence[dict]) -> str:
         lines.append("")
         lines.append(f"device {first['device']}, {first['dtype']}, {first.get('threads', '?')} threads; "
                      f"LSR d={first.get('dim')}, n={first.get('pool_size')}, lr={first.get('lr')}; "
-                     "steps/s = learner steps (runs x steps) per second")
+                     "steps/s = learner steps (runs x steps) per second, best of "
+                     f"{first.get('repeats', '?')} by {first.get('clock', 'perf_counter')}; "
+                     "median: from the median wall time of one step")
         if notes:
             lines.append("matmul rate [n, d] @ [d, R]: " + ", ".join(notes)
                          + "; roofline = IMT time / time of its 2 GEMMs per step at that rate")

@@ -161,10 +161,19 @@ def _cmd_docs(args, console: Console) -> int:
 def _cmd_bench(args, console: Console) -> int:
     from . import bench
 
-    runs = tuple(int(r) for r in args.runs.split(","))
+    try:
+        runs = tuple(int(r) for r in args.runs.split(","))
+    except ValueError:
+        raise ValueError(f"--runs must be comma-separated integers, got {args.runs!r}") from None
+    if any(r < 1 for r in runs) or args.steps < 1:
+        raise ValueError("--runs must be positive integers and --steps a positive integer")
     with _progress(console) as bar:
-        task = bar.add_task("bench", total=None)
-        rows = bench.run_benchmark(runs=runs, steps=args.steps, progress=lambda text: bar.update(task, description=text))
+        task = bar.add_task("bench", total=bench.total_items(runs))
+
+        def progress(text: str) -> None:
+            bar.update(task, description=text, advance=1)
+
+        rows = bench.run_benchmark(runs=runs, steps=args.steps, progress=progress)
     console.print(bench.format_rows(rows))
     if args.json:
         bench.write_json(rows, args.json)

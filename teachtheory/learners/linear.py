@@ -79,6 +79,14 @@ class LinearLearner(Learner):
     def grad_stats(
         self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if X.shape[0] == 1 and self.output_dim == 1:
+            # Shared pool, scalar output: one GEMM gives <w, x> and <e, x> for every run, laid out
+            # [runs, n] so no transposed size-1 reductions follow.
+            R = w.shape[0]
+            both = torch.cat([w, e.expand_as(w)]) @ X[0].T  # [2R, n]
+            z, xe = both[:R], both[R:]
+            r = self.residual(z.unsqueeze(-1), self._vector(y.expand(R, *y.shape[1:])))[..., 0]
+            return xe * r, (X[0] * X[0]).sum(-1) * (r * r)
         r = self.residual(self.logits(w, X), self._vector(y))
         xe = features_times(X, self.weights(e))  # [R, n, K] = E^T x
         inner = (xe * r).sum(-1)

@@ -42,12 +42,12 @@ def hallucinate(
     for slot in range(m):  # loop over batch slots only (m is small); the pool is scored at once
         y_slot = y[:, slot]
         y_pool = y_slot[:, None].expand(R, n, *y.shape[2:])
-        scores = _scores(ctx, w, X.expand(R, n, d), y_pool)
+        all_scores = _scores(ctx, w, X, y_pool)  # the unexpanded pool: one GEMM when shared
         same = (Y.expand(R, *Y.shape[1:]) == y_pool) if Y.dim() == 2 else (Y.expand(R, *Y.shape[1:]) == y_pool).all(-1)
-        scores = torch.where(same, scores, torch.inf)
+        scores = torch.where(same, all_scores, torch.inf)
         best = scores.argmin(-1)
         fallback = ~torch.isfinite(scores.gather(-1, best[:, None]))[:, 0]
-        best = torch.where(fallback, _scores(ctx, w, X.expand(R, n, d), y_pool).argmin(-1), best)
+        best = torch.where(fallback, all_scores.argmin(-1), best)
         starts.append(X.expand(R, n, d).gather(1, best[:, None, None].expand(R, 1, d))[:, 0])
     pool_start = torch.stack(starts, 1)  # [R, m, d]
     random_starts = lo + (hi - lo) * ctx.streams.uniform("dht-start", step, (restarts, m, d), dtype=X.dtype)

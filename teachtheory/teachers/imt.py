@@ -24,7 +24,10 @@ def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:
     """The batch_size pool examples with the lowest scores (each scored for a single step)."""
     scores = pool_scores(ctx, w)
-    index = torch.topk(scores, ctx.batch_size, dim=-1, largest=False).indices
+    if ctx.batch_size == 1:  # min over a dim is several times faster than topk on CPU
+        index = scores.min(-1, keepdim=True).indices
+    else:
+        index = torch.topk(scores, ctx.batch_size, dim=-1, largest=False).indices
     x, y = gather_pool(*ctx.pool(), index)
     return TeachingBatch(x=x, y=y, index=index)
 

@@ -21,7 +21,8 @@ FIELDS = {"teacher", "runs", "steps", "steps_per_second", "loop_steps_per_second
 def test_benchmark_rows_at_toy_size(tmp_path):
     seen = []
     rows = bench.run_benchmark(runs=(1, 3), steps=4, dim=5, pool_size=20, loop_runs=2, progress=seen.append,
-                               repeats=1, warmup_steps=1, dht={"iterations": 2, "restarts": 1, "steps_fraction": 0.5})
+                               repeats=1, warmup_steps=1, dht={"iterations": 2, "restarts": 1, "steps_fraction": 0.5},
+                               matmul_seconds=0.01)
     assert len(seen) == bench.total_items((1, 3), ("sgd", "imt", "last", "dht"))
     assert [(r["teacher"], r["runs"]) for r in rows] == [(t, R) for R in (1, 3) for t in ("sgd", "imt", "last", "dht")]
     for row in rows:
@@ -31,6 +32,7 @@ def test_benchmark_rows_at_toy_size(tmp_path):
         assert row["loop_runs_timed"] == min(row["runs"], 2)
         assert row["dtype"] == "float32" and row["device"] == "cpu"
         assert (row["roofline_ratio"] is None) == (row["teacher"] != "imt")
+        assert row["median_steps_per_second"] > 0 and row["median_loop_ratio"] > 0
     dht = [r for r in rows if r["teacher"] == "dht"]
     assert all(r["steps"] == 2 and r["iterations"] == 2 for r in dht)
     text = bench.format_rows(rows)
@@ -44,5 +46,5 @@ def test_imt_loop_matches_batched_teach():
     problem = linear_regression(dim=6, pool_size=30, runs=2, seed=0, shared_pool=True, dtype=torch.float64)
     traj = teach(problem, LeastSquares(6), IMTTeacher(), steps=15, lr=0.05, record=("distance",))
     _, dist = bench.LOOPS["imt"](problem.X[0], problem.y[0], problem.w0[1], problem.w_star[0], 0.05, 15,
-                                 random.Random(0))
+                                 random.Random(0), [])
     assert torch.allclose(dist, torch.as_tensor(traj["distance"][1]), rtol=1e-9, atol=1e-12)
