@@ -1,1 +1,506 @@
-"""Simulations: relu (seed 004)."""
+"""Simulations of teacher-student ReLU networks (seed 004): student specialization and population dynamics.
+
+Three experiments, each a runner ``(out, scale, runs, steps, seed, device, formats, progress) -> dict``
+that writes ``config.json``, ``metrics.json`` (atomic) and PNG figures into ``out``:
+
+* ``specialization`` (:func:`run_specialization`): two-layer teacher with fan-out strengths 1/j^p, an
+  over-realised student trained by SGD; recovery rate against the teacher index for several p, the
+  L-shape scatter (best correlation against fan-out norm), sorted best-correlation curves, alignment
+  over time, and the augmentation comparison (none / teacher-agnostic / teacher-aware) on a small D.
+* ``specialization-deep`` (:func:`run_specialization_deep`): the same for a multi-layer teacher, per layer.
+* ``relu-dynamics`` (:func:`run_relu_dynamics`): population-gradient descent (Tian 2017) for K = 1
+  and K = 2 drawn in the plane, and the symmetric (x, y) dynamics for several K: symmetric against
+  perturbed starts.
+
+References:
+    Y. Tian, ICML 2017 (population gradient, Lyapunov region, symmetry breaking).
+    Y. Tian, ICML 2020 (student specialization). Seed 004 (Tian's talk).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import write_json
+from ..plotting import plt, save_figure
+from ..teacher_student import TeacherStudentConfig, TeacherStudentResult, train_teacher_student
+from ..theory import relu as theory
+from . import Simulation, register
+
+__all__ = [
+    "run_specialization", "run_specialization_deep", "run_relu_dynamics", "specialization_config",
+    "figure_recovery_by_node", "figure_l_shape", "figure_sorted_best_corr", "figure_alignment_over_time",
+    "figure_symmetric_dynamics", "l_shape_statistics", "STRENGTHS",
+]
+
+STRENGTHS = {"small": (0.0, 1.0, 2.0, 2.5), "full": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)}
+Progress = Callable[[str, int, int], None] | None
+
+
+def specialization_config(scale: str, steps: int, **changes) -> TeacherStudentConfig:
+    """The two-layer specialization setting: d = 20, m = 10 teacher nodes, student 5x over-realised,
+    10 outputs, Gaussian input, N = 4000 training samples, SGD (lr 0.05, momentum 0.9, batch 64)."""
+    base = dict(input_dim=20, teacher_widths=(10,), output_dim=10, multi=5, train_size=4000, eval_size=2000,
+                batch_size=64, lr=0.05, momentum=0.9, steps=steps, record_every=max(1, steps // 40))
+    if scale == "full":
+        base.update(input_dim=50, teacher_widths=(20,), train_size=20000, eval_size=5000)
+    base.update(changes)
+    return TeacherStudentConfig(**base)
+
+
+# -- statistics used by the claims and the figures ----------------------------------------------
+
+
+def l_shape_statistics(result: TeacherStudentResult, corr_low: float = 0.8, active_range=(0.05, 0.95)) -> dict:
+    """Fan-out mass of unspecialised student nodes (top hidden layer), per run and over time.
+
+    Unspecialised = best correlation < ``corr_low`` and observed on the data (active on a fraction of
+    held-out inputs inside ``active_range``: dead or always-on nodes are not "observed" in Tian's sense).
+    share[r, t] = sum of ||v_k||^2 over those nodes / sum over all nodes. ``baseline`` is the share the
+    same (final) unspecialised nodes carried at initialisation, when fan-out is independent of alignment.
+    """
+    fo = result.fanout_history  # [R, T, n]
+    sb = result.student_best_history
+    act = result.student_active_history
+    observed = (act > active_range[0]) & (act < active_range[1])
+    unspecialised = (sb < corr_low) & observed
+    total = (fo**2).sum(-1)
+    share = (fo**2 * unspecialised).sum(-1) / np.maximum(total, 1e-300)
+    final_u = unspecialised[:, -1]
+    baseline = (fo[:, 0] ** 2 * final_u).sum(-1) / np.maximum(total[:, 0], 1e-300)
+    return {"share": share, "baseline": baseline, "count": unspecialised.sum(-1),
+            "specialised": (sb >= result.config.threshold).sum(-1)}
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
+                            title: str = "") -> list[Path]:
+    """Recovery rate (mean ± SE over runs) and median time to alignment against the teacher index j."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    for label, res in results.items():
+        rate, se = res.recovery_rate(layer)
+        j = np.arange(1, rate.shape[0] + 1)
+        line = axes[0].plot(j, rate, "o-", ms=3.5, lw=1.4, label=label)[0]
+        axes[0].fill_between(j, rate - se, rate + se, color=line.get_color(), alpha=0.2, lw=0)
+        tta = res.time_to_alignment[layer]
+        med = np.array([np.median(tta[:, k]) for k in range(tta.shape[1])])
+        never = ~np.isfinite(med)
+        shown = np.where(never, np.nan, med)
+        axes[1].plot(j, shown, "o-", ms=3.5, lw=1.4, color=line.get_color(), label=label)
+        if never.any():
+            top = res.steps[-1] * 1.05
+            axes[1].plot(j[never], np.full(never.sum(), top), "x", color=line.get_color(), ms=6)
+    axes[0].set_xlabel("teacher node j (fan-out ∝ 1/j^p)")
+    axes[0].set_ylabel(f"recovery rate (best corr ≥ {next(iter(results.values())).config.threshold})")
+    axes[0].set_ylim(-0.05, 1.05)
+    axes[1].set_xlabel("teacher node j")
+    axes[1].set_ylabel("median time to alignment (steps; x = never)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "strong teacher nodes are learned first", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path, formats)
+
+
+def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
+                   title: str = "") -> list[Path]:
+    """Scatter of each student node's best correlation (x) against its fan-out norm (y), at the end."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for label, res in results.items():
+        ax.scatter(res.student_best[layer].ravel(), res.fanout[layer].ravel(), s=7, alpha=0.55, label=label)
+    ax.axvline(next(iter(results.values())).config.threshold, color="k", ls=":", lw=1)
+    ax.set_xlabel("best correlation with a teacher node")
+    ax.set_ylabel("fan-out norm ||v_k||")
+    ax.set_xlim(-0.05, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, markerscale=2)
+    ax.set_title(title or "L shape at convergence", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, formats)
+
+
+def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
+                            title: str = "") -> list[Path]:
+    """Best correlation per teacher node, sorted in decreasing order within each run (mean over runs)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for label, res in results.items():
+        final = np.sort(res.best_corr[layer][:, -1], axis=1)[:, ::-1]
+        mean = final.mean(0)
+        se = final.std(0, ddof=1) / math.sqrt(final.shape[0]) if final.shape[0] > 1 else 0 * mean
+        k = np.arange(1, mean.shape[0] + 1)
+        line = ax.plot(k, mean, "o-", ms=3, lw=1.4, label=label)[0]
+        ax.fill_between(k, mean - se, mean + se, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(next(iter(results.values())).config.threshold, color="k", ls=":", lw=1)
+    ax.set_xlabel("rank of teacher node (by best correlation)")
+    ax.set_ylabel("best correlation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "sorted best-correlation curves", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, formats)
+
+
+def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png",), layer: int = -1,
+                               title: str = "") -> list[Path]:
+    """Best correlation of every teacher node over training (mean over runs), with the gradient size."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    best = result.best_corr[layer].mean(0)  # [T, m]
+    cmap = plt.get_cmap("viridis")
+    m = best.shape[1]
+    for j in range(m):
+        axes[0].plot(result.steps, best[:, j], color=cmap(j / max(m - 1, 1)), lw=1.3, label=f"j={j + 1}" if m <= 12 else None)
+    axes[0].axhline(result.config.threshold, color="k", ls=":", lw=1)
+    axes[0].set_xlabel("SGD step")
+    axes[0].set_ylabel("best correlation (mean over runs)")
+    if m <= 12:
+        axes[0].legend(fontsize=7, ncol=2)
+    axes[1].semilogy(result.steps, result.eval_loss.mean(0), label="held-out loss")
+    axes[1].semilogy(result.steps, result.g1_inf.mean(0), label=r"max$_x\|g_1(x)\|_\infty$")
+    axes[1].semilogy(result.steps, result.grad_norm.mean(0), label="parameter gradient norm")
+    axes[1].set_xlabel("SGD step")
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or f"alignment over time (p = {result.config.strength_decay:g})", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path, formats)
+
+
+def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",), title: str = "") -> list[Path]:
+    """(x, y) = (mean diagonal, mean off-diagonal) of W_t for symmetric and perturbed starts, one panel per K."""
+    Ks = sorted({k for k, _ in trajectories})
+    fig, axes = plt.subplots(1, len(Ks), figsize=(4.0 * len(Ks), 3.8), squeeze=False)
+    for ax, K in zip(axes[0], Ks):
+        for (k, label), tr in trajectories.items():
+            if k != K:
+                continue
+            x, y, _ = theory.symmetric_coordinates(tr["W"])
+            x, y = x.reshape(-1, x.shape[-1]).numpy(), y.reshape(-1, y.shape[-1]).numpy()
+            line = None
+            for i in range(x.shape[0]):
+                line = ax.plot(x[i], y[i], lw=1.1, alpha=0.8, color=None if line is None else line.get_color(),
+                               label=label if i == 0 else None)[0]
+                ax.plot(x[i, -1], y[i, -1], "o", ms=3, color=line.get_color())
+        xs = theory.symmetric_fixed_point(K)
+        ax.plot([xs], [xs], "k*", ms=10, label="symmetric fixed point")
+        ax.plot([1], [0], "rs", ms=6, label="w* (x=1, y=0)")
+        ax.plot([-0.2, 1.1], [-0.2, 1.1], "k:", lw=0.8)
+        ax.set_xlabel("x (mean diagonal)")
+        ax.set_ylabel("y (mean off-diagonal)")
+        ax.set_title(f"K = {K}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title or "population-gradient descent from symmetric starts", fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path, formats)
+
+
+# -- runners ---------------------------------------------------------------------------------
+
+
+def _labelled_progress(progress: Progress, label: str, offset: int, total: int):
+    def report(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(label, offset + done, total)
+    return report
+
+
+def _summary_entry(res: TeacherStudentResult, layer: int = -1) -> dict:
+    R = res.runs
+    rec = res.recovered[layer].mean(1)  # per run
+
+    def final(values):
+        values = np.asarray(values, float)
+        return {"mean": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(R)) if R > 1 else 0.0}
+
+    return {"recovery_rate": {"final": final(rec)}, "eval_loss": {"final": final(res.eval_loss[:, -1])},
+            "g1_inf": {"final": final(res.g1_inf[:, -1])}, "seconds": res.seconds}
+
+
+def _table_row(res: TeacherStudentResult, layer: int = -1) -> dict:
+    """One CLI table row: recovery (mean ± SE over runs), weakest teacher node's recovery, loss, gradient."""
+    entry = _summary_entry(res, layer)
+    rate, _ = res.recovery_rate(layer)
+    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": entry["recovery_rate"]["final"]["se"],
+            "weakest node": float(rate[-1]), "held-out loss": entry["eval_loss"]["final"]["mean"],
+            "max |g1|_inf": entry["g1_inf"]["final"]["mean"], "seconds": float(res.seconds)}
+
+
+def _result_json(res: TeacherStudentResult) -> dict:
+    out = res.summary()
+    out["config"] = res.config.to_dict()
+    out["steps_recorded"] = res.steps
+    out["eval_loss_mean"] = res.eval_loss.mean(0)
+    out["g1_inf_mean"] = res.g1_inf.mean(0)
+    out["best_corr_mean_by_layer"] = [b.mean(0) for b in res.best_corr]
+    out["time_to_alignment"] = [np.where(np.isfinite(t), t, -1.0) for t in res.time_to_alignment]
+    out["time_to_alignment_note"] = "-1 = never aligned within the run"
+    lstats = l_shape_statistics(res)
+    out["l_shape"] = {"unspecialised_fanout_share_final": lstats["share"][:, -1],
+                      "baseline_share_at_init": lstats["baseline"]}
+    return out
+
+
+def _check_common(out, runs: int, steps: int, device: str, formats) -> Path:
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be a positive integer, got {runs!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _run_specialization(out, scale: str = "small", runs: int = 16, steps: int = 4000, seed: int = 0,
+                       device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Two-layer student specialization: recovery against teacher index for several p, the L shape,
+    sorted best-correlation curves, alignment over time, and augmentation on a small training set.
+
+    Writes config.json, metrics.json, recovery_by_node, l_shape, sorted_best_corr, alignment_over_time and
+    augmentation figures into ``out``. Returns {"out", "figures", "summary", "results"}.
+    """
+    out = _check_common(out, runs, steps, device, formats)
+    strengths = STRENGTHS["full" if scale == "full" else "small"]
+    aug_p = 1.5
+    aug_base = dict(train_size=300 if scale != "full" else 1000, strength_decay=aug_p)
+    aug_settings = {"D only": dict(augment="none"), "teacher-agnostic": dict(augment="agnostic", augment_count=2),
+                    "teacher-aware": dict(augment="aware", augment_count=2)}
+    configs = {f"p={p:g}": specialization_config(scale, steps, strength_decay=p) for p in strengths}
+    aug_configs = {f"aug: {k}": specialization_config(scale, steps, **aug_base, **v) for k, v in aug_settings.items()}
+    write_json(out / "config.json", {
+        "simulation": "specialization", "reference": "Tian ICML 2020 (specialization experiments); seed 004 talk", "scale": scale,
+        "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
+        "strength_configs": {k: c.to_dict() for k, c in configs.items()},
+        "augmentation_configs": {k: c.to_dict() for k, c in aug_configs.items()},
+        "notes": {"augmentation": "agnostic: x +- delta e_k for 2 random axes per sample; aware: boundary projection "
+                                  "+- delta w_j/||w_j|| for 2 random teacher nodes per sample; both add 4|D| points"},
+    })
+    all_configs = {**configs, **aug_configs}
+    total = steps * len(all_configs)
+    results: dict[str, TeacherStudentResult] = {}
+    started = time.perf_counter()
+    for i, (label, cfg) in enumerate(all_configs.items()):
+        results[label] = train_teacher_student(cfg, runs=runs, seed=seed, device=device,
+                                               progress=_labelled_progress(progress, label, i * steps, total))
+    strength_results = {k: results[k] for k in configs}
+    aug_results = {k.removeprefix("aug: "): results[k] for k in aug_configs}
+    figures = []
+    figures += figure_recovery_by_node(strength_results, out / "recovery_by_node", formats,
+                                       title=f"two-layer specialization, R={runs}: recovery vs teacher strength")
+    figures += figure_l_shape(strength_results, out / "l_shape", formats,
+                              title="best correlation vs fan-out norm (all student nodes, all runs)")
+    figures += figure_sorted_best_corr(strength_results, out / "sorted_best_corr", formats)
+    mid = configs[f"p={strengths[len(strengths) // 2]:g}"]
+    figures += figure_alignment_over_time(results[f"p={mid.strength_decay:g}"], out / "alignment_over_time", formats)
+    figures += figure_recovery_by_node(aug_results, out / "augmentation", formats,
+                                       title=f"augmentation on |D| = {aug_base['train_size']} (p = {aug_p:g})")
+    summary = {label: _summary_entry(res) for label, res in results.items()}
+    table = {label: _table_row(res) for label, res in results.items()}
+    write_json(out / "metrics.json", {
+        "simulation": "specialization", "runs": runs, "steps": steps, "seconds": time.perf_counter() - started,
+        "summary": summary, "table": table, "results": {label: _result_json(res) for label, res in results.items()},
+    })
+    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "summary": summary,
+            "results": results}
+
+
+def _run_specialization_deep(out, scale: str = "small", runs: int = 8, steps: int = 4000, seed: int = 0,
+                            device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Multi-layer teacher (hidden widths 10-15 small, 10-15-20 full), student 4x over-realised,
+    p in {0, 1}: per-layer recovery, L shape and sorted best correlations."""
+    out = _check_common(out, runs, steps, device, formats)
+    widths = (10, 15) if scale != "full" else (10, 15, 20)
+    configs = {f"p={p:g}": specialization_config(scale, steps, teacher_widths=widths, multi=4, strength_decay=p,
+                                                 input_dim=20, train_size=8000 if scale != "full" else 20000)
+               for p in (0.0, 1.0)}
+    write_json(out / "config.json", {
+        "simulation": "specialization-deep", "reference": "Tian ICML 2020 (multi-layer case); seed 004 talk",
+        "scale": scale, "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
+        "configs": {k: c.to_dict() for k, c in configs.items()},
+    })
+    total = steps * len(configs)
+    results: dict[str, TeacherStudentResult] = {}
+    started = time.perf_counter()
+    for i, (label, cfg) in enumerate(configs.items()):
+        results[label] = train_teacher_student(cfg, runs=runs, seed=seed, device=device,
+                                               progress=_labelled_progress(progress, label, i * steps, total))
+    figures = []
+    for layer in range(len(widths)):
+        tag = f"layer{layer + 1}"
+        figures += figure_recovery_by_node(results, out / f"recovery_by_node_{tag}", formats, layer=layer,
+                                           title=f"multi-layer teacher {widths}: hidden layer {layer + 1}")
+        figures += figure_sorted_best_corr(results, out / f"sorted_best_corr_{tag}", formats, layer=layer,
+                                           title=f"hidden layer {layer + 1}: sorted best correlation")
+    figures += figure_l_shape(results, out / "l_shape", formats, layer=-1,
+                              title=f"top hidden layer (fan-out = output weights), teacher {widths}")
+    figures += figure_alignment_over_time(results["p=0"], out / "alignment_over_time", formats, layer=0,
+                                          title="first hidden layer, p = 0")
+    summary, table = {}, {}
+    for label, res in results.items():
+        for layer in range(len(widths)):
+            summary[f"{label}, layer {layer + 1}"] = _summary_entry(res, layer)
+            table[f"{label}, layer {layer + 1}"] = _table_row(res, layer)
+    write_json(out / "metrics.json", {
+        "simulation": "specialization-deep", "runs": runs, "steps": steps, "seconds": time.perf_counter() - started,
+        "summary": summary, "table": table, "results": {label: _result_json(res) for label, res in results.items()},
+    })
+    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "summary": summary,
+            "results": results}
+
+
+def _plane_panel(ax, trajectories: np.ndarray, w_star: np.ndarray, title: str, omega: bool = False) -> None:
+    """Draw node trajectories [S, T, K, 2] in the plane with the teacher nodes."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for s in range(trajectories.shape[0]):
+        for k in range(trajectories.shape[2]):
+            path = trajectories[s, :, k]
+            c = colors[(s * trajectories.shape[2] + k) % len(colors)] if trajectories.shape[2] == 1 else colors[k]
+            ax.plot(path[:, 0], path[:, 1], lw=1.0, alpha=0.8, color=c)
+            ax.plot(path[0, 0], path[0, 1], "o", ms=3, color=c, alpha=0.8)
+    for k in range(w_star.shape[0]):
+        ax.plot(w_star[k, 0], w_star[k, 1], "k*", ms=11)
+    if omega:
+        t = np.linspace(0, 2 * np.pi, 200)
+        ax.plot(w_star[0, 0] + np.cos(t), w_star[0, 1] + np.sin(t), "k--", lw=0.9, label=r"$\Omega$ boundary")
+        ax.legend(fontsize=7)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+
+
+def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3000, seed: int = 0,
+                      device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Population-gradient descent (Tian 2017): K = 1 and K = 2 in the plane; symmetric (x, y) dynamics.
+
+    ``runs`` random starts per panel (K = 1: uniform in a disc of radius 2 around 0; K = 2: each node
+    uniform in the disc of radius 1.5), ``steps`` gradient steps (lr 0.1 in the plane, 2/K for the (x, y)
+    dynamics). The (x, y) panels
+    compare the symmetric start x0 = y0 = 0.1 with x0 = y0 +- 1e-3 and with a generic perturbation of
+    size 1e-6, for K in (2, 3, 5, 10) (full: also 4 and 8).
+    """
+    from ..random import RunStreams, as_seeds
+
+    out = _check_common(out, runs, steps, device, formats)
+    Ks = (2, 3, 5, 10) if scale != "full" else (2, 3, 4, 5, 8, 10)
+    streams = RunStreams(as_seeds(seed, runs))
+    config = {"simulation": "relu-dynamics", "reference": "Tian ICML 2017 (population-gradient dynamics); seed 004 talk", "scale": scale,
+              "runs": runs, "steps": steps, "seed": seed, "device": device, "Ks": Ks,
+              "lr": {"K=1": 0.1, "K=2 (plane)": 0.1, "symmetric": "2/K"}, "torch": torch.__version__}
+    write_json(out / "config.json", config)
+    started = time.perf_counter()
+    total = 2 + len(Ks)
+    report = (lambda label, done: progress(label, done, total)) if progress is not None else (lambda *_: None)
+    # K = 1: starts uniform in the disc of radius 2 around 0 (covers Omega and beyond)
+    w_star1 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    angle0 = 2 * math.pi * streams.uniform("k1-angle", 0, (1,))[:, 0]
+    radius0 = 2 * streams.uniform("k1-radius", 0, (1,))[:, 0].sqrt()
+    w0 = torch.stack([radius0 * torch.cos(angle0), radius0 * torch.sin(angle0)], -1)[:, None, :]
+    tr1 = theory.population_gradient_descent(w0, w_star1, lr=0.1, steps=steps, record_every=1)
+    report("K=1", 1)
+    # K = 2 in the plane, orthonormal teacher e1, e2
+    w_star2 = torch.eye(2, dtype=torch.float64)
+    a = 2 * math.pi * streams.uniform("k2-angle", 0, (2,))
+    r = 1.5 * streams.uniform("k2-radius", 0, (2,)).sqrt()
+    W0 = torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
+    tr2 = theory.population_gradient_descent(W0, w_star2, lr=0.1, steps=steps, record_every=1)
+    report("K=2", 2)
+    # symmetric dynamics
+    sym = {}
+    metrics_sym = {}
+    for i, K in enumerate(Ks):
+        eye = torch.eye(K, dtype=torch.float64)
+        starts = {"x0 = y0 (symmetric)": theory.symmetric_start(K, 0.1, 0.1)[None],
+                  "x0 = y0 + 1e-3": theory.symmetric_start(K, 0.101, 0.1)[None],
+                  "x0 = y0 - 1e-3": theory.symmetric_start(K, 0.099, 0.1)[None],
+                  "generic 1e-6 perturbation": theory.symmetric_start(K, 0.1, 0.1)[None]
+                  + 1e-6 * streams.normal("sym-perturb", K, (K, K))}
+        for label, W_init in starts.items():
+            tr = theory.population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps,
+                                                    record_every=max(1, steps // 1000))
+            sym[(K, label)] = tr
+            final_loss = tr["loss"][:, -1].numpy()
+            x, y, off = theory.symmetric_coordinates(tr["W"][:, -1])
+            metrics_sym[f"K={K}, {label}"] = {
+                "final_loss_by_run": final_loss, "reached_global_minimum": float((final_loss < 1e-8).mean()),
+                "final_x": x.numpy(), "final_y": y.numpy(), "left_symmetric_form": off.numpy()}
+        report(f"K={K}", 3 + i)
+    figures = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    _plane_panel(axes[0], tr1["W"].numpy(), w_star1.numpy(), "K = 1: w_t from random starts (w* = e1)", omega=True)
+    _plane_panel(axes[1], tr2["W"].numpy(), w_star2.numpy(), "K = 2: both nodes (colour = node), teacher e1, e2")
+    fig.suptitle(f"population-gradient descent (Tian 2017), {runs} starts, {steps} steps", fontsize=11)
+    fig.tight_layout()
+    figures += save_figure(fig, out / "plane_trajectories", formats)
+    figures += figure_symmetric_dynamics(sym, out / "symmetric_dynamics", formats)
+    d1 = (tr1["W"][:, -1, 0] - w_star1[0]).norm(dim=-1).numpy()
+    start1 = tr1["W"][:, 0, 0]
+    loss2 = tr2["loss"][:, -1].numpy()
+    summary = {
+        "K=1": {"converged_to_w_star": {"final": {"mean": float((d1 < 1e-6).mean()), "se": 0.0}},
+                "final_loss": {"final": {"mean": float(tr1["loss"][:, -1].mean()), "se": 0.0}}, "seconds": 0.0},
+        "K=2 (plane)": {"converged_to_w_star": {"final": {"mean": float((loss2 < 1e-8).mean()), "se": 0.0}},
+                        "final_loss": {"final": {"mean": float(loss2.mean()), "se": 0.0}}, "seconds": 0.0},
+    }
+    for key, entry in metrics_sym.items():
+        summary[key] = {"converged_to_w_star": {"final": {"mean": entry["reached_global_minimum"], "se": 0.0}},
+                        "final_loss": {"final": {"mean": float(np.mean(entry["final_loss_by_run"])), "se": 0.0}},
+                        "seconds": 0.0}
+    table = {label: {"reached w* (fraction)": entry["converged_to_w_star"]["final"]["mean"],
+                     "final loss (mean)": entry["final_loss"]["final"]["mean"]} for label, entry in summary.items()}
+    write_json(out / "metrics.json", {
+        "simulation": "relu-dynamics", "runs": runs, "steps": steps, "seconds": time.perf_counter() - started,
+        "summary": summary, "table": table,
+        "k1": {"final_distance": d1, "started_in_omega": theory.in_omega(start1, w_star1[0]).numpy()},
+        "k2": {"final_loss": loss2}, "symmetric": metrics_sym,
+        "symmetric_fixed_point": {f"K={K}": theory.symmetric_fixed_point(K) for K in Ks},
+    })
+    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "summary": summary}
+
+
+def _single_threaded_runner(body):
+    """Run a simulation body with one intra-op thread on CPU (tiny per-step tensors; see
+    :func:`teachtheory.teacher_student.intra_op_threads`); the caller's setting is restored."""
+    import functools
+
+    @functools.wraps(body)
+    def runner(out, scale: str = "small", runs: int | None = None, steps: int | None = None, seed: int = 0,
+               device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+        from ..teacher_student import intra_op_threads
+
+        kwargs = {k: v for k, v in (("runs", runs), ("steps", steps)) if v is not None}
+        with intra_op_threads(1 if not str(device).startswith("cuda") else None):
+            return body(out, scale=scale, seed=seed, device=device, formats=formats, progress=progress, **kwargs)
+
+    runner.__name__ = body.__name__.lstrip("_")
+    runner.__qualname__ = runner.__name__
+    return runner
+
+
+run_specialization = _single_threaded_runner(_run_specialization)
+run_specialization_deep = _single_threaded_runner(_run_specialization_deep)
+run_relu_dynamics = _single_threaded_runner(_run_relu_dynamics)
+
+
+register(Simulation(
+    "specialization", "two-layer ReLU teacher-student: recovery vs teacher strength 1/j^p, L shape, augmentation",
+    "Tian ICML 2020 (specialization experiments)", {"small": {"runs": 16, "steps": 4000}, "full": {"runs": 32, "steps": 20000}},
+    runner=run_specialization))
+register(Simulation(
+    "specialization-deep", "multi-layer ReLU teacher-student: per-layer recovery, L shape",
+    "Tian ICML 2020 (multi-layer)", {"small": {"runs": 8, "steps": 4000}, "full": {"runs": 16, "steps": 20000}},
+    runner=run_specialization_deep))
+register(Simulation(
+    "relu-dynamics", "population-gradient descent of ReLU nets: K=1, K=2 in the plane, symmetric (x, y) dynamics",
+    "Tian ICML 2017 (dynamics)", {"small": {"runs": 12, "steps": 3000}, "full": {"runs": 32, "steps": 10000}},
+    runner=run_relu_dynamics))

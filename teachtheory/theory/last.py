@@ -12,6 +12,8 @@ import torch
 __all__ = [
     "greedy_score", "greedy_label_lsr", "kaczmarz_projection", "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
     "symbolic_greedy_label_lsr", "symbolic_kaczmarz_identity",
+    "rescaling_lsr", "rescaling_lr", "rescaling_vector_lsr", "softmax_plane_centre",
+    "symbolic_rescaling", "symbolic_softmax_label_isotropy",
 ]
 
 # u0 with u0 * sigmoid(u0) = 1: the margin at which the logistic residual -y sigmoid(-y m),
@@ -132,3 +134,146 @@ def symbolic_kaczmarz_identity():
     e = w - w_star
     projected = e - x * (x.T * e)[0] / s
     return sp.simplify(e_next - projected)
+
+
+# -- gradient rescaling by the label (LAST Sec. 3.4) -------------------------------------------
+
+
+def rescaling_lsr(m: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+    r"""g(y) with grad l(w; x, y) = g(y) grad l(w; x, y_true) for least squares (scalar label).
+
+    .. math:: g(y) = \frac{\langle w,x\rangle - y}{\langle w,x\rangle - \tilde y}
+
+    Args:
+        m: the prediction <w, x>; y: the new label; y_true: the original label (all broadcast).
+
+    References: LAST Sec. 3.4.
+    """
+    return (m - y) / (m - y_true)
+
+
+def rescaling_lr(m: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+    r"""g(y) for logistic regression, l = log(1 + exp(-y <w, x>)).
+
+    .. math:: g(y) = \frac{y\,(1 + e^{\tilde y \langle w,x\rangle})}{\tilde y\,(1 + e^{y \langle w,x\rangle})}
+
+    Evaluated as (y sigmoid(-y m)) / (y_true sigmoid(-y_true m)), the same quantity without overflow.
+
+    References: LAST Sec. 3.4.
+    """
+    return (y * torch.sigmoid(-y * m)) / (y_true * torch.sigmoid(-y_true * m))
+
+
+def rescaling_vector_lsr(z: torch.Tensor, y: torch.Tensor, y_true: torch.Tensor) -> torch.Tensor:
+    r"""Per-output g(y) for least squares with vector labels: grad' = grad diag(g(y)).
+
+    .. math:: g(y) = (y - W^\top x) \oslash (\tilde y - W^\top x)
+
+    The gradient x (W^T x - y)^T is a d x K matrix; the label rescales each of its K columns by
+    its own factor, so for K > 1 the direction of the flattened gradient does change.
+
+    Args:
+        z: the prediction W^T x [..., K]; y, y_true: labels [..., K].
+
+    References: LAST Sec. 3.4 (Hadamard division).
+    """
+    return (y - z) / (y_true - z)
+
+
+def softmax_plane_centre(probs: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    r"""The centre c of the greedy objective of a softmax learner restricted to labels summing to one.
+
+    For l = -sum_k y_k log softmax(z)_k the output gradient is softmax(z) 1^T y - y, so on
+    {1^T y = 1} it is s - y and G(y) = a ||y - c||^2 + const with
+
+    .. math:: c = s - b / a,\quad a = \eta^2 \|x\|^2,\quad b = \eta (W - W^*)^\top x.
+
+    The greedy label over any subset of that plane (simplex, one-hot, simplex intersected with a
+    ball) is the Euclidean projection of c. Off the plane G is not isotropic.
+
+    Args:
+        probs: softmax(z) [..., K]; b: [..., K]; a: [...] (positive).
+
+    References: LAST Eq. (1), Sec. 3.2 (soft constraint).
+    """
+    return probs - b / a.unsqueeze(-1)
+
+
+def symbolic_rescaling():
+    """Derive g(y) = grad'(y) / grad(y_true) from the losses (sympy) and compare with Sec. 3.4.
+
+    For each of LSR, LR (d = 2, scalar label) and vector LSR (d = 2, K = 2) the gradient of the
+    loss in the weights is taken symbolically, the ratio of the gradient at label y to the one at
+    y_true is formed componentwise, and checked to be the same for every weight coordinate
+    (LSR, LR) or every row of the weight matrix (vector LSR: one factor per output column).
+
+    Returns:
+        dict name -> dict(derived=..., printed=..., difference=simplified derived - printed,
+        uniform=bool: the ratio does not depend on the coordinate).
+    """
+    import sympy as sp
+
+    x1, x2, w1, w2 = sp.symbols("x1 x2 w1 w2", real=True)
+    y, yt = sp.symbols("y ytilde", real=True, nonzero=True)
+    w, x = sp.Matrix([w1, w2]), sp.Matrix([x1, x2])
+    m = (w.T * x)[0]
+    out = {}
+
+    def scalar_case(loss, printed):
+        grad_y = [sp.diff(loss(y), wi) for wi in w]
+        grad_t = [sp.diff(loss(yt), wi) for wi in w]
+        ratios = [sp.simplify(a / b) for a, b in zip(grad_y, grad_t)]
+        uniform = sp.simplify(ratios[0] - ratios[1]) == 0
+        derived = ratios[0]
+        return {"derived": derived, "printed": printed, "difference": sp.simplify(derived - printed),
+                "uniform": bool(uniform)}
+
+    mm = sp.Symbol("m", real=True)
+    out["lsr"] = scalar_case(lambda lab: sp.Rational(1, 2) * (m - lab) ** 2, ((mm - y) / (mm - yt)).subs(mm, m))
+    out["lr"] = scalar_case(lambda lab: sp.log(1 + sp.exp(-lab * m)),
+                            (y * (1 + sp.exp(yt * mm)) / (yt * (1 + sp.exp(y * mm)))).subs(mm, m))
+    # vector labels: W is 2 x 2, z = W^T x, loss 1/2 ||z - y||^2
+    W = sp.Matrix(2, 2, sp.symbols("W11 W12 W21 W22", real=True))
+    Y = sp.Matrix(sp.symbols("y1 y2", real=True))
+    Yt = sp.Matrix(sp.symbols("yt1 yt2", real=True))
+    z = W.T * x
+
+    def vloss(lab):
+        return sp.Rational(1, 2) * ((z - lab).T * (z - lab))[0]
+
+    grad_y = sp.Matrix(2, 2, lambda i, k: sp.diff(vloss(Y), W[i, k]))
+    grad_t = sp.Matrix(2, 2, lambda i, k: sp.diff(vloss(Yt), W[i, k]))
+    ratio = sp.Matrix(2, 2, lambda i, k: sp.simplify(grad_y[i, k] / grad_t[i, k]))
+    uniform = all(sp.simplify(ratio[0, k] - ratio[1, k]) == 0 for k in range(2))
+    derived = sp.Matrix([ratio[0, 0], ratio[0, 1]])
+    printed = sp.Matrix([(Y[k] - z[k]) / (Yt[k] - z[k]) for k in range(2)])
+    out["vector-lsr"] = {"derived": derived, "printed": printed,
+                         "difference": sp.simplify(derived - printed), "uniform": bool(uniform)}
+    return out
+
+
+def symbolic_softmax_label_isotropy(K: int = 3):
+    """The greedy objective of a softmax learner as a function of the label (sympy, K classes).
+
+    G(y) = a ||s 1^T y - y||^2 - 2 b^T (s 1^T y - y) with s on the simplex. Returns
+    (hessian, plane_difference): the Hessian of G in y (2 a M^T M, not a multiple of the identity
+    off the plane) and G restricted to {1^T y = 1} minus a ||y - (s - b/a)||^2, which is
+    independent of y (isotropic on the plane).
+    """
+    import sympy as sp
+
+    a = sp.Symbol("a", positive=True)
+    s = sp.Matrix(sp.symbols(f"s1:{K + 1}", positive=True))
+    b = sp.Matrix(sp.symbols(f"b1:{K + 1}", real=True))
+    y = sp.Matrix(sp.symbols(f"y1:{K + 1}", real=True))
+    ones = sp.ones(K, 1)
+    r = s * (ones.T * y)[0] - y
+    G = a * (r.T * r)[0] - 2 * (b.T * r)[0]
+    hessian = sp.hessian(G, list(y))
+    # restrict to the plane: y_K = 1 - sum of the others, and use sum(s) = 1
+    sub = {y[K - 1]: 1 - sum(y[:K - 1]), s[K - 1]: 1 - sum(s[:K - 1])}
+    centre = s - b / a
+    iso = a * ((y - centre).T * (y - centre))[0]
+    diff = sp.expand((G - iso).subs(sub))
+    y_dependence = [sp.simplify(sp.diff(diff, yi)) for yi in y[:K - 1]]
+    return hessian.subs(s[K - 1], 1 - sum(s[:K - 1])), y_dependence

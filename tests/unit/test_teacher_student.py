@@ -1,0 +1,208 @@
+"""Tests for teachtheory.teacher_student: batching and seeding, construction, augmentation geometry,
+correlation metrics, the simulation runners' outputs, and argument errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.teacher_student import (
+    TeacherStudentConfig, activation_correlations, final_correlations, forward, intra_op_threads, make_dataset,
+    make_teacher, train_teacher_student,
+)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread (an OpenMP team stalls on a busy 2-core machine); restored after."""
+    with intra_op_threads(1):
+        yield
+
+
+SMALL = dict(input_dim=6, teacher_widths=(3,), output_dim=2, multi=2, train_size=200, eval_size=100, batch_size=16,
+             lr=0.05, steps=30, record_every=10, grad_samples=32)
+
+
+def test_batched_runs_equal_single_runs():
+    cfg = TeacherStudentConfig(**SMALL, strength_decay=1.0)
+    seeds = [5, 17, 2]
+    batched = train_teacher_student(cfg, seed=seeds, dtype=torch.float64)
+    for r, s in enumerate(seeds):
+        single = train_teacher_student(cfg, seed=[s], dtype=torch.float64)
+        for name in ("eval_loss", "grad_norm", "g1_inf", "fanout_history", "student_best_history"):
+            np.testing.assert_allclose(getattr(single, name)[0], getattr(batched, name)[r], rtol=1e-9, atol=1e-12,
+                                       err_msg=name)
+        np.testing.assert_allclose(single.corr[0][0], batched.corr[0][r], rtol=1e-9, atol=1e-12)
+
+
+def test_deep_fresh_samples_batched_equal_single_and_reproducible():
+    cfg = TeacherStudentConfig(**{**SMALL, "teacher_widths": (3, 4), "train_size": None})
+    a = train_teacher_student(cfg, seed=[1, 2], dtype=torch.float64)
+    b = train_teacher_student(cfg, seed=[2], dtype=torch.float64)
+    np.testing.assert_allclose(a.eval_loss[1], b.eval_loss[0], rtol=1e-9, atol=1e-12)
+    again = train_teacher_student(cfg, seed=[1, 2], dtype=torch.float64)
+    np.testing.assert_array_equal(a.eval_loss, again.eval_loss)
+    assert len(a.best_corr) == 2 and a.best_corr[1].shape == (2, len(a.steps), 4)
+    assert a.corr[1].shape == (2, 4, 8)
+
+
+def test_training_reduces_loss_and_aligns_an_easy_teacher():
+    cfg = TeacherStudentConfig(input_dim=8, teacher_widths=(4,), output_dim=4, multi=4, train_size=1000, eval_size=500,
+                               steps=800, record_every=100, lr=0.05)
+    res = train_teacher_student(cfg, runs=3, seed=0)
+    assert (res.eval_loss[:, -1] < 0.05 * res.eval_loss[:, 0]).all()
+    assert res.recovered[0].mean() >= 0.75
+    assert res.g1_inf[:, -1].mean() < res.g1_inf[:, 0].mean()
+    tta = res.time_to_alignment[0]
+    assert np.all((tta[res.recovered[0]] <= res.steps[-1]))
+
+
+def test_teacher_construction_strength_and_observed_boundaries():
+    cfg = TeacherStudentConfig(**{**SMALL, "teacher_widths": (5,), "strength_decay": 2.0})
+    teacher = make_teacher(cfg, RunStreams(as_seeds(0, 2)), dtype=torch.float64)
+    W1, V = teacher.weights
+    torch.testing.assert_close(W1.norm(dim=1), torch.ones(2, 5, dtype=torch.float64))
+    torch.testing.assert_close(V.norm(dim=1), torch.ones(2, 2, dtype=torch.float64))  # each output node normalised
+    # fan-out of node j ~ 1/j^p before the output normalisation: row norms decrease on average
+    rows = V.norm(dim=2).mean(0)
+    assert rows[0] > rows[-1]
+    X = torch.randn(2, 4000, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    pre, _, _ = forward(teacher, X)
+    active = (pre[0] > 0).double().mean(1)
+    assert ((active > 0.2) & (active < 0.8)).all()  # every teacher boundary lies inside the data
+
+
+@pytest.mark.parametrize("kind", ["agnostic", "aware"])
+def test_augmentation_geometry(kind):
+    cfg = TeacherStudentConfig(**{**SMALL, "augment": kind, "augment_count": 2, "augment_scale": 0.1})
+    streams = RunStreams(as_seeds(3, 2))
+    teacher = make_teacher(cfg, streams, dtype=torch.float64)
+    X = make_dataset(cfg, teacher, streams, dtype=torch.float64)
+    N = cfg.train_size
+    assert X.shape == (2, N * (1 + 2 * 2), cfg.input_dim)
+    extra = X[:, N:]
+    if kind == "agnostic":  # each extra point is a data point moved by +-delta along one axis
+        plus, minus = extra.reshape(2, N, 2, 2, -1).unbind(2)
+        diff = plus - X[:, :N, None, :]
+        assert torch.allclose(diff.abs().sum(-1), torch.full(diff.shape[:-1], 0.1, dtype=torch.float64))
+    else:  # each extra point lies at distance delta from some teacher boundary
+        W1, b1 = teacher.weights[0], teacher.biases[0]
+        dist = (torch.einsum("rnd,rdm->rnm", extra, W1) + b1[:, None]).abs() / W1.norm(dim=1)[:, None]
+        assert ((dist - 0.1).abs() < 1e-9).any(-1).all()
+
+
+def test_full_agnostic_augmentation_uses_every_axis():
+    cfg = TeacherStudentConfig(**{**SMALL, "augment": "agnostic", "augment_count": 6})
+    streams = RunStreams(as_seeds(0, 1))
+    X = make_dataset(cfg, make_teacher(cfg, streams), streams)
+    assert X.shape[1] == cfg.train_size * (2 * cfg.input_dim + 1)  # Tian's |D'| = (2d + 1)|D|
+
+
+def test_activation_correlations():
+    g = torch.Generator().manual_seed(0)
+    a = torch.relu(torch.randn(2, 50, 3, dtype=torch.float64, generator=g))
+    b = torch.cat([3 * a[..., :1], torch.zeros(2, 50, 1, dtype=torch.float64)], -1)  # a scaled copy and a dead node
+    rho = activation_correlations(a, b)
+    torch.testing.assert_close(rho[:, 0, 0], torch.ones(2, dtype=torch.float64))
+    assert (rho[..., 1] == 0).all()
+    assert (rho.abs() <= 1 + 1e-12).all()
+
+
+def test_final_correlations_default_and_null_pairing():
+    cfg = TeacherStudentConfig(**SMALL)
+    res = train_teacher_student(cfg, runs=3, seed=0, keep_networks=True)
+    np.testing.assert_allclose(final_correlations(res)[0], res.corr[0], rtol=1e-6, atol=1e-6)
+    assert final_correlations(res, [1, 2, 0])[0].shape == res.corr[0].shape
+    with pytest.raises(ValueError, match="teacher_runs"):
+        final_correlations(res, [0, 0])
+    with pytest.raises(ValueError, match="keep_networks"):
+        final_correlations(train_teacher_student(cfg, runs=1, seed=0))
+
+
+def test_intra_op_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    (dict(input_dim=0), "input_dim"),
+    (dict(teacher_widths=()), "teacher_widths"),
+    (dict(teacher_widths=(3, 0)), "teacher_widths"),
+    (dict(multi=0), "multi"),
+    (dict(lr=-0.1), "lr must be"),
+    (dict(lr=float("nan")), "lr must be"),
+    (dict(momentum=1.0), "momentum"),
+    (dict(strength_decay=-1.0), "strength_decay"),
+    (dict(threshold=1.5), "threshold"),
+    (dict(augment="magic"), "augment must be one of"),
+    (dict(augment="aware", train_size=None), "augment needs a finite training set"),
+    (dict(train_size=0), "train_size"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_bad_config_raises_value_error_naming_the_argument(changes, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        TeacherStudentConfig(**{**SMALL, **changes})
+
+
+def test_bad_training_arguments():
+    cfg = TeacherStudentConfig(**SMALL)
+    with pytest.raises(TypeError, match="config must be a TeacherStudentConfig"):
+        train_teacher_student({"input_dim": 3}, runs=1, seed=0)
+    with pytest.raises(ValueError, match="runs must be a positive integer"):
+        train_teacher_student(cfg, runs=0, seed=0)
+    with pytest.raises(ValueError, match="runs is required"):
+        train_teacher_student(cfg, seed=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            train_teacher_student(cfg, runs=1, seed=0, device="cuda")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_teacher_student(TeacherStudentConfig(**{**SMALL, "lr": 1e6}), runs=1, seed=0)
+
+
+# -- simulation runners --------------------------------------------------------------------------
+
+
+def test_relu_dynamics_runner_writes_results(tmp_path):
+    from teachtheory.simulations.relu import run_relu_dynamics
+
+    calls = []
+    result = run_relu_dynamics(tmp_path / "dyn", runs=3, steps=60, seed=1, progress=lambda *a: calls.append(a))
+    out = tmp_path / "dyn"
+    for name in ("config.json", "metrics.json", "plane_trajectories.png", "symmetric_dynamics.png"):
+        assert (out / name).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["symmetric_fixed_point"]["K=2"] == pytest.approx((1 + 3.14159265 - 0.78539816) / (2 * 3.14159265))
+    assert calls and calls[-1][1] == calls[-1][2]
+    assert set(result["summary"]["K=1"]) == {"converged_to_w_star", "final_loss", "seconds"}
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_specialization_runner_writes_results_and_reproduces(tmp_path, monkeypatch):
+    from teachtheory.simulations import relu as sims
+
+    monkeypatch.setattr(sims, "STRENGTHS", {"small": (0.0, 2.0), "full": (0.0,)})
+    base = sims.specialization_config
+
+    def tiny(scale, steps, **changes):  # the real setting, shrunk for a test
+        changes.setdefault("train_size", 200)
+        return base(scale, steps, **{**changes, "input_dim": 6, "teacher_widths": (3,), "eval_size": 100})
+
+    monkeypatch.setattr(sims, "specialization_config", tiny)
+    metrics = []
+    for folder in ("a", "b"):
+        result = sims.run_specialization(tmp_path / folder, runs=2, steps=20, seed=3)
+        metrics.append(json.loads((tmp_path / folder / "metrics.json").read_text()))
+        for name in ("config.json", "recovery_by_node.png", "l_shape.png", "sorted_best_corr.png",
+                     "alignment_over_time.png", "augmentation.png"):
+            assert (tmp_path / folder / name).is_file(), name
+    for label in metrics[0]["summary"]:
+        for key in ("recovery_rate", "eval_loss"):
+            assert metrics[0]["summary"][label][key] == metrics[1]["summary"][label][key]
+    assert set(result["summary"]) == {"p=0", "p=2", "aug: D only", "aug: teacher-agnostic", "aug: teacher-aware"}
+    with pytest.raises(ValueError, match="runs must be a positive integer"):
+        sims.run_specialization(tmp_path / "c", runs=0, steps=5)
