@@ -151,15 +151,14 @@ def _load_all() -> None:
 
 
 def select_claims(patterns: Iterable[str] = ()) -> list[Claim]:
-    """Claims whose id equals a pattern or starts with it (``last`` selects ``last.*``); all if none."""
+    """Claims whose id starts with a pattern (``last`` selects ``last.*``, ``last.thm`` the theorems); all if none."""
     _load_all()
     patterns = list(patterns)
     if not patterns:
         return list(CLAIMS.values())
     chosen, unknown = [], []
     for pattern in patterns:
-        hits = [c for cid, c in CLAIMS.items() if cid == pattern or cid.startswith(pattern.rstrip(".") + ".")
-                or (pattern.endswith(".") and cid.startswith(pattern))]
+        hits = [c for cid, c in CLAIMS.items() if cid.startswith(pattern)]
         if not hits:
             unknown.append(pattern)
         chosen.extend(h for h in hits if h not in chosen)

@@ -438,14 +438,16 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                 y_lib = y_lib.reshape(per_lr, k_out)
                 naive = None
                 if kind == "softmax" and spec != "none":
-                    naive = label_set.project(unconstrained, prediction=pred, truth=y_true.reshape(per_lr, k_out))
+                    naive = label_set.project(unconstrained, prediction=torch.softmax(pred, -1), truth=y_true.reshape(per_lr, k_out))
                     if ctx.power and spec in _OFF_PLANE:
                         y_lib = naive
                 excess, naive_excess = [], []
                 for i in range(per_lr):
                     W = w[i].numpy().reshape(d, k_out)
                     W_star = w_star[i].numpy().reshape(d, k_out)
-                    xi, pi = x[i].numpy(), pred[i].numpy()
+                    xi = x[i].numpy()
+                    # the centre of a ball 'around the prediction': probabilities for softmax
+                    pi = (torch.softmax(pred[i], -1) if kind == "softmax" else pred[i]).numpy()
                     ti = y_true[i].numpy().reshape(k_out)
                     e2 = float(np.sum((W - W_star) ** 2))
 
@@ -746,7 +748,7 @@ def one_step_gaps(name: str, spec: str, lr: float, n: int, seed: int, d: int = 4
     y_last = synthesize_labels(learner, w, w_star, x[:, None, :], y_batch, lr, spec)[:, 0]
     e2 = ((w - w_star) ** 2).sum(-1)
     gap = (_one_step_sq(kind, w, w_star, x, y_last, lr) - _one_step_sq(kind, w, w_star, x, y_true, lr)) / e2
-    pred = learner.outputs(w, x[:, None, :])[:, 0]
+    pred = learner.label_prediction(w, x[:, None, :])[:, 0]
     as_vec = (lambda t: t[:, None]) if y_true.dim() == 1 else (lambda t: t)
     feasible = parse_label_set(spec).contains(as_vec(y_true), prediction=as_vec(pred), truth=as_vec(y_true), atol=1e-12)
     return gap, feasible

@@ -93,6 +93,11 @@ class Learner:
         g = self.grad(w, X, y)
         return torch.einsum("rp,rnp->rn", e, g), (g * g).sum(-1)
 
+    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """The model's prediction in label space: the centre of a magnitude constraint "around the
+        prediction" (the regression output or margin <w, x>; class probabilities for softmax models)."""
+        return self.outputs(w, X)
+
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Hard predictions in the label format ({-1,+1}, class index, or real value)."""
         raise NotImplementedError

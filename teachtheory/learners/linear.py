@@ -11,7 +11,6 @@ References:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .base import LabelQuadratic, Learner
 
@@ -157,7 +156,9 @@ class Logistic(LinearLearner):
         return -y * torch.sigmoid(-y * z)
 
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.softplus(-y * z).sum(-1)
+        # logaddexp(0, -y z) is exact at every margin (softplus switches to linear past 20,
+        # which is off by up to e^-20 and breaks autograd Hessians there).
+        return torch.logaddexp(torch.zeros_like(z), -y * z).sum(-1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         m = self.outputs(w, X)
@@ -190,6 +191,9 @@ class Softmax(LinearLearner):
 
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -(y * torch.log_softmax(z, -1)).sum(-1)
+
+    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.outputs(w, X), -1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return self.outputs(w, X).argmax(-1)

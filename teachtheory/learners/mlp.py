@@ -81,6 +81,9 @@ class MLP(Learner):
         gW = torch.matmul(P.transpose(1, 2), delta).reshape(R, -1) / n
         return torch.cat([gV, gW], dim=-1)
 
+    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.outputs(w, X), -1)
+
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return self.outputs(w, X).argmax(-1)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Teacher, TeachingBatch, TeachingContext
-from .dht import DHTTeacher
+from .dht import DHTTeacher, ScalingMapTeacher
 from .imt import IMTTeacher
 from .last import LASTTeacher, MixedTeacher, synthesize_labels
 from .policies import DistillationTeacher, LabelSmoothingTeacher, SelfTrainingTeacher
@@ -16,6 +16,7 @@ TEACHERS: dict[str, type[Teacher]] = {
     "last": LASTTeacher,
     "mixed": MixedTeacher,
     "dht": DHTTeacher,
+    "dht-scaling": ScalingMapTeacher,
     "distill": DistillationTeacher,
     "smooth": LabelSmoothingTeacher,
     "self-train": SelfTrainingTeacher,
@@ -37,6 +38,6 @@ def make_teacher(name: str, **options) -> Teacher:
 
 __all__ = [
     "Teacher", "TeachingBatch", "TeachingContext", "TEACHERS", "make_teacher", "RandomTeacher", "IMTTeacher",
-    "LASTTeacher", "MixedTeacher", "DHTTeacher", "DistillationTeacher", "LabelSmoothingTeacher",
+    "LASTTeacher", "MixedTeacher", "DHTTeacher", "ScalingMapTeacher", "DistillationTeacher", "LabelSmoothingTeacher",
     "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
 ]

@@ -15,11 +15,12 @@ from __future__ import annotations
 import torch
 
 from ..constraints import LabelSet
+from ..theory.dht import solve_scaling_lsr
 from ..theory.last import greedy_score
 from .base import Teacher, TeachingBatch, TeachingContext
 from .last import _as_label_set, synthesize_labels
 
-__all__ = ["DHTTeacher", "hallucinate"]
+__all__ = ["DHTTeacher", "ScalingMapTeacher", "hallucinate"]
 
 
 def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -121,4 +122,34 @@ class DHTTeacher(Teacher):
     def to_spec(self) -> dict:
         return {"name": self.name, "iterations": self.iterations, "restarts": self.restarts,
                 "step_fraction": self.step_fraction,
-                "synthesize": None if self.label_set is None else self.label_set.spec()}
+                "synthesize": None if self.label_set is None else self.label_set.spec(), "beta": self.beta}
+
+
+class ScalingMapTeacher(Teacher):
+    """DHT Thm 1 teacher for LSR: sample x uniformly, feed x~ = beta x with the pool label, beta chosen
+    so that grad l(x~) = c1 ||w - w*|| grad l(x) (beta solves beta(beta m - y)/(m - y) = c1 ||e||).
+
+    ``diagnostics`` (a list or None) collects, per step, the fraction of samples where no real
+    beta exists (the vertex beta = y/(2m) is then used) and the range of beta.
+    """
+
+    name = "dht-scaling"
+    omniscient = True
+
+    def __init__(self, c1: float, diagnostics: list | None = None) -> None:
+        if c1 <= 0:
+            raise ValueError(f"c1 must be positive, got {c1}")
+        self.c1 = float(c1)
+        self.diagnostics = diagnostics
+
+    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        batch = self.sample_uniform(ctx, step)
+        m = (w[:, None, :] * batch.x).sum(-1)
+        target = (self.c1 * (w - ctx.w_star).norm(dim=-1))[:, None].expand_as(m)
+        beta, feasible = solve_scaling_lsr(m, batch.y, target)
+        if self.diagnostics is not None:
+            self.diagnostics.append((float((~feasible).double().mean()), float(beta.abs().min()), float(beta.abs().max())))
+        return TeachingBatch(x=beta[..., None] * batch.x, y=batch.y, index=batch.index)
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "c1": self.c1}

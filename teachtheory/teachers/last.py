@@ -21,8 +21,8 @@ import warnings
 import torch
 
 from ..constraints import LabelSet, Unconstrained, interval, parse_label_set
-from ..learners import Learner, Logistic
-from ..theory.last import LOGISTIC_CRITICAL_MARGIN
+from ..learners import Learner, Logistic, Softmax
+from ..theory.last import LOGISTIC_CRITICAL_MARGIN, softmax_plane_centre
 from .base import Teacher, TeachingBatch, TeachingContext
 from .imt import select_examples
 
@@ -127,6 +127,14 @@ def _projected_gradient(H, q, label_set, *, prediction, truth, max_iterations):
     return y
 
 
+def _sums_to_one(label_set: LabelSet) -> bool:
+    """True when every label of the set satisfies sum(y) = 1 (simplex, one-hot, or an intersection with one)."""
+    from ..constraints import Intersection, OneHot, Simplex
+
+    members = label_set.sets if isinstance(label_set, Intersection) else (label_set,)
+    return any(isinstance(m, (Simplex, OneHot)) for m in members)
+
+
 def _is_plain_discrete(label_set: LabelSet) -> bool:
     from ..constraints import OneHot, Signs
 
@@ -213,10 +221,15 @@ def synthesize_labels(
     if isinstance(learner, Logistic):
         a, b, z = learner.greedy_terms(w, w_star, x, lr)
         return logistic_greedy_label(a, b[..., 0], z[..., 0], y_true, label_set)
-    quad = learner.label_quadratic(w, w_star, x, lr, beta)
     truth = y_true.unsqueeze(-1) if learner.scalar_labels else y_true
-    prediction = learner.outputs(w, x)
+    prediction = learner.label_prediction(w, x)
     prediction = prediction.unsqueeze(-1) if learner.scalar_labels else prediction
+    if isinstance(learner, Softmax) and _sums_to_one(label_set):
+        # On {sum y = 1} the softmax objective is isotropic: the label is an exact projection.
+        a, b, _ = learner.greedy_terms(w, w_star, x, lr)
+        centre = softmax_plane_centre(prediction, b, a.clamp_min(torch.finfo(a.dtype).tiny))
+        return label_set.project(centre, prediction=prediction, truth=truth)
+    quad = learner.label_quadratic(w, w_star, x, lr, beta)
     y = solve_label_quadratic(quad.H, quad.q, label_set, isotropic=quad.isotropic, prediction=prediction, truth=truth)
     return y[..., 0] if learner.scalar_labels else y
 

@@ -98,7 +98,8 @@ class HessianTeacher(Teacher):
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
         X, y = ctx.pool()
         R, p = w.shape
-        anchor = self.alpha * ctx.w_star.expand_as(w) + (1.0 - self.alpha) * w
+        # alpha = 0 (Newton) must not read w*: the teacher is then not omniscient.
+        anchor = w if self.alpha == 0 else self.alpha * ctx.w_star.expand_as(w) + (1.0 - self.alpha) * w
         learner = ctx.learner
 
         def mean_loss(v, Xr, yr):

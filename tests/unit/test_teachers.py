@@ -324,7 +324,7 @@ def _check_vector_label(kind, spec, learner, w, ws, x, truth, lr, beta=1.0):
     y = synthesize_labels(learner, w, ws, x, truth, lr, None if spec == "none" else spec, beta)
     assert y.shape == truth.shape
     y_np = y[0, 0].numpy()
-    pred = learner.outputs(w, x)[0, 0].detach().numpy()
+    pred = learner.label_prediction(w, x)[0, 0].detach().numpy()
     tr = truth[0, 0].numpy()
     f = score_fn(kind, learner, w[0], ws[0], x[0, 0], lr, beta)
     mine = f(y_np)[0]
@@ -338,7 +338,7 @@ def _check_vector_label(kind, spec, learner, w, ws, x, truth, lr, beta=1.0):
         assert mine <= min(values) + 1e-12 * (1 + e2)
         return
     if spec != "none":
-        feasible = parse_label_set(spec).contains(y, prediction=learner.outputs(w, x), truth=truth, atol=1e-9)
+        feasible = parse_label_set(spec).contains(y, prediction=learner.label_prediction(w, x), truth=truth, atol=1e-9)
         assert bool(feasible.all()), (spec, y_np)
     rng = np.random.default_rng(0)
     starts = [tr, np.full(K, 1.0 / K), pred, rng.normal(size=K), rng.dirichlet(np.ones(K))]
@@ -512,7 +512,7 @@ def test_last_one_step_monotone_vs_sgd(kind, spec, n, d, lr, seed, m):
     torch.testing.assert_close(last.x, sgd.x)
     if spec is not None and spec.startswith("ball:"):
         # the truth is feasible only when it lies within r of the prediction: keep those examples
-        pred = learner.outputs(problem.w0, sgd.x)
+        pred = learner.label_prediction(problem.w0, sgd.x)
         keep = (pred - sgd.y).reshape(2, m, -1).norm(dim=-1) <= float(spec.split(":")[1])
     else:
         keep = torch.ones(sgd.y.shape[:2], dtype=torch.bool)
