@@ -158,7 +158,8 @@ def select_claims(patterns: Iterable[str] = ()) -> list[Claim]:
         return list(CLAIMS.values())
     chosen, unknown = [], []
     for pattern in patterns:
-        hits = [c for cid, c in CLAIMS.items() if cid.startswith(pattern)]
+        # an exact id selects that claim alone; anything else is a prefix
+        hits = [CLAIMS[pattern]] if pattern in CLAIMS else [c for cid, c in CLAIMS.items() if cid.startswith(pattern)]
         if not hits:
             unknown.append(pattern)
         chosen.extend(h for h in hits if h not in chosen)

@@ -1,1 +1,545 @@
-"""Claims: l2t."""
+"""Claims of L2T-DLN (seed 002): alternating gradient descent at a strict saddle (Conclusion 1) and the
+reverse-mode hypergradient of Eqs. (4)-(6) and (8).
+
+References:
+    Hai et al., "L2T-DLN: Learning to Teach with Dynamic Loss Network", NeurIPS 2023.
+    Lu, Hong & Wang, arXiv:1802.10418 (2018) (the AGD saddle analysis Conclusion 1 follows).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..random import RunStreams, as_seeds
+from ..theory import agd as theory
+from .core import CheckContext, Claim, Verdict, register
+
+SOURCE = "seed 002 L2T-DLN"
+
+__all__ = ["check_agd_saddle", "check_rmd", "draw_saddle_cases"]
+
+
+class _threads:
+    """Run a check single-threaded: its tensors are tiny and intra-op threads only add contention."""
+
+    def __enter__(self):
+        self.saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.saved)
+
+
+# -- agd.saddle -----------------------------------------------------------------------------
+
+BLOCKS = ((1, 1), (1, 2), (2, 1), (2, 2), (3, 2), (2, 4), (4, 4), (6, 3))
+COUPLINGS = (1.0, 1.0, 0.3, 1e-2, 1e-4, 0.0)  # scale of the off-diagonal block; 0 = decoupled (bound tight)
+
+
+def draw_saddle_cases(n1: int, n2: int, count: int, seed: int, eta_range: tuple[float, float],
+                      dtype=torch.float64) -> dict[str, torch.Tensor]:
+    """``count`` symmetric H with a strict saddle (lambda_min < 0), blocks n1 + n2, and step sizes
+    eta = f / L_max with f ~ U(eta_range).
+
+    Spectra: eigenvalues ~ N(0, 1) times a log-uniform scale in [1e-2, 1e2], one forced negative; a
+    random rotation couples the blocks, and the off-diagonal block is then scaled by a coupling in
+    COUPLINGS (0 gives the decoupled, tight case).
+    """
+    n = n1 + n2
+    streams = RunStreams(as_seeds(seed, count))
+    Q, _ = torch.linalg.qr(streams.normal("agd/Q", 0, (n, n), dtype=dtype))
+    scale = torch.exp(math.log(100.0) * (2 * streams.uniform("agd/scale", 0, (1,), dtype=dtype) - 1))
+    spec = streams.normal("agd/spec", 0, (n,), dtype=dtype) * scale
+    spec[:, 0] = -spec[:, 0].abs() - 1e-3 * scale[:, 0]
+    H = Q @ torch.diag_embed(spec) @ Q.transpose(-1, -2)
+    couple = torch.tensor(COUPLINGS, dtype=dtype)[streams.integers("agd/couple", 0, len(COUPLINGS), (1,))[:, 0]]
+    H[:, :n1, n1:] *= couple[:, None, None]
+    H[:, n1:, :n1] *= couple[:, None, None]
+    H = (H + H.transpose(-1, -2)) / 2
+    consts = theory.block_constants(H, n1)
+    keep = consts["gamma"] > 1e-9 * consts["L"]  # a strict saddle after the coupling rescale
+    H = H[keep]
+    consts = {k: v[keep] for k, v in consts.items()}
+    lo, hi = eta_range
+    f = lo + (hi - lo) * streams.uniform("agd/eta", 0, (1,), dtype=dtype)[keep, 0]
+    eta = f / consts["L_max"]
+    return {"H": H, "eta": eta, "f": f, **consts}
+
+
+def _evaluate(cases: dict, split: int, power: bool) -> dict[str, torch.Tensor]:
+    H, eta, gamma, L, L_max = (cases[k] for k in ("H", "eta", "gamma", "L", "L_max"))
+    eig = theory.escape_eigenvalue(H, split, eta)
+    printed = theory.printed_escape_bound(eta, gamma, L, L_max)
+    sharp = theory.sharp_escape_bound(eta, gamma)
+    claimed = sharp + 0.05 * eta * gamma if power else printed  # power: a 5% stronger constant than the sharp one
+    u = torch.finfo(H.dtype).eps
+    n = H.shape[-1]
+    rounding = 100 * n * u * eig["scale"]  # backward-stable eigensolver: |d lambda| <~ n u ||T|| (simple eigenvalues)
+    return {
+        "lambda_max": eig["lambda_max"], "max_imag": eig["max_imag"], "scale": eig["scale"],
+        "margin": eig["lambda_max"] - claimed,
+        "norm_margin": (eig["lambda_max"] - claimed) / (eta * gamma),
+        "ratio": (eig["lambda_max"] - 1) / (printed - 1),
+        "sharp_slack": (eig["lambda_max"] - sharp + rounding) / (eta * gamma),
+        "rounding": rounding,
+        "imag_tol": 1e2 * math.sqrt(u) * eig["scale"],  # a nearly defective pair splits by O(sqrt(u ||T||))
+    }
+
+
+def _adversarial_min_ratio(seed: int, starts: int, iterations: int) -> dict:
+    """Nelder-Mead on the entries of H (n = 3, split 1 and n = 4, split 2) and on eta L_max in (0, 1),
+    minimising (lambda_max - 1) / (printed bound - 1); theory: >= 1 + L/L_max >= 2."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(seed)
+    best = {"ratio": math.inf}
+    for n, split in ((3, 1), (4, 2)):
+        iu = np.triu_indices(n)
+
+        def objective(z, n=n, split=split, iu=iu):
+            M = np.zeros((n, n))
+            M[iu] = z[:-1]
+            M = M + M.T - np.diag(np.diag(M))
+            H = torch.tensor(M)
+            c = theory.block_constants(H, split)
+            if float(c["gamma"]) <= 1e-8 or float(c["L_max"]) <= 1e-12:
+                return 1e6
+            f = 1 / (1 + math.exp(-z[-1]))
+            eta = f / float(c["L_max"])
+            lam = float(theory.escape_eigenvalue(H, split, eta)["lambda_max"])
+            printed = float(theory.printed_escape_bound(eta, c["gamma"], c["L"], c["L_max"]))
+            return (lam - 1) / (printed - 1)
+
+        for _ in range(starts):
+            z0 = np.concatenate([rng.normal(size=len(iu[0])), [rng.normal()]])
+            res = minimize(objective, z0, method="Nelder-Mead", options={"maxiter": iterations, "xatol": 1e-10,
+                                                                          "fatol": 1e-12})
+            if res.fun < best["ratio"]:
+                best = {"ratio": float(res.fun), "n": n, "split": split, "evaluations": int(res.nfev)}
+    return best
+
+
+def _saddle_figure(ctx: CheckContext, sim: dict, lam: float, printed: float, sharp: float, lr: float,
+                   f_min: float, scatter: dict) -> str | None:
+    path = ctx.figure_path("agd.saddle")
+    if path is None:
+        return None
+    from ..plotting import plt, save_figure
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    # (a) the eigenvalue excess over the printed and the sharp bound
+    ax = axes[0]
+    x, y = scatter["L_over_Lmax"], scatter["excess"]
+    ax.scatter(x, y, s=4, alpha=0.4, color="C0", label=r"draws, $\eta < 1/L_{\max}$")
+    if scatter["far_x"].size:
+        ax.scatter(scatter["far_x"], scatter["far_y"], s=4, alpha=0.4, color="C3",
+                   label=r"$\eta \geq 1/L_{\max}$ with complex eigenvalues (largest real part)")
+    grid = np.geomspace(1.0, max(2.0, float(x.max())), 200)
+    ax.plot(grid, 1.0 / (1.0 + grid), "r-", lw=1.5, label=r"printed: $1/(1+L/L_{\max})$")
+    ax.axhline(1.0, color="g", ls="--", lw=1.5, label=r"derived sharp: 1")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$L/L_{\max}$")
+    ax.set_ylabel(r"$(\lambda_{\max}(M^{-1}G) - 1)/(\eta\gamma)$")
+    ax.set_title("escape eigenvalue vs the bounds", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    # (b) PA-GD distance to the saddle
+    dist, value = sim["distance"].numpy()[:, 1:], sim["value"].numpy()
+    R, T = dist.shape
+    k = np.arange(1, T + 1)
+    logs = np.log10(np.maximum(dist, 1e-300))
+    mean, se = logs.mean(0), logs.std(0, ddof=1) / math.sqrt(R)
+    ax = axes[1]
+    line = ax.plot(k, mean, lw=1.6, label=f"PA-GD, R={R} (mean ± SE)")[0]
+    ax.fill_between(k, mean - se, mean + se, color=line.get_color(), alpha=0.3, lw=0)
+    k0 = int(np.median(sim["first_perturbation"].numpy())) + 20
+    anchor = mean[k0 - 1]
+    kk = k[k0 - 1:]
+    for rate, style, label in ((lam, "k--", r"$\lambda_{\max}(M^{-1}G)^k$"),
+                               (sharp, "g:", r"$(1+\eta\gamma)^k$ (derived sharp bound)"),
+                               (printed, "r:", r"$(1+\eta\gamma/(1+L/L_{\max}))^k$ (printed bound)")):
+        ax.plot(kk, anchor + (kk - k0) * math.log10(rate), style, lw=1.2, label=label)
+    ax.set_ylim(mean.min() - 0.5, max(0.5, mean.max() + 0.5))
+    ax.set_xlabel("AGD sweep k")
+    ax.set_ylabel(r"mean $\log_{10}\|v_k - v^*\|$")
+    ax.set_title("PA-GD leaves the saddle at the predicted rate", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    # (c) objective value
+    ax = axes[2]
+    kv = np.arange(value.shape[1])
+    vm, vse = value.mean(0), value.std(0, ddof=1) / math.sqrt(R)
+    line = ax.plot(kv, vm, lw=1.6, label="PA-GD (mean ± SE)")[0]
+    ax.fill_between(kv, vm - vse, vm + vse, color=line.get_color(), alpha=0.3, lw=0)
+    ax.axhline(0.0, color="grey", lw=1, label="f at the saddle (plain AGD started there stays)")
+    ax.axhline(f_min, color="k", ls="--", lw=1, label=r"$\min f = -\gamma^2/(4\rho)$")
+    ax.set_xlabel("AGD sweep k")
+    ax.set_ylabel(r"$f(v_k)$")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"agd.saddle: M^-1 G eigenvalues over random draws; perturbed AGD on "
+                 f"f = v'Hv/2 + rho|v|^4/4 (n=10, blocks 5+5, eta = {lr:.3g} = 0.9/L_max)", fontsize=11)
+    fig.tight_layout()
+    return str(save_figure(fig, path)[0])
+
+
+def check_agd_saddle(ctx: CheckContext) -> Verdict:
+    """(1) sympy, scalar blocks: the discriminant is (p-q)^2 + r^2 + 2r(p+q) (>= 0 when eta a, eta c <= 1),
+    det(G - lam M) = det((1-lam)I - eta S(lam)), and the charpoly at 1 + eta gamma is -eta^3 b^2 gamma <= 0.
+    (2) Batched draws over block sizes, spectra (log-uniform scales, couplings down to decoupled) and
+    eta = f/L_max, f ~ U(0, 1): eigenvalues real (|Im| below the eigensolver's error), the printed bound
+    and the derived sharp bound 1 + eta gamma. Smallest margins reported; Nelder-Mead adversarial
+    search for the smallest (lambda_max - 1)/(printed - 1). (3) eta >= 1/L_max: complex pairs
+    (counterexamples counted, an explicit one built); does the bound survive? (4) PA-GD escaping a
+    strict saddle: measured growth rate of ||v_k|| vs log lambda_max(M^{-1}G).
+    Power: the bound 1 + 1.05 eta gamma (5% above the sharp constant) must fail."""
+    with _threads():
+        return _check_agd_saddle(ctx)
+
+
+def _check_agd_saddle(ctx: CheckContext) -> Verdict:
+    import sympy as sp
+
+    sym = theory.symbolic_agd_2x2()
+    symbolic_ok = all(sp.simplify(sym[k]) == 0 for k in ("identity", "similarity", "at_sharp_identity"))
+
+    count = ctx.pick(1500, 20000)
+    inside, outside = [], []
+    worst = {"norm_margin": math.inf, "margin": math.inf, "ratio": math.inf, "sharp_slack": math.inf,
+             "imag": 0.0}
+    worst_case = {}
+    per_block = {}
+    scatter = {"L_over_Lmax": [], "excess": [], "far_x": [], "far_y": []}
+    for b, (n1, n2) in enumerate(BLOCKS):
+        cases = draw_saddle_cases(n1, n2, count, ctx.seed * 1000 + b, (0.0, 1.0))
+        ev = _evaluate(cases, n1, ctx.power)
+        imag_excess = float((ev["max_imag"] / ev["imag_tol"]).max())
+        i = int(torch.argmin(ev["norm_margin"]))
+        per_block[f"{n1}+{n2}"] = {
+            "cases": int(cases["H"].shape[0]), "min_norm_margin": float(ev["norm_margin"].min()),
+            "min_margin": float(ev["margin"].min()), "min_ratio": float(ev["ratio"].min()),
+            "min_sharp_slack": float(ev["sharp_slack"].min()), "max_imag": float(ev["max_imag"].max()),
+        }
+        if float(ev["norm_margin"][i]) < worst["norm_margin"]:
+            worst_case = {"blocks": [n1, n2], "eta_L_max": float(cases["f"][i]), "gamma": float(cases["gamma"][i]),
+                          "L": float(cases["L"][i]), "L_max": float(cases["L_max"][i]),
+                          "lambda_max": float(ev["lambda_max"][i])}
+        worst["norm_margin"] = min(worst["norm_margin"], float(ev["norm_margin"].min()))
+        worst["margin"] = min(worst["margin"], float(ev["margin"].min()))
+        worst["ratio"] = min(worst["ratio"], float(ev["ratio"].min()))
+        worst["sharp_slack"] = min(worst["sharp_slack"], float(ev["sharp_slack"].min()))
+        worst["imag"] = max(worst["imag"], imag_excess)
+        inside.append(int(cases["H"].shape[0]))
+        take = slice(0, 400)
+        scatter["L_over_Lmax"].append((cases["L"] / cases["L_max"])[take].numpy())
+        scatter["excess"].append(((ev["lambda_max"] - 1) / (cases["eta"] * cases["gamma"]))[take].numpy())
+        # beyond the stated step size: eta in [1, 20] / L_max
+        far = draw_saddle_cases(n1, n2, count // 2, ctx.seed * 1000 + 500 + b, (1.0, 20.0))
+        evf = _evaluate(far, n1, False)
+        complex_mask = evf["max_imag"] > evf["imag_tol"]
+        sharp_real = far["eta"] * far["top"] < 1  # the one-sided reality condition
+        scatter["far_x"].append((far["L"] / far["L_max"])[complex_mask][:200].numpy())
+        scatter["far_y"].append(((evf["lambda_max"] - 1) / (far["eta"] * far["gamma"]))[complex_mask][:200].numpy())
+        outside.append({"cases": int(far["H"].shape[0]), "complex": int(complex_mask.sum()),
+                        "complex_when_eta_top_lt_1": int((complex_mask & sharp_real).sum()),
+                        "printed_bound_fails": int((evf["margin"] <= 0).sum()),
+                        "min_ratio": float(evf["ratio"].min())})
+    adversarial = _adversarial_min_ratio(ctx.seed, ctx.pick(3, 12), ctx.pick(300, 2000))
+    counter = theory.complex_counterexample()
+    cev = counter["eigenvalues"]
+
+    # (4) the PA-GD simulation
+    from ..l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
+
+    gamma, L, rho = 0.5, 4.0, 1.0
+    H = saddle_hessian(10, 5, gamma, L, seed=ctx.seed)
+    consts = theory.block_constants(H, 5)
+    lr = 0.9 / float(consts["L_max"])
+    lam = float(theory.escape_eigenvalue(H, 5, lr)["lambda_max"])
+    sim = perturbed_agd(H, 5, lr, ctx.pick(300, 600), ctx.pick(32, 256), rho=rho, seed=ctx.seed)
+    rates = growth_rate(sim["distance"], sim["first_perturbation"], 1e-5, 1e-2 * math.sqrt(gamma / rho))
+    f_min = -gamma**2 / (4 * rho)
+    escaped = float((sim["value"][:, -1] < 0.5 * f_min).double().mean())
+    rate_error = float(((rates - math.log(lam)) / math.log(lam)).abs().max())
+    printed_rate = float(theory.printed_escape_bound(lr, consts["gamma"], consts["L"], consts["L_max"]))
+    scatter = {k: np.concatenate(v) for k, v in scatter.items()}
+    figure = _saddle_figure(ctx, sim, lam, printed_rate, 1 + lr * gamma, lr, f_min, scatter)
+
+    real_ok = worst["imag"] <= 1.0
+    bound_ok = worst["norm_margin"] > 0
+    holds = symbolic_ok and real_ok and bound_ok
+    total_out = sum(o["cases"] for o in outside)
+    complex_out = sum(o["complex"] for o in outside)
+    printed_out = sum(o["printed_bound_fails"] for o in outside)
+    complex_sharp = sum(o["complex_when_eta_top_lt_1"] for o in outside)
+    what = "bound 1 + 1.05 eta gamma [power]" if ctx.power else "printed bound 1 + eta gamma/(1 + L/L_max)"
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=worst["norm_margin"], tolerance=0.0,
+        tolerance_rule="smallest (lambda_max(M^-1 G) - bound)/(eta gamma) over all draws must be > 0 (the claim is "
+                       "strict); |Im lambda| <= 100 sqrt(u) ||M^-1 G|| (eigensolver error on a near-double root)",
+        message=(f"{sum(inside)} draws, eta < 1/L_max: smallest margin of the {what}: "
+                 f"{worst['norm_margin']:.3g} x eta gamma (absolute {worst['margin']:.2e}); smallest "
+                 f"(lambda_max - 1)/(printed - 1) = {worst['ratio']:.6f} (adversarial search {adversarial['ratio']:.6f}); "
+                 f"eigenvalues real (max |Im|/tol {worst['imag']:.2g}); derived sharp bound 1 + eta gamma: smallest "
+                 f"slack {worst['sharp_slack']:.2e} x eta gamma; sympy identities {'ok' if symbolic_ok else 'FAIL'}. "
+                 f"eta in [1, 20]/L_max: {complex_out}/{total_out} draws have complex eigenvalues (0 of them with "
+                 f"eta max(lambda_max(A), lambda_max(C)) < 1: {complex_sharp}), printed bound fails in {printed_out}; "
+                 f"PA-GD: {escaped:.0%} escaped, growth rate vs log lambda_max: max rel. error {rate_error:.1e}"),
+        details={
+            "smallest_margin": {"normalised_by_eta_gamma": worst["norm_margin"], "absolute": worst["margin"],
+                                "ratio_excess_over_printed": worst["ratio"], "at": worst_case},
+            "per_block": per_block, "adversarial": adversarial, "sharp_bound_min_slack": worst["sharp_slack"],
+            "sharper_form": r"\lambda_{\max}(M^{-1}G) \ge 1 + \eta\gamma\ \text{for every}\ \eta > 0\ "
+                            r"(\text{equality iff the negative-curvature direction lies in one block}); "
+                            r"\text{all eigenvalues real iff-sufficient: } \eta\max(\lambda_{\max}(A),\lambda_{\max}(C)) < 1",
+            "beyond_step_size": {"per_block": dict(zip([f"{a}+{b}" for a, b in BLOCKS], outside)),
+                                 "complex": complex_out, "cases": total_out, "printed_bound_fails": printed_out},
+            "counterexample": {"H": counter["H"].tolist(), "split": 2, "eta": counter["lr"],
+                               "eta_L_max": counter["factor"], "eigenvalues": [[float(z.real), float(z.imag)] for z in cev],
+                               "discriminant": counter["discriminant"]},
+            "symbolic": {"discriminant_identity": str(sym["identity"]), "similarity": str(sym["similarity"]),
+                         "charpoly_at_1_plus_eta_gamma": str(sym["at_sharp"])},
+            "pagd": {"lr": lr, "lambda_max": lam, "log_lambda_max": math.log(lam),
+                     "measured_rate_mean": float(np.nanmean(rates.numpy())), "max_rel_error": rate_error,
+                     "escaped_fraction": escaped, "f_min": f_min, "runs": int(sim["distance"].shape[0])},
+            "power": ctx.power,
+        },
+        figure=figure,
+    )
+
+
+register(Claim(
+    id="agd.saddle", source=f"{SOURCE}, Eq. (9)-(14), Conclusion 1",
+    statement=r"\lambda_{\min}(\mathcal H) \le -\gamma < 0,\ \eta < 1/L_{\max} \Rightarrow \operatorname{spec}(M^{-1}G)"
+              r"\subset \mathbb R,\ \lambda_{\max}(M^{-1}G) > 1 + \frac{\eta\gamma}{1 + L/L_{\max}},\quad "
+              r"M = I + \eta\mathcal H_l,\ G = I - \eta\mathcal H_u",
+    assumptions=["quadratic model: H is the Hessian at the saddle (Eq. 10), two blocks split at an index",
+                 "L = ||H||_2, L_max = max(||A||_2, ||C||_2) (diagonal-block Lipschitz constants)",
+                 "gamma = -lambda_min(H) > 0 (a strict saddle), 0 < eta < 1/L_max (checked per draw)"],
+    check=check_agd_saddle, statistical=True,
+    method="sympy (scalar blocks); batched eigenvalues over block sizes, spectra, step sizes; Nelder-Mead "
+           "adversary; eta >= 1/L_max counterexamples; PA-GD escape simulation",
+))
+
+
+# -- l2t.rmd --------------------------------------------------------------------------------
+
+
+def _rmd_problem(seed: int, runs: int, N: int, smooth: bool, dtype=torch.float64):
+    """A float64 L2T-DLN instance: digits task, MLP student, DLN (paper architecture), LSTM teacher."""
+    from ..l2t import DynamicLossNetwork, L2TConfig, L2TDLN, LSTMTeacher, MLPStudent, load_digits_task
+
+    task = load_digits_task(seed, runs, dtype=dtype, batch_size=10, val_batch_size=40)
+    student = MLPStudent(64, 10, (8,), act="tanh" if smooth else "relu")
+    dln = DynamicLossNetwork(act="smooth_leaky_relu" if smooth else "leaky_relu")
+    teacher = LSTMTeacher((8, 8, 1))
+    alg = L2TDLN(student, dln, task, L2TConfig(stage_length=N, student_lr=0.1, dln_lr=0.1), teacher)
+    theta = student.init(task.streams.seeds, dtype=dtype)
+    phi = dln.init(task.streams.seeds, dtype=dtype)
+    varphi = teacher.init(task.streams.seeds, dtype=dtype)
+    return alg, theta, phi, varphi
+
+
+def _rel(a, b) -> float:
+    from ..unroll import flatten
+
+    fa, fb = flatten(a), flatten(b)
+    return float((fa - fb).norm() / fb.norm().clamp_min(1e-300))
+
+
+def _fd_check(fn, params, grads, directions, u: float) -> list[dict]:
+    """Central differences along each direction with a step chosen from estimated f''' and noise; returns
+    per direction: the FD value, the analytic value, |error|, and the truncation + rounding bound."""
+    from ..unroll import central_difference, noise_level
+
+    out = []
+    for d in directions:
+        analytic = float(sum((g * di).sum() for g, di in zip(grads, d)))
+        eps_f = noise_level(fn, params, d)
+        h0 = 1e-3
+        d1, d2 = central_difference(fn, params, d, h0), central_difference(fn, params, d, 2 * h0)
+        third = abs(d2 - d1) * 2 / h0**2  # D(2h) - D(h) = h^2 f'''/2 + O(h^4)
+        h = (3 * eps_f / max(third, 1e-300)) ** (1 / 3) if third > 0 else h0
+        h = min(max(h, 1e-7), 1e-2)
+        d_h, d_2h = central_difference(fn, params, d, h), central_difference(fn, params, d, 2 * h)
+        trunc = abs(d_2h - d_h) / 3  # Richardson: D(h) - f' = h^2 f'''/6 = (D(2h) - D(h))/3
+        rounding = eps_f / h
+        bound = 2 * (trunc + rounding)  # a factor 2 for the O(h^4) and noise-in-the-estimate terms
+        out.append({"fd": d_h, "analytic": analytic, "error": abs(d_h - analytic), "bound": bound, "h": h,
+                    "eps_f": eps_f, "truncation": trunc, "rounding": rounding,
+                    "relative_error": abs(d_h - analytic) / max(abs(analytic), 1e-300),
+                    "relative_bound": bound / max(abs(analytic), 1e-300)})
+    return out
+
+
+def check_rmd(ctx: CheckContext) -> Verdict:
+    """float64 L2T-DLN instance (digits, MLP student, the paper's DLN with a smooth LeakyReLU, a small LSTM
+    teacher), N student steps, R runs batched:
+    (a) the reverse-mode recurrence of Eqs. (4)-(6) vs autograd through the unrolled graph (whole vectors;
+        also with the paper's piecewise-linear LeakyReLU / ReLU nets, and with checkpointed recomputation);
+    (b) both vs central finite differences of e_val(theta^N(phi)) along random directions, step chosen
+        from the estimated third derivative and evaluation noise (ECnoise), tolerance = 2 (truncation +
+        rounding) estimate;
+    (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
+        and finite differences in the teacher's parameters.
+    Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
+    with _threads():
+        return _check_rmd(ctx)
+
+
+def _check_rmd(ctx: CheckContext) -> Verdict:
+    from ..l2t.dln import flatten as flat_runs, unflatten
+    from ..unroll import chain_to, hypergradient
+
+    N, R = ctx.pick(6, 12), 2
+    n_dir = ctx.pick(4, 12)
+    u = torch.finfo(torch.float64).eps
+    alg, theta0, phi0, varphi0 = _rmd_problem(ctx.seed, R, N, smooth=True)
+    val = alg.val_loss(0, N)
+    kw = {"weight": 1.0}
+    rev = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, **kw)
+    auto = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, method="autograd", **kw)
+    ckpt = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, checkpoint_every=max(1, int(math.sqrt(N))), **kw)
+    first_order = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, hessian=False, **kw)
+    tested = first_order if ctx.power else rev
+    exact = {"rmd_vs_autograd_phi": _rel(rev.grad_phi, auto.grad_phi),
+             "rmd_vs_autograd_theta0": _rel(rev.grad_theta0, auto.grad_theta0),
+             "checkpointed_vs_full": _rel(ckpt.grad_phi, rev.grad_phi),
+             "no_hessian_vs_autograd_phi": _rel(first_order.grad_phi, auto.grad_phi)}
+    # paper's piecewise-linear nets: exact agreement, no finite differences (kinks)
+    alg_pl, th_pl, ph_pl, _ = _rmd_problem(ctx.seed, R, N, smooth=False)
+    val_pl = alg_pl.val_loss(0, N)
+    rev_pl = hypergradient(alg_pl.train_loss, val_pl, th_pl, ph_pl, N, 0.1)
+    auto_pl = hypergradient(alg_pl.train_loss, val_pl, th_pl, ph_pl, N, 0.1, method="autograd")
+    exact["rmd_vs_autograd_phi_leaky_relu"] = _rel(rev_pl.grad_phi, auto_pl.grad_phi)
+    exact_tol = 1e3 * (N + 1) * u  # rounding: N + 1 double-backward passes, each ~1e3 u in relative terms
+    # (b) finite differences in phi
+    streams = RunStreams(as_seeds(ctx.seed + 7, n_dir))
+    directions = []
+    for j in range(n_dir):
+        d = tuple(streams.subset([j]).normal(f"rmd/dir{i}", 0, p.shape, dtype=p.dtype)[0] for i, p in enumerate(phi0))
+        norm = math.sqrt(sum(float((x * x).sum()) for x in d))
+        directions.append(tuple(x / norm for x in d))
+
+    def e_of_phi(phi):
+        from ..unroll import sgd_steps
+
+        return val(sgd_steps(alg.train_loss, theta0, phi, N, 0.1))
+
+    fd_phi = _fd_check(e_of_phi, phi0, tested.grad_phi, directions, u)
+    fd_auto = _fd_check(e_of_phi, phi0, auto.grad_phi, directions[:1], u)
+    # (c) the teacher gradient (Eq. 8)
+    teacher, gamma = alg.teacher, alg.config.dln_lr
+    g0 = flat_runs(rev.grad_phi)
+    state0 = teacher.init_state(R, g0.shape[-1], dtype=torch.float64)
+    theta_N = rev.theta
+    val2 = alg.val_loss(1, 2 * N)
+
+    def phi1_of(varphi):
+        g, _ = teacher.step(varphi, g0, state0)
+        return flat_runs(phi0) + gamma * g
+
+    with torch.enable_grad():
+        leaves = tuple(p.detach().requires_grad_(True) for p in varphi0)
+        phi1_flat = phi1_of(leaves)
+    phi1 = unflatten(phi1_flat.detach(), phi0)
+    second = hypergradient(alg.train_loss, val2, theta_N, phi1, N, 0.1, start=N, hessian=not ctx.power)
+    teacher_rmd = chain_to((phi1_flat,), leaves, (flat_runs(second.grad_phi),))
+    with torch.enable_grad():  # full autograd: teacher -> phi^1 -> N unrolled steps -> e_val
+        leaves2 = tuple(p.detach().requires_grad_(True) for p in varphi0)
+        phi1_graph = unflatten(phi1_of(leaves2), phi0)
+        th = tuple(t.detach().requires_grad_(True) for t in theta_N)
+        for i in range(N):
+            grads = torch.autograd.grad(alg.train_loss(th, phi1_graph, N + i), th, create_graph=True)
+            th = tuple(t - 0.1 * g for t, g in zip(th, grads))
+        teacher_auto = torch.autograd.grad(val2(th), leaves2)
+    exact["teacher_rmd_vs_autograd"] = _rel(teacher_rmd, teacher_auto)
+
+    def e_of_varphi(varphi):
+        from ..unroll import sgd_steps
+
+        return val2(sgd_steps(alg.train_loss, theta_N, unflatten(phi1_of(varphi), phi0), N, 0.1, start=N))
+
+    t_streams = RunStreams(as_seeds(ctx.seed + 11, n_dir))
+    t_dirs = []
+    for j in range(ctx.pick(2, 6)):
+        d = tuple(t_streams.subset([j]).normal(f"rmd/tdir{i}", 0, p.shape, dtype=p.dtype)[0]
+                  for i, p in enumerate(varphi0))
+        norm = math.sqrt(sum(float((x * x).sum()) for x in d))
+        t_dirs.append(tuple(x / norm for x in d))
+    fd_teacher = _fd_check(e_of_varphi, varphi0, teacher_rmd, t_dirs, u)
+
+    fd_all = fd_phi + fd_teacher
+    statistic = max(r["relative_error"] for r in fd_all)
+    tolerance = max(r["relative_bound"] for r in fd_all)
+    per_direction_ok = all(r["error"] <= r["bound"] for r in fd_all)
+    exact_keys = [k for k in exact if k not in ("no_hessian_vs_autograd_phi",)]
+    exact_ok = all(exact[k] <= exact_tol for k in exact_keys)
+    if ctx.power:
+        exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
+    holds = statistic <= tolerance and per_direction_ok and exact_ok
+    no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
+    figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=statistic, tolerance=tolerance,
+        tolerance_rule="largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
+                       "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
+                       f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
+        message=(f"N={N}, R={R}, float64: {'first-order (no Hessian) [power]' if ctx.power else 'reverse-mode'} "
+                 f"hypergradient vs central FD: max rel. error {statistic:.1e} (bound {tolerance:.1e}, "
+                 f"{len(fd_phi)} DLN + {len(fd_teacher)} teacher directions); RMD vs autograd: DLN "
+                 f"{exact['rmd_vs_autograd_phi']:.1e}, theta0 {exact['rmd_vs_autograd_theta0']:.1e}, LeakyReLU nets "
+                 f"{exact['rmd_vs_autograd_phi_leaky_relu']:.1e}, teacher (Eq. 8) {exact['teacher_rmd_vs_autograd']:.1e}, "
+                 f"checkpointed {exact['checkpointed_vs_full']:.1e}; dropping the Hessian term: "
+                 f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
+                 f"{no_hessian_fd['relative_error']:.1e}"),
+        details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
+                 "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
+                 "note": "the text's loop range i = N-1..1 for Eq. (5) omits one step; Algorithm 1 (lines 9-12) "
+                         "loops over all N steps, as implemented"},
+        figure=figure,
+    )
+
+
+def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str | None:
+    path = ctx.figure_path("l2t.rmd")
+    if path is None:
+        return None
+    from ..plotting import plt, save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    rows = [(f"DLN dir {i}", r) for i, r in enumerate(fd_phi)] + [(f"teacher dir {i}", r) for i, r in enumerate(fd_teacher)]
+    rows.append(("no Hessian (Eq. 5 dropped)", no_hessian_fd))
+    y = np.arange(len(rows))
+    axes[0].barh(y, [max(r["relative_error"], 1e-18) for _, r in rows], color="C0", label="|FD - analytic| / |analytic|")
+    axes[0].scatter([r["relative_bound"] for _, r in rows], y, color="k", marker="|", s=200, label="FD error bound")
+    axes[0].set_yticks(y, [name for name, _ in rows], fontsize=8)
+    axes[0].set_xscale("log")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("reverse-mode hypergradient vs central differences", fontsize=10)
+    names = list(exact)
+    axes[1].barh(np.arange(len(names)), [max(exact[k], 1e-18) for k in names], color="C1")
+    axes[1].axvline(exact_tol, color="k", ls="--", lw=1, label=f"rounding tolerance {exact_tol:.0e}")
+    axes[1].set_yticks(np.arange(len(names)), names, fontsize=8)
+    axes[1].set_xscale("log")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("relative difference of whole gradient vectors", fontsize=10)
+    fig.suptitle("l2t.rmd: Eqs. (4)-(6), (8) vs autograd and finite differences (float64)", fontsize=11)
+    fig.tight_layout()
+    return str(save_figure(fig, path)[0])
+
+
+register(Claim(
+    id="l2t.rmd", source=f"{SOURCE}, Eqs. (4)-(6), (8), Algorithm 1",
+    statement=r"\nabla\phi = -\eta w\sum_{i=N}^{1} \partial^2_{\theta\phi}L_\phi(\theta^{i-1})\,\nabla\theta^i,\quad "
+              r"\nabla\theta^{i-1} = (I - \eta w\,\partial^2_{\theta\theta}L_\phi(\theta^{i-1}))\nabla\theta^i,\quad "
+              r"\nabla\theta^N = \partial e_{val}/\partial\theta^N \;=\; \frac{d\, e_{val}(\theta^N(\phi))}{d\phi}",
+    assumptions=["student updated by N plain SGD steps (Eq. 2) on the DLN loss", "float64; smooth activations for "
+                 "the finite-difference part (the paper's LeakyReLU/ReLU nets are compared with autograd only)"],
+    check=check_rmd, statistical=False,
+    method="reverse recurrence vs autograd through the unrolled graph vs central differences (ECnoise + Richardson)",
+))

@@ -1,0 +1,233 @@
+r"""Algorithm 1 of L2T-DLN (three-stage asynchronous optimisation), batched over runs, and the
+fixed-loss baselines it is compared with.
+
+One *teacher round* k (Algorithm 1, lines 5-24):
+
+1. student stage: N SGD steps of the student on the DLN loss :math:`L_{\phi^m}` (Eq. 2);
+2. DLN stage: :math:`\nabla\phi^m = \partial e_{val}(\theta^{N})/\partial\phi^m` by reverse-mode
+   differentiation through those N steps (Eqs. 4-6), then
+   :math:`\phi^{m+1} = \phi^m + \gamma\, g`, :math:`(g, h) = T_\varphi(\nabla\phi^m, h)` (Eq. 3);
+3. teacher stage: N more student steps with :math:`L_{\phi^{m+1}}`; the hypergradient
+   :math:`\nabla\phi^{m+1}` of the new validation error is carried back to the teacher through
+   Eq. (3) (:math:`\nabla\varphi = \gamma (\partial g/\partial\varphi)^\top\nabla\phi^{m+1}`, Eq. 8) and the
+   teacher takes an Adam step.
+
+The student is never reset: a round advances it by 2N steps. The teacher's LSTM state is carried
+across rounds (truncated back-propagation: one round). Ablations (Table 6): the DLN is updated by
+Adam, SGD or RMSProp on :math:`\nabla\phi^m` instead of the LSTM (stage 3 is then a plain student
+stage), or not at all (``"fixed"``: the student trains on the initial DLN).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..unroll import chain_to, hypergradient, sgd_steps
+from .data import DigitsTask
+from .dln import DynamicLossNetwork, flatten, unflatten
+from .losses import get_loss, per_run_cross_entropy
+from .student import MLPStudent
+from .teacher import LSTMTeacher
+
+__all__ = ["L2TConfig", "L2TDLN", "OPTIMIZERS", "train_fixed_loss"]
+
+OPTIMIZERS = ("lstm", "adam", "sgd", "rmsprop", "fixed")
+
+
+@dataclass
+class L2TConfig:
+    """Settings of Algorithm 1 (paper values as defaults: student SGD lr 0.1, DLN lr 1e-3, teacher Adam 1e-3).
+
+    Attributes:
+        stage_length: N, student steps per stage. optimizer: who updates the DLN (one of OPTIMIZERS).
+        weight: the example weight w of Eq. (2). checkpoint_every: passed to the hypergradient.
+    """
+
+    stage_length: int = 25
+    student_lr: float = 0.1
+    dln_lr: float = 1e-3
+    teacher_lr: float = 1e-3
+    optimizer: str = "lstm"
+    weight: float = 1.0
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stage_length, bool) or not isinstance(self.stage_length, int) or self.stage_length < 1:
+            raise ValueError(f"stage_length must be a positive integer, got {self.stage_length!r}")
+        for name in ("student_lr", "dln_lr", "teacher_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+
+
+@dataclass
+class L2TState:
+    theta: tuple
+    phi: tuple
+    teacher: tuple | None
+    teacher_state: tuple | None
+    step: int = 0
+    round: int = 0
+    dln_optimizer: object = None
+    teacher_optimizer: object = None
+    history: dict = field(default_factory=lambda: {"val_loss": [], "seconds": [], "grad_norm": [], "update_norm": []})
+
+
+class L2TDLN:
+    """Algorithm 1 on a :class:`DigitsTask` with an MLP student, a DLN and an LSTM teacher (or an optimizer)."""
+
+    def __init__(self, student: MLPStudent, dln: DynamicLossNetwork, task: DigitsTask, config: L2TConfig,
+                 teacher: LSTMTeacher | None = None) -> None:
+        if config.optimizer == "lstm" and teacher is None:
+            teacher = LSTMTeacher()
+        self.student, self.dln, self.task, self.config, self.teacher = student, dln, task, config, teacher
+        self._last_val: torch.Tensor | None = None
+
+    # -- losses -----------------------------------------------------------------------------
+    def train_loss(self, theta, phi, i: int) -> torch.Tensor:
+        """Sum over runs of the DLN loss on the student's step-i mini-batch (per-run gradients)."""
+        x, y = self.task.train_batch(i)
+        return self.dln.loss(phi, self.student.forward(theta, x), y).sum()
+
+    def val_loss(self, index: int, step: int) -> Callable:
+        """e_val: cross entropy on validation mini-batch ``index`` (sum over runs; per-run kept)."""
+        x, y = self.task.val_batch(index, step)
+
+        def loss(theta) -> torch.Tensor:
+            per_run = per_run_cross_entropy(self.student.forward(theta, x), y)
+            self._last_val = per_run.detach()
+            return per_run.sum()
+
+        return loss
+
+    # -- state ------------------------------------------------------------------------------
+    def init(self, seed, *, dtype=torch.float32, device="cpu") -> L2TState:
+        seeds = self.task.streams.seeds if seed is None else seed
+        R = self.task.runs
+        theta = self.student.init(seeds, None if not isinstance(seeds, int) else R, dtype=dtype, device=device)
+        phi = self.dln.init(seeds, None if not isinstance(seeds, int) else R, dtype=dtype, device=device)
+        state = L2TState(theta=theta, phi=phi, teacher=None, teacher_state=None)
+        opt = self.config.optimizer
+        if opt == "lstm":
+            state.teacher = tuple(p.requires_grad_(True) for p in self.teacher.init(
+                seeds, None if not isinstance(seeds, int) else R, dtype=dtype, device=device))
+            state.teacher_state = self.teacher.init_state(R, flatten(phi).shape[-1], dtype=dtype, device=device)
+            state.teacher_optimizer = torch.optim.Adam(state.teacher, lr=self.config.teacher_lr)
+        elif opt in ("adam", "sgd", "rmsprop"):
+            state.phi = tuple(p.detach().requires_grad_(True) for p in phi)
+            cls = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}[opt]
+            state.dln_optimizer = cls(state.phi, lr=self.config.dln_lr)
+        return state
+
+    # -- one round of Algorithm 1 -----------------------------------------------------------
+    def round(self, state: L2TState) -> L2TState:
+        cfg, N = self.config, self.config.stage_length
+        start = time.perf_counter()
+        k = state.round
+        phi = tuple(p.detach() for p in state.phi)
+        if cfg.optimizer == "fixed":
+            state.theta = sgd_steps(self.train_loss, state.theta, phi, 2 * N, cfg.student_lr, weight=cfg.weight,
+                                    start=state.step)
+            state.step += 2 * N
+            with torch.no_grad():
+                self.val_loss(2 * k + 1, state.step)(state.theta)
+        else:
+            # stages I and II: N student steps, then the hypergradient of e_val(theta^N) w.r.t. phi (Eqs. 4-6)
+            first = hypergradient(self.train_loss, self.val_loss(2 * k, state.step + N), state.theta, phi, N,
+                                  cfg.student_lr, weight=cfg.weight, start=state.step,
+                                  checkpoint_every=cfg.checkpoint_every)
+            state.theta, state.step = first.theta, state.step + N
+            grad_phi = flatten(first.grad_phi)
+            state.history["grad_norm"].append(grad_phi.norm(dim=-1))
+            if cfg.optimizer == "lstm":
+                with torch.enable_grad():
+                    g, new_state = self.teacher.step(state.teacher, grad_phi, state.teacher_state)
+                    phi_next_flat = flatten(phi) + cfg.dln_lr * g  # Eq. (3)
+                phi_next = unflatten(phi_next_flat.detach(), phi)
+                # stage III: N more steps with the new DLN; the teacher learns from e_val(theta^{2N})
+                second = hypergradient(self.train_loss, self.val_loss(2 * k + 1, state.step + N), state.theta,
+                                       phi_next, N, cfg.student_lr, weight=cfg.weight, start=state.step,
+                                       checkpoint_every=cfg.checkpoint_every)
+                state.theta, state.step = second.theta, state.step + N
+                teacher_grads = chain_to((phi_next_flat,), state.teacher, (flatten(second.grad_phi),))  # Eq. (8)
+                state.teacher_optimizer.zero_grad(set_to_none=True)
+                for p, gp in zip(state.teacher, teacher_grads):
+                    p.grad = gp
+                state.teacher_optimizer.step()
+                state.teacher_state = tuple((h.detach(), c.detach()) for h, c in new_state)
+                state.history["update_norm"].append((phi_next_flat.detach() - flatten(phi)).norm(dim=-1))
+                state.phi = phi_next
+            else:
+                before = flatten(phi)
+                for p, gp in zip(state.phi, first.grad_phi):
+                    p.grad = gp.clone()
+                state.dln_optimizer.step()
+                state.history["update_norm"].append((flatten(state.phi).detach() - before).norm(dim=-1))
+                state.theta = sgd_steps(self.train_loss, state.theta, tuple(p.detach() for p in state.phi), N,
+                                        cfg.student_lr, weight=cfg.weight, start=state.step)
+                state.step += N
+                with torch.no_grad():
+                    self.val_loss(2 * k + 1, state.step)(state.theta)
+        state.history["val_loss"].append(self._last_val)
+        state.history["seconds"].append(time.perf_counter() - start)
+        state.round += 1
+        return state
+
+    def run(self, rounds: int, seed=None, *, dtype=torch.float32, device="cpu", eval_every: int = 0,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+        """``rounds`` teacher rounds from a fresh state; returns final per-run test accuracy, the
+        per-round validation loss [R, rounds], seconds per round and (optionally) a test-accuracy curve."""
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+        state = self.init(seed, dtype=dtype, device=device)
+        curve_steps, curve = [], []
+        for r in range(rounds):
+            self.round(state)
+            if eval_every and ((r + 1) % eval_every == 0 or r + 1 == rounds):
+                curve_steps.append(state.step)
+                curve.append(self.test_accuracy(state.theta))
+            if progress is not None:
+                progress(r + 1, rounds)
+        h = state.history
+        return {
+            "test_accuracy": self.test_accuracy(state.theta), "val_loss": torch.stack(h["val_loss"], -1),
+            "seconds": torch.tensor(h["seconds"]), "steps": state.step, "rounds": rounds,
+            "curve_steps": curve_steps, "curve": torch.stack(curve, -1) if curve else None,
+            "grad_norm": torch.stack(h["grad_norm"], -1) if h["grad_norm"] else None,
+            "update_norm": torch.stack(h["update_norm"], -1) if h["update_norm"] else None,
+            "state": state,
+        }
+
+    def test_accuracy(self, theta) -> torch.Tensor:
+        return self.student.accuracy(theta, self.task.X_test[None], self.task.y_test[None])
+
+
+def train_fixed_loss(student: MLPStudent, task: DigitsTask, loss: str, steps: int, lr: float = 0.1, seed=None, *,
+                     dtype=torch.float32, device="cpu", eval_every: int = 0) -> dict:
+    """Baseline: SGD on a fixed loss (``losses.BASELINES``) over the whole pool (train + validation),
+    batched over runs; same batch size and number of student steps as Algorithm 1."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    fn = get_loss(loss)
+    seeds = task.streams.seeds if seed is None else seed
+    theta = student.init(seeds, None if not isinstance(seeds, int) else task.runs, dtype=dtype, device=device)
+    start = time.perf_counter()
+    curve_steps, curve = [], []
+    for i in range(steps):
+        x, y = task.pool_batch(i)
+        with torch.enable_grad():
+            leaves = tuple(p.detach().requires_grad_(True) for p in theta)
+            grads = torch.autograd.grad(fn(student, leaves, x, y, i).sum(), leaves)
+        theta = tuple((p - lr * g).detach() for p, g in zip(theta, grads))
+        if eval_every and ((i + 1) % eval_every == 0 or i + 1 == steps):
+            curve_steps.append(i + 1)
+            curve.append(student.accuracy(theta, task.X_test[None], task.y_test[None]))
+    return {"test_accuracy": student.accuracy(theta, task.X_test[None], task.y_test[None]), "theta": theta,
+            "seconds": time.perf_counter() - start, "curve_steps": curve_steps,
+            "curve": torch.stack(curve, -1) if curve else None}
