@@ -388,7 +388,9 @@ def moons(
     ).to(device)
 
 
-def _digits_arrays(classes: Sequence[int] | None):
+def digits_arrays(classes: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8x8 digits as (X [n, 64] float64 in [0, 1], labels int64), optionally only
+    ``classes``, relabelled 0..len(classes)-1 in the order given."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -397,8 +399,9 @@ def _digits_arrays(classes: Sequence[int] | None):
     if classes is not None:
         keep = torch.isin(labels, torch.tensor(list(classes)))
         X, labels = X[keep], labels[keep]
-        remap = {c: i for i, c in enumerate(classes)}
-        labels = torch.tensor([remap[int(v)] for v in labels], dtype=torch.int64)
+        lookup = torch.full((10,), -1, dtype=torch.int64)
+        lookup[torch.tensor(list(classes))] = torch.arange(len(classes))
+        labels = lookup[labels]
     return X, labels
 
 
@@ -409,7 +412,7 @@ def _digits_problem(
     _check_positive(runs=runs)
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-    X, labels = _digits_arrays(classes)
+    X, labels = digits_arrays(classes)
     streams = _split_streams(seed, runs)
     shared = streams.subset(slice(0, 1))  # the split and projection are drawn from run 0's seed
     if project_dim is not None:

@@ -95,15 +95,12 @@ def load_digits_task(seed, runs: int | None = None, *, test_fraction: float = 0.
     """The 10-class digits (1797 images, 64 pixels scaled to [0, 1] then standardised with the pool's
     statistics). The test split is drawn from the first run's seed and shared; divisions and
     mini-batches are per run."""
-    from sklearn.datasets import load_digits
+    from ..problems import digits_arrays
 
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     seeds = as_seeds(seed, runs)
-    streams = RunStreams(seeds)
-    data = load_digits()
-    X = torch.tensor(data.data, dtype=torch.float64) / 16.0
-    y = torch.tensor(data.target, dtype=torch.int64)
+    X, y = digits_arrays()
     order = torch.argsort(RunStreams(seeds[:1]).uniform("test-split", 0, (X.shape[0],))[0])
     n_test = int(round(test_fraction * X.shape[0]))
     test, pool = order[:n_test], order[n_test:]
