@@ -174,7 +174,7 @@ def _cmd_bench(args, console: Console) -> int:
             bar.update(task, description=text, advance=1)
 
         rows = bench.run_benchmark(runs=runs, steps=args.steps, progress=progress)
-    console.print(bench.format_rows(rows))
+    console.print(bench.format_rows(rows), soft_wrap=True, highlight=False, markup=False)
     if args.json:
         bench.write_json(rows, args.json)
         console.print(f"wrote {args.json}")

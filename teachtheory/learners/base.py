@@ -98,6 +98,15 @@ class Learner:
         prediction" (the regression output or margin <w, x>; class probabilities for softmax models)."""
         return self.outputs(w, X)
 
+    def greedy_scores(
+        self, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        """IMT's score eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every example, [R, n]."""
+        from ..theory.last import greedy_score
+
+        inner, sqnorm = self.grad_stats(w, w - w_star, X, y)
+        return greedy_score(inner, sqnorm, lr)
+
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Hard predictions in the label format ({-1,+1}, class index, or real value)."""
         raise NotImplementedError

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..theory.last import greedy_score_linear
 from .base import LabelQuadratic, Learner
 
 __all__ = ["LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times", "features_t_times"]
@@ -72,6 +73,12 @@ class LinearLearner(Learner):
         return g.reshape(r.shape[0], r.shape[1], -1)
 
     def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if X.shape[1] == 1 and X.shape[0] == w.shape[0]:
+            # One example per run (the usual teaching step): an outer product, not R tiny GEMMs.
+            x = X[:, 0]
+            z = (x.unsqueeze(-1) * self.weights(w)).sum(1)  # [R, K]
+            r = self.residual(z, self._vector(y)[:, 0])
+            return (x.unsqueeze(-1) * r.unsqueeze(1)).reshape(w.shape[0], -1)
         r = self.residual(self.logits(w, X), self._vector(y))
         return features_t_times(X, r).reshape(w.shape[0], -1) / X.shape[1]
 
@@ -79,18 +86,28 @@ class LinearLearner(Learner):
         self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if X.shape[0] == 1 and self.output_dim == 1:
-            # Shared pool, scalar output: one GEMM gives <w, x> and <e, x> for every run, laid out
-            # [runs, n] so no transposed size-1 reductions follow.
-            R = w.shape[0]
-            both = torch.cat([w, e.expand_as(w)]) @ X[0].T  # [2R, n]
-            z, xe = both[:R], both[R:]
-            r = self.residual(z.unsqueeze(-1), self._vector(y.expand(R, *y.shape[1:])))[..., 0]
-            return xe * r, (X[0] * X[0]).sum(-1) * (r * r)
+            r, xe, xx = self._shared_scalar_terms(w, e, X, y)
+            return xe * r, xx * (r * r)
         r = self.residual(self.logits(w, X), self._vector(y))
         xe = features_times(X, self.weights(e))  # [R, n, K] = E^T x
         inner = (xe * r).sum(-1)
         sqnorm = (X * X).sum(-1) * (r * r).sum(-1)
         return inner, sqnorm
+
+    def _shared_scalar_terms(self, w, e, X, y):
+        """Shared pool, scalar output: (r [R, n], <e, x> [R, n], ||x||^2 [n]). One GEMM gives <w, x>
+        and <e, x> for every run, laid out [runs, n] so no transposed size-1 reductions follow."""
+        R = w.shape[0]
+        both = torch.cat([w, e.expand_as(w)]) @ X[0].T  # [2R, n]
+        z, xe = both[:R], both[R:]
+        r = self.residual(z.unsqueeze(-1), self._vector(y.expand(R, *y.shape[1:])))[..., 0]
+        return r, xe, (X[0] * X[0]).sum(-1)
+
+    def greedy_scores(self, w, w_star, X, y, lr):
+        if X.shape[0] == 1 and self.output_dim == 1:
+            r, xe, xx = self._shared_scalar_terms(w, w - w_star, X, y)
+            return greedy_score_linear(r, xe, xx, lr)
+        return super().greedy_scores(w, w_star, X, y, lr)
 
     def greedy_terms(
         self, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, lr: float

@@ -16,7 +16,6 @@ import torch
 
 from ..constraints import LabelSet
 from ..theory.dht import solve_scaling_lsr
-from ..theory.last import greedy_score
 from .base import Teacher, TeachingBatch, TeachingContext
 from .last import _as_label_set, synthesize_labels
 
@@ -24,8 +23,7 @@ __all__ = ["DHTTeacher", "ScalingMapTeacher", "hallucinate"]
 
 
 def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    inner, sqnorm = ctx.learner.grad_stats(w, w - ctx.w_star, x, y)
-    return greedy_score(inner, sqnorm, ctx.lr)
+    return ctx.learner.greedy_scores(w, ctx.w_star, x, y, ctx.lr)
 
 
 def hallucinate(

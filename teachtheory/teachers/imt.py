@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from ..theory.last import greedy_score
 from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
 __all__ = ["IMTTeacher", "pool_scores", "select_examples"]
@@ -17,8 +16,7 @@ __all__ = ["IMTTeacher", "pool_scores", "select_examples"]
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
     """eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every pool example, [R, n], in one batched call."""
     X, y = ctx.pool()
-    inner, sqnorm = ctx.learner.grad_stats(w, w - ctx.w_star, X, y)
-    return greedy_score(inner, sqnorm, ctx.lr)
+    return ctx.learner.greedy_scores(w, ctx.w_star, X, y, ctx.lr)
 
 
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "greedy_score", "greedy_label_lsr", "kaczmarz_projection", "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
+    "greedy_score", "greedy_score_linear", "greedy_label_lsr", "kaczmarz_projection", "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
     "symbolic_greedy_label_lsr", "symbolic_kaczmarz_identity",
     "rescaling_lsr", "rescaling_lr", "rescaling_vector_lsr", "softmax_plane_centre",
     "symbolic_rescaling", "symbolic_softmax_label_isotropy",
@@ -34,6 +34,26 @@ def greedy_score(inner: torch.Tensor, sqnorm: torch.Tensor, lr: float | torch.Te
     References: LAST Eq. (1); IMT (Liu et al. 2017) greedy objective.
     """
     return lr * lr * sqnorm - 2.0 * lr * inner
+
+
+def greedy_score_linear(
+    residual: torch.Tensor, inner_x: torch.Tensor, sqnorm_x: torch.Tensor, lr: float
+) -> torch.Tensor:
+    r""":func:`greedy_score` for a linear learner, whose gradient is g = r x (r = dl/dz):
+
+    .. math:: \eta^2 \|x\|^2 r^2 - 2\eta r \langle w - w^*, x\rangle = r\,(\eta^2 \|x\|^2 r - 2\eta \langle e, x\rangle)
+
+    Written as three fused passes because IMT evaluates it for every pool example of every run at
+    every step. ``inner_x`` (<e, x>, [R, n]) is overwritten.
+
+    Args:
+        residual: r [R, n]; inner_x: <w - w*, x> [R, n]; sqnorm_x: ||x||^2 [n] or [R, n]; lr: eta.
+
+    References: LAST Eq. (1); IMT (Liu et al. 2017).
+    """
+    score = inner_x.mul_(-2.0 * lr)
+    score.addcmul_(residual, sqnorm_x * (lr * lr))
+    return score.mul_(residual)
 
 
 def greedy_label_lsr(
