@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .learners import Learner, LeastSquares, Logistic, MLP, Softmax
+from .learners import MLP, Learner, LeastSquares, Logistic, Softmax
 from .learners.base import check_finite
 from .random import RunStreams, as_seeds
 

@@ -37,16 +37,16 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
 from .random import RunStreams, as_seeds
+from .threads import intra_op_threads  # noqa: F401  (re-exported for callers of this module)
 
 __all__ = ["TeacherStudentConfig", "TeacherStudentResult", "Network", "make_teacher", "make_student", "forward",
            "make_dataset", "activation_correlations", "train_teacher_student", "final_correlations", "intra_op_threads",
@@ -361,25 +361,6 @@ def _hidden_grad_inf(net: Network, teacher: Network, X: torch.Tensor) -> torch.T
         loss = 0.5 * ((out - target) ** 2).sum()
         (g,) = torch.autograd.grad(loss, z1)
     return g.abs().amax(dim=(1, 2))
-
-
-@contextlib.contextmanager
-def intra_op_threads(threads: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (restored on exit); None leaves it alone.
-
-    The per-step tensors of these experiments are small ([R, batch, width]); on a busy machine an
-    OpenMP team of 2+ threads waits for descheduled workers at every op (measured: 10-20 ms per
-    bmm instead of 0.1 ms), so the CPU training loop runs single-threaded by default.
-    """
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_teacher_student(

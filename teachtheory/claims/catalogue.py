@@ -1,4 +1,5 @@
 """Imports every claim module; each registers its claims on import (one module per claim family)."""
+# isort: skip_file  (the import order is the order of `teachtheory check`)
 
 from . import last  # noqa: F401  label synthesis teaching (seed 001)
 from . import dht  # noqa: F401  data hallucination teaching (seed 000)

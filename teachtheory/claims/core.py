@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..threads import intra_op_threads
+
 __all__ = [
     "VERDICTS", "SCALES", "Verdict", "Claim", "CheckContext", "CLAIMS", "register", "select_claims", "run_claims",
     "se_verdict", "Z_SCORE",
@@ -127,7 +129,8 @@ class Claim:
     def run(self, ctx: CheckContext) -> Verdict:
         start = time.perf_counter()
         try:
-            verdict = self.check(ctx)
+            with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
+                verdict = self.check(ctx)
             verdict.claim_id = self.id
         except Exception as exc:  # the check itself broke: report, never hide
             verdict = Verdict(self.id, "error", message=f"{type(exc).__name__}: {exc}",

@@ -15,6 +15,7 @@ import torch
 
 from ..random import RunStreams, as_seeds
 from ..theory import agd as theory
+from ..threads import intra_op_threads
 from .core import CheckContext, Claim, Verdict, register
 
 SOURCE = "seed 002 L2T-DLN"
@@ -22,15 +23,6 @@ SOURCE = "seed 002 L2T-DLN"
 __all__ = ["check_agd_saddle", "check_rmd", "draw_saddle_cases"]
 
 
-class _threads:
-    """Run a check single-threaded: its tensors are tiny and intra-op threads only add contention."""
-
-    def __enter__(self):
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.saved)
 
 
 # -- agd.saddle -----------------------------------------------------------------------------
@@ -197,7 +189,7 @@ def check_agd_saddle(ctx: CheckContext) -> Verdict:
     (counterexamples counted, an explicit one built); does the bound survive? (4) PA-GD escaping a
     strict saddle: measured growth rate of ||v_k|| vs log lambda_max(M^{-1}G).
     Power: the bound 1 + 1.05 eta gamma (5% above the sharp constant) must fail."""
-    with _threads():
+    with intra_op_threads(1):
         return _check_agd_saddle(ctx)
 
 
@@ -331,7 +323,14 @@ register(Claim(
 
 def _rmd_problem(seed: int, runs: int, N: int, smooth: bool, dtype=torch.float64):
     """A float64 L2T-DLN instance: digits task, MLP student, DLN (paper architecture), LSTM teacher."""
-    from ..l2t import DynamicLossNetwork, L2TConfig, L2TDLN, LSTMTeacher, MLPStudent, load_digits_task
+    from ..l2t import (
+        L2TDLN,
+        DynamicLossNetwork,
+        L2TConfig,
+        LSTMTeacher,
+        MLPStudent,
+        load_digits_task,
+    )
 
     task = load_digits_task(seed, runs, dtype=dtype, batch_size=10, val_batch_size=40)
     student = MLPStudent(64, 10, (8,), act="tanh" if smooth else "relu")
@@ -387,12 +386,13 @@ def check_rmd(ctx: CheckContext) -> Verdict:
     (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
         and finite differences in the teacher's parameters.
     Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
-    with _threads():
+    with intra_op_threads(1):
         return _check_rmd(ctx)
 
 
 def _check_rmd(ctx: CheckContext) -> Verdict:
-    from ..l2t.dln import flatten as flat_runs, unflatten
+    from ..l2t.dln import flatten as flat_runs
+    from ..l2t.dln import unflatten
     from ..unroll import chain_to, hypergradient
 
     N, R = ctx.pick(6, 12), 2

@@ -25,22 +25,6 @@ from .figures import theory_vs_measured
 SOURCE = "seed 001 LAST"
 
 
-def _single_threaded(check: Callable[[CheckContext], Verdict]) -> Callable[[CheckContext], Verdict]:
-    """Run a check with one intra-op thread (restored afterwards). These checks loop over many tiny
-    tensors; on a busy 2-core machine a 2-thread OpenMP team waits for descheduled workers at every op
-    (measured: 25 ms instead of 0.1 ms for an int64 op on 1e5 elements)."""
-    import functools
-
-    @functools.wraps(check)
-    def wrapped(ctx: CheckContext) -> Verdict:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(ctx)
-        finally:
-            torch.set_num_threads(before)
-
-    return wrapped
 
 
 # -- last.greedy-lsr ------------------------------------------------------------------------
@@ -93,7 +77,7 @@ register(Claim(
     statement=r"y^* = \arg\min_y \|w - \eta \nabla_w \ell(w;x,y) - w^*\|^2 = (1-\lambda)\langle w,x\rangle"
               r" + \lambda\langle w^*,x\rangle,\quad \lambda = \frac{1}{\eta\langle x,x\rangle}",
     assumptions=["least-squares loss l = 1/2 (<w,x> - y)^2", "eta > 0 and x != 0 (then G is strictly convex in y)"],
-    check=_single_threaded(check_greedy_lsr), method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
+    check=check_greedy_lsr, method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
 ))
 
 
@@ -171,7 +155,7 @@ register(Claim(
     statement=r"e_{t+1} = \left(I - \frac{x x^\top}{\|x\|^2}\right) e_t;\quad x\sim N(0,I_d):\ "
               r"E\|e_T\|^2 = (1 - 1/d)^T \|e_0\|^2;\quad \text{pool: } E[\|e_{t+1}\|^2 | e_t] = \|e_t\|^2 - e_t^\top P e_t",
     assumptions=["least-squares learner, unconstrained greedy LAST", "x != 0 almost surely"],
-    check=_single_threaded(check_kaczmarz), statistical=True,
+    check=check_kaczmarz, statistical=True,
     method="engine runs; Monte Carlo mean ± SE vs (1-1/d)^t and vs the exact covariance recursion",
 ))
 
@@ -575,7 +559,7 @@ register(Claim(
                  "simplex + ball-truth, nonneg + origin ball; {-1,+1} and intervals for logistic regression",
                  "every set used is non-empty on the drawn cases (checked: SLSQP finds a feasible point)",
                  "eta > 0, x != 0 (drawn Gaussian)"],
-    check=_single_threaded(check_constraints),
+    check=check_constraints,
     method="library label vs SLSQP multi-start (numpy objective) / enumeration / grid + Brent; sympy isotropy",
 ))
 
@@ -701,7 +685,7 @@ register(Claim(
     assumptions=["linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
                  "l = 1/2||W^T x - y||^2", "y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
                  "(cases within 1e-3 are skipped)"],
-    check=_single_threaded(check_rescaling),
+    check=check_rescaling,
     method="sympy gradients and their ratio vs printed g(y); library gradients on drawn cases",
 ))
 
@@ -886,7 +870,7 @@ register(Claim(
               r"\|w - \eta\nabla\ell(x_j,\tilde y_j) - w^*\|^2\ \forall j",
     assumptions=["the true label lies in the label set (checked per draw; draws where it does not are reported "
                  "separately)", "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
-    check=_single_threaded(check_one_step_monotone),
+    check=check_one_step_monotone,
     method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
 ))
 
@@ -993,7 +977,7 @@ register(Claim(
                  "seed)", "Prop. 1 hypothesis, E G monotone in ||w - w*||: exact for unconstrained LAST on LSR with "
                  "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR",
                  "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
-    check=_single_threaded(check_monotonicity), statistical=True,
+    check=check_monotonicity, statistical=True,
     method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
 ))
 
@@ -1214,7 +1198,7 @@ register(Claim(
                  "true label feasible (checked: the sets used contain it)",
                  "LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
                  "eta = 0.5/d"],
-    check=_single_threaded(check_mixed), statistical=True,
+    check=check_mixed, statistical=True,
     method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
 ))
 
@@ -1236,8 +1220,13 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
     softmax(z); hard: one-hot argmax). Then a few engine steps are replayed by hand (same sampled x,
     formula labels, SGD on the cross-entropy written in numpy) and must match the engine's weights.
     Power: the distillation reference uses temperature 2 psi, which must fail."""
-    from ..teachers import (DistillationTeacher, LabelSmoothingTeacher, RandomTeacher, SelfTrainingTeacher,
-                            TeachingContext)
+    from ..teachers import (
+        DistillationTeacher,
+        LabelSmoothingTeacher,
+        RandomTeacher,
+        SelfTrainingTeacher,
+        TeachingContext,
+    )
     from ..teachers.base import SAMPLE_STREAM
 
     runs, n, d, K, steps, lr = ctx.pick(64, 512), 25, 4, 4, 5, 0.3
@@ -1302,6 +1291,6 @@ register(Claim(
               r"\text{LS: } y = \mu\tilde y + \frac{1-\mu}{K}\mathbf 1;\ \text{ST: } y = \mathrm{softmax}(W_t^\top x)",
     assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", "x drawn uniformly from the pool "
                  "with SGD's sampling stream (checked: the same x as SGD)", "psi > 0, mu in [0, 1]"],
-    check=_single_threaded(check_soft_label_views),
+    check=check_soft_label_views,
     method="teacher labels vs numpy formulas on drawn states; engine steps replayed by hand",
 ))

@@ -19,7 +19,7 @@ import torch
 
 from ..plotting import plt, save_figure
 from ..random import RunStreams, as_seeds
-from ..teacher_student import final_correlations, intra_op_threads
+from ..teacher_student import final_correlations
 from ..theory import relu as theory
 from .core import CheckContext, Claim, Verdict, register, se_verdict
 
@@ -28,16 +28,6 @@ SOURCE_2020 = "seed 004; Tian ICML 2020"
 WRONG_CONSTANT = 1.0 / math.pi  # the power checks' deliberately wrong 1/(2 pi)
 
 
-def _single_threaded(check):
-    """Run a check with one intra-op thread (tiny tensors; an OpenMP team stalls on a busy machine)."""
-
-    def wrapped(ctx: CheckContext) -> Verdict:
-        with intra_op_threads(1):
-            return check(ctx)
-
-    wrapped.__name__ = check.__name__
-    wrapped.__doc__ = check.__doc__
-    return wrapped
 
 
 def _figure_path(ctx: CheckContext, claim_id: str):
@@ -77,7 +67,6 @@ def _drawn_pairs(seed: int, cases: int, d: int, tag: str) -> tuple[torch.Tensor,
 # -- relu.population-gradient ----------------------------------------------------------------
 
 
-@_single_threaded
 def check_population_gradient(ctx: CheckContext) -> Verdict:
     """(a) sympy: the arc-cosine kernel by integration in the plane, and the symbolic gradient of the
     arc-cosine form of J, equal the printed forms; (b) autograd of the closed-form J equals the gradient
@@ -164,7 +153,6 @@ register(Claim(
 # -- relu.population-gradient-k --------------------------------------------------------------
 
 
-@_single_threaded
 def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     """(a) The K-node formula is the exact gradient of the closed-form K-node loss (autograd, both layers);
     (b) with K = 1 and a = a* = 1 it reduces to the one-node formula; (c) h(w, w) = w/2;
@@ -237,7 +225,6 @@ register(Claim(
 # -- relu.lyapunov ---------------------------------------------------------------------------
 
 
-@_single_threaded
 def check_lyapunov(ctx: CheckContext) -> Verdict:
     """(a) min over Omega of (w - w*).E grad J / ||w - w*||^2 > 0 (polar grid of the plane of w, w*,
     refined by SLSQP; by scale invariance w* = e_1 covers every case); (b) population-gradient descent
@@ -353,7 +340,6 @@ def _hessian_min_eig(W: torch.Tensor, W_star: torch.Tensor) -> float:
     return float(torch.linalg.eigvalsh((H + H.T) / 2)[0])
 
 
-@_single_threaded
 def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
     """Orthonormal teacher w*_j = e_j, a = a* = 1, population-gradient descent (lr 2/K).
     (a) sympy and numerics: the printed x* is a critical point (gradient <= 1e-12), and a saddle

@@ -25,7 +25,12 @@ from ..plotting import plt, save_figure
 from ..problems import Problem, fit_target
 from ..random import RunStreams, as_seeds
 from ..teachers import (
-    ArmijoTeacher, HessianTeacher, RandomTeacher, ScaledGradientTeacher, ScalingMapTeacher, TeachingContext,
+    ArmijoTeacher,
+    HessianTeacher,
+    RandomTeacher,
+    ScaledGradientTeacher,
+    ScalingMapTeacher,
+    TeachingContext,
 )
 from ..theory import convergence as conv
 from .core import CheckContext, Claim, Verdict, register

@@ -7,7 +7,7 @@ References:
     Hai, Pan, Liu, Liu & Yunita, "L2T-DLN: Learning to Teach with Dynamic Loss Network", NeurIPS 2023.
 """
 
-from .algorithm import OPTIMIZERS, L2TConfig, L2TDLN, train_fixed_loss
+from .algorithm import L2TDLN, OPTIMIZERS, L2TConfig, train_fixed_loss
 from .data import DigitsTask, load_digits_task
 from .dln import DynamicLossNetwork, flatten, unflatten
 from .losses import BASELINES, get_loss

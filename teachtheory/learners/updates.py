@@ -9,7 +9,6 @@ References:
 
 from __future__ import annotations
 
-
 import torch
 
 __all__ = ["UpdateRule", "SGD", "Momentum", "Adam", "make_update_rule"]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..io import write_json
+from ..threads import intra_op_threads
 from . import Simulation, register
 
 __all__ = ["run_l2t_dln", "run_agd_saddle", "SETTINGS"]
@@ -31,15 +32,6 @@ COMMON = {"student_lr": 0.1, "dln_lr": 1e-3, "batch_size": 25, "val_batch_size":
           "test_fraction": 0.3, "dln_hidden": (40, 40, 40, 40), "dln_act": "leaky_relu", "dln_inputs": "probabilities"}
 
 
-class _single_thread:
-    """Tiny tensors: intra-op threads only add contention (restored afterwards)."""
-
-    def __enter__(self):
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.saved)
 
 
 def _summary(acc: torch.Tensor) -> dict:
@@ -52,8 +44,16 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
                 progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Baselines, L2T-DLN and its ablations on the 10-class digits; ``steps`` = student SGD steps per run
     (every method gets the same number), ``runs`` independent seeds batched together."""
-    from ..l2t import (BASELINES, DynamicLossNetwork, L2TConfig, L2TDLN, LSTMTeacher, MLPStudent, load_digits_task,
-                       train_fixed_loss)
+    from ..l2t import (
+        BASELINES,
+        L2TDLN,
+        DynamicLossNetwork,
+        L2TConfig,
+        LSTMTeacher,
+        MLPStudent,
+        load_digits_task,
+        train_fixed_loss,
+    )
 
     settings = {**COMMON, **SETTINGS[scale]}
     out = Path(out)
@@ -94,7 +94,7 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     curves: dict[str, tuple[list, np.ndarray]] = {}
     dln_snapshots = {}
     started = time.perf_counter()
-    with _single_thread():
+    with intra_op_threads(1):
         for label, kind, spec in jobs:
             t0 = time.perf_counter()
             if kind == "baseline":
@@ -263,7 +263,7 @@ def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, devi
     write_json(out / "config.json", {"simulation": "agd-saddle", "scale": scale, "runs": runs, "steps": steps,
                                      "seed": seed, "n": n, "split": split, "gamma": gamma, "L": L, "rho": rho, "lr": lr,
                                      "H": H.tolist()})
-    with _single_thread():
+    with intra_op_threads(1):
         sim = perturbed_agd(H, split, lr, steps, runs, rho=rho, seed=seed)
     if progress is not None:
         progress("PA-GD", steps, steps)

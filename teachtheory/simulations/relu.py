@@ -29,7 +29,11 @@ import torch
 
 from ..io import write_json
 from ..plotting import plt, save_figure
-from ..teacher_student import TeacherStudentConfig, TeacherStudentResult, train_teacher_student
+from ..teacher_student import (
+    TeacherStudentConfig,
+    TeacherStudentResult,
+    train_teacher_student,
+)
 from ..theory import relu as theory
 from . import Simulation, register
 
@@ -476,7 +480,7 @@ def _single_threaded_runner(body):
     @functools.wraps(body)
     def runner(out, scale: str = "small", runs: int | None = None, steps: int | None = None, seed: int = 0,
                device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
-        from ..teacher_student import intra_op_threads
+        from ..threads import intra_op_threads
 
         kwargs = {k: v for k, v in (("runs", runs), ("steps", steps)) if v is not None}
         with intra_op_threads(1 if not str(device).startswith("cuda") else None):

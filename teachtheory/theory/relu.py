@@ -253,7 +253,7 @@ def population_gradient_descent(
         ValueError for a bad lr, steps or record_every; FloatingPointError when the iterates stop being finite
         (lr too large for the curvature, about K/2 for K unit-norm nodes, or a node reaching 0).
     """
-    from ..teacher_student import intra_op_threads
+    from ..threads import intra_op_threads
 
     with intra_op_threads(threads):
         return _descent(W0, W_star, a0, a_star, lr, steps, train_top, record_every)

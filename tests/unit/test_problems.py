@@ -10,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax
 from teachtheory.problems import (
     Problem,
@@ -23,7 +22,6 @@ from teachtheory.problems import (
     moons,
 )
 from teachtheory.random import RunStreams, as_seeds, stream_tag
-from teachtheory.teachers import make_teacher
 
 DT = torch.float64
 
