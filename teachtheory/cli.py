@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -133,7 +134,7 @@ def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
         table.add_row(row[0], row[1], row[3], row[4], f"[{colours[v.verdict]}]{row[5]}[/]", row[6])
     console.print(table)
     for row in rows:  # what was measured, one line per claim, below the table
-        console.print(f"[bold]{row[0]}[/]: {row[7]}", highlight=False)
+        console.print(f"[bold]{escape(row[0])}[/]: {escape(row[7])}", highlight=False)
 
 
 def _cmd_check(args, console: Console) -> int:

@@ -14,7 +14,7 @@ import torch
 
 from ..random import RunStreams, as_seeds
 from ..ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
-from ..ssl.training import cpu_threads, exact_expected_gradient, sampled_gradients
+from ..ssl.training import exact_expected_gradient, sampled_gradients
 from ..theory import ssl as theory
 from .core import CheckContext, Claim, Verdict, register, se_verdict
 
@@ -103,63 +103,62 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
     worst_exact, worst_identity, worst_other_formula, worst_stopgrad = 0.0, 0.0, 0.0, 0.0
     other_vs_printed, uniform_checks = [], []
     scatter = []
-    with cpu_threads(1):
-        for mi, (name, model) in enumerate(_exact_models().items()):
-            e = model.enumerate(DT)
-            pi = theory.other_latent_pairing(e.p_latent)
-            for widths in ([model.input_dim, 10, 4], [model.input_dim, 10, 8, 4]):
-                net = ReLUNet(widths)
-                W = net.init(_seed(ctx, 10 * mi + len(widths)), runs)
-                ops = [population_operators(net, W, e, l) for l in range(1, net.depth + 1)]
-                f = net.outputs(W, e.inputs)
+    for mi, (name, model) in enumerate(_exact_models().items()):
+        e = model.enumerate(DT)
+        pi = theory.other_latent_pairing(e.p_latent)
+        for widths in ([model.input_dim, 10, 4], [model.input_dim, 10, 8, 4]):
+            net = ReLUNet(widths)
+            W = net.init(_seed(ctx, 10 * mi + len(widths)), runs)
+            ops = [population_operators(net, W, e, l) for l in range(1, net.depth + 1)]
+            f = net.outputs(W, e.inputs)
+            for l, op in enumerate(ops, start=1):
+                worst_identity = max(worst_identity, _rel(torch.einsum("rnpo,rp->rno", op["K"], op["w"]), f))
+            case = {}
+            for beta in (0.0, 0.5):
+                g = exact_expected_gradient(net, W, e, beta=beta)
+                g_other = exact_expected_gradient(net, W, e, beta=beta, pi_negative=pi)
+                g_stop = exact_expected_gradient(net, W, e, beta=beta, stop_gradient=True)
+                errs = []
                 for l, op in enumerate(ops, start=1):
-                    worst_identity = max(worst_identity, _rel(torch.einsum("rnpo,rp->rno", op["K"], op["w"]), f))
-                case = {}
-                for beta in (0.0, 0.5):
-                    g = exact_expected_gradient(net, W, e, beta=beta)
-                    g_other = exact_expected_gradient(net, W, e, beta=beta, pi_negative=pi)
-                    g_stop = exact_expected_gradient(net, W, e, beta=beta, stop_gradient=True)
-                    errs = []
-                    for l, op in enumerate(ops, start=1):
-                        pred = theory.expected_gradient(op["V"], op["w"], beta=beta, EV=op["EV"], constant=constant)
-                        err = _rel(pred, g[l - 1])
-                        errs.append(err)
-                        worst_exact = max(worst_exact, err)
-                        scatter.append((g[l - 1].flatten().numpy(), pred.flatten().numpy()))
-                        formula = theory.pairing_gradient(op["S"], op["Kbar"], e.p_latent, pi, op["w"], beta=beta)
-                        worst_other_formula = max(worst_other_formula, _rel(formula, g_other[l - 1]))
-                        other_vs_printed.append(_rel(pred, g_other[l - 1]))
-                        worst_stopgrad = max(worst_stopgrad, _rel(0.5 * pred, g_stop[l - 1]) if not ctx.power else 0.0)
-                        if beta == 0.0 and bool((e.p_latent == e.p_latent[0]).all()):
-                            c_uni = theory.uniform_other_latent_constant(e.p_latent.shape[0])
-                            uniform_checks.append(_rel(theory.expected_gradient(op["V"], op["w"], constant=c_uni),
-                                                       g_other[l - 1]))
-                    case[f"beta={beta}"] = max(errs)
-                details["exact"][f"{name} / widths {widths}"] = case
-        exact_ok = worst_exact <= EXACT_TOLERANCE
+                    pred = theory.expected_gradient(op["V"], op["w"], beta=beta, EV=op["EV"], constant=constant)
+                    err = _rel(pred, g[l - 1])
+                    errs.append(err)
+                    worst_exact = max(worst_exact, err)
+                    scatter.append((g[l - 1].flatten().numpy(), pred.flatten().numpy()))
+                    formula = theory.pairing_gradient(op["S"], op["Kbar"], e.p_latent, pi, op["w"], beta=beta)
+                    worst_other_formula = max(worst_other_formula, _rel(formula, g_other[l - 1]))
+                    other_vs_printed.append(_rel(pred, g_other[l - 1]))
+                    worst_stopgrad = max(worst_stopgrad, _rel(0.5 * pred, g_stop[l - 1]) if not ctx.power else 0.0)
+                    if beta == 0.0 and bool((e.p_latent == e.p_latent[0]).all()):
+                        c_uni = theory.uniform_other_latent_constant(e.p_latent.shape[0])
+                        uniform_checks.append(_rel(theory.expected_gradient(op["V"], op["w"], constant=c_uni),
+                                                   g_other[l - 1]))
+                case[f"beta={beta}"] = max(errs)
+            details["exact"][f"{name} / widths {widths}"] = case
+    exact_ok = worst_exact <= EXACT_TOLERANCE
 
-        # (b) sampled
-        n, groups = ctx.pick(20_000, 200_000), 100
-        verdicts = []
-        z_scores = []
-        for label, model, finite in (("HLTM(depth 3, delta 0.8), exact prediction", HLTM(3, 0.8), True),
-                                     ("HLTM(depth 3, delta 0.8, leaf noise 0.5), sampled prediction",
-                                      HLTM(3, 0.8, noise=0.5), False)):
-            for widths in ([8, 10, 4], [8, 10, 8, 4]):
-                net = ReLUNet(widths)
-                W = net.init(_seed(ctx, 60 + len(widths)), 2)
-                streams = RunStreams(as_seeds(_seed(ctx, 70 + len(widths) + (0 if finite else 10)), 2))
-                for beta in (0.0, 0.5):
-                    exact_ops = None
-                    if finite:
-                        e = model.enumerate(DT)
-                        exact_ops = [population_operators(net, W, e, l) for l in range(1, net.depth + 1)]
-                    stats = _sampled_layer_stats(net, W, model, streams, n, groups, beta, constant, exact_ops)
-                    for l, (est, th, se) in enumerate(stats, start=1):
-                        v = se_verdict(est, th, se, z=ctx.z, what="sampled gradient")
-                        verdicts.append(v)
-                        z_scores.append(((est - th) / se).flatten().numpy())
-                        details["sampled"][f"{label} / {widths} / beta={beta} / layer {l}"] = round(v.statistic, 3)
+    # (b) sampled
+    n, groups = ctx.pick(20_000, 200_000), 100
+    verdicts = []
+    z_scores = []
+    for label, model, finite in (("HLTM(depth 3, delta 0.8), exact prediction", HLTM(3, 0.8), True),
+                                 ("HLTM(depth 3, delta 0.8, leaf noise 0.5), sampled prediction",
+                                  HLTM(3, 0.8, noise=0.5), False)):
+        for widths in ([8, 10, 4], [8, 10, 8, 4]):
+            net = ReLUNet(widths)
+            W = net.init(_seed(ctx, 60 + len(widths)), 2)
+            streams = RunStreams(as_seeds(_seed(ctx, 70 + len(widths) + (0 if finite else 10)), 2))
+            for beta in (0.0, 0.5):
+                exact_ops = None
+                if finite:
+                    e = model.enumerate(DT)
+                    exact_ops = [population_operators(net, W, e, l) for l in range(1, net.depth + 1)]
+                stats = _sampled_layer_stats(net, W, model, streams, n, groups, beta, constant, exact_ops)
+                for l, (est, th, se) in enumerate(stats, start=1):
+                    v = se_verdict(est, th, se, z=ctx.z, what="sampled gradient")
+                    verdicts.append(v)
+                    z_scores.append(((est - th) / se).flatten().numpy())
+                    details["sampled"][f"{label} / {widths} / beta={beta} / layer {l}"] = round(v.statistic, 3)
     sampled_ok = all(v.ok for v in verdicts)
     stat = max(v.statistic for v in verdicts)
     holds = exact_ok and sampled_ok and worst_identity <= EXACT_TOLERANCE
@@ -257,28 +256,27 @@ def check_one_neuron(ctx: CheckContext) -> Verdict:
     lengths = range(4, 4 + ctx.pick(7, 17))
     worst, worst_linear, worst_grad, patterns = 0.0, 0.0, 0.0, set()
     per_case = {}
-    with cpu_threads(1):
-        for i, d in enumerate(lengths):
-            for j, c in enumerate((0.0, 0.5, -0.3)):
-                model = CircularTranslation(("11", "101"), length=d, window=2, background=c)
-                e = model.enumerate(DT)
-                relu_net = ReLUNet([2, 1], output="relu")
-                W = relu_net.init(_seed(ctx, 100 + 3 * i + j), draws, scale=1.0)
-                V = population_operators(relu_net, W, e, 1)["V"]
-                w = W[0][:, :, 0]
-                predicted = theory.one_neuron_operator(w, d, background=c, constant=constant)
-                err = float((V - predicted).abs().max() * d * d)  # entries are O(1/d^2): error in units of 1/d^2
-                worst = max(worst, err)
-                per_case[f"d={d}, c={c}"] = err
-                gates = torch.stack([(w @ x > 0) for x in theory.one_neuron_inputs(1.0, c).values()], -1)
-                patterns.update(tuple(int(b) for b in row) for row in gates.tolist())
-                g = exact_expected_gradient(relu_net, W, e)[0]
-                scale = float(w.norm(dim=-1).max()) / d**2  # |E grad| is at most O(|w| / d^2)
-                worst_grad = max(worst_grad, _rel(-2.0 * torch.einsum("rpq,rq->rp", predicted, w), g, scale))
-                lin_net = ReLUNet([2, 1], output="linear")
-                V_lin = population_operators(lin_net, W, e, 1)["V"]
-                u_lin = theory.one_neuron_u(w, relu=False, background=c)
-                worst_linear = max(worst_linear, float(V_lin.abs().max() * d * d), float(u_lin.abs().max()))
+    for i, d in enumerate(lengths):
+        for j, c in enumerate((0.0, 0.5, -0.3)):
+            model = CircularTranslation(("11", "101"), length=d, window=2, background=c)
+            e = model.enumerate(DT)
+            relu_net = ReLUNet([2, 1], output="relu")
+            W = relu_net.init(_seed(ctx, 100 + 3 * i + j), draws, scale=1.0)
+            V = population_operators(relu_net, W, e, 1)["V"]
+            w = W[0][:, :, 0]
+            predicted = theory.one_neuron_operator(w, d, background=c, constant=constant)
+            err = float((V - predicted).abs().max() * d * d)  # entries are O(1/d^2): error in units of 1/d^2
+            worst = max(worst, err)
+            per_case[f"d={d}, c={c}"] = err
+            gates = torch.stack([(w @ x > 0) for x in theory.one_neuron_inputs(1.0, c).values()], -1)
+            patterns.update(tuple(int(b) for b in row) for row in gates.tolist())
+            g = exact_expected_gradient(relu_net, W, e)[0]
+            scale = float(w.norm(dim=-1).max()) / d**2  # |E grad| is at most O(|w| / d^2)
+            worst_grad = max(worst_grad, _rel(-2.0 * torch.einsum("rpq,rq->rp", predicted, w), g, scale))
+            lin_net = ReLUNet([2, 1], output="linear")
+            V_lin = population_operators(lin_net, W, e, 1)["V"]
+            u_lin = theory.one_neuron_u(w, relu=False, background=c)
+            worst_linear = max(worst_linear, float(V_lin.abs().max() * d * d), float(u_lin.abs().max()))
     gap, u_linear = theory.symbolic_one_neuron()
     symbolic_ok = all(v == 0 for v in gap) and all(v == 0 for v in u_linear)
     tolerance = 1e-12
@@ -464,61 +462,60 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     net = block.net
     lr, max_steps, growth, batch = 0.05, 200, 1.5, ctx.pick(64, 256)
     runs = ctx.pick(64, 256)
-    with cpu_threads(1):
-        e = model.enumerate(DT)
-        W0 = net.init(_seed(ctx, 200), 1, scale=1.0)
-        # (a) population GD against the field; the horizon: until ||w|| has grown by `growth` (the loss is
-        # unbounded below and the flow blows up in finite time), at most max_steps
-        W = [w.clone() for w in W0]
-        pop_err, cross_max = 0.0, 0.0
-        pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
-        start_norm = float(pop_path[0].norm())
-        for _ in range(max_steps):
-            g = exact_expected_gradient(net, W, e, method="moments")
-            w1, w2 = block.split(W)
-            F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
-            pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
-            cross_max = max(cross_max, block.cross_covariance(w1, e))
-            W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
-            pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
-            if float(pop_path[-1].norm()) >= growth * start_norm:
-                break
-        steps = len(pop_path) - 1
-        pop_path = torch.stack(pop_path, 1)[0]
-        w1_0, w2_0 = block.split(W0)
-        ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
+    e = model.enumerate(DT)
+    W0 = net.init(_seed(ctx, 200), 1, scale=1.0)
+    # (a) population GD against the field; the horizon: until ||w|| has grown by `growth` (the loss is
+    # unbounded below and the flow blows up in finite time), at most max_steps
+    W = [w.clone() for w in W0]
+    pop_err, cross_max = 0.0, 0.0
+    pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
+    start_norm = float(pop_path[0].norm())
+    for _ in range(max_steps):
+        g = exact_expected_gradient(net, W, e, method="moments")
+        w1, w2 = block.split(W)
+        F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
+        pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
+        cross_max = max(cross_max, block.cross_covariance(w1, e))
+        W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
+        pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
+        if float(pop_path[-1].norm()) >= growth * start_norm:
+            break
+    steps = len(pop_path) - 1
+    pop_path = torch.stack(pop_path, 1)[0]
+    w1_0, w2_0 = block.split(W0)
+    ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
 
-        # (b) SGD, R runs from the same start
-        Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
-        streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
-        residual_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
-        path = [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
-        for t in range(steps):
-            _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
-            _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
-            g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
-            w1, w2 = block.split(Wr)
-            residual_sum += -block.flat_grad(g) - block.field(w1, w2, e, rate)
-            Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
-            path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
-        residual = residual_sum / steps
-        drift = se_verdict(residual.mean(0), torch.zeros(residual.shape[1], dtype=DT),
-                           residual.std(0) / math.sqrt(runs), z=ctx.z, what="mean drift residual")
-        path = torch.stack(path, 1)  # [R, T+1, P]
-        mean_path, se_path = path.mean(0), path.std(0) / math.sqrt(runs)
-        traj_gap_ode = float(((mean_path - ode).abs() / se_path.clamp_min(1e-300))[1:].max())
-        traj_gap_pop = float(((mean_path - pop_path).abs() / se_path.clamp_min(1e-300))[1:].max())
-        euler_vs_ode = float(((pop_path - ode).abs())[1:].max() / (ode[1:] - ode[0]).abs().max())
+    # (b) SGD, R runs from the same start
+    Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
+    streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
+    residual_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
+    path = [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
+    for t in range(steps):
+        _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
+        _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
+        g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
+        w1, w2 = block.split(Wr)
+        residual_sum += -block.flat_grad(g) - block.field(w1, w2, e, rate)
+        Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
+        path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
+    residual = residual_sum / steps
+    drift = se_verdict(residual.mean(0), torch.zeros(residual.shape[1], dtype=DT),
+                       residual.std(0) / math.sqrt(runs), z=ctx.z, what="mean drift residual")
+    path = torch.stack(path, 1)  # [R, T+1, P]
+    mean_path, se_path = path.mean(0), path.std(0) / math.sqrt(runs)
+    traj_gap_ode = float(((mean_path - ode).abs() / se_path.clamp_min(1e-300))[1:].max())
+    traj_gap_pop = float(((mean_path - pop_path).abs() / se_path.clamp_min(1e-300))[1:].max())
+    euler_vs_ode = float(((pop_path - ode).abs())[1:].max() / (ode[1:] - ode[0]).abs().max())
 
-        # (c) violated condition: the blocks are subtrees of one HLTM root
-        shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
-        sblock = _BlockNet(4, block_model.input_dim)
-        es = shared.enumerate(DT)
-        Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
-        gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
-        w1s, w2s = sblock.split(Ws)
-        shared_err = _rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs))
-        shared_cross = sblock.cross_covariance(w1s, es)
+    # (c) violated condition: the blocks are subtrees of one HLTM root
+    shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
+    sblock = _BlockNet(4, block_model.input_dim)
+    es = shared.enumerate(DT)
+    Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
+    gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
+    w1s, w2s = sblock.split(Ws)
+    shared_err = _rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs))
+    shared_cross = sblock.cross_covariance(w1s, es)
 
     tolerance_exact = EXACT_TOLERANCE
     finite = bool(torch.isfinite(residual).all() and torch.isfinite(path).all())
