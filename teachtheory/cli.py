@@ -48,7 +48,8 @@ def _cmd_list(args, console: Console) -> int:
 
     _load_all()
     table = Table(title="simulations (teachtheory simulate NAME)")
-    for col in ("name", "reproduces", "what", "small (runs x steps)", "full"):
+    table.add_column("name", no_wrap=True)
+    for col in ("reproduces", "what", "small (runs x steps)", "full"):
         table.add_column(col)
     for sim in sorted(SIMULATIONS.values(), key=lambda s: s.name):
         small, full = sim.defaults["small"], sim.defaults["full"]

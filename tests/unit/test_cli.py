@@ -40,7 +40,8 @@ def test_bad_input_prints_one_line_and_exits_non_zero(args, fragment):
 def test_list_names_every_simulation(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("lsr", "moons", "digits35", "mlp-digits35"):
+    for name in ("lsr", "moons", "digits35", "mlp-digits35", "specialization", "specialization-deep", "relu-dynamics",
+                 "committee", "ssl-hltm", "l2t-dln", "agd-saddle"):
         assert name in out
 
 
