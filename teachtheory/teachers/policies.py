@@ -20,7 +20,11 @@ __all__ = ["DistillationTeacher", "LabelSmoothingTeacher", "SelfTrainingTeacher"
 
 def _soft_label(learner, w, x, temperature: float) -> torch.Tensor:
     """The model's prediction as a label: tempered softmax, E[y] = tanh(m / (2T)) for logistic,
-    the regression output for least squares."""
+    the regression output for least squares.
+
+    For the logistic learner the real-valued label enters log(1 + exp(-y m)) as a LAST label does
+    (Sec. 3.4); that is not binary cross-entropy with a soft target p (whose gradient is
+    (sigmoid(m) - p) x), only the same expected label."""
     z = learner.outputs(w, x)
     if isinstance(learner, Logistic):
         return torch.tanh(z / (2.0 * temperature))
