@@ -24,7 +24,7 @@ from rich.table import Table
 
 __all__ = ["main"]
 
-USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, NotADirectoryError, FloatingPointError)
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, FloatingPointError)
 
 
 class UsageError(Exception):
@@ -44,9 +44,9 @@ def _progress(console: Console) -> Progress:
 
 
 def _cmd_list(args, console: Console) -> int:
-    from .simulations import SIMULATIONS, _load_all
+    from .simulation import SIMULATIONS, load_simulations
 
-    _load_all()
+    load_simulations()
     table = Table(title="simulations (teachtheory simulate NAME)")
     table.add_column("name", no_wrap=True)
     for col in ("reproduces", "what", "small (runs x steps)", "full"):
@@ -60,7 +60,7 @@ def _cmd_list(args, console: Console) -> int:
 
 
 def _cmd_simulate(args, console: Console) -> int:
-    from .simulations import get_simulation, run_simulation
+    from .simulation import get_simulation, run_simulation
 
     sim = get_simulation(args.name)
     out = Path(args.out) if args.out else Path("runs") / sim.name
@@ -72,13 +72,13 @@ def _cmd_simulate(args, console: Console) -> int:
             bar.update(task, completed=done, total=total, description=f"{sim.name}: {label}")
 
         result = run_simulation(sim.name, out, scale=args.scale, runs=args.runs, steps=args.steps, seed=args.seed,
-                                device=args.device, formats=formats, progress=progress)
+                                device=args.device, formats=formats, progress=progress, force=args.force)
     if "trajectories" in result:
         _print_teaching_summary(console, sim, result["summary"])
     elif isinstance(result.get("table"), dict) and result["table"]:
         _print_generic_table(console, f"{sim.name} ({sim.reference})", result["table"])
     figures = ", ".join(Path(f).name for f in result.get("figures", []))
-    console.print(f"wrote {out}: config.json, metrics.json" + (f", {figures}" if figures else ""))
+    console.print(f"wrote {out}: config.json, metrics.json, run.json" + (f", {figures}" if figures else ""))
     return 0
 
 
@@ -124,7 +124,7 @@ def _run_checks(args, console: Console, plots_dir):
 
 
 def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
-    from .claims.report import verdict_rows
+    from .report import verdict_rows
 
     colours = {"holds": "green", "fails": "red", "printed-form-wrong": "yellow", "error": "magenta"}
     table = Table(title=f"claims ({scale} scale)")
@@ -139,7 +139,7 @@ def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
 
 
 def _cmd_check(args, console: Console) -> int:
-    from .claims.report import write_verdicts_json
+    from .report import write_verdicts_json
 
     claims, verdicts = _run_checks(args, console, args.plots)
     _print_verdicts(console, claims, verdicts, args.scale)
@@ -156,7 +156,7 @@ def _cmd_check(args, console: Console) -> int:
 
 
 def _cmd_docs(args, console: Console) -> int:
-    from .claims.report import write_docs_page, write_verdicts_json
+    from .report import write_docs_page, write_verdicts_json
 
     out = Path(args.out)
     claims, verdicts = _run_checks(args, console, out / "figures")
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     sim.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
     sim.add_argument("--svg", action="store_true", help="also write SVG figures")
+    sim.add_argument("--force", action="store_true", help="replace a non-empty --out folder (whole)")
     check = sub.add_parser("check", help="check the claims of the source papers")
     check.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
     check.add_argument("--scale", choices=("quick", "full"), default="quick")

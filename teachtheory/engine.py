@@ -97,12 +97,6 @@ class Trajectory:
             metrics = {k[len("metric_"):]: data[k] for k in data.files if k.startswith("metric_")}
             return cls(metrics, data["seconds"], data["final_w"], json.loads(str(data["config_json"])))
 
-    def plot(self, name: str = "distance", ax=None, label: str | None = None, log: bool | None = None):
-        """Mean over runs with a standard-error band; see :func:`teachtheory.plotting.plot_metric`."""
-        from .plotting import plot_metric
-
-        return plot_metric({label or self.config.get("teacher", {}).get("name", "run"): self}, name, ax=ax, log=log)
-
 
 def apply_batch_gradient(learner: Learner, w: torch.Tensor, batch: TeachingBatch) -> torch.Tensor:
     """The gradient the learner steps along: mean over the batch of g_i * grad l(w; x_i, y_i),

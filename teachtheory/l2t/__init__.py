@@ -1,4 +1,4 @@
-"""L2T-DLN (seed 002): learning to teach with a dynamic loss network.
+"""L2T-DLN (Hai et al., NeurIPS 2023): learning to teach with a dynamic loss network.
 
 Students, the dynamic loss network, the coordinate-wise LSTM teacher, Algorithm 1 and the baselines,
 all batched over runs; hypergradients come from :mod:`teachtheory.unroll`.

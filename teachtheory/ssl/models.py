@@ -17,7 +17,7 @@ copies side by side (one latent per block).
 
 References:
     Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks", 2020,
-    Sec. 4 (the '11'/'101' example) and Sec. 5 (HLTM); seed 004.
+    Sec. 4 (the '11'/'101' example) and Sec. 5 (HLTM); Tian's teacher-student talk.
 """
 
 from __future__ import annotations

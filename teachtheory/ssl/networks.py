@@ -18,7 +18,7 @@ f/||f|| (homogeneous of degree 0) the identity becomes :math:`K_l^\top \mathrm{v
 Gates are :math:`\mathbb{1}[g > 0]` (the derivative torch uses for relu at 0).
 
 References:
-    Tian, Yu, Chen, Ganguli 2020, Sec. 3 (Eq. 3-4); seed 004 slide "The Covariance Operator".
+    Tian, Yu, Chen, Ganguli 2020, Sec. 3 (Eq. 3-4); Tian's talk, slide "The Covariance Operator".
 """
 
 from __future__ import annotations

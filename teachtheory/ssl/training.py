@@ -11,7 +11,7 @@ r"""Losses, population gradients and training loops for self-supervised learning
 
 References:
     Tian, Yu, Chen, Ganguli 2020 (Sec. 3, 5, 6); Chen et al. 2020 (SimCLR, InfoNCE);
-    Grill et al. 2020 (BYOL); seed 004.
+    Grill et al. 2020 (BYOL); Tian's teacher-student talk.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ fluctuations are :math:`O(1/\sqrt N)`. With :math:`s = (-v, v^*)` over the K + M
 
 (C8) :math:`\frac{dv_k}{d\alpha} = \eta_v \sum_c s_c I_2(k, c)` (zero when only the first layer is trained).
 
-Seed 004 (Tian's talk) prints the activation as erf(x/2); Saad & Solla's, and the one used here, is
+Tian's teacher-student talk prints the activation as erf(x/2); Saad & Solla's, and the one used here, is
 erf(x/sqrt 2), for which the closed forms below hold (the "2" is read as PDF garbling of sqrt 2).
 
 Saad & Solla's convention (fields :math:`J\cdot\xi` with :math:`|J| = O(1)`, step :math:`\eta/N`,

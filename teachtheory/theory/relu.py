@@ -28,7 +28,7 @@ References:
     Applications in Convergence and Critical Point Analysis", ICML 2017 (the analytical gradient, the
     one-ReLU Lyapunov region and random initialisation, the symmetric multiple-ReLU dynamics).
     Y. Cho and L. Saul, "Kernel methods for deep learning", NeurIPS 2009 (arc-cosine kernel, order 1).
-    Seed 004 (Tian's talk), slides "An Analytic Formula" and "Simplest Teacher Student Setting".
+    Tian's teacher-student talk, slides "An Analytic Formula" and "Simplest Teacher Student Setting".
 """
 
 from __future__ import annotations

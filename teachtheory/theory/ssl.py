@@ -27,7 +27,7 @@ If instead the negative's latent is drawn *different* from ``z0`` the expectatio
 References:
     Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks",
     arXiv:2010.00578 (2020), Thm. 1 (covariance operator), Sec. 4 ('11'/'101' example), Thm. 4 (two layers);
-    seed 004 (Tian's talk), slides "The Covariance Operator", "One-layer one-neuron example",
+    Tian's teacher-student talk, slides "The Covariance Operator", "One-layer one-neuron example",
     "A two-layer example".
 """
 
@@ -61,7 +61,7 @@ __all__ = [
 
 COVARIANCE_CONSTANT = -2.0  # E grad L = COVARIANCE_CONSTANT * V[Kbar] vec W
 ONE_NEURON_CONSTANT = 0.25  # V[Kbar] = ONE_NEURON_CONSTANT / d^2 * u u^T (printed 1/(4 d^2))
-TWO_LAYER_RATE = 2.0  # gradient flow of the THEORY.md loss: dw/dt = -E grad L = 2 V[Kbar] w
+TWO_LAYER_RATE = 2.0  # gradient flow of the loss of Tian et al. (2020): dw/dt = -E grad L = 2 V[Kbar] w
 
 
 def _check_probs(p: torch.Tensor, name: str) -> None:
@@ -216,7 +216,7 @@ def one_neuron_u(w: torch.Tensor, *, relu: bool = True, foreground: float = 1.0,
     Returns:
         u, [..., 2].
 
-    References: Tian et al. 2020, Sec. 4; seed 004 slide "One-layer one-neuron example".
+    References: Tian et al. 2020, Sec. 4; Tian's talk, slide "One-layer one-neuron example".
     """
     if w.shape[-1] != 2:
         raise ValueError(f"w must have last dimension 2 (receptive field of 2), got shape {tuple(w.shape)}")
@@ -286,7 +286,7 @@ def two_layer_vector_field(
     :math:`\dot{\mathbf w}_{1j} = c\, w_{2j}^2 A_j w_{1j}`.
 
     The printed theorem has c = 1 (time in units of the paper's positive constant); gradient flow of
-    the THEORY.md loss :math:`\tfrac12 d_+^2 - \tfrac12 d_-^2` has c = 2 (the -2 of the covariance operator).
+    the loss of Tian et al. (2020) :math:`\tfrac12 d_+^2 - \tfrac12 d_-^2` has c = 2 (the -2 of the covariance operator).
 
     Args:
         w1: [..., J, d]; w2: [..., J]; A: [..., J, d, d].
@@ -294,7 +294,7 @@ def two_layer_vector_field(
     Returns:
         (dw1 [..., J, d], dw2 [..., J]).
 
-    References: Tian et al. 2020, Thm. 4; seed 004 slide "A two-layer example".
+    References: Tian et al. 2020, Thm. 4; Tian's talk, slide "A two-layer example".
     """
     Aw = torch.einsum("...jde,...je->...jd", A, w1)
     quad = (w1 * Aw).sum(-1)

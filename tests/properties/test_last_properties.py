@@ -1,7 +1,7 @@
 """Hypothesis properties of the one-step LAST claims, over drawn dimensions, step sizes, radii and seeds.
 
 Tensors are built inside each test from the drawn integer seed; the one-step distances are written
-from the loss definitions (teachtheory.claims.last._one_step_sq), not with the learners' gradients.
+from the loss definitions (proofs_checks.last.labels._one_step_sq), not with the learners' gradients.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from teachtheory.claims.last import ONE_STEP_TOLERANCE, _one_step_sq
+from proofs_checks.last.labels import ONE_STEP_TOLERANCE, _one_step_sq
 from teachtheory.constraints import parse_label_set
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax

@@ -14,7 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from teachtheory.teacher_student import (
-    TeacherStudentConfig, activation_correlations, intra_op_threads, train_teacher_student,
+    TeacherStudentConfig,
+    activation_correlations,
+    intra_op_threads,
+    train_teacher_student,
 )
 from teachtheory.theory import relu as T
 

@@ -1,4 +1,4 @@
-"""Alternating gradient descent at a strict saddle (teachtheory.theory.agd, seed 002 Conclusion 1), the
+"""Alternating gradient descent at a strict saddle (teachtheory.theory.agd, Hai et al., NeurIPS 2023, Conclusion 1), the
 PA-GD simulator, and the agd.saddle claim at quick scale."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 
 from teachtheory.claims import CLAIMS, CheckContext, select_claims
 from teachtheory.l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
+from teachtheory.references import cite
 from teachtheory.theory import agd
 
 DT = torch.float64
@@ -145,7 +146,7 @@ def test_claim_holds_at_quick_scale():
     assert v.details["smallest_margin"]["ratio_excess_over_printed"] >= 2.0 - 1e-6
     assert v.details["beyond_step_size"]["complex"] > 0  # counterexamples once eta >= 1/L_max
     assert v.details["pagd"]["escaped_fraction"] == 1.0
-    assert CLAIMS["agd.saddle"].source.startswith("seed 002")
+    assert CLAIMS["agd.saddle"].source.startswith(cite("l2t-dln"))
 
 
 def test_claim_power_check_fails():

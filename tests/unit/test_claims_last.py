@@ -1,4 +1,4 @@
-"""The LAST claims (seed 001) at quick scale: each gives its expected verdict, and every claim with a
+"""The LAST claims (Liu et al., NeurIPS 2021) at quick scale: each gives its expected verdict, and every claim with a
 power check fails when run with its deliberately wrong constant."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from proofs_checks.last import labels as last_claims
 from teachtheory.claims import CLAIMS, CheckContext, select_claims
-from teachtheory.claims import last as last_claims
+from teachtheory.references import cite
 
 EXPECTED = {
     "last.greedy-lsr": "holds",
@@ -51,7 +52,7 @@ def test_quick_verdict(claim_id):
     assert v.statistic is not None and math.isfinite(v.statistic)
     assert v.tolerance is not None and v.tolerance_rule
     claim = CLAIMS[claim_id]
-    assert claim.source.startswith("seed 001") and claim.statement and claim.method
+    assert claim.source.startswith(cite("last")) and claim.statement and claim.method
 
 
 @pytest.mark.parametrize("claim_id", WITH_POWER)

@@ -10,8 +10,7 @@ import torch
 from scipy import integrate
 
 from teachtheory import committee as eng
-from teachtheory.claims import CheckContext
-from teachtheory.claims.core import CLAIMS, _load_all
+from teachtheory.claims import CLAIMS, CheckContext, load_claims
 from teachtheory.theory import committee as th
 
 D = torch.float64
@@ -335,7 +334,7 @@ def test_fit_power_law_recovers_a_known_slope():
 
 @pytest.fixture(scope="module")
 def claims():
-    _load_all()
+    load_claims()
     return CLAIMS
 
 
@@ -375,7 +374,7 @@ def test_longer_runs_start_with_the_same_inputs(simulate):
 
 
 def test_committee_simulation_writes_results_and_reproduces(tmp_path):
-    from teachtheory.simulations import get_simulation
+    from teachtheory.simulation import get_simulation
 
     sim = get_simulation("committee")
     assert sim.runner is not None

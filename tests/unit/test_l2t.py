@@ -1,4 +1,4 @@
-"""L2T-DLN (seed 002): the DLN, the LSTM teacher, baselines, one round of Algorithm 1, batching,
+"""L2T-DLN (Hai et al., NeurIPS 2023): the DLN, the LSTM teacher, baselines, one round of Algorithm 1, batching,
 argument errors, the l2t.rmd claim at quick scale and the l2t-dln simulation on a tiny budget."""
 
 from __future__ import annotations
@@ -10,8 +10,20 @@ import pytest
 import torch
 
 from teachtheory.claims import CLAIMS, CheckContext, select_claims
-from teachtheory.l2t import (BASELINES, DynamicLossNetwork, L2TConfig, L2TDLN, LSTMTeacher, MLPStudent, flatten,
-                             get_loss, load_digits_task, preprocess_gradient, train_fixed_loss, unflatten)
+from teachtheory.l2t import (
+    BASELINES,
+    L2TDLN,
+    DynamicLossNetwork,
+    L2TConfig,
+    LSTMTeacher,
+    MLPStudent,
+    flatten,
+    get_loss,
+    load_digits_task,
+    preprocess_gradient,
+    train_fixed_loss,
+    unflatten,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +180,7 @@ def test_rmd_power_check_fails():
 
 
 def test_l2t_dln_simulation_tiny_budget(tmp_path):
-    from teachtheory.simulations import get_simulation, run_simulation
+    from teachtheory.simulation import get_simulation, run_simulation
 
     sim = get_simulation("l2t-dln")
     assert sim.runner is not None and sim.defaults["small"]["runs"] == 5

@@ -14,6 +14,7 @@ from teachtheory.claims import CheckContext, select_claims
 from teachtheory.teacher_student import intra_op_threads
 from teachtheory.theory import relu as T
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny tensors: one intra-op thread (an OpenMP team stalls on a busy 2-core machine); restored after."""

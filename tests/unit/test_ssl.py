@@ -17,6 +17,7 @@ import torch
 
 from teachtheory.claims import CLAIMS, CheckContext, select_claims
 from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
 from teachtheory.ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
 from teachtheory.ssl import training as tr
 from teachtheory.theory import ssl as theory
@@ -349,7 +350,7 @@ def test_ssl_claim_quick_verdict(verdicts, cid):
     assert v.verdict == SSL_CLAIMS[cid], (cid, v.message, v.details.get("traceback"))
     assert v.statistic is not None and v.tolerance is not None and v.tolerance_rule
     claim = CLAIMS[cid]
-    assert claim.source.startswith("seed 004") and claim.statement and claim.assumptions and claim.method
+    assert claim.source.startswith(cite("tian-talk")) and claim.statement and claim.assumptions and claim.method
 
 
 @pytest.mark.parametrize("cid", list(SSL_CLAIMS))
@@ -372,7 +373,7 @@ def test_ssl_claim_details(verdicts):
 
 
 def test_ssl_hltm_simulation_writes_and_reproduces(tmp_path):
-    from teachtheory.simulations import get_simulation, run_simulation
+    from teachtheory.simulation import get_simulation, run_simulation
 
     sim = get_simulation("ssl-hltm")
     assert sim.runner is not None and set(sim.defaults) == {"small", "full"}

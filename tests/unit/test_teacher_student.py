@@ -11,9 +11,16 @@ import torch
 
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import (
-    TeacherStudentConfig, activation_correlations, final_correlations, forward, intra_op_threads, make_dataset,
-    make_teacher, train_teacher_student,
+    TeacherStudentConfig,
+    activation_correlations,
+    final_correlations,
+    forward,
+    intra_op_threads,
+    make_dataset,
+    make_teacher,
+    train_teacher_student,
 )
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -168,7 +175,7 @@ def test_bad_training_arguments():
 
 
 def test_relu_dynamics_runner_writes_results(tmp_path):
-    from teachtheory.simulations.relu import run_relu_dynamics
+    from simulations.relu import run_relu_dynamics
 
     calls = []
     result = run_relu_dynamics(tmp_path / "dyn", runs=3, steps=60, seed=1, progress=lambda *a: calls.append(a))
@@ -183,10 +190,11 @@ def test_relu_dynamics_runner_writes_results(tmp_path):
 
 
 def test_specialization_runner_writes_results_and_reproduces(tmp_path, monkeypatch):
-    from teachtheory.simulations import relu as sims
+    from simulations import relu as sims
 
     monkeypatch.setattr(sims, "STRENGTHS", {"small": (0.0, 2.0), "full": (0.0,)})
-    base = sims.specialization_config
+    from teachtheory.teacher_student import specialization_config
+    base = specialization_config
 
     def tiny(scale, steps, **changes):  # the real setting, shrunk for a test
         changes.setdefault("train_size", 200)

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from ..threads import intra_op_threads
+from .registry import load_entry_points
+from .threads import intra_op_threads
 
 __all__ = [
     "VERDICTS", "SCALES", "Verdict", "Claim", "CheckContext", "CLAIMS", "register", "select_claims", "run_claims",
-    "se_verdict", "Z_SCORE",
+    "se_verdict", "Z_SCORE", "load_claims", "format_number",
 ]
 
 VERDICTS = ("holds", "fails", "printed-form-wrong", "error")
@@ -65,7 +66,7 @@ class Verdict:
         return self.verdict == "holds"
 
     def to_json(self) -> dict[str, Any]:
-        from ..io import to_jsonable
+        from .io import to_jsonable
 
         return to_jsonable({
             "id": self.claim_id, "verdict": self.verdict, "statistic": self.statistic, "tolerance": self.tolerance,
@@ -109,7 +110,7 @@ class Claim:
     """A checkable statement.
 
     Attributes:
-        id: the id from THEORY.md (e.g. ``last.kaczmarz``).
+        id: the claim's id, prefixed by its family (e.g. ``last.kaczmarz``).
         source: seed file, section, equation or theorem.
         statement: the claim in LaTeX (as printed, corrected where the check says so).
         assumptions: the assumptions, each checked in code by the check.
@@ -149,13 +150,22 @@ def register(claim: Claim) -> Claim:
     return claim
 
 
-def _load_all() -> None:
-    from . import catalogue  # noqa: F401  (imports every claim module, which registers its claims)
+CLAIMS_GROUP = "teachtheory.claims"
+
+
+def load_claims() -> dict[str, Claim]:
+    """Import every claim family registered under the ``teachtheory.claims`` entry-point group.
+
+    Each family module registers its claims on import. The toolkit's own families live in
+    ``proofs_checks/``; a user's package adds its own by declaring an entry point in that group.
+    """
+    load_entry_points(CLAIMS_GROUP)
+    return CLAIMS
 
 
 def select_claims(patterns: Iterable[str] = ()) -> list[Claim]:
     """Claims whose id starts with a pattern (``last`` selects ``last.*``, ``last.thm`` the theorems); all if none."""
-    _load_all()
+    load_claims()
     patterns = list(patterns)
     if not patterns:
         return list(CLAIMS.values())
@@ -215,7 +225,8 @@ def se_verdict(
                    message=msg, details=details or {})
 
 
-def _fmt(value: float | None) -> str:
+def format_number(value: float | None) -> str:
+    """A statistic for a table: 3 significant digits, ``-`` for None, ``inf``/``nan`` spelled out."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-" if value is None else str(value)
     return f"{value:.3g}"

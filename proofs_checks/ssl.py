@@ -1,4 +1,4 @@
-"""Claims of the covariance-operator theory of self-supervised learning (seed 004, Tian's talk).
+"""Claims of the covariance-operator theory of self-supervised learning (Tian's teacher-student talk).
 
 References:
     Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks",
@@ -12,13 +12,14 @@ import math
 import numpy as np
 import torch
 
-from ..random import RunStreams, as_seeds
-from ..ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
-from ..ssl.training import exact_expected_gradient, sampled_gradients
-from ..theory import ssl as theory
-from .core import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
+from teachtheory.ssl.training import exact_expected_gradient, sampled_gradients
+from teachtheory.theory import ssl as theory
 
-SOURCE = "seed 004 Tian (SSL with dual deep networks)"
+SOURCE = cite("tian-talk")
 DT = torch.float64
 EXACT_TOLERANCE = 1e-9  # relative error of float64 identities
 
@@ -198,7 +199,7 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
 def _covariance_figure(path, scatter, z_scores, z, constant) -> str | None:
     if path is None:
         return None
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
@@ -308,7 +309,7 @@ def _fmt_err(x: float) -> str:
 def _one_neuron_figure(path, length: int = 6) -> str | None:
     if path is None:
         return None
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     grid = torch.linspace(-1.5, 1.5, 31, dtype=DT)
@@ -540,7 +541,7 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
             "batch": batch, "lr": lr, "blocks": J, "all_finite": finite,
             "horizon": f"until ||w|| grew by {growth:g}x on the population path (at most {max_steps} steps)",
             "block_model": f"HLTM(depth={depth}, delta={delta})",
-            "time_unit": "with the THEORY.md loss 1/2 d+^2 - 1/2 d-^2 gradient flow is dw/dt = 2 V[Kbar] w; the "
+            "time_unit": "with the loss of Tian et al. (2020) 1/2 d+^2 - 1/2 d-^2 gradient flow is dw/dt = 2 V[Kbar] w; the "
                          "printed Thm. 4 (no factor) holds in time t = 2 x lr x steps",
         },
         figure=figure,
@@ -550,7 +551,7 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
 def _two_layer_figure(path, block, mean_path, se_path, ode, pop_path, lr, residual, z) -> str | None:
     if path is None:
         return None
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     J, d = block.J, block.d
     t = np.arange(mean_path.shape[0]) * lr
@@ -596,7 +597,7 @@ register(Claim(
               r"u_j(z) = E_{z'|z}[x\,\mathbb{1}(w_{1j}^\top x \ge 0)]",
     assumptions=["two-layer bias-free ReLU net, scalar linear output, node j with its own receptive field",
                  "Cov_z[u_j, u_k] = 0 for j != k (independent latents per block; checked by enumeration)",
-                 "time in units where the flow is V[Kbar] w (for the THEORY.md loss: t = 2 x lr x steps)"],
+                 "time in units where the flow is V[Kbar] w (for the loss of Tian et al. (2020): t = 2 x lr x steps)"],
     check=check_two_layer, statistical=True,
     method="population GD by enumeration vs the field; SGD drift residuals (R runs) within z SE; shared-root contrast",
 ))

@@ -6,8 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..io import atomic_write, write_json
-from .core import Claim, Verdict, _fmt
+from .claims import Claim, Verdict, format_number
+from .io import atomic_write, write_json
+from .references import REFERENCES
 
 __all__ = ["verdict_rows", "write_verdicts_json", "write_docs_page"]
 
@@ -16,12 +17,13 @@ def verdict_rows(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[l
     """Rows: id, source, method, statistic, tolerance, verdict, seconds, message."""
     rows = []
     for claim, v in zip(claims, verdicts):
-        rows.append([claim.id, claim.source, claim.method, _fmt(v.statistic), _fmt(v.tolerance), v.verdict,
+        rows.append([claim.id, claim.source, claim.method, format_number(v.statistic), format_number(v.tolerance), v.verdict,
                      f"{v.seconds:.1f}", v.message])
     return rows
 
 
 def write_verdicts_json(verdicts: Sequence[Verdict], path: str | os.PathLike, scale: str) -> Path:
+    """Write the verdicts as a JSON list (one object per claim, with the scale it was checked at), atomically."""
     return write_json(path, [dict(v.to_json(), scale=scale) for v in verdicts])
 
 
@@ -35,7 +37,7 @@ def write_docs_page(claims: Sequence[Claim], verdicts: Sequence[Verdict], path: 
     ]
     for claim, v in zip(claims, verdicts):
         lines.append(f"| [{claim.id}](#{claim.id.replace('.', '')}) | {claim.source} | **{v.verdict}** | "
-                     f"{_fmt(v.statistic)} | {_fmt(v.tolerance)} | {v.seconds:.1f} |")
+                     f"{format_number(v.statistic)} | {format_number(v.tolerance)} | {v.seconds:.1f} |")
     for claim, v in zip(claims, verdicts):
         lines += ["", f"## {claim.id}", "", f"*Source:* {claim.source}", "", "$$", claim.statement.strip(), "$$", ""]
         if claim.assumptions:
@@ -43,12 +45,13 @@ def write_docs_page(claims: Sequence[Claim], verdicts: Sequence[Verdict], path: 
         if claim.method:
             lines += [f"*Method:* {claim.method}", ""]
         lines += [f"*Verdict:* **{v.verdict}** — {v.message}", "",
-                  f"*Statistic:* {_fmt(v.statistic)}; *tolerance:* {_fmt(v.tolerance)} ({v.tolerance_rule or 'exact'})", ""]
+                  f"*Statistic:* {format_number(v.statistic)}; *tolerance:* {format_number(v.tolerance)} ({v.tolerance_rule or 'exact'})", ""]
         corrected = v.details.get("corrected_form") if isinstance(v.details, dict) else None
         if corrected:
             lines += [f"*Corrected form:* ${corrected}$ — holds: {v.details.get('corrected_holds')}", ""]
         if v.figure:
             rel = os.path.relpath(v.figure, path.parent)
             lines += [f"![{claim.id}]({rel})", ""]
+    lines += ["", "## References", ""] + [f"- **{r.short}**: {r.full()}" for r in REFERENCES.values()]
     text = "\n".join(lines) + "\n"
     return atomic_write(path, lambda handle: handle.write(text.encode()))

@@ -1,4 +1,4 @@
-"""Simulation ``ssl-hltm``: SimCLR and a BYOL ablation on hierarchical latent tree model data (seed 004).
+"""Simulation ``ssl-hltm``: SimCLR and a BYOL ablation on hierarchical latent tree model data (Tian's teacher-student talk).
 
 SimCLR (InfoNCE with temperature, L2-normalised output) trains a deep ReLU encoder on positive pairs
 that share the HLTM root and resample everything below it. Over training it tracks how well hidden
@@ -12,7 +12,7 @@ propagation), the spread of the normalised output (0: collapsed), and the final 
 
 References:
     Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks", 2020,
-    Sec. 5-6 (HLTM, BYOL); seed 004 slides "Hierarchical Latent Tree Models", "BYOL Setting".
+    Sec. 5-6 (HLTM, BYOL); Tian's talk, slide "Hierarchical Latent Tree Models", "BYOL Setting".
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import write_json
-from ..plotting import plt, save_figure
-from ..random import RunStreams, as_seeds
-from ..ssl import HLTM
-from ..ssl.training import (
+from teachtheory.io import write_json
+from teachtheory.plotting import plt, save_figure
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.ssl import HLTM
+from teachtheory.ssl.training import (
     BYOLConfig,
     SimCLRConfig,
     cpu_threads,
@@ -38,7 +39,6 @@ from ..ssl.training import (
     train_byol,
     train_simclr,
 )
-from . import Simulation, register
 
 __all__ = ["SETTINGS", "byol_variants", "run_ssl_hltm"]
 
@@ -163,7 +163,7 @@ def run_ssl_hltm(out: Path, scale: str, runs: int, steps: int, seed: int, device
     metrics["reference"] = {"bayes_accuracy": bayes, "input_linear_probe": input_probe}
     metrics["seconds"] = time.perf_counter() - started
     metrics["table"] = table
-    write_json(out / "metrics.json", metrics)
+    write_metrics(out, metrics)
     figures = [str(p) for p in _simclr_figure(out / "simclr_training", results["SimCLR"], metrics, formats)]
     figures += [str(p) for p in _ablation_figure(out / "byol_ablation", results, top, formats)]
     return {"out": str(out), "figures": figures, "table": table, "metrics": metrics}
@@ -240,7 +240,7 @@ def _ablation_figure(path: Path, results: dict, top: int, formats) -> list[Path]
 register(Simulation(
     name="ssl-hltm",
     description="SimCLR on HLTM data (latent correlations, V[Kbar] per layer) and a BYOL predictor/EMA/BN ablation",
-    reference="seed 004; Tian et al. 2020 Sec. 5-6",
+    reference="Tian et al. 2020 Sec. 5-6",
     defaults={"small": {"runs": 4, "steps": 500}, "full": {"runs": 16, "steps": 3000}},
     runner=run_ssl_hltm,
 ))

@@ -1,4 +1,4 @@
-"""Simulations of L2T-DLN (seed 002): Algorithm 1 on the embedded digits against fixed-loss baselines
+"""Simulations of L2T-DLN (Hai et al., NeurIPS 2023): Algorithm 1 on the embedded digits against fixed-loss baselines
 (the shape of the paper's Tables 1, 5 and 6), and perturbed alternating gradient descent escaping a
 strict saddle (Conclusion 1)."""
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import write_json
-from ..threads import intra_op_threads
-from . import Simulation, register
+from teachtheory.io import write_json
+from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.threads import intra_op_threads
 
 __all__ = ["run_l2t_dln", "run_agd_saddle", "SETTINGS"]
 
@@ -44,7 +44,7 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
                 progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Baselines, L2T-DLN and its ablations on the 10-class digits; ``steps`` = student SGD steps per run
     (every method gets the same number), ``runs`` independent seeds batched together."""
-    from ..l2t import (
+    from teachtheory.l2t import (
         BASELINES,
         L2TDLN,
         DynamicLossNetwork,
@@ -67,7 +67,7 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     main_N = settings["stage_length"]
     lengths = tuple(sorted(set(settings["ablation_lengths"]) | {main_N}))
     config = {
-        "simulation": "l2t-dln", "reference": "seed 002 L2T-DLN Tables 1, 5-6", "scale": scale, "runs": runs,
+        "simulation": "l2t-dln", "reference": "Hai et al., NeurIPS 2023 (L2T-DLN), Tables 1, 5-6", "scale": scale, "runs": runs,
         "student_steps": steps, "seed": seed, "device": device, "settings": settings,
         "student": student.to_spec(), "dln": dln.to_spec(), "teacher": LSTMTeacher(settings["lstm_hidden"]).to_spec(),
         "data": {"name": "sklearn digits (8x8, 10 classes)", "pool": int(task.X.shape[0]), "test": int(task.X_test.shape[0]),
@@ -156,13 +156,13 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
                                        ("mean", "std", "rounds", "seconds_per_round", "seconds")} for N in lengths},
                "comparison": comparison, "curves": {k: {"steps": v[0], "accuracy": v[1]} for k, v in curves.items()},
                "seconds": time.perf_counter() - started}
-    write_json(out / "metrics.json", metrics)
+    write_metrics(out, metrics)
     figures = _figures(out, results, curves, lengths, main_N, dln, dln_snapshots, formats, runs, steps)
     return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "metrics": metrics}
 
 
 def _figures(out, results, curves, lengths, main_N, dln, snapshots, formats, runs, steps) -> list:
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     written = []
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
@@ -238,7 +238,7 @@ register(Simulation(
     name="l2t-dln",
     description="L2T-DLN (Algorithm 1: MLP student, DLN, LSTM teacher) vs CE, label smoothing, L-softmax, smooth 0-1; "
                 "DLN optimiser and stage-length ablations, on the embedded digits",
-    reference="seed 002 L2T-DLN Tables 5-6",
+    reference="Hai et al., NeurIPS 2023 (L2T-DLN), Tables 5-6",
     defaults={"small": {"runs": 5, "steps": 1200}, "full": {"runs": 5, "steps": 6000}},
     runner=run_l2t_dln,
 ))
@@ -248,9 +248,9 @@ def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, devi
                    progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Perturbed AGD from a strict saddle of f = v'Hv/2 + |v|^4/4 (n = 10, blocks 5 + 5, eta = 0.9/L_max):
     distance and value per sweep, the measured growth rate against log lambda_max(M^-1 G)."""
-    from ..l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
-    from ..plotting import plt, save_figure
-    from ..theory import agd
+    from teachtheory.l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
+    from teachtheory.plotting import plt, save_figure
+    from teachtheory.theory import agd
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,7 +274,7 @@ def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, devi
                "measured_rate_mean": float(np.nanmean(rates)), "measured_rate_se": float(np.nanstd(rates, ddof=1) / math.sqrt(runs))
                if runs > 1 else 0.0, "escaped_fraction": escaped, "f_min": f_min,
                "distance_mean": sim["distance"].mean(0).numpy(), "value_mean": sim["value"].mean(0).numpy()}
-    write_json(out / "metrics.json", metrics)
+    write_metrics(out, metrics)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     dist = sim["distance"].numpy()[:, 1:]
     logs = np.log10(np.maximum(dist, 1e-300))
@@ -305,7 +305,7 @@ def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, devi
 register(Simulation(
     name="agd-saddle",
     description="perturbed alternating gradient descent escaping a strict saddle; growth rate vs lambda_max(M^-1 G)",
-    reference="seed 002 L2T-DLN Conclusion 1",
+    reference="Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1",
     defaults={"small": {"runs": 64, "steps": 400}, "full": {"runs": 1024, "steps": 800}},
     runner=run_agd_saddle,
 ))

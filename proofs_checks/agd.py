@@ -1,4 +1,4 @@
-"""Claims of L2T-DLN (seed 002): alternating gradient descent at a strict saddle (Conclusion 1) and the
+"""Claims of L2T-DLN (Hai et al., NeurIPS 2023): alternating gradient descent at a strict saddle (Conclusion 1) and the
 reverse-mode hypergradient of Eqs. (4)-(6) and (8).
 
 References:
@@ -13,14 +13,15 @@ import math
 import numpy as np
 import torch
 
-from ..random import RunStreams, as_seeds
-from ..theory import agd as theory
-from ..threads import intra_op_threads
-from .core import CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.theory import agd as theory
+from teachtheory.threads import intra_op_threads
 
-SOURCE = "seed 002 L2T-DLN"
+SOURCE = cite("l2t-dln")
 
-__all__ = ["check_agd_saddle", "check_rmd", "draw_saddle_cases"]
+__all__ = ["check_agd_saddle", "draw_saddle_cases"]
 
 
 
@@ -119,7 +120,7 @@ def _saddle_figure(ctx: CheckContext, sim: dict, lam: float, printed: float, sha
     path = ctx.figure_path("agd.saddle")
     if path is None:
         return None
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     # (a) the eigenvalue excess over the printed and the sharp bound
@@ -245,7 +246,7 @@ def _check_agd_saddle(ctx: CheckContext) -> Verdict:
     cev = counter["eigenvalues"]
 
     # (4) the PA-GD simulation
-    from ..l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
+    from teachtheory.l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
 
     gamma, L, rho = 0.5, 4.0, 1.0
     H = saddle_hessian(10, 5, gamma, L, seed=ctx.seed)
@@ -318,228 +319,3 @@ register(Claim(
 ))
 
 
-# -- l2t.rmd --------------------------------------------------------------------------------
-
-
-def _rmd_problem(seed: int, runs: int, N: int, smooth: bool, dtype=torch.float64):
-    """A float64 L2T-DLN instance: digits task, MLP student, DLN (paper architecture), LSTM teacher."""
-    from ..l2t import (
-        L2TDLN,
-        DynamicLossNetwork,
-        L2TConfig,
-        LSTMTeacher,
-        MLPStudent,
-        load_digits_task,
-    )
-
-    task = load_digits_task(seed, runs, dtype=dtype, batch_size=10, val_batch_size=40)
-    student = MLPStudent(64, 10, (8,), act="tanh" if smooth else "relu")
-    dln = DynamicLossNetwork(act="smooth_leaky_relu" if smooth else "leaky_relu")
-    teacher = LSTMTeacher((8, 8, 1))
-    alg = L2TDLN(student, dln, task, L2TConfig(stage_length=N, student_lr=0.1, dln_lr=0.1), teacher)
-    theta = student.init(task.streams.seeds, dtype=dtype)
-    phi = dln.init(task.streams.seeds, dtype=dtype)
-    varphi = teacher.init(task.streams.seeds, dtype=dtype)
-    return alg, theta, phi, varphi
-
-
-def _rel(a, b) -> float:
-    from ..unroll import flatten
-
-    fa, fb = flatten(a), flatten(b)
-    return float((fa - fb).norm() / fb.norm().clamp_min(1e-300))
-
-
-def _fd_check(fn, params, grads, directions, u: float) -> list[dict]:
-    """Central differences along each direction with a step chosen from estimated f''' and noise; returns
-    per direction: the FD value, the analytic value, |error|, and the truncation + rounding bound."""
-    from ..unroll import central_difference, noise_level
-
-    out = []
-    for d in directions:
-        analytic = float(sum((g * di).sum() for g, di in zip(grads, d)))
-        eps_f = noise_level(fn, params, d)
-        h0 = 1e-3
-        d1, d2 = central_difference(fn, params, d, h0), central_difference(fn, params, d, 2 * h0)
-        third = abs(d2 - d1) * 2 / h0**2  # D(2h) - D(h) = h^2 f'''/2 + O(h^4)
-        h = (3 * eps_f / max(third, 1e-300)) ** (1 / 3) if third > 0 else h0
-        h = min(max(h, 1e-7), 1e-2)
-        d_h, d_2h = central_difference(fn, params, d, h), central_difference(fn, params, d, 2 * h)
-        trunc = abs(d_2h - d_h) / 3  # Richardson: D(h) - f' = h^2 f'''/6 = (D(2h) - D(h))/3
-        rounding = eps_f / h
-        bound = 2 * (trunc + rounding)  # a factor 2 for the O(h^4) and noise-in-the-estimate terms
-        out.append({"fd": d_h, "analytic": analytic, "error": abs(d_h - analytic), "bound": bound, "h": h,
-                    "eps_f": eps_f, "truncation": trunc, "rounding": rounding,
-                    "relative_error": abs(d_h - analytic) / max(abs(analytic), 1e-300),
-                    "relative_bound": bound / max(abs(analytic), 1e-300)})
-    return out
-
-
-def check_rmd(ctx: CheckContext) -> Verdict:
-    """float64 L2T-DLN instance (digits, MLP student, the paper's DLN with a smooth LeakyReLU, a small LSTM
-    teacher), N student steps, R runs batched:
-    (a) the reverse-mode recurrence of Eqs. (4)-(6) vs autograd through the unrolled graph (whole vectors;
-        also with the paper's piecewise-linear LeakyReLU / ReLU nets, and with checkpointed recomputation);
-    (b) both vs central finite differences of e_val(theta^N(phi)) along random directions, step chosen
-        from the estimated third derivative and evaluation noise (ECnoise), tolerance = 2 (truncation +
-        rounding) estimate;
-    (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
-        and finite differences in the teacher's parameters.
-    Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
-    with intra_op_threads(1):
-        return _check_rmd(ctx)
-
-
-def _check_rmd(ctx: CheckContext) -> Verdict:
-    from ..l2t.dln import flatten as flat_runs
-    from ..l2t.dln import unflatten
-    from ..unroll import chain_to, hypergradient
-
-    N, R = ctx.pick(6, 12), 2
-    n_dir = ctx.pick(4, 12)
-    u = torch.finfo(torch.float64).eps
-    alg, theta0, phi0, varphi0 = _rmd_problem(ctx.seed, R, N, smooth=True)
-    val = alg.val_loss(0, N)
-    kw = {"weight": 1.0}
-    rev = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, **kw)
-    auto = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, method="autograd", **kw)
-    ckpt = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, checkpoint_every=max(1, int(math.sqrt(N))), **kw)
-    first_order = hypergradient(alg.train_loss, val, theta0, phi0, N, 0.1, hessian=False, **kw)
-    tested = first_order if ctx.power else rev
-    exact = {"rmd_vs_autograd_phi": _rel(rev.grad_phi, auto.grad_phi),
-             "rmd_vs_autograd_theta0": _rel(rev.grad_theta0, auto.grad_theta0),
-             "checkpointed_vs_full": _rel(ckpt.grad_phi, rev.grad_phi),
-             "no_hessian_vs_autograd_phi": _rel(first_order.grad_phi, auto.grad_phi)}
-    # paper's piecewise-linear nets: exact agreement, no finite differences (kinks)
-    alg_pl, th_pl, ph_pl, _ = _rmd_problem(ctx.seed, R, N, smooth=False)
-    val_pl = alg_pl.val_loss(0, N)
-    rev_pl = hypergradient(alg_pl.train_loss, val_pl, th_pl, ph_pl, N, 0.1)
-    auto_pl = hypergradient(alg_pl.train_loss, val_pl, th_pl, ph_pl, N, 0.1, method="autograd")
-    exact["rmd_vs_autograd_phi_leaky_relu"] = _rel(rev_pl.grad_phi, auto_pl.grad_phi)
-    exact_tol = 1e3 * (N + 1) * u  # rounding: N + 1 double-backward passes, each ~1e3 u in relative terms
-    # (b) finite differences in phi
-    streams = RunStreams(as_seeds(ctx.seed + 7, n_dir))
-    directions = []
-    for j in range(n_dir):
-        d = tuple(streams.subset([j]).normal(f"rmd/dir{i}", 0, p.shape, dtype=p.dtype)[0] for i, p in enumerate(phi0))
-        norm = math.sqrt(sum(float((x * x).sum()) for x in d))
-        directions.append(tuple(x / norm for x in d))
-
-    def e_of_phi(phi):
-        from ..unroll import sgd_steps
-
-        return val(sgd_steps(alg.train_loss, theta0, phi, N, 0.1))
-
-    fd_phi = _fd_check(e_of_phi, phi0, tested.grad_phi, directions, u)
-    fd_auto = _fd_check(e_of_phi, phi0, auto.grad_phi, directions[:1], u)
-    # (c) the teacher gradient (Eq. 8)
-    teacher, gamma = alg.teacher, alg.config.dln_lr
-    g0 = flat_runs(rev.grad_phi)
-    state0 = teacher.init_state(R, g0.shape[-1], dtype=torch.float64)
-    theta_N = rev.theta
-    val2 = alg.val_loss(1, 2 * N)
-
-    def phi1_of(varphi):
-        g, _ = teacher.step(varphi, g0, state0)
-        return flat_runs(phi0) + gamma * g
-
-    with torch.enable_grad():
-        leaves = tuple(p.detach().requires_grad_(True) for p in varphi0)
-        phi1_flat = phi1_of(leaves)
-    phi1 = unflatten(phi1_flat.detach(), phi0)
-    second = hypergradient(alg.train_loss, val2, theta_N, phi1, N, 0.1, start=N, hessian=not ctx.power)
-    teacher_rmd = chain_to((phi1_flat,), leaves, (flat_runs(second.grad_phi),))
-    with torch.enable_grad():  # full autograd: teacher -> phi^1 -> N unrolled steps -> e_val
-        leaves2 = tuple(p.detach().requires_grad_(True) for p in varphi0)
-        phi1_graph = unflatten(phi1_of(leaves2), phi0)
-        th = tuple(t.detach().requires_grad_(True) for t in theta_N)
-        for i in range(N):
-            grads = torch.autograd.grad(alg.train_loss(th, phi1_graph, N + i), th, create_graph=True)
-            th = tuple(t - 0.1 * g for t, g in zip(th, grads))
-        teacher_auto = torch.autograd.grad(val2(th), leaves2)
-    exact["teacher_rmd_vs_autograd"] = _rel(teacher_rmd, teacher_auto)
-
-    def e_of_varphi(varphi):
-        from ..unroll import sgd_steps
-
-        return val2(sgd_steps(alg.train_loss, theta_N, unflatten(phi1_of(varphi), phi0), N, 0.1, start=N))
-
-    t_streams = RunStreams(as_seeds(ctx.seed + 11, n_dir))
-    t_dirs = []
-    for j in range(ctx.pick(2, 6)):
-        d = tuple(t_streams.subset([j]).normal(f"rmd/tdir{i}", 0, p.shape, dtype=p.dtype)[0]
-                  for i, p in enumerate(varphi0))
-        norm = math.sqrt(sum(float((x * x).sum()) for x in d))
-        t_dirs.append(tuple(x / norm for x in d))
-    fd_teacher = _fd_check(e_of_varphi, varphi0, teacher_rmd, t_dirs, u)
-
-    fd_all = fd_phi + fd_teacher
-    statistic = max(r["relative_error"] for r in fd_all)
-    tolerance = max(r["relative_bound"] for r in fd_all)
-    per_direction_ok = all(r["error"] <= r["bound"] for r in fd_all)
-    exact_keys = [k for k in exact if k not in ("no_hessian_vs_autograd_phi",)]
-    exact_ok = all(exact[k] <= exact_tol for k in exact_keys)
-    if ctx.power:
-        exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
-    holds = statistic <= tolerance and per_direction_ok and exact_ok
-    no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
-    figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=tolerance,
-        tolerance_rule="largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
-                       "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
-                       f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
-        message=(f"N={N}, R={R}, float64: {'first-order (no Hessian) [power]' if ctx.power else 'reverse-mode'} "
-                 f"hypergradient vs central FD: max rel. error {statistic:.1e} (bound {tolerance:.1e}, "
-                 f"{len(fd_phi)} DLN + {len(fd_teacher)} teacher directions); RMD vs autograd: DLN "
-                 f"{exact['rmd_vs_autograd_phi']:.1e}, theta0 {exact['rmd_vs_autograd_theta0']:.1e}, LeakyReLU nets "
-                 f"{exact['rmd_vs_autograd_phi_leaky_relu']:.1e}, teacher (Eq. 8) {exact['teacher_rmd_vs_autograd']:.1e}, "
-                 f"checkpointed {exact['checkpointed_vs_full']:.1e}; dropping the Hessian term: "
-                 f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
-                 f"{no_hessian_fd['relative_error']:.1e}"),
-        details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
-                 "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
-                 "note": "the text's loop range i = N-1..1 for Eq. (5) omits one step; Algorithm 1 (lines 9-12) "
-                         "loops over all N steps, as implemented"},
-        figure=figure,
-    )
-
-
-def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str | None:
-    path = ctx.figure_path("l2t.rmd")
-    if path is None:
-        return None
-    from ..plotting import plt, save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    rows = [(f"DLN dir {i}", r) for i, r in enumerate(fd_phi)] + [(f"teacher dir {i}", r) for i, r in enumerate(fd_teacher)]
-    rows.append(("no Hessian (Eq. 5 dropped)", no_hessian_fd))
-    y = np.arange(len(rows))
-    axes[0].barh(y, [max(r["relative_error"], 1e-18) for _, r in rows], color="C0", label="|FD - analytic| / |analytic|")
-    axes[0].scatter([r["relative_bound"] for _, r in rows], y, color="k", marker="|", s=200, label="FD error bound")
-    axes[0].set_yticks(y, [name for name, _ in rows], fontsize=8)
-    axes[0].set_xscale("log")
-    axes[0].legend(fontsize=8)
-    axes[0].set_title("reverse-mode hypergradient vs central differences", fontsize=10)
-    names = list(exact)
-    axes[1].barh(np.arange(len(names)), [max(exact[k], 1e-18) for k in names], color="C1")
-    axes[1].axvline(exact_tol, color="k", ls="--", lw=1, label=f"rounding tolerance {exact_tol:.0e}")
-    axes[1].set_yticks(np.arange(len(names)), names, fontsize=8)
-    axes[1].set_xscale("log")
-    axes[1].legend(fontsize=8)
-    axes[1].set_title("relative difference of whole gradient vectors", fontsize=10)
-    fig.suptitle("l2t.rmd: Eqs. (4)-(6), (8) vs autograd and finite differences (float64)", fontsize=11)
-    fig.tight_layout()
-    return str(save_figure(fig, path)[0])
-
-
-register(Claim(
-    id="l2t.rmd", source=f"{SOURCE}, Eqs. (4)-(6), (8), Algorithm 1",
-    statement=r"\nabla\phi = -\eta w\sum_{i=N}^{1} \partial^2_{\theta\phi}L_\phi(\theta^{i-1})\,\nabla\theta^i,\quad "
-              r"\nabla\theta^{i-1} = (I - \eta w\,\partial^2_{\theta\theta}L_\phi(\theta^{i-1}))\nabla\theta^i,\quad "
-              r"\nabla\theta^N = \partial e_{val}/\partial\theta^N \;=\; \frac{d\, e_{val}(\theta^N(\phi))}{d\phi}",
-    assumptions=["student updated by N plain SGD steps (Eq. 2) on the DLN loss", "float64; smooth activations for "
-                 "the finite-difference part (the paper's LeakyReLU/ReLU nets are compared with autograd only)"],
-    check=check_rmd, statistical=False,
-    method="reverse recurrence vs autograd through the unrolled graph vs central differences (ECnoise + Richardson)",
-))

@@ -7,10 +7,10 @@ References:
 
 from __future__ import annotations
 
-from .. import problems
-from ..learners import MLP, LeastSquares, Logistic
-from ..teachers import DHTTeacher, IMTTeacher, LASTTeacher, MixedTeacher, RandomTeacher
-from . import Setup, Simulation, register
+from teachtheory import problems
+from teachtheory.learners import MLP, LeastSquares, Logistic
+from teachtheory.simulation import Setup, Simulation, register
+from teachtheory.teachers.presets import classification_teachers, mlp_teachers, regression_teachers
 
 
 def _lsr(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
@@ -18,36 +18,15 @@ def _lsr(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
     problem = problems.linear_regression(dim=dim, pool_size=pool, runs=runs, seed=seed, noise=0.1, test_size=0,
                                          device=device)
     lr = 0.5 / dim  # x ~ N(0, I_d) has ||x||^2 ~ d: SGD is stable and not too slow
-    teachers = [
-        ("SGD", RandomTeacher()),
-        ("IMT", IMTTeacher()),
-        ("LAST (NC)", LASTTeacher()),
-        ("LAST (r=0.5)", LASTTeacher("ball-truth:0.5")),
-        ("LAST (r=2)", LASTTeacher("ball-truth:2")),
-        ("Mixed", MixedTeacher()),
-    ]
-    return Setup(problem, LeastSquares(dim), teachers, steps, lr, metrics=("distance", "loss"),
+    return Setup(problem, LeastSquares(dim), regression_teachers(), steps, lr, metrics=("distance", "loss"),
                  notes={"magnitude constraint": "|y - y_true| <= r (around the ground truth, p = 2)",
                         "data": "x ~ N(0, I_d), y = <w_gen, x> + 0.1 N(0,1); w* = least-squares fit on the pool"})
-
-
-def _classification_teachers(magnitude: str) -> list:
-    return [
-        ("SGD", RandomTeacher()),
-        ("IMT", IMTTeacher()),
-        ("LAST (one-hot)", LASTTeacher("signs")),
-        ("LAST (soft)", LASTTeacher("box:-1:1")),
-        ("LAST (NC)", LASTTeacher()),
-        ("Mixed", MixedTeacher()),
-        ("DHT", DHTTeacher()),
-        ("DHT + label", DHTTeacher(synthesize=magnitude)),
-    ]
 
 
 def _moons(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
     pool = 200 if scale == "small" else 1000
     problem = problems.moons(pool_size=pool, runs=runs, seed=seed, noise=0.1, test_size=500, device=device)
-    return Setup(problem, Logistic(problem.dim), _classification_teachers("box:-2:2"), steps, lr=0.1,
+    return Setup(problem, Logistic(problem.dim), classification_teachers("box:-2:2"), steps, lr=0.1,
                  metrics=("distance", "test_accuracy"),
                  notes={"labels": "+-1; one-hot = {-1, +1}; soft = [-1, 1]; DHT + label: |y| <= 2",
                         "pool": "shared by all runs; runs differ in w0 and sampling"})
@@ -55,7 +34,7 @@ def _moons(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
 
 def _digits35(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
     problem = problems.digits35(runs=runs, seed=seed, project_dim=24, device=device)
-    return Setup(problem, Logistic(problem.dim), _classification_teachers("box:-2:2"), steps, lr=0.05,
+    return Setup(problem, Logistic(problem.dim), classification_teachers("box:-2:2"), steps, lr=0.05,
                  metrics=("distance", "test_accuracy"),
                  notes={"data": "scikit-learn digits 3 vs 5, projected to 24 dims by a seeded Gaussian matrix",
                         "labels": "+-1; one-hot = {-1, +1}; soft = [-1, 1]; DHT + label: |y| <= 2"})
@@ -66,15 +45,7 @@ def _mlp_digits35(scale: str, runs: int, steps: int, seed: int, device: str) -> 
     problem = problems.digits35(runs=runs, seed=seed, project_dim=24, learner="mlp", hidden=hidden, device=device,
                                 init_scale=1.0)
     learner = MLP(problem.dim, hidden, 2)
-    teachers = [
-        ("SGD", RandomTeacher()),
-        ("IMT", IMTTeacher()),
-        ("LAST (one-hot)", LASTTeacher("onehot", beta=1.0)),
-        ("LAST (soft)", LASTTeacher("simplex", beta=1.0)),
-        ("LAST (NC)", LASTTeacher(beta=1.0)),
-        ("Mixed", MixedTeacher(beta=1.0)),
-    ]
-    return Setup(problem, learner, teachers, steps, lr=0.05, metrics=("distance", "test_accuracy"),
+    return Setup(problem, learner, mlp_teachers(beta=1.0), steps, lr=0.05, metrics=("distance", "test_accuracy"),
                  notes={"beta": 1.0, "target": "two-layer ReLU MLP trained by L-BFGS on the pool (a local minimum)",
                         "w0": "He initialisation, independent of the target's"})
 

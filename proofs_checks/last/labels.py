@@ -1,4 +1,4 @@
-"""Claims of label synthesis teaching (LAST, seed 001).
+"""Claims of label synthesis teaching (LAST; Liu et al., NeurIPS 2021).
 
 References:
     Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021.
@@ -12,17 +12,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .. import problems
-from ..engine import teach
-from ..learners import LeastSquares, Logistic, Softmax
-from ..random import RunStreams, as_seeds
-from ..teachers import LASTTeacher
-from ..teachers.base import Teacher, TeachingBatch, TeachingContext, gather_pool
-from ..theory import last as theory
-from .core import CheckContext, Claim, Verdict, register, se_verdict
-from .figures import theory_vs_measured
+from teachtheory import problems
+from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.engine import teach
+from teachtheory.learners import LeastSquares, Logistic, Softmax
+from teachtheory.plotting import theory_vs_measured
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.teachers import LASTTeacher
+from teachtheory.teachers.base import Teacher, TeachingBatch, TeachingContext, gather_pool
+from teachtheory.theory import last as theory
 
-SOURCE = "seed 001 LAST"
+SOURCE = cite("last")
 
 
 
@@ -37,7 +38,7 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
     import sympy as sp
     from scipy.optimize import minimize_scalar
 
-    from ..teachers.last import synthesize_labels
+    from teachtheory.teachers.last import synthesize_labels
 
     solution, printed, curvature = theory.symbolic_greedy_label_lsr()
     symbolic_gap = sp.simplify(solution - printed)
@@ -101,7 +102,7 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
         traj = teach(small, learner, LASTTeacher(), steps=1, lr=lr, seed=ctx.seed, record=("distance",))
         # replay the sampled x to build the prediction
         streams = RunStreams(as_seeds(ctx.seed, small.runs))
-        from ..teachers.base import SAMPLE_STREAM, gather_pool
+        from teachtheory.teachers.base import SAMPLE_STREAM, gather_pool
 
         index = streams.integers(SAMPLE_STREAM, 0, small.pool_size, (1,))
         x, _ = gather_pool(small.X, small.y, index)
@@ -339,7 +340,7 @@ def _bar_figure(path, rows: list[tuple[str, float]], tolerance: float, title: st
     """Horizontal bars of a per-case statistic on a log axis with the tolerance marked."""
     if path is None:
         return None
-    from ..plotting import plt, save_figure
+    from teachtheory.plotting import plt, save_figure
 
     labels = [r[0] for r in rows] + [e[0] for e in (extra or [])]
     values = [max(r[1], 1e-18) for r in rows] + [max(e[1], 1e-18) for e in (extra or [])]
@@ -380,8 +381,8 @@ def check_constraints(ctx: CheckContext) -> Verdict:
     shortcut is then exact for on-plane sets and wrong off the plane (measured).
     Power: the shortcut (projection of the unconstrained label) replaces the solver for the
     off-plane softmax sets, which must fail."""
-    from ..constraints import parse_label_set
-    from ..teachers.last import synthesize_labels
+    from teachtheory.constraints import parse_label_set
+    from teachtheory.teachers.last import synthesize_labels
 
     d, K = 4, 3
     per_lr = ctx.pick(6, 40)
@@ -626,7 +627,7 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
     figure = None
     path = ctx.figure_path("last.rescaling")
     if path is not None:
-        from ..plotting import plt, save_figure
+        from teachtheory.plotting import plt, save_figure
 
         fig, axes = plt.subplots(1, len(scatter), figsize=(4.2 * len(scatter), 3.6), squeeze=False)
         for ax, (name, predicted, measured) in zip(axes[0], scatter):
@@ -724,8 +725,8 @@ def _draw_one_step_cases(name: str, n: int, d: int, K: int, seed: int):
 def one_step_gaps(name: str, spec: str, lr: float, n: int, seed: int, d: int = 4, K: int = 3):
     """(relative gap (d_LAST - d_SGD)/||w - w*||^2, truth feasible) per drawn case, for one learner
     family, one label set and one step size. d_* are one-step squared distances to w* on the same x."""
-    from ..constraints import parse_label_set
-    from ..teachers.last import synthesize_labels
+    from teachtheory.constraints import parse_label_set
+    from teachtheory.teachers.last import synthesize_labels
 
     learner, kind, w, w_star, x, y_true = _draw_one_step_cases(name, n, d, K, seed)
     y_batch = y_true[:, None] if y_true.dim() == 1 else y_true[:, None, :]
@@ -763,7 +764,7 @@ def _synthetic_problem(kind: str, runs: int, n: int, d: int, seed: int, K: int =
 def _engine_one_step(ctx: CheckContext, runs: int) -> tuple[float, float, dict]:
     """One engine step from the same state and seed: max relative (d1_LAST^2 - d1_SGD^2) and
     (d1_IMT^2 - d1_SGD^2) over runs, for LSR, LR and softmax problems (truth-feasible sets)."""
-    from ..teachers import IMTTeacher, RandomTeacher
+    from teachtheory.teachers import IMTTeacher, RandomTeacher
 
     settings = [("lsr", ("none", "ball-truth:0.5"), 0.1), ("logistic", ("none", "signs", "box:-1:1"), 0.5),
                 ("softmax", ("none", "onehot", "simplex", "simplex+ball-truth:0.5"), 0.5)]
@@ -830,7 +831,7 @@ def check_one_step_monotone(ctx: CheckContext) -> Verdict:
     figure = None
     path = ctx.figure_path("last.one-step-monotone")
     if path is not None:
-        from ..plotting import plt, save_figure
+        from teachtheory.plotting import plt, save_figure
 
         fig, ax = plt.subplots(figsize=(6.5, 3.8))
         ok = np.concatenate(scatter_ok)
@@ -892,7 +893,7 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
     LSR: fresh x ~ N(0, I_d) each step (then E_x min_y G = (1 - 1/d)||e||^2, so Prop. 1's
     hypothesis holds exactly); LR: Gaussian clusters, uniform sampling from the shared pool.
     Power: the 'teacher' is SGD with half the step size, claimed no slower than SGD, which must fail."""
-    from ..teachers import RandomTeacher
+    from teachtheory.teachers import RandomTeacher
 
     runs, steps = ctx.pick(600, 8000), ctx.pick(30, 100)
     d, lr_lsr, lr_lr = 10, 0.05, 0.5
@@ -939,7 +940,7 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
     figure = None
     path = ctx.figure_path("last.monotonicity")
     if path is not None:
-        from ..plotting import plt, save_figure
+        from teachtheory.plotting import plt, save_figure
 
         fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
         for ax, (name, curves, R) in zip(axes[0], panels):
@@ -1006,8 +1007,8 @@ class _JointGreedyLSR(Teacher):
 def _mixed_one_step(ctx: CheckContext, runs: int) -> dict:
     """Same state, same seed, one engine step: mixed vs IMT (exact), mixed vs LAST on LAST's random x
     (per sample) and vs LAST's exact expectation over the uniformly sampled pool x."""
-    from ..teachers import IMTTeacher, MixedTeacher
-    from ..teachers.last import synthesize_labels
+    from teachtheory.teachers import IMTTeacher, MixedTeacher
+    from teachtheory.teachers.last import synthesize_labels
 
     out = {"mixed_minus_imt": -math.inf, "worse_than_last_sample": 0, "worse_than_last_mean": 0, "states": 0,
            "per_setting": {}}
@@ -1050,7 +1051,7 @@ def _mixed_counterexample(lr: float = 1e-3) -> dict:
     prefers x_a (larger |e.x|), whose greedy label only removes cos^2 = 4/404 of ||e||^2, while LAST
     on x_b lands on w* and its expectation over the pool is 1 - (4/404 + 1)/2 ~ 0.495.
     """
-    from ..teachers import IMTTeacher, MixedTeacher
+    from teachtheory.teachers import IMTTeacher, MixedTeacher
 
     X = torch.tensor([[[20.0, 2.0], [0.0, 1.0]]], dtype=torch.float64)
     w_star = torch.tensor([[0.3, -0.7]], dtype=torch.float64)
@@ -1095,24 +1096,21 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     that mixed's log-distance is not above any other teacher's at every 5th step; the same on
     noise-free labels (interpolation). Power: a joint (x, y) greedy teacher joins the noise-free
     comparison; mixed is then not fastest and the corrected form must fail."""
-    from ..simulations import get_simulation
-    from ..teachers import IMTTeacher, MixedTeacher, RandomTeacher
+    from teachtheory.teachers import IMTTeacher, MixedTeacher, RandomTeacher
+    from teachtheory.teachers.presets import regression_teachers
 
     one = _mixed_one_step(ctx, ctx.pick(100, 1000))
     counter = _mixed_counterexample()
     exact_ok = one["mixed_minus_imt"] <= ONE_STEP_TOLERANCE and counter["mixed"] <= counter["imt"] * (1 + 1e-12)
 
-    sim = get_simulation("lsr")
+    # the setting of LAST Fig. 7 (the ``lsr`` simulation): x ~ N(0, I_d), label noise 0.1, lr = 0.5/d
+    teachers = regression_teachers()
     if ctx.full:
-        setup = sim.build(scale="small", runs=64, steps=1000, seed=_base_seed(ctx), device="cpu")
-        problem, learner, lr, steps = setup.problem, setup.learner, setup.lr, 1000
-        dim, pool = problem.dim, problem.pool_size
-        teachers = setup.teachers
+        dim, pool, steps, runs = 20, 200, 1000, 64
     else:  # a smaller equivalent: same recipe and teachers, d = 10, n = 100
         dim, pool, steps, runs = 10, 100, 300, 24
-        teachers = sim.build(scale="small", runs=1, steps=1, seed=_base_seed(ctx), device="cpu").teachers
-        problem = problems.linear_regression(dim=dim, pool_size=pool, runs=runs, seed=_base_seed(ctx), noise=0.1)
-        learner, lr = LeastSquares(dim), 0.5 / dim
+    problem = problems.linear_regression(dim=dim, pool_size=pool, runs=runs, seed=_base_seed(ctx), noise=0.1)
+    learner, lr = LeastSquares(dim), 0.5 / dim
     floor = 1e-9
     every = 5
     curves = {name: teach(problem, learner, teacher, steps, lr, seed=_base_seed(ctx), record=("distance",))["distance"]
@@ -1146,7 +1144,7 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     figure = None
     path = ctx.figure_path("last.mixed")
     if path is not None:
-        from ..plotting import plt, save_figure
+        from teachtheory.plotting import plt, save_figure
 
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         for ax, cs, title in ((axes[0], curves, f"label noise 0.1 (LAST Fig. 7 setting), d={dim}, n={pool}"),
@@ -1220,14 +1218,14 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
     softmax(z); hard: one-hot argmax). Then a few engine steps are replayed by hand (same sampled x,
     formula labels, SGD on the cross-entropy written in numpy) and must match the engine's weights.
     Power: the distillation reference uses temperature 2 psi, which must fail."""
-    from ..teachers import (
+    from teachtheory.teachers import (
         DistillationTeacher,
         LabelSmoothingTeacher,
         RandomTeacher,
         SelfTrainingTeacher,
         TeachingContext,
     )
-    from ..teachers.base import SAMPLE_STREAM
+    from teachtheory.teachers.base import SAMPLE_STREAM
 
     runs, n, d, K, steps, lr = ctx.pick(64, 512), 25, 4, 4, 5, 0.3
     problem, learner = _synthetic_problem("softmax", runs, n, d, _base_seed(ctx) + 100_000, K=K)

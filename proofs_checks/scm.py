@@ -1,4 +1,4 @@
-"""Claims of soft committee machines (seed 004, the "old history of teacher-student setting" part of Tian's
+"""Claims of soft committee machines (the "old history of teacher-student setting" part of Tian's
 talk): the Gaussian averages of the erf committee and the Saad-Solla ODEs of online SGD.
 
 References:
@@ -14,13 +14,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import committee as engine
-from ..plotting import plt, save_figure
-from ..random import RunStreams, as_seeds
-from ..theory import committee as theory
-from .core import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory import committee as engine
+from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.plotting import plt, save_figure
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.theory import committee as theory
 
-SOURCE = "seed 004"
+SOURCE = cite("tian-talk")
 WRONG_FACTOR = 0.5  # power check: 2/pi -> 1/pi in I2, J2, I3 (4/pi^2 -> 2/pi^2 in I4)
 
 # name -> (number of fields, integrand on samples u [..., n], closed form on C [..., n, n], index patterns
@@ -231,7 +232,7 @@ def check_ode(ctx: CheckContext) -> Verdict:
 def _ode_figure(path, results, target) -> str | None:
     if path is None:
         return None
-    from ..simulations.committee import plot_gap_scaling
+    from teachtheory.committee.figures import plot_gap_scaling
 
     rows = len(results)
     fig, axes = plt.subplots(rows, 2, figsize=(11.0, 4.0 * rows), squeeze=False)

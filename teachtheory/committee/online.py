@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .random import RunStreams, as_seeds
-from .theory import committee as theory
-from .theory.committee import g, g_prime, torch_threads
+from ..random import RunStreams, as_seeds
+from ..theory import committee as theory
+from ..theory.committee import g, g_prime, torch_threads
 
 __all__ = [
     "CommitteeProblem", "CommitteeRecord", "weights_from_order_parameters", "order_parameters", "sgd_step",

@@ -18,26 +18,25 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import problems
-from ..engine import teach
-from ..learners import LeastSquares, Logistic
-from ..plotting import plt, save_figure
-from ..problems import Problem, fit_target
-from ..random import RunStreams, as_seeds
-from ..teachers import (
+from teachtheory import problems
+from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.engine import teach
+from teachtheory.learners import LeastSquares, Logistic
+from teachtheory.plotting import plt, save_figure, theory_vs_measured
+from teachtheory.problems import Problem, fit_target
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.teachers import (
     ArmijoTeacher,
     HessianTeacher,
     RandomTeacher,
     ScaledGradientTeacher,
-    ScalingMapTeacher,
     TeachingContext,
 )
-from ..theory import convergence as conv
-from .core import CheckContext, Claim, Verdict, register
-from .figures import theory_vs_measured
+from teachtheory.theory import convergence as conv
 
-LAST = "seed 001 LAST"
-DHT = "seed 000 DHT"
+LAST = cite("last")
+DHT = cite("dht")
 ROUNDING = 1e-12  # relative slack for comparisons where the SE is 0 (the deterministic start)
 
 
@@ -74,12 +73,12 @@ def _sq_stats(traj) -> tuple[np.ndarray, np.ndarray]:
     return sq.mean(0), sq.std(0, ddof=1) / math.sqrt(sq.shape[0])
 
 
-def _unmet(ok: bool) -> str:
+def unmet_prefix(ok: bool) -> str:
     """Message prefix when an assumption checked on the problem does not hold (the verdict is then 'error')."""
     return "" if ok else "ASSUMPTION NOT MET on the problem used (see details['assumptions']): "
 
 
-def _verdict_name(printed_ok: bool, corrected_ok: bool) -> str:
+def verdict_name(printed_ok: bool, corrected_ok: bool) -> str:
     if printed_ok:
         return "holds"
     return "printed-form-wrong" if corrected_ok else "fails"
@@ -156,12 +155,12 @@ def _scaled_setup(constants: conv.PoolConstants, eta: float) -> tuple[float, flo
     return c1, e0_norm
 
 
-def _bound_panel(t, mean, se, printed, derived, title, printed_label, derived_label) -> dict:
+def bound_panel(t, mean, se, printed, derived, title, printed_label, derived_label) -> dict:
     return {"t": t, "estimate": mean, "se": se, "theory": printed, "theory_label": printed_label,
             "extra": [(t, derived, derived_label)], "title": title, "ylabel": r"$E\|w_t - w^*\|^2$"}
 
 
-def _slack_panel(curves: list[tuple[np.ndarray, np.ndarray, str]], title: str) -> dict:
+def slack_panel(curves: list[tuple[np.ndarray, np.ndarray, str]], title: str) -> dict:
     """Slack curves (t, bound/measured, label); the first is drawn solid, the rest dotted."""
     t, first, label = curves[0]
     return {"t": t, "estimate": first, "se": np.zeros_like(first), "label": label, "theory": np.ones_like(first),
@@ -172,7 +171,7 @@ def _slack_panel(curves: list[tuple[np.ndarray, np.ndarray, str]], title: str) -
 # -- last.thm1-et -------------------------------------------------------------------------------
 
 
-def _thm1_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstants, learner, eta: float,
+def thm1_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstants, learner, eta: float,
                steps: int, make_teacher=ScaledGradientTeacher) -> dict:
     """Runs of the teacher ``make_teacher(c1)`` from ||e_0|| <= 1 with c1 eta = mu_bar/(2 L_max), and both bounds."""
     c1, e0_norm = _scaled_setup(constants, eta)
@@ -187,7 +186,7 @@ def _thm1_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstant
             "derived_check": upper_bound_check(mean, se, derived, ctx.z)}
 
 
-def _public(case: dict) -> dict:
+def public_case(case: dict) -> dict:
     """The JSON-friendly part of a case."""
     keep = {k: v for k, v in case.items() if k not in ("mean", "se", "printed", "derived", "traj")}
     keep["measured_final"] = float(case["mean"][-1])
@@ -213,9 +212,9 @@ def check_thm1(ctx: CheckContext) -> Verdict:
     learner_a = LeastSquares(5)
     prob_a, const_a, assume_a = lsr_pool_problem(5, 50, runs, ctx.seed)
     steps = ctx.pick(1500, 4000)
-    case_a = _thm1_case(ctx, prob_a, const_a, learner_a, eta, steps)
+    case_a = thm1_case(ctx, prob_a, const_a, learner_a, eta, steps)
     prob_b, const_b, assume_b = radial_pool_problem(3, 40, runs, ctx.seed + 1)
-    case_b = _thm1_case(ctx, prob_b, const_b, LeastSquares(1, 3), eta, ctx.pick(150, 300))
+    case_b = thm1_case(ctx, prob_b, const_b, LeastSquares(1, 3), eta, ctx.pick(150, 300))
 
     # The printed rate describes a constant multiplier g = c1: plain SGD with step c1 eta.
     a = case_a["c1"] * eta
@@ -234,20 +233,20 @@ def check_thm1(ctx: CheckContext) -> Verdict:
     printed_ok = case_a["printed_check"]["holds"] and case_b["printed_check"]["holds"]
     corrected_ok = (case_a["derived_check"]["holds"] and case_b["derived_check"]["holds"]
                     and const_g["derived_check"]["holds"])
-    verdict = _verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
+    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
 
     t_a, t_b = np.arange(steps + 1), np.arange(len(case_b["mean"]))
     figure = theory_vs_measured(ctx.figure_path("last.thm1-et"), [
-        _bound_panel(t_a, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
+        bound_panel(t_a, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
                      f"{case_a['problem']}, R={runs}", "printed bound", "derived recursion u_t"),
-        _bound_panel(t_b, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
+        bound_panel(t_b, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
                      f"{case_b['problem']} (each l_i strongly convex)", "printed bound", "derived recursion u_t"),
-        _slack_panel([(t_a, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
+        slack_panel([(t_a, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
                       (t_a, case_a["printed"] / case_a["mean"], "printed / measured (Gaussian LSR)"),
                       (t_b, case_b["derived"] / case_b["mean"], "derived / measured (radial)"),
                       (t_b, case_b["printed"] / case_b["mean"], "printed / measured (radial)")],
                      "slack (below 1: bound violated)"),
-        _bound_panel(np.arange(steps_c + 1), mean_c, se_c, printed_c, derived_c,
+        bound_panel(np.arange(steps_c + 1), mean_c, se_c, printed_c, derived_c,
                      "constant g = c1 (SGD, step c1 eta)", "printed rate", "(1 - a(2 - aL)mu)^t"),
     ], title="last.thm1-et: g = c1 ||w_t - w*|| " + ("(POWER: derived mu doubled)" if ctx.power else ""))
 
@@ -257,7 +256,7 @@ def check_thm1(ctx: CheckContext) -> Verdict:
         "", verdict, statistic=worst, tolerance=ctx.z,
         tolerance_rule=f"printed bound: mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: max_t "
                        "(mean_t - bound_t)/SE_t over both problems); same rule for the derived bound",
-        message=_unmet(assumptions_ok) + (
+        message=unmet_prefix(assumptions_ok) + (
                  f"printed bound exceeded from t = {first[0]} (Gaussian LSR) / t = {first[1]} (radial); derived "
                  f"recursion {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
                  f" / {case_b['derived_check']['min_slack']:.2f}); constant-g printed rate "
@@ -275,7 +274,7 @@ def check_thm1(ctx: CheckContext) -> Verdict:
                                "mu_bar": "strong-convexity modulus of (1/n) f; the literal mean_i mu_i is "
                                          f"{assume_a['mean_mu_i']:.3g} for the rank-one Gaussian LSR losses "
                                          "(the printed step range 0 < c1 eta < mu_bar/L_max would then be empty)"},
-            "gaussian_lsr": _public(case_a), "radial": _public(case_b),
+            "gaussian_lsr": public_case(case_a), "radial": public_case(case_b),
             "constant_g": const_g, "assumptions": {"gaussian_lsr": assume_a, "radial": assume_b},
             "printed_holds": printed_ok,
         },
@@ -376,15 +375,15 @@ def check_thm2(ctx: CheckContext) -> Verdict:
         c["steps_at_w0"]["armijo_ok"] and c["steps_at_w0"]["all_above_s_lo"] for c in (case_a, case_b))
     printed_ok = case_a["printed_check"]["holds"] and case_b["printed_check"]["holds"]
     corrected_ok = case_a["derived_check"]["holds"] and case_b["derived_check"]["holds"]
-    verdict = _verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
+    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
     t = np.arange(steps + 1)
     figure = theory_vs_measured(ctx.figure_path("last.thm2-armijo"), [
-        _bound_panel(t, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
+        bound_panel(t, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
                      f"{case_a['problem']}, R={runs}", "printed bound", "derived (1 - mu s_lo)^t"),
-        _bound_panel(t, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
+        bound_panel(t, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
                      f"{case_b['problem']}, steps {case_b['steps_at_w0']['min_times_L_i']:.2f}/L",
                      "printed bound", "derived (1 - mu s_lo)^t"),
-        _slack_panel([(t, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
+        slack_panel([(t, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
                       (t, case_a["printed"] / case_a["mean"], "printed / measured (Gaussian LSR)"),
                       (t, case_b["derived"] / case_b["mean"], "derived / measured (tight frame)"),
                       (t, case_b["printed"] / case_b["mean"], "printed / measured (tight frame)")],
@@ -395,7 +394,7 @@ def check_thm2(ctx: CheckContext) -> Verdict:
     return Verdict(
         "", verdict, statistic=worst, tolerance=ctx.z,
         tolerance_rule=f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
-        message=_unmet(assumptions_ok) + (
+        message=unmet_prefix(assumptions_ok) + (
                  f"printed bound holds on Gaussian LSR: {case_a['printed_check']['holds']}, on the tight frame: "
                  f"{case_b['printed_check']['holds']} (first violated t = {case_b['printed_check']['first_violation_t']});"
                  f" derived {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
@@ -490,7 +489,7 @@ def check_thm3(ctx: CheckContext) -> Verdict:
         "", verdict, statistic=statistic, tolerance=ctx.z,
         tolerance_rule=f"|q - q_derived| <= {ctx.z:g} SE (OLS over runs); printed claim: q - {ctx.z:g} SE > 1 "
                        "(super-exponential) and q >= 2 within the same SE",
-        message=_unmet(assumptions["ok"]) + f"{summary}; derived orders " + ("3, 4, 3 (POWER: each +1)" if ctx.power else "2, 3, 2"),
+        message=unmet_prefix(assumptions["ok"]) + f"{summary}; derived orders " + ("3, 4, 3 (POWER: each +1)" if ctx.power else "2, 3, 2"),
         details={"orders": results, "assumptions": assumptions,
                  "derivation": "e' = H(a)^-1 (H(a) e - grad F(w)), H(a) e - grad F(w) = (1/2 - alpha) T[e,e] + O(e^3) "
                                "(sympy: coefficient of e^2 is (1/2 - alpha) f3/f2, of e^3 at alpha = 1/2 is "
@@ -537,58 +536,3 @@ register(Claim(
 ))
 
 
-# -- dht.thm1-et ------------------------------------------------------------------------------
-
-
-def check_dht_thm1(ctx: CheckContext) -> Verdict:
-    """DHT Thm 1 for LSR with x~ = beta x: the induced multiplier of grad l(x) is g_s = beta (beta m - y)/(m - y)
-    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes exactly the steps of last.thm1-et. Checks
-    the identity against the ScaledGradientTeacher run (same seeds) and both bounds as in last.thm1-et.
-    Power: the derived bound with mu_bar doubled must fail."""
-    runs, eta = ctx.pick(1000, 10000), 0.1
-    steps = ctx.pick(1500, 4000)
-    prob, const, assume = lsr_pool_problem(5, 50, runs, ctx.seed)
-    diagnostics: list = []
-    case = _thm1_case(ctx, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics))
-    last_case = _thm1_case(ctx, prob, const, LeastSquares(5), eta, steps)
-    d_dht, d_last = case["traj"]["distance"], last_case["traj"]["distance"]
-    identity_gap = float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
-    infeasible = max(dg[0] for dg in diagnostics)
-    assumptions_ok = assume["ok"] and case["info"]["printed_condition_c1eta_below_mu_over_L"] and \
-        case["info"]["derived_condition_ok"]
-    printed_ok, corrected_ok = case["printed_check"]["holds"], case["derived_check"]["holds"]
-    verdict = _verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
-    t = np.arange(steps + 1)
-    figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), [
-        _bound_panel(t, case["mean"], case["se"], case["printed"], case["derived"], f"DHT scaling map x~ = beta x, R={runs}",
-                     "printed bound (Eq. 6)", "derived recursion u_t"),
-        _slack_panel([(t, case["derived"] / case["mean"], "derived / measured"),
-                      (t, case["printed"] / case["mean"], "printed / measured")], "slack (below 1: bound violated)"),
-    ], title="dht.thm1-et: g_s(x~) = c1 ||w_t - w*|| on noiseless LSR" + (" (POWER)" if ctx.power else ""))
-    return Verdict(
-        "", verdict, statistic=case["printed_check"]["worst"], tolerance=ctx.z,
-        tolerance_rule=f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
-        message=_unmet(assumptions_ok) + (f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
-                 f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
-                 f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples"),
-        details={"corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
-                 "printed_holds": printed_ok, "identity_gap_vs_last_thm1": identity_gap,
-                 "max_infeasible_fraction": infeasible,
-                 "beta_range": [min(dg[1] for dg in diagnostics), max(dg[2] for dg in diagnostics)],
-                 "implemented": "x~ = beta x with the pool label y; beta = the smaller root of "
-                                "m beta^2 - y beta - c1||e|| (m - y) = 0 (m = <w,x>); grad l(x~) = g_s grad l(x) with "
-                                "g_s = beta g(x~) = beta (beta m - y)/(m - y). LSR only: the logistic loss has no "
-                                "interpolating finite w*.",
-                 "case": _public(case), "assumptions": assume},
-        figure=figure,
-    )
-
-
-register(Claim(
-    id="dht.thm1-et", source=f"{DHT}, Sec. 3.4, Thm 1, Eq. (6)",
-    statement=r"\tilde x = \beta x,\ g_s(\tilde x) = \beta g(\tilde x) = c_1\|w_t - w^*\|:\ E\|w_T - w^*\|^2 \le "
-              r"(1 - c_1\eta_t\bar\mu + c_1^2\eta_t^2 L_{max})^T\|w_0 - w^*\|^2",
-    assumptions=["as last.thm1-et (noiseless Gaussian LSR; checked)", "a real beta exists for each sample (counted)"],
-    check=check_dht_thm1, statistical=True,
-    method="scaling-map teacher through the engine; identity with last.thm1-et's run; one-sided mean ± z SE vs bounds",
-))

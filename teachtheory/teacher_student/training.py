@@ -31,7 +31,7 @@ The only Python loop is over time.
 References:
     Y. Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input
     Dimension", ICML 2020 (alignment theorems; teacher-strength and L-shape experiments).
-    Seed 004 (Tian's talk): "Student Specialization", "L-shape curve at convergence", "Lesson 1:
+    Tian's teacher-student talk: "Student Specialization", "L-shape curve at convergence", "Lesson 1:
     Stronger teacher node learns faster", "Lesson 2: Data augmentation matters".
 """
 
@@ -45,8 +45,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
-from .random import RunStreams, as_seeds
-from .threads import intra_op_threads  # noqa: F401  (re-exported for callers of this module)
+from ..random import RunStreams, as_seeds
+from ..threads import intra_op_threads  # noqa: F401  (re-exported for callers of this module)
 
 __all__ = ["TeacherStudentConfig", "TeacherStudentResult", "Network", "make_teacher", "make_student", "forward",
            "make_dataset", "activation_correlations", "train_teacher_student", "final_correlations", "intra_op_threads",

@@ -1,6 +1,6 @@
-"""Claims of data hallucination teaching (DHT, seed 000): the greedy policy (Eq. 4) and the gradient
-ratio of a scaling map (Eq. 5). DHT Thm 1 lives with the other teachability theorems in
-:mod:`teachtheory.claims.theorems`.
+"""Claims of data hallucination teaching (DHT; Qiu, Liu et al., AISTATS 2023): the greedy policy (Eq. 4) and the gradient
+ratio of a scaling map (Eq. 5), and DHT Thm 1 (exponential teachability through a scaling map), which
+shares its bounds with LAST's Thm 1 (:mod:`proofs_checks.last.theorems`).
 
 References:
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023.
@@ -15,18 +15,30 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .. import problems
-from ..engine import teach
-from ..learners import Logistic
-from ..plotting import plt, save_figure
-from ..random import RunStreams, as_seeds
-from ..teachers import DHTTeacher, TeachingContext
-from ..teachers.dht import hallucinate
-from ..teachers.imt import pool_scores
-from ..theory import dht as theory
-from .core import CheckContext, Claim, Verdict, register
+from teachtheory import problems
+from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.engine import teach
+from teachtheory.learners import LeastSquares, Logistic
+from teachtheory.plotting import plt, save_figure, theory_vs_measured
+from teachtheory.random import RunStreams, as_seeds
+from teachtheory.references import cite
+from teachtheory.teachers import DHTTeacher, ScalingMapTeacher, TeachingContext
+from teachtheory.teachers.dht import hallucinate
+from teachtheory.teachers.imt import pool_scores
+from teachtheory.theory import dht as theory
 
-SOURCE = "seed 000 DHT"
+from .last.theorems import (
+    THM1_CORRECTED,
+    bound_panel,
+    lsr_pool_problem,
+    public_case,
+    slack_panel,
+    thm1_case,
+    unmet_prefix,
+    verdict_name,
+)
+
+SOURCE = DHT = cite("dht")
 
 
 # -- dht.greedy -----------------------------------------------------------------------------
@@ -333,4 +345,59 @@ register(Claim(
     assumptions=["linear learner: the gradient is dl/dm (m = <w,x>) times x", "beta != 0; for LSR <w,x> != y"],
     check=check_ratio, statistical=False,
     method="sympy derivation of the ratio from each loss; torch.func gradients on drawn (w, x, y, beta), d in {1,3,8}",
+))
+# -- dht.thm1-et ------------------------------------------------------------------------------
+
+
+def check_dht_thm1(ctx: CheckContext) -> Verdict:
+    """DHT Thm 1 for LSR with x~ = beta x: the induced multiplier of grad l(x) is g_s = beta (beta m - y)/(m - y)
+    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes exactly the steps of last.thm1-et. Checks
+    the identity against the ScaledGradientTeacher run (same seeds) and both bounds as in last.thm1-et.
+    Power: the derived bound with mu_bar doubled must fail."""
+    runs, eta = ctx.pick(1000, 10000), 0.1
+    steps = ctx.pick(1500, 4000)
+    prob, const, assume = lsr_pool_problem(5, 50, runs, ctx.seed)
+    diagnostics: list = []
+    case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics))
+    last_case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps)
+    d_dht, d_last = case["traj"]["distance"], last_case["traj"]["distance"]
+    identity_gap = float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
+    infeasible = max(dg[0] for dg in diagnostics)
+    assumptions_ok = assume["ok"] and case["info"]["printed_condition_c1eta_below_mu_over_L"] and \
+        case["info"]["derived_condition_ok"]
+    printed_ok, corrected_ok = case["printed_check"]["holds"], case["derived_check"]["holds"]
+    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
+    t = np.arange(steps + 1)
+    figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), [
+        bound_panel(t, case["mean"], case["se"], case["printed"], case["derived"], f"DHT scaling map x~ = beta x, R={runs}",
+                     "printed bound (Eq. 6)", "derived recursion u_t"),
+        slack_panel([(t, case["derived"] / case["mean"], "derived / measured"),
+                      (t, case["printed"] / case["mean"], "printed / measured")], "slack (below 1: bound violated)"),
+    ], title="dht.thm1-et: g_s(x~) = c1 ||w_t - w*|| on noiseless LSR" + (" (POWER)" if ctx.power else ""))
+    return Verdict(
+        "", verdict, statistic=case["printed_check"]["worst"], tolerance=ctx.z,
+        tolerance_rule=f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
+        message=unmet_prefix(assumptions_ok) + (f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
+                 f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
+                 f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples"),
+        details={"corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
+                 "printed_holds": printed_ok, "identity_gap_vs_last_thm1": identity_gap,
+                 "max_infeasible_fraction": infeasible,
+                 "beta_range": [min(dg[1] for dg in diagnostics), max(dg[2] for dg in diagnostics)],
+                 "implemented": "x~ = beta x with the pool label y; beta = the smaller root of "
+                                "m beta^2 - y beta - c1||e|| (m - y) = 0 (m = <w,x>); grad l(x~) = g_s grad l(x) with "
+                                "g_s = beta g(x~) = beta (beta m - y)/(m - y). LSR only: the logistic loss has no "
+                                "interpolating finite w*.",
+                 "case": public_case(case), "assumptions": assume},
+        figure=figure,
+    )
+
+
+register(Claim(
+    id="dht.thm1-et", source=f"{DHT}, Sec. 3.4, Thm 1, Eq. (6)",
+    statement=r"\tilde x = \beta x,\ g_s(\tilde x) = \beta g(\tilde x) = c_1\|w_t - w^*\|:\ E\|w_T - w^*\|^2 \le "
+              r"(1 - c_1\eta_t\bar\mu + c_1^2\eta_t^2 L_{max})^T\|w_0 - w^*\|^2",
+    assumptions=["as last.thm1-et (noiseless Gaussian LSR; checked)", "a real beta exists for each sample (counted)"],
+    check=check_dht_thm1, statistical=True,
+    method="scaling-map teacher through the engine; identity with last.thm1-et's run; one-sided mean ± z SE vs bounds",
 ))
