@@ -5,8 +5,17 @@ from .loaders import (
     load_class_subset,
     load_mnist,
     read_idx,
+    safe_unpickle,
     write_cifar_batch,
     write_idx,
 )
 
-__all__ = ["load_mnist", "load_cifar", "load_class_subset", "read_idx", "write_idx", "write_cifar_batch"]
+__all__ = [
+    "load_cifar",
+    "load_class_subset",
+    "load_mnist",
+    "read_idx",
+    "safe_unpickle",
+    "write_cifar_batch",
+    "write_idx",
+]

@@ -9,28 +9,36 @@ loaders at a folder that already holds the files in their usual formats.
 * :func:`load_cifar` reads the "python version" of CIFAR-10 and CIFAR-100.
 * :func:`write_cifar_batch` writes a pickle batch in the real CIFAR format.
 * :func:`load_class_subset` keeps a few classes and relabels them ``0..k-1``.
+* :func:`safe_unpickle` reads a pickle without running code from it; it is the
+  only way this package reads pickles.
 
 All functions take and return numpy arrays. Writers are atomic: they write a
 temporary file in the destination folder and move it into place with
 :func:`os.replace`, so a reader never sees a half-written file.
 
-Warning:
-    CIFAR batches are Python pickles. Unpickling runs arbitrary code from the
-    file, so only load CIFAR folders from sources you trust.
+Files are treated as untrusted input. CIFAR batches are Python pickles, and a
+plain :func:`pickle.load` would run whatever code the file names; they are read
+with :func:`safe_unpickle`, which admits only the globals numpy needs to rebuild
+arrays plus builtin containers and refuses everything else before it is
+imported or called. Every malformed file (bad header, truncation, wrong shape,
+labels out of range, ...) gives one ValueError whose message names the file.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import operator
 import os
 import pickle
+import stat
 import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any, ClassVar, Union
 
 import numpy as np
 
@@ -39,6 +47,7 @@ __all__ = [
     "load_class_subset",
     "load_mnist",
     "read_idx",
+    "safe_unpickle",
     "write_cifar_batch",
     "write_idx",
 ]
@@ -59,12 +68,21 @@ _KIND_SIZE_TO_IDX_CODE: dict[tuple[str, int], int] = {
     (dt.kind, dt.itemsize): code for code, dt in _IDX_CODE_TO_DTYPE.items()
 }
 _GZIP_MAGIC = b"\x1f\x8b"
+# The header byte allows 255 dimensions; numpy itself stops at 64, and no real
+# data set comes close, so anything above is treated as a corrupt header.
+_IDX_MAX_DIMS = 64
+# Streams of unknown length are read in chunks of this size, so a header that
+# claims a huge array costs only as much memory as the stream really holds.
+_READ_CHUNK = 1 << 24
+_MNIST_CLASSES = 10
 
 _SPLITS = ("train", "test")
 _CIFAR_VARIANTS = (10, 100)
 _LABEL_MODES = ("fine", "coarse")
 _CIFAR_PIXELS = 3 * 32 * 32
 _CIFAR_SUBFOLDER = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
+# Number of classes behind each label key (CIFAR-10 labels, CIFAR-100 fine/coarse).
+_CIFAR_CLASSES = {b"labels": 10, b"fine_labels": 100, b"coarse_labels": 20}
 
 
 # --------------------------------------------------------------------------- #
@@ -128,6 +146,248 @@ def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
 
 
 # --------------------------------------------------------------------------- #
+# restricted unpickling
+# --------------------------------------------------------------------------- #
+# Each global a pickle may name is mapped to an object of ours; nothing is ever
+# imported by name. The callables are instances of classes with empty
+# __slots__: a pickle can BUILD (setattr) on any object it holds, and this way
+# it cannot retag numpy's own functions (e.g. their __module__) for the rest of
+# the process.
+_NUMPY_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+_NUMPY_SCALAR = np.int64(0).__reduce__()[0]
+_NUMPY_FROMBUFFER = np.zeros(1).__reduce_ex__(5)[0]
+_LATIN1_NAMES = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1"})
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a pickle; only ``_reconstruct`` accepts it, nothing can call it."""
+
+    __slots__ = ()
+
+
+class _Admitted:
+    """Base of the callables handed to a pickle; they check their arguments before numpy sees them."""
+
+    __slots__ = ()
+    label: ClassVar[str] = ""
+
+    def __repr__(self) -> str:
+        """Name the admitted global, for error messages."""
+        return f"<admitted {self.label}>"
+
+
+class _Reconstruct(_Admitted):
+    """``numpy ... multiarray._reconstruct``: the empty placeholder array numpy pickles before its state."""
+
+    __slots__ = ()
+    label = "_reconstruct"
+
+    def __call__(self, subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        """Build the size-0 placeholder; its contents come from ``__setstate__`` and so from the file."""
+        if not isinstance(subtype, _NdarrayToken):
+            raise pickle.UnpicklingError("_reconstruct may only build numpy.ndarray")
+        # numpy always writes shape (0,); refusing any other size keeps a
+        # 30-byte pickle from allocating an arbitrarily large array.
+        if not isinstance(shape, tuple) or math.prod(operator.index(d) for d in shape) != 0:
+            raise pickle.UnpicklingError(f"_reconstruct placeholder must have size 0, got shape {shape!r}")
+        return _NUMPY_RECONSTRUCT(np.ndarray, shape, dtype)
+
+
+class _Scalar(_Admitted):
+    """``numpy ... multiarray.scalar``: a numpy scalar rebuilt from its dtype and raw bytes."""
+
+    __slots__ = ()
+    label = "scalar"
+
+    def __call__(self, *args: Any) -> Any:
+        """Rebuild the scalar (its size is fixed by the dtype)."""
+        return _NUMPY_SCALAR(*args)
+
+
+class _FromBuffer(_Admitted):
+    """``numpy ... numeric._frombuffer``: protocol-5 arrays, a view of bytes held in the file."""
+
+    __slots__ = ()
+    label = "_frombuffer"
+
+    def __call__(self, *args: Any) -> np.ndarray:
+        """Rebuild the array; its size is bounded by the bytes in the file."""
+        return _NUMPY_FROMBUFFER(*args)
+
+
+class _Latin1Encode(_Admitted):
+    """``_codecs.encode``: how protocols 0-2 store ``bytes``; only the latin-1 form pickle writes is accepted."""
+
+    __slots__ = ()
+    label = "_codecs.encode"
+
+    def __call__(self, text: Any, encoding: Any = "utf-8") -> bytes:
+        """Encode ``text`` as latin-1; any other codec is refused."""
+        if not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in _LATIN1_NAMES:
+            raise pickle.UnpicklingError(f"_codecs.encode is admitted only for str in latin-1, got {encoding!r}")
+        return text.encode("latin-1")
+
+
+class _BytesLike(_Admitted):
+    """``bytes`` / ``bytearray`` as written by protocols 0-2: from nothing, from bytes, or from latin-1 text."""
+
+    __slots__ = ()
+    make: ClassVar[type] = bytes
+
+    def __call__(self, *args: Any) -> Any:
+        """Build the object; an integer size (a way to allocate memory) is refused."""
+        if not args:
+            return self.make()
+        if len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
+            return self.make(args[0])
+        if len(args) == 2:
+            return self.make(_Latin1Encode()(*args))
+        raise pickle.UnpicklingError(f"{self.make.__name__}() is admitted only from bytes or latin-1 text")
+
+
+class _Bytes(_BytesLike):
+    """``builtins.bytes`` in a pickle."""
+
+    __slots__ = ()
+    label = "bytes"
+    make = bytes
+
+
+class _Bytearray(_BytesLike):
+    """``builtins.bytearray`` in a pickle."""
+
+    __slots__ = ()
+    label = "bytearray"
+    make = bytearray
+
+
+def _admitted_globals() -> dict[tuple[str, str], Any]:
+    """The (module, name) pairs a pickle may reference, for numpy 1.x and 2.x and Python 2 and 3 writers."""
+    table: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): _NdarrayToken(),
+        # A type that cannot be modified and only describes memory layouts.
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _Latin1Encode(),
+    }
+    # numpy 1.x writes numpy.core.*, numpy 2.x numpy._core.*.
+    for core in ("numpy.core", "numpy._core"):
+        table[(f"{core}.multiarray", "_reconstruct")] = _Reconstruct()
+        table[(f"{core}.multiarray", "scalar")] = _Scalar()
+        table[(f"{core}.numeric", "_frombuffer")] = _FromBuffer()
+    # Python 3 writes __builtin__ for protocols 0-2 (fix_imports), builtins above.
+    for builtins_name in ("builtins", "__builtin__"):
+        for container in (list, tuple, dict, set, frozenset):
+            table[(builtins_name, container.__name__)] = container
+        table[(builtins_name, "bytes")] = _Bytes()
+        table[(builtins_name, "bytearray")] = _Bytearray()
+    return table
+
+
+_ADMITTED_GLOBALS = _admitted_globals()
+
+
+class _RefusedGlobalError(ValueError):
+    """A pickle named a global outside the admitted set; the message already names the file.
+
+    Raised inside the unpickler only, so that it is told apart from the errors
+    of a malformed pickle; :func:`safe_unpickle` re-raises it as ValueError.
+    """
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves globals only from :data:`_ADMITTED_GLOBALS` and never imports."""
+
+    def __init__(self, file: IO[bytes], *, name: str, what: str) -> None:
+        """Read from ``file``; ``name`` and ``what`` label the file in error messages."""
+        # encoding="bytes": Python 2 str (the CIFAR keys and pixel data) stays bytes.
+        super().__init__(file, encoding="bytes")
+        self._name = name
+        self._what = what
+
+    def find_class(self, module: str, name: str) -> Any:
+        """Return the admitted object for ``module.name`` or refuse it, naming the file."""
+        found = _ADMITTED_GLOBALS.get((module, name))
+        if found is None:
+            qualified = f"{module}.{name}"
+            if len(qualified) > 200:
+                qualified = qualified[:200] + "..."
+            raise _RefusedGlobalError(
+                f"{self._what} {self._name!r}: refuses to load global {qualified!r} "
+                "(only numpy arrays and builtin containers are allowed)"
+            )
+        return found
+
+
+# What a malformed pickle can raise while loading (pickle itself, numpy's
+# __setstate__, our admitted callables). Anything else is a bug and propagates.
+_UNPICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    ImportError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+    struct.error,
+)
+
+
+def safe_unpickle(path_or_file: PathLike | IO[bytes], what: str = "pickle file") -> Any:
+    """Load a pickle from an untrusted source without running any code from it.
+
+    Only the globals numpy uses to rebuild arrays, dtypes and scalars (under
+    their numpy 1.x ``numpy.core`` and 2.x ``numpy._core`` names), ``bytes``
+    as pickle protocols 0-2 store it, and the builtin containers (list, tuple,
+    dict, set, frozenset, bytes, bytearray) are admitted; any other global
+    (``os.system``, ``builtins.eval``, a function of some module, ...) is
+    refused before it is imported or called. Python 2 strings load as bytes
+    (``encoding="bytes"``), as the CIFAR "python version" files need.
+
+    Args:
+        path_or_file: A path, or a binary file object open for reading.
+        what: How to call the file in error messages, e.g. ``"CIFAR batch"``.
+
+    Returns:
+        The unpickled object.
+
+    Raises:
+        ValueError: If the pickle names a global outside the admitted set (the
+            message names the file and the global), or is not a readable
+            pickle (truncated, corrupt, malformed arrays).
+        TypeError: If ``path_or_file`` is neither a path nor a readable binary
+            file object, or ``what`` is not a string.
+        FileNotFoundError: If the path does not exist.
+    """
+    if not isinstance(what, str):
+        raise TypeError(f"what must be a str naming the kind of file, got {type(what).__name__}")
+    if isinstance(path_or_file, (str, bytes, os.PathLike)):
+        name = os.fsdecode(path_or_file)
+        with open(path_or_file, "rb") as f:
+            return _unpickle_stream(f, name, what)
+    if not (callable(getattr(path_or_file, "read", None)) and callable(getattr(path_or_file, "readline", None))):
+        raise TypeError(
+            "path_or_file must be a path (str or os.PathLike) or a binary file object with read() and "
+            f"readline(); got {type(path_or_file).__name__}"
+        )
+    name = str(getattr(path_or_file, "name", f"<{type(path_or_file).__name__}>"))
+    return _unpickle_stream(path_or_file, name, what)
+
+
+def _unpickle_stream(f: IO[bytes], name: str, what: str) -> Any:
+    """Run the restricted unpickler on an open stream, turning failures into one ValueError naming the file."""
+    try:
+        return _RestrictedUnpickler(f, name=name, what=what).load()
+    except _RefusedGlobalError as exc:
+        # A plain ValueError, without the unpickler's internals in the traceback.
+        raise ValueError(str(exc)) from None
+    except _UNPICKLE_ERRORS as exc:
+        raise ValueError(f"{what} {name!r} is not a readable pickle: {type(exc).__name__}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- #
 # IDX
 # --------------------------------------------------------------------------- #
 def read_idx(path: PathLike) -> np.ndarray:
@@ -140,6 +400,11 @@ def read_idx(path: PathLike) -> np.ndarray:
     files (e.g. ``train-images-idx3-ubyte.gz``) are recognised by their magic
     bytes and decompressed transparently, whatever their name.
 
+    The header is checked before the data are read: a plain file must have
+    exactly the size the header implies, and a compressed one is read in
+    chunks, so a corrupt header never makes the reader allocate more memory
+    than the file really holds.
+
     Args:
         path: The file to read.
 
@@ -150,52 +415,105 @@ def read_idx(path: PathLike) -> np.ndarray:
     Raises:
         FileNotFoundError: If ``path`` does not exist.
         ValueError: If the file (named in the message) has a bad magic number,
-            an unknown type code, is truncated, has trailing bytes, or is a
-            corrupt gzip stream.
+            an unknown type code, more than 64 dimensions, dimension sizes
+            whose product overflows, is truncated, has trailing bytes, or is
+            a corrupt gzip stream.
     """
     name = str(path)
     with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"corrupt gzip data in IDX file {name!r}: {exc}") from exc
+        regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        stream: IO[bytes] = f if regular else io.BytesIO(f.read())  # pipes etc. cannot seek
+        if stream.read(2) == _GZIP_MAGIC:
+            stream.seek(0)
+            with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
+                return _read_idx_stream(gz, name, size=None)
+        stream.seek(0)
+        return _read_idx_stream(stream, name, size=os.fstat(f.fileno()).st_size if regular else None)
 
-    if len(raw) < 4:
+
+def _read_idx_stream(stream: IO[bytes], name: str, size: int | None) -> np.ndarray:
+    """Parse and check an IDX header, then read the data; ``size`` is the byte count when known."""
+    head = _read_at_most(stream, 4, name)
+    if len(head) < 4:
+        raise ValueError(f"truncated IDX file {name!r}: {len(head)} bytes, header needs at least 4")
+    zero0, zero1, code, ndim = head
+    accepted = ", ".join(f"0x{c:02X}" for c in _IDX_CODE_TO_DTYPE)
+    if zero0 != 0 or zero1 != 0:
         raise ValueError(
-            f"truncated IDX file {name!r}: {len(raw)} bytes, header needs at least 4"
+            f"bad IDX magic number in {name!r}: got 0x{head.hex()}, expected 0x0000TTNN with type code TT in "
+            f"{{{accepted}}}"
         )
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
-    if zero0 != 0 or zero1 != 0 or code not in _IDX_CODE_TO_DTYPE:
+    if code not in _IDX_CODE_TO_DTYPE:
         raise ValueError(
-            f"bad IDX magic number in {name!r}: got 0x{raw[:4].hex()}, expected "
-            "0x0000TTNN with type code TT in "
-            f"{{{', '.join(f'0x{c:02X}' for c in _IDX_CODE_TO_DTYPE)}}}"
+            f"bad IDX magic number in {name!r}: unknown type code 0x{code:02X}; accepted type codes: {accepted}"
+        )
+    if ndim > _IDX_MAX_DIMS:
+        raise ValueError(
+            f"bad IDX header in {name!r}: {ndim} dimensions declared, at most {_IDX_MAX_DIMS} are accepted"
         )
     header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
+    dims = _read_at_most(stream, 4 * ndim, name)
+    if len(dims) < 4 * ndim:
         raise ValueError(
-            f"truncated IDX file {name!r}: header declares {ndim} dimensions "
-            f"({header_len} header bytes) but the file has {len(raw)} bytes"
+            f"truncated IDX file {name!r}: header declares {ndim} dimensions ({header_len} header bytes) "
+            f"but the file ends after {4 + len(dims)} bytes"
         )
-    shape = struct.unpack(f">{ndim}I", raw[4:header_len])
+    shape = struct.unpack(f">{ndim}I", dims)
     dtype = _IDX_CODE_TO_DTYPE[code]
-    count = int(np.prod(shape, dtype=np.int64)) if ndim else 1
-    expected = header_len + count * dtype.itemsize
-    if len(raw) < expected:
+    # Python ints: the product cannot wrap around as an int64 product would.
+    count = math.prod(shape)
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
         raise ValueError(
-            f"truncated IDX file {name!r}: shape {shape} of {dtype.name} needs "
-            f"{expected} bytes, the file has {len(raw)}"
+            f"bad IDX header in {name!r}: dimension sizes {shape} of {dtype.name} overflow "
+            "the largest array size this platform can hold"
         )
-    if len(raw) > expected:
+    nbytes = count * dtype.itemsize
+    expected = header_len + nbytes
+    if size is not None and size != expected:
+        if size < expected:
+            raise ValueError(
+                f"truncated IDX file {name!r}: shape {shape} of {dtype.name} needs {expected} bytes, "
+                f"the file has {size}"
+            )
         raise ValueError(
-            f"IDX file {name!r} has {len(raw) - expected} unexpected trailing bytes "
-            f"after shape {shape} of {dtype.name}"
+            f"IDX file {name!r} has {size - expected} unexpected trailing bytes after shape {shape} of {dtype.name}"
         )
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header_len)
-    # astype copies into a writable array in native byte order.
-    return data.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    if size is not None:
+        # Plain file whose size matches the header: one read of known, bounded size.
+        raw = stream.read(nbytes)
+    else:
+        # One byte more than needed tells a compressed stream with trailing data.
+        raw = _read_at_most(stream, nbytes + 1, name)
+    if len(raw) < nbytes:
+        raise ValueError(
+            f"truncated IDX file {name!r}: shape {shape} of {dtype.name} needs {expected} bytes, "
+            f"the data end after {header_len + len(raw)}"
+        )
+    if len(raw) > nbytes:
+        raise ValueError(
+            f"IDX file {name!r} has unexpected trailing bytes after shape {shape} of {dtype.name}"
+        )
+    data = np.frombuffer(raw, dtype=dtype, count=count)
+    try:
+        # astype copies into a writable array in native byte order.
+        return data.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    except ValueError as exc:  # e.g. more dimensions than this numpy supports (32 before numpy 2)
+        raise ValueError(f"bad IDX header in {name!r}: numpy cannot hold shape {shape}: {exc}") from exc
+
+
+def _read_at_most(stream: IO[bytes], n: int, name: str) -> bytearray:
+    """Read up to ``n`` bytes in bounded chunks; corrupt gzip data become a ValueError naming the file."""
+    buf = bytearray()
+    try:
+        while len(buf) < n:
+            chunk = stream.read(min(n - len(buf), _READ_CHUNK))
+            if not chunk:
+                break
+            buf += chunk
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        # EOFError: the compressed stream ends before its end-of-stream marker.
+        raise ValueError(f"corrupt gzip data in IDX file {name!r}: {exc}") from exc
+    return buf
 
 
 def write_idx(path: PathLike, array: np.ndarray | Sequence[Any]) -> None:
@@ -267,6 +585,7 @@ def load_mnist(
     *,
     flatten: bool = True,
     normalise: bool = True,
+    num_classes: int = _MNIST_CLASSES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST (or any data set in the MNIST file layout) from a folder.
 
@@ -282,6 +601,8 @@ def load_mnist(
         split: ``"train"`` or ``"test"``.
         flatten: Return images as ``[n, rows * cols]`` instead of ``[n, rows, cols]``.
         normalise: Scale pixel values from 0..255 to [0, 1].
+        num_classes: Labels must lie in ``0..num_classes-1``; 10 for MNIST,
+            Fashion-MNIST and KMNIST, more for data sets such as EMNIST.
 
     Returns:
         ``(X, y)``: ``X`` float32, ``[n, rows*cols]`` or ``[n, rows, cols]``
@@ -289,13 +610,17 @@ def load_mnist(
         ``normalise`` else in [0, 255]; ``y`` int64 ``[n]``.
 
     Raises:
-        ValueError: If ``split`` is not ``"train"`` or ``"test"``; if a file is
-            not valid IDX, the images are not a 3-D uint8 array or the labels
-            not a 1-D integer array; or if the image and label counts differ.
+        ValueError: If ``split`` is not ``"train"`` or ``"test"`` or
+            ``num_classes`` is not a positive integer; if a file (named in the
+            message) is not valid IDX, the images are not a 3-D uint8 array or
+            the labels not a 1-D integer array in ``0..num_classes-1``; or if
+            the image and label counts differ.
         FileNotFoundError: If ``folder`` does not exist, or a file is missing
             (the message lists the names that were looked for).
     """
     _check_choice("split", split, _SPLITS)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     root = _check_folder(folder, "MNIST")
     prefix = "train" if split == "train" else "t10k"
     image_path = _find_first(root, _mnist_candidates(prefix, "images", 3), f"MNIST {split} images")
@@ -318,6 +643,7 @@ def load_mnist(
             f"image/label count mismatch: {images.shape[0]} images in "
             f"{str(image_path)!r} but {labels.shape[0]} labels in {str(label_path)!r}"
         )
+    _check_label_range(labels, int(num_classes), f"MNIST labels file {str(label_path)!r}")
 
     X = images.astype(np.float32)
     if normalise:
@@ -364,56 +690,60 @@ def _get_key(batch: Mapping[Any, Any], key: bytes) -> Any:
 
 
 def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR pickle batch: ``(uint8 [n, 3072], int64 [n])``."""
+    """Read and check one CIFAR pickle batch: ``(uint8 [n, 3072], int64 [n])`` with labels in range."""
     name = str(path)
-    try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        ImportError,
-        IndexError,
-        KeyError,
-    ) as exc:
-        raise ValueError(f"CIFAR file {name!r} is not a readable pickle batch: {exc}") from exc
+    batch = safe_unpickle(path, what="CIFAR batch")
     if not isinstance(batch, Mapping):
-        raise ValueError(
-            f"CIFAR file {name!r} must hold a dict, got {type(batch).__name__}"
-        )
+        # A bad file, not a bad argument: ValueError like every other malformed batch.
+        raise ValueError(f"CIFAR batch {name!r} must hold a dict, got {type(batch).__name__}")  # noqa: TRY004
     try:
         data_obj = _get_key(batch, b"data")
     except KeyError:
-        raise ValueError(f"CIFAR file {name!r} has no b'data' entry") from None
+        raise ValueError(f"CIFAR batch {name!r} has no b'data' entry") from None
     try:
         label_obj = _get_key(batch, label_key)
     except KeyError:
         keys = ", ".join(repr(k) for k in batch)
-        raise ValueError(
-            f"CIFAR file {name!r} has no {label_key!r} entry (keys: {keys})"
-        ) from None
+        if len(keys) > 300:
+            keys = keys[:300] + "..."
+        raise ValueError(f"CIFAR batch {name!r} has no {label_key!r} entry (keys: {keys})") from None
 
-    data = np.asarray(data_obj)
-    if data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS or data.dtype != np.uint8:
-        raise ValueError(
-            f"CIFAR file {name!r}: b'data' must be uint8 [n, {_CIFAR_PIXELS}], "
-            f"got shape {data.shape} of {data.dtype}"
-        )
-    labels = np.asarray(label_obj)
-    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "ui"):
-        raise ValueError(
-            f"CIFAR file {name!r}: {label_key!r} must be a 1-D sequence of integers, "
-            f"got shape {labels.shape} of {labels.dtype}"
-        )
+    data = _as_array(data_obj)
+    if data is None or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS or data.dtype != np.uint8:
+        got = "an object numpy cannot read as an array" if data is None else f"shape {data.shape} of {data.dtype}"
+        raise ValueError(f"CIFAR batch {name!r}: b'data' must be uint8 [n, {_CIFAR_PIXELS}], got {got}")
+    labels = _as_array(label_obj)
+    if labels is None or labels.ndim != 1 or (labels.size and labels.dtype.kind not in "ui"):
+        got = "a ragged sequence" if labels is None else f"shape {labels.shape} of {labels.dtype}"
+        raise ValueError(f"CIFAR batch {name!r}: {label_key!r} must be a 1-D sequence of integers, got {got}")
     if labels.shape[0] != data.shape[0]:
         raise ValueError(
-            f"image/label count mismatch in CIFAR file {name!r}: {data.shape[0]} "
+            f"image/label count mismatch in CIFAR batch {name!r}: {data.shape[0]} "
             f"images but {labels.shape[0]} labels under {label_key!r}"
         )
+    _check_label_range(labels, _CIFAR_CLASSES[label_key], f"CIFAR batch {name!r}: {label_key!r}")
     return data, labels.astype(np.int64)
+
+
+def _as_array(obj: Any) -> np.ndarray | None:
+    """``np.asarray(obj)``, or None when numpy refuses it (ragged nesting, mixed types)."""
+    try:
+        return np.asarray(obj)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _check_label_range(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Raise ValueError (prefixed by ``where``) unless every label lies in ``0..num_classes-1``."""
+    if labels.size == 0:
+        return
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        first = int(bad[0])
+        raise ValueError(
+            f"{where}: labels must lie in 0..{num_classes - 1}, found {bad.size} outside "
+            f"(first: {labels[first].item()} at index {first})"
+        )
 
 
 def load_cifar(
@@ -454,13 +784,16 @@ def load_cifar(
 
     Raises:
         ValueError: If ``variant``, ``split`` or ``label_mode`` is not an
-            accepted value (the message lists them), a batch is malformed, or
-            its image and label counts differ.
+            accepted value (the message lists them); or if a batch (named in
+            the message) is not a readable pickle, names a global other than
+            numpy's array machinery and builtin containers (see
+            :func:`safe_unpickle`; nothing from the file is run), is not a
+            dict, lacks ``b"data"`` or the label key, has data that are not
+            uint8 ``[n, 3072]``, labels that are not 1-D integers, a label
+            count different from its row count, or labels outside
+            ``0..K-1`` (K = 10, 100 fine or 20 coarse).
         FileNotFoundError: If ``folder`` does not exist or holds none of the
             files of the split (the message lists the names looked for).
-
-    Warning:
-        Batches are unpickled; only load files from sources you trust.
     """
     _check_choice("variant", variant, _CIFAR_VARIANTS)
     _check_choice("split", split, _SPLITS)
@@ -501,8 +834,8 @@ def write_cifar_batch(
     array, R, G, B planes of 32 x 32 in row-major order), ``label_key`` (a
     list of ``n`` Python ints), any ``extra_labels``, ``b"batch_label"`` and
     ``b"filenames"``. It is pickled with protocol 2, like the distributed files,
-    and reads back with ``pickle.load(f, encoding="bytes")`` and
-    :func:`load_cifar`.
+    and reads back with ``pickle.load(f, encoding="bytes")``,
+    :func:`safe_unpickle` and :func:`load_cifar`.
 
     Args:
         path: Destination file (e.g. ``data_batch_1``, ``test_batch``,

@@ -218,7 +218,7 @@ def test_load_mnist_test_split_shapes_and_options(tmp_path: Path) -> None:
 
 def test_load_mnist_shape_comes_from_file(tmp_path: Path) -> None:
     images, _ = _write_fake_mnist(tmp_path, n=4, rows=5, cols=3)
-    X, y = load_mnist(tmp_path, flatten=False)
+    X, _ = load_mnist(tmp_path, flatten=False)
     assert X.shape == (4, 5, 3)
     assert load_mnist(tmp_path)[0].shape == (4, 15)
     np.testing.assert_array_equal(np.rint(X * 255).astype(np.uint8), images)
