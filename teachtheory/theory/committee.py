@@ -72,22 +72,44 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
 __all__ = [
-    "g", "g_prime", "i2_entries", "j2_entries", "i3_entries", "i4_entries", "I2", "J2", "I3", "I4",
-    "field_covariance", "committee_averages", "generalisation_error", "ode_rhs", "integrate_ode", "ODESolution",
-    "check_order_parameters", "torch_threads", "symbolic_i2", "symbolic_j2", "symbolic_i3", "symbolic_i4_price",
+    "I2",
+    "I3",
+    "I4",
+    "J2",
+    "ODESolution",
+    "check_order_parameters",
+    "committee_averages",
+    "field_covariance",
+    "g",
+    "g_prime",
+    "generalisation_error",
+    "i2_entries",
+    "i3_entries",
+    "i4_entries",
+    "integrate_ode",
+    "j2_entries",
+    "ode_rhs",
+    "symbolic_i2",
+    "symbolic_i3",
+    "symbolic_i4_price",
+    "symbolic_j2",
+    "torch_threads",
 ]
 
 TWO_OVER_PI = 2.0 / math.pi
-ODE_METHODS = ("rk4", "RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+ODE_METHODS = ("DOP853", "RK45", "RK23", "Radau", "BDF", "LSODA", "rk4")
+RTOL_MIN = 100 * float(np.finfo(np.float64).eps)  # solve_ivp raises smaller rtol to this, with a warning
 
 
 def g(x: torch.Tensor) -> torch.Tensor:
@@ -202,7 +224,7 @@ def I3(C: torch.Tensor) -> torch.Tensor:
 def I4(C: torch.Tensor) -> torch.Tensor:
     r"""(C4) :math:`E[g'(u_1)g'(u_2)g(u_3)g(u_4)]` for :math:`u \sim N(0, C)`, C of shape [..., 4, 4]; returns [...]."""
     _check_covariance(C, 4)
-    c = lambda i, j: C[..., i, j]  # noqa: E731
+    c = lambda i, j: C[..., i, j]
     return i4_entries(c(0, 0), c(0, 1), c(0, 2), c(0, 3), c(1, 1), c(1, 2), c(1, 3), c(2, 2), c(2, 3), c(3, 3))
 
 
@@ -338,36 +360,87 @@ def ode_rhs(Q: torch.Tensor, R: torch.Tensor, T: torch.Tensor, v: torch.Tensor, 
 
     (the second index of I3 is the one that carries the bare field; T is constant).
 
+    How it is computed (all K x (K+M) and K x K x (K+M) x (K+M) blocks at once, a fixed number of tensor
+    operations whatever K and M). With :math:`e_a = 1 + \Omega_{aa}` and :math:`s = (-v, v^*)`:
+
+    * (C3) is affine in the bare field's covariances, so the sum over the third field is a matrix product:
+      :math:`A_{kb} = \sum_c s_c I_3(k,b,c) = \frac{2}{\pi}\big[(W\Omega)_{kb} - \Omega_{kb}\sum_c W_{kc}\Omega_{kc}/e_k\big]`,
+      :math:`W_{kc} = s_c / \sqrt{e_k e_c - \Omega_{kc}^2}`.
+    * (C4) for the student pair (k, l): :math:`\Lambda_0(c, d) = \Lambda_4\Omega_{cd} - z_c^\top \mathrm{adj}(S)\, z_d`
+      with :math:`S = [[e_k, \Omega_{kl}], [\Omega_{kl}, e_l]]` (:math:`\det S = \Lambda_4`) and
+      :math:`z_c = (\Omega_{kc}, \Omega_{lc})`; and :math:`\Lambda_1(c) = \Lambda_0(c, c) + \Lambda_4` (expand both
+      in the module docstring's definitions). So one [K, K, P, P] tensor gives every :math:`I_4(k,l,c,d)`.
+    * (C2) :math:`J_2(k, l) = \frac{2}{\pi}\Lambda_4^{-1/2}` reuses :math:`\Lambda_4`.
+
     Args:
         Q, R, T, v, v_star: order parameters (see :func:`generalisation_error`), any common leading dims.
         lr: first-layer learning rate eta (the SGD step on w_k is eta/sqrt(N) v_k g'(lambda_k) Delta x).
         lr_v: second-layer learning rate (the SGD step on v is lr_v/N g(lambda_k) Delta); default lr.
         train_second_layer: if False, dv/dalpha = 0 (Saad & Solla's setting).
         noise_var: sigma^2 of the output noise on the teacher's labels.
+        validate: check shapes and finiteness (skip it inside an integrator, where the inputs are known good).
 
     Returns:
         (dQ, dR, dv) with the shapes of (Q, R, v) broadcast to the common leading dims.
 
-    References: Saad & Solla 1995 (equations of motion for Q and R);
-    Goldt et al. 2019 (with second-layer learning and output noise). (C6)-(C8) here.
+    References: Saad & Solla 1995 (equations of motion for Q and R, the averages I3 and I4);
+    Goldt et al. 2019 (with second-layer learning and output noise). (C2)-(C4), (C6)-(C8) here.
     """
     lr_v = _check_rates(lr, lr_v, noise_var)
     if validate:
         check_order_parameters(Q, R, T, v, v_star, psd=False)
-    K = Q.shape[-1]
-    omega = field_covariance(Q, R, T)
-    av = committee_averages(omega, K)
-    s = _signed_weights(v, v_star)  # [..., P]
-    A = torch.einsum("...kbc,...c->...kb", av["I3"], s)  # E[g'(lambda_k) u_b Delta]
-    B = torch.einsum("...klcd,...c,...d->...kl", av["I4"], s, s) + noise_var * av["J2"]
-    vv = v.expand(*omega.shape[:-2], K)
-    drift = lr * vv[..., :, None] * A[..., :, :K]
-    dQ = drift + drift.transpose(-1, -2) + lr * lr * vv[..., :, None] * vv[..., None, :] * B
-    dR = lr * vv[..., :, None] * A[..., :, K:]
+    return _rhs(Q, R, T, v, v_star, float(lr), lr_v, bool(train_second_layer), float(noise_var))
+
+
+# Array functions the right-hand side needs, for torch tensors (ode_rhs) and numpy arrays (the integrators,
+# where numpy's smaller per-call overhead matters: a K = M = 2 state has 10 numbers).
+_TORCH_OPS = SimpleNamespace(sqrt=torch.sqrt, asin=torch.asin, clip=torch.clamp, concat=torch.cat,
+                             broadcast_to=torch.broadcast_to, zeros_like=torch.zeros_like)
+_NUMPY_OPS = SimpleNamespace(sqrt=np.sqrt, asin=np.arcsin, clip=np.clip, concat=np.concatenate,
+                             broadcast_to=np.broadcast_to, zeros_like=np.zeros_like)
+
+
+def _rhs(Q, R, T, v, v_star, lr: float, lr_v: float, train_second_layer: bool, noise_var: float):
+    """(C6)-(C8) without checks, on torch tensors or numpy arrays; see :func:`ode_rhs` for the algebra."""
+    xp = _NUMPY_OPS if isinstance(Q, np.ndarray) else _TORCH_OPS
+    K, M = Q.shape[-1], T.shape[-1]
+    batch = tuple(np.broadcast_shapes(Q.shape[:-2], R.shape[:-2], T.shape[:-2], v.shape[:-1], v_star.shape[:-1]))
+    R = xp.broadcast_to(R, (*batch, K, M))
+    ok = xp.concat([xp.broadcast_to(Q, (*batch, K, K)), R], -1)  # student rows Omega_kc, [..., K, P]
+    omega = xp.concat([ok, xp.concat([R.swapaxes(-1, -2), xp.broadcast_to(T, (*batch, M, M))], -1)], -2)
+    vv = xp.broadcast_to(v, (*batch, K))
+    s = xp.concat([-vv, xp.broadcast_to(v_star, (*batch, M))], -1)  # [..., P]
+    e = 1.0 + omega.diagonal(0, -2, -1)  # [..., P]
+    ek = e[..., :K]
+    prod = ek[..., :, None] * e[..., None, :]  # e_k e_c, [..., K, P]
+    # (C3) summed over the third field: A[k, b] = sum_c s_c I3(k, b, c)
+    w = s[..., None, :] / xp.sqrt(prod - ok * ok)
+    A = TWO_OVER_PI * (w @ omega - ok * ((w * ok).sum(-1) / ek)[..., None])
+    # (C4) on the [K, K, P, P] block: Lambda_0 as a quadratic form in (Omega_kc, Omega_lc), Lambda_1 its diagonal
+    okk = ok[..., :K]  # Omega_kl
+    lam4 = ek[..., :, None] * ek[..., None, :] - okk * okk  # [..., K, K]
+    same = ok[..., :, :, None] * ok[..., :, None, :]  # Omega_kc Omega_kd, [..., K, P, P]
+    cross = ok[..., :, None, :, None] * ok[..., None, :, None, :]  # Omega_kc Omega_ld, [..., K, K, P, P]
+    lam0 = (lam4[..., None, None] * omega[..., None, None, :, :]
+            - ek[..., None, :, None, None] * same[..., :, None, :, :]
+            - ek[..., :, None, None, None] * same[..., None, :, :, :]
+            + okk[..., None, None] * (cross + cross.swapaxes(-1, -2)))
+    lam1 = lam0.diagonal(0, -2, -1) + lam4[..., None]  # [..., K, K, P]
+    arc = xp.asin(xp.clip(lam0 / xp.sqrt(lam1[..., :, None] * lam1[..., None, :]), -1.0, 1.0))
+    quad = ((arc @ s[..., None, None, :, None])[..., 0] * s[..., None, None, :]).sum(-1)  # sum_cd s_c s_d
+    inv_root4 = 1.0 / xp.sqrt(lam4)
+    B = TWO_OVER_PI**2 * inv_root4 * quad
+    if noise_var:
+        B = B + noise_var * TWO_OVER_PI * inv_root4  # sigma^2 J2(k, l)
+    vcol = vv[..., :, None]
+    drift = lr * vcol * A[..., :, :K]
+    dQ = drift + drift.swapaxes(-1, -2) + (lr * lr) * vcol * vv[..., None, :] * B
+    dR = lr * vcol * A[..., :, K:]
     if train_second_layer:
-        dv = lr_v * torch.einsum("...kc,...c->...k", av["I2"][..., :K, :], s)
+        i2 = TWO_OVER_PI * xp.asin(xp.clip(ok / xp.sqrt(prod), -1.0, 1.0))  # (C1) rows of the students
+        dv = lr_v * (i2 @ s[..., :, None])[..., 0]
     else:
-        dv = torch.zeros_like(vv)
+        dv = xp.zeros_like(vv)
     return dQ, dR, dv
 
 
@@ -378,10 +451,13 @@ class ODESolution:
     Attributes:
         alpha [A]; Q [..., A, K, K]; R [..., A, K, M]; v [..., A, K]; eps [..., A] (generalisation error).
         method: "rk4" or a scipy solve_ivp method.
-        error: estimated max absolute error over Q, R, v (RK4: Richardson estimate |y_h - y_{h/2}|/15 of the
-            returned solution y_{h/2}; solve_ivp: None, see rtol/atol).
-        eps_error: the same estimate for eps (RK4 only).
-        details: dt (RK4 final step), halvings, rtol/atol/nfev (solve_ivp).
+        error: estimated max absolute error over Q, R, v at the grid (None if not estimated). RK4: Richardson
+            estimate |y_h - y_{h/2}|/15 of the returned y_{h/2}. solve_ivp: max |y(rtol) - y(10 rtol)|, the
+            change when the tolerances are tightened tenfold to the returned ones (an upper estimate: it is the
+            error of the looser solution).
+        eps_error: the same estimate for eps.
+        details: RK4: dt (final step), halvings, tol_met. solve_ivp: rtol/atol (of the returned solution),
+            nfev, njev, nlu, steps (accepted), max_step, tightenings, tol_met. Both: error_rule.
     """
 
     alpha: np.ndarray
@@ -406,30 +482,60 @@ def _unpack(y, K, M):
     return Q, R, v
 
 
+def _positive(value, name: str, *, allow_none: bool = False, floor: float = 0.0) -> None:
+    if value is None and allow_none:
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value <= 0 or value < floor):
+        accepted = f"a finite number >= {floor:.3g}" if floor > 0 else "a positive finite number"
+        raise ValueError(f"{name} must be {accepted}{' or None' if allow_none else ''}, got {value!r}")
+
+
 def integrate_ode(
     Q0: torch.Tensor, R0: torch.Tensor, T: torch.Tensor, v0: torch.Tensor, v_star: torch.Tensor,
     alphas, lr: float, *, lr_v: float | None = None, train_second_layer: bool = True, noise_var: float = 0.0,
-    method: str = "rk4", dt: float = 0.05, tol: float | None = None, max_halvings: int = 8,
-    rtol: float = 1e-9, atol: float = 1e-11, threads: int | None = 1,
+    method: str = "DOP853", dt: float = 0.05, tol: float | None = None, max_halvings: int = 8,
+    rtol: float = 1e-9, atol: float = 1e-11, threads: int | None = 1, estimate_error: bool = True,
 ) -> ODESolution:
     r"""Integrate (C6)-(C8) from (Q0, R0, v0) and report the solution at ``alphas``.
 
-    ``method="rk4"``: classical RK4 with constant steps of at most ``dt`` between grid points, run with dt and
-    dt/2; the error of the dt/2 solution is estimated by Richardson extrapolation, :math:`|y_h - y_{h/2}|/15`.
-    With ``tol``, dt is halved (at most ``max_halvings`` times) until that estimate is at most tol.
-    Any other ``method`` is passed to :func:`scipy.integrate.solve_ivp` (e.g. "RK45", "DOP853", "LSODA") with
-    ``rtol``/``atol``; the batch is integrated as one state vector.
+    Default: :func:`scipy.integrate.solve_ivp` with ``method`` ("DOP853", or "RK45", "RK23", "Radau", "BDF",
+    "LSODA") under local error control ``rtol``/``atol``, read off its dense output at ``alphas``; the batch is one
+    state vector. With ``estimate_error`` the problem is solved again at ten times looser tolerances and
+    the largest difference is reported as the error; with ``tol`` the tolerances are tightened tenfold (at most
+    ``max_halvings`` times, not below ``RTOL_MIN``) until that estimate is at most tol.
+
+    ``method="rk4"`` (for a check that needs a known step): classical RK4 with constant steps of at most ``dt``
+    between grid points, run with dt and dt/2; the error of the dt/2 solution is estimated by Richardson
+    extrapolation, :math:`|y_h - y_{h/2}|/15`. With ``tol``, dt is halved (at most ``max_halvings`` times) until
+    that estimate is at most tol. Without ``estimate_error`` (and ``tol``) only the dt run is made.
+
+    The integration runs in float64 on the CPU, on numpy arrays, whatever the inputs' dtype and device (the
+    state has K^2 + KM + K numbers per problem, so the cost is the per-call overhead of the array library, which
+    is several times smaller for numpy than for torch); results are cast back.
 
     Args:
         Q0 [..., K, K], R0 [..., K, M], T [..., M, M], v0 [..., K], v_star [..., M]: initial order parameters.
         alphas: increasing times, starting at 0 (1-D array-like).
         lr, lr_v, train_second_layer, noise_var: see :func:`ode_rhs`.
-        threads: torch CPU threads while integrating (default 1: the tensors are small; None leaves it alone).
+        method: "DOP853" (default), one of ``ODE_METHODS``.
+        dt: largest RK4 step (validated, used by "rk4" only).
+        tol: target for the estimated max absolute error of (Q, R, v), or None.
+        max_halvings: most step halvings (rk4) or tenfold tolerance tightenings (solve_ivp) to reach ``tol``.
+        rtol, atol: solve_ivp's relative and absolute tolerances (ignored by "rk4"); rtol >= ``RTOL_MIN``.
+        threads: torch CPU threads for the tensor work around the solve, e.g. eps on the grid (default 1: the
+            tensors are small; None leaves it alone).
+        estimate_error: also solve at a coarser setting and report the difference as ``error``/``eps_error``.
 
     Returns:
         :class:`ODESolution` (dtype and device of Q0).
 
-    References: Saad & Solla 1995; Goldt et al. 2019.
+    Raises:
+        ValueError: a bad argument (named in the message). RuntimeError: solve_ivp did not reach alphas[-1].
+
+    References: Saad & Solla 1995; Goldt et al. 2019. E. Hairer, S. P. Norsett, G. Wanner, "Solving Ordinary
+    Differential Equations I", Springer (1993), Sec. II.10 (DOP853, dense output) and II.4 (Richardson error
+    estimate for step halving).
     """
     _check_rates(lr, lr_v, noise_var)
     K, M = check_order_parameters(Q0, R0, T, v0, v_star)
@@ -438,78 +544,124 @@ def integrate_ode(
         raise ValueError("alphas must be a non-empty 1-D array of finite times")
     if alphas[0] != 0.0 or np.any(np.diff(alphas) <= 0):
         raise ValueError("alphas must start at 0 and increase strictly")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number, got {dt!r}")
-    if method not in ODE_METHODS:
+    if not isinstance(method, str) or method not in ODE_METHODS:
         raise ValueError(f"method must be one of {', '.join(ODE_METHODS)}, got {method!r}")
-    if tol is not None and not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"tol must be a positive number or None, got {tol!r}")
+    _positive(dt, "dt")
+    _positive(tol, "tol", allow_none=True)
+    _positive(rtol, "rtol", floor=RTOL_MIN)
+    _positive(atol, "atol")
+    if isinstance(max_halvings, bool) or not isinstance(max_halvings, int) or max_halvings < 0:
+        raise ValueError(f"max_halvings must be a non-negative integer, got {max_halvings!r}")
+    if not isinstance(estimate_error, bool):
+        raise TypeError(f"estimate_error must be a bool, got {type(estimate_error).__name__}")
+    dtype, device = Q0.dtype, Q0.device
     batch = torch.broadcast_shapes(Q0.shape[:-2], R0.shape[:-2], T.shape[:-2], v0.shape[:-1], v_star.shape[:-1])
-    Q0, R0, T = Q0.expand(*batch, K, K), R0.expand(*batch, K, M), T.expand(*batch, M, M)
-    v0, v_star = v0.expand(*batch, K), v_star.expand(*batch, M)
-    kwargs = dict(lr=lr, lr_v=lr_v, train_second_layer=train_second_layer, noise_var=noise_var, validate=False)
+    T = T.detach().to(device="cpu", dtype=torch.float64).expand(*batch, M, M)
+    v_star = v_star.detach().to(device="cpu", dtype=torch.float64).expand(*batch, M)
+    y0 = _pack(Q0.detach().cpu().double().expand(*batch, K, K), R0.detach().cpu().double().expand(*batch, K, M),
+               v0.detach().cpu().double().expand(*batch, K)).numpy()
+    T_np, v_star_np = T.numpy(), v_star.numpy()
+    lr_v = _check_rates(lr, lr_v, noise_var)
+    args = (float(lr), lr_v, bool(train_second_layer), float(noise_var))
+    sizes = [K * K, K * K + K * M]
 
-    def f(y: torch.Tensor) -> torch.Tensor:
-        Q, R, v = _unpack(y, K, M)
-        dQ, dR, dv = ode_rhs(Q, R, T, v, v_star, **kwargs)
-        return _pack(dQ, dR, dv)
+    def f(y: np.ndarray) -> np.ndarray:
+        q, r, v = np.split(y, sizes, axis=-1)
+        dQ, dR, dv = _rhs(q.reshape(*batch, K, K), r.reshape(*batch, K, M), T_np, v, v_star_np, *args)
+        return np.concatenate([dQ.reshape(*batch, K * K), dR.reshape(*batch, K * M), dv], -1)
 
-    with torch_threads(None if Q0.device.type == "cuda" else threads):
-        return _integrate(f, _pack(Q0, R0, v0), alphas, T, v_star, K, M, method, dt, tol, max_halvings, rtol, atol)
+    with torch_threads(threads):
+        if method == "rk4":
+            ys, error, eps_error, details = _integrate_rk4(f, y0, alphas, T, v_star, K, M, dt, tol, max_halvings,
+                                                           estimate_error)
+        else:
+            ys, error, eps_error, details = _integrate_ivp(f, y0, alphas, T, v_star, K, M, method, tol,
+                                                           max_halvings, rtol, atol, estimate_error)
+        eps = _eps_from_state(ys, T, v_star, K, M)
+    Q, R, v = (t.to(device=device, dtype=dtype) for t in _unpack(ys, K, M))
+    return ODESolution(alphas, Q, R, v, eps.to(device=device, dtype=dtype), method, error, eps_error, details)
 
 
-def _integrate(f, y0, alphas, T, v_star, K, M, method, dt, tol, max_halvings, rtol, atol) -> ODESolution:
-    details: dict[str, Any] = {}
-    if method == "rk4":
-        def run(h: float) -> torch.Tensor:
-            ys, y = [y0], y0
-            for a, b in zip(alphas[:-1], alphas[1:]):
-                n = max(1, int(math.ceil((b - a) / h - 1e-9)))
-                step = (b - a) / n
-                for _ in range(n):
-                    k1 = f(y)
-                    k2 = f(y + 0.5 * step * k1)
-                    k3 = f(y + 0.5 * step * k2)
-                    k4 = f(y + step * k3)
-                    y = y + step / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-                ys.append(y)
-            return torch.stack(ys, dim=-2)
+def _integrate_rk4(f, y0, alphas, T, v_star, K, M, dt, tol, max_halvings, estimate_error):
+    """Fixed-step RK4 (steps of at most dt, landing on every grid point) with Richardson step halving."""
+    def run(h: float) -> torch.Tensor:
+        ys, y = [y0], y0
+        for a, b in itertools.pairwise(alphas):
+            n = max(1, math.ceil((b - a) / h - 1e-9))
+            step = (b - a) / n
+            for _ in range(n):
+                k1 = f(y)
+                k2 = f(y + 0.5 * step * k1)
+                k3 = f(y + 0.5 * step * k2)
+                k4 = f(y + step * k3)
+                y = y + step / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+            ys.append(y)
+        return torch.from_numpy(np.stack(ys, axis=-2))
 
-        h = float(dt)
-        coarse = run(h)
-        halvings = 0
+    h = float(dt)
+    coarse = run(h)
+    if tol is None and not estimate_error:
+        return coarse, None, None, {"dt": h, "halvings": 0, "tol_met": None, "error_rule": "none (one RK4 run)"}
+    halvings = 0
+    while True:
+        fine = run(h / 2)
+        err = float((fine - coarse).abs().amax()) / 15.0
+        if tol is None or err <= tol or halvings >= max_halvings:
+            break
+        coarse, h, halvings = fine, h / 2, halvings + 1
+    eps_c = _eps_from_state(coarse, T, v_star, K, M)
+    eps_f = _eps_from_state(fine, T, v_star, K, M)
+    details = {"dt": h / 2, "halvings": halvings, "tol_met": None if tol is None else err <= tol,
+               "error_rule": "Richardson |y(dt) - y(dt/2)|/15 (RK4, order 4)"}
+    return fine, err, float((eps_f - eps_c).abs().amax()) / 15.0, details
+
+
+def _integrate_ivp(f, y0, alphas, T, v_star, K, M, method, tol, max_halvings, rtol, atol, estimate_error):
+    """solve_ivp on the flattened batch, read at ``alphas`` from the dense output; failures raise."""
+    from scipy.integrate import solve_ivp
+
+    shape = y0.shape
+    flat0 = y0.reshape(-1)
+    stats = {"nfev": 0, "njev": 0, "nlu": 0}
+
+    def fun(_t, flat):
+        return f(flat.reshape(shape)).reshape(-1)
+
+    def solve(r: float, a: float) -> tuple[torch.Tensor, dict]:
+        sol = solve_ivp(fun, (0.0, float(alphas[-1])), flat0, method=method, rtol=r, atol=a, dense_output=True)
+        for key in stats:
+            stats[key] += int(getattr(sol, key))
+        if sol.status != 0:
+            raise RuntimeError(f"solve_ivp ({method}, rtol={r:g}, atol={a:g}) failed at alpha={sol.t[-1]:g} of "
+                               f"{alphas[-1]:g}: {sol.message}")
+        ys = torch.from_numpy(np.ascontiguousarray(sol.sol(alphas).T)).reshape(len(alphas), *shape).movedim(0, -2)
+        steps = np.diff(sol.t)
+        return ys, {"rtol": r, "atol": a, "steps": int(steps.size), "max_step": float(steps.max(initial=0.0))}
+
+    if alphas.size == 1:  # nothing to integrate
+        ys = torch.from_numpy(y0).unsqueeze(-2)
+        return ys, 0.0, 0.0, {"rtol": rtol, "atol": atol, "steps": 0, "max_step": 0.0} | stats | {
+            "tightenings": 0, "tol_met": None if tol is None else True, "error_rule": "exact (alphas = [0])"}
+    fine, info = solve(rtol, atol)
+    error = eps_error = None
+    tightenings = 0
+    if estimate_error or tol is not None:
+        loose, _ = solve(min(10.0 * rtol, 0.1), 10.0 * atol)
         while True:
-            fine = run(h / 2)
-            err = float((fine - coarse).abs().amax()) / 15.0
-            if tol is None or err <= tol or halvings >= max_halvings:
+            error = float((fine - loose).abs().amax())
+            if tol is None or error <= tol or tightenings >= max_halvings or info["rtol"] / 10 < RTOL_MIN:
                 break
-            coarse, h, halvings = fine, h / 2, halvings + 1
-        ys = fine
-        eps_c = _eps_from_state(coarse, T, v_star, K, M)
-        eps_f = _eps_from_state(fine, T, v_star, K, M)
-        details.update(dt=h / 2, halvings=halvings, error_rule="Richardson |y(dt) - y(dt/2)|/15 (RK4, order 4)")
-        error, eps_error = err, float((eps_f - eps_c).abs().amax()) / 15.0
-    else:
-        from scipy.integrate import solve_ivp
-
-        shape = y0.shape
-        dtype, device = y0.dtype, y0.device
-
-        def fun(_t, flat):
-            y = torch.as_tensor(flat, dtype=dtype, device=device).reshape(shape)
-            return f(y).reshape(-1).to(torch.float64).cpu().numpy()
-
-        sol = solve_ivp(fun, (0.0, float(alphas[-1])), y0.detach().to(torch.float64).cpu().reshape(-1).numpy(),
-                        method=method, t_eval=alphas, rtol=rtol, atol=atol)
-        if not sol.success:
-            raise RuntimeError(f"solve_ivp failed: {sol.message}")
-        ys = torch.as_tensor(sol.y.T, dtype=dtype, device=device).reshape(len(alphas), *shape)
-        ys = ys.movedim(0, -2)
-        details.update(rtol=rtol, atol=atol, nfev=int(sol.nfev), error_rule="solve_ivp local error control")
-        error, eps_error = None, None
-    Q, R, v = _unpack(ys, K, M)
-    eps = _eps_from_state(ys, T, v_star, K, M)
-    return ODESolution(alphas, Q, R, v, eps, method, error, eps_error, details)
+            loose = fine
+            fine, info = solve(info["rtol"] / 10, info["atol"] / 10)
+            tightenings += 1
+        eps_error = float((_eps_from_state(fine, T, v_star, K, M) - _eps_from_state(loose, T, v_star, K, M))
+                          .abs().amax())
+    details = info | stats | {
+        "tightenings": tightenings, "tol_met": None if tol is None else error <= tol,
+        "error_rule": ("solve_ivp local error control; error = max |y(rtol, atol) - y(10 rtol, 10 atol)|"
+                       if error is not None else "solve_ivp local error control (no estimate)"),
+    }
+    return fine, error, eps_error, details
 
 
 def _eps_from_state(ys: torch.Tensor, T, v_star, K, M) -> torch.Tensor:
@@ -523,7 +675,7 @@ def _eps_from_state(ys: torch.Tensor, T, v_star, K, M) -> torch.Tensor:
 # -- sympy twins -------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def symbolic_j2():
     r"""(C2) from the Gaussian integral: :math:`E[e^{-u^\top u/2}] = (\det C \det(C^{-1} + I))^{-1/2}`, and
     :math:`\det C\,\det(C^{-1}+I) = \det(I + C)`; the printed form has
@@ -542,7 +694,7 @@ def symbolic_j2():
     return derived, printed, sp.simplify(derived - printed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def symbolic_i2():
     r"""(C1) by Price's theorem: integrate :math:`J_2` over :math:`C_{12}` from 0 (where :math:`I_2 = 0`, g odd).
 
@@ -559,7 +711,7 @@ def symbolic_i2():
     return derived, printed, sp.simplify(derived - printed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def symbolic_i3():
     r"""(C3) from Stein's lemma. With :math:`h = g'(u_1) g(u_3)`:
     :math:`E[u_2 h] = C_{12} E[g''(u_1)g(u_3)] + C_{23} E[g'(u_1)g'(u_3)]`; and since :math:`g'' = -x g'`,
@@ -581,7 +733,7 @@ def symbolic_i3():
     return derived, printed, sp.simplify(derived - printed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def symbolic_i4_price(points: int = 5, seed: int = 0) -> tuple[Any, float]:
     r"""(C4) checked with Price's theorem: :math:`\partial_{C_{34}} I_4 = E[g'(u_1)g'(u_2)g'(u_3)g'(u_4)]
     = \frac{4}{\pi^2}\det(I + C)^{-1/2}`, the derivative taken symbolically and compared at ``points`` random

@@ -103,3 +103,21 @@ def test_order_parameter_engine_batch_equals_single(seed, K, M, lr):
     batch = eng.simulate_order_parameters(problem, 20, [0.0, 1.0], seed=[seed, seed + 7])
     single = eng.simulate_order_parameters(problem, 20, [0.0, 1.0], seed=[seed + 7])
     assert torch.allclose(batch.Q[1], single.Q[0], atol=1e-12) and torch.allclose(batch.eps[1], single.eps[0])
+
+
+@given(seed=seeds, K=st.integers(1, 4), M=st.integers(1, 3), batch=st.integers(1, 4), second=st.booleans(),
+       noise=st.floats(0.0, 0.5))
+def test_ode_rhs_batch_equals_each_problem_alone(seed, K, M, batch, second, noise):
+    """The vectorised right-hand side treats leading dims as independent problems (tensor and numpy inputs)."""
+    omegas = torch.stack([psd(seed + b, K + M, 1.0 + b) for b in range(batch)])
+    streams = RunStreams(as_seeds(seed, 1))
+    v, v_star = streams.normal("v", 0, (batch, K))[0], streams.normal("vs", 0, (M,))[0]
+    Q, R, T = omegas[:, :K, :K], omegas[:, :K, K:], omegas[:, K:, K:]
+    together = th.ode_rhs(Q, R, T, v, v_star, 0.9, lr_v=0.3, train_second_layer=second, noise_var=noise**2)
+    arrays = th._rhs(Q.numpy(), R.numpy(), T.numpy(), v.numpy(), v_star.numpy(), 0.9, 0.3, second, noise**2)
+    for b in range(batch):
+        alone = th.ode_rhs(Q[b], R[b], T[b], v[b], v_star, 0.9, lr_v=0.3, train_second_layer=second,
+                           noise_var=noise**2)
+        for x, y, z in zip(together, alone, arrays):
+            assert x.shape[0] == batch and torch.allclose(x[b], y, rtol=0, atol=1e-13)
+            assert torch.allclose(x[b], torch.from_numpy(z[b]), rtol=0, atol=1e-13)
