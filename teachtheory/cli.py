@@ -190,6 +190,42 @@ def _cmd_bench(args, console: Console) -> int:
     return 0
 
 
+def _cmd_sweep(args, console: Console) -> int:
+    from .sweep import load_spec, summary_rows, sweep
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.spec).stem}"
+    cells = len(spec.settings) * len(spec.seeds)
+    with _progress(console) as bar:
+        task = bar.add_task(f"sweep {spec.target}", total=cells)
+
+        def progress(outcome, done: int, total: int) -> None:
+            bar.update(task, completed=done, description=f"{spec.target}: {outcome.cell.label} seed {outcome.cell.seed} "
+                                                         f"{outcome.status}")
+
+        result = sweep(spec, out, executor=args.executor, workers=args.workers, force=args.force, progress=progress,
+                       partition=args.partition, time_min=args.time, gpus=args.gpus)
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("done", "skipped", "failed")}
+    for outcome in result.failed:
+        console.print(f"cell {outcome.cell.label} seed {outcome.cell.seed} failed: "
+                      f"{outcome.error.splitlines()[0] if outcome.error else ''}", markup=False, highlight=False)
+    if result.dataset is not None:
+        rows = summary_rows(result.dataset)
+        _print_generic_table(console, f"sweep of {spec.target}: final values, mean ± SE over seeds",
+                             {" / ".join(str(r.pop(k)) for k in ("setting", "teacher") if k in r): r for r in rows})
+    console.print(f"{counts['done']} cells run, {counts['skipped']} already finished, {counts['failed']} failed; "
+                  f"wrote {out}" + (f" and {result.dataset_path}" if result.dataset_path else ""))
+    return 1 if result.failed else 0
+
+
+def _cmd_plot(args, console: Console) -> int:
+    from .simulation import replot
+
+    written = replot(args.result_dir, formats=(args.format,), style=args.style)
+    console.print("wrote " + ", ".join(str(p) for p in written), markup=False, highlight=False)
+    return 0
+
+
 def _fail(message: str) -> None:
     """One line on stderr, never wrapped (plain write, not rich)."""
     first = " ".join(message.split())
@@ -227,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")
     bench.add_argument("--runs", default="1,64,256", help="comma-separated run counts")
     bench.add_argument("--steps", type=int, default=1000)
+    sw = sub.add_parser("sweep", help="run a simulation or claim over settings x seeds (local, Dask, Ray, SLURM)")
+    sw.add_argument("spec", help="a TOML or YAML sweep spec (see simulations/sweep-lsr.toml)")
+    sw.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-SPEC); reruns resume it")
+    sw.add_argument("--executor", default="local",
+                    help="local (default), dask, dask://HOST:PORT, ray, ray://HOST:PORT, slurm or submitit-local")
+    sw.add_argument("--workers", type=int, default=None, help="parallel workers for local processes, Dask or Ray")
+    sw.add_argument("--force", action="store_true", help="start over: discard the folder's finished cells")
+    sw.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
+    sw.add_argument("--time", type=int, default=60, help="SLURM time limit per cell in minutes")
+    sw.add_argument("--gpus", type=int, default=0, help="GPUs per SLURM job")
+    pl = sub.add_parser("plot", help="redraw a saved simulation's or sweep's figures from its files")
+    pl.add_argument("result_dir", help="a folder written by simulate or sweep")
+    pl.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
+    pl.add_argument("--style", choices=("default", "paper"), default="default")
     return parser
 
 
@@ -235,9 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: list, simulate, check, docs or bench (see teachtheory --help)")
+            raise UsageError("a command is required: list, simulate, check, docs, bench, sweep or plot "
+                             "(see teachtheory --help)")
         handler = {"list": _cmd_list, "simulate": _cmd_simulate, "check": _cmd_check, "docs": _cmd_docs,
-                   "bench": _cmd_bench}[args.command]
+                   "bench": _cmd_bench, "sweep": _cmd_sweep, "plot": _cmd_plot}[args.command]
         return handler(args, console)
     except UsageError as exc:
         _fail(str(exc))

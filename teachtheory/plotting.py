@@ -19,7 +19,8 @@ from .io import atomic_write  # noqa: E402
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Trajectory
 
-__all__ = ["plot_metric", "convergence_figure", "save_figure", "finish_figure", "theory_vs_measured", "METRIC_LABELS"]
+__all__ = ["plot_metric", "convergence_figure", "save_figure", "finish_figure", "theory_vs_measured", "METRIC_LABELS",
+           "STYLES", "figure_style", "sweep_figure"]
 
 METRIC_LABELS = {
     "distance": r"$\|w_t - w^*\|_2$",
@@ -27,6 +28,32 @@ METRIC_LABELS = {
     "test_accuracy": "test accuracy",
     "test_loss": "test loss",
 }
+
+
+# One look for every figure: "default" for screens and docs, "paper" sized for a two-column page
+# (3.3 in per column, 8-9 pt serif text, thin lines). Standard-error bands use BAND_ALPHA everywhere.
+_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]  # Okabe-Ito
+BAND_ALPHA = 0.25
+STYLES: dict[str, dict] = {
+    "default": {"axes.prop_cycle": matplotlib.cycler(color=_COLOURS), "font.size": 10, "axes.titlesize": 10,
+                "axes.labelsize": 10, "legend.fontsize": 8, "lines.linewidth": 1.5, "figure.dpi": 100,
+                "savefig.dpi": 150},
+    "paper": {"axes.prop_cycle": matplotlib.cycler(color=_COLOURS), "font.family": "serif", "font.size": 8,
+              "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+              "legend.fontsize": 7, "lines.linewidth": 1.0, "axes.linewidth": 0.6, "figure.figsize": (3.3, 2.3),
+              "savefig.dpi": 300, "pdf.fonttype": 42, "ps.fonttype": 42},
+}
+
+
+def figure_style(name: str = "default"):
+    """A context manager applying the named figure style (``default`` or ``paper``) to figures made inside it.
+
+    Raises:
+        ValueError: an unknown style name (the message lists the styles).
+    """
+    if name not in STYLES:
+        raise ValueError(f"style must be one of {', '.join(STYLES)}; got {name!r}")
+    return plt.rc_context(STYLES[name])
 
 
 def _wants_log(values: np.ndarray) -> bool:
@@ -78,7 +105,7 @@ def plot_metric(
             low, high = s["q0.1"], s["q0.9"]
         else:
             raise ValueError(f"band must be 'se' or 'quantiles', got {band!r}")
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.25, lw=0)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=BAND_ALPHA, lw=0)
         means.append(s["mean"])
     if log is None:
         log = metric != "test_accuracy" and _wants_log(np.concatenate(means))
@@ -163,3 +190,46 @@ def theory_vs_measured(
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return finish_figure(fig, path)
+
+
+def sweep_figure(dataset, metrics: Sequence[str] | None = None, title: str = ""):
+    """A teaching sweep (:func:`teachtheory.sweep.merge`): one column per setting, one row per metric, one line
+    per teacher; the line is the mean over seeds of each seed's mean curve, the band ± one standard error
+    over seeds. Returns the Figure."""
+    metrics = [m for m in (metrics or [v for v in dataset.data_vars if not v.endswith("_se")])
+               if "step" in dataset[m].dims]
+    if not metrics:
+        raise ValueError("the sweep has no per-step metrics to draw (only teaching sweeps have curves)")
+    settings = list(dataset["setting"].values)
+    fig, axes = plt.subplots(len(metrics), len(settings), figsize=(4.2 * len(settings), 3.0 * len(metrics)),
+                             squeeze=False, sharex="col")
+    for row, metric in enumerate(metrics):
+        for col, setting in enumerate(settings):
+            ax = axes[row][col]
+            curves = dataset[metric].sel(setting=setting)
+            for teacher in dataset["teacher"].values:
+                values = curves.sel(teacher=teacher).values  # [seeds, steps]
+                keep = np.isfinite(values).all(0)
+                if not keep.any():
+                    continue
+                steps = dataset["step"].values[keep]
+                seeds_mean = values[:, keep]
+                mean = seeds_mean.mean(0)
+                se = seeds_mean.std(0, ddof=1) / np.sqrt(seeds_mean.shape[0]) if seeds_mean.shape[0] > 1 else None
+                line = ax.plot(steps, mean, label=str(teacher))[0]
+                if se is not None:
+                    ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=BAND_ALPHA, lw=0)
+            if metric != "test_accuracy" and _wants_log(np.nan_to_num(curves.values, nan=1.0)):
+                ax.set_yscale("log")
+            ax.set_title(str(setting), fontsize="small")
+            if col == 0:
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            if row == len(metrics) - 1:
+                ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

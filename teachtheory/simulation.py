@@ -27,7 +27,7 @@ from .registry import load_entry_points
 from .teachers import Teacher
 
 __all__ = ["Simulation", "Setup", "SIMULATIONS", "register", "get_simulation", "run_simulation", "SCALES", "load_simulations", "write_metrics",
-           "split_timings", "write_run_record"]
+           "split_timings", "write_run_record", "replot"]
 
 SCALES = ("small", "full")
 
@@ -56,6 +56,8 @@ class Simulation:
         build: (scale, runs, steps, seed, device) -> Setup, for teaching simulations run by teach().
         runner: for other simulations, (out, scale, runs, steps, seed, device, formats, progress) -> dict
             that writes its own results (then ``build`` is None).
+        replot: for runner simulations, (folder, formats) -> figure paths: redraws the figures from the
+            saved files alone (teaching simulations are redrawn from their trajectories).
     """
 
     name: str
@@ -64,6 +66,7 @@ class Simulation:
     defaults: dict[str, dict[str, int]]
     build: Callable[..., Setup] | None = None
     runner: Callable[..., dict] | None = None
+    replot: Callable[[Path, tuple[str, ...]], list[Path]] | None = None
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -245,6 +248,61 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
     fig = convergence_figure(trajectories, setup.metrics, title=f"{sim.name}: {sim.reference} (R={runs}, mean ± SE)")
     figures = save_figure(fig, out / "convergence", formats)
     return {"out": str(out), "figures": [str(f) for f in figures], "summary": summary, "trajectories": trajectories}
+
+
+def replot(folder: str | Path, formats: tuple[str, ...] = ("png",), style: str = "default") -> list[Path]:
+    """Redraw the figures of a saved simulation or sweep folder from its files (no rerun), in ``style``.
+
+    Raises:
+        ValueError: the folder holds no simulation or sweep result, or its simulation cannot be redrawn.
+    """
+    from .plotting import figure_style
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"RESULT_DIR {str(folder)!r} is not a folder")
+    with figure_style(style):
+        if (folder / "sweep.json").is_file():
+            return _replot_sweep(folder, formats)
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise ValueError(f"RESULT_DIR {str(folder)!r} holds neither a simulation (config.json) nor a sweep "
+                             "(sweep.json)")
+        config = json.loads(config_path.read_text())
+        sim = get_simulation(config.get("simulation", ""))
+        if sim.build is not None:
+            return _replot_teaching(sim, folder, config, formats)
+        if sim.replot is None:
+            raise ValueError(f"simulation {sim.name!r} cannot redraw its figures from saved files yet; rerun it")
+        return sim.replot(folder, formats)
+
+
+def _replot_teaching(sim: Simulation, folder: Path, config: dict, formats: tuple[str, ...]) -> list[Path]:
+    trajectories = {}
+    for label in config["teachers"]:
+        path = folder / "trajectories" / f"{_slug(label)}.npz"
+        if not path.is_file():
+            raise ValueError(f"RESULT_DIR {str(folder)!r} lacks {path.relative_to(folder)}")
+        trajectories[label] = Trajectory.load(path)
+    metrics = tuple(next(iter(trajectories.values())).metrics)
+    fig = convergence_figure(trajectories, metrics,
+                             title=f"{sim.name}: {sim.reference} (R={config['runs']}, mean ± SE)")
+    return save_figure(fig, folder / "convergence", formats)
+
+
+def _replot_sweep(folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    import xarray
+
+    from .plotting import sweep_figure
+
+    path = folder / "results.nc"
+    if not path.is_file():
+        raise ValueError(f"sweep folder {str(folder)!r} has no results.nc yet (no cell finished)")
+    with xarray.open_dataset(path, engine="scipy") as dataset:
+        dataset = dataset.load()
+    name = dataset.attrs.get("simulation") or dataset.attrs.get("claim", "sweep")
+    fig = sweep_figure(dataset, title=f"sweep of {name}: mean ± SE over seeds")
+    return save_figure(fig, folder / "sweep", formats)
 
 
 def _slug(label: str) -> str:
