@@ -156,15 +156,20 @@ def _cmd_check(args, console: Console) -> int:
 
 
 def _cmd_docs(args, console: Console) -> int:
-    from .report import write_docs_page, write_verdicts_json
+    from .docsite import build_site
 
-    out = Path(args.out)
-    claims, verdicts = _run_checks(args, console, out / "figures")
-    _print_verdicts(console, claims, verdicts, args.scale)
-    page = write_docs_page(claims, verdicts, out / "claims.md", args.scale)
-    write_verdicts_json(verdicts, out / "claims.json", args.scale)
-    console.print(f"wrote {page} and {out / 'claims.json'}")
-    return 1 if any(v.verdict == "error" for v in verdicts) else 0
+    run_checks = None
+    errors = []
+    if not args.no_checks:
+        def run_checks(figures: Path):
+            claims, verdicts = _run_checks(args, console, figures)
+            _print_verdicts(console, claims, verdicts, args.scale)
+            errors.extend(v for v in verdicts if v.verdict == "error")
+            return claims, verdicts, args.scale
+
+    index = build_site(args.out, source=args.source, gallery=not args.no_gallery, run_checks=run_checks)
+    console.print(f"built {index}", markup=False, highlight=False)
+    return 1 if errors else 0
 
 
 def _cmd_bench(args, console: Console) -> int:
@@ -254,10 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--plots", default=None, help="write figures into this folder")
     check.add_argument("--strict", action="store_true", help="exit non-zero when any claim does not hold")
     check.add_argument("--seed", type=int, default=0)
-    docs = sub.add_parser("docs", help="regenerate docs/claims.md with every claim's verdict and figure")
-    docs.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
-    docs.add_argument("--scale", choices=("quick", "full"), default="quick")
-    docs.add_argument("--out", default="docs", help="docs folder (default: docs)")
+    docs = sub.add_parser("docs", help="build the documentation site (claims pages, gallery, API reference)")
+    docs.add_argument("ids", nargs="*", help="claim ids or prefixes to check (default: all)")
+    docs.add_argument("--scale", choices=("quick", "full"), default="quick", help="scale of the claim checks")
+    docs.add_argument("--out", default="docs/_build/html", help="HTML folder (default: docs/_build/html)")
+    docs.add_argument("--source", default="docs", help="the docs source folder (default: docs)")
+    docs.add_argument("--no-gallery", action="store_true", help="do not execute the gallery's examples (fast)")
+    docs.add_argument("--no-checks", action="store_true", help="reuse the saved verdicts instead of rerunning the checks")
     docs.add_argument("--seed", type=int, default=0)
     bench = sub.add_parser("bench", help="learner-steps per second, batched against a per-run loop")
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")

@@ -19,6 +19,9 @@ from ..plotting import plt, save_figure
 from ..theory import relu as theory
 from .training import TeacherStudentConfig, TeacherStudentResult
 
+# The figure functions save to ``path`` (one file per format) and return the paths; with ``path=None`` they
+# return the open Figure instead (for notebooks and the docs gallery).
+
 __all__ = [
     "specialization_config", "l_shape_statistics", "figure_recovery_by_node", "figure_l_shape",
     "figure_sorted_best_corr", "figure_alignment_over_time", "figure_symmetric_dynamics",
@@ -64,7 +67,7 @@ def l_shape_statistics(result: TeacherStudentResult, corr_low: float = 0.8, acti
 
 
 def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                            title: str = "") -> list[Path]:
+                            title: str = "") -> "list[Path] | plt.Figure":
     """Recovery rate (mean ± SE over runs) and median time to alignment against the teacher index j."""
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     for label, res in results.items():
@@ -90,11 +93,11 @@ def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, f
         ax.legend(fontsize=8)
     fig.suptitle(title or "strong teacher nodes are learned first", fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, path, formats)
+    return fig if path is None else save_figure(fig, path, formats)
 
 
 def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                   title: str = "") -> list[Path]:
+                   title: str = "") -> "list[Path] | plt.Figure":
     """Scatter of each student node's best correlation (x) against its fan-out norm (y), at the end."""
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for label, res in results.items():
@@ -107,11 +110,11 @@ def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("
     ax.legend(fontsize=8, markerscale=2)
     ax.set_title(title or "L shape at convergence", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path, formats)
+    return fig if path is None else save_figure(fig, path, formats)
 
 
 def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                            title: str = "") -> list[Path]:
+                            title: str = "") -> "list[Path] | plt.Figure":
     """Best correlation per teacher node, sorted in decreasing order within each run (mean over runs)."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for label, res in results.items():
@@ -128,11 +131,11 @@ def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, f
     ax.legend(fontsize=8)
     ax.set_title(title or "sorted best-correlation curves", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path, formats)
+    return fig if path is None else save_figure(fig, path, formats)
 
 
 def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png",), layer: int = -1,
-                               title: str = "") -> list[Path]:
+                               title: str = "") -> "list[Path] | plt.Figure":
     """Best correlation of every teacher node over training (mean over runs), with the gradient size."""
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     best = result.best_corr[layer].mean(0)  # [T, m]
@@ -154,10 +157,10 @@ def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"alignment over time (p = {result.config.strength_decay:g})", fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, path, formats)
+    return fig if path is None else save_figure(fig, path, formats)
 
 
-def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",), title: str = "") -> list[Path]:
+def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",), title: str = "") -> "list[Path] | plt.Figure":
     """(x, y) = (mean diagonal, mean off-diagonal) of W_t for symmetric and perturbed starts, one panel per K."""
     Ks = sorted({k for k, _ in trajectories})
     fig, axes = plt.subplots(1, len(Ks), figsize=(4.0 * len(Ks), 3.8), squeeze=False)
@@ -183,6 +186,6 @@ def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title or "population-gradient descent from symmetric starts", fontsize=11)
     fig.tight_layout()
-    return save_figure(fig, path, formats)
+    return fig if path is None else save_figure(fig, path, formats)
 
 

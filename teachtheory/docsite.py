@@ -1,0 +1,128 @@
+"""The documentation site: regenerate the claims pages and the bibliography, then build the HTML with Sphinx.
+
+``teachtheory docs`` runs the claim checks (or reuses the saved verdicts), writes one MyST page per
+claim family with every verdict and figure into ``docs/claims/``, writes ``docs/references.bib`` from
+:mod:`teachtheory.references`, and builds the site (user guide, gallery, claims pages, API
+reference) with warnings as errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .io import check_writable_folder
+
+__all__ = ["build_site", "write_generated_pages", "DOCS_REQUIREMENTS"]
+
+DOCS_REQUIREMENTS = ("sphinx", "myst_parser", "pydata_sphinx_theme", "sphinx_gallery", "sphinxcontrib.bibtex")
+
+
+def _check_docs_dependencies() -> None:
+    import importlib.util
+
+    missing = [name for name in DOCS_REQUIREMENTS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"building the docs needs {', '.join(missing)}: pip install 'teachtheory[docs]'")
+
+
+def _check_source(source: Path) -> Path:
+    if not (source / "conf.py").is_file():
+        raise ValueError(f"--source {str(source)!r} is not the docs folder (it has no conf.py); run from the "
+                         "repository root or pass --source")
+    return source
+
+
+def write_generated_pages(source: str | os.PathLike, claims=None, verdicts=None, scale: str = "quick") -> list[Path]:
+    """Write the generated parts of the docs: the claims pages (when verdicts are given) and the BibTeX file."""
+    from .report import write_bibtex, write_claims_pages
+
+    source = _check_source(Path(source))
+    written = [write_bibtex(source / "references.bib")]
+    if claims is not None:
+        written += write_claims_pages(claims, verdicts, source / "claims", scale)
+    return written
+
+
+def _saved_verdicts(source: Path):
+    """The claims and verdicts saved with the claims pages (to rebuild the site without rerunning checks)."""
+    from .claims import CLAIMS, Verdict, load_claims
+
+    path = source / "claims" / "verdicts.json"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: run `teachtheory docs` with the checks (without --no-checks) once")
+    rows = json.loads(path.read_text())
+    load_claims()
+    claims, verdicts = [], []
+    for row in rows:
+        if row["id"] not in CLAIMS:
+            continue
+        claims.append(CLAIMS[row["id"]])
+        verdicts.append(Verdict(row["id"], row["verdict"], row.get("statistic"), row.get("tolerance"),
+                                row.get("tolerance_rule", ""), row.get("message", ""), row.get("details") or {},
+                                row.get("seconds", 0.0), row.get("figure")))
+    scale = rows[0].get("scale", "quick") if rows else "quick"
+    return claims, verdicts, scale
+
+
+def build_site(
+    out: str | os.PathLike,
+    *,
+    source: str | os.PathLike = "docs",
+    gallery: bool = True,
+    run_checks: Callable[[Path], tuple[Sequence, Sequence, str]] | None = None,
+    quiet: bool = True,
+) -> Path:
+    """Build the HTML site of ``source`` into ``out`` with warnings as errors; returns ``out/index.html``.
+
+    Args:
+        out: the HTML folder.
+        source: the docs folder (with conf.py).
+        gallery: execute the gallery's example scripts (False: pages without their figures, fast).
+        run_checks: ``run_checks(figures_dir) -> (claims, verdicts, scale)`` to regenerate the claims pages;
+            None reuses the verdicts saved in ``source/claims/verdicts.json``.
+        quiet: keep Sphinx's progress output off the terminal.
+
+    Raises:
+        ValueError: the docs dependencies are missing, ``source`` is not a docs folder, or Sphinx reported a
+            warning or an error (the message gives them).
+    """
+    _check_docs_dependencies()
+    source = _check_source(Path(source))
+    out = check_writable_folder(out, "--out")
+    if run_checks is not None:
+        claims, verdicts, scale = run_checks(source / "claims" / "figures")
+    else:
+        claims, verdicts, scale = _saved_verdicts(source)
+    write_generated_pages(source, claims, verdicts, scale)
+
+    from sphinx.cmd.build import build_main
+
+    log = io.StringIO()
+    previous = os.environ.get("TEACHTHEORY_DOCS_GALLERY")
+    os.environ["TEACHTHEORY_DOCS_GALLERY"] = "1" if gallery else "0"
+    doctrees = Path(out) / ".doctrees"
+    args = ["-b", "html", "-W", "--keep-going", "-d", str(doctrees), "-w", str(Path(out) / "warnings.log"),
+            str(source), str(out)]
+    try:
+        if quiet:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                status = build_main(["-q", *args])
+        else:
+            status = build_main(args)
+    finally:
+        if previous is None:
+            os.environ.pop("TEACHTHEORY_DOCS_GALLERY", None)
+        else:
+            os.environ["TEACHTHEORY_DOCS_GALLERY"] = previous
+    if status != 0:
+        warnings_file = Path(out) / "warnings.log"
+        text = warnings_file.read_text() if warnings_file.is_file() else log.getvalue()
+        first = [line for line in text.splitlines() if line.strip()][:5]
+        raise ValueError(f"the docs build failed ({len(text.splitlines())} warning lines in {warnings_file}): "
+                         + " | ".join(first))
+    return Path(out) / "index.html"
