@@ -1,4 +1,5 @@
-"""Tests for teachtheory.constraints: projections checked against SLSQP / brute force."""
+"""Tests for teachtheory.constraints: projections checked against SLSQP / brute force, the pure projection
+functions' properties (idempotent, feasible, nearest), the base class's shared defaults and the spec parser."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from scipy.optimize import minimize
 from teachtheory.constraints import (
     Ball,
     Box,
+    EmptySetError,
     Intersection,
     LabelSet,
     NonNegative,
@@ -26,6 +28,12 @@ from teachtheory.constraints import (
     dykstra,
     interval,
     parse_label_set,
+    project_ball,
+    project_box,
+    project_box_l1_ball,
+    project_capped_simplex,
+    project_simplex,
+    project_simplex_l1_ball,
 )
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -433,6 +441,170 @@ def test_dtype_and_broadcast_centre_preserved() -> None:
 
 
 # ---------------------------------------------------------------------------
+# The pure projection functions: in the set (by its definition), idempotent, nearest
+# ---------------------------------------------------------------------------
+
+# Each case: (name, project(y) -> x, membership by the set's definition, sampler of feasible points).
+PureCase = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray], Callable[[int], np.ndarray]]
+
+
+def _capped_box(rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coordinate bounds 0 <= lo < 1/K < hi <= 1 (hi = 1 when K = 1), so the uniform point is feasible."""
+    return rng.uniform(0, 0.9 / k, size=k), rng.uniform(min(1.1 / k, 1.0), 1.0, size=k)
+
+
+def _capped_samples(rng: np.random.Generator, n: int, k: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Points of {sum = 1, lo <= z <= hi}: Dirichlet draws that satisfy the box, the centre, and their mixtures."""
+    d = _dirichlet(rng, 20 * n, k)
+    anchors = np.vstack([np.full(k, 1.0 / k), d[((d >= lo) & (d <= hi)).all(axis=1)][:n]])
+    w = rng.dirichlet(np.ones(len(anchors)) * 0.3, size=n)
+    return np.vstack([anchors, w @ anchors])
+
+
+def make_pure_case(name: str, k: int, seed: int, r: float) -> tuple[np.ndarray, PureCase]:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(scale=2.0, size=k)
+    c = rng.normal(size=k)
+    tol = 1e-9
+
+    def run(f: Callable[..., torch.Tensor], *args: object) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda v: f(t64(v), *(t64(a) if isinstance(a, np.ndarray) else a for a in args)).numpy()
+
+    if name == "box":
+        lo = rng.uniform(-2, 0, size=k)
+        hi = lo + rng.uniform(0, 2, size=k)
+        return y, (run(project_box, lo, hi), lambda z: bool(((z >= lo - tol) & (z <= hi + tol)).all()),
+                   lambda n: rng.uniform(lo, hi, size=(n, k)))
+    if name == "simplex-scaled":
+        return y, (run(project_simplex, r), lambda z: bool((z >= -tol).all() and abs(z.sum() - r) <= tol),
+                   lambda n: r * _dirichlet(rng, n, k))
+    if name in ("ball1", "ball2", "ballinf"):
+        p = {"ball1": 1, "ball2": 2, "ballinf": np.inf}[name]
+        sample = {
+            1: lambda n: _in_l1(rng, n, k, c, r),
+            2: lambda n: _in_l2(rng, n, k, c, r),
+            np.inf: lambda n: c + rng.uniform(-r, r, size=(n, k)),
+        }[p]
+        return y, (run(project_ball, c, r, float(p)), lambda z: bool(np.linalg.norm(z - c, ord=p) <= r + tol), sample)
+    if name == "capped-simplex":
+        lo, hi = _capped_box(rng, k)
+
+        def in_capped(z: np.ndarray) -> bool:
+            return bool(abs(z.sum() - 1) <= tol and ((z >= lo - tol) & (z <= hi + tol)).all())
+
+        return y, (run(project_capped_simplex, lo, hi), in_capped, lambda n: _capped_samples(rng, n, k, lo, hi))
+    if name == "box-l1":
+        lo = rng.uniform(-2, 0, size=k)
+        hi = lo + rng.uniform(0.1, 2, size=k)
+        c = rng.uniform(lo, hi)  # the centre in the box, so the intersection is not empty
+
+        def in_box_l1(z: np.ndarray) -> bool:
+            return bool(((z >= lo - tol) & (z <= hi + tol)).all() and np.abs(z - c).sum() <= r + tol)
+
+        return y, (run(project_box_l1_ball, lo, hi, c, r), in_box_l1,
+                   lambda n: _shrink_l1(rng.uniform(lo, hi, size=(n, k)), c, r))
+    if name == "simplex-l1":
+        lo, hi = _capped_box(rng, k)
+        c = _capped_samples(rng, 1, k, lo, hi)[-1]  # a point of the capped simplex, so the ball meets it
+
+        def in_simplex_l1(z: np.ndarray) -> bool:
+            in_capped = abs(z.sum() - 1) <= tol and ((z >= lo - tol) & (z <= hi + tol)).all()
+            return bool(in_capped and np.abs(z - c).sum() <= r + tol)
+
+        return y, (run(project_simplex_l1_ball, lo, hi, c, r), in_simplex_l1,
+                   lambda n: _shrink_l1(_capped_samples(rng, n, k, lo, hi), c, r))
+    raise AssertionError(name)
+
+
+PURE_CASES = ["box", "simplex-scaled", "ball1", "ball2", "ballinf", "capped-simplex", "box-l1", "simplex-l1"]
+
+
+@pytest.mark.parametrize("name", PURE_CASES)
+@SETTINGS
+@given(k=KS, seed=SEEDS, r=RADII)
+def test_pure_projection_feasible_idempotent_nearest(name: str, k: int, seed: int, r: float) -> None:
+    y, (project, member, sample) = make_pure_case(name, k, seed, r)
+    x = project(y)
+    assert x.shape == y.shape
+    assert member(x)
+    np.testing.assert_allclose(project(x), x, atol=1e-9)
+    feasible = sample(200)
+    assert all(member(s) for s in feasible)  # the samplers are independent of the code under test
+    assert is_nearest(y, x, feasible, tol=1e-7)
+
+
+def test_pure_projections_raise_empty_set_error_as_value_error() -> None:
+    y = t64([[0.2, 0.3, 0.5]])
+    with pytest.raises(EmptySetError, match="no point with sum 1") as err:
+        project_capped_simplex(y, 0.5, 1.0)  # every coordinate >= 0.5: the sum is at least 1.5
+    assert isinstance(err.value, ValueError) and (err.value.n_empty, err.value.n_total) == (1, 1)
+    with pytest.raises(ValueError, match="farther than 0.1"):
+        project_box_l1_ball(y, 1.0, 2.0, t64([0.0, 0.0, 0.0]), 0.1)
+    with pytest.raises(ValueError, match="z must be a non-negative number"):
+        project_simplex(y, -1.0)
+    with pytest.raises(ValueError, match="1, 2, inf"):
+        project_ball(y, t64([0.0]), 1.0, 3.0)
+
+
+# ---------------------------------------------------------------------------
+# The base class's shared defaults
+# ---------------------------------------------------------------------------
+
+
+def test_contains_is_distance_to_the_projection() -> None:
+    atol = 1e-3
+    # Two coordinates out by 0.6 atol each: every coordinate is within atol, but the distance is 0.85 atol.
+    near = t64([[1 + 0.6 * atol, 1 + 0.6 * atol]])
+    far = t64([[1 + 0.8 * atol, 1 + 0.8 * atol]])  # distance 1.13 atol
+    assert bool(Box(-1, 1).contains(near, atol=atol)) and not bool(Box(-1, 1).contains(far, atol=atol))
+    # Balls test their own norm instead (no projection): the same points are within atol in the inf-norm.
+    inf_ball = Ball(1.0, "origin", p="inf")
+    assert bool(inf_ball.contains(far, atol=atol)) and not bool(inf_ball.contains(far + atol, atol=atol))
+    # l1 excess 1.1 atol is out, though the Euclidean distance to the l1 ball is only 0.78 atol.
+    l1_ball = Ball(2.0, "origin", p=1)
+    assert bool(l1_ball.contains(t64([[1 + 0.45 * atol, 1 + 0.45 * atol]]), atol=atol))
+    assert not bool(l1_ball.contains(t64([[1 + 0.55 * atol, 1 + 0.55 * atol]]), atol=atol))
+    # On the simplex the projection moves (1 + e) / 2 * (1, 1) by e / sqrt(2).
+    e = 1.2 * atol
+    assert bool(Simplex().contains(t64([[(1 + e) / 2, (1 + e) / 2]]), atol=atol))
+    assert not bool(Simplex().contains(t64([[(1 + 1.5 * e) / 2, (1 + 1.5 * e) / 2]]), atol=atol))
+
+
+def test_contains_handles_infinite_and_nan_labels() -> None:
+    inf, nan = math.inf, math.nan
+    y = t64([[inf, 1.0], [-inf, 0.0], [nan, 0.0], [2.0, 3.0]])
+    assert Unconstrained().contains(y).tolist() == [True, True, False, True]
+    assert NonNegative().contains(y).tolist() == [True, False, False, True]
+    assert Box(0, inf).contains(y).tolist() == [True, False, False, True]
+    assert Ball(inf, "origin").contains(y).tolist() == [True, True, False, True]
+    assert not bool(Simplex().contains(t64([[nan, 1.0]])))
+
+
+def test_a_subclass_needs_only_what_differs() -> None:
+    class UnitBox(LabelSet):
+        """[0, 1]^K from the shared defaults alone."""
+
+        keyword = "unitbox"
+        title = "unit box"
+        coordinate_bounds = (0.0, 1.0)
+
+    s = UnitBox()
+    y = t64([[-0.5, 0.5, 2.0]])
+    torch.testing.assert_close(s.project(y), t64([[0.0, 0.5, 1.0]]))
+    assert s.contains(t64([[0.0, 1.0], [1.5, 0.0]])).tolist() == [True, False]
+    assert (s.spec(), s.describe(), s.depends_on, s.candidates(3)) == ("unitbox", "unit box", frozenset(), None)
+    lo, hi = interval(s)
+    assert (lo.item(), hi.item()) == (0.0, 1.0)
+    assert s == UnitBox() and hash(s) == hash(UnitBox()) and repr(s) == "parse_label_set('unitbox')"
+
+    class Nothing(LabelSet):
+        """Defines neither a projection nor bounds."""
+
+    with pytest.raises(NotImplementedError, match="Nothing"):
+        Nothing().project(y)
+
+
+# ---------------------------------------------------------------------------
 # Discrete sets
 # ---------------------------------------------------------------------------
 
@@ -618,19 +790,84 @@ def test_parse_builds_the_right_sets() -> None:
     center=st.sampled_from(["prediction", "truth", "origin"]),
 )
 def test_spec_round_trip_property(r: float, lo: float, width: float, p: float, center: str) -> None:
-    for s in (Ball(r, center, p), Box(lo, lo + width), Intersection(Simplex(), Ball(r, center, p), Box(lo, lo + width))):
+    both = Intersection(Simplex(), Ball(r, center, p), Box(lo, lo + width))
+    for s in (Ball(r, center, p), Box(lo, lo + width), both):
         back = parse_label_set(s.spec())
         assert back == s
         if isinstance(s, Ball):
             assert (back.radius, back.center, back.p) == (s.radius, s.center, s.p)
 
 
-@pytest.mark.parametrize("bad", ["sphere:1", "ball", "box:1", "ball:abc", "simplex+cube", "", "ball:1,p=3"])
-def test_parse_unknown_raises(bad: str) -> None:
+# (spec, a fragment the message must contain): every rejection names the spec, the problem and the accepted forms.
+BAD_SPECS = [
+    ("", "the spec is empty"),
+    ("   ", "the spec is empty"),
+    ("sphere:1", "unknown label set 'sphere:1'"),
+    ("cube", "unknown label set 'cube'"),
+    ("simplex+cube", "unknown label set 'cube'"),
+    ("ball-center:1", "unknown label set"),
+    ("ball", "not of the form ball:R"),
+    ("ball-truth", "not of the form ball-truth:R"),
+    ("ball:1,q=2", "not of the form ball:R"),
+    ("ball:", "the radius is missing"),
+    ("ball:abc", "radius 'abc' is not a number"),
+    ("ball:1_0", "radius '1_0' is not a number"),
+    ("ball:0x10", "radius '0x10' is not a number"),
+    ("ball:1 2", "radius '1 2' is not a number"),
+    ("ball:nan", "radius 'nan' is not a number"),
+    ("ball:-1", "radius must be a non-negative number"),
+    ("ball-truth:-1e-9", "radius must be a non-negative number"),
+    ("ball:1,p=3", "p must be one of 1, 2, inf"),
+    ("ball:1,p=-inf", "p must be one of 1, 2, inf"),
+    ("ball:1,p=", "the norm p is missing"),
+    ("box:1", "not of the form box:LOW:HIGH"),
+    ("box:1:2:3", "not of the form box:LOW:HIGH"),
+    ("box:2:1", "box needs low <= high"),
+    ("box:nan:1", "box lower bound 'nan' is not a number"),
+    ("box:0:1e", "box upper bound '1e' is not a number"),
+    ("simplex:1", "'simplex' takes no parameters"),
+    ("simplex+", "empty term"),
+    ("+simplex", "empty term"),
+    ("simplex++nonneg", "empty term"),
+    ("+", "empty term"),
+    ("box:0:1+box:2:3", "constraint: the feasible label set is empty"),
+    ("nonneg+box:-2:-1", "constraint: the feasible label set is empty"),
+]
+
+
+@pytest.mark.parametrize(("bad", "fragment"), BAD_SPECS)
+def test_parse_rejects_bad_specs(bad: str, fragment: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_label_set(bad)
-    if bad != "ball:1,p=3":
-        assert "ball-truth:R" in str(err.value) and "box:LOW:HIGH" in str(err.value)
+    msg = str(err.value)
+    assert f"invalid label set spec {bad!r}" in msg
+    assert fragment in msg
+    assert "ball-truth:R" in msg and "box:LOW:HIGH" in msg  # the accepted forms are listed
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"simplex", ["simplex"]])
+def test_parse_rejects_non_strings(bad: object) -> None:
+    with pytest.raises(TypeError, match="spec must be a string"):
+        parse_label_set(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Simplex + BALL-TRUTH:0.5", "simplex+ball-truth:0.5"),
+        ("ball: 0.5 , p = inf", "ball:0.5,p=inf"),
+        ("ball:0.5,p=2.0", "ball:0.5"),
+        ("ball:1.,p=1", "ball:1.0,p=1"),
+        ("ball-origin:.5", "ball-origin:0.5"),
+        ("box:-Infinity:+inf", "box:-inf:inf"),
+        ("box:-1E+20:1e20", "box:-1e+20:1e+20"),
+        ("box:0:+inf+simplex", "box:0.0:inf+simplex"),
+        ("ball:inf", "ball:inf"),
+        ("ball:-0", "ball:0.0"),
+    ],
+)
+def test_parse_accepts_spacing_case_and_number_forms(text: str, expected: str) -> None:
+    assert parse_label_set(text).spec() == expected
 
 
 def test_interval_scalar_sets() -> None:
@@ -660,7 +897,12 @@ def test_interval_scalar_sets() -> None:
 def test_interval_clamp_is_the_projection(seed: int, r: float) -> None:
     rng = np.random.default_rng(seed)
     y, pred, truth = (t64(rng.normal(scale=2, size=(5, 1))) for _ in range(3))
-    for s in (Ball(r, "prediction", p=1), Intersection(Box(-1, 1), Ball(r, "truth")), Intersection(Simplex(), Ball(r + 1.0, "origin"))):
+    sets = (
+        Ball(r, "prediction", p=1),
+        Intersection(Box(-1, 1), Ball(r, "truth")),
+        Intersection(Simplex(), Ball(r + 1.0, "origin")),
+    )
+    for s in sets:
         try:
             lo, hi = interval(s, pred, truth)
         except ValueError as err:
