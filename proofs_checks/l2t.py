@@ -51,9 +51,9 @@ def _rmd_problem(seed: int, runs: int, N: int, smooth: bool, dtype=torch.float64
 
 
 def _rel(a, b) -> float:
-    from teachtheory.unroll import flatten
+    from teachtheory.nets import flatten
 
-    fa, fb = flatten(a), flatten(b)
+    fa, fb = flatten(a, start_dim=0), flatten(b, start_dim=0)
     return float((fa - fb).norm() / fb.norm().clamp_min(1e-300))
 
 
@@ -98,8 +98,8 @@ def check_rmd(ctx: CheckContext) -> Verdict:
 
 
 def _check_rmd(ctx: CheckContext) -> Verdict:
-    from teachtheory.l2t.dln import flatten as flat_runs
-    from teachtheory.l2t.dln import unflatten
+    from teachtheory.nets import flatten as flat_runs
+    from teachtheory.nets import unflatten
     from teachtheory.unroll import chain_to, hypergradient
 
     N, R = ctx.pick(6, 12), 2

@@ -20,6 +20,7 @@ from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdic
 from teachtheory.plotting import plt, save_figure
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
+from teachtheory.teacher_student import population
 from teachtheory.theory import relu as theory
 
 SOURCE_2017 = cite("tian2017")
@@ -103,7 +104,7 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     estimates, ses, theories = [], [], []
     for d in (2, 5, 10):
         wm, wsm = _drawn_pairs(ctx.seed + 2, cases, d, "mc")
-        mean, se = theory.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=ctx.seed + 100 * d)
+        mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=ctx.seed + 100 * d)
         estimates.append(mean.numpy().ravel())
         ses.append(se.numpy().ravel())
         theories.append(theory.population_gradient(wm, wsm, constant=constant).numpy().ravel())
@@ -180,7 +181,8 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
         s = RunStreams(as_seeds(ctx.seed + 10 * K + M, cases))
         Wm, am = s.normal("mc-W", d, (K, d)), s.normal("mc-a", d, (K,))
         Wsm, asm = s.normal("mc-Ws", d, (M, d)), s.normal("mc-as", d, (M,))
-        mc = theory.monte_carlo_population_gradient_k(Wm, am, Wsm, asm, samples=samples, seed=ctx.seed + 1000 + K * M)
+        mc = population.monte_carlo_population_gradient_k(Wm, am, Wsm, asm, samples=samples,
+                                                          seed=ctx.seed + 1000 + K * M)
         tW, ta = theory.population_gradient_k(Wm, am, Wsm, asm, constant=constant)
         est += [mc["W"].numpy().ravel(), mc["a"].numpy().ravel()]
         ses += [mc["W_se"].numpy().ravel(), mc["a_se"].numpy().ravel()]
@@ -267,7 +269,8 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
     mc_samples = ctx.pick(40000, 400000)
     est, se, th = [], [], []
     for i, (dd, eps) in enumerate([(2, 0.5), (5, 0.25), (20, 1.0), (50, 0.1)]):
-        freq, s = theory.monte_carlo_init_in_omega(dd, theory.init_radius(dd, eps), samples=mc_samples, seed=ctx.seed + i)
+        freq, s = population.monte_carlo_init_in_omega(dd, theory.init_radius(dd, eps), samples=mc_samples,
+                                                       seed=ctx.seed + i)
         est.append(freq)
         se.append(s)
         th.append(theory.init_in_omega_probability(dd, theory.init_radius(dd, eps, constant=radius_constant)))
@@ -364,7 +367,8 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
         noise = RunStreams(as_seeds(ctx.seed, seeds)).normal("perturb", K, (K, K)) * 1e-6
         starts = torch.cat([theory.symmetric_start(K, 0.1, 0.1)[None], theory.symmetric_start(K, 0.1 + 1e-6, 0.1)[None],
                             theory.symmetric_start(K, 0.1 - 1e-6, 0.1)[None], theory.symmetric_start(K, 0.1, 0.1) + noise])
-        tr = theory.population_gradient_descent(starts, eye, lr=2.0 / K, steps=steps, record_every=max(1, steps // 500))
+        tr = population.population_gradient_descent(starts, eye, lr=2.0 / K, steps=steps,
+                                                    record_every=max(1, steps // 500))
         x, y, off = theory.symmetric_coordinates(tr["W"])
         loss = tr["loss"][:, -1]
         sym_off = float(off[:3, :].amax())  # the three symmetric-family starts stay symmetric ...

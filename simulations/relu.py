@@ -38,6 +38,7 @@ from teachtheory.teacher_student import (
     figure_sorted_best_corr,
     figure_symmetric_dynamics,
     l_shape_statistics,
+    population_gradient_descent,
     specialization_config,
     train_teacher_student,
 )
@@ -253,14 +254,14 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     angle0 = 2 * math.pi * streams.uniform("k1-angle", 0, (1,))[:, 0]
     radius0 = 2 * streams.uniform("k1-radius", 0, (1,))[:, 0].sqrt()
     w0 = torch.stack([radius0 * torch.cos(angle0), radius0 * torch.sin(angle0)], -1)[:, None, :]
-    tr1 = theory.population_gradient_descent(w0, w_star1, lr=0.1, steps=steps, record_every=1)
+    tr1 = population_gradient_descent(w0, w_star1, lr=0.1, steps=steps, record_every=1)
     report("K=1", 1)
     # K = 2 in the plane, orthonormal teacher e1, e2
     w_star2 = torch.eye(2, dtype=torch.float64)
     a = 2 * math.pi * streams.uniform("k2-angle", 0, (2,))
     r = 1.5 * streams.uniform("k2-radius", 0, (2,)).sqrt()
     W0 = torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
-    tr2 = theory.population_gradient_descent(W0, w_star2, lr=0.1, steps=steps, record_every=1)
+    tr2 = population_gradient_descent(W0, w_star2, lr=0.1, steps=steps, record_every=1)
     report("K=2", 2)
     # symmetric dynamics
     sym = {}
@@ -273,8 +274,8 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
                   "generic 1e-6 perturbation": theory.symmetric_start(K, 0.1, 0.1)[None]
                   + 1e-6 * streams.normal("sym-perturb", K, (K, K))}
         for label, W_init in starts.items():
-            tr = theory.population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps,
-                                                    record_every=max(1, steps // 1000))
+            tr = population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps,
+                                             record_every=max(1, steps // 1000))
             sym[(K, label)] = tr
             final_loss = tr["loss"][:, -1].numpy()
             x, y, off = theory.symmetric_coordinates(tr["W"][:, -1])
@@ -317,7 +318,7 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
 
 def _single_threaded_runner(body):
     """Run a simulation body with one intra-op thread on CPU (tiny per-step tensors; see
-    :func:`teachtheory.teacher_student.intra_op_threads`); the caller's setting is restored."""
+    :func:`teachtheory.threads.intra_op_threads`); the caller's setting is restored."""
     import functools
 
     @functools.wraps(body)

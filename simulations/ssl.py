@@ -34,11 +34,11 @@ from teachtheory.ssl import HLTM
 from teachtheory.ssl.training import (
     BYOLConfig,
     SimCLRConfig,
-    cpu_threads,
     linear_probe_accuracy,
     train_byol,
     train_simclr,
 )
+from teachtheory.threads import intra_op_threads
 
 __all__ = ["SETTINGS", "byol_variants", "run_ssl_hltm"]
 
@@ -112,7 +112,8 @@ def run_ssl_hltm(out: Path, scale: str, runs: int, steps: int, seed: int, device
     total = steps * len(labels)
     started = time.perf_counter()
     results: dict[str, dict] = {}
-    with cpu_threads(1, device):
+    # small [R, batch, width] tensors: one intra-op thread on CPU (OpenMP waits dominate otherwise)
+    with intra_op_threads(1 if torch.device(device).type == "cpu" else None):
         for i, label in enumerate(labels):
             def report(done: int, total_steps: int, label=label, offset=i * steps) -> None:
                 if progress is not None:

@@ -37,12 +37,12 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Unrolled", "sgd_steps", "hypergradient", "chain_to", "central_difference", "noise_level", "METHODS"]
+__all__ = ["METHODS", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level", "sgd_steps"]
 
 Params = tuple[torch.Tensor, ...]
 TrainLoss = Callable[[Params, Params, int], torch.Tensor]
@@ -262,7 +262,3 @@ def noise_level(fn: Callable[[Params], torch.Tensor], params, direction, *, orde
     level = math.sqrt(float((diffs**2).mean()) / gamma)
     return max(level, eps * float(values.abs().max()))
 
-
-def flatten(params: Sequence[torch.Tensor], start_dim: int = 0) -> torch.Tensor:
-    """Concatenate parameters along their flattened trailing dims (keeping the first ``start_dim`` dims)."""
-    return torch.cat([p.reshape(*p.shape[:start_dim], -1) for p in params], dim=-1)

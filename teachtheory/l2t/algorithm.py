@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..nets import flatten, unflatten
 from ..unroll import chain_to, hypergradient, sgd_steps
 from .data import DigitsTask
-from .dln import DynamicLossNetwork, flatten, unflatten
+from .dln import DynamicLossNetwork
 from .losses import get_loss, per_run_cross_entropy
 from .student import MLPStudent
 from .teacher import LSTMTeacher
 
-__all__ = ["L2TConfig", "L2TDLN", "OPTIMIZERS", "train_fixed_loss"]
+__all__ = ["L2TDLN", "OPTIMIZERS", "L2TConfig", "train_fixed_loss"]
 
 OPTIMIZERS = ("lstm", "adam", "sgd", "rmsprop", "fixed")
 

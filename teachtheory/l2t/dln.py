@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..nets import ACTIVATIONS, Architecture, count
 from ..random import RunStreams, as_seeds
-from .nets import ACTIVATIONS, count, init_linear_stack, mlp_forward
 
-__all__ = ["DynamicLossNetwork", "unflatten", "flatten"]
+__all__ = ["DynamicLossNetwork"]
 
 
 @dataclass
@@ -43,17 +43,24 @@ class DynamicLossNetwork:
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """Layer widths (2, *hidden, 1)."""
         return (2, *self.hidden, 1)
 
+    @property
+    def architecture(self) -> Architecture:
+        """The network (:class:`teachtheory.nets.Architecture`): ``act`` between layers, a linear output."""
+        return Architecture(self.sizes, act=self.act, bias=True)
+
     def init(self, seed, runs: int | None = None, *, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, ...]:
+        """Kaiming-normal weights for ``act``, zero biases, one set per run."""
         streams = RunStreams(as_seeds(seed, runs))
-        return init_linear_stack(self.sizes, streams, "dln", self.act, dtype=dtype, device=device)
+        return self.architecture.init(streams, tag="dln", dtype=dtype, device=device)
 
     def value(self, phi, pairs: torch.Tensor) -> torch.Tensor:
         """L_phi on pairs [R, ..., 2] -> [R, ...]."""
         if pairs.shape[-1] != 2:
             raise ValueError(f"pairs must end in a dimension of size 2, got shape {tuple(pairs.shape)}")
-        return mlp_forward(phi, pairs, self.act)[..., 0]
+        return self.architecture.outputs(phi, pairs)[..., 0]
 
     def pairs(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """1-vs-1 pairs (prediction for the true class, prediction for each wrong class): [R, B, K-1, 2]."""
@@ -70,24 +77,10 @@ class DynamicLossNetwork:
         return self.value(phi, self.pairs(logits, y)).mean((-1, -2))
 
     def num_parameters(self, phi) -> int:
+        """Parameters per run."""
         return count(phi)
 
     def to_spec(self) -> dict:
+        """JSON-ready configuration."""
         return {"name": "dln", "sizes": list(self.sizes), "act": self.act, "inputs": self.inputs}
 
-
-def flatten(params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Run-batched parameters -> [R, P]."""
-    return torch.cat([p.reshape(p.shape[0], -1) for p in params], dim=-1)
-
-
-def unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """[R, P] -> tuple shaped like ``like``."""
-    out, offset = [], 0
-    for p in like:
-        n = p[0].numel()
-        out.append(flat[:, offset:offset + n].reshape(p.shape))
-        offset += n
-    if offset != flat.shape[-1]:
-        raise ValueError(f"flat has {flat.shape[-1]} entries per run, the parameters need {offset}")
-    return tuple(out)

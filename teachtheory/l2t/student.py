@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..nets import ACTIVATIONS, Architecture, count
 from ..random import RunStreams, as_seeds
-from .nets import ACTIVATIONS, count, init_linear_stack, mlp_forward
 
 __all__ = ["MLPStudent"]
 
@@ -40,19 +40,28 @@ class MLPStudent:
 
     @property
     def sizes(self) -> tuple[int, ...]:
+        """Layer widths (in_dim, *hidden, classes)."""
         return (self.in_dim, *self.hidden, self.classes)
 
+    @property
+    def architecture(self) -> Architecture:
+        """The network (:class:`teachtheory.nets.Architecture`): ``act`` between layers, linear logits."""
+        return Architecture(self.sizes, act=self.act, bias=True)
+
     def init(self, seed, runs: int | None = None, *, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, ...]:
-        """Kaiming-normal initial parameters, one set per run (seed: int with ``runs``, or per-run seeds)."""
+        """Kaiming-normal initial parameters (gain 1 on the logit layer), zero biases, one set per run
+        (seed: int with ``runs``, or per-run seeds)."""
         streams = RunStreams(as_seeds(seed, runs))
-        return init_linear_stack(self.sizes, streams, "student", self.act, dtype=dtype, device=device, last_gain=1.0)
+        return self.architecture.init(streams, tag="student", last_gain=1.0, dtype=dtype, device=device)
 
     def forward(self, theta, x: torch.Tensor) -> torch.Tensor:
-        return mlp_forward(theta, x, self.act)
+        """Logits [R, B, K] for x [R, B, in_dim]."""
+        return self.architecture.outputs(theta, x)
 
     def forward_features(self, theta, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, penultimate features)."""
-        return mlp_forward(theta, x, self.act, return_features=True)
+        fwd = self.architecture.forward(theta, x)
+        return fwd.output, fwd.post[-2]
 
     def accuracy(self, theta, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-run accuracy [R] on x [R|1, n, d], y [R|1, n]."""
@@ -62,7 +71,9 @@ class MLPStudent:
             return (logits.argmax(-1) == y.expand(R, *y.shape[1:])).to(logits.dtype).mean(-1)
 
     def num_parameters(self, theta) -> int:
+        """Parameters per run."""
         return count(theta)
 
     def to_spec(self) -> dict:
+        """JSON-ready configuration."""
         return {"name": "mlp", "sizes": list(self.sizes), "act": self.act}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import nets
 from .base import LabelQuadratic, Learner
 
 __all__ = ["MLP"]
@@ -31,55 +32,50 @@ class MLP(Learner):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         super().__init__(input_dim, num_classes)
         self.hidden = int(hidden)
+        self.architecture = nets.Architecture((self.input_dim, self.hidden, self.output_dim), act="relu", bias=False)
 
     @property
     def num_params(self) -> int:
-        return self.input_dim * self.hidden + self.hidden * self.output_dim
+        return self.architecture.num_params
 
     def param_blocks(self) -> dict[str, slice]:
-        split = self.input_dim * self.hidden
-        return {"first": slice(0, split), "output": slice(split, self.num_params)}
+        blocks = self.architecture.blocks()
+        return {"first": blocks["W1"], "output": blocks["W2"]}
 
     def split(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(V [R, d, h], W [R, h, K]) views of the flat parameters."""
-        split = self.input_dim * self.hidden
-        V = w[:, :split].reshape(w.shape[0], self.input_dim, self.hidden)
-        W = w[:, split:].reshape(w.shape[0], self.hidden, self.output_dim)
-        return V, W
+        return self.architecture.unflatten(w)
+
+    def _forward(self, w: torch.Tensor, X: torch.Tensor):
+        layers = self.architecture.layers(self.split(w))
+        return layers, nets.forward(layers, X, act="relu")
 
     def forward(self, w: torch.Tensor, X: torch.Tensor):
         """(U = V^T x, P = relu(U), z = W^T P), each [R, n, .]."""
-        V, W = self.split(w)
-        U = torch.matmul(X, V)
-        P = torch.relu(U)
-        return U, P, torch.matmul(P, W)
+        fwd = self._forward(w, X)[1]
+        return fwd.pre[0], fwd.post[1], fwd.output
 
     def outputs(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        return self.forward(w, X)[2]
+        return self._forward(w, X)[1].output
 
     def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -(y * torch.log_softmax(self.outputs(w, X), -1)).sum(-1)
 
     def _backprop(self, w, X, y):
-        V, W = self.split(w)
-        U, P, z = self.forward(w, X)
-        delta = torch.softmax(z, -1) * y.sum(-1, keepdim=True) - y  # dl/dz [R, n, K]
-        hidden_grad = torch.matmul(delta, W.transpose(1, 2)) * (U > 0).to(U.dtype)  # dl/dU [R, n, h]
-        return P, delta, hidden_grad
+        """(layers, forward pass, cotangents [dl/dU, dl/dz]) of the per-example cross-entropy."""
+        layers, fwd = self._forward(w, X)
+        delta = torch.softmax(fwd.output, -1) * y.sum(-1, keepdim=True) - y  # dl/dz [R, n, K]
+        return layers, fwd, nets.backward(layers, fwd, delta, act="relu")
 
     def grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        P, delta, hidden_grad = self._backprop(w, X, y)
-        R, n = delta.shape[:2]
-        gV = (X.unsqueeze(-1) * hidden_grad.unsqueeze(-2)).reshape(R, n, -1)
-        gW = (P.unsqueeze(-1) * delta.unsqueeze(-2)).reshape(R, n, -1)
-        return torch.cat([gV, gW], dim=-1)
+        layers, fwd, deltas = self._backprop(w, X, y)
+        grads = nets.weight_grads(layers, fwd, deltas, reduce="none")
+        return nets.flatten([g for g, _ in grads], start_dim=2)
 
     def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        P, delta, hidden_grad = self._backprop(w, X, y)
-        R, n = delta.shape[:2]
-        gV = torch.matmul(X.transpose(1, 2), hidden_grad).reshape(R, -1) / n
-        gW = torch.matmul(P.transpose(1, 2), delta).reshape(R, -1) / n
-        return torch.cat([gV, gW], dim=-1)
+        layers, fwd, deltas = self._backprop(w, X, y)
+        grads = nets.weight_grads(layers, fwd, deltas, reduce="mean")
+        return nets.flatten([g for g, _ in grads])
 
     def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.outputs(w, X), -1)

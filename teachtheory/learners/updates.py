@@ -11,7 +11,22 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["UpdateRule", "SGD", "Momentum", "Adam", "make_update_rule"]
+__all__ = ["SGD", "Adam", "Momentum", "UpdateRule", "make_update_rule", "momentum_step"]
+
+
+def momentum_step(
+    w: torch.Tensor, grad: torch.Tensor, velocity: torch.Tensor, lr: float | torch.Tensor, momentum: float,
+    weight_decay: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One heavy-ball step, the single implementation every trainer uses: with g = grad + weight_decay w,
+    v <- momentum v + g and w <- w - lr v. Returns the new (w, v); the inputs are not modified.
+
+    (torch.optim.SGD's momentum convention, no dampening or Nesterov term.)
+    """
+    if weight_decay:
+        grad = grad + weight_decay * w
+    velocity = momentum * velocity + grad
+    return w - lr * velocity, velocity
 
 
 class UpdateRule:
@@ -39,24 +54,30 @@ class SGD(UpdateRule):
 
 
 class Momentum(UpdateRule):
-    """Heavy ball: v <- mu v + g, w <- w - lr v."""
+    """Heavy ball (:func:`momentum_step`): v <- mu v + g, w <- w - lr v, optionally with weight decay."""
 
     name = "momentum"
 
-    def __init__(self, momentum: float = 0.9) -> None:
+    def __init__(self, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
         self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
 
     def init(self, w):
         return {"velocity": torch.zeros_like(w)}
 
     def step(self, w, grad, lr, state, t):
-        velocity = self.momentum * state["velocity"] + grad
-        return w - lr * velocity, {"velocity": velocity}
+        w, velocity = momentum_step(w, grad, state["velocity"], lr, self.momentum, self.weight_decay)
+        return w, {"velocity": velocity}
 
     def to_spec(self):
-        return {"name": self.name, "momentum": self.momentum}
+        spec = {"name": self.name, "momentum": self.momentum}
+        if self.weight_decay:
+            spec["weight_decay"] = self.weight_decay
+        return spec
 
 
 class Adam(UpdateRule):
@@ -89,7 +110,7 @@ class Adam(UpdateRule):
 _RULES = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 
 
-def make_update_rule(rule: "str | UpdateRule") -> UpdateRule:
+def make_update_rule(rule: str | UpdateRule) -> UpdateRule:
     if isinstance(rule, UpdateRule):
         return rule
     if rule not in _RULES:

@@ -15,7 +15,8 @@ Connection (Tian et al. 2020, Eq. 3): with :math:`J_l(x) = \partial f_L/\partial
 identity holds because the network above g_l is positively homogeneous and piecewise linear. K_l is
 always the Jacobian :math:`\partial f/\partial \mathrm{vec}(W_l)` transposed; with a normalised output
 f/||f|| (homogeneous of degree 0) the identity becomes :math:`K_l^\top \mathrm{vec}(W_l) = 0`.
-Gates are :math:`\mathbb{1}[g > 0]` (the derivative torch uses for relu at 0).
+Gates are :math:`\mathbb{1}[g > 0]` (the derivative torch uses for relu at 0). The forward pass, the
+initialisation and the back-propagation of J are those of :mod:`teachtheory.nets`.
 
 References:
     Tian, Yu, Chen, Ganguli 2020, Sec. 3 (Eq. 3-4); Tian's talk, slide "The Covariance Operator".
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import nets
 from ..random import RunStreams, as_seeds
 
 __all__ = ["ReLUNet", "population_operators"]
@@ -51,6 +53,8 @@ class ReLUNet:
         if output not in ("linear", "relu"):
             raise ValueError(f"output must be 'linear' or 'relu', got {output!r}")
         self.widths, self.output, self.normalize = widths, output, bool(normalize)
+        self.architecture = nets.Architecture(tuple(widths), act="relu", output="identity" if output == "linear"
+                                              else "relu", bias=False)
         if masks is None:
             masks = [None] * self.depth
         if len(masks) != self.depth:
@@ -66,12 +70,15 @@ class ReLUNet:
 
     @property
     def depth(self) -> int:
+        """Number of layers L."""
         return len(self.widths) - 1
 
     def shapes(self) -> list[tuple[int, int]]:
+        """[(n_{l-1}, n_l)] for l = 1..L."""
         return [(self.widths[l - 1], self.widths[l]) for l in range(1, self.depth + 1)]
 
     def num_params(self, layer: int) -> int:
+        """Entries of W_l."""
         a, b = self.shapes()[self._layer_index(layer)]
         return a * b
 
@@ -94,13 +101,9 @@ class ReLUNet:
         gain = math.sqrt(2.0) if scale is None else float(scale)
         if not (math.isfinite(gain) and gain > 0):
             raise ValueError(f"scale must be a positive number, got {scale!r}")
-        weights = []
-        for l, (a, b) in enumerate(self.shapes(), start=1):
-            w = streams.normal(f"{tag}-W{l}", 0, (a, b)) * (gain / math.sqrt(a))
-            if self.masks[l - 1] is not None:
-                w = w * self.masks[l - 1].to(w)
-            weights.append(w.to(dtype=dtype, device=device))
-        return weights
+        weights = self.architecture.init(streams, gain=gain, names=lambda kind, l: (f"{tag}-W{l + 1}", 0),
+                                         dtype=dtype, device=device)
+        return [w if m is None else w * m.to(w) for w, m in zip(weights, self.masks)]
 
     def check_weights(self, weights: Sequence[torch.Tensor]) -> int:
         """Validate shapes; returns R."""
@@ -114,6 +117,7 @@ class ReLUNet:
         return int(R)
 
     def effective(self, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The weights times their masks (what the forward pass uses)."""
         return [w if m is None else w * m.to(w) for w, m in zip(weights, self.masks)]
 
     # -- forward ---------------------------------------------------------------------------
@@ -135,42 +139,34 @@ class ReLUNet:
     def forward(self, weights: Sequence[torch.Tensor],
                 x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """(activations f_0 .. f_L, pre-activations g_1 .. g_L), each [R, M, n_l]; f_L is *not* normalised."""
+        fwd = self._forward(weights, x)
+        return fwd.post, fwd.pre
+
+    def _forward(self, weights: Sequence[torch.Tensor], x: torch.Tensor) -> nets.Forward:
         f = self._inputs(weights, x)
-        acts, pres = [f], []
-        for l, w in enumerate(self.effective(weights), start=1):
-            g = torch.matmul(f, w)
-            pres.append(g)
-            f = g if (l == self.depth and self.output == "linear") else torch.relu(g)
-            acts.append(f)
-        return acts, pres
+        return self.architecture.forward(self.effective(weights), f)
 
     def outputs(self, weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """f(x) [R, M, n_L] (normalised when ``normalize``)."""
-        f = self.forward(weights, x)[0][-1]
+        f = self._forward(weights, x).output
         return torch.nn.functional.normalize(f, dim=-1) if self.normalize else f
 
     def jacobians(self, weights: Sequence[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
         """J_l = d f / d g_l for l = 1..L, each [R, M, n_L, n_l] (of the normalised output when ``normalize``)."""
-        acts, pres = self.forward(weights, x)
-        eff = self.effective(weights)
-        L = self.depth
+        fwd = self._forward(weights, x)
+        last = fwd.pre[-1]
         n_L = self.widths[-1]
-        R, M = pres[-1].shape[:2]
-        gate_L = torch.ones_like(pres[-1]) if self.output == "linear" else (pres[-1] > 0).to(pres[-1])
-        eye = torch.eye(n_L, dtype=pres[-1].dtype, device=pres[-1].device)
-        J = eye.expand(R, M, n_L, n_L) * gate_L[..., None, :]
+        R, M = last.shape[:2]
+        eye = torch.eye(n_L, dtype=last.dtype, device=last.device)
+        J = eye.expand(R, M, n_L, n_L) * nets.activation_derivative(self.architecture.output, last)[..., None, :]
         if self.normalize:
-            f = acts[-1]
+            f = fwd.output
             norm = f.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(f.dtype).tiny)
             fhat = f / norm
             P = (eye - fhat[..., :, None] * fhat[..., None, :]) / norm[..., None]
             J = P @ J
-        out = [J]
-        for l in range(L - 1, 0, -1):  # J_l = J_{l+1} W_{l+1}^T diag(gate_l)
-            gate = (pres[l - 1] > 0).to(J)
-            J = torch.einsum("rmoj,rij->rmoi", J, eff[l]) * gate[..., None, :]
-            out.append(J)
-        return out[::-1]
+        # one cotangent per output unit o: J_l = J_{l+1} W_{l+1}^T diag(gate_l)
+        return nets.backward(self.architecture.layers(self.effective(weights)), fwd, J, act="relu")
 
     def connection(self, weights: Sequence[torch.Tensor], x: torch.Tensor, layer: int) -> torch.Tensor:
         r"""K_l(x) = f_{l-1}(x) \otimes J_l(x)^T, [R, M, n_{l-1} n_l, n_L] (rows in row-major order of W_l).

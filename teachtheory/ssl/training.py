@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .. import nets
+from ..learners.updates import momentum_step
 from ..random import RunStreams, as_seeds
-from ..threads import intra_op_threads
 from .networks import ReLUNet
 
 __all__ = [
@@ -34,30 +34,16 @@ __all__ = [
     "batch_norm",
     "byol_loss",
     "contrastive_l2",
-    "cpu_threads",
     "exact_expected_gradient",
     "exact_expected_loss",
     "info_nce",
     "latent_correlations",
     "linear_probe_accuracy",
-    "mlp_forward",
     "sampled_gradients",
     "split_half_covariance_trace",
     "train_byol",
     "train_simclr",
 ]
-
-
-@contextmanager
-def cpu_threads(n: int | None, device: str | torch.device = "cpu"):
-    """:func:`teachtheory.threads.intra_op_threads` on CPU devices (a no-op on accelerators).
-
-    The tensors of these experiments are small ([R, batch, width] with widths of tens): one thread
-    per op avoids OpenMP wait costs, which dominate on a shared CPU (measured here: 2 ms vs 0.3 s
-    per training step on two busy cores).
-    """
-    with intra_op_threads(n if torch.device(device).type == "cpu" else None):
-        yield
 
 
 def contrastive_l2(f1: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
@@ -179,19 +165,10 @@ def batch_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (h - mean) / torch.sqrt(var + eps)
 
 
-def mlp_forward(weights: Sequence[torch.Tensor], x: torch.Tensor, *, bn: bool = False) -> list[torch.Tensor]:
-    """Bias-free MLP: hidden layers Linear -> (BN) -> ReLU, last layer linear. Returns every
-    activation [x, h_1, ..., output], each [R, B, n]."""
-    acts = [x]
-    h = x
-    for l, w in enumerate(weights, start=1):
-        h = torch.matmul(h, w)
-        if l < len(weights):
-            if bn:
-                h = batch_norm(h)
-            h = torch.relu(h)
-        acts.append(h)
-    return acts
+def _mlp_activations(weights: Sequence[torch.Tensor], x: torch.Tensor, *, bn: bool = False) -> list[torch.Tensor]:
+    """Bias-free MLP (:func:`teachtheory.nets.forward`): hidden layers Linear -> (BN) -> ReLU, last layer
+    linear. Returns every activation [x, h_1, ..., output], each [R, B, n]."""
+    return nets.forward([(w, None) for w in weights], x, act="relu", hidden_norm=batch_norm if bn else None).post
 
 
 def latent_correlations(acts: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
@@ -300,18 +277,19 @@ def _check_training_args(model, runs: int, steps: int, cfg) -> None:
 
 
 class _SGD:
-    """SGD with momentum and weight decay on a list of run-batched tensors."""
+    """SGD with momentum and weight decay (:func:`teachtheory.learners.updates.momentum_step`) on a list
+    of run-batched leaf tensors, updated in place so that the caller's references stay valid."""
 
     def __init__(self, params: list[torch.Tensor], lr: float, momentum: float, weight_decay: float) -> None:
         self.params, self.lr, self.momentum, self.wd = params, lr, momentum, weight_decay
         self.buf = [torch.zeros_like(p) for p in params]
 
     def step(self, grads: Sequence[torch.Tensor]) -> None:
+        """One step from the gradients of the current parameters."""
         with torch.no_grad():
-            for p, g, b in zip(self.params, grads, self.buf):
-                g = g + self.wd * p if self.wd else g
-                b.mul_(self.momentum).add_(g)
-                p.sub_(self.lr * b)
+            for i, (p, g, b) in enumerate(zip(self.params, grads, self.buf)):
+                new, self.buf[i] = momentum_step(p, g, b, self.lr, self.momentum, self.wd)
+                p.copy_(new)
 
 
 def _eval_set(model, runs: int, seed: int, n: int, dtype, device):
@@ -426,7 +404,7 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
 
     def evaluate(t: int) -> None:
         with torch.no_grad():
-            acts = mlp_forward([w.detach() for w in encoder], x_eval, bn=cfg.bn)
+            acts = _mlp_activations([w.detach() for w in encoder], x_eval, bn=cfg.bn)
             record["corr"].append(_track(acts, levels)["corr"])
             record["probe"].append(_probe(acts[-2], levels[0][..., 0]))
             out = torch.nn.functional.normalize(acts[-1], dim=-1)
@@ -434,8 +412,8 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
             record["steps"].append(t)
 
     def online(x):
-        h = mlp_forward(encoder, x, bn=cfg.bn)[-1]
-        return mlp_forward(predictor, h, bn=cfg.bn)[-1] if cfg.predictor else h
+        h = _mlp_activations(encoder, x, bn=cfg.bn)[-1]
+        return _mlp_activations(predictor, h, bn=cfg.bn)[-1] if cfg.predictor else h
 
     evaluate(0)
     for t in range(steps):
@@ -443,8 +421,8 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
         x = x.to(device)
         with torch.no_grad():
             tgt = target if cfg.ema else [w.detach() for w in encoder]
-            t1 = mlp_forward(tgt, x[:, :, 0], bn=cfg.bn)[-1]
-            t2 = mlp_forward(tgt, x[:, :, 1], bn=cfg.bn)[-1]
+            t1 = _mlp_activations(tgt, x[:, :, 0], bn=cfg.bn)[-1]
+            t2 = _mlp_activations(tgt, x[:, :, 1], bn=cfg.bn)[-1]
         loss = byol_loss(online(x[:, :, 0]), t2) + byol_loss(online(x[:, :, 1]), t1)
         grads = torch.autograd.grad(loss.sum(), params)
         opt.step(grads)

@@ -15,7 +15,8 @@ active on a fraction q_j ~ U(0.3, 0.7) of a calibration sample, so every teacher
 "observed"). The fan-out weights of hidden node j (j = 1..m, its row of the next layer) are scaled by
 1/j^p (``strength_decay`` = p), then each next-layer node's incoming weights are renormalised: node 1
 is the strongest, node m the weakest. The student starts from PyTorch's default uniform initialisation
-times ``student_scale``.
+times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
+:mod:`teachtheory.nets` ReLU networks; SGD with momentum is :func:`teachtheory.learners.updates.momentum_step`.
 
 Input augmentation (the talk's "Lesson 2"), applied to a finite training set D:
 ``agnostic``: for each x in D and ``augment_count`` random coordinate axes e_k, add x +- delta e_k
@@ -37,6 +38,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -45,12 +47,25 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from .. import nets
+from ..learners.updates import momentum_step
 from ..random import RunStreams, as_seeds
-from ..threads import intra_op_threads  # noqa: F401  (re-exported for callers of this module)
+from ..threads import intra_op_threads
 
-__all__ = ["TeacherStudentConfig", "TeacherStudentResult", "Network", "make_teacher", "make_student", "forward",
-           "make_dataset", "activation_correlations", "train_teacher_student", "final_correlations", "intra_op_threads",
-           "with_options", "AUGMENTATIONS"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Network",
+    "TeacherStudentConfig",
+    "TeacherStudentResult",
+    "activation_correlations",
+    "final_correlations",
+    "forward",
+    "make_dataset",
+    "make_student_network",
+    "make_teacher_network",
+    "train_teacher_student",
+    "with_options",
+]
 
 AUGMENTATIONS = ("none", "agnostic", "aware")
 
@@ -148,42 +163,45 @@ class Network:
 
     @property
     def depth(self) -> int:
+        """Number of layers (hidden layers + the output layer)."""
         return len(self.weights)
 
     def parameters(self) -> list[torch.Tensor]:
+        """[*weights, *biases]."""
         return [*self.weights, *self.biases]
 
-    def detach(self) -> "Network":
+    def layers(self) -> list[nets.Layer]:
+        """[(W_l, b_l)] as :mod:`teachtheory.nets` takes them."""
+        return list(zip(self.weights, self.biases))
+
+    def detach(self) -> Network:
+        """A detached copy."""
         return Network([w.detach().clone() for w in self.weights], [b.detach().clone() for b in self.biases])
 
-    def subset(self, index) -> "Network":
+    def subset(self, index) -> Network:
+        """The networks of some runs."""
         return Network([w[index] for w in self.weights], [b[index] for b in self.biases])
 
 
 def forward(net: Network, X: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """(pre-activations, activations) of every hidden layer and the output, for X [R, n, d]."""
-    pre, act = [], []
-    h = X
-    for W, b in zip(net.weights[:-1], net.biases[:-1]):
-        z = torch.baddbmm(b[:, None, :], h, W)
-        h = torch.relu(z)
-        pre.append(z)
-        act.append(h)
-    return pre, act, torch.baddbmm(net.biases[-1][:, None, :], h, net.weights[-1])
+    fwd = nets.forward(net.layers(), X, act="relu")
+    return fwd.pre[:-1], fwd.hidden, fwd.output
 
 
 def _gaussian_inputs(streams: RunStreams, tag: str, step: int, n: int, config: TeacherStudentConfig, dtype, device):
     return streams.normal(tag, step, (n, config.input_dim), dtype=dtype).to(device) * config.data_std
 
 
-def make_teacher(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32, device="cpu") -> Network:
+def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
+                         device="cpu") -> Network:
     """The teacher networks of R runs (see the module docstring for the construction)."""
     sizes = [config.input_dim, *config.teacher_widths]
     weights, biases = [], []
     calib = _gaussian_inputs(streams, "teacher-calibration", 0, 4096, config, torch.float64, "cpu")
     h = calib
     p = float(config.strength_decay)
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         W = streams.normal("teacher-weight", l, (n_in, n_out))
         if l > 0:
             strength = torch.arange(1, n_in + 1, dtype=torch.float64) ** (-p)
@@ -209,19 +227,17 @@ def make_teacher(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.
     return Network([w.to(dtype=dtype, device=device) for w in weights], [b.to(dtype=dtype, device=device) for b in biases])
 
 
-def make_student(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32, device="cpu") -> Network:
-    """Student networks: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) times ``student_scale`` (PyTorch's default)."""
-    sizes = [config.input_dim, *config.student_widths, config.output_dim]
-    weights, biases = [], []
-    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        bound = config.student_scale / math.sqrt(n_in)
-        W = (2 * streams.uniform("student-weight", l, (n_in, n_out)) - 1) * bound
-        b = (2 * streams.uniform("student-bias", l, (n_out,)) - 1) * bound
-        if not config.bias:
-            b = torch.zeros_like(b)
-        weights.append(W.to(dtype=dtype, device=device))
-        biases.append(b.to(dtype=dtype, device=device))
-    return Network(weights, biases)
+def make_student_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
+                         device="cpu") -> Network:
+    """Student networks: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) times ``student_scale`` (PyTorch's default);
+    zero biases when ``config.bias`` is False."""
+    arch = nets.Architecture((config.input_dim, *config.student_widths, config.output_dim), act="relu",
+                             bias=config.bias)
+    params = arch.init(streams, scheme="uniform", gain=config.student_scale, dtype=dtype, device=device,
+                       names=lambda kind, layer: ("student-weight" if kind == "W" else "student-bias", layer))
+    layers = arch.layers(params)
+    return Network([W for W, _ in layers], [torch.zeros(streams.runs, W.shape[-1], dtype=dtype, device=device)
+                                            if b is None else b for W, b in layers])
 
 
 def make_dataset(config: TeacherStudentConfig, teacher: Network, streams: RunStreams, dtype=torch.float32,
@@ -349,17 +365,11 @@ class TeacherStudentResult:
 def _hidden_grad_inf(net: Network, teacher: Network, X: torch.Tensor) -> torch.Tensor:
     """max over samples of ||g_1(x)||_inf: the per-sample gradient of 1/2||f - f*||^2 w.r.t. the first
     hidden layer's pre-activations (gating included), per run [R]."""
-    with torch.enable_grad():
-        net_d = Network([w.detach() for w in net.weights], [b.detach() for b in net.biases])
-        h = X
-        z1 = torch.baddbmm(net_d.biases[0][:, None, :], h, net_d.weights[0]).requires_grad_(True)
-        h = torch.relu(z1)
-        for W, b in zip(net_d.weights[1:-1], net_d.biases[1:-1]):
-            h = torch.relu(torch.baddbmm(b[:, None, :], h, W))
-        out = torch.baddbmm(net_d.biases[-1][:, None, :], h, net_d.weights[-1])
+    with torch.no_grad():
+        layers = [(w.detach(), b.detach()) for w, b in net.layers()]
+        fwd = nets.forward(layers, X, act="relu")
         target = forward(teacher, X)[2]
-        loss = 0.5 * ((out - target) ** 2).sum()
-        (g,) = torch.autograd.grad(loss, z1)
+        g = nets.backward(layers, fwd, fwd.output - target, act="relu")[0]  # d(1/2||f - f*||^2)/d g_1
     return g.abs().amax(dim=(1, 2))
 
 
@@ -407,13 +417,15 @@ def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> Tea
     seeds = as_seeds(seed, runs) if isinstance(seed, int) else as_seeds(seed)
     streams = RunStreams(seeds)
     started = time.perf_counter()
-    teacher = make_teacher(config, streams, dtype, device)
-    student = make_student(config, streams, dtype, device)
-    params = [p.clone().requires_grad_(True) for p in student.parameters()]
+    teacher = make_teacher_network(config, streams, dtype, device)
+    student = make_student_network(config, streams, dtype, device)
+    # without biases only the weights are trained (the zero biases stay out of the optimisation)
+    params = [p.clone().requires_grad_(True) for p in (student.parameters() if config.bias else student.weights)]
+    fixed_biases = None if config.bias else student.biases
     L = len(config.teacher_widths)
 
     def as_net(ps):
-        return Network(list(ps[: L + 1]), list(ps[L + 1:]))
+        return Network(list(ps[: L + 1]), list(ps[L + 1:]) if fixed_biases is None else fixed_biases)
 
     X_eval = _gaussian_inputs(streams, "eval", 0, config.eval_size, config, dtype, device)
     t_pre, t_act, y_eval = forward(teacher, X_eval)
@@ -492,9 +504,9 @@ def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> Tea
             if progress is not None:
                 progress(step, total)
         with torch.no_grad():
-            for p, g, v in zip(params, grads, velocity):
-                v.mul_(config.momentum).add_(g)
-                p.sub_(config.lr * v)
+            for i, (p, g, v) in enumerate(zip(params, grads, velocity)):
+                new, velocity[i] = momentum_step(p, g, v, config.lr, config.momentum)
+                params[i] = new.requires_grad_(True)
         if (step + 1) % 100 == 0 and not all(torch.isfinite(p).all() for p in params):
             raise FloatingPointError(f"training diverged at step {step}; lower lr (got {config.lr})")
     if not all(torch.isfinite(p).all() for p in params):
@@ -504,7 +516,7 @@ def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> Tea
 
     with torch.no_grad():
         net = as_net([p.detach() for p in params])
-        s_pre, s_act, _ = forward(net, X_eval)
+        _s_pre, s_act, _ = forward(net, X_eval)
         corr, student_best, fanout, teacher_fanout = [], [], [], []
         for l in range(L):
             rho = activation_correlations(t_act[l].to(torch.float64), s_act[l].to(torch.float64)).cpu()

@@ -17,11 +17,12 @@ f(x) = sum_j a_j relu(w_j.x):
     h(w, u) = E[1_{w^\top x > 0} 1_{u^\top x > 0} x x^\top] u
             = \frac{1}{2\pi}\Big[(\pi - \theta_{wu}) u + \|u\| \sin\theta_{wu} \frac{w}{\|w\|}\Big].
 
-Everything here is a pure function on tensors, batched over leading dimensions, computed in the
-input's dtype (float64 by default for Python inputs). Numeric twins: 2-D quadrature in the plane of
-(w, w*) (:func:`quadrature_population_gradient`) and Monte Carlo with standard errors
-(:func:`monte_carlo_population_gradient`, :func:`monte_carlo_population_gradient_k`); sympy twins:
+Everything here is a pure function on tensors (no random draws, no simulation loops), batched over
+leading dimensions, computed in the input's dtype (float64 by default for Python inputs). Numeric twin:
+2-D quadrature in the plane of (w, w*) (:func:`quadrature_population_gradient`); sympy twins:
 :func:`symbolic_relu_kernel`, :func:`symbolic_population_gradient`, :func:`symbolic_symmetric_fixed_point`.
+The simulations built on these formulas (population-gradient descent, the Monte Carlo estimators with
+standard errors) live in :mod:`teachtheory.teacher_student.population`.
 
 References:
     Y. Tian, "An Analytical Formula of Population Gradient for two-layered ReLU network and its
@@ -33,21 +34,35 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from ..random import RunStreams, as_seeds
-
 __all__ = [
-    "INV_2PI", "angle", "relu_kernel", "gate_correlation", "population_loss", "population_gradient",
-    "population_loss_k", "population_gradient_k", "population_gradient_descent",
-    "quadrature_population_gradient", "monte_carlo_population_gradient", "monte_carlo_population_gradient_k",
-    "lyapunov_inner", "in_omega", "lyapunov_plane_minimum", "init_radius", "init_in_omega_probability",
-    "init_in_omega_probability_quadrature", "monte_carlo_init_in_omega", "symmetric_fixed_point", "symmetric_start",
-    "symmetric_coordinates", "symbolic_relu_kernel", "symbolic_population_gradient", "symbolic_symmetric_fixed_point",
+    "INV_2PI",
+    "angle",
+    "gate_correlation",
+    "in_omega",
+    "init_in_omega_probability",
+    "init_in_omega_probability_quadrature",
+    "init_radius",
+    "lyapunov_inner",
+    "lyapunov_plane_minimum",
+    "pair_sums",
+    "population_gradient",
+    "population_gradient_k",
+    "population_loss",
+    "population_loss_k",
+    "quadrature_population_gradient",
+    "relu_kernel",
+    "symbolic_population_gradient",
+    "symbolic_relu_kernel",
+    "symbolic_symmetric_fixed_point",
+    "symmetric_coordinates",
+    "symmetric_fixed_point",
+    "symmetric_start",
 ]
 
 INV_2PI = 1.0 / (2.0 * math.pi)
@@ -217,13 +232,16 @@ def population_gradient_k(W, a, W_star, a_star, *, constant: float = INV_2PI) ->
     References: Tian 2017 (multiple-ReLU case).
     """
     W, a, W_star, a_star = _k_inputs(W, a, W_star, a_star)
-    hs, ks = _pair_sums(W, W, a, constant)
-    ht, kt = _pair_sums(W, W_star, a_star, constant)
+    hs, ks = pair_sums(W, W, a, constant)
+    ht, kt = pair_sums(W, W_star, a_star, constant)
     return a[..., None] * (hs - ht), ks - kt
 
 
-def _pair_sums(W: torch.Tensor, U: torch.Tensor, b: torch.Tensor, constant: float):
-    """(sum_k b_k h(w_j, u_k) [..., K, d], sum_k b_k kappa(w_j, u_k) [..., K]) with one angle per pair."""
+def pair_sums(W: torch.Tensor, U: torch.Tensor, b: torch.Tensor, constant: float = INV_2PI):
+    r"""(sum_k b_k h(w_j, u_k) [..., K, d], sum_k b_k kappa(w_j, u_k) [..., K]) with one angle per pair.
+
+    The two sums every K-node formula is built from (W [..., K, d], U [..., M, d], b [..., M]); no input
+    checks (callers validate once, e.g. a descent loop that calls this every step)."""
     theta = angle(W[..., :, None, :], U[..., None, :, :])  # [..., K, M]
     u_norm = U.norm(dim=-1)  # [..., M]
     w_norm = W.norm(dim=-1)  # [..., K]
@@ -232,58 +250,6 @@ def _pair_sums(W: torch.Tensor, U: torch.Tensor, b: torch.Tensor, constant: floa
     h = torch.matmul(lin, U) + ((sin * (b * u_norm)[..., None, :]).sum(-1) / w_norm)[..., None] * W
     kappa = w_norm * ((sin + (math.pi - theta) * cos) * (b * u_norm)[..., None, :]).sum(-1)
     return constant * h, constant * kappa
-
-
-def population_gradient_descent(
-    W0, W_star, *, a0=None, a_star=None, lr: float = 0.1, steps: int = 1000, train_top: bool = False,
-    record_every: int = 1, threads: int | None = 1,
-) -> dict[str, torch.Tensor]:
-    r"""Gradient descent on the population loss, W <- W - lr E grad_W J (and a when ``train_top``).
-
-    Batched over leading dims of W0 [..., K, d]. Loops over time only.
-
-    ``threads``: torch intra-op threads during the loop (1 by default: the tensors are tiny, and an
-    OpenMP team stalls on a busy machine; None keeps torch's setting).
-
-    Returns:
-        dict with ``W`` [..., T', K, d], ``a`` [..., T', K], ``loss`` [..., T'] and ``step`` [T']: the states
-        at steps 0, record_every, 2 record_every, ... and at ``steps`` (the loss from the closed form).
-
-    Raises:
-        ValueError for a bad lr, steps or record_every; FloatingPointError when the iterates stop being finite
-        (lr too large for the curvature, about K/2 for K unit-norm nodes, or a node reaching 0).
-    """
-    from ..threads import intra_op_threads
-
-    with intra_op_threads(threads):
-        return _descent(W0, W_star, a0, a_star, lr, steps, train_top, record_every)
-
-
-def _descent(W0, W_star, a0, a_star, lr, steps, train_top, record_every) -> dict[str, torch.Tensor]:
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not isinstance(record_every, int) or record_every < 1:
-        raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
-    W, a, W_star, a_star = _k_inputs(W0, a0, W_star, a_star)
-    teacher_term = (a_star * _pair_sums(W_star, W_star, a_star, INV_2PI)[1]).sum(-1)
-    Ws, As, losses, ts = [], [], [], []
-    for t in range(steps + 1):
-        hs, ks = _pair_sums(W, W, a, INV_2PI)
-        ht, kt = _pair_sums(W, W_star, a_star, INV_2PI)
-        if t % record_every == 0 or t == steps:
-            Ws.append(W)
-            As.append(a)
-            losses.append(0.5 * ((a * ks).sum(-1) - 2 * (a * kt).sum(-1) + teacher_term))
-            ts.append(t)
-        if t == steps:
-            break
-        W, a = W - lr * a[..., None] * (hs - ht), (a - lr * (ks - kt)) if train_top else a
-        if not torch.isfinite(W).all():
-            raise FloatingPointError(f"population gradient descent diverged at step {t}; lower lr (got {lr})")
-    return {"W": torch.stack(Ws, -3), "a": torch.stack(As, -2), "loss": torch.stack(losses, -1),
-            "step": torch.tensor(ts)}
 
 
 # -- numeric twins ----------------------------------------------------------------------------
@@ -359,102 +325,11 @@ def quadrature_population_gradient(w, w_star, *, radial: str = "closed") -> np.n
         warnings.simplefilter("ignore", IntegrationWarning)
         for k in (0, 1):
             total = 0.0
-            for lo, hi in zip(edges[:-1], edges[1:]):
+            for lo, hi in itertools.pairwise(edges):
                 if hi > lo:
                     total += quad(integrand, lo, hi, args=(k,), epsabs=1e-13, epsrel=1e-12, limit=200)[0]
             coords.append(total * radial_value / (2 * math.pi))
     return coords[0] * e1 + coords[1] * e2
-
-
-def _batch2(name: str, t: torch.Tensor) -> torch.Tensor:
-    if t.ndim == 1:
-        return t[None]
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be [d] or [R, d] for Monte Carlo, got shape {tuple(t.shape)}")
-    return t
-
-
-def monte_carlo_population_gradient(
-    w, w_star, *, samples: int = 10000, seed: int | Sequence[int] = 0, chunk: int = 8192,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Monte Carlo estimate of E grad_w J with per-component standard errors.
-
-    Case r (row r of w [R, d]) draws its own inputs x ~ N(0, I_d) from run stream ``seed + r``,
-    so case r's estimate does not depend on the other cases.
-
-    Returns:
-        (mean [R, d], se [R, d]) with se = sample std / sqrt(samples).
-    """
-    if not isinstance(samples, int) or samples < 2:
-        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
-    w, w_star = _vectors(w=w, w_star=w_star)
-    w, w_star = torch.broadcast_tensors(_batch2("w", w), _batch2("w_star", w_star))
-    R, d = w.shape
-    streams = RunStreams(as_seeds(seed, R) if isinstance(seed, int) else as_seeds(seed), device=w.device)
-    total = torch.zeros(R, d, dtype=w.dtype, device=w.device)
-    total_sq = torch.zeros_like(total)
-    done, index = 0, 0
-    while done < samples:
-        n = min(chunk, samples - done)
-        x = streams.normal("relu-mc", index, (n, d), dtype=w.dtype)
-        a = torch.einsum("rnd,rd->rn", x, w)
-        b = torch.einsum("rnd,rd->rn", x, w_star)
-        g = ((torch.relu(a) - torch.relu(b)) * (a > 0).to(w.dtype))[..., None] * x
-        total += g.sum(1)
-        total_sq += (g * g).sum(1)
-        done += n
-        index += 1
-    mean = total / samples
-    var = (total_sq - samples * mean * mean).clamp_min(0) / (samples - 1)
-    return mean, (var / samples).sqrt()
-
-
-def monte_carlo_population_gradient_k(
-    W, a, W_star, a_star, *, samples: int = 10000, seed: int | Sequence[int] = 0, chunk: int = 4096,
-) -> dict[str, torch.Tensor]:
-    r"""Monte Carlo E grad of the K-node loss with standard errors, batched over cases R.
-
-    Per sample, with r(x) = f(x) - f*(x): dl/dw_j = r a_j 1(w_j.x > 0) x, dl/da_j = r relu(w_j.x).
-
-    Args:
-        W [R, K, d], a [R, K] or None, W_star [R, M, d], a_star [R, M] or None.
-
-    Returns:
-        dict with ``W`` (mean [R, K, d]), ``W_se``, ``a`` (mean [R, K]), ``a_se``.
-    """
-    if not isinstance(samples, int) or samples < 2:
-        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
-    W, a, W_star, a_star = _k_inputs(W, a, W_star, a_star)
-    if W.ndim != 3:
-        raise ValueError(f"W must be [R, K, d] for Monte Carlo, got shape {tuple(W.shape)}")
-    R, K, d = W.shape
-    W_star = W_star.expand(R, *W_star.shape[-2:])
-    a, a_star = a.expand(R, K), a_star.expand(R, W_star.shape[-2])
-    streams = RunStreams(as_seeds(seed, R) if isinstance(seed, int) else as_seeds(seed), device=W.device)
-    sums = {k: 0.0 for k in ("W", "W2", "a", "a2")}
-    done, index = 0, 0
-    while done < samples:
-        n = min(chunk, samples - done)
-        x = streams.normal("relu-mc-k", index, (n, d), dtype=W.dtype)
-        pre = torch.einsum("rnd,rkd->rnk", x, W)
-        act = torch.relu(pre)
-        resid = (act * a[:, None]).sum(-1) - (torch.relu(torch.einsum("rnd,rkd->rnk", x, W_star)) * a_star[:, None]).sum(-1)
-        gw = (resid[..., None] * a[:, None] * (pre > 0).to(W.dtype))[..., None] * x[:, :, None, :]  # [R, n, K, d]
-        ga = resid[..., None] * act
-        sums["W"] = sums["W"] + gw.sum(1)
-        sums["W2"] = sums["W2"] + (gw * gw).sum(1)
-        sums["a"] = sums["a"] + ga.sum(1)
-        sums["a2"] = sums["a2"] + (ga * ga).sum(1)
-        done += n
-        index += 1
-    out = {}
-    for key in ("W", "a"):
-        mean = sums[key] / samples
-        var = (sums[key + "2"] - samples * mean * mean).clamp_min(0) / (samples - 1)
-        out[key], out[key + "_se"] = mean, (var / samples).sqrt()
-    return out
 
 
 # -- Lyapunov region and initialisation --------------------------------------------------------
@@ -624,26 +499,6 @@ def init_in_omega_probability_quadrature(d: int, radius: float) -> float:
     value = quad(lambda t: d * t ** (d - 1) * tail(rho * t / 2), 0, upper, epsabs=1e-14, epsrel=1e-12, limit=200,
                  points=[max(0.0, 1.0 - 50.0 / d)] if d > 100 else None)[0]
     return float(value)
-
-
-def monte_carlo_init_in_omega(
-    d: int, radius: float, *, samples: int = 100000, seed: int = 0, cases: int = 1
-) -> tuple[float, float]:
-    r"""Monte Carlo P(w in Omega) for w uniform in B(0, radius ||w*||): (estimate, standard error).
-
-    Draws ``cases`` x ``samples`` points from run streams (w* = e_1, ||w*|| = 1).
-    """
-    if not isinstance(samples, int) or samples < 2:
-        raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
-    streams = RunStreams(as_seeds(seed, cases))
-    g = streams.normal("init-dir", d, (samples, d))
-    u = streams.uniform("init-radius", d, (samples,))
-    w = g / g.norm(dim=-1, keepdim=True) * (float(radius) * u ** (1.0 / d))[..., None]
-    w_star = torch.zeros(d, dtype=torch.float64)
-    w_star[0] = 1.0
-    inside = ((w - w_star).norm(dim=-1) < 1.0).to(torch.float64).reshape(-1)
-    p = float(inside.mean())
-    return p, math.sqrt(max(p * (1 - p), 1.0 / inside.numel()) / inside.numel())
 
 
 # -- symmetric dynamics (orthonormal teacher) --------------------------------------------------

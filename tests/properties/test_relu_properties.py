@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from teachtheory.teacher_student import (
     TeacherStudentConfig,
     activation_correlations,
-    intra_op_threads,
     train_teacher_student,
 )
 from teachtheory.theory import relu as T
+from teachtheory.threads import intra_op_threads
 
 DT = torch.float64
 SETTINGS = settings(max_examples=30, deadline=None)

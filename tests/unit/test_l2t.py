@@ -17,13 +17,12 @@ from teachtheory.l2t import (
     L2TConfig,
     LSTMTeacher,
     MLPStudent,
-    flatten,
     get_loss,
     load_digits_task,
     preprocess_gradient,
     train_fixed_loss,
-    unflatten,
 )
+from teachtheory.nets import flatten, unflatten
 
 
 @pytest.fixture(autouse=True)

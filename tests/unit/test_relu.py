@@ -1,6 +1,7 @@
-"""Tests for teachtheory.theory.relu and the relu/spec claims: closed forms against autograd, quadrature
-and Monte Carlo; sympy twins; the initialisation probability; the symmetric fixed point; bad input;
-claims at quick scale (honest verdicts) and their power checks."""
+"""Tests for teachtheory.theory.relu (closed forms), teachtheory.teacher_student.population (its
+simulations) and the relu/spec claims: closed forms against autograd, quadrature and Monte Carlo; sympy
+twins; the initialisation probability; the symmetric fixed point; bad input; claims at quick scale (honest
+verdicts) and their power checks."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 import torch
 
 from teachtheory.claims import CheckContext, select_claims
-from teachtheory.teacher_student import intra_op_threads
+from teachtheory.teacher_student import population as P
 from teachtheory.theory import relu as T
+from teachtheory.threads import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +57,7 @@ def test_gradient_equals_autograd_of_closed_form_loss():
 def test_gradient_matches_monte_carlo_within_se():
     w = torch.tensor([[0.3, -1.2, 0.5], [1.0, 0.1, 0.0]], dtype=DT)
     ws = torch.tensor([[1.0, 0.4, -0.2], [-0.5, 0.8, 0.3]], dtype=DT)
-    mean, se = T.monte_carlo_population_gradient(w, ws, samples=40000, seed=3)
+    mean, se = P.monte_carlo_population_gradient(w, ws, samples=40000, seed=3)
     gap = ((mean - T.population_gradient(w, ws)).abs() / se).max()
     assert gap < 5.0
     wrong = ((mean - T.population_gradient(w, ws, constant=1 / math.pi)).abs() / se).max()
@@ -65,8 +67,8 @@ def test_gradient_matches_monte_carlo_within_se():
 def test_monte_carlo_case_does_not_depend_on_the_batch():
     w = torch.randn(4, 3, dtype=DT, generator=torch.Generator().manual_seed(0))
     ws = torch.randn(4, 3, dtype=DT, generator=torch.Generator().manual_seed(5))
-    mean, se = T.monte_carlo_population_gradient(w, ws, samples=500, seed=[7, 8, 9, 10])
-    one, one_se = T.monte_carlo_population_gradient(w[2:3], ws[2:3], samples=500, seed=[9])
+    mean, se = P.monte_carlo_population_gradient(w, ws, samples=500, seed=[7, 8, 9, 10])
+    one, one_se = P.monte_carlo_population_gradient(w[2:3], ws[2:3], samples=500, seed=[9])
     torch.testing.assert_close(mean[2:3], one, rtol=0, atol=0)
     torch.testing.assert_close(se[2:3], one_se, rtol=1e-12, atol=0)  # reductions may differ in the last bit
 
@@ -85,7 +87,7 @@ def test_sympy_twins():
     assert sp.simplify(derived - printed) == 0
     diff_w, diff_star, _ = T.symbolic_population_gradient()
     assert diff_w == 0 and diff_star == 0
-    solution, printed, gap = T.symbolic_symmetric_fixed_point()
+    _solution, printed, gap = T.symbolic_symmetric_fixed_point()
     assert gap == 0
 
 
@@ -107,7 +109,7 @@ def test_k_node_gradient_matches_monte_carlo():
     g = torch.Generator().manual_seed(6)
     W, a = torch.randn(2, 2, 3, dtype=DT, generator=g), torch.randn(2, 2, dtype=DT, generator=g)
     Ws, a_s = torch.randn(2, 2, 3, dtype=DT, generator=g), torch.randn(2, 2, dtype=DT, generator=g)
-    mc = T.monte_carlo_population_gradient_k(W, a, Ws, a_s, samples=30000, seed=1)
+    mc = P.monte_carlo_population_gradient_k(W, a, Ws, a_s, samples=30000, seed=1)
     gW, ga = T.population_gradient_k(W, a, Ws, a_s)
     assert ((mc["W"] - gW).abs() / mc["W_se"]).max() < 5
     assert ((mc["a"] - ga).abs() / mc["a_se"]).max() < 5
@@ -134,14 +136,14 @@ def test_init_probability_exact_quadrature_and_monte_carlo(d, eps):
     exact = T.init_in_omega_probability(d, rho)
     assert abs(exact - T.init_in_omega_probability_quadrature(d, rho)) < 1e-10
     assert exact >= (1 - eps) / 2
-    freq, se = T.monte_carlo_init_in_omega(d, rho, samples=20000, seed=d)
+    freq, se = P.monte_carlo_init_in_omega(d, rho, samples=20000, seed=d)
     assert abs(freq - exact) < 5 * se
 
 
 def test_init_probability_edge_cases():
     for rho in (0.5, 1.9):  # 1-D: (-rho, rho) meets Omega = (0, 2) in (0, rho)
         assert T.init_in_omega_probability(1, rho) == pytest.approx(0.5, abs=1e-14)
-        freq, se = T.monte_carlo_init_in_omega(1, rho, samples=4000, seed=1)
+        freq, se = P.monte_carlo_init_in_omega(1, rho, samples=4000, seed=1)
         assert abs(freq - 0.5) < 5 * se
     assert T.init_in_omega_probability(3, 2.5) == pytest.approx(2.5 ** -3)  # Omega inside the init ball
     # tiny radius: half the ball (the half-space w.w* > 0) up to O(rho)
@@ -163,11 +165,40 @@ def test_printed_symmetric_fixed_point_is_critical(K):
 def test_symmetric_family_is_invariant_and_x_above_y_reaches_the_teacher():
     K = 3
     starts = torch.stack([T.symmetric_start(K, 0.2, 0.2), T.symmetric_start(K, 0.2 + 1e-6, 0.2)])
-    tr = T.population_gradient_descent(starts, torch.eye(K, dtype=DT), lr=2 / K, steps=1500, record_every=50)
-    x, y, off = T.symmetric_coordinates(tr["W"])
+    tr = P.population_gradient_descent(starts, torch.eye(K, dtype=DT), lr=2 / K, steps=1500, record_every=50)
+    x, _y, off = T.symmetric_coordinates(tr["W"])
     assert off.max() < 1e-10
     assert abs(float(x[0, -1]) - T.symmetric_fixed_point(K)) < 1e-8
     assert float(tr["loss"][1, -1]) < 1e-12 and abs(float(x[1, -1]) - 1) < 1e-8
+
+
+def test_descent_with_shared_top_weights_trains_each_run_separately():
+    W0 = torch.stack([T.symmetric_start(2, 0.6, 0.1), T.symmetric_start(2, 0.3, 0.2)])
+    a0 = torch.tensor([0.5, 1.5], dtype=DT)  # one top-weight vector for both runs
+    tr = P.population_gradient_descent(W0, torch.eye(2, dtype=DT), a0=a0, lr=0.2, steps=30, train_top=True)
+    assert tr["W"].shape == (2, 31, 2, 2) and tr["a"].shape == (2, 31, 2)
+    for r in range(2):
+        one = P.population_gradient_descent(W0[r], torch.eye(2, dtype=DT), a0=a0, lr=0.2, steps=30, train_top=True)
+        torch.testing.assert_close(tr["a"][r], one["a"], rtol=1e-13, atol=1e-15)
+        torch.testing.assert_close(tr["loss"][r], one["loss"], rtol=1e-13, atol=1e-15)
+    assert not torch.equal(tr["a"][0, -1], tr["a"][1, -1])  # the runs' top weights moved apart
+
+
+def test_theory_modules_are_closed_forms_without_simulation_machinery():
+    import ast
+    import pathlib
+
+    import teachtheory.theory
+
+    banned = {"engine", "teachers", "cli", "plotting", "threads", "random"}
+    for path in pathlib.Path(teachtheory.theory.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names] if node.level else [node.module or ""]
+                parts = {p for name in names for p in name.split(".")}
+                assert not (node.level == 2 and parts & banned), f"{path.name} imports {names}"
+                assert not (node.level == 0 and (node.module or "").startswith("teachtheory.")
+                            and set(node.module.split(".")[1:2]) & banned), f"{path.name} imports {node.module}"
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -179,14 +210,14 @@ def test_symmetric_family_is_invariant_and_x_above_y_reaches_the_teacher():
     (lambda: T.population_gradient([1.0, float("nan")], [1.0, 0.0]), "w contains NaN"),
     (lambda: T.population_gradient_k(torch.ones(2, 3, dtype=DT), torch.ones(3, dtype=DT), torch.eye(3, dtype=DT), None),
      "a has 3 entries"),
-    (lambda: T.population_gradient_descent(torch.eye(2, dtype=DT), torch.eye(2, dtype=DT), lr=-1.0), "lr must be"),
-    (lambda: T.population_gradient_descent(torch.eye(2, dtype=DT), torch.eye(2, dtype=DT), steps=-2), "steps must"),
+    (lambda: P.population_gradient_descent(torch.eye(2, dtype=DT), torch.eye(2, dtype=DT), lr=-1.0), "lr must be"),
+    (lambda: P.population_gradient_descent(torch.eye(2, dtype=DT), torch.eye(2, dtype=DT), steps=-2), "steps must"),
     (lambda: T.init_in_omega_probability(0, 0.5), "d must be a positive integer"),
     (lambda: T.init_in_omega_probability(3, -0.5), "radius must be"),
     (lambda: T.init_radius(3, 0.0), "eps must be"),
     (lambda: T.symmetric_start(3, 0.1, 0.1, d=2), "d must be at least K"),
     (lambda: T.symmetric_fixed_point(0), "K must be a positive integer"),
-    (lambda: T.monte_carlo_population_gradient(torch.ones(2, dtype=DT), torch.ones(2, dtype=DT), samples=1), "samples"),
+    (lambda: P.monte_carlo_population_gradient(torch.ones(2, dtype=DT), torch.ones(2, dtype=DT), samples=1), "samples"),
     (lambda: T.quadrature_population_gradient([1.0, 0.0], [0.0, 1.0], radial="nope"), "radial must be"),
     (lambda: T.lyapunov_plane_minimum(10, region="sphere"), "region must be"),
 ])

@@ -15,11 +15,11 @@ from teachtheory.teacher_student import (
     activation_correlations,
     final_correlations,
     forward,
-    intra_op_threads,
     make_dataset,
-    make_teacher,
+    make_teacher_network,
     train_teacher_student,
 )
+from teachtheory.threads import intra_op_threads
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +29,8 @@ def _one_thread():
         yield
 
 
-SMALL = dict(input_dim=6, teacher_widths=(3,), output_dim=2, multi=2, train_size=200, eval_size=100, batch_size=16,
-             lr=0.05, steps=30, record_every=10, grad_samples=32)
+SMALL = {"input_dim": 6, "teacher_widths": (3,), "output_dim": 2, "multi": 2, "train_size": 200, "eval_size": 100,
+         "batch_size": 16, "lr": 0.05, "steps": 30, "record_every": 10, "grad_samples": 32}
 
 
 def test_batched_runs_equal_single_runs():
@@ -64,12 +64,20 @@ def test_training_reduces_loss_and_aligns_an_easy_teacher():
     assert res.recovered[0].mean() >= 0.75
     assert res.g1_inf[:, -1].mean() < res.g1_inf[:, 0].mean()
     tta = res.time_to_alignment[0]
-    assert np.all((tta[res.recovered[0]] <= res.steps[-1]))
+    assert np.all(tta[res.recovered[0]] <= res.steps[-1])
+
+
+def test_without_biases_the_student_trains_its_weights_only():
+    cfg = TeacherStudentConfig(**{**SMALL, "bias": False})
+    res = train_teacher_student(cfg, seed=[1, 2], dtype=torch.float64, keep_networks=True)
+    student, teacher = res.extra["student"], res.extra["teacher"]
+    assert all(b.abs().max() == 0 for b in student.biases + teacher.biases)
+    assert res.eval_loss[:, -1].max() < res.eval_loss[:, 0].min()  # the weights did train
 
 
 def test_teacher_construction_strength_and_observed_boundaries():
     cfg = TeacherStudentConfig(**{**SMALL, "teacher_widths": (5,), "strength_decay": 2.0})
-    teacher = make_teacher(cfg, RunStreams(as_seeds(0, 2)), dtype=torch.float64)
+    teacher = make_teacher_network(cfg, RunStreams(as_seeds(0, 2)), dtype=torch.float64)
     W1, V = teacher.weights
     torch.testing.assert_close(W1.norm(dim=1), torch.ones(2, 5, dtype=torch.float64))
     torch.testing.assert_close(V.norm(dim=1), torch.ones(2, 2, dtype=torch.float64))  # each output node normalised
@@ -86,13 +94,13 @@ def test_teacher_construction_strength_and_observed_boundaries():
 def test_augmentation_geometry(kind):
     cfg = TeacherStudentConfig(**{**SMALL, "augment": kind, "augment_count": 2, "augment_scale": 0.1})
     streams = RunStreams(as_seeds(3, 2))
-    teacher = make_teacher(cfg, streams, dtype=torch.float64)
+    teacher = make_teacher_network(cfg, streams, dtype=torch.float64)
     X = make_dataset(cfg, teacher, streams, dtype=torch.float64)
     N = cfg.train_size
     assert X.shape == (2, N * (1 + 2 * 2), cfg.input_dim)
     extra = X[:, N:]
     if kind == "agnostic":  # each extra point is a data point moved by +-delta along one axis
-        plus, minus = extra.reshape(2, N, 2, 2, -1).unbind(2)
+        plus, _minus = extra.reshape(2, N, 2, 2, -1).unbind(2)
         diff = plus - X[:, :N, None, :]
         assert torch.allclose(diff.abs().sum(-1), torch.full(diff.shape[:-1], 0.1, dtype=torch.float64))
     else:  # each extra point lies at distance delta from some teacher boundary
@@ -104,7 +112,7 @@ def test_augmentation_geometry(kind):
 def test_full_agnostic_augmentation_uses_every_axis():
     cfg = TeacherStudentConfig(**{**SMALL, "augment": "agnostic", "augment_count": 6})
     streams = RunStreams(as_seeds(0, 1))
-    X = make_dataset(cfg, make_teacher(cfg, streams), streams)
+    X = make_dataset(cfg, make_teacher_network(cfg, streams), streams)
     assert X.shape[1] == cfg.train_size * (2 * cfg.input_dim + 1)  # Tian's |D'| = (2d + 1)|D|
 
 
@@ -137,19 +145,19 @@ def test_intra_op_threads_restores_the_setting():
 
 
 @pytest.mark.parametrize("changes, fragment", [
-    (dict(input_dim=0), "input_dim"),
-    (dict(teacher_widths=()), "teacher_widths"),
-    (dict(teacher_widths=(3, 0)), "teacher_widths"),
-    (dict(multi=0), "multi"),
-    (dict(lr=-0.1), "lr must be"),
-    (dict(lr=float("nan")), "lr must be"),
-    (dict(momentum=1.0), "momentum"),
-    (dict(strength_decay=-1.0), "strength_decay"),
-    (dict(threshold=1.5), "threshold"),
-    (dict(augment="magic"), "augment must be one of"),
-    (dict(augment="aware", train_size=None), "augment needs a finite training set"),
-    (dict(train_size=0), "train_size"),
-    (dict(batch_size=0), "batch_size"),
+    ({"input_dim": 0}, "input_dim"),
+    ({"teacher_widths": ()}, "teacher_widths"),
+    ({"teacher_widths": (3, 0)}, "teacher_widths"),
+    ({"multi": 0}, "multi"),
+    ({"lr": -0.1}, "lr must be"),
+    ({"lr": float("nan")}, "lr must be"),
+    ({"momentum": 1.0}, "momentum"),
+    ({"strength_decay": -1.0}, "strength_decay"),
+    ({"threshold": 1.5}, "threshold"),
+    ({"augment": "magic"}, "augment must be one of"),
+    ({"augment": "aware", "train_size": None}, "augment needs a finite training set"),
+    ({"train_size": 0}, "train_size"),
+    ({"batch_size": 0}, "batch_size"),
 ])
 def test_bad_config_raises_value_error_naming_the_argument(changes, fragment):
     with pytest.raises(ValueError, match=fragment):
