@@ -118,8 +118,8 @@ def monte_carlo_population_gradient(
     while done < samples:
         n = min(chunk, samples - done)
         x = streams.normal("relu-mc", index, (n, d), dtype=w.dtype)
-        a = torch.einsum("rnd,rd->rn", x, w)
-        b = torch.einsum("rnd,rd->rn", x, w_star)
+        a = (x * w[:, None, :]).sum(-1)  # not einsum: its reduction order depends on the batch size
+        b = (x * w_star[:, None, :]).sum(-1)
         g = ((torch.relu(a) - torch.relu(b)) * (a > 0).to(w.dtype))[..., None] * x
         total += g.sum(1)
         total_sq += (g * g).sum(1)
