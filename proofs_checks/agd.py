@@ -1,5 +1,6 @@
-"""Claims of L2T-DLN (Hai et al., NeurIPS 2023): alternating gradient descent at a strict saddle (Conclusion 1) and the
-reverse-mode hypergradient of Eqs. (4)-(6) and (8).
+"""Claims of L2T-DLN (Hai et al., NeurIPS 2023) on alternating gradient descent at a strict saddle (Conclusion 1).
+
+The paper's hypergradient claims are the ``l2t`` family (:mod:`proofs_checks.l2t`).
 
 References:
     Hai et al., "L2T-DLN: Learning to Teach with Dynamic Loss Network", NeurIPS 2023.
@@ -13,17 +14,15 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, mean_se, register
+from teachtheory.plotting import finish_figure, plt, se_band, style_axes
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.theory import agd as theory
-from teachtheory.threads import intra_op_threads
 
 SOURCE = cite("l2t-dln")
 
 __all__ = ["check_agd_saddle", "draw_saddle_cases"]
-
-
 
 
 # -- agd.saddle -----------------------------------------------------------------------------
@@ -63,6 +62,7 @@ def draw_saddle_cases(n1: int, n2: int, count: int, seed: int, eta_range: tuple[
 
 
 def _evaluate(cases: dict, split: int, power: bool) -> dict[str, torch.Tensor]:
+    """The escape eigenvalue of every drawn case, its margins over the bounds, and the eigensolver's tolerances."""
     H, eta, gamma, L, L_max = (cases[k] for k in ("H", "eta", "gamma", "L", "L_max"))
     eig = theory.escape_eigenvalue(H, split, eta)
     printed = theory.printed_escape_bound(eta, gamma, L, L_max)
@@ -117,11 +117,10 @@ def _adversarial_min_ratio(seed: int, starts: int, iterations: int) -> dict:
 
 def _saddle_figure(ctx: CheckContext, sim: dict, lam: float, printed: float, sharp: float, lr: float,
                    f_min: float, scatter: dict) -> str | None:
+    """Eigenvalue excess against L/L_max over the draws; PA-GD's distance and objective against the sweeps."""
     path = ctx.figure_path("agd.saddle")
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     # (a) the eigenvalue excess over the printed and the sharp bound
     ax = axes[0]
@@ -133,22 +132,15 @@ def _saddle_figure(ctx: CheckContext, sim: dict, lam: float, printed: float, sha
     grid = np.geomspace(1.0, max(2.0, float(x.max())), 200)
     ax.plot(grid, 1.0 / (1.0 + grid), "r-", lw=1.5, label=r"printed: $1/(1+L/L_{\max})$")
     ax.axhline(1.0, color="g", ls="--", lw=1.5, label=r"derived sharp: 1")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$L/L_{\max}$")
-    ax.set_ylabel(r"$(\lambda_{\max}(M^{-1}G) - 1)/(\eta\gamma)$")
-    ax.set_title("escape eigenvalue vs the bounds", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3, which="both")
+    style_axes(ax, r"$L/L_{\max}$", r"$(\lambda_{\max}(M^{-1}G) - 1)/(\eta\gamma)$", "escape eigenvalue vs the bounds",
+               legend=7, grid="both", xscale="log", yscale="log")
     # (b) PA-GD distance to the saddle
     dist, value = sim["distance"].numpy()[:, 1:], sim["value"].numpy()
     R, T = dist.shape
     k = np.arange(1, T + 1)
-    logs = np.log10(np.maximum(dist, 1e-300))
-    mean, se = logs.mean(0), logs.std(0, ddof=1) / math.sqrt(R)
+    mean, se = mean_se(np.log10(np.maximum(dist, 1e-300)))
     ax = axes[1]
-    line = ax.plot(k, mean, lw=1.6, label=f"PA-GD, R={R} (mean ± SE)")[0]
-    ax.fill_between(k, mean - se, mean + se, color=line.get_color(), alpha=0.3, lw=0)
+    se_band(ax, k, mean, se, label=f"PA-GD, R={R} (mean ± SE)", lw=1.6)
     k0 = int(np.median(sim["first_perturbation"].numpy())) + 20
     anchor = mean[k0 - 1]
     kk = k[k0 - 1:]
@@ -157,27 +149,16 @@ def _saddle_figure(ctx: CheckContext, sim: dict, lam: float, printed: float, sha
                                (printed, "r:", r"$(1+\eta\gamma/(1+L/L_{\max}))^k$ (printed bound)")):
         ax.plot(kk, anchor + (kk - k0) * math.log10(rate), style, lw=1.2, label=label)
     ax.set_ylim(mean.min() - 0.5, max(0.5, mean.max() + 0.5))
-    ax.set_xlabel("AGD sweep k")
-    ax.set_ylabel(r"mean $\log_{10}\|v_k - v^*\|$")
-    ax.set_title("PA-GD leaves the saddle at the predicted rate", fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    style_axes(ax, "AGD sweep k", r"mean $\log_{10}\|v_k - v^*\|$", "PA-GD leaves the saddle at the predicted rate",
+               legend=7)
     # (c) objective value
     ax = axes[2]
-    kv = np.arange(value.shape[1])
-    vm, vse = value.mean(0), value.std(0, ddof=1) / math.sqrt(R)
-    line = ax.plot(kv, vm, lw=1.6, label="PA-GD (mean ± SE)")[0]
-    ax.fill_between(kv, vm - vse, vm + vse, color=line.get_color(), alpha=0.3, lw=0)
+    se_band(ax, np.arange(value.shape[1]), *mean_se(value), label="PA-GD (mean ± SE)", lw=1.6)
     ax.axhline(0.0, color="grey", lw=1, label="f at the saddle (plain AGD started there stays)")
     ax.axhline(f_min, color="k", ls="--", lw=1, label=r"$\min f = -\gamma^2/(4\rho)$")
-    ax.set_xlabel("AGD sweep k")
-    ax.set_ylabel(r"$f(v_k)$")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.suptitle(f"agd.saddle: M^-1 G eigenvalues over random draws; perturbed AGD on "
-                 f"f = v'Hv/2 + rho|v|^4/4 (n=10, blocks 5+5, eta = {lr:.3g} = 0.9/L_max)", fontsize=11)
-    fig.tight_layout()
-    return str(save_figure(fig, path)[0])
+    style_axes(ax, "AGD sweep k", r"$f(v_k)$", legend=7)
+    return finish_figure(fig, path, title=f"agd.saddle: M^-1 G eigenvalues over random draws; perturbed AGD on "
+                         f"f = v'Hv/2 + rho|v|^4/4 (n=10, blocks 5+5, eta = {lr:.3g} = 0.9/L_max)")
 
 
 def check_agd_saddle(ctx: CheckContext) -> Verdict:
@@ -190,11 +171,6 @@ def check_agd_saddle(ctx: CheckContext) -> Verdict:
     (counterexamples counted, an explicit one built); does the bound survive? (4) PA-GD escaping a
     strict saddle: measured growth rate of ||v_k|| vs log lambda_max(M^{-1}G).
     Power: the bound 1 + 1.05 eta gamma (5% above the sharp constant) must fail."""
-    with intra_op_threads(1):
-        return _check_agd_saddle(ctx)
-
-
-def _check_agd_saddle(ctx: CheckContext) -> Verdict:
     import sympy as sp
 
     sym = theory.symbolic_agd_2x2()
@@ -262,26 +238,24 @@ def _check_agd_saddle(ctx: CheckContext) -> Verdict:
     scatter = {k: np.concatenate(v) for k, v in scatter.items()}
     figure = _saddle_figure(ctx, sim, lam, printed_rate, 1 + lr * gamma, lr, f_min, scatter)
 
-    real_ok = worst["imag"] <= 1.0
-    bound_ok = worst["norm_margin"] > 0
-    holds = symbolic_ok and real_ok and bound_ok
     total_out = sum(o["cases"] for o in outside)
     complex_out = sum(o["complex"] for o in outside)
     printed_out = sum(o["printed_bound_fails"] for o in outside)
     complex_sharp = sum(o["complex_when_eta_top_lt_1"] for o in outside)
     what = "bound 1 + 1.05 eta gamma [power]" if ctx.power else "printed bound 1 + eta gamma/(1 + L/L_max)"
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst["norm_margin"], tolerance=0.0,
-        tolerance_rule="smallest (lambda_max(M^-1 G) - bound)/(eta gamma) over all draws must be > 0 (the claim is "
-                       "strict); |Im lambda| <= 100 sqrt(u) ||M^-1 G|| (eigensolver error on a near-double root)",
-        message=(f"{sum(inside)} draws, eta < 1/L_max: smallest margin of the {what}: "
-                 f"{worst['norm_margin']:.3g} x eta gamma (absolute {worst['margin']:.2e}); smallest "
-                 f"(lambda_max - 1)/(printed - 1) = {worst['ratio']:.6f} (adversarial search {adversarial['ratio']:.6f}); "
-                 f"eigenvalues real (max |Im|/tol {worst['imag']:.2g}); derived sharp bound 1 + eta gamma: smallest "
-                 f"slack {worst['sharp_slack']:.2e} x eta gamma; sympy identities {'ok' if symbolic_ok else 'FAIL'}. "
-                 f"eta in [1, 20]/L_max: {complex_out}/{total_out} draws have complex eigenvalues (0 of them with "
-                 f"eta max(lambda_max(A), lambda_max(C)) < 1: {complex_sharp}), printed bound fails in {printed_out}; "
-                 f"PA-GD: {escaped:.0%} escaped, growth rate vs log lambda_max: max rel. error {rate_error:.1e}"),
+    return bound_verdict(
+        worst["norm_margin"], 0.0,
+        "smallest (lambda_max(M^-1 G) - bound)/(eta gamma) over all draws must be > 0 (the claim is "
+        "strict); |Im lambda| <= 100 sqrt(u) ||M^-1 G|| (eigensolver error on a near-double root)",
+        (f"{sum(inside)} draws, eta < 1/L_max: smallest margin of the {what}: "
+         f"{worst['norm_margin']:.3g} x eta gamma (absolute {worst['margin']:.2e}); smallest "
+         f"(lambda_max - 1)/(printed - 1) = {worst['ratio']:.6f} (adversarial search {adversarial['ratio']:.6f}); "
+         f"eigenvalues real (max |Im|/tol {worst['imag']:.2g}); derived sharp bound 1 + eta gamma: smallest "
+         f"slack {worst['sharp_slack']:.2e} x eta gamma; sympy identities {'ok' if symbolic_ok else 'FAIL'}. "
+         f"eta in [1, 20]/L_max: {complex_out}/{total_out} draws have complex eigenvalues (0 of them with "
+         f"eta max(lambda_max(A), lambda_max(C)) < 1: {complex_sharp}), printed bound fails in {printed_out}; "
+         f"PA-GD: {escaped:.0%} escaped, growth rate vs log lambda_max: max rel. error {rate_error:.1e}"),
+        above=True, conditions=symbolic_ok and worst["imag"] <= 1.0,
         details={
             "smallest_margin": {"normalised_by_eta_gamma": worst["norm_margin"], "absolute": worst["margin"],
                                 "ratio_excess_over_printed": worst["ratio"], "at": worst_case},

@@ -16,10 +16,19 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    conclude,
+    outcome,
+    power_suffix,
+    register,
+)
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
-from teachtheory.plotting import plt, save_figure, theory_vs_measured
+from teachtheory.plotting import finish_figure, plt, style_axes, theory_vs_measured
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.teachers import DHTTeacher, ScalingMapTeacher, TeachingContext
@@ -27,16 +36,7 @@ from teachtheory.teachers.dht import hallucinate
 from teachtheory.teachers.imt import pool_scores
 from teachtheory.theory import dht as theory
 
-from .last.theorems import (
-    THM1_CORRECTED,
-    bound_panel,
-    lsr_pool_problem,
-    public_case,
-    slack_panel,
-    thm1_case,
-    unmet_prefix,
-    verdict_name,
-)
+from .last.theorems import THM1_CORRECTED, case_panels, lsr_pool_problem, public_case, thm1_case, unmet_prefix
 
 SOURCE = DHT = cite("dht")
 
@@ -162,6 +162,7 @@ def _scipy_gap(problem: problems.Problem, lr: float, states: int, starts: int, s
 
 
 def _scatter_figure(path, cases: list[dict]) -> str | None:
+    """Per problem: DHT's one-step change against the best same-label and the best pool example's."""
     if path is None:
         return None
     fig, axes = plt.subplots(1, len(cases), figsize=(4.8 * len(cases), 4.0), squeeze=False)
@@ -171,15 +172,10 @@ def _scatter_figure(path, cases: list[dict]) -> str | None:
             ax.scatter(best_same, s, s=6, alpha=0.6, label=f"y={value:+g}: vs best pool example with label y")
             ax.scatter(best_all, s, s=6, alpha=0.4, marker="x", label=f"y={value:+g}: vs best pool example (IMT)")
         ax.plot([lo, 0], [lo, 0], "k--", lw=1, label="equal")
-        ax.set_xlabel("pool example's one-step change")
-        ax.set_ylabel("DHT's one-step change")
-        ax.set_title(f"{case['problem']}, eta={case['lr']:g}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    fig.suptitle("dht.greedy: Eq. (4) value of the hallucinated example (below the diagonal = better)", fontsize=10)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+        style_axes(ax, "pool example's one-step change", "DHT's one-step change",
+                   f"{case['problem']}, eta={case['lr']:g}", title_size=9, legend=6)
+    return finish_figure(fig, path, title_size=10,
+                         title="dht.greedy: Eq. (4) value of the hallucinated example (below the diagonal = better)")
 
 
 def check_greedy(ctx: CheckContext) -> Verdict:
@@ -215,7 +211,6 @@ def check_greedy(ctx: CheckContext) -> Verdict:
     statistic = max(c[key] for c in cases)
     exact_ok = all(c["box_violation"] == 0.0 and c["engine_gap"] <= 1e-9 and c["imt_reference_gap"] <= 1e-9
                    and c["expectation_vs_balanced_sgd_violations"] == 0 for c in cases)
-    holds = exact_ok and statistic <= 1.0
     figure = _scatter_figure(ctx.figure_path("dht.greedy"), cases)
     for c in cases:
         c.pop("_scatter")
@@ -224,11 +219,11 @@ def check_greedy(ctx: CheckContext) -> Verdict:
     msg = (f"DHT - {comparator}: worst {statistic:.2g} x tolerance; DHT worse than unrestricted IMT in "
            f"{100 * max(c['frac_worse_than_unrestricted_imt'] for c in cases):.0f}% of (state, label) pairs; "
            f"box, engine step and class-balanced-SGD expectation {'ok' if exact_ok else 'VIOLATED'}")
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=1.0,
-        tolerance_rule="excess in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
-                       "box within 1e-12 relative; engine step within 1e-9 relative",
-        message=msg,
+    return bound_verdict(
+        statistic, 1.0,
+        "excess in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
+        "box within 1e-12 relative; engine step within 1e-9 relative",
+        msg, conditions=exact_ok,
         details={"cases": cases, "teacher": teacher.to_spec(),
                  "claim": "one step, per state and label y: DHT(y) <= min_{i: y_i = y} pool; in the box; "
                           "E_y DHT <= E_y mean_{i: y_i = y} pool (SGD with class-balanced sampling). "
@@ -309,20 +304,14 @@ def check_ratio(ctx: CheckContext) -> Verdict:
     corrected_num = all(v["corrected_max_rel_error"] <= tolerance for v in numeric.values())
     printed_num = all(v["printed_median_rel_error"] <= tolerance for v in numeric.values())
     corrected_holds = corrected_sym and corrected_num
-    if printed_sym and printed_num:
-        verdict = "holds"
-    elif corrected_holds:
-        verdict = "printed-form-wrong"
-    else:
-        verdict = "fails"
     statistic = max(v["printed_median_rel_error"] for v in numeric.values())
-    return Verdict(
-        "", verdict, statistic=statistic, tolerance=tolerance,
-        tolerance_rule="error of the gradient identity relative to the size of its terms (float64 rounding); "
-                       "statistic: median over cases for the printed ratios",
-        message=(f"printed ratios are the reciprocals (sympy: derived x printed = {1 if reciprocal else '?'}); "
-                 f"printed median rel. error {statistic:.2g}; corrected max rel. error "
-                 f"{max(v['corrected_max_rel_error'] for v in numeric.values()):.1e}"),
+    return conclude(
+        outcome(printed_sym and printed_num, corrected_holds), statistic, tolerance,
+        "error of the gradient identity relative to the size of its terms (float64 rounding); "
+        "statistic: median over cases for the printed ratios",
+        f"printed ratios are the reciprocals (sympy: derived x printed = {1 if reciprocal else '?'}); "
+        f"printed median rel. error {statistic:.2g}; corrected max rel. error "
+        f"{max(v['corrected_max_rel_error'] for v in numeric.values()):.1e}",
         details={
             "corrected_form": r"\nabla\ell(\beta x) = g\,\beta\,\nabla\ell(x),\ "
                               r"g_{LSR} = \frac{\langle w,\tilde x\rangle - y}{\langle w,x\rangle - y},\ "
@@ -346,6 +335,8 @@ register(Claim(
     check=check_ratio, statistical=False,
     method="sympy derivation of the ratio from each loss; torch.func gradients on drawn (w, x, y, beta), d in {1,3,8}",
 ))
+
+
 # -- dht.thm1-et ------------------------------------------------------------------------------
 
 
@@ -366,20 +357,17 @@ def check_dht_thm1(ctx: CheckContext) -> Verdict:
     assumptions_ok = assume["ok"] and case["info"]["printed_condition_c1eta_below_mu_over_L"] and \
         case["info"]["derived_condition_ok"]
     printed_ok, corrected_ok = case["printed_check"]["holds"], case["derived_check"]["holds"]
-    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
-    t = np.arange(steps + 1)
-    figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), [
-        bound_panel(t, case["mean"], case["se"], case["printed"], case["derived"], f"DHT scaling map x~ = beta x, R={runs}",
-                     "printed bound (Eq. 6)", "derived recursion u_t"),
-        slack_panel([(t, case["derived"] / case["mean"], "derived / measured"),
-                      (t, case["printed"] / case["mean"], "printed / measured")], "slack (below 1: bound violated)"),
-    ], title="dht.thm1-et: g_s(x~) = c1 ||w_t - w*|| on noiseless LSR" + (" (POWER)" if ctx.power else ""))
-    return Verdict(
-        "", verdict, statistic=case["printed_check"]["worst"], tolerance=ctx.z,
-        tolerance_rule=f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
-        message=unmet_prefix(assumptions_ok) + (f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
-                 f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
-                 f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples"),
+    figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), case_panels(
+        [(np.arange(steps + 1), case, f"DHT scaling map x~ = beta x, R={runs}", "")], "derived recursion u_t",
+        "printed bound (Eq. 6)"), title="dht.thm1-et: g_s(x~) = c1 ||w_t - w*|| on noiseless LSR"
+        + power_suffix(ctx, "derived mu doubled"))
+    return conclude(
+        outcome(printed_ok, corrected_ok, assumptions_ok), case["printed_check"]["worst"], ctx.z,
+        f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
+        unmet_prefix(assumptions_ok)
+        + f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
+        f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
+        f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples",
         details={"corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
                  "printed_holds": printed_ok, "identity_gap_vs_last_thm1": identity_gap,
                  "max_infeasible_fraction": infeasible,

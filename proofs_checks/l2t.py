@@ -1,9 +1,9 @@
-"""Claims of L2T-DLN (Hai et al., NeurIPS 2023): alternating gradient descent at a strict saddle (Conclusion 1) and the
-reverse-mode hypergradient of Eqs. (4)-(6) and (8).
+"""Claims of L2T-DLN (Hai et al., NeurIPS 2023): the reverse-mode hypergradient of Eqs. (4)-(6) and (8).
+
+The saddle-escape claim of the same paper (Conclusion 1) is the ``agd`` family (:mod:`proofs_checks.agd`).
 
 References:
     Hai et al., "L2T-DLN: Learning to Teach with Dynamic Loss Network", NeurIPS 2023.
-    Lu, Hong & Wang, arXiv:1802.10418 (2018) (the AGD saddle analysis Conclusion 1 follows).
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, register
+from teachtheory.plotting import finish_figure, plt
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
-from teachtheory.threads import intra_op_threads
 
 SOURCE = cite("l2t-dln")
 
 __all__ = ["check_rmd"]
-
-
 
 
 # -- l2t.rmd --------------------------------------------------------------------------------
@@ -51,6 +49,7 @@ def _rmd_problem(seed: int, runs: int, N: int, smooth: bool, dtype=torch.float64
 
 
 def _rel(a, b) -> float:
+    """||a - b|| / ||b|| over the flattened parameter tuples."""
     from teachtheory.nets import flatten
 
     fa, fb = flatten(a, start_dim=0), flatten(b, start_dim=0)
@@ -93,11 +92,6 @@ def check_rmd(ctx: CheckContext) -> Verdict:
     (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
         and finite differences in the teacher's parameters.
     Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
-    with intra_op_threads(1):
-        return _check_rmd(ctx)
-
-
-def _check_rmd(ctx: CheckContext) -> Verdict:
     from teachtheory.nets import flatten as flat_runs
     from teachtheory.nets import unflatten
     from teachtheory.unroll import chain_to, hypergradient
@@ -188,22 +182,22 @@ def _check_rmd(ctx: CheckContext) -> Verdict:
     exact_ok = all(exact[k] <= exact_tol for k in exact_keys)
     if ctx.power:
         exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
-    holds = statistic <= tolerance and per_direction_ok and exact_ok
     no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
     figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=tolerance,
-        tolerance_rule="largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
-                       "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
-                       f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
-        message=(f"N={N}, R={R}, float64: {'first-order (no Hessian) [power]' if ctx.power else 'reverse-mode'} "
-                 f"hypergradient vs central FD: max rel. error {statistic:.1e} (bound {tolerance:.1e}, "
-                 f"{len(fd_phi)} DLN + {len(fd_teacher)} teacher directions); RMD vs autograd: DLN "
-                 f"{exact['rmd_vs_autograd_phi']:.1e}, theta0 {exact['rmd_vs_autograd_theta0']:.1e}, LeakyReLU nets "
-                 f"{exact['rmd_vs_autograd_phi_leaky_relu']:.1e}, teacher (Eq. 8) {exact['teacher_rmd_vs_autograd']:.1e}, "
-                 f"checkpointed {exact['checkpointed_vs_full']:.1e}; dropping the Hessian term: "
-                 f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
-                 f"{no_hessian_fd['relative_error']:.1e}"),
+    return bound_verdict(
+        statistic, tolerance,
+        "largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
+        "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
+        f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
+        (f"N={N}, R={R}, float64: {'first-order (no Hessian) [power]' if ctx.power else 'reverse-mode'} "
+         f"hypergradient vs central FD: max rel. error {statistic:.1e} (bound {tolerance:.1e}, "
+         f"{len(fd_phi)} DLN + {len(fd_teacher)} teacher directions); RMD vs autograd: DLN "
+         f"{exact['rmd_vs_autograd_phi']:.1e}, theta0 {exact['rmd_vs_autograd_theta0']:.1e}, LeakyReLU nets "
+         f"{exact['rmd_vs_autograd_phi_leaky_relu']:.1e}, teacher (Eq. 8) {exact['teacher_rmd_vs_autograd']:.1e}, "
+         f"checkpointed {exact['checkpointed_vs_full']:.1e}; dropping the Hessian term: "
+         f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
+         f"{no_hessian_fd['relative_error']:.1e}"),
+        conditions=per_direction_ok and exact_ok,
         details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
                  "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
                  "note": "the text's loop range i = N-1..1 for Eq. (5) omits one step; Algorithm 1 (lines 9-12) "
@@ -213,11 +207,10 @@ def _check_rmd(ctx: CheckContext) -> Verdict:
 
 
 def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str | None:
+    """Finite-difference errors against their bounds per direction, and the exact comparisons against rounding."""
     path = ctx.figure_path("l2t.rmd")
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     rows = [(f"DLN dir {i}", r) for i, r in enumerate(fd_phi)] + [(f"teacher dir {i}", r) for i, r in enumerate(fd_teacher)]
     rows.append(("no Hessian (Eq. 5 dropped)", no_hessian_fd))
@@ -235,9 +228,7 @@ def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str
     axes[1].set_xscale("log")
     axes[1].legend(fontsize=8)
     axes[1].set_title("relative difference of whole gradient vectors", fontsize=10)
-    fig.suptitle("l2t.rmd: Eqs. (4)-(6), (8) vs autograd and finite differences (float64)", fontsize=11)
-    fig.tight_layout()
-    return str(save_figure(fig, path)[0])
+    return finish_figure(fig, path, title="l2t.rmd: Eqs. (4)-(6), (8) vs autograd and finite differences (float64)")
 
 
 register(Claim(
@@ -245,8 +236,8 @@ register(Claim(
     statement=r"\nabla\phi = -\eta w\sum_{i=N}^{1} \partial^2_{\theta\phi}L_\phi(\theta^{i-1})\,\nabla\theta^i,\quad "
               r"\nabla\theta^{i-1} = (I - \eta w\,\partial^2_{\theta\theta}L_\phi(\theta^{i-1}))\nabla\theta^i,\quad "
               r"\nabla\theta^N = \partial e_{val}/\partial\theta^N \;=\; \frac{d\, e_{val}(\theta^N(\phi))}{d\phi}",
-    assumptions=["student updated by N plain SGD steps (Eq. 2) on the DLN loss", "float64; smooth activations for "
-                 "the finite-difference part (the paper's LeakyReLU/ReLU nets are compared with autograd only)"],
+    assumptions=["student updated by N plain SGD steps (Eq. 2) on the DLN loss", ("float64; smooth activations for "
+                 "the finite-difference part (the paper's LeakyReLU/ReLU nets are compared with autograd only)")],
     check=check_rmd, statistical=False,
     method="reverse recurrence vs autograd through the unrolled graph vs central differences (ECnoise + Richardson)",
 ))

@@ -1,11 +1,10 @@
-"""Claims of teacher-student ReLU networks (Tian's teacher-student talk): Tian 2017's population gradient and dynamics,
-and Tian 2020's student specialization.
+"""Claims of teacher-student ReLU networks (Tian's teacher-student talk): Tian 2017's population gradient, its
+Lyapunov region and the symmetry breaking of the multiple-ReLU dynamics. Student specialization (Tian 2020) is
+the ``spec`` family (:mod:`proofs_checks.spec`).
 
 References:
     Y. Tian, "An Analytical Formula of Population Gradient for two-layered ReLU network and its
     Applications in Convergence and Critical Point Analysis", ICML 2017.
-    Y. Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input
-    Dimension", ICML 2020.
     Y. Tian, "Understanding Deep Models With Teacher-student Setting" (talk).
 """
 
@@ -16,8 +15,19 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
-from teachtheory.plotting import plt, save_figure
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    combine,
+    conclude,
+    outcome,
+    power_suffix,
+    register,
+    se_verdict,
+)
+from teachtheory.plotting import finish_figure, plt, scatter_vs_theory, style_axes, tolerance_lines
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.teacher_student import population
@@ -26,32 +36,6 @@ from teachtheory.theory import relu as theory
 SOURCE_2017 = cite("tian2017")
 SOURCE_2020 = cite("tian2020")
 WRONG_CONSTANT = 1.0 / math.pi  # the power checks' deliberately wrong 1/(2 pi)
-
-
-
-
-def _figure_path(ctx: CheckContext, claim_id: str):
-    return ctx.figure_path(claim_id)
-
-
-def _save(fig, path) -> str | None:
-    if path is None:
-        plt.close(fig)
-        return None
-    (written,) = save_figure(fig, path)
-    return str(written)
-
-
-def _scatter_panel(ax, theory_values, estimate, se, title, label="Monte Carlo ± SE") -> None:
-    t, e, s = (np.asarray(v, float).ravel() for v in (theory_values, estimate, se))
-    ax.errorbar(t, e, yerr=s, fmt="o", ms=2.5, lw=0.8, alpha=0.7, label=label)
-    lo, hi = float(min(t.min(), e.min())), float(max(t.max(), e.max()))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="closed form")
-    ax.set_xlabel("closed form")
-    ax.set_ylabel("estimate")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
 
 
 def _drawn_pairs(seed: int, cases: int, d: int, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,33 +94,32 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
         theories.append(theory.population_gradient(wm, wsm, constant=constant).numpy().ravel())
     est, se, th = (np.concatenate(v) for v in (estimates, ses, theories))
     mc = se_verdict(est, th, se, z=ctx.z, what="MC mean gradient component")
-
-    figure = None
-    path = _figure_path(ctx, "relu.population-gradient")
-    if path is not None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        _scatter_panel(axes[0], th, est, se, f"E grad J: {3 * cases} cases (d = 2, 5, 10), {samples} samples each")
-        axes[1].hist((est - th) / se, bins=40, color="C0", alpha=0.8)
-        axes[1].axvline(-ctx.z, color="k", ls=":")
-        axes[1].axvline(ctx.z, color="k", ls=":")
-        axes[1].set_xlabel("(MC - closed form) / SE")
-        axes[1].set_title("standardised gaps" + (" (power: 1/pi)" if ctx.power else ""), fontsize=9)
-        fig.suptitle("relu.population-gradient: closed form vs Monte Carlo", fontsize=11)
-        fig.tight_layout()
-        figure = _save(fig, path)
-
+    figure = _gradient_figure(ctx.figure_path("relu.population-gradient"), th, est, se, ctx,
+                              f"E grad J: {3 * cases} cases (d = 2, 5, 10), {samples} samples each")
     exact_tol = 1e-9
-    holds = symbolic_ok and autograd_gap <= exact_tol and quad_gap <= exact_tol and mc.ok
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=mc.statistic, tolerance=ctx.z,
-        tolerance_rule=f"MC: |mean - formula| <= {ctx.z:g} SE per component; autograd and quadrature: relative error "
-                       f"<= {exact_tol:g}; sympy differences simplify to 0",
-        message=f"sympy: kernel gap {kernel_gap}, gradient coefficient gaps ({diff_w}, {diff_star}); autograd of J "
-                f"{autograd_gap:.1e}; quadrature {quad_gap:.1e}; {mc.message}" + (" [power: 1/pi]" if ctx.power else ""),
+    return combine(
+        [mc], f"MC: |mean - formula| <= {ctx.z:g} SE per component; autograd and quadrature: relative error "
+        f"<= {exact_tol:g}; sympy differences simplify to 0",
+        f"sympy: kernel gap {kernel_gap}, gradient coefficient gaps ({diff_w}, {diff_star}); autograd of J "
+        f"{autograd_gap:.1e}; quadrature {quad_gap:.1e}; {mc.message}" + power_suffix(ctx, "1/pi"),
+        conditions=symbolic_ok and autograd_gap <= exact_tol and quad_gap <= exact_tol,
         details={"symbolic_kernel": str(derived), "autograd_gap": autograd_gap, "quadrature_gap": quad_gap,
                  "mc_cases": int(est.size), "samples": samples, "constant": constant},
         figure=figure,
     )
+
+
+def _gradient_figure(path, theory_values, estimate, se, ctx: CheckContext, title: str) -> str | None:
+    """Monte Carlo gradients against the closed form, and a histogram of their standardised gaps."""
+    if path is None:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    scatter_vs_theory(axes[0], theory_values, estimate, se, title)
+    axes[1].hist((estimate - theory_values) / se, bins=40, color="C0", alpha=0.8)
+    tolerance_lines(axes[1], ctx.z, horizontal=False, ls=":")
+    style_axes(axes[1], "(MC - closed form) / SE", title="standardised gaps" + power_suffix(ctx, "1/pi"),
+               title_size=9, legend=None, grid=None)
+    return finish_figure(fig, path, title="relu.population-gradient: closed form vs Monte Carlo")
 
 
 register(Claim(
@@ -191,21 +174,19 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     mc = se_verdict(est, th, se, z=ctx.z, what="MC mean gradient component")
 
     figure = None
-    path = _figure_path(ctx, "relu.population-gradient-k")
+    path = ctx.figure_path("relu.population-gradient-k")
     if path is not None:
         fig, ax = plt.subplots(figsize=(5.2, 4.2))
-        _scatter_panel(ax, th, est, se, f"K-node gradient (W and a), {samples} samples per case"
-                       + (" [power: 1/pi]" if ctx.power else ""))
-        fig.tight_layout()
-        figure = _save(fig, path)
+        scatter_vs_theory(ax, th, est, se, f"K-node gradient (W and a), {samples} samples per case"
+                          + power_suffix(ctx, "1/pi"))
+        figure = finish_figure(fig, path)
 
     exact_tol = 1e-10
-    holds = autograd_gap <= exact_tol and reduce_gap <= exact_tol and self_gap <= exact_tol and mc.ok
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=mc.statistic, tolerance=ctx.z,
-        tolerance_rule=f"MC: |mean - formula| <= {ctx.z:g} SE per component; exact identities to {exact_tol:g}",
-        message=f"autograd of the K-node loss {autograd_gap:.1e}; K=1 reduction {reduce_gap:.1e}; h(w,w)=w/2 "
-                f"{self_gap:.1e}; {mc.message}" + (" [power: 1/pi]" if ctx.power else ""),
+    return combine(
+        [mc], f"MC: |mean - formula| <= {ctx.z:g} SE per component; exact identities to {exact_tol:g}",
+        f"autograd of the K-node loss {autograd_gap:.1e}; K=1 reduction {reduce_gap:.1e}; h(w,w)=w/2 "
+        f"{self_gap:.1e}; {mc.message}" + power_suffix(ctx, "1/pi"),
+        conditions=autograd_gap <= exact_tol and reduce_gap <= exact_tol and self_gap <= exact_tol,
         details={"autograd_gap": autograd_gap, "reduce_gap": reduce_gap, "mc_components": int(est.size),
                  "samples": samples, "constant": constant},
         figure=figure,
@@ -277,7 +258,7 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
     mc = se_verdict(np.array(est), np.array(th), np.array(se), z=ctx.z, what="MC frequency in Omega")
 
     figure = None
-    path = _figure_path(ctx, "relu.lyapunov")
+    path = ctx.figure_path("relu.lyapunov")
     if path is not None:
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
         r, phi, val = inside["r"], inside["phi"], inside["value"]
@@ -291,26 +272,21 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
             axes[1].plot(eps_grid, [theory.init_in_omega_probability(dd, theory.init_radius(dd, e)) for e in eps_grid],
                          label=f"d = {dd}")
         axes[1].plot(eps_grid, (1 - eps_grid) / 2, "k--", label="(1 - eps)/2")
-        axes[1].set_xlabel("eps")
-        axes[1].set_ylabel("P(uniform init in Omega)")
-        axes[1].legend(fontsize=8)
-        axes[1].grid(alpha=0.3)
-        axes[1].set_title("init ball radius eps sqrt(2 pi/(d+1)) ||w*||", fontsize=9)
-        fig.tight_layout()
-        figure = _save(fig, path)
+        style_axes(axes[1], "eps", "P(uniform init in Omega)", "init ball radius eps sqrt(2 pi/(d+1)) ||w*||",
+                   title_size=9)
+        figure = finish_figure(fig, path)
 
-    holds = (inside["minimum"] > 0 and monotone and final_dist < 1e-6 and min_margin >= 0 and twin_gap <= 1e-9
-             and mc.ok)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=inside["minimum"], tolerance=0.0,
-        tolerance_rule="min over Omega of (w-w*).E grad J/||w-w*||^2 must be > 0; also: P(init in Omega) - (1-eps)/2 "
-                       f">= 0 on the grid, exact vs quadrature <= 1e-9, MC within {ctx.z:g} SE",
-        message=f"min over Omega {inside['minimum']:.4f} at (r, phi) = ({inside['argmin'][0]:.3g}, "
-                f"{inside['argmin'][1]:.3g}) (the infimum 1/4 is approached as w -> 0 at theta = pi/2); outside Omega "
-                f"min {outside['minimum']:.3g} ({outside['negative_fraction']:.0%} negative); GD from {n} starts in "
-                f"Omega: monotone {monotone}, max final distance {final_dist:.1e}; init bound: min margin "
-                f"{min_margin:.2e} (tight to first order in eps as d grows), exact vs quadrature {twin_gap:.1e}; "
-                f"{mc.message}" + (" [power: radius constant pi]" if ctx.power else ""),
+    return bound_verdict(
+        inside["minimum"], 0.0,
+        "min over Omega of (w-w*).E grad J/||w-w*||^2 must be > 0; also: P(init in Omega) - (1-eps)/2 "
+        f">= 0 on the grid, exact vs quadrature <= 1e-9, MC within {ctx.z:g} SE",
+        f"min over Omega {inside['minimum']:.4f} at (r, phi) = ({inside['argmin'][0]:.3g}, "
+        f"{inside['argmin'][1]:.3g}) (the infimum 1/4 is approached as w -> 0 at theta = pi/2); outside Omega "
+        f"min {outside['minimum']:.3g} ({outside['negative_fraction']:.0%} negative); GD from {n} starts in "
+        f"Omega: monotone {monotone}, max final distance {final_dist:.1e}; init bound: min margin "
+        f"{min_margin:.2e} (tight to first order in eps as d grows), exact vs quadrature {twin_gap:.1e}; "
+        f"{mc.message}" + power_suffix(ctx, "radius constant pi"),
+        above=True, conditions=monotone and final_dist < 1e-6 and min_margin >= 0 and twin_gap <= 1e-9 and mc.ok,
         details={"omega_minimum": inside["minimum"], "outside_minimum": outside["minimum"],
                  "outside_negative_fraction": outside["negative_fraction"], "gd_monotone": monotone,
                  "gd_final_distance": final_dist, "init_min_margin": min_margin, "init_twin_gap": twin_gap,
@@ -401,7 +377,7 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
         trajectories[(K, "generic 1e-6")] = {"W": tr["W"][3:]}
 
     figure = None
-    path = _figure_path(ctx, "relu.symmetry-breaking")
+    path = ctx.figure_path("relu.symmetry-breaking")
     if path is not None:
         from teachtheory.teacher_student import figure_symmetric_dynamics
 
@@ -412,20 +388,14 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
     printed_ok = sym_gap == 0 and worst_fixed <= 1e-12 and all(r["hessian_min_eig_at_x_star"] < 0 for r in rows.values())
     core_ok = printed_ok and worst_sym <= 1e-10 and worst_plus == 0 and all(
         r["symmetric_start_distance_to_x_star"] < 1e-6 for r in rows.values())
-    if not core_ok:
-        verdict = "fails"
-    elif failures:
-        verdict = "printed-form-wrong"
-    else:
-        verdict = "holds"
     corrected = ("x* is exact and a saddle; the symmetric family is invariant; breaking x = y towards the diagonal "
                  "(x0 > y0) reaches w*; but not every infinitesimal asymmetry does: " + "; ".join(failures)) \
         if failures else "every tested asymmetry reaches w* up to permutation"
-    return Verdict(
-        "", verdict, statistic=worst_fixed, tolerance=1e-12,
-        tolerance_rule="max |E grad| at the printed x* <= 1e-12 (sympy gap 0); symmetric family kept to 1e-10; "
-                       "'reaches w*' = population loss < 1e-10",
-        message=f"sympy: solve - printed = {sp.simplify(sym_gap)}; " + corrected,
+    return conclude(
+        outcome(core_ok and not failures, corrected=core_ok), worst_fixed, 1e-12,
+        "max |E grad| at the printed x* <= 1e-12 (sympy gap 0); symmetric family kept to 1e-10; "
+        "'reaches w*' = population loss < 1e-10",
+        f"sympy: solve - printed = {sp.simplify(sym_gap)}; " + corrected,
         details={"per_K": rows, "steps": steps, "generic_seeds": seeds,
                  "corrected_statement": corrected if failures else None},
         figure=figure,

@@ -15,8 +15,18 @@ import numpy as np
 import torch
 
 from teachtheory import committee as engine
-from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
-from teachtheory.plotting import plt, save_figure
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    combine,
+    conclude,
+    mean_se,
+    power_suffix,
+    register,
+    se_verdict,
+)
+from teachtheory.plotting import finish_figure, plt, se_band, style_axes, tolerance_lines
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.theory import committee as theory
@@ -103,29 +113,28 @@ def check_integrals(ctx: CheckContext) -> Verdict:
     # sympy twins
     symbolic = {}
     for name, fun in (("I2", theory.symbolic_i2), ("J2", theory.symbolic_j2), ("I3", theory.symbolic_i3)):
-        derived, printed, gap = fun()
+        derived, _, gap = fun()
         symbolic[name] = {"derived": str(derived), "difference": str(gap), "ok": gap == 0}
-    i4_difference, i4_worst = theory.symbolic_i4_price()
+    _, i4_worst = theory.symbolic_i4_price()
     symbolic["I4"] = {"price_max_abs_difference": i4_worst, "ok": i4_worst < 1e-30}
     details["symbolic"] = symbolic
     details["samples"] = samples
     details["power"] = ctx.power
     symbolic_ok = all(s["ok"] for s in symbolic.values())
-    figure = _integrals_figure(ctx.figure_path("scm.integrals"), panels, ctx.z, ctx.power)
-    worst = max(p.statistic for p in parts.values())
-    holds = all(p.ok for p in parts.values()) and symbolic_ok
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst, tolerance=ctx.z,
-        tolerance_rule=f"|MC - closed form| <= {ctx.z:g} SE for every drawn covariance ({samples} samples each); "
-                       "sympy differences exactly 0 (I4: Price check < 1e-30)",
-        message="; ".join(f"{k}: {v.statistic:.2f} SE" for k, v in parts.items())
-                + f"; sympy I2/J2/I3 {'= 0' if symbolic_ok else 'MISMATCH'}, I4 Price {i4_worst:.0e}"
-                + (" [power check: 2/pi -> 1/pi]" if ctx.power else ""),
-        details=details, figure=figure,
+    figure = _integrals_figure(ctx.figure_path("scm.integrals"), panels, ctx.z,
+                               "scm.integrals: erf committee averages" + power_suffix(ctx, "2/pi -> 1/pi"))
+    return combine(
+        parts.values(), f"|MC - closed form| <= {ctx.z:g} SE for every drawn covariance ({samples} samples each); "
+        "sympy differences exactly 0 (I4: Price check < 1e-30)",
+        "; ".join(f"{k}: {v.statistic:.2f} SE" for k, v in parts.items())
+        + f"; sympy I2/J2/I3 {'= 0' if symbolic_ok else 'MISMATCH'}, I4 Price {i4_worst:.0e}"
+        + power_suffix(ctx, "2/pi -> 1/pi"),
+        conditions=symbolic_ok, details=details, figure=figure,
     )
 
 
-def _integrals_figure(path, panels, z, power) -> str | None:
+def _integrals_figure(path, panels, z, title: str) -> str | None:
+    """Per integral: (MC - closed form)/SE for every drawn covariance, coloured by its kind."""
     if path is None:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
@@ -134,17 +143,11 @@ def _integrals_figure(path, panels, z, power) -> str | None:
         colours = ["tab:red" if k == "singular" else "tab:green" if k.startswith("fields") else "tab:blue"
                    for k in kinds]
         ax.scatter(np.arange(len(est)), standard, c=colours, s=14)
-        for s in (-z, z):
-            ax.axhline(s, color="k", ls="--", lw=1)
+        tolerance_lines(ax, z)
         ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(f"{name}: (MC - closed form) / SE", fontsize=10)
         ax.set_xlabel("drawn covariance (blue full rank, red singular, green repeated fields)", fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.suptitle("scm.integrals: erf committee averages" + (" — power check (2/pi -> 1/pi)" if power else ""),
-                 fontsize=11)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+        style_axes(ax, title=f"{name}: (MC - closed form) / SE", legend=None)
+    return finish_figure(fig, path, title=title)
 
 
 register(Claim(
@@ -219,17 +222,18 @@ def check_ode(ctx: CheckContext) -> Verdict:
         messages.append(f"{label}: slope {fit['slope']:.3f} ± {fit['slope_se']:.3f} (target {target:g}, "
                         f"{standardised:.2f} SE); weights vs chain {max(cross):.2f} SE; ODE err {ode_error:.1e}")
     figure = _ode_figure(ctx.figure_path("scm.ode"), results, target)
-    return Verdict(
-        "", "holds" if ok else "fails", statistic=worst, tolerance=ctx.z,
-        tolerance_rule=f"|slope - ({target:g})| <= {ctx.z:g} x bootstrap SE of the log-log fit; weight-level SGD "
-                       f"matches the order-parameter engine within {ctx.z:g} SE; ODE (RK4, Richardson) error <= 1% "
-                       "of the smallest gap",
-        message="; ".join(messages) + (" [power check: slope -1]" if ctx.power else ""),
+    return conclude(
+        ok, worst, ctx.z,
+        f"|slope - ({target:g})| <= {ctx.z:g} x bootstrap SE of the log-log fit; weight-level SGD "
+        f"matches the order-parameter engine within {ctx.z:g} SE; ODE (RK4, Richardson) error <= 1% "
+        "of the smallest gap",
+        "; ".join(messages) + power_suffix(ctx, "slope -1"),
         details=details | {"target_slope": target, "alphas": [0.0, 5.0, len(alphas)]}, figure=figure,
     )
 
 
 def _ode_figure(path, results, target) -> str | None:
+    """Per problem: eps_g of the ODE and of SGD (smallest and largest N), and the gap's scaling with N."""
     if path is None:
         return None
     from teachtheory.committee.figures import plot_gap_scaling
@@ -242,22 +246,13 @@ def _ode_figure(path, results, target) -> str | None:
         ax.plot(ode.alpha, ode.eps.numpy(), "k-", lw=1.5, label="ODE")
         for N, colour in ((scaling.Ns[0], "tab:blue"), (scaling.Ns[-1], "tab:orange")):
             eps = scaling.records[N].eps.numpy()
-            mean, se = eps.mean(0), eps.std(0, ddof=1) / math.sqrt(eps.shape[0])
-            ax.plot(scaling.records[N].alpha, mean, "--", color=colour, lw=1.2, label=f"SGD mean ± SE, N={N}")
-            ax.fill_between(scaling.records[N].alpha, mean - se, mean + se, color=colour, alpha=0.3, lw=0)
+            se_band(ax, scaling.records[N].alpha, *mean_se(eps), label=f"SGD mean ± SE, N={N}", ls="--", color=colour,
+                    lw=1.2)
             ax.plot(scaling.records[N].alpha, eps[0], ":", color=colour, lw=0.8, label=f"one run, N={N}")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$\alpha$")
-        ax.set_ylabel(r"$\epsilon_g$")
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        style_axes(ax, r"$\alpha$", r"$\epsilon_g$", label, grid="both", yscale="log")
         plot_gap_scaling(axes[row][1], scaling, extra=[weights], reference_slope=-0.5,
                          other_slopes=[target] if target != -0.5 else [-1.0])
-    fig.suptitle("scm.ode: Saad-Solla ODEs vs online SGD; sup-gap ~ N^(-1/2)", fontsize=11)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    return finish_figure(fig, path, title="scm.ode: Saad-Solla ODEs vs online SGD; sup-gap ~ N^(-1/2)")
 
 
 register(Claim(

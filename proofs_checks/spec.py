@@ -1,9 +1,7 @@
-"""Claims of teacher-student ReLU networks (Tian's teacher-student talk): Tian 2017's population gradient and dynamics,
-and Tian 2020's student specialization.
+"""Claims of student specialization in teacher-student ReLU networks (Tian 2020, Tian's teacher-student talk):
+alignment of student nodes with teacher nodes, stronger teacher nodes first, and the L shape at convergence.
 
 References:
-    Y. Tian, "An Analytical Formula of Population Gradient for two-layered ReLU network and its
-    Applications in Convergence and Critical Point Analysis", ICML 2017.
     Y. Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input
     Dimension", ICML 2020.
     Y. Tian, "Understanding Deep Models With Teacher-student Setting" (talk).
@@ -15,52 +13,19 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register
-from teachtheory.plotting import plt, save_figure
-from teachtheory.random import RunStreams, as_seeds
+from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, conclude, power_suffix, register
+from teachtheory.plotting import draw_figure
 from teachtheory.references import cite
-from teachtheory.teacher_student import final_correlations
+from teachtheory.teacher_student import (
+    figure_alignment_over_time,
+    figure_l_shape,
+    figure_recovery_by_node,
+    final_correlations,
+    l_shape_statistics,
+)
 
 SOURCE_2020 = cite("tian2020")
-WRONG_CONSTANT = 1.0 / math.pi  # the power checks' deliberately wrong 1/(2 pi)
-
-
-
-
-def _figure_path(ctx: CheckContext, claim_id: str):
-    return ctx.figure_path(claim_id)
-
-
-def _save(fig, path) -> str | None:
-    if path is None:
-        plt.close(fig)
-        return None
-    (written,) = save_figure(fig, path)
-    return str(written)
-
-
-def _scatter_panel(ax, theory_values, estimate, se, title, label="Monte Carlo ± SE") -> None:
-    t, e, s = (np.asarray(v, float).ravel() for v in (theory_values, estimate, se))
-    ax.errorbar(t, e, yerr=s, fmt="o", ms=2.5, lw=0.8, alpha=0.7, label=label)
-    lo, hi = float(min(t.min(), e.min())), float(max(t.max(), e.max()))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="closed form")
-    ax.set_xlabel("closed form")
-    ax.set_ylabel("estimate")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-
-
-def _drawn_pairs(seed: int, cases: int, d: int, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """w, w* [cases, d] drawn from run streams: Gaussian directions, norms in [0.3, 2]."""
-    streams = RunStreams(as_seeds(seed, cases))
-    w = streams.normal(f"{tag}-w", d, (d,))
-    w_star = streams.normal(f"{tag}-w_star", d, (d,))
-    w = w / w.norm(dim=-1, keepdim=True) * (0.3 + 1.7 * streams.uniform(f"{tag}-norm", d, (1,)))
-    w_star = w_star / w_star.norm(dim=-1, keepdim=True) * (0.3 + 1.7 * streams.uniform(f"{tag}-norm*", d, (1,)))
-    return w, w_star
 
 
 # -- specialization claims (shared, cached training runs) --------------------------------------
@@ -87,6 +52,7 @@ def _spec_runs(scale: str, seed: int) -> dict:
 
 
 def _null_order(runs: int) -> list[int]:
+    """The power checks' null pairing: run r's student with run r + 1's teacher."""
     return [(r + 1) % runs for r in range(runs)]
 
 
@@ -113,25 +79,18 @@ def check_alignment(ctx: CheckContext) -> Verdict:
                         "g1_inf_end": float(res.g1_inf[:, -1].mean()), "eval_loss_end": float(res.eval_loss[:, -1].mean())})
     rec = np.concatenate([r.ravel() for r in all_rec])
     unaligned = int((~rec).sum())
-    figure = None
-    path = _figure_path(ctx, "spec.alignment")
-    if path is not None:
-        from teachtheory.teacher_student import figure_alignment_over_time
-
-        (written,) = figure_alignment_over_time(cases[0][1], path, ("png",),
-                                                title="spec.alignment: p = 0, best correlation per teacher node")
-        figure = str(written)
-    holds = unaligned == 0
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=float(unaligned), tolerance=0.0,
-        tolerance_rule="the theorem is universal: number of observed teacher nodes without a student node at "
-                       "correlation >= 0.95 must be 0 (pooled over runs and layers)",
-        message=f"{rec.size - unaligned}/{rec.size} observed teacher nodes aligned; "
-                + "; ".join(f"{k}: {v['recovered']}/{v['observed']} (min best corr {v['min_best_corr']:.3f})"
-                            for k, v in rows.items())
-                + "; premise: max_x ||g_1||_inf " + ", ".join(f"{p['g1_inf_start']:.2g} -> {p['g1_inf_end']:.2g}"
-                                                            for p in premise)
-                + (" [power: students paired with other runs' teachers]" if ctx.power else ""),
+    figure = draw_figure(figure_alignment_over_time, cases[0][1], ctx.figure_path("spec.alignment"),
+                         title="spec.alignment: p = 0, best correlation per teacher node")
+    return bound_verdict(
+        float(unaligned), 0.0,
+        "the theorem is universal: number of observed teacher nodes without a student node at "
+        "correlation >= 0.95 must be 0 (pooled over runs and layers)",
+        f"{rec.size - unaligned}/{rec.size} observed teacher nodes aligned; "
+        + "; ".join(f"{k}: {v['recovered']}/{v['observed']} (min best corr {v['min_best_corr']:.3f})"
+                    for k, v in rows.items())
+        + "; premise: max_x ||g_1||_inf " + ", ".join(f"{p['g1_inf_start']:.2g} -> {p['g1_inf_end']:.2g}"
+                                                    for p in premise)
+        + power_suffix(ctx, "students paired with other runs' teachers"),
         details={"layers": rows, "premise": premise, "power": ctx.power},
         figure=figure,
     )
@@ -142,8 +101,8 @@ register(Claim(
     statement=r"\mathbf{g}_1(x) \approx 0\ \forall x \in D \ \wedge\ \partial E^*_j \cap E_k \ne \emptyset"
               r"\ \Rightarrow\ \exists k': \rho_{jk'} > 0.95",
     assumptions=["Gaussian input, teacher nodes observed (active on 1-99% of held-out inputs; checked)",
-                 "student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
-                 "(max_x ||g_1(x)||_inf reported)",
+                 ("student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
+                 "(max_x ||g_1(x)||_inf reported)"),
                  "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
     check=check_alignment, statistical=True,
     method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
@@ -186,25 +145,18 @@ def check_strength(ctx: CheckContext) -> Verdict:
     rhos = np.concatenate(pooled)
     mean, se = float(rhos.mean()), float(rhos.std(ddof=1) / math.sqrt(len(rhos)))
     statistic = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)
-    figure = None
-    path = _figure_path(ctx, "spec.strength")
-    if path is not None:
-        from teachtheory.teacher_student import figure_recovery_by_node
-
-        (written,) = figure_recovery_by_node({f"p={p:g}": results[("two-layer", p)] for p in strengths}, path, ("png",),
-                                             title="spec.strength: recovery and time to alignment vs teacher index")
-        figure = str(written)
-    holds = statistic > ctx.z
+    figure = draw_figure(figure_recovery_by_node, {f"p={p:g}": results[("two-layer", p)] for p in strengths},
+                         ctx.figure_path("spec.strength"),
+                         title="spec.strength: recovery and time to alignment vs teacher index")
     weakest = {p: v["recovery_by_node"][-1] for p, v in per_p.items()}
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=ctx.z,
-        tolerance_rule=f"mean Spearman(j, time to alignment) over runs with p > 0, divided by its SE, must exceed {ctx.z:g}",
-        message=f"Spearman(j, time to alignment) = {mean:.3f} ± {se:.3f} over {len(rhos)} runs (p > 0); by p: "
-                + ", ".join(f"p={p:g}: {v['spearman_mean']:.2f}" for p, v in per_p.items())
-                + "; recovery of the weakest node by p: " + ", ".join(f"{p:g}: {r:.2f}" for p, r in weakest.items())
-                + (" [power: ordering reversed]" if ctx.power else ""),
-        details={"per_p": per_p},
-        figure=figure,
+    return bound_verdict(
+        statistic, ctx.z,
+        f"mean Spearman(j, time to alignment) over runs with p > 0, divided by its SE, must exceed {ctx.z:g}",
+        f"Spearman(j, time to alignment) = {mean:.3f} ± {se:.3f} over {len(rhos)} runs (p > 0); by p: "
+        + ", ".join(f"p={p:g}: {v['spearman_mean']:.2f}" for p, v in per_p.items())
+        + "; recovery of the weakest node by p: " + ", ".join(f"{p:g}: {r:.2f}" for p, r in weakest.items())
+        + power_suffix(ctx, "ordering reversed"),
+        above=True, details={"per_p": per_p}, figure=figure,
     )
 
 
@@ -226,8 +178,6 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
     (when fan-out is independent of alignment). Holds iff mean share + z SE <= baseline/10 (an order of
     magnitude). Power: the same statistic with students paired to other runs' teachers (no node is
     specialised, so no L) must fail."""
-    from teachtheory.teacher_student import l_shape_statistics
-
     results = _spec_runs(ctx.scale, ctx.seed)
     shares, baselines, per_p = [], [], {}
     for (kind, p), res in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -252,24 +202,16 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
     baseline = float(np.concatenate(baselines).mean())
     mean, se = float(share.mean()), float(share.std(ddof=1) / math.sqrt(share.size))
     tolerance = baseline / 10
-    figure = None
-    path = _figure_path(ctx, "spec.l-shape")
-    if path is not None:
-        from teachtheory.teacher_student import figure_l_shape
-
-        (written,) = figure_l_shape({f"p={p:g}": r for (k, p), r in results.items() if k == "two-layer"}, path, ("png",),
-                                    title="spec.l-shape: best correlation vs fan-out norm at the end")
-        figure = str(written)
-    holds = mean + ctx.z * se <= tolerance
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=mean, tolerance=tolerance,
-        tolerance_rule=f"mean + {ctx.z:g} SE of the unspecialised share of squared fan-out must be <= 1/10 of its "
-                       "no-L baseline (the share the same nodes held at initialisation)",
-        message=f"unspecialised observed nodes carry {mean:.4f} ± {se:.4f} of the squared fan-out (baseline at init "
-                f"{baseline:.3f}); by p: " + ", ".join(f"p={p:g}: {v['share_mean']:.4f}" for p, v in per_p.items())
-                + (" [power: students paired with other runs' teachers]" if ctx.power else ""),
-        details={"per_p": per_p, "runs": int(share.size)},
-        figure=figure,
+    figure = draw_figure(figure_l_shape, {f"p={p:g}": r for (k, p), r in results.items() if k == "two-layer"},
+                         ctx.figure_path("spec.l-shape"), title="spec.l-shape: best correlation vs fan-out norm at the end")
+    return conclude(
+        mean + ctx.z * se <= tolerance, mean, tolerance,
+        f"mean + {ctx.z:g} SE of the unspecialised share of squared fan-out must be <= 1/10 of its "
+        "no-L baseline (the share the same nodes held at initialisation)",
+        f"unspecialised observed nodes carry {mean:.4f} ± {se:.4f} of the squared fan-out (baseline at init "
+        f"{baseline:.3f}); by p: " + ", ".join(f"p={p:g}: {v['share_mean']:.4f}" for p, v in per_p.items())
+        + power_suffix(ctx, "students paired with other runs' teachers"),
+        details={"per_p": per_p, "runs": int(share.size)}, figure=figure,
     )
 
 
@@ -278,8 +220,8 @@ register(Claim(
     statement=r"\text{at convergence, } \max_j \rho_{jk} < 1 \Rightarrow \|v_k\| \approx 0"
               r"\ (\text{best correlation vs fan-out norm forms an L})",
     assumptions=["two-layer teacher-student as in spec.alignment, p in {0, 1, 2} (quick)",
-                 "only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
-                 "dead or always-on nodes are outside the theorem"],
+                 ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
+                 "dead or always-on nodes are outside the theorem")],
     check=check_l_shape, statistical=True,
     method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
 ))

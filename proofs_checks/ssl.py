@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.claims import CheckContext, Claim, Verdict, combine, exact_verdict, power_suffix, register, se_verdict
+from teachtheory.plotting import finish_figure, plt, se_band, style_axes, tolerance_lines
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
@@ -41,6 +42,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-300) -> float:
 
 
 def _exact_models():
+    """The finite generative models on which the covariance operator is checked exactly."""
     return {
         "HLTM(depth 3, delta 0.7)": HLTM(3, 0.7),
         "HLTM(depth 3, delta 0.6, P(z0=+1)=0.3)": HLTM(3, 0.6, root_prob=0.3),
@@ -160,9 +162,7 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
                     verdicts.append(v)
                     z_scores.append(((est - th) / se).flatten().numpy())
                     details["sampled"][f"{label} / {widths} / beta={beta} / layer {l}"] = round(v.statistic, 3)
-    sampled_ok = all(v.ok for v in verdicts)
     stat = max(v.statistic for v in verdicts)
-    holds = exact_ok and sampled_ok and worst_identity <= EXACT_TOLERANCE
     details.update({
         "worst_exact_relative_error": worst_exact, "identity_f_eq_KT_vecW": worst_identity,
         "other_latent_pairing_formula_error": worst_other_formula,
@@ -180,27 +180,25 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
     symbolic = theory.symbolic_covariance_operator()
     details["sympy_independent_is_zero"] = bool(all(v == 0 for v in symbolic["independent"]))
     details["sympy_other_latent_is_zero"] = bool(all(v == 0 for v in symbolic["other_latent"]))
-    holds = holds and details["sympy_independent_is_zero"] and details["sympy_other_latent_is_zero"]
     figure = _covariance_figure(ctx.figure_path("ssl.covariance-operator"), scatter, np.concatenate(z_scores), ctx.z,
                                 constant)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=stat, tolerance=ctx.z,
-        tolerance_rule=f"sampled: |mean gradient - prediction| <= {ctx.z:g} SE per coordinate; exact: relative "
-                       f"error <= {EXACT_TOLERANCE:g}",
-        message=(f"exact E grad vs {constant:g}(V - beta EV)w: rel. error {worst_exact:.1e} (4 models x 2 nets x "
-                 f"beta in {{0, .5}}); f = K^T vec W: {worst_identity:.1e}; sampled: worst {stat:.2f} SE; "
-                 f"other-latent negatives: printed form off by {min(other_vs_printed):.2f}-{max(other_vs_printed):.2f} "
-                 f"(rel.), derived form {worst_other_formula:.1e}"
-                 + (" [power check: constant -1]" if ctx.power else "")),
+    return combine(
+        verdicts, f"sampled: |mean gradient - prediction| <= {ctx.z:g} SE per coordinate; exact: relative "
+        f"error <= {EXACT_TOLERANCE:g}",
+        f"exact E grad vs {constant:g}(V - beta EV)w: rel. error {worst_exact:.1e} (4 models x 2 nets x "
+        f"beta in {{0, .5}}); f = K^T vec W: {worst_identity:.1e}; sampled: worst {stat:.2f} SE; "
+        f"other-latent negatives: printed form off by {min(other_vs_printed):.2f}-{max(other_vs_printed):.2f} "
+        f"(rel.), derived form {worst_other_formula:.1e}" + power_suffix(ctx, "constant -1"),
+        conditions=(exact_ok and worst_identity <= EXACT_TOLERANCE and details["sympy_independent_is_zero"]
+                    and details["sympy_other_latent_is_zero"]),
         details=details, figure=figure,
     )
 
 
 def _covariance_figure(path, scatter, z_scores, z, constant) -> str | None:
+    """Exact gradients against the prediction, and the histogram of the sampled standardised gaps."""
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
     measured = np.concatenate([s[0] for s in scatter])
@@ -208,24 +206,17 @@ def _covariance_figure(path, scatter, z_scores, z, constant) -> str | None:
     ax.plot(measured, predicted, ".", ms=2, alpha=0.5)
     lim = float(np.abs(measured).max()) * 1.05
     ax.plot([-lim, lim], [-lim, lim], "k--", lw=1)
-    ax.set_xlabel(r"exact $E\,\nabla_{\mathrm{vec}W_l} L$ (autograd, enumeration)")
-    ax.set_ylabel(rf"${constant:g}\,(V[\bar K_l] - \beta E V_{{x|z}}[K_l])\,\mathrm{{vec}}W_l$")
-    ax.set_title("exact: every coordinate, every layer", fontsize=10)
-    ax.grid(alpha=0.3)
+    style_axes(ax, r"exact $E\,\nabla_{\mathrm{vec}W_l} L$ (autograd, enumeration)",
+               rf"${constant:g}\,(V[\bar K_l] - \beta E V_{{x|z}}[K_l])\,\mathrm{{vec}}W_l$",
+               "exact: every coordinate, every layer", legend=None)
     ax = axes[1]
     bins = np.linspace(min(-z - 1, float(z_scores.min())), max(z + 1, float(z_scores.max())), 60)
     ax.hist(z_scores, bins=bins, density=True, alpha=0.7, label="(sampled - predicted)/SE")
     t = np.linspace(-4, 4, 200)
     ax.plot(t, np.exp(-t * t / 2) / math.sqrt(2 * math.pi), "k-", lw=1, label="N(0, 1)")
-    for s in (-z, z):
-        ax.axvline(s, color="r", ls="--", lw=1)
-    ax.set_title(f"sampled triples: standardised gaps, tolerance ±{z:g}", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.suptitle("ssl.covariance-operator", fontsize=11)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    tolerance_lines(ax, z, horizontal=False, color="r")
+    style_axes(ax, title=f"sampled triples: standardised gaps, tolerance ±{z:g}")
+    return finish_figure(fig, path, title="ssl.covariance-operator")
 
 
 register(Claim(
@@ -282,16 +273,14 @@ def check_one_neuron(ctx: CheckContext) -> Verdict:
     symbolic_ok = all(v == 0 for v in gap) and all(v == 0 for v in u_linear)
     tolerance = 1e-12
     grad_tolerance = math.inf if ctx.power else tolerance  # the gradient check uses the printed constant
-    holds = worst <= tolerance and worst_linear <= tolerance and worst_grad <= grad_tolerance
-    holds = holds and symbolic_ok
     figure = _one_neuron_figure(ctx.figure_path("ssl.one-neuron"))
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst, tolerance=tolerance,
-        tolerance_rule="max |V_enumerated - predicted| x d^2 (float64 rounding)",
-        message=(f"V[Kbar] vs u u^T x {constant:g}/d^2 over d = {lengths[0]}..{lengths[-1]}, background in "
-                 f"{{0, .5, -.3}}, {draws} weights each ({len(patterns)} gate patterns): max error {worst:.1e}/d^2; "
-                 f"linear node V = 0 and u = 0: {worst_linear:.1e}; E grad = -2 V w: {_fmt_err(worst_grad)}; "
-                 f"sympy gap zero: {symbolic_ok}" + (" [power check: 1/(2 d^2)]" if ctx.power else "")),
+    return exact_verdict(
+        worst, tolerance, "max |V_enumerated - predicted| x d^2 (float64 rounding)",
+        f"V[Kbar] vs u u^T x {constant:g}/d^2 over d = {lengths[0]}..{lengths[-1]}, background in "
+        f"{{0, .5, -.3}}, {draws} weights each ({len(patterns)} gate patterns): max error {worst:.1e}/d^2; "
+        f"linear node V = 0 and u = 0: {worst_linear:.1e}; E grad = -2 V w: {worst_grad:.1e}; "
+        f"sympy gap zero: {symbolic_ok}" + power_suffix(ctx, "1/(2 d^2)"),
+        conditions=worst_linear <= tolerance and worst_grad <= grad_tolerance and symbolic_ok,
         details={"per_case": per_case, "gate_patterns_seen": sorted(patterns), "linear_node_max": worst_linear,
                  "expected_gradient_relative_error": worst_grad, "sympy_gap_zero": symbolic_ok,
                  "constant": constant, "draws": draws,
@@ -302,15 +291,10 @@ def check_one_neuron(ctx: CheckContext) -> Verdict:
     )
 
 
-def _fmt_err(x: float) -> str:
-    return f"{x:.1e}"
-
-
 def _one_neuron_figure(path, length: int = 6) -> str | None:
+    """The flow dw/dt = 2 V[Kbar] w of a ReLU and of a linear node in the (w1, w2) plane, with a few paths."""
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     grid = torch.linspace(-1.5, 1.5, 31, dtype=DT)
     W1, W2 = torch.meshgrid(grid, grid, indexing="xy")
@@ -336,15 +320,10 @@ def _one_neuron_figure(path, length: int = 6) -> str | None:
             ax.axline((0, 0), direction, color="grey", lw=0.6, ls=":")
         ax.set_xlim(-1.5, 1.5)
         ax.set_ylim(-1.5, 1.5)
-        ax.set_xlabel("$w_1$")
-        ax.set_ylabel("$w_2$")
-        ax.set_title(("ReLU node" if relu else "linear node (u = 0: no flow)")
-                     + rf": $\dot w = 2V[\bar K]w$, d={length}", fontsize=10)
+        style_axes(ax, "$w_1$", "$w_2$", ("ReLU node" if relu else "linear node (u = 0: no flow)")
+                   + rf": $\dot w = 2V[\bar K]w$, d={length}", legend=None, grid=None)
         ax.set_aspect("equal")
-    fig.suptitle("ssl.one-neuron: '11' vs '101', receptive field 2 (red: flow from a few starts)", fontsize=11)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    return finish_figure(fig, path, title="ssl.one-neuron: '11' vs '101', receptive field 2 (red: flow from a few starts)")
 
 
 register(Claim(
@@ -518,21 +497,18 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     shared_err = _rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs))
     shared_cross = sblock.cross_covariance(w1s, es)
 
-    tolerance_exact = EXACT_TOLERANCE
     finite = bool(torch.isfinite(residual).all() and torch.isfinite(path).all())
-    holds = finite and drift.ok and pop_err <= tolerance_exact and cross_max <= 1e-12
     figure = _two_layer_figure(ctx.figure_path("ssl.two-layer"), block, mean_path, se_path, ode, pop_path, lr,
                                residual, ctx.z)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=drift.statistic, tolerance=ctx.z,
-        tolerance_rule=f"time-averaged SGD drift residual within {ctx.z:g} SE (over runs) per coordinate; "
-                       f"population GD vs the field: relative error <= {tolerance_exact:g}",
-        message=(f"population GD vs Thm. 4 field (rate {theory.TWO_LAYER_RATE:g}): {pop_err:.1e}; max |Cov(u_j, u_k)| "
-                 f"{cross_max:.1e}; SGD drift residual (rate {rate:g}): worst {drift.statistic:.2f} SE over "
-                 f"{runs} runs x "
-                 f"{steps} steps; mean SGD path vs ODE: {traj_gap_ode:.1f} SE, vs population GD {traj_gap_pop:.1f} SE "
-                 f"(reported only); shared root: Cov {shared_cross:.2f}, theorem off by {shared_err:.2f} (rel.)"
-                 + (" [power check: rate 1]" if ctx.power else "")),
+    return combine(
+        [drift], f"time-averaged SGD drift residual within {ctx.z:g} SE (over runs) per coordinate; "
+        f"population GD vs the field: relative error <= {EXACT_TOLERANCE:g}",
+        f"population GD vs Thm. 4 field (rate {theory.TWO_LAYER_RATE:g}): {pop_err:.1e}; max |Cov(u_j, u_k)| "
+        f"{cross_max:.1e}; SGD drift residual (rate {rate:g}): worst {drift.statistic:.2f} SE over {runs} runs x "
+        f"{steps} steps; mean SGD path vs ODE: {traj_gap_ode:.1f} SE, vs population GD {traj_gap_pop:.1f} SE "
+        f"(reported only); shared root: Cov {shared_cross:.2f}, theorem off by {shared_err:.2f} (rel.)"
+        + power_suffix(ctx, "rate 1"),
+        conditions=finite and pop_err <= EXACT_TOLERANCE and cross_max <= 1e-12,
         details={
             "population_gd_relative_error": pop_err, "cross_covariance_max": cross_max, "drift": drift.message,
             "trajectory_gap_vs_ode_se": traj_gap_ode, "trajectory_gap_vs_population_gd_se": traj_gap_pop,
@@ -549,10 +525,9 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
 
 
 def _two_layer_figure(path, block, mean_path, se_path, ode, pop_path, lr, residual, z) -> str | None:
+    """Mean SGD path ± SE per node against the ODE and population GD, and the standardised drift residuals."""
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     J, d = block.J, block.d
     t = np.arange(mean_path.shape[0]) * lr
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -567,27 +542,17 @@ def _two_layer_figure(path, block, mean_path, se_path, ode, pop_path, lr, residu
                 idx = J * d + j
                 m, o, p, s = (mean_path[:, idx].numpy(), ode[:, idx].numpy(), pop_path[:, idx].numpy(),
                               se_path[:, idx].numpy())
-            line = ax.plot(t, m, lw=1.5, label=f"SGD mean, node {j}")[0]
-            ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.3, lw=0)
+            se_band(ax, t, m, s, label=f"SGD mean, node {j}")
             ax.plot(t, o, "k--", lw=1, label="Thm. 4 ODE (RK4)" if j == 0 else None)
             ax.plot(t, p, "k:", lw=1, label="population GD" if j == 0 else None)
-        ax.set_xlabel("lr x steps")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        style_axes(ax, "lr x steps", label, legend=7)
     ax = axes[2]
     zs = (residual.mean(0) / (residual.std(0) / math.sqrt(residual.shape[0]))).numpy()
     ax.bar(range(len(zs)), zs)
-    for s in (-z, z):
-        ax.axhline(s, color="r", ls="--", lw=1)
-    ax.set_xlabel("coordinate (w1 blocks, then w2)")
-    ax.set_ylabel("mean drift residual / SE")
-    ax.set_title("E[-g_t - F(w_t) | w_t] = 0 along SGD", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.suptitle("ssl.two-layer: Thm. 4 on independent HLTM blocks (local receptive fields)", fontsize=11)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    tolerance_lines(ax, z, color="r")
+    style_axes(ax, "coordinate (w1 blocks, then w2)", "mean drift residual / SE", "E[-g_t - F(w_t) | w_t] = 0 along SGD",
+               legend=None)
+    return finish_figure(fig, path, title="ssl.two-layer: Thm. 4 on independent HLTM blocks (local receptive fields)")
 
 
 register(Claim(

@@ -35,7 +35,9 @@ from teachtheory.io import write_json
 from teachtheory.plotting import plt, save_figure
 from teachtheory.simulation import Simulation, register, write_metrics
 
-__all__ = ["run_committee", "SCALE_SETTINGS"]
+from .common import prepare_output
+
+__all__ = ["SCALE_SETTINGS", "run_committee"]
 
 SCALE_SETTINGS: dict[str, dict[str, Any]] = {
     "small": {"N": 500, "records": 301, "scaling_N": [250, 500, 1000, 2000], "scaling_runs": 128,
@@ -66,23 +68,17 @@ def run_committee(out: str | Path, scale: str = "small", runs: int | None = None
         raise ValueError(f"scale must be one of {', '.join(SCALE_SETTINGS)}; got {scale!r}")
     runs = DEFAULTS[scale]["runs"] if runs is None else runs
     steps = DEFAULTS[scale]["steps"] if steps is None else steps
-    for name, value in (("runs", runs), ("steps", steps)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     unknown = set(settings or {}) - set(SCALE_SETTINGS[scale])
     if unknown:
         raise ValueError(f"settings: unknown keys {sorted(unknown)}; known: {sorted(SCALE_SETTINGS[scale])}")
     settings = SCALE_SETTINGS[scale] | (settings or {})
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(out, runs, steps, device)
     started = time.perf_counter()
     N = settings["N"]
     alpha_max = steps / N
     plateau = engine.plateau_problem(2, 2)
     check = engine.ode_check_problem()
-    scaling_alphas = np.linspace(0.0, settings["scaling_alpha"], int(round(settings["scaling_alpha"] * 10)) + 1)
+    scaling_alphas = np.linspace(0.0, settings["scaling_alpha"], round(settings["scaling_alpha"] * 10) + 1)
     config = {
         "simulation": "committee", "scale": scale, "runs": runs, "steps": steps, "seed": seed, "device": device,
         "settings": settings,

@@ -23,8 +23,26 @@ from .registry import load_entry_points
 from .threads import intra_op_threads
 
 __all__ = [
-    "VERDICTS", "SCALES", "Verdict", "Claim", "CheckContext", "CLAIMS", "register", "select_claims", "run_claims",
-    "se_verdict", "Z_SCORE", "load_claims", "format_number",
+    "CLAIMS",
+    "SCALES",
+    "VERDICTS",
+    "Z_SCORE",
+    "CheckContext",
+    "Claim",
+    "Verdict",
+    "bound_verdict",
+    "combine",
+    "conclude",
+    "exact_verdict",
+    "format_number",
+    "load_claims",
+    "mean_se",
+    "outcome",
+    "power_suffix",
+    "register",
+    "run_claims",
+    "se_verdict",
+    "select_claims",
 ]
 
 VERDICTS = ("holds", "fails", "printed-form-wrong", "error")
@@ -63,9 +81,11 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
+        """True when the verdict is ``holds``."""
         return self.verdict == "holds"
 
     def to_json(self) -> dict[str, Any]:
+        """The verdict as a JSON-ready dict (the ``--json`` output of ``teachtheory check``)."""
         from .io import to_jsonable
 
         return to_jsonable({
@@ -93,6 +113,7 @@ class CheckContext:
 
     @property
     def full(self) -> bool:
+        """True at the full scale."""
         return self.scale == "full"
 
     def pick(self, quick: Any, full: Any) -> Any:
@@ -100,6 +121,7 @@ class CheckContext:
         return full if self.full else quick
 
     def figure_path(self, claim_id: str) -> Path | None:
+        """Where the claim's figure goes (no suffix), or None when no plots folder was given."""
         if self.plots_dir is None:
             return None
         return self.plots_dir / claim_id.replace(".", "_")
@@ -128,12 +150,13 @@ class Claim:
     method: str = ""
 
     def run(self, ctx: CheckContext) -> Verdict:
+        """Run the check single-threaded; an exception becomes an ``error`` verdict with its traceback."""
         start = time.perf_counter()
         try:
             with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
                 verdict = self.check(ctx)
             verdict.claim_id = self.id
-        except Exception as exc:  # the check itself broke: report, never hide
+        except Exception as exc:  # noqa: BLE001  (the check itself broke: report, never hide)
             verdict = Verdict(self.id, "error", message=f"{type(exc).__name__}: {exc}",
                               details={"traceback": traceback.format_exc(limit=6)})
         verdict.seconds = time.perf_counter() - start
@@ -144,6 +167,7 @@ CLAIMS: dict[str, Claim] = {}
 
 
 def register(claim: Claim) -> Claim:
+    """Add a claim to the registry :data:`CLAIMS`; a second claim with the same id is refused (ValueError)."""
     if claim.id in CLAIMS:
         raise ValueError(f"claim {claim.id!r} is registered twice")
     CLAIMS[claim.id] = claim
@@ -223,6 +247,118 @@ def se_verdict(
                    tolerance_rule=f"|{what} - theory| <= {z:g} x measured standard error"
                    + (" + known bias" if np.any(bias > 0) else ""),
                    message=msg, details=details or {})
+
+
+def outcome(holds: bool, corrected: bool = False, assumptions: bool = True) -> str:
+    """The verdict name of a check.
+
+    Args:
+        holds: the claim holds as printed.
+        corrected: the corrected form (derived by the check) holds; only read when ``holds`` is False.
+        assumptions: every assumption checked in code is met on the problem used; if not, ``error``.
+
+    Returns:
+        ``error``, ``holds``, ``printed-form-wrong`` (only the corrected form holds) or ``fails``.
+    """
+    if not assumptions:
+        return "error"
+    if holds:
+        return "holds"
+    return "printed-form-wrong" if corrected else "fails"
+
+
+def conclude(
+    holds: bool | str,
+    statistic: float | None,
+    tolerance: float | None,
+    rule: str,
+    message: str,
+    details: dict | None = None,
+    figure: str | None = None,
+) -> Verdict:
+    """The Verdict a check returns (the runner fills in its id and runtime).
+
+    Args:
+        holds: True/False for ``holds``/``fails``, or a verdict name from :func:`outcome`.
+        statistic, tolerance: the number the verdict rests on and what it was compared with.
+        rule: how the tolerance was derived (``Verdict.tolerance_rule``).
+        message: one line for the table. details: anything else worth keeping. figure: a saved figure's path.
+    """
+    if isinstance(holds, str):
+        name = holds
+    elif isinstance(holds, (bool, np.bool_)):
+        name = "holds" if holds else "fails"
+    else:
+        raise TypeError(f"holds must be a bool or a verdict name, got {type(holds).__name__}")
+    return Verdict("", name, statistic=statistic, tolerance=tolerance, tolerance_rule=rule, message=message,
+                   details={} if details is None else details, figure=figure)
+
+
+def bound_verdict(
+    statistic: float,
+    tolerance: float,
+    rule: str,
+    message: str,
+    *,
+    above: bool = False,
+    conditions: bool = True,
+    details: dict | None = None,
+    figure: str | None = None,
+) -> Verdict:
+    """A one-sided check of a statistic against a bound: holds iff statistic <= tolerance, or, with
+    ``above``, statistic > tolerance (a strict margin or a z-score that must exceed z); and ``conditions``."""
+    ok = statistic > tolerance if above else statistic <= tolerance
+    return conclude(bool(ok and conditions), statistic, tolerance, rule, message, details, figure)
+
+
+def exact_verdict(error: np.ndarray | float, tolerance: float, rule: str, message: str, **keywords) -> Verdict:
+    """An exact check: holds iff max |error| <= tolerance (a rounding allowance) and ``conditions`` hold.
+
+    The statistic is max |error| over every entry of ``error`` (a number or an array of errors). The
+    keywords are those of :func:`bound_verdict`: ``conditions`` (the check's other exact parts, e.g. sympy
+    differences and identities, folded into the verdict), ``details`` and ``figure``.
+    """
+    error = np.abs(np.asarray(error, float))
+    return bound_verdict(float(error.max()) if error.size else 0.0, tolerance, rule, message, **keywords)
+
+
+def combine(
+    parts: Iterable[Verdict],
+    rule: str,
+    message: str,
+    *,
+    conditions: bool = True,
+    details: dict | None = None,
+    figure: str | None = None,
+) -> Verdict:
+    """All sub-checks hold (and ``conditions``): the statistic is the worst part's, the tolerance theirs.
+
+    Args:
+        parts: sub-verdicts sharing one tolerance (e.g. several :func:`se_verdict` at the same z).
+        rule, message, details, figure: as for :func:`conclude`. conditions: the check's other parts.
+
+    Raises:
+        ValueError: when ``parts`` is empty or its tolerances differ.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("combine needs at least one part")
+    tolerances = {p.tolerance for p in parts}
+    if len(tolerances) != 1:
+        raise ValueError(f"combine: the parts must share one tolerance, got {sorted(tolerances)}")
+    holds = all(p.ok for p in parts) and bool(conditions)
+    return conclude(holds, max(p.statistic for p in parts), parts[0].tolerance, rule, message, details, figure)
+
+
+def power_suffix(ctx: CheckContext, note: str) -> str:
+    """`` [power: note]`` in a power run (the deliberately wrong constant), else empty: for messages and titles."""
+    return f" [power: {note}]" if ctx.power else ""
+
+
+def mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over ``axis`` (the runs) and its standard error std(ddof=1)/sqrt(n)."""
+    values = np.asarray(values)
+    return values.mean(axis), values.std(axis, ddof=1) / math.sqrt(values.shape[axis])
 
 
 def format_number(value: float | None) -> str:

@@ -11,16 +11,31 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")  # no screen needed; set before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .io import atomic_write  # noqa: E402
+from .io import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Trajectory
 
-__all__ = ["plot_metric", "convergence_figure", "save_figure", "finish_figure", "theory_vs_measured", "METRIC_LABELS",
-           "STYLES", "figure_style", "sweep_figure"]
+__all__ = [
+    "BAND_ALPHA",
+    "METRIC_LABELS",
+    "STYLES",
+    "convergence_figure",
+    "draw_figure",
+    "figure_style",
+    "finish_figure",
+    "plot_metric",
+    "save_figure",
+    "scatter_vs_theory",
+    "se_band",
+    "style_axes",
+    "sweep_figure",
+    "theory_vs_measured",
+    "tolerance_lines",
+]
 
 METRIC_LABELS = {
     "distance": r"$\|w_t - w^*\|_2$",
@@ -62,7 +77,7 @@ def _wants_log(values: np.ndarray) -> bool:
 
 
 def plot_metric(
-    trajectories: "Trajectory | Mapping[str, Trajectory]", metric: str = "distance", ax=None, log: bool | None = None,
+    trajectories: Trajectory | Mapping[str, Trajectory], metric: str = "distance", ax=None, log: bool | None = None,
     band: str = "se", label: str | None = None,
 ):
     """Mean of ``metric`` over runs against the step, one line per trajectory, with a band of
@@ -95,10 +110,10 @@ def plot_metric(
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     means = []
-    for label, traj in trajectories.items():
+    for name, traj in trajectories.items():
         s = traj.summary(metric)
         steps = np.arange(s["mean"].shape[0])
-        line = ax.plot(steps, s["mean"], label=label, lw=1.5)[0]
+        line = ax.plot(steps, s["mean"], label=name, lw=1.5)[0]
         if band == "se":
             low, high = s["mean"] - s["se"], s["mean"] + s["se"]
         elif band == "quantiles":
@@ -118,7 +133,7 @@ def plot_metric(
 
 
 def convergence_figure(
-    trajectories: Mapping[str, "Trajectory"], metrics: Sequence[str], title: str = "", band: str = "se"
+    trajectories: Mapping[str, Trajectory], metrics: Sequence[str], title: str = "", band: str = "se"
 ):
     """One panel per metric, a shared legend; returns the Figure."""
     metrics = [m for m in metrics if all(m in t.metrics for t in trajectories.values())]
@@ -142,21 +157,95 @@ def save_figure(fig, path: str | os.PathLike, formats: Sequence[str] = ("png",),
         buffer = _io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
         target = path.with_suffix(f".{fmt}")
-        written.append(atomic_write(target, lambda handle: handle.write(buffer.getvalue())))
+        data = buffer.getvalue()
+        written.append(atomic_write(target, lambda handle, data=data: handle.write(data)))
     plt.close(fig)
     return written
 
 
-def finish_figure(fig, path: str | os.PathLike | None, formats: Sequence[str] = ("png",)) -> str | None:
-    """Save ``fig`` at ``path`` (first format's file returned as a string) and close it; None: just close it.
+def finish_figure(
+    fig, path: str | os.PathLike | None, formats: Sequence[str] = ("png",), *, title: str = "", title_size: float = 11
+) -> str | None:
+    """Title ``fig``, lay it out tightly, save it at ``path`` (first format's file returned as a string) and close it.
 
-    The one way claim checks end a figure: with no plots folder the figure is discarded.
+    The one way claim checks and simulations end a figure: with ``path`` None (no plots folder) the
+    figure is just closed and None returned.
     """
     if path is None:
         plt.close(fig)
         return None
+    if title:
+        fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
     written = save_figure(fig, path, formats)
     return str(written[0])
+
+
+def draw_figure(draw, data, path: str | os.PathLike | None, formats: Sequence[str] = ("png",), **kwargs) -> str | None:
+    """Run a figure function that saves its own files, ``draw(data, path, formats, **kwargs) -> [paths]``
+    (e.g. the :mod:`teachtheory.teacher_student` figures), when ``path`` is given; the first file, as a string."""
+    if path is None:
+        return None
+    return str(draw(data, path, formats, **kwargs)[0])
+
+
+def se_band(ax, x, mean, se, label: str | None = None, alpha: float = BAND_ALPHA, **line):
+    """A line at ``mean`` with a shaded band of +- ``se`` in the line's colour; returns the line.
+
+    ``line`` goes to ``ax.plot`` (lw 1.5 unless given).
+    """
+    mean, se = np.asarray(mean, float), np.asarray(se, float)
+    line.setdefault("lw", 1.5)
+    drawn = ax.plot(x, mean, label=label, **line)[0]
+    ax.fill_between(x, mean - se, mean + se, color=drawn.get_color(), alpha=alpha, lw=0)
+    return drawn
+
+
+def style_axes(
+    ax, xlabel: str | None = None, ylabel: str | None = None, title: str | None = None, *, title_size: float = 10,
+    legend: float | None = 8, grid: str | None = "major", xscale: str | None = None, yscale: str | None = None,
+) -> None:
+    """The common finish of a panel: labels, a title, scales, a light grid and a legend.
+
+    Args:
+        ax: the matplotlib Axes. xlabel, ylabel, title: set when given (title at ``title_size``).
+        legend: legend font size, None for no legend. grid: ``major``, ``both``, ``x``, ``y`` or None.
+        xscale, yscale: e.g. ``log``, set when given.
+    """
+    if xscale:
+        ax.set_xscale(xscale)
+    if yscale:
+        ax.set_yscale(yscale)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title, fontsize=title_size)
+    if grid in ("major", "both"):
+        ax.grid(alpha=0.3, which=grid)
+    elif grid in ("x", "y"):
+        ax.grid(alpha=0.3, axis=grid)
+    elif grid is not None:
+        raise ValueError(f"grid must be 'major', 'both', 'x', 'y' or None, got {grid!r}")
+    if legend is not None:
+        ax.legend(fontsize=legend)
+
+
+def scatter_vs_theory(ax, theory, estimate, se, title: str, label: str = "Monte Carlo ± SE") -> None:
+    """Estimates (with ± SE error bars) against their closed-form values, and the diagonal estimate = theory."""
+    t, e, s = (np.asarray(v, float).ravel() for v in (theory, estimate, se))
+    ax.errorbar(t, e, yerr=s, fmt="o", ms=2.5, lw=0.8, alpha=0.7, label=label)
+    lo, hi = float(min(t.min(), e.min())), float(max(t.max(), e.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="closed form")
+    style_axes(ax, "closed form", "estimate", title, title_size=9, legend=7)
+
+
+def tolerance_lines(ax, tolerance: float, horizontal: bool = True, **line) -> None:
+    """Dashed lines at +- ``tolerance`` (e.g. +- z on a panel of standardised gaps)."""
+    line = {"color": "k", "ls": "--", "lw": 1} | line
+    for value in (-tolerance, tolerance):
+        (ax.axhline if horizontal else ax.axvline)(value, **line)
 
 
 def theory_vs_measured(
@@ -173,23 +262,14 @@ def theory_vs_measured(
     for ax, panel in zip(axes[0], panels):
         t = np.asarray(panel["t"])
         est, se = np.asarray(panel["estimate"], float), np.asarray(panel["se"], float)
-        line = ax.plot(t, est, lw=1.6, label=panel.get("label", "measured (mean ± SE)"))[0]
-        ax.fill_between(t, est - se, est + se, color=line.get_color(), alpha=0.3, lw=0)
+        se_band(ax, t, est, se, label=panel.get("label", "measured (mean ± SE)"), lw=1.6)
         ax.plot(t, np.asarray(panel["theory"], float), "k--", lw=1.2, label=panel.get("theory_label", "theory"))
         for tt, values, label in panel.get("extra", ()):
             ax.plot(tt, values, ":", lw=1.2, label=label)
         if log and np.all(est > 0):
             ax.set_yscale("log")
-        ax.set_xlabel(panel.get("xlabel", "t"))
-        ax.set_ylabel(panel.get("ylabel", r"$E\|e_t\|^2$"))
-        if panel.get("title"):
-            ax.set_title(panel["title"], fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return finish_figure(fig, path)
+        style_axes(ax, panel.get("xlabel", "t"), panel.get("ylabel", r"$E\|e_t\|^2$"), panel.get("title") or None)
+    return finish_figure(fig, path, title=title)
 
 
 def sweep_figure(dataset, metrics: Sequence[str] | None = None, title: str = ""):
@@ -215,10 +295,9 @@ def sweep_figure(dataset, metrics: Sequence[str] | None = None, title: str = "")
                 steps = dataset["step"].values[keep]
                 seeds_mean = values[:, keep]
                 mean = seeds_mean.mean(0)
-                se = seeds_mean.std(0, ddof=1) / np.sqrt(seeds_mean.shape[0]) if seeds_mean.shape[0] > 1 else None
-                line = ax.plot(steps, mean, label=str(teacher))[0]
-                if se is not None:
-                    ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=BAND_ALPHA, lw=0)
+                n = seeds_mean.shape[0]
+                se = seeds_mean.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(mean)  # one seed: no band
+                se_band(ax, steps, mean, se, label=str(teacher))
             if metric != "test_accuracy" and _wants_log(np.nan_to_num(curves.values, nan=1.0)):
                 ax.set_yscale("log")
             ax.set_title(str(setting), fontsize="small")

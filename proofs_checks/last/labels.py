@@ -13,10 +13,23 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    combine,
+    conclude,
+    exact_verdict,
+    mean_se,
+    outcome,
+    power_suffix,
+    register,
+    se_verdict,
+)
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax
-from teachtheory.plotting import theory_vs_measured
+from teachtheory.plotting import finish_figure, plt, se_band, style_axes, theory_vs_measured
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.teachers import LASTTeacher
@@ -24,8 +37,6 @@ from teachtheory.teachers.base import Teacher, TeachingBatch, TeachingContext, g
 from teachtheory.theory import last as theory
 
 SOURCE = cite("last")
-
-
 
 
 # -- last.greedy-lsr ------------------------------------------------------------------------
@@ -61,14 +72,11 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
             centre = float(y_closed[i])
             res = minimize_scalar(one_step, bracket=(centre - 10, centre + 10), tol=1e-12)
             scipy_gap = max(scipy_gap, abs(res.x - centre) / max(1.0, abs(centre)))
-    statistic = max(scipy_gap, teacher_gap)
-    tolerance = 1e-6
-    holds = symbolic_gap == 0 and statistic <= tolerance and bool(curvature.is_positive is not False)
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=tolerance,
-        tolerance_rule="relative error of a 1-D numerical minimiser (scipy Brent, tol 1e-12)",
-        message=f"sympy: solve(dG/dy) - Eq.(3) = {symbolic_gap}; teacher vs closed form {teacher_gap:.1e}; "
-                f"closed form vs scipy {scipy_gap:.1e}",
+    return exact_verdict(
+        max(scipy_gap, teacher_gap), 1e-6, "relative error of a 1-D numerical minimiser (scipy Brent, tol 1e-12)",
+        f"sympy: solve(dG/dy) - Eq.(3) = {symbolic_gap}; teacher vs closed form {teacher_gap:.1e}; "
+        f"closed form vs scipy {scipy_gap:.1e}",
+        conditions=symbolic_gap == 0 and bool(curvature.is_positive is not False),
         details={"symbolic_solution": str(solution), "curvature": str(curvature)},
     )
 
@@ -114,12 +122,11 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
     fresh = problems.linear_regression(dim=d, pool_size=steps, runs=runs, seed=ctx.seed + 1, target="given")
     traj = teach(fresh, learner, LASTTeacher(), steps=steps, lr=0.1, seed=ctx.seed, sampling="sequential",
                  record=("distance",))
-    ratio = traj["distance"] ** 2 / traj["distance"][:, :1] ** 2
+    ratio_mean, ratio_se = mean_se(traj["distance"] ** 2 / traj["distance"][:, :1] ** 2)
     t = np.arange(steps + 1)
     rate = 1.0 - (1.2 if ctx.power else 1.0) / d
     gauss_theory = rate**t
-    gauss = se_verdict(ratio.mean(0), gauss_theory, ratio.std(0, ddof=1) / math.sqrt(runs), z=ctx.z,
-                       what="mean ||e_t||^2/||e_0||^2")
+    gauss = se_verdict(ratio_mean, gauss_theory, ratio_se, z=ctx.z, what="mean ||e_t||^2/||e_0||^2")
 
     # (c) a finite shared pool: exact expectation from the covariance recursion
     n = 25
@@ -128,23 +135,20 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
     e0 = pool.w0 - pool.w_star
     sigma0 = e0.T @ e0 / runs
     pool_theory = theory.kaczmarz_expected_sq_error(sigma0, pool.X[0], steps).numpy()
-    sq = traj_pool["distance"] ** 2
-    pool_check = se_verdict(sq.mean(0), pool_theory, sq.std(0, ddof=1) / math.sqrt(runs), z=ctx.z,
-                            what="mean ||e_t||^2")
+    sq_mean, sq_se = mean_se(traj_pool["distance"] ** 2)
+    pool_check = se_verdict(sq_mean, pool_theory, sq_se, z=ctx.z, what="mean ||e_t||^2")
 
     figure = theory_vs_measured(ctx.figure_path("last.kaczmarz"), [
-        {"t": t, "estimate": ratio.mean(0), "se": ratio.std(0, ddof=1) / math.sqrt(runs), "theory": gauss_theory,
+        {"t": t, "estimate": ratio_mean, "se": ratio_se, "theory": gauss_theory,
          "theory_label": f"(1 - {'1.2' if ctx.power else '1'}/d)^t", "ylabel": r"$E\|e_t\|^2/\|e_0\|^2$",
          "title": f"x ~ N(0, I_{d}), fresh each step, R={runs}"},
-        {"t": t, "estimate": sq.mean(0), "se": sq.std(0, ddof=1) / math.sqrt(runs), "theory": pool_theory,
+        {"t": t, "estimate": sq_mean, "se": sq_se, "theory": pool_theory,
          "theory_label": "exact covariance recursion", "title": f"finite pool n={n}, uniform sampling"},
     ], title="last.kaczmarz: unconstrained greedy LAST on LSR")
-    identity_ok = identity_gap <= 1e-10
-    holds = identity_ok and gauss.ok and pool_check.ok
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=max(gauss.statistic, pool_check.statistic), tolerance=ctx.z,
-        tolerance_rule=f"|mean - theory| <= {ctx.z:g} SE at every t (identity: relative error <= 1e-10)",
-        message=f"identity rel. error {identity_gap:.1e}; Gaussian rate: {gauss.message}; pool: {pool_check.message}",
+    return combine(
+        [gauss, pool_check], f"|mean - theory| <= {ctx.z:g} SE at every t (identity: relative error <= 1e-10)",
+        f"identity rel. error {identity_gap:.1e}; Gaussian rate: {gauss.message}; pool: {pool_check.message}",
+        conditions=identity_gap <= 1e-10,
         details={"identity_gap": identity_gap, "gaussian": gauss.message, "pool": pool_check.message,
                  "runs": runs, "steps": steps, "d": d},
         figure=figure,
@@ -169,9 +173,10 @@ register(Claim(
 
 
 def _base_seed(ctx: CheckContext) -> int:
+    """The base seed of the claims below (see the note above)."""
     return ctx.seed * 1_000_000_007
 
-#
+
 # The references are written from the loss definitions, in numpy or plain torch, and never call
 # the library's learners, label solvers or constraint projections.
 
@@ -194,13 +199,13 @@ def _np_output_grad(kind: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def _np_one_step(kind: str, W: np.ndarray, W_star: np.ndarray, x: np.ndarray, y, lr: float) -> float:
+def np_one_step(kind: str, W: np.ndarray, W_star: np.ndarray, x: np.ndarray, y, lr: float) -> float:
     """||W - lr x (dl/dz)^T - W*||_F^2 for one example (W, W* of shape [d, K])."""
     r = _np_output_grad(kind, W.T @ x, np.atleast_1d(np.asarray(y, float)))
     return float(np.sum((W - lr * np.outer(x, r) - W_star) ** 2))
 
 
-def _np_one_step_grad(kind: str, W: np.ndarray, W_star: np.ndarray, x: np.ndarray, y, lr: float):
+def np_one_step_grad(kind: str, W: np.ndarray, W_star: np.ndarray, x: np.ndarray, y, lr: float):
     """(value, d value / dy) of the one-step distance for lsr and softmax (label-affine residuals):
     with A = W - lr x r^T - W*, dG/dr = -2 lr A^T x, and dr/dy = -I (lsr) or s 1^T - I (softmax)."""
     y = np.atleast_1d(np.asarray(y, float))
@@ -215,8 +220,8 @@ def _np_one_step_grad(kind: str, W: np.ndarray, W_star: np.ndarray, x: np.ndarra
     return float(np.sum(A * A)), g_y
 
 
-def _one_step_sq(kind: str, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                 lr: float) -> torch.Tensor:
+def one_step_sq(kind: str, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                lr: float) -> torch.Tensor:
     """Batched ||w - lr grad l(w; x, y) - w*||^2 from the loss definitions: w [R, d K], x [R, d],
     y [R] (scalar) or [R, K]."""
     R, d = x.shape
@@ -235,7 +240,7 @@ def _one_step_sq(kind: str, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tens
     return ((W - lr * x[:, :, None] * r[:, None, :] - W_star) ** 2).sum((-1, -2))
 
 
-def _ref_set(spec: str, pred: np.ndarray, truth: np.ndarray):
+def reference_set(spec: str, pred: np.ndarray, truth: np.ndarray):
     """A label set written from its definition for scipy: (bounds, constraints, violation(v)).
 
     Terms joined by '+': none, simplex, nonneg, box:LO:HI, ball[-truth|-origin]:R[,p=inf].
@@ -287,7 +292,7 @@ def _slsqp_reference(objective, spec: str, pred: np.ndarray, truth: np.ndarray, 
     (``value_and_grad`` supplies the analytic gradient when given)."""
     from scipy.optimize import minimize
 
-    bounds, cons, violation, _ = _ref_set(spec, pred, truth)
+    bounds, cons, violation, _ = reference_set(spec, pred, truth)
     best, best_v = math.inf, None
     for start in starts:
         res = minimize(value_and_grad or objective, np.asarray(start, float), method="SLSQP", bounds=bounds,
@@ -297,9 +302,9 @@ def _slsqp_reference(objective, spec: str, pred: np.ndarray, truth: np.ndarray, 
     return best, best_v
 
 
-def _interval_reference(spec: str, m: float, truth: float) -> tuple[float, float]:
+def interval_reference(spec: str, m: float, truth: float) -> tuple[float, float]:
     """Feasible [lo, hi] of a scalar label from the spec's definition."""
-    _, _, _, (lo, hi) = _ref_set(spec, np.array([m]), np.array([truth]))
+    _, _, _, (lo, hi) = reference_set(spec, np.array([m]), np.array([truth]))
     return float(lo[0]), float(hi[0])
 
 
@@ -325,7 +330,7 @@ def _logistic_reference(W, W_star, x, lr, lo, hi, grid_points: int) -> float:
     h = grid[1] - grid[0] if grid_points > 1 else 0.0
 
     def objective(y):
-        return _np_one_step("logistic", W, W_star, x, y, lr)
+        return np_one_step("logistic", W, W_star, x, y, lr)
 
     best = float(values[k])
     if h > 0:
@@ -340,8 +345,6 @@ def _bar_figure(path, rows: list[tuple[str, float]], tolerance: float, title: st
     """Horizontal bars of a per-case statistic on a log axis with the tolerance marked."""
     if path is None:
         return None
-    from teachtheory.plotting import plt, save_figure
-
     labels = [r[0] for r in rows] + [e[0] for e in (extra or [])]
     values = [max(r[1], 1e-18) for r in rows] + [max(e[1], 1e-18) for e in (extra or [])]
     colours = ["tab:blue"] * len(rows) + ["tab:red"] * len(extra or [])
@@ -351,14 +354,8 @@ def _bar_figure(path, rows: list[tuple[str, float]], tolerance: float, title: st
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    style_axes(ax, xlabel, title=title, grid="x", xscale="log")
+    return finish_figure(fig, path)
 
 
 # -- last.constraints -----------------------------------------------------------------------
@@ -436,11 +433,11 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                     ti = y_true[i].numpy().reshape(k_out)
                     e2 = float(np.sum((W - W_star) ** 2))
 
-                    def objective(v, W=W, W_star=W_star, xi=xi):
-                        return _np_one_step(kind, W, W_star, xi, v, lr)
+                    def objective(v, W=W, W_star=W_star, xi=xi, kind=kind, lr=lr):
+                        return np_one_step(kind, W, W_star, xi, v, lr)
 
-                    def value_and_grad(v, W=W, W_star=W_star, xi=xi):
-                        return _np_one_step_grad(kind, W, W_star, xi, v, lr)
+                    def value_and_grad(v, W=W, W_star=W_star, xi=xi, kind=kind, lr=lr):
+                        return np_one_step_grad(kind, W, W_star, xi, v, lr)
 
                     yl = y_lib[i].numpy()
                     if spec == "onehot":
@@ -454,7 +451,7 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                             if not math.isfinite(ref):
                                 no_reference.append(unverified[-1])
                                 continue
-                    _, _, violation, _ = _ref_set(spec, pi, ti) if spec != "onehot" else (None, None, None, None)
+                    _, _, violation, _ = reference_set(spec, pi, ti) if spec != "onehot" else (None, None, None, None)
                     infeasible = (violation(yl) if violation is not None
                                   else float(np.min(np.abs(np.eye(K) - yl).max(-1))))
                     worst_infeasible = max(worst_infeasible, infeasible)
@@ -490,15 +487,15 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                 e2 = float(np.sum((W - W_star) ** 2))
                 m, ti = float(W[:, 0] @ xi), float(y_true[i])
                 if spec == "signs":
-                    ref = min(_np_one_step("logistic", W, W_star, xi, s, lr) for s in (-1.0, 1.0))
+                    ref = min(np_one_step("logistic", W, W_star, xi, s, lr) for s in (-1.0, 1.0))
                     infeasible = min(abs(float(y_lib[i]) - 1), abs(float(y_lib[i]) + 1))
                 else:
-                    lo, hi = _interval_reference(spec, m, ti)
+                    lo, hi = interval_reference(spec, m, ti)
                     ref = _logistic_reference(W, W_star, xi, lr, lo, hi, grid_points)
                     yl = float(y_lib[i])
                     infeasible = max(0.0, lo - yl, yl - hi)
                 worst_infeasible = max(worst_infeasible, infeasible)
-                excess.append((_np_one_step("logistic", W, W_star, xi, float(y_lib[i]), lr) - ref) / e2)
+                excess.append((np_one_step("logistic", W, W_star, xi, float(y_lib[i]), lr) - ref) / e2)
             label = f"logistic {spec} (eta={lr:g}, |w|x{scale:g})"
             rows.append((label, float(np.max(np.abs(excess)))))
             if max(excess) > worst_excess:
@@ -515,8 +512,7 @@ def check_constraints(ctx: CheckContext) -> Verdict:
     off_plane_shortcut = max((v for label, v in naive_rows if any(f"softmax {s} " in label for s in _OFF_PLANE)),
                              default=0.0)
     tol = CONSTRAINT_TOLERANCE
-    holds = (worst_excess <= tol and worst_infeasible <= 1e-8 and plane_gap <= 1e-8 and isotropic_on_plane
-             and not isotropic_everywhere and not no_reference)
+
     def over_step_sizes(items):  # one bar per (learner, set): the worst over the step sizes
         merged: dict[str, float] = {}
         for label, value in items:
@@ -528,18 +524,20 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                          "last.constraints: |library - reference| / ||w - w*||^2 (worst over cases and eta)",
                          extra=over_step_sizes(naive_rows), xlabel="worst relative gap of the one-step distance "
                          "(blue: library; red: projection shortcut for softmax; 1e-18 = exact)")
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst_excess, tolerance=tol,
-        tolerance_rule="worst excess one-step distance of the library's label over the best reference, divided by "
-                       "||w - w*||^2; the references stop at ftol 1e-15 (SLSQP) / xatol 1e-13 (Brent) with constraint "
-                       "violation <= 1e-8, so their own error is ~||grad G|| 1e-8 << 1e-6, while a wrong branch or "
-                       "projection costs >= 1e-3",
-        message=f"worst excess {worst_excess:.1e} ({where}); worst |gap| {worst_abs:.1e}; library labels feasible "
-                f"within {worst_infeasible:.1e}; softmax: isotropic on sum(y)=1 (sympy) {isotropic_on_plane}, "
-                f"off the plane {isotropic_everywhere}; projection shortcut excess on-plane {on_plane_shortcut:.1e}, "
-                f"off-plane {off_plane_shortcut:.1e}"
-                + (f"; SLSQP needed our label as a start in {len(unverified)} case(s)" if unverified else "")
-                + (f"; NO reference in {len(no_reference)} case(s)" if no_reference else ""),
+    return bound_verdict(
+        worst_excess, tol,
+        "worst excess one-step distance of the library's label over the best reference, divided by "
+        "||w - w*||^2; the references stop at ftol 1e-15 (SLSQP) / xatol 1e-13 (Brent) with constraint "
+        "violation <= 1e-8, so their own error is ~||grad G|| 1e-8 << 1e-6, while a wrong branch or "
+        "projection costs >= 1e-3",
+        f"worst excess {worst_excess:.1e} ({where}); worst |gap| {worst_abs:.1e}; library labels feasible "
+        f"within {worst_infeasible:.1e}; softmax: isotropic on sum(y)=1 (sympy) {isotropic_on_plane}, "
+        f"off the plane {isotropic_everywhere}; projection shortcut excess on-plane {on_plane_shortcut:.1e}, "
+        f"off-plane {off_plane_shortcut:.1e}"
+        + (f"; SLSQP needed our label as a start in {len(unverified)} case(s)" if unverified else "")
+        + (f"; NO reference in {len(no_reference)} case(s)" if no_reference else ""),
+        conditions=(worst_infeasible <= 1e-8 and plane_gap <= 1e-8 and isotropic_on_plane
+                    and not isotropic_everywhere and not no_reference),
         details={"per_case": dict(rows), "reference_started_from_library_label": unverified,
                  "no_reference": no_reference, "projection_shortcut": dict(naive_rows), "worst_abs_gap": worst_abs,
                  "worst_infeasibility": worst_infeasible, "softmax_unconstrained_vs_plane_closed_form": plane_gap,
@@ -556,8 +554,8 @@ register(Claim(
               r"\text{LSR: } y^\star_{\mathcal Y} = \Pi_{\mathcal Y}(y^\star);\ "
               r"\text{softmax, } \mathcal Y\subset\{\mathbf 1^\top y = 1\}: "
               r"y^\star_{\mathcal Y} = \Pi_{\mathcal Y}(s - b/a)",
-    assumptions=["sets: none, ball around the prediction / the truth (p = 2, inf), one-hot, simplex, "
-                 "simplex + ball-truth, nonneg + origin ball; {-1,+1} and intervals for logistic regression",
+    assumptions=[("sets: none, ball around the prediction / the truth (p = 2, inf), one-hot, simplex, "
+                 "simplex + ball-truth, nonneg + origin ball; {-1,+1} and intervals for logistic regression"),
                  "every set used is non-empty on the drawn cases (checked: SLSQP finds a feasible point)",
                  "eta > 0, x != 0 (drawn Gaussian)"],
     check=check_constraints,
@@ -618,32 +616,13 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
         forms = {k: (lambda m, y, yt, f=f: 1.0 / f(m, y, yt)) for k, f in forms.items()}
     worst, errors, scatter = _rescaling_numeric(ctx, forms)
     tol = RESCALING_TOLERANCE
-    numeric_ok = worst <= tol
     details = {"symbolic": {k: {"derived": str(v["derived"]), "printed": str(v["printed"]),
                                 "difference": str(v["difference"]), "uniform": v["uniform"]} for k, v in symbolic.items()},
                "numeric_relative_error": errors,
                "note": "vector labels: grad' = grad diag(g(y)), one factor per output column, so the flattened "
                        "gradient changes direction when the factors differ; for LR g(y) < 0 when sign(y) != sign(y_true)"}
-    figure = None
-    path = ctx.figure_path("last.rescaling")
-    if path is not None:
-        from teachtheory.plotting import plt, save_figure
-
-        fig, axes = plt.subplots(1, len(scatter), figsize=(4.2 * len(scatter), 3.6), squeeze=False)
-        for ax, (name, predicted, measured) in zip(axes[0], scatter):
-            ax.scatter(predicted, measured, s=5, alpha=0.6)
-            lim = np.quantile(np.abs(np.concatenate([predicted, measured])), 0.98)
-            ax.plot([-lim, lim], [-lim, lim], "k--", lw=1, label="y = x")
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_xlabel("closed form g(y)")
-            ax.set_ylabel(r"$\nabla\ell(y)/\nabla\ell(\tilde y)$ (library gradients)")
-            ax.set_title(f"{name}: max rel. error {errors[name]:.1e}", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.suptitle("last.rescaling (Sec. 3.4)" + (" — power: reciprocal forms" if ctx.power else ""), fontsize=11)
-        fig.tight_layout()
-        figure = str(save_figure(fig, path)[0])
+    figure = _rescaling_figure(ctx.figure_path("last.rescaling"), scatter, errors,
+                               "last.rescaling (Sec. 3.4)" + power_suffix(ctx, "reciprocal forms"))
     if wrong:
         w1, w2, x1, x2 = (sp.Symbol(nm, real=True) for nm in ("w1", "w2", "x1", "x2"))
         inner = sp.Symbol(r"\langle w,x\rangle")
@@ -655,7 +634,7 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
                 args = sorted(expr.free_symbols, key=lambda sym: sym.name)
                 fn = sp.lambdify(args, expr, "numpy")
 
-                def form(m, y, t, fn=fn, names=[a.name for a in args]):
+                def form(m, y, t, fn=fn, names=tuple(a.name for a in args)):
                     values = {"w1": m.numpy(), "x1": 1.0, "w2": 0.0, "x2": 0.0, "y": y.numpy(), "ytilde": t.numpy()}
                     return torch.as_tensor(fn(*(values[nm] for nm in names)))
 
@@ -663,19 +642,33 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
         corrected_worst, _, _ = _rescaling_numeric(ctx, derived_forms)
         details.update(corrected_form="; ".join(f"{k}: g(y) = {v}" for k, v in corrected.items()),
                        corrected_holds=bool(corrected_worst <= tol and uniform))
-        return Verdict("", "printed-form-wrong", statistic=worst, tolerance=tol,
-                       tolerance_rule="max relative error ||grad(y) - g grad(y_true)|| / ||grad(y)||, float64 rounding",
-                       message=f"printed g(y) disagrees with the derivation for {', '.join(wrong)}", details=details,
-                       figure=figure)
-    holds = uniform and numeric_ok
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst, tolerance=tol,
-        tolerance_rule="max relative error ||grad(y) - g(y) grad(y_true)|| / ||grad(y)|| over drawn cases with "
-                       "|<w,x> - y_true| > 1e-3 (float64 rounding of a ratio: ~1e-13)",
-        message=f"sympy: derived g(y) = printed for LSR, LR, vector LSR (ratio uniform over coordinates: {uniform}); "
-                f"numeric max rel. error {worst:.1e}" + (" [power: reciprocal g]" if ctx.power else ""),
-        details=details, figure=figure,
+        return conclude("printed-form-wrong", worst, tol,
+                        "max relative error ||grad(y) - g grad(y_true)|| / ||grad(y)||, float64 rounding",
+                        f"printed g(y) disagrees with the derivation for {', '.join(wrong)}", details, figure)
+    return exact_verdict(
+        worst, tol,
+        "max relative error ||grad(y) - g(y) grad(y_true)|| / ||grad(y)|| over drawn cases with "
+        "|<w,x> - y_true| > 1e-3 (float64 rounding of a ratio: ~1e-13)",
+        f"sympy: derived g(y) = printed for LSR, LR, vector LSR (ratio uniform over coordinates: {uniform}); "
+        f"numeric max rel. error {worst:.1e}" + power_suffix(ctx, "reciprocal g"),
+        conditions=uniform, details=details, figure=figure,
     )
+
+
+def _rescaling_figure(path, scatter: list, errors: dict, title: str) -> str | None:
+    """Per learner family: the measured gradient ratio against the closed form g(y), with y = x."""
+    if path is None:
+        return None
+    fig, axes = plt.subplots(1, len(scatter), figsize=(4.2 * len(scatter), 3.6), squeeze=False)
+    for ax, (name, predicted, measured) in zip(axes[0], scatter):
+        ax.scatter(predicted, measured, s=5, alpha=0.6)
+        lim = np.quantile(np.abs(np.concatenate([predicted, measured])), 0.98)
+        ax.plot([-lim, lim], [-lim, lim], "k--", lw=1, label="y = x")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        style_axes(ax, "closed form g(y)", r"$\nabla\ell(y)/\nabla\ell(\tilde y)$ (library gradients)",
+                   f"{name}: max rel. error {errors[name]:.1e}")
+    return finish_figure(fig, path, title=title)
 
 
 register(Claim(
@@ -683,9 +676,9 @@ register(Claim(
     statement=r"\nabla'_w\ell = g(y)\nabla_w\ell:\ g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,x\rangle - \tilde y},\ "
               r"g_{LR} = \frac{y(1+e^{\tilde y\langle w,x\rangle})}{\tilde y(1+e^{y\langle w,x\rangle})},\ "
               r"g_{vec} = (y - W^\top x)\oslash(\tilde y - W^\top x)\ (\nabla' = \nabla\,\mathrm{diag}(g))",
-    assumptions=["linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
-                 "l = 1/2||W^T x - y||^2", "y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
-                 "(cases within 1e-3 are skipped)"],
+    assumptions=[("linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
+                 "l = 1/2||W^T x - y||^2"), ("y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
+                 "(cases within 1e-3 are skipped)")],
     check=check_rescaling,
     method="sympy gradients and their ratio vs printed g(y); library gradients on drawn cases",
 ))
@@ -732,7 +725,7 @@ def one_step_gaps(name: str, spec: str, lr: float, n: int, seed: int, d: int = 4
     y_batch = y_true[:, None] if y_true.dim() == 1 else y_true[:, None, :]
     y_last = synthesize_labels(learner, w, w_star, x[:, None, :], y_batch, lr, spec)[:, 0]
     e2 = ((w - w_star) ** 2).sum(-1)
-    gap = (_one_step_sq(kind, w, w_star, x, y_last, lr) - _one_step_sq(kind, w, w_star, x, y_true, lr)) / e2
+    gap = (one_step_sq(kind, w, w_star, x, y_last, lr) - one_step_sq(kind, w, w_star, x, y_true, lr)) / e2
     pred = learner.label_prediction(w, x[:, None, :])[:, 0]
     as_vec = (lambda t: t[:, None]) if y_true.dim() == 1 else (lambda t: t)
     feasible = parse_label_set(spec).contains(as_vec(y_true), prediction=as_vec(pred), truth=as_vec(y_true), atol=1e-12)
@@ -826,41 +819,36 @@ def check_one_step_monotone(ctx: CheckContext) -> Verdict:
     statistic = max(worst, engine_last, engine_imt)
     if ctx.power:
         statistic = max(statistic, worst_infeasible)
-    tol = ONE_STEP_TOLERANCE
-    holds = statistic <= tol
-    figure = None
-    path = ctx.figure_path("last.one-step-monotone")
-    if path is not None:
-        from teachtheory.plotting import plt, save_figure
-
-        fig, ax = plt.subplots(figsize=(6.5, 3.8))
-        ok = np.concatenate(scatter_ok)
-        bins = np.linspace(-1.5, 1.0, 120)
-        ax.hist(np.clip(ok, -1.5, 1.0), bins=bins, alpha=0.7, label=f"true label feasible (n={ok.size})")
-        if scatter_bad:
-            bad = np.concatenate(scatter_bad)
-            ax.hist(np.clip(bad, -1.5, 1.0), bins=bins, alpha=0.6,
-                    label=f"true label infeasible (n={bad.size}, {violations} with LAST worse)")
-        ax.axvline(0.0, color="k", ls="--", lw=1)
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$(d_{LAST} - d_{SGD}) / \|w - w^*\|^2$ (one step, same x; clipped to [-1.5, 1])")
-        ax.set_ylabel("cases")
-        ax.set_title("last.one-step-monotone: greedy label vs true label", fontsize=10)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        figure = str(save_figure(fig, path)[0])
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=tol,
-        tolerance_rule="exact inequality; float64 rounding of ||.||^2 differences relative to ||w - w*||^2 "
-                       "(the iterative solvers start from the projected truth and stop at label moves <= 1e-13)",
-        message=f"max (d_LAST - d_SGD)/||e||^2 over truth-feasible draws {worst:.1e} ({where}); engine: LAST "
-                f"{engine_last:.1e}, IMT {engine_imt:.1e}; truth infeasible: LAST worse in {violations}/"
-                f"{infeasible_total} draws (max {worst_infeasible:.2g})" + (" [power: included]" if ctx.power else ""),
+    figure = _one_step_figure(ctx.figure_path("last.one-step-monotone"), scatter_ok, scatter_bad, violations)
+    return bound_verdict(
+        statistic, ONE_STEP_TOLERANCE,
+        "exact inequality; float64 rounding of ||.||^2 differences relative to ||w - w*||^2 "
+        "(the iterative solvers start from the projected truth and stop at label moves <= 1e-13)",
+        f"max (d_LAST - d_SGD)/||e||^2 over truth-feasible draws {worst:.1e} ({where}); engine: LAST "
+        f"{engine_last:.1e}, IMT {engine_imt:.1e}; truth infeasible: LAST worse in {violations}/"
+        f"{infeasible_total} draws (max {worst_infeasible:.2g})" + power_suffix(ctx, "included"),
         details={"per_case": dict(rows), "engine": engine_rows, "infeasible_truth": dict(infeasible_rows),
                  "infeasible_violations": violations, "infeasible_total": infeasible_total, "cases_per_setting": n},
         figure=figure,
     )
+
+
+def _one_step_figure(path, scatter_ok: list, scatter_bad: list, violations: int) -> str | None:
+    """Histograms of the relative one-step gap, truth feasible vs not."""
+    if path is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ok = np.concatenate(scatter_ok)
+    bins = np.linspace(-1.5, 1.0, 120)
+    ax.hist(np.clip(ok, -1.5, 1.0), bins=bins, alpha=0.7, label=f"true label feasible (n={ok.size})")
+    if scatter_bad:
+        bad = np.concatenate(scatter_bad)
+        ax.hist(np.clip(bad, -1.5, 1.0), bins=bins, alpha=0.6,
+                label=f"true label infeasible (n={bad.size}, {violations} with LAST worse)")
+    ax.axvline(0.0, color="k", ls="--", lw=1)
+    style_axes(ax, r"$(d_{LAST} - d_{SGD}) / \|w - w^*\|^2$ (one step, same x; clipped to [-1.5, 1])", "cases",
+               "last.one-step-monotone: greedy label vs true label", yscale="log")
+    return finish_figure(fig, path)
 
 
 register(Claim(
@@ -869,8 +857,8 @@ register(Claim(
               r"\|w - \eta\nabla\ell(x,\tilde y) - w^*\|^2;\quad "
               r"\min_{i}\|w - \eta\nabla\ell(x_i,\tilde y_i) - w^*\|^2 \le "
               r"\|w - \eta\nabla\ell(x_j,\tilde y_j) - w^*\|^2\ \forall j",
-    assumptions=["the true label lies in the label set (checked per draw; draws where it does not are reported "
-                 "separately)", "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
+    assumptions=[("the true label lies in the label set (checked per draw; draws where it does not are reported "
+                 "separately)"), "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
     check=check_one_step_monotone,
     method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
 ))
@@ -936,34 +924,15 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
     projected = theory.kaczmarz_projection(e[:, None, :], x)
     ratio = float(((projected**2).sum(-1) / (e**2).sum(-1, keepdim=True)).mean())
     hypothesis_ok = abs(ratio - (1 - 1 / d)) < 0.02
-    holds = worst <= ctx.z and hypothesis_ok
-    figure = None
-    path = ctx.figure_path("last.monotonicity")
-    if path is not None:
-        from teachtheory.plotting import plt, save_figure
-
-        fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
-        for ax, (name, curves, R) in zip(axes[0], panels):
-            for label, sq in curves.items():
-                mean, se = sq.mean(0), sq.std(0, ddof=1) / math.sqrt(R)
-                line = ax.plot(np.arange(sq.shape[1]), mean, lw=1.5, label=label)[0]
-                ax.fill_between(np.arange(sq.shape[1]), mean - se, mean + se, color=line.get_color(), alpha=0.3, lw=0)
-            ax.set_yscale("log")
-            ax.set_xlabel("t")
-            ax.set_ylabel(r"$E\|w_t - w^*\|^2$ (mean ± SE)")
-            ax.set_title(f"{name}, R={R}, same x for all teachers", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.suptitle("last.monotonicity (Prop. 1)" + (" — power: SGD(eta/2) claimed no slower" if ctx.power else ""),
-                     fontsize=11)
-        fig.tight_layout()
-        figure = str(save_figure(fig, path)[0])
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=worst, tolerance=ctx.z,
-        tolerance_rule=f"one-sided paired test at every t: mean(d_LAST^2 - d_SGD^2) <= {ctx.z:g} x SE over runs",
-        message=f"worst standardised excess of LAST over SGD {worst:.2f} SE ({where}); hypothesis (LSR, x ~ N(0,I)): "
-                f"E min_y G/||e||^2 = {ratio:.3f} vs 1 - 1/d = {1 - 1 / d:.3f}"
-                + (" [power: SGD(eta/2) vs SGD]" if ctx.power else ""),
+    figure = _curves_figure(ctx.figure_path("last.monotonicity"),
+                            [(curves, f"{name}, R={R}, same x for all teachers") for name, curves, R in panels],
+                            r"$E\|w_t - w^*\|^2$ (mean ± SE)",
+                            "last.monotonicity (Prop. 1)" + power_suffix(ctx, "SGD(eta/2) claimed no slower"))
+    return bound_verdict(
+        worst, ctx.z, f"one-sided paired test at every t: mean(d_LAST^2 - d_SGD^2) <= {ctx.z:g} x SE over runs",
+        f"worst standardised excess of LAST over SGD {worst:.2f} SE ({where}); hypothesis (LSR, x ~ N(0,I)): "
+        f"E min_y G/||e||^2 = {ratio:.3f} vs 1 - 1/d = {1 - 1 / d:.3f}" + power_suffix(ctx, "SGD(eta/2) vs SGD"),
+        conditions=hypothesis_ok,
         details={"per_teacher": summary, "runs": runs, "steps": steps, "lsr_lr": lr_lsr, "lr_lr": lr_lr,
                  "hypothesis_ratio": ratio, "hypothesis_note": "for LR and for constrained LAST the hypothesis of "
                  "Prop. 1 has no closed form; those cases test the conclusion only"},
@@ -971,12 +940,28 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
     )
 
 
+def _curves_figure(path, panels: list[tuple[dict[str, np.ndarray], str]], ylabel: str, title: str,
+                   log_floor: float | None = None) -> str | None:
+    """One panel per (curves, title): each teacher's curve [R, T+1] as mean ± SE over runs against t
+    (of log10 max(curve, log_floor) when ``log_floor`` is given, else on a log axis)."""
+    if path is None:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (curves, panel_title) in zip(axes[0], panels):
+        for label, values in curves.items():
+            if log_floor is not None:
+                values = np.log10(np.maximum(values, log_floor))
+            se_band(ax, np.arange(values.shape[1]), *mean_se(values), label=label)
+        style_axes(ax, "t", ylabel, panel_title, yscale=None if log_floor is not None else "log")
+    return finish_figure(fig, path, title=title)
+
+
 register(Claim(
     id="last.monotonicity", source=f"{SOURCE}, Sec. 3.2.1, Proposition 1",
     statement=r"\text{same } w_0,\ \eta,\ x_t:\quad E\|w^{LAST}_t - w^*\|^2 \le E\|w^{SGD}_t - w^*\|^2\quad \forall t",
-    assumptions=["same initialisation, step size and sampled x for LAST and SGD (engine: one sampling stream, same "
-                 "seed)", "Prop. 1 hypothesis, E G monotone in ||w - w*||: exact for unconstrained LAST on LSR with "
-                 "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR",
+    assumptions=[("same initialisation, step size and sampled x for LAST and SGD (engine: one sampling stream, same "
+                 "seed)"), ("Prop. 1 hypothesis, E G monotone in ||w - w*||: exact for unconstrained LAST on LSR with "
+                 "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR"),
                  "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
     check=check_monotonicity, statistical=True,
     method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
@@ -1030,7 +1015,7 @@ def _mixed_one_step(ctx: CheckContext, runs: int) -> dict:
             labels = synthesize_labels(learner, w, problem.w_star, X, y, lr, spec)
             R, n, d = X.shape
             flat_y = labels.reshape(R * n, *labels.shape[2:])
-            dist = _one_step_sq(kind, w.repeat_interleave(n, 0),
+            dist = one_step_sq(kind, w.repeat_interleave(n, 0),
                                 problem.w_star.repeat_interleave(n, 0), X.reshape(R * n, d), flat_y, lr).reshape(R, n)
             expected_last = dist.mean(-1).numpy()
             worse_sample = int((mixed[:, 1] > last[:, 1] * (1 + 1e-12) + 1e-15).sum())
@@ -1044,7 +1029,7 @@ def _mixed_one_step(ctx: CheckContext, runs: int) -> dict:
     return out
 
 
-def _mixed_counterexample(lr: float = 1e-3) -> dict:
+def mixed_counterexample(lr: float = 1e-3) -> dict:
     """A 2-D pool where mixed teaching loses to LAST both per sample and in expectation (LSR, exact labels).
 
     e = w - w* = (0, 1); pool x_a = (20, 2), x_b = (0, 1). IMT's score (e.x)^2 (eta^2 ||x||^2 - 2 eta)
@@ -1100,7 +1085,7 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     from teachtheory.teachers.presets import regression_teachers
 
     one = _mixed_one_step(ctx, ctx.pick(100, 1000))
-    counter = _mixed_counterexample()
+    counter = mixed_counterexample()
     exact_ok = one["mixed_minus_imt"] <= ONE_STEP_TOLERANCE and counter["mixed"] <= counter["imt"] * (1 + 1e-12)
 
     # the setting of LAST Fig. 7 (the ``lsr`` simulation): x ~ N(0, I_d), label noise 0.1, lr = 0.5/d
@@ -1132,7 +1117,6 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     never_worse_than_last = one["worse_than_last_sample"] == 0 and not counter["mixed_worse_than_some_last"]
     stated_holds = exact_ok and never_worse_than_last and noisy_fastest
     corrected_holds = exact_ok and clean_fastest
-    verdict = "holds" if stated_holds else ("printed-form-wrong" if corrected_holds else "fails")
     final = {name: {"mean_log_distance": float(np.log(np.maximum(c[:, -1], floor)).mean()),
                     "se": float(np.log(np.maximum(c[:, -1], floor)).std(ddof=1) / math.sqrt(c.shape[0])),
                     "mean_distance": float(c[:, -1].mean()),
@@ -1141,39 +1125,21 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     # where mixed stalls: its distance barely moves over the second half while LAST (NC) keeps contracting
     stall = float(np.log(np.maximum(curves[mixed_name][:, -1], floor)).mean()
                   - np.log(np.maximum(curves[mixed_name][:, steps // 2], floor)).mean())
-    figure = None
-    path = ctx.figure_path("last.mixed")
-    if path is not None:
-        from teachtheory.plotting import plt, save_figure
-
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, cs, title in ((axes[0], curves, f"label noise 0.1 (LAST Fig. 7 setting), d={dim}, n={pool}"),
-                              (axes[1], clean_curves, "noise-free labels (interpolation)")):
-            for name, c in cs.items():
-                logs = np.log10(np.maximum(c, floor))
-                mean, se = logs.mean(0), logs.std(0, ddof=1) / math.sqrt(c.shape[0])
-                t = np.arange(c.shape[1])
-                line = ax.plot(t, mean, lw=1.5, label=name)[0]
-                ax.fill_between(t, mean - se, mean + se, color=line.get_color(), alpha=0.3, lw=0)
-            ax.set_xlabel("t")
-            ax.set_ylabel(r"mean $\log_{10}\max(\|w_t - w^*\|, 10^{-9})$ (± SE)")
-            ax.set_title(title, fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        fig.suptitle(f"last.mixed: R={problem.runs}, eta={lr:g}", fontsize=11)
-        fig.tight_layout()
-        figure = str(save_figure(fig, path)[0])
-    return Verdict(
-        "", verdict, statistic=noisy_z, tolerance=ctx.z,
-        tolerance_rule=f"one-sided paired test at every {every}th step: mean(log d_mixed - log d_other) <= "
-                       f"{ctx.z:g} SE over runs (distances floored at {floor:g}); one-step parts exact (1e-12 relative)",
-        message=(f"mixed <= IMT per run: max gap {one['mixed_minus_imt']:.1e}; mixed worse than LAST on "
-                 f"{one['worse_than_last_sample']}/{one['states']} samples, than LAST's expectation in "
-                 f"{one['worse_than_last_mean']}/{one['states']} states (2-D counterexample: mixed "
-                 f"{counter['mixed']:.3f} vs E LAST {counter['last_mean']:.3f}); convergence with label noise: "
-                 f"worst {noisy_z:.1f} SE ({noisy_where}), mixed stalls (log-distance change over the second half "
-                 f"{stall:+.2f}); noise-free: worst {clean_z:.1f} SE ({clean_where})"
-                 + (" [power: joint greedy added]" if ctx.power else "")),
+    figure = _curves_figure(ctx.figure_path("last.mixed"),
+                            [(curves, f"label noise 0.1 (LAST Fig. 7 setting), d={dim}, n={pool}"),
+                             (clean_curves, "noise-free labels (interpolation)")],
+                            r"mean $\log_{10}\max(\|w_t - w^*\|, 10^{-9})$ (± SE)",
+                            f"last.mixed: R={problem.runs}, eta={lr:g}", log_floor=floor)
+    return conclude(
+        outcome(stated_holds, corrected_holds), noisy_z, ctx.z,
+        f"one-sided paired test at every {every}th step: mean(log d_mixed - log d_other) <= "
+        f"{ctx.z:g} SE over runs (distances floored at {floor:g}); one-step parts exact (1e-12 relative)",
+        f"mixed <= IMT per run: max gap {one['mixed_minus_imt']:.1e}; mixed worse than LAST on "
+        f"{one['worse_than_last_sample']}/{one['states']} samples, than LAST's expectation in "
+        f"{one['worse_than_last_mean']}/{one['states']} states (2-D counterexample: mixed "
+        f"{counter['mixed']:.3f} vs E LAST {counter['last_mean']:.3f}); convergence with label noise: "
+        f"worst {noisy_z:.1f} SE ({noisy_where}), mixed stalls (log-distance change over the second half "
+        f"{stall:+.2f}); noise-free: worst {clean_z:.1f} SE ({clean_where})" + power_suffix(ctx, "joint greedy added"),
         details={"one_step": one, "counterexample": counter, "final": final, "noisy_fastest_test": noisy_per,
                  "noise_free_fastest_test": clean_per, "stall_second_half": stall, "steps": steps,
                  "runs": problem.runs, "lr": lr,
@@ -1194,8 +1160,8 @@ register(Claim(
     statement=r"d(\text{mixed}) \le \min\{d(\text{IMT}), d(\text{LAST})\}\ \text{per step; mixed converges fastest}",
     assumptions=["mixed = IMT's x (true labels) then the greedy label for it (one alternation)",
                  "true label feasible (checked: the sets used contain it)",
-                 "LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
-                 "eta = 0.5/d"],
+                 ("LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
+                 "eta = 0.5/d")],
     check=check_mixed, statistical=True,
     method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
 ))
@@ -1268,14 +1234,11 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
                 W = W - lr * np.outer(x, _np_output_grad("softmax", W.T @ x, label))
             worst = max(worst, float(np.abs(W.reshape(-1) - traj.final_w[r]).max()))
         engine_err[name] = worst
-    statistic = max(max(label_err.values()), max(engine_err.values()), x_err)
-    tol = 1e-12
-    holds = statistic <= tol
-    return Verdict(
-        "", "holds" if holds else "fails", statistic=statistic, tolerance=tol,
-        tolerance_rule="max absolute difference of labels and of weights after the replayed steps (float64 rounding)",
-        message="; ".join(f"{k}: label {label_err[k]:.1e}, engine {engine_err[k]:.1e}" for k in policies)
-                + f"; x equals SGD's x within {x_err:.1e}" + (" [power: psi doubled in the reference]" if ctx.power else ""),
+    return exact_verdict(
+        [*label_err.values(), *engine_err.values(), x_err], 1e-12,
+        "max absolute difference of labels and of weights after the replayed steps (float64 rounding)",
+        "; ".join(f"{k}: label {label_err[k]:.1e}, engine {engine_err[k]:.1e}" for k in policies)
+        + f"; x equals SGD's x within {x_err:.1e}" + power_suffix(ctx, "psi doubled in the reference"),
         details={"label_error": label_err, "engine_error": engine_err, "x_error": x_err, "runs": runs, "steps": steps,
                  "note": "the scalar logistic learner's variants (tanh(m/(2 psi)), mu y) put a soft y in "
                          "log(1 + exp(-y m)); that is not the cross-entropy with a soft target of Sec. 3.1 "
@@ -1287,8 +1250,8 @@ register(Claim(
     id="last.soft-label-views", source=f"{SOURCE}, Sec. 3.1",
     statement=r"\text{KD: } y_i = \frac{\exp(z_i(x)/\psi)}{\sum_j \exp(z_j(x)/\psi)};\ "
               r"\text{LS: } y = \mu\tilde y + \frac{1-\mu}{K}\mathbf 1;\ \text{ST: } y = \mathrm{softmax}(W_t^\top x)",
-    assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", "x drawn uniformly from the pool "
-                 "with SGD's sampling stream (checked: the same x as SGD)", "psi > 0, mu in [0, 1]"],
+    assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", ("x drawn uniformly from the pool "
+                 "with SGD's sampling stream (checked: the same x as SGD)"), "psi > 0, mu in [0, 1]"],
     check=check_soft_label_views,
     method="teacher labels vs numpy formulas on drawn states; engine steps replayed by hand",
 ))

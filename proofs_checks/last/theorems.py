@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Claim, Verdict, conclude, mean_se, outcome, power_suffix, register
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
-from teachtheory.plotting import plt, save_figure, theory_vs_measured
+from teachtheory.plotting import finish_figure, plt, style_axes, theory_vs_measured
 from teachtheory.problems import Problem, fit_target
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
@@ -69,19 +69,13 @@ def _thin(curve: np.ndarray, points: int = 25) -> dict:
 
 
 def _sq_stats(traj) -> tuple[np.ndarray, np.ndarray]:
-    sq = traj["distance"] ** 2
-    return sq.mean(0), sq.std(0, ddof=1) / math.sqrt(sq.shape[0])
+    """Mean and SE over runs of ||w_t - w*||^2."""
+    return mean_se(traj["distance"] ** 2)
 
 
 def unmet_prefix(ok: bool) -> str:
     """Message prefix when an assumption checked on the problem does not hold (the verdict is then 'error')."""
     return "" if ok else "ASSUMPTION NOT MET on the problem used (see details['assumptions']): "
-
-
-def verdict_name(printed_ok: bool, corrected_ok: bool) -> str:
-    if printed_ok:
-        return "holds"
-    return "printed-form-wrong" if corrected_ok else "fails"
 
 
 def _start_at(problem: Problem, e0_norm: float, seed: int) -> Problem:
@@ -156,6 +150,7 @@ def _scaled_setup(constants: conv.PoolConstants, eta: float) -> tuple[float, flo
 
 
 def bound_panel(t, mean, se, printed, derived, title, printed_label, derived_label) -> dict:
+    """A :func:`~teachtheory.plotting.theory_vs_measured` panel: measured mean ± SE, printed and derived bounds."""
     return {"t": t, "estimate": mean, "se": se, "theory": printed, "theory_label": printed_label,
             "extra": [(t, derived, derived_label)], "title": title, "ylabel": r"$E\|w_t - w^*\|^2$"}
 
@@ -166,6 +161,18 @@ def slack_panel(curves: list[tuple[np.ndarray, np.ndarray, str]], title: str) ->
     return {"t": t, "estimate": first, "se": np.zeros_like(first), "label": label, "theory": np.ones_like(first),
             "theory_label": "slack = 1 (bound = measured)", "extra": list(curves[1:]),
             "title": title, "ylabel": "bound / measured"}
+
+
+def case_panels(cases: list[tuple[np.ndarray, dict, str, str]], derived_label: str,
+                printed_label: str = "printed bound") -> list[dict]:
+    """Per (t, case, title, name): the case's bound panel; then one panel of every case's slack curves."""
+    panels, slack = [], []
+    for t, case, title, name in cases:
+        panels.append(bound_panel(t, case["mean"], case["se"], case["printed"], case["derived"], title, printed_label,
+                                  derived_label))
+        slack += [(t, case["derived"] / case["mean"], f"derived / measured{name}"),
+                  (t, case["printed"] / case["mean"], f"printed / measured{name}")]
+    return [*panels, slack_panel(slack, "slack (below 1: bound violated)")]
 
 
 # -- last.thm1-et -------------------------------------------------------------------------------
@@ -233,34 +240,25 @@ def check_thm1(ctx: CheckContext) -> Verdict:
     printed_ok = case_a["printed_check"]["holds"] and case_b["printed_check"]["holds"]
     corrected_ok = (case_a["derived_check"]["holds"] and case_b["derived_check"]["holds"]
                     and const_g["derived_check"]["holds"])
-    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
-
-    t_a, t_b = np.arange(steps + 1), np.arange(len(case_b["mean"]))
     figure = theory_vs_measured(ctx.figure_path("last.thm1-et"), [
-        bound_panel(t_a, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
-                     f"{case_a['problem']}, R={runs}", "printed bound", "derived recursion u_t"),
-        bound_panel(t_b, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
-                     f"{case_b['problem']} (each l_i strongly convex)", "printed bound", "derived recursion u_t"),
-        slack_panel([(t_a, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
-                      (t_a, case_a["printed"] / case_a["mean"], "printed / measured (Gaussian LSR)"),
-                      (t_b, case_b["derived"] / case_b["mean"], "derived / measured (radial)"),
-                      (t_b, case_b["printed"] / case_b["mean"], "printed / measured (radial)")],
-                     "slack (below 1: bound violated)"),
+        *case_panels([(np.arange(steps + 1), case_a, f"{case_a['problem']}, R={runs}", " (Gaussian LSR)"),
+                      (np.arange(len(case_b["mean"])), case_b, f"{case_b['problem']} (each l_i strongly convex)",
+                       " (radial)")], "derived recursion u_t"),
         bound_panel(np.arange(steps_c + 1), mean_c, se_c, printed_c, derived_c,
-                     "constant g = c1 (SGD, step c1 eta)", "printed rate", "(1 - a(2 - aL)mu)^t"),
-    ], title="last.thm1-et: g = c1 ||w_t - w*|| " + ("(POWER: derived mu doubled)" if ctx.power else ""))
+                    "constant g = c1 (SGD, step c1 eta)", "printed rate", "(1 - a(2 - aL)mu)^t"),
+    ], title="last.thm1-et: g = c1 ||w_t - w*||" + power_suffix(ctx, "derived mu doubled"))
 
-    worst = max(case_a["printed_check"]["worst"], case_b["printed_check"]["worst"])
     first = [c["printed_check"]["first_violation_t"] for c in (case_a, case_b)]
-    return Verdict(
-        "", verdict, statistic=worst, tolerance=ctx.z,
-        tolerance_rule=f"printed bound: mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: max_t "
-                       "(mean_t - bound_t)/SE_t over both problems); same rule for the derived bound",
-        message=unmet_prefix(assumptions_ok) + (
-                 f"printed bound exceeded from t = {first[0]} (Gaussian LSR) / t = {first[1]} (radial); derived "
-                 f"recursion {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
-                 f" / {case_b['derived_check']['min_slack']:.2f}); constant-g printed rate "
-                 f"{'holds' if const_g['printed_check']['holds'] else 'fails'}"),
+    return conclude(
+        outcome(printed_ok, corrected_ok, assumptions_ok),
+        max(case_a["printed_check"]["worst"], case_b["printed_check"]["worst"]), ctx.z,
+        f"printed bound: mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: max_t "
+        "(mean_t - bound_t)/SE_t over both problems); same rule for the derived bound",
+        unmet_prefix(assumptions_ok)
+        + f"printed bound exceeded from t = {first[0]} (Gaussian LSR) / t = {first[1]} (radial); derived "
+        f"recursion {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
+        f" / {case_b['derived_check']['min_slack']:.2f}); constant-g printed rate "
+        f"{'holds' if const_g['printed_check']['holds'] else 'fails'}",
         details={
             "corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
             "derivation": "E[||e'||^2|e] = ||e||^2 - 2 s <grad F, e> + s^2 E||grad l_i||^2 with s = c1 eta ||e||; "
@@ -375,30 +373,22 @@ def check_thm2(ctx: CheckContext) -> Verdict:
         c["steps_at_w0"]["armijo_ok"] and c["steps_at_w0"]["all_above_s_lo"] for c in (case_a, case_b))
     printed_ok = case_a["printed_check"]["holds"] and case_b["printed_check"]["holds"]
     corrected_ok = case_a["derived_check"]["holds"] and case_b["derived_check"]["holds"]
-    verdict = verdict_name(printed_ok, corrected_ok) if assumptions_ok else "error"
     t = np.arange(steps + 1)
-    figure = theory_vs_measured(ctx.figure_path("last.thm2-armijo"), [
-        bound_panel(t, case_a["mean"], case_a["se"], case_a["printed"], case_a["derived"],
-                     f"{case_a['problem']}, R={runs}", "printed bound", "derived (1 - mu s_lo)^t"),
-        bound_panel(t, case_b["mean"], case_b["se"], case_b["printed"], case_b["derived"],
-                     f"{case_b['problem']}, steps {case_b['steps_at_w0']['min_times_L_i']:.2f}/L",
-                     "printed bound", "derived (1 - mu s_lo)^t"),
-        slack_panel([(t, case_a["derived"] / case_a["mean"], "derived / measured (Gaussian LSR)"),
-                      (t, case_a["printed"] / case_a["mean"], "printed / measured (Gaussian LSR)"),
-                      (t, case_b["derived"] / case_b["mean"], "derived / measured (tight frame)"),
-                      (t, case_b["printed"] / case_b["mean"], "printed / measured (tight frame)")],
-                     "slack (below 1: bound violated)"),
-    ], title="last.thm2-armijo: backtracking Armijo teacher, c2 = 1/2" + (" (POWER: s_lo doubled)" if ctx.power else ""))
-    worst = max(case_a["printed_check"]["worst"], case_b["printed_check"]["worst"])
+    figure = theory_vs_measured(ctx.figure_path("last.thm2-armijo"), case_panels([
+        (t, case_a, f"{case_a['problem']}, R={runs}", " (Gaussian LSR)"),
+        (t, case_b, f"{case_b['problem']}, steps {case_b['steps_at_w0']['min_times_L_i']:.2f}/L", " (tight frame)"),
+    ], "derived (1 - mu s_lo)^t"), title="last.thm2-armijo: backtracking Armijo teacher, c2 = 1/2"
+        + power_suffix(ctx, "s_lo doubled"))
     public = [{k: v for k, v in c.items() if k not in ("mean", "se", "printed", "derived")} for c in (case_a, case_b)]
-    return Verdict(
-        "", verdict, statistic=worst, tolerance=ctx.z,
-        tolerance_rule=f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
-        message=unmet_prefix(assumptions_ok) + (
-                 f"printed bound holds on Gaussian LSR: {case_a['printed_check']['holds']}, on the tight frame: "
-                 f"{case_b['printed_check']['holds']} (first violated t = {case_b['printed_check']['first_violation_t']});"
-                 f" derived {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
-                 f" / {case_b['derived_check']['min_slack']:.2f})"),
+    return conclude(
+        outcome(printed_ok, corrected_ok, assumptions_ok),
+        max(case_a["printed_check"]["worst"], case_b["printed_check"]["worst"]), ctx.z,
+        f"mean_t <= bound_t + {ctx.z:g} SE_t at every t (statistic: printed bound, max standardised excess)",
+        unmet_prefix(assumptions_ok)
+        + f"printed bound holds on Gaussian LSR: {case_a['printed_check']['holds']}, on the tight frame: "
+        f"{case_b['printed_check']['holds']} (first violated t = {case_b['printed_check']['first_violation_t']});"
+        f" derived {'holds' if corrected_ok else 'FAILS'} (min slack {case_a['derived_check']['min_slack']:.2f}"
+        f" / {case_b['derived_check']['min_slack']:.2f})",
         details={
             "corrected_form": THM2_CORRECTED, "corrected_holds": corrected_ok, "printed_holds": printed_ok,
             "interpretation": {"eta_max": "largest effective step eta g = eta g_max",
@@ -482,14 +472,15 @@ def check_thm3(ctx: CheckContext) -> Verdict:
                                "final_distance_median": float(np.median(e[:, -1]))}
         scatter[alpha] = (pairs, {**est, "first_step_pairs": np.stack([e[keep, 0], e[keep, 1]], 1)})
     derived_ok = statistic <= ctx.z
-    verdict = ("holds" if (order_ok and derived_ok) else "fails") if assumptions["ok"] else "error"
-    figure = _order_figure(ctx.figure_path("last.thm3-superet"), scatter, ctx.power)
+    figure = _order_figure(ctx.figure_path("last.thm3-superet"), scatter,
+                           "last.thm3-superet: Hessian teacher on logistic regression" + power_suffix(ctx, "orders +1"))
     summary = ", ".join(f"alpha={a}: q={r['q']:.3f}±{r['se']:.3f}" for a, r in results.items())
-    return Verdict(
-        "", verdict, statistic=statistic, tolerance=ctx.z,
-        tolerance_rule=f"|q - q_derived| <= {ctx.z:g} SE (OLS over runs); printed claim: q - {ctx.z:g} SE > 1 "
-                       "(super-exponential) and q >= 2 within the same SE",
-        message=unmet_prefix(assumptions["ok"]) + f"{summary}; derived orders " + ("3, 4, 3 (POWER: each +1)" if ctx.power else "2, 3, 2"),
+    return conclude(
+        outcome(order_ok and derived_ok, assumptions=assumptions["ok"]), statistic, ctx.z,
+        f"|q - q_derived| <= {ctx.z:g} SE (OLS over runs); printed claim: q - {ctx.z:g} SE > 1 "
+        "(super-exponential) and q >= 2 within the same SE",
+        unmet_prefix(assumptions["ok"]) + f"{summary}; derived orders "
+        + ("3, 4, 3" if ctx.power else "2, 3, 2") + power_suffix(ctx, "each +1"),
         details={"orders": results, "assumptions": assumptions,
                  "derivation": "e' = H(a)^-1 (H(a) e - grad F(w)), H(a) e - grad F(w) = (1/2 - alpha) T[e,e] + O(e^3) "
                                "(sympy: coefficient of e^2 is (1/2 - alpha) f3/f2, of e^3 at alpha = 1/2 is "
@@ -500,7 +491,8 @@ def check_thm3(ctx: CheckContext) -> Verdict:
     )
 
 
-def _order_figure(path, scatter: dict, power: bool) -> str | None:
+def _order_figure(path, scatter: dict, title: str) -> str | None:
+    """log-log scatter of ||e_{t+1}|| against ||e_t|| per alpha, with the derived slope through the first steps."""
     if path is None:
         return None
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
@@ -512,16 +504,9 @@ def _order_figure(path, scatter: dict, power: bool) -> str | None:
         anchor = np.exp(np.median(np.log(first[:, 1]) - q * np.log(first[:, 0])))
         ax.plot(grid, anchor * grid**q, "--", color=pts.get_facecolor()[0], lw=1.2, alpha=1.0,
                 label=f"slope {q} (derived)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$\|w_t - w^*\|$")
-    ax.set_ylabel(r"$\|w_{t+1} - w^*\|$")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    ax.set_title("last.thm3-superet: Hessian teacher on logistic regression" + (" (POWER)" if power else ""), fontsize=9)
-    fig.tight_layout()
-    (written,) = save_figure(fig, path)
-    return str(written)
+    style_axes(ax, r"$\|w_t - w^*\|$", r"$\|w_{t+1} - w^*\|$", title, title_size=9, legend=7, grid="both",
+               xscale="log", yscale="log")
+    return finish_figure(fig, path)
 
 
 register(Claim(

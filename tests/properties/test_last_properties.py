@@ -1,7 +1,7 @@
 """Hypothesis properties of the one-step LAST claims, over drawn dimensions, step sizes, radii and seeds.
 
 Tensors are built inside each test from the drawn integer seed; the one-step distances are written
-from the loss definitions (proofs_checks.last.labels._one_step_sq), not with the learners' gradients.
+from the loss definitions (proofs_checks.last.labels.one_step_sq), not with the learners' gradients.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proofs_checks.last.labels import ONE_STEP_TOLERANCE, _one_step_sq
+from proofs_checks.last.labels import ONE_STEP_TOLERANCE, one_step_sq
 from teachtheory.constraints import parse_label_set
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax
@@ -74,7 +74,7 @@ def test_greedy_label_never_loses_to_the_true_label(kind, d, K, lr, radius, seed
     y_last = synthesize_labels(learner, w, w_star, x[:, None, :], y_batch, lr, spec)[:, 0]
     family = {"lsr-vector": "lsr"}.get(kind, kind)
     e2 = ((w - w_star) ** 2).sum(-1)
-    gap = (_one_step_sq(family, w, w_star, x, y_last, lr) - _one_step_sq(family, w, w_star, x, y, lr)) / e2
+    gap = (one_step_sq(family, w, w_star, x, y_last, lr) - one_step_sq(family, w, w_star, x, y, lr)) / e2
     pred = learner.outputs(w, x[:, None, :])[:, 0]
     vec = (lambda t: t[:, None]) if y.dim() == 1 else (lambda t: t)
     feasible = parse_label_set(spec).contains(vec(y), prediction=vec(pred), truth=vec(y), atol=1e-12)
@@ -148,8 +148,8 @@ def _check_plane_projection(d, K, lr, seed, spec):
     z = torch.einsum("rd,rdk->rk", x, w.reshape(RUNS, d, K))
     c = theory.softmax_plane_centre(torch.softmax(z, -1), b, a)
     # on the plane, G(y) - G(y') = a (||y - c||^2 - ||y' - c||^2) exactly
-    g_lib = _one_step_sq("softmax", w, w_star, x, y_lib, lr)
-    g_truth = _one_step_sq("softmax", w, w_star, x, y, lr)
+    g_lib = one_step_sq("softmax", w, w_star, x, y_lib, lr)
+    g_truth = one_step_sq("softmax", w, w_star, x, y, lr)
     lhs = (g_lib - g_truth) / a
     rhs = ((y_lib - c) ** 2).sum(-1) - ((y - c) ** 2).sum(-1)
     assert torch.allclose(lhs, rhs, rtol=1e-8, atol=1e-8 * float(((y - c) ** 2).sum(-1).max()))

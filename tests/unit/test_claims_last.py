@@ -85,7 +85,7 @@ def test_mixed_details_are_honest():
 
 
 def test_mixed_counterexample_is_exact():
-    c = last_claims._mixed_counterexample()
+    c = last_claims.mixed_counterexample()
     assert c["mixed"] == pytest.approx(1 - 4 / 404, rel=1e-12)  # Kaczmarz on x_a = (20, 2), e = (0, 1)
     assert c["last_per_x"][1] == pytest.approx(0.0, abs=1e-15)
     assert c["mixed"] <= c["imt"]
@@ -126,21 +126,21 @@ def test_reference_gradient_matches_finite_differences():
     rng = np.random.default_rng(3)
     for kind in ("lsr", "softmax"):
         W, W_star, x, y = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=4), rng.normal(size=3)
-        _, grad = last_claims._np_one_step_grad(kind, W, W_star, x, y, 0.7)
+        _, grad = last_claims.np_one_step_grad(kind, W, W_star, x, y, 0.7)
         h = 1e-6
-        numeric = np.array([(last_claims._np_one_step(kind, W, W_star, x, y + h * e, 0.7)
-                             - last_claims._np_one_step(kind, W, W_star, x, y - h * e, 0.7)) / (2 * h)
+        numeric = np.array([(last_claims.np_one_step(kind, W, W_star, x, y + h * e, 0.7)
+                             - last_claims.np_one_step(kind, W, W_star, x, y - h * e, 0.7)) / (2 * h)
                             for e in np.eye(3)])
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
 def test_reference_set_matches_its_definition():
     pred, truth = np.array([0.2, 0.5, 0.3]), np.array([0.0, 1.0, 0.0])
-    _, _, violation, _ = last_claims._ref_set("simplex+ball-truth:0.5", pred, truth)
+    _, _, violation, _ = last_claims.reference_set("simplex+ball-truth:0.5", pred, truth)
     assert violation(np.array([0.1, 0.8, 0.1])) == 0.0
     assert violation(np.array([0.5, 0.5, 0.0])) > 0.1  # distance to the truth 0.707 > 0.5
     assert violation(np.array([0.2, 0.9, 0.1])) == pytest.approx(0.2)  # sum 1.2
-    lo, hi = last_claims._interval_reference("box:-1.5:1.5+ball-truth:1", 3.0, 1.0)
+    lo, hi = last_claims.interval_reference("box:-1.5:1.5+ball-truth:1", 3.0, 1.0)
     assert (lo, hi) == (0.0, 1.5)
 
 

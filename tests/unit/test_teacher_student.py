@@ -183,7 +183,7 @@ def test_bad_training_arguments():
 
 
 def test_relu_dynamics_runner_writes_results(tmp_path):
-    from simulations.relu import run_relu_dynamics
+    from simulations.relu_dynamics import run_relu_dynamics
 
     calls = []
     result = run_relu_dynamics(tmp_path / "dyn", runs=3, steps=60, seed=1, progress=lambda *a: calls.append(a))
@@ -198,7 +198,7 @@ def test_relu_dynamics_runner_writes_results(tmp_path):
 
 
 def test_specialization_runner_writes_results_and_reproduces(tmp_path, monkeypatch):
-    from simulations import relu as sims
+    from simulations import specialization as sims
 
     monkeypatch.setattr(sims, "STRENGTHS", {"small": (0.0, 2.0), "full": (0.0,)})
     from teachtheory.teacher_student import specialization_config

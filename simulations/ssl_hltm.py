@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from teachtheory.io import write_json
-from teachtheory.plotting import plt, save_figure
+from teachtheory.plotting import plt, save_figure, se_band
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.ssl import HLTM
@@ -39,6 +39,8 @@ from teachtheory.ssl.training import (
     train_simclr,
 )
 from teachtheory.threads import intra_op_threads
+
+from .common import prepare_output
 
 __all__ = ["SETTINGS", "byol_variants", "run_ssl_hltm"]
 
@@ -87,8 +89,7 @@ def _bayes_and_input_probe(model: HLTM, runs: int, seed: int, n: int) -> dict:
 def run_ssl_hltm(out: Path, scale: str, runs: int, steps: int, seed: int, device: str, formats=("png",),
                  progress: Callable[[str, int, int], None] | None = None) -> dict:
     """SimCLR and the BYOL ablation on HLTM data; writes config.json, metrics.json and figures into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(out, runs, steps, device)
     s = SETTINGS[scale]
     model = HLTM(s["depth"], s["delta"])
     widths = (model.input_dim, *s["hidden"], s["out"])
@@ -170,11 +171,6 @@ def run_ssl_hltm(out: Path, scale: str, runs: int, steps: int, seed: int, device
     return {"out": str(out), "figures": figures, "table": table, "metrics": metrics}
 
 
-def _band(ax, x, y, se, label, **kw):
-    line = ax.plot(x, y, lw=1.5, label=label, **kw)[0]
-    ax.fill_between(x, y - se, y + se, color=line.get_color(), alpha=0.25, lw=0)
-
-
 def _simclr_figure(path: Path, r: dict, metrics: dict, formats) -> list[Path]:
     steps = r["steps"].numpy()
     corr, cov = r["corr"].numpy(), r["cov_trace"].numpy()
@@ -182,8 +178,8 @@ def _simclr_figure(path: Path, r: dict, metrics: dict, formats) -> list[Path]:
     layers = metrics["layers"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for k, name in enumerate(layers):
-        _band(axes[0], steps, corr[:, :, k, 0].mean(0), corr[:, :, k, 0].std(0) / math.sqrt(R), name)
-        _band(axes[1], steps, cov[:, :, k].mean(0), cov[:, :, k].std(0) / math.sqrt(R), name)
+        se_band(axes[0], steps, corr[:, :, k, 0].mean(0), corr[:, :, k, 0].std(0) / math.sqrt(R), name, alpha=0.25)
+        se_band(axes[1], steps, cov[:, :, k].mean(0), cov[:, :, k].std(0) / math.sqrt(R), name, alpha=0.25)
     axes[0].set_ylabel("best |corr(unit, z0)|")
     axes[0].set_title("hidden units vs the root latent", fontsize=10)
     axes[1].set_ylabel(r"tr $V_{z_0}[\bar K_l]$ (split-half, unbiased)")
@@ -213,8 +209,8 @@ def _ablation_figure(path: Path, results: dict, top: int, formats) -> list[Path]
         r = results[label]
         R = r["corr"].shape[0]
         c = r["corr"][:, :, top, 0].numpy()
-        _band(axes[0], r["steps"].numpy(), c.mean(0), c.std(0) / math.sqrt(R), label,
-              ls="-" if ("P," in label or label.endswith(" P") or label == "SimCLR") else "--")
+        se_band(axes[0], r["steps"].numpy(), c.mean(0), c.std(0) / math.sqrt(R), label, alpha=0.25,
+                ls="-" if ("P," in label or label.endswith(" P") or label == "SimCLR") else "--")
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("best |corr(unit, z0)|, top hidden layer")
     axes[0].set_title("root correlation during training", fontsize=10)

@@ -1,6 +1,9 @@
-"""Simulations of L2T-DLN (Hai et al., NeurIPS 2023): Algorithm 1 on the embedded digits against fixed-loss baselines
-(the shape of the paper's Tables 1, 5 and 6), and perturbed alternating gradient descent escaping a
-strict saddle (Conclusion 1)."""
+"""Simulation ``l2t-dln``: L2T-DLN's Algorithm 1 (MLP student, dynamic loss network, LSTM teacher) on the digits
+against fixed-loss baselines, with the DLN-optimiser and stage-length ablations.
+
+References:
+    Hai et al., "L2T-DLN: Learning to Teach with Dynamic Loss Network", NeurIPS 2023, Tables 1, 5 and 6.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from teachtheory.io import write_json
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.threads import intra_op_threads
 
-__all__ = ["run_l2t_dln", "run_agd_saddle", "SETTINGS"]
+from .common import prepare_output
+
+__all__ = ["COMMON", "DEFAULTS", "SETTINGS", "run_l2t_dln"]
 
 SETTINGS = {
     "small": {
@@ -30,8 +35,7 @@ SETTINGS = {
 }
 COMMON = {"student_lr": 0.1, "dln_lr": 1e-3, "batch_size": 25, "val_batch_size": 100, "val_ratio": 0.5,
           "test_fraction": 0.3, "dln_hidden": (40, 40, 40, 40), "dln_act": "leaky_relu", "dln_inputs": "probabilities"}
-
-
+DEFAULTS = {"small": {"runs": 5, "steps": 1200}, "full": {"runs": 5, "steps": 6000}}
 
 
 def _summary(acc: torch.Tensor) -> dict:
@@ -56,8 +60,7 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     )
 
     settings = {**COMMON, **SETTINGS[scale]}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(out, runs, steps, device)
     dtype = torch.float32
     task = load_digits_task(seed, runs, test_fraction=settings["test_fraction"], val_ratio=settings["val_ratio"],
                             batch_size=settings["batch_size"], val_batch_size=settings["val_batch_size"], dtype=dtype,
@@ -72,12 +75,12 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
         "student": student.to_spec(), "dln": dln.to_spec(), "teacher": LSTMTeacher(settings["lstm_hidden"]).to_spec(),
         "data": {"name": "sklearn digits (8x8, 10 classes)", "pool": int(task.X.shape[0]), "test": int(task.X_test.shape[0]),
                  "train_per_division": task.n_train, "validation_per_division": task.n_val},
-        "notes": ["every method takes the same number of student SGD steps (lr 0.1, batch 25); baselines train on the "
-                  "whole pool, L2T-DLN on the training half of a division redrawn every epoch",
-                  "a teacher round = 2N student steps + 2 reverse-mode hypergradients + 1 teacher step; its time is "
-                  "for all runs batched together, on this machine's CPU (single intra-op thread)"]
-                 + (["small scale: LSTM (20, 20, 1) and teacher lr 1e-2 instead of the paper's (64, 64, 64, 1) and 1e-3, "
-                     "because a small run has only steps/(2N) teacher rounds"] if scale == "small" else []),
+        "notes": [("every method takes the same number of student SGD steps (lr 0.1, batch 25); baselines train on the "
+                  "whole pool, L2T-DLN on the training half of a division redrawn every epoch"),
+                  ("a teacher round = 2N student steps + 2 reverse-mode hypergradients + 1 teacher step; its time is "
+                  "for all runs batched together, on this machine's CPU (single intra-op thread)")]
+                 + ([("small scale: LSTM (20, 20, 1) and teacher lr 1e-2 instead of the paper's (64, 64, 64, 1) and 1e-3, "
+                     "because a small run has only steps/(2N) teacher rounds")] if scale == "small" else []),
         "torch": torch.__version__,
     }
     write_json(out / "config.json", config)
@@ -239,73 +242,6 @@ register(Simulation(
     description="L2T-DLN (Algorithm 1: MLP student, DLN, LSTM teacher) vs CE, label smoothing, L-softmax, smooth 0-1; "
                 "DLN optimiser and stage-length ablations, on the embedded digits",
     reference="Hai et al., NeurIPS 2023 (L2T-DLN), Tables 5-6",
-    defaults={"small": {"runs": 5, "steps": 1200}, "full": {"runs": 5, "steps": 6000}},
+    defaults=DEFAULTS,
     runner=run_l2t_dln,
-))
-
-
-def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, device: str, formats=("png",),
-                   progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Perturbed AGD from a strict saddle of f = v'Hv/2 + |v|^4/4 (n = 10, blocks 5 + 5, eta = 0.9/L_max):
-    distance and value per sweep, the measured growth rate against log lambda_max(M^-1 G)."""
-    from teachtheory.l2t.saddle import growth_rate, perturbed_agd, saddle_hessian
-    from teachtheory.plotting import plt, save_figure
-    from teachtheory.theory import agd
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    gamma, L, rho, n, split = 0.5, 4.0, 1.0, 10, 5
-    H = saddle_hessian(n, split, gamma, L, seed=seed)
-    consts = agd.block_constants(H, split)
-    lr = 0.9 / float(consts["L_max"])
-    lam = float(agd.escape_eigenvalue(H, split, lr)["lambda_max"])
-    printed = float(agd.printed_escape_bound(lr, consts["gamma"], consts["L"], consts["L_max"]))
-    write_json(out / "config.json", {"simulation": "agd-saddle", "scale": scale, "runs": runs, "steps": steps,
-                                     "seed": seed, "n": n, "split": split, "gamma": gamma, "L": L, "rho": rho, "lr": lr,
-                                     "H": H.tolist()})
-    with intra_op_threads(1):
-        sim = perturbed_agd(H, split, lr, steps, runs, rho=rho, seed=seed)
-    if progress is not None:
-        progress("PA-GD", steps, steps)
-    rates = growth_rate(sim["distance"], sim["first_perturbation"], 1e-5, 1e-2 * math.sqrt(gamma / rho)).numpy()
-    f_min = -gamma**2 / (4 * rho)
-    escaped = float((sim["value"][:, -1] < 0.5 * f_min).double().mean())
-    metrics = {"lambda_max": lam, "log_lambda_max": math.log(lam), "printed_bound": printed, "sharp_bound": 1 + lr * gamma,
-               "measured_rate_mean": float(np.nanmean(rates)), "measured_rate_se": float(np.nanstd(rates, ddof=1) / math.sqrt(runs))
-               if runs > 1 else 0.0, "escaped_fraction": escaped, "f_min": f_min,
-               "distance_mean": sim["distance"].mean(0).numpy(), "value_mean": sim["value"].mean(0).numpy()}
-    write_metrics(out, metrics)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    dist = sim["distance"].numpy()[:, 1:]
-    logs = np.log10(np.maximum(dist, 1e-300))
-    k = np.arange(1, dist.shape[1] + 1)
-    axes[0].plot(k, logs.mean(0), label=f"PA-GD (mean of {runs} runs)")
-    k0 = int(np.median(sim["first_perturbation"].numpy())) + 20
-    kk = k[k0 - 1:]
-    for rate, style, label in ((lam, "k--", "lambda_max(M^-1 G)^k"), (1 + lr * gamma, "g:", "(1 + eta gamma)^k"),
-                               (printed, "r:", "printed bound^k")):
-        axes[0].plot(kk, logs.mean(0)[k0 - 1] + (kk - k0) * math.log10(rate), style, label=label)
-    axes[0].set_ylim(logs.mean(0).min() - 0.5, 0.5)
-    axes[0].set_xlabel("sweep k")
-    axes[0].set_ylabel("mean log10 ||v_k||")
-    axes[0].legend(fontsize=8)
-    axes[1].plot(np.arange(sim["value"].shape[1]), sim["value"].mean(0).numpy(), label="PA-GD")
-    axes[1].axhline(f_min, color="k", ls="--", label="min f")
-    axes[1].set_xlabel("sweep k")
-    axes[1].set_ylabel("f(v_k)")
-    axes[1].legend(fontsize=8)
-    fig.suptitle("agd-saddle: perturbed alternating gradient descent escaping a strict saddle", fontsize=11)
-    fig.tight_layout()
-    figures = save_figure(fig, out / "agd_saddle", formats)
-    table = {"PA-GD": {"log lambda_max": math.log(lam), "measured rate": metrics["measured_rate_mean"],
-                       "escaped": escaped}}
-    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "metrics": metrics}
-
-
-register(Simulation(
-    name="agd-saddle",
-    description="perturbed alternating gradient descent escaping a strict saddle; growth rate vs lambda_max(M^-1 G)",
-    reference="Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1",
-    defaults={"small": {"runs": 64, "steps": 400}, "full": {"runs": 1024, "steps": 800}},
-    runner=run_agd_saddle,
 ))

@@ -1,0 +1,193 @@
+"""Simulations ``specialization`` and ``specialization-deep``: student specialization in teacher-student ReLU networks.
+
+* ``specialization`` (:func:`run_specialization`): two-layer teacher with fan-out strengths 1/j^p, an
+  over-realised student trained by SGD; recovery rate against the teacher index for several p, the
+  L-shape scatter (best correlation against fan-out norm), sorted best-correlation curves, alignment
+  over time, and the augmentation comparison (none / teacher-agnostic / teacher-aware) on a small D.
+* ``specialization-deep`` (:func:`run_specialization_deep`): the same for a multi-layer teacher, per layer.
+
+Each writes ``config.json``, ``metrics.json`` and PNG figures into its output folder.
+
+References:
+    Y. Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input Dimension", ICML 2020.
+    Y. Tian, "Understanding Deep Models With Teacher-student Setting" (talk).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from teachtheory.io import write_json
+from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.teacher_student import (
+    TeacherStudentResult,
+    figure_alignment_over_time,
+    figure_l_shape,
+    figure_recovery_by_node,
+    figure_sorted_best_corr,
+    l_shape_statistics,
+    specialization_config,
+    train_teacher_student,
+)
+
+from .common import Progress, labelled_progress, prepare_output, single_threaded
+
+__all__ = ["DEFAULTS", "DEFAULTS_DEEP", "STRENGTHS", "run_specialization", "run_specialization_deep"]
+
+STRENGTHS = {"small": (0.0, 1.0, 2.0, 2.5), "full": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)}
+DEFAULTS = {"small": {"runs": 16, "steps": 4000}, "full": {"runs": 32, "steps": 20000}}
+DEFAULTS_DEEP = {"small": {"runs": 8, "steps": 4000}, "full": {"runs": 16, "steps": 20000}}
+
+
+def _summary_entry(res: TeacherStudentResult, layer: int = -1) -> dict:
+    R = res.runs
+    rec = res.recovered[layer].mean(1)  # per run
+
+    def final(values):
+        values = np.asarray(values, float)
+        return {"mean": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(R)) if R > 1 else 0.0}
+
+    return {"recovery_rate": {"final": final(rec)}, "eval_loss": {"final": final(res.eval_loss[:, -1])},
+            "g1_inf": {"final": final(res.g1_inf[:, -1])}, "seconds": res.seconds}
+
+
+def _table_row(res: TeacherStudentResult, layer: int = -1) -> dict:
+    """One CLI table row: recovery (mean ± SE over runs), weakest teacher node's recovery, loss, gradient."""
+    entry = _summary_entry(res, layer)
+    rate, _ = res.recovery_rate(layer)
+    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": entry["recovery_rate"]["final"]["se"],
+            "weakest node": float(rate[-1]), "held-out loss": entry["eval_loss"]["final"]["mean"],
+            "max |g1|_inf": entry["g1_inf"]["final"]["mean"], "seconds": float(res.seconds)}
+
+
+def _result_json(res: TeacherStudentResult) -> dict:
+    out = res.summary()
+    out["config"] = res.config.to_dict()
+    out["steps_recorded"] = res.steps
+    out["eval_loss_mean"] = res.eval_loss.mean(0)
+    out["g1_inf_mean"] = res.g1_inf.mean(0)
+    out["best_corr_mean_by_layer"] = [b.mean(0) for b in res.best_corr]
+    out["time_to_alignment"] = [np.where(np.isfinite(t), t, -1.0) for t in res.time_to_alignment]
+    out["time_to_alignment_note"] = "-1 = never aligned within the run"
+    lstats = l_shape_statistics(res)
+    out["l_shape"] = {"unspecialised_fanout_share_final": lstats["share"][:, -1],
+                      "baseline_share_at_init": lstats["baseline"]}
+    return out
+
+
+def _train_all(configs: dict, runs: int, steps: int, seed: int, device: str,
+               progress: Progress) -> dict[str, TeacherStudentResult]:
+    """Train every configuration (all runs batched), progress reported over all of them."""
+    total = steps * len(configs)
+    return {label: train_teacher_student(cfg, runs=runs, seed=seed, device=device,
+                                         progress=labelled_progress(progress, label, i * steps, total))
+            for i, (label, cfg) in enumerate(configs.items())}
+
+
+def _finish(out: Path, simulation: str, runs: int, steps: int, started: float, results: dict, summary: dict,
+            table: dict, figures: list) -> dict:
+    """Write metrics.json and return the runner's result."""
+    write_metrics(out, {
+        "simulation": simulation, "runs": runs, "steps": steps, "seconds": time.perf_counter() - started,
+        "summary": summary, "table": table, "results": {label: _result_json(res) for label, res in results.items()},
+    })
+    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "summary": summary,
+            "results": results}
+
+
+def _run_specialization(out, scale: str = "small", runs: int = 16, steps: int = 4000, seed: int = 0,
+                       device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Two-layer student specialization: recovery against teacher index for several p, the L shape,
+    sorted best-correlation curves, alignment over time, and augmentation on a small training set.
+
+    Writes config.json, metrics.json, recovery_by_node, l_shape, sorted_best_corr, alignment_over_time and
+    augmentation figures into ``out``. Returns {"out", "figures", "summary", "results"}.
+    """
+    out = prepare_output(out, runs, steps, device)
+    strengths = STRENGTHS["full" if scale == "full" else "small"]
+    aug_p = 1.5
+    aug_base = {"train_size": 300 if scale != "full" else 1000, "strength_decay": aug_p}
+    aug_settings = {"D only": {"augment": "none"}, "teacher-agnostic": {"augment": "agnostic", "augment_count": 2},
+                    "teacher-aware": {"augment": "aware", "augment_count": 2}}
+    configs = {f"p={p:g}": specialization_config(scale, steps, strength_decay=p) for p in strengths}
+    aug_configs = {f"aug: {k}": specialization_config(scale, steps, **aug_base, **v) for k, v in aug_settings.items()}
+    write_json(out / "config.json", {
+        "simulation": "specialization", "reference": "Tian ICML 2020 (specialization experiments); Tian's teacher-student talk", "scale": scale,
+        "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
+        "strength_configs": {k: c.to_dict() for k, c in configs.items()},
+        "augmentation_configs": {k: c.to_dict() for k, c in aug_configs.items()},
+        "notes": {"augmentation": "agnostic: x +- delta e_k for 2 random axes per sample; aware: boundary projection "
+                                  "+- delta w_j/||w_j|| for 2 random teacher nodes per sample; both add 4|D| points"},
+    })
+    started = time.perf_counter()
+    results = _train_all({**configs, **aug_configs}, runs, steps, seed, device, progress)
+    strength_results = {k: results[k] for k in configs}
+    aug_results = {k.removeprefix("aug: "): results[k] for k in aug_configs}
+    figures = []
+    figures += figure_recovery_by_node(strength_results, out / "recovery_by_node", formats,
+                                       title=f"two-layer specialization, R={runs}: recovery vs teacher strength")
+    figures += figure_l_shape(strength_results, out / "l_shape", formats,
+                              title="best correlation vs fan-out norm (all student nodes, all runs)")
+    figures += figure_sorted_best_corr(strength_results, out / "sorted_best_corr", formats)
+    mid = configs[f"p={strengths[len(strengths) // 2]:g}"]
+    figures += figure_alignment_over_time(results[f"p={mid.strength_decay:g}"], out / "alignment_over_time", formats)
+    figures += figure_recovery_by_node(aug_results, out / "augmentation", formats,
+                                       title=f"augmentation on |D| = {aug_base['train_size']} (p = {aug_p:g})")
+    summary = {label: _summary_entry(res) for label, res in results.items()}
+    table = {label: _table_row(res) for label, res in results.items()}
+    return _finish(out, "specialization", runs, steps, started, results, summary, table, figures)
+
+
+def _run_specialization_deep(out, scale: str = "small", runs: int = 8, steps: int = 4000, seed: int = 0,
+                            device: str = "cpu", formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Multi-layer teacher (hidden widths 10-15 small, 10-15-20 full), student 4x over-realised,
+    p in {0, 1}: per-layer recovery, L shape and sorted best correlations."""
+    out = prepare_output(out, runs, steps, device)
+    widths = (10, 15) if scale != "full" else (10, 15, 20)
+    configs = {f"p={p:g}": specialization_config(scale, steps, teacher_widths=widths, multi=4, strength_decay=p,
+                                                 input_dim=20, train_size=8000 if scale != "full" else 20000)
+               for p in (0.0, 1.0)}
+    write_json(out / "config.json", {
+        "simulation": "specialization-deep", "reference": "Tian ICML 2020 (multi-layer case); Tian's teacher-student talk",
+        "scale": scale, "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
+        "configs": {k: c.to_dict() for k, c in configs.items()},
+    })
+    started = time.perf_counter()
+    results = _train_all(configs, runs, steps, seed, device, progress)
+    figures = []
+    for layer in range(len(widths)):
+        tag = f"layer{layer + 1}"
+        figures += figure_recovery_by_node(results, out / f"recovery_by_node_{tag}", formats, layer=layer,
+                                           title=f"multi-layer teacher {widths}: hidden layer {layer + 1}")
+        figures += figure_sorted_best_corr(results, out / f"sorted_best_corr_{tag}", formats, layer=layer,
+                                           title=f"hidden layer {layer + 1}: sorted best correlation")
+    figures += figure_l_shape(results, out / "l_shape", formats, layer=-1,
+                              title=f"top hidden layer (fan-out = output weights), teacher {widths}")
+    figures += figure_alignment_over_time(results["p=0"], out / "alignment_over_time", formats, layer=0,
+                                          title="first hidden layer, p = 0")
+    summary, table = {}, {}
+    for label, res in results.items():
+        for layer in range(len(widths)):
+            summary[f"{label}, layer {layer + 1}"] = _summary_entry(res, layer)
+            table[f"{label}, layer {layer + 1}"] = _table_row(res, layer)
+    return _finish(out, "specialization-deep", runs, steps, started, results, summary, table, figures)
+
+
+run_specialization = single_threaded(_run_specialization)
+run_specialization_deep = single_threaded(_run_specialization_deep)
+
+
+register(Simulation(
+    "specialization", "two-layer ReLU teacher-student: recovery vs teacher strength 1/j^p, L shape, augmentation",
+    "Tian ICML 2020 (specialization experiments)", DEFAULTS,
+    runner=run_specialization))
+register(Simulation(
+    "specialization-deep", "multi-layer ReLU teacher-student: per-layer recovery, L shape",
+    "Tian ICML 2020 (multi-layer)", DEFAULTS_DEEP,
+    runner=run_specialization_deep))
