@@ -87,7 +87,7 @@ def run_committee(out: str | Path, scale: str = "small", runs: int | None = None
         "scaling": {"problem": check.to_spec(), "Ns": settings["scaling_N"], "runs": settings["scaling_runs"],
                     "alphas": [0.0, settings["scaling_alpha"], len(scaling_alphas)], "engine": "order-parameters",
                     "weights_Ns": settings["weights_N"], "weights_runs": settings["weights_runs"],
-                    "ode": {"method": "rk4", "dt": 0.05, "error": "Richardson step halving"}},
+                    "ode": {"method": "DOP853", "error": "difference to a 10x looser solve"}},
         "torch": torch.__version__,
     }
     write_json(out / "config.json", config)

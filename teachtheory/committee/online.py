@@ -618,7 +618,8 @@ def gap_scaling(
 
     Size i uses seeds ``seed + 1_000_003 i + r`` (independent across sizes). ``engine``: "order-parameters"
     (:func:`simulate_order_parameters`, exact in law, cost independent of N) or "weights" (:func:`simulate_sgd`).
-    The ODE is integrated once per distinct time grid (RK4 with step halving unless ``ode_kwargs`` say otherwise);
+    The ODE is integrated once per distinct time grid (scipy DOP853 with an error estimate unless ``ode_kwargs``
+    say otherwise);
     pass the same dict as ``ode_cache`` to several calls on the same problem to share those solutions.
 
     References: Goldt et al. 2019 (fluctuations of the order parameters are O(1/sqrt N)).
@@ -629,7 +630,7 @@ def gap_scaling(
         raise ValueError("Ns must name at least one input size")
     started = time.perf_counter()
     simulate = simulate_order_parameters if engine == "order-parameters" else simulate_sgd
-    kwargs = {"dt": 0.05} | (ode_kwargs or {})
+    kwargs = {"estimate_error": True} | (ode_kwargs or {})
     odes: dict[tuple, theory.ODESolution] = {} if ode_cache is None else ode_cache
     gaps, records = [], {}
     ode = None
