@@ -15,11 +15,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
-import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Claim, Verdict, case_seeds, register
 from teachtheory.plotting import plt, save_figure
-from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.teacher_student import final_correlations
 
@@ -53,22 +51,16 @@ def _scatter_panel(ax, theory_values, estimate, se, title, label="Monte Carlo ±
     ax.legend(fontsize=7)
 
 
-def _drawn_pairs(seed: int, cases: int, d: int, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """w, w* [cases, d] drawn from run streams: Gaussian directions, norms in [0.3, 2]."""
-    streams = RunStreams(as_seeds(seed, cases))
-    w = streams.normal(f"{tag}-w", d, (d,))
-    w_star = streams.normal(f"{tag}-w_star", d, (d,))
-    w = w / w.norm(dim=-1, keepdim=True) * (0.3 + 1.7 * streams.uniform(f"{tag}-norm", d, (1,)))
-    w_star = w_star / w_star.norm(dim=-1, keepdim=True) * (0.3 + 1.7 * streams.uniform(f"{tag}-norm*", d, (1,)))
-    return w, w_star
-
-
 # -- specialization claims (shared, cached training runs) --------------------------------------
 
 
 @lru_cache(maxsize=4)
 def _spec_runs(scale: str, seed: int) -> dict:
-    """Trained teacher-student batches for the spec.* claims, shared by the three checks."""
+    """Trained teacher-student batches for the spec.* claims, shared by the three checks.
+
+    The runs' seeds are hashed from (seed, setting, run index) (:func:`teachtheory.claims.case_seeds`), so
+    different --seed values train disjoint runs (seed + r would reuse seed - 1's runs shifted by one).
+    """
     from teachtheory.teacher_student import specialization_config, train_teacher_student
 
     quick = scale == "quick"
@@ -78,11 +70,13 @@ def _spec_runs(scale: str, seed: int) -> dict:
     out = {}
     for p in strengths:
         cfg = specialization_config("small", steps, strength_decay=p, record_every=max(1, steps // 40))
-        out[("two-layer", p)] = train_teacher_student(cfg, runs=runs, seed=seed, keep_networks=True)
+        out[("two-layer", p)] = train_teacher_student(cfg, runs=runs, seed=case_seeds(seed, runs, f"spec-p{p:g}"),
+                                                      keep_networks=True)
     if not quick:
         cfg = specialization_config("small", steps, teacher_widths=(10, 15), multi=4, strength_decay=0.0,
                                     train_size=8000, record_every=max(1, steps // 40))
-        out[("deep", 0.0)] = train_teacher_student(cfg, runs=16, seed=seed, keep_networks=True)
+        out[("deep", 0.0)] = train_teacher_student(cfg, runs=16, seed=case_seeds(seed, 16, "spec-deep"),
+                                                   keep_networks=True)
     return out
 
 
@@ -142,8 +136,8 @@ register(Claim(
     statement=r"\mathbf{g}_1(x) \approx 0\ \forall x \in D \ \wedge\ \partial E^*_j \cap E_k \ne \emptyset"
               r"\ \Rightarrow\ \exists k': \rho_{jk'} > 0.95",
     assumptions=["Gaussian input, teacher nodes observed (active on 1-99% of held-out inputs; checked)",
-                 "student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
-                 "(max_x ||g_1(x)||_inf reported)",
+                 ("student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
+                  "(max_x ||g_1(x)||_inf reported)"),
                  "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
     check=check_alignment, statistical=True,
     method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
@@ -278,8 +272,8 @@ register(Claim(
     statement=r"\text{at convergence, } \max_j \rho_{jk} < 1 \Rightarrow \|v_k\| \approx 0"
               r"\ (\text{best correlation vs fan-out norm forms an L})",
     assumptions=["two-layer teacher-student as in spec.alignment, p in {0, 1, 2} (quick)",
-                 "only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
-                 "dead or always-on nodes are outside the theorem"],
+                 ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
+                  "dead or always-on nodes are outside the theorem")],
     check=check_l_shape, statistical=True,
     method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
 ))

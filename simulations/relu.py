@@ -29,7 +29,7 @@ import torch
 
 from teachtheory.io import write_json
 from teachtheory.plotting import plt, save_figure
-from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.simulation import ONE_RUN_NOTE, Simulation, mean_se, register, write_metrics
 from teachtheory.teacher_student import (
     TeacherStudentResult,
     figure_alignment_over_time,
@@ -42,9 +42,13 @@ from teachtheory.teacher_student import (
     train_teacher_student,
 )
 from teachtheory.theory import relu as theory
+from teachtheory.validation import check_device, check_positive_int
 
 __all__ = [
-    "run_specialization", "run_specialization_deep", "run_relu_dynamics", "STRENGTHS",
+    "STRENGTHS",
+    "run_relu_dynamics",
+    "run_specialization",
+    "run_specialization_deep",
 ]
 
 STRENGTHS = {"small": (0.0, 1.0, 2.0, 2.5), "full": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)}
@@ -61,29 +65,39 @@ def _labelled_progress(progress: Progress, label: str, offset: int, total: int):
     return report
 
 
+def _final(values) -> dict:
+    """Mean and SE over runs of per-run values (SE None with a note for one run)."""
+    out = mean_se(np.asarray(values, float))
+    out["mean"] = float(out["mean"])
+    if out["se"] is not None:
+        out["se"] = float(out["se"])
+    return out
+
+
 def _summary_entry(res: TeacherStudentResult, layer: int = -1) -> dict:
-    R = res.runs
     rec = res.recovered[layer].mean(1)  # per run
-
-    def final(values):
-        values = np.asarray(values, float)
-        return {"mean": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(R)) if R > 1 else 0.0}
-
-    return {"recovery_rate": {"final": final(rec)}, "eval_loss": {"final": final(res.eval_loss[:, -1])},
-            "g1_inf": {"final": final(res.g1_inf[:, -1])}, "seconds": res.seconds}
+    return {"recovery_rate": {"final": _final(rec)}, "eval_loss": {"final": _final(res.eval_loss[:, -1])},
+            "g1_inf": {"final": _final(res.g1_inf[:, -1])}, "seconds": res.seconds}
 
 
 def _table_row(res: TeacherStudentResult, layer: int = -1) -> dict:
     """One CLI table row: recovery (mean ± SE over runs), weakest teacher node's recovery, loss, gradient."""
     entry = _summary_entry(res, layer)
     rate, _ = res.recovery_rate(layer)
-    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": entry["recovery_rate"]["final"]["se"],
+    se = entry["recovery_rate"]["final"]["se"]
+    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": "-" if se is None else se,  # "-": one run
             "weakest node": float(rate[-1]), "held-out loss": entry["eval_loss"]["final"]["mean"],
             "max |g1|_inf": entry["g1_inf"]["final"]["mean"], "seconds": float(res.seconds)}
 
 
 def _result_json(res: TeacherStudentResult) -> dict:
     out = res.summary()
+    if res.runs < 2:  # the training summary writes 0 for the spread of one run: there is none
+        out["final_eval_loss"].update(se=None, se_note=ONE_RUN_NOTE)
+    for layer in out["layers"]:
+        if res.runs < 2:
+            layer.update(recovery_se_by_node=None, recovery_se_by_node_note=ONE_RUN_NOTE)
+        layer["median_time_to_alignment_by_node_note"] = "inf: the node did not align within the run (in most runs)"
     out["config"] = res.config.to_dict()
     out["steps_recorded"] = res.steps
     out["eval_loss_mean"] = res.eval_loss.mean(0)
@@ -98,12 +112,9 @@ def _result_json(res: TeacherStudentResult) -> dict:
 
 
 def _check_common(out, runs: int, steps: int, device: str, formats) -> Path:
-    if not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    check_positive_int(runs, "runs")
+    check_positive_int(steps, "steps")
+    check_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -120,9 +131,9 @@ def _run_specialization(out, scale: str = "small", runs: int = 16, steps: int = 
     out = _check_common(out, runs, steps, device, formats)
     strengths = STRENGTHS["full" if scale == "full" else "small"]
     aug_p = 1.5
-    aug_base = dict(train_size=300 if scale != "full" else 1000, strength_decay=aug_p)
-    aug_settings = {"D only": dict(augment="none"), "teacher-agnostic": dict(augment="agnostic", augment_count=2),
-                    "teacher-aware": dict(augment="aware", augment_count=2)}
+    aug_base = {"train_size": 300 if scale != "full" else 1000, "strength_decay": aug_p}
+    aug_settings = {"D only": {"augment": "none"}, "teacher-agnostic": {"augment": "agnostic", "augment_count": 2},
+                    "teacher-aware": {"augment": "aware", "augment_count": 2}}
     configs = {f"p={p:g}": specialization_config(scale, steps, strength_decay=p) for p in strengths}
     aug_configs = {f"aug: {k}": specialization_config(scale, steps, **aug_base, **v) for k, v in aug_settings.items()}
     write_json(out / "config.json", {
@@ -253,14 +264,19 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     angle0 = 2 * math.pi * streams.uniform("k1-angle", 0, (1,))[:, 0]
     radius0 = 2 * streams.uniform("k1-radius", 0, (1,))[:, 0].sqrt()
     w0 = torch.stack([radius0 * torch.cos(angle0), radius0 * torch.sin(angle0)], -1)[:, None, :]
+    seconds = {}  # wall time per panel (moved to run.json with the other timings)
+    t0 = time.perf_counter()
     tr1 = theory.population_gradient_descent(w0, w_star1, lr=0.1, steps=steps, record_every=1)
+    seconds["K=1"] = time.perf_counter() - t0
     report("K=1", 1)
     # K = 2 in the plane, orthonormal teacher e1, e2
     w_star2 = torch.eye(2, dtype=torch.float64)
     a = 2 * math.pi * streams.uniform("k2-angle", 0, (2,))
     r = 1.5 * streams.uniform("k2-radius", 0, (2,)).sqrt()
     W0 = torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
+    t0 = time.perf_counter()
     tr2 = theory.population_gradient_descent(W0, w_star2, lr=0.1, steps=steps, record_every=1)
+    seconds["K=2 (plane)"] = time.perf_counter() - t0
     report("K=2", 2)
     # symmetric dynamics
     sym = {}
@@ -273,8 +289,10 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
                   "generic 1e-6 perturbation": theory.symmetric_start(K, 0.1, 0.1)[None]
                   + 1e-6 * streams.normal("sym-perturb", K, (K, K))}
         for label, W_init in starts.items():
+            t0 = time.perf_counter()
             tr = theory.population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps,
                                                     record_every=max(1, steps // 1000))
+            seconds[f"K={K}, {label}"] = time.perf_counter() - t0
             sym[(K, label)] = tr
             final_loss = tr["loss"][:, -1].numpy()
             x, y, off = theory.symmetric_coordinates(tr["W"][:, -1])
@@ -293,16 +311,16 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     d1 = (tr1["W"][:, -1, 0] - w_star1[0]).norm(dim=-1).numpy()
     start1 = tr1["W"][:, 0, 0]
     loss2 = tr2["loss"][:, -1].numpy()
+    # mean and SE over the random starts (the symmetric starts are one deterministic start each: no SE)
     summary = {
-        "K=1": {"converged_to_w_star": {"final": {"mean": float((d1 < 1e-6).mean()), "se": 0.0}},
-                "final_loss": {"final": {"mean": float(tr1["loss"][:, -1].mean()), "se": 0.0}}, "seconds": 0.0},
-        "K=2 (plane)": {"converged_to_w_star": {"final": {"mean": float((loss2 < 1e-8).mean()), "se": 0.0}},
-                        "final_loss": {"final": {"mean": float(loss2.mean()), "se": 0.0}}, "seconds": 0.0},
+        "K=1": {"converged_to_w_star": {"final": _final(d1 < 1e-6)},
+                "final_loss": {"final": _final(tr1["loss"][:, -1].numpy())}, "seconds": seconds["K=1"]},
+        "K=2 (plane)": {"converged_to_w_star": {"final": _final(loss2 < 1e-8)},
+                        "final_loss": {"final": _final(loss2)}, "seconds": seconds["K=2 (plane)"]},
     }
     for key, entry in metrics_sym.items():
-        summary[key] = {"converged_to_w_star": {"final": {"mean": entry["reached_global_minimum"], "se": 0.0}},
-                        "final_loss": {"final": {"mean": float(np.mean(entry["final_loss_by_run"])), "se": 0.0}},
-                        "seconds": 0.0}
+        summary[key] = {"converged_to_w_star": {"final": _final(entry["final_loss_by_run"] < 1e-8)},
+                        "final_loss": {"final": _final(entry["final_loss_by_run"])}, "seconds": seconds[key]}
     table = {label: {"reached w* (fraction)": entry["converged_to_w_star"]["final"]["mean"],
                      "final loss (mean)": entry["final_loss"]["final"]["mean"]} for label, entry in summary.items()}
     write_metrics(out, {

@@ -12,6 +12,10 @@ from teachtheory.learners import MLP, LeastSquares, Logistic
 from teachtheory.simulation import Setup, Simulation, register
 from teachtheory.teachers.presets import classification_teachers, mlp_teachers, regression_teachers
 
+# metric histories of every teacher, kept while stacked and in the trajectories: (6 teachers x 2 metrics x 8 bytes)
+# x 2 copies, with headroom
+MEMORY_PER_RUN_STEP = 512
+
 
 def _lsr(scale: str, runs: int, steps: int, seed: int, device: str) -> Setup:
     dim, pool = (20, 200) if scale == "small" else (50, 1000)
@@ -51,13 +55,14 @@ def _mlp_digits35(scale: str, runs: int, steps: int, seed: int, device: str) -> 
 
 
 register(Simulation("lsr", "linear regression: SGD, IMT, LAST (NC, r=0.5, r=2), mixed",
-                    "LAST Fig. 7", {"small": {"runs": 32, "steps": 300}, "full": {"runs": 128, "steps": 1000}}, _lsr))
+                    "LAST Fig. 7", {"small": {"runs": 32, "steps": 300}, "full": {"runs": 128, "steps": 1000}}, _lsr,
+                    memory_per_run_step=MEMORY_PER_RUN_STEP))
 register(Simulation("moons", "logistic regression on half-moons: SGD, IMT, LAST variants, mixed, DHT",
                     "LAST Fig. 8 / DHT Fig. 3", {"small": {"runs": 16, "steps": 300}, "full": {"runs": 64, "steps": 1000}},
-                    _moons))
+                    _moons, memory_per_run_step=MEMORY_PER_RUN_STEP))
 register(Simulation("digits35", "logistic regression on digits 3 vs 5: SGD, IMT, LAST variants, mixed, DHT",
                     "LAST Fig. 8 / DHT Fig. 3", {"small": {"runs": 16, "steps": 300}, "full": {"runs": 64, "steps": 1000}},
-                    _digits35))
+                    _digits35, memory_per_run_step=MEMORY_PER_RUN_STEP))
 register(Simulation("mlp-digits35", "two-layer ReLU MLP on digits 3 vs 5: SGD, IMT, LAST (beta = 1), mixed",
                     "LAST Fig. 10", {"small": {"runs": 8, "steps": 300}, "full": {"runs": 32, "steps": 1000}},
-                    _mlp_digits35))
+                    _mlp_digits35, memory_per_run_step=MEMORY_PER_RUN_STEP))

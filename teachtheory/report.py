@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .claims import Claim, Verdict, format_number
 from .io import atomic_write, write_json
 from .references import REFERENCES
 
-__all__ = ["verdict_rows", "write_verdicts_json", "write_docs_page"]
+__all__ = ["verdict_rows", "write_docs", "write_docs_page", "write_verdicts_json"]
 
 
 def verdict_rows(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[list[str]]:
@@ -55,3 +56,22 @@ def write_docs_page(claims: Sequence[Claim], verdicts: Sequence[Verdict], path: 
     lines += ["", "## References", ""] + [f"- **{r.short}**: {r.full()}" for r in REFERENCES.values()]
     text = "\n".join(lines) + "\n"
     return atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def write_docs(claims: Sequence[Claim], verdicts: Sequence[Verdict], stage: str | os.PathLike,
+               final: str | os.PathLike, scale: str) -> tuple[Path, Path]:
+    """Write claims.md and claims.json into ``stage``, a staging folder that will become (part of) ``final``.
+
+    Figure paths point into ``stage`` while the checks run; the page links them relative to itself
+    (unchanged by the move) and claims.json records where they will be, under ``final``.
+    """
+    stage, final = Path(stage), Path(final)
+    page = write_docs_page(claims, verdicts, stage / "claims.md", scale)
+    moved = []
+    for v in verdicts:
+        figure = v.figure
+        if figure and Path(figure).is_relative_to(stage):
+            figure = str(final / Path(figure).relative_to(stage))
+        moved.append(replace(v, figure=figure))
+    data = write_verdicts_json(moved, stage / "claims.json", scale)
+    return page, data
