@@ -28,7 +28,7 @@ from teachtheory.claims import (
     se_verdict,
 )
 from teachtheory.plotting import finish_figure, plt, scatter_vs_theory, style_axes, tolerance_lines
-from teachtheory.random import RunStreams, as_seeds
+from teachtheory.random import RunStreams
 from teachtheory.references import cite
 from teachtheory.teacher_student import population
 from teachtheory.theory import relu as theory
@@ -38,9 +38,20 @@ SOURCE_2020 = cite("tian2020")
 WRONG_CONSTANT = 1.0 / math.pi  # the power checks' deliberately wrong 1/(2 pi)
 
 
-def _drawn_pairs(seed: int, cases: int, d: int, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _streams(ctx: CheckContext, count: int, tag: str) -> RunStreams:
+    """Run streams for ``count`` cases of ``tag``: case seeds hashed from (--seed, tag, index), so different
+    --seed values draw disjoint cases (seed + i would reuse the cases of seed - 1 shifted by one)."""
+    return RunStreams(torch.tensor(ctx.case_seeds(count, tag), dtype=torch.int64))
+
+
+def _seed(ctx: CheckContext, tag: str) -> int:
+    """One derived seed (for Monte Carlo samplers that give case r the seed + r)."""
+    return ctx.case_seeds(1, tag)[0]
+
+
+def _drawn_pairs(ctx: CheckContext, cases: int, d: int, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
     """w, w* [cases, d] drawn from run streams: Gaussian directions, norms in [0.3, 2]."""
-    streams = RunStreams(as_seeds(seed, cases))
+    streams = _streams(ctx, cases, tag)
     w = streams.normal(f"{tag}-w", d, (d,))
     w_star = streams.normal(f"{tag}-w_star", d, (d,))
     w = w / w.norm(dim=-1, keepdim=True) * (0.3 + 1.7 * streams.uniform(f"{tag}-norm", d, (1,)))
@@ -64,7 +75,7 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     symbolic_ok = kernel_gap == 0 and diff_w == 0 and diff_star == 0
 
     # autograd of J against the formula
-    w, w_star = _drawn_pairs(ctx.seed, 64, 7, "autograd")
+    w, w_star = _drawn_pairs(ctx, 64, 7, "autograd")
     wg = w.clone().requires_grad_(True)
     theory.population_loss(wg, w_star).sum().backward()
     g = theory.population_gradient(w, w_star)
@@ -74,7 +85,7 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     quad_gap = 0.0
     n_quad = ctx.pick(3, 12)
     for d in (1, 2, 3, 8):
-        wq, wsq = _drawn_pairs(ctx.seed + 1, n_quad, d, "quad")
+        wq, wsq = _drawn_pairs(ctx, n_quad, d, "quad")
         closed = theory.population_gradient(wq, wsq).numpy()
         for i in range(n_quad):
             radial = "numeric" if i == 0 else "closed"
@@ -87,8 +98,8 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     cases = ctx.pick(12, 48)
     estimates, ses, theories = [], [], []
     for d in (2, 5, 10):
-        wm, wsm = _drawn_pairs(ctx.seed + 2, cases, d, "mc")
-        mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=ctx.seed + 100 * d)
+        wm, wsm = _drawn_pairs(ctx, cases, d, "mc")
+        mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=_seed(ctx, f"mc-samples-d{d}"))
         estimates.append(mean.numpy().ravel())
         ses.append(se.numpy().ravel())
         theories.append(theory.population_gradient(wm, wsm, constant=constant).numpy().ravel())
@@ -141,7 +152,7 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     (b) with K = 1 and a = a* = 1 it reduces to the one-node formula; (c) h(w, w) = w/2;
     (d) Monte Carlo means of the per-sample gradients (first layer and top weights) agree within z SE.
     Power: 1/(2 pi) in h and kappa replaced by 1/pi."""
-    streams = RunStreams(as_seeds(ctx.seed, 16))
+    streams = _streams(ctx, 16, "k-autograd")
     W = streams.normal("k-W", 0, (3, 6))
     a = streams.normal("k-a", 0, (3,))
     Ws = streams.normal("k-Ws", 0, (4, 6))
@@ -150,7 +161,7 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     theory.population_loss_k(Wg, ag, Ws, a_s).sum().backward()
     gW, ga = theory.population_gradient_k(W, a, Ws, a_s)
     autograd_gap = max(float((Wg.grad - gW).abs().max() / gW.abs().max()), float((ag.grad - ga).abs().max() / ga.abs().max()))
-    w1, ws1 = _drawn_pairs(ctx.seed, 16, 5, "reduce")
+    w1, ws1 = _drawn_pairs(ctx, 16, 5, "reduce")
     g1 = theory.population_gradient(w1, ws1)
     gk, _ = theory.population_gradient_k(w1[:, None], None, ws1[:, None], None)
     reduce_gap = float((g1 - gk[:, 0]).abs().max())
@@ -161,11 +172,10 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     cases = ctx.pick(8, 32)
     est, ses, ths = [], [], []
     for K, M, d in ((2, 2, 4), (3, 2, 5), (2, 4, 6)):
-        s = RunStreams(as_seeds(ctx.seed + 10 * K + M, cases))
+        s = _streams(ctx, cases, f"mc-K{K}-M{M}")
         Wm, am = s.normal("mc-W", d, (K, d)), s.normal("mc-a", d, (K,))
         Wsm, asm = s.normal("mc-Ws", d, (M, d)), s.normal("mc-as", d, (M,))
-        mc = population.monte_carlo_population_gradient_k(Wm, am, Wsm, asm, samples=samples,
-                                                          seed=ctx.seed + 1000 + K * M)
+        mc = population.monte_carlo_population_gradient_k(Wm, am, Wsm, asm, samples=samples, seed=_seed(ctx, f"mc-samples-K{K}-M{M}"))
         tW, ta = theory.population_gradient_k(Wm, am, Wsm, asm, constant=constant)
         est += [mc["W"].numpy().ravel(), mc["a"].numpy().ravel()]
         ses += [mc["W_se"].numpy().ravel(), mc["a_se"].numpy().ravel()]
@@ -220,7 +230,7 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
 
     # gradient descent from starts in Omega (d = 6)
     d, n = 6, ctx.pick(64, 512)
-    streams = RunStreams(as_seeds(ctx.seed, n))
+    streams = _streams(ctx, n, "omega")
     w_star = torch.zeros(d, dtype=torch.float64)
     w_star[0] = 1.0
     direction = streams.normal("omega-dir", 0, (d,))
@@ -250,8 +260,7 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
     mc_samples = ctx.pick(40000, 400000)
     est, se, th = [], [], []
     for i, (dd, eps) in enumerate([(2, 0.5), (5, 0.25), (20, 1.0), (50, 0.1)]):
-        freq, s = population.monte_carlo_init_in_omega(dd, theory.init_radius(dd, eps), samples=mc_samples,
-                                                       seed=ctx.seed + i)
+        freq, s = population.monte_carlo_init_in_omega(dd, theory.init_radius(dd, eps), samples=mc_samples, seed=_seed(ctx, f"omega-mc-{i}"))
         est.append(freq)
         se.append(s)
         th.append(theory.init_in_omega_probability(dd, theory.init_radius(dd, eps, constant=radius_constant)))
@@ -340,7 +349,7 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
         fixed = theory.symmetric_start(K, xs, xs)
         grad_at_fixed = float(theory.population_gradient_k(fixed, None, eye, None)[0].abs().max())
         saddle_eig = _hessian_min_eig(fixed, eye)
-        noise = RunStreams(as_seeds(ctx.seed, seeds)).normal("perturb", K, (K, K)) * 1e-6
+        noise = _streams(ctx, seeds, "perturb").normal("perturb", K, (K, K)) * 1e-6
         starts = torch.cat([theory.symmetric_start(K, 0.1, 0.1)[None], theory.symmetric_start(K, 0.1 + 1e-6, 0.1)[None],
                             theory.symmetric_start(K, 0.1 - 1e-6, 0.1)[None], theory.symmetric_start(K, 0.1, 0.1) + noise])
         tr = population.population_gradient_descent(starts, eye, lr=2.0 / K, steps=steps,

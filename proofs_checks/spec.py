@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, conclude, power_suffix, register
+from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, case_seeds, conclude, power_suffix, register
 from teachtheory.plotting import draw_figure
 from teachtheory.references import cite
 from teachtheory.teacher_student import (
@@ -33,7 +33,11 @@ SOURCE_2020 = cite("tian2020")
 
 @lru_cache(maxsize=4)
 def _spec_runs(scale: str, seed: int) -> dict:
-    """Trained teacher-student batches for the spec.* claims, shared by the three checks."""
+    """Trained teacher-student batches for the spec.* claims, shared by the three checks.
+
+    The runs' seeds are hashed from (seed, setting, run index) (:func:`teachtheory.claims.case_seeds`), so
+    different --seed values train disjoint runs (seed + r would reuse seed - 1's runs shifted by one).
+    """
     from teachtheory.teacher_student import specialization_config, train_teacher_student
 
     quick = scale == "quick"
@@ -43,11 +47,13 @@ def _spec_runs(scale: str, seed: int) -> dict:
     out = {}
     for p in strengths:
         cfg = specialization_config("small", steps, strength_decay=p, record_every=max(1, steps // 40))
-        out[("two-layer", p)] = train_teacher_student(cfg, runs=runs, seed=seed, keep_networks=True)
+        out[("two-layer", p)] = train_teacher_student(cfg, runs=runs, seed=case_seeds(seed, runs, f"spec-p{p:g}"),
+                                                      keep_networks=True)
     if not quick:
         cfg = specialization_config("small", steps, teacher_widths=(10, 15), multi=4, strength_decay=0.0,
                                     train_size=8000, record_every=max(1, steps // 40))
-        out[("deep", 0.0)] = train_teacher_student(cfg, runs=16, seed=seed, keep_networks=True)
+        out[("deep", 0.0)] = train_teacher_student(cfg, runs=16, seed=case_seeds(seed, 16, "spec-deep"),
+                                                   keep_networks=True)
     return out
 
 
@@ -102,7 +108,7 @@ register(Claim(
               r"\ \Rightarrow\ \exists k': \rho_{jk'} > 0.95",
     assumptions=["Gaussian input, teacher nodes observed (active on 1-99% of held-out inputs; checked)",
                  ("student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
-                 "(max_x ||g_1(x)||_inf reported)"),
+                  "(max_x ||g_1(x)||_inf reported)"),
                  "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
     check=check_alignment, statistical=True,
     method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
@@ -221,7 +227,7 @@ register(Claim(
               r"\ (\text{best correlation vs fan-out norm forms an L})",
     assumptions=["two-layer teacher-student as in spec.alignment, p in {0, 1, 2} (quick)",
                  ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
-                 "dead or always-on nodes are outside the theorem")],
+                  "dead or always-on nodes are outside the theorem")],
     check=check_l_shape, statistical=True,
     method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
 ))

@@ -14,6 +14,8 @@ from teachtheory.problems import Problem
 from teachtheory.simulation import Setup, Simulation, register
 from teachtheory.teachers.presets import classification_teachers
 
+from .common import TEACHING_MEMORY_PER_RUN_STEP
+
 __all__ = ["DEFAULTS", "SETTINGS", "build_digits35", "build_moons"]
 
 # per scale: the size of the moons pool (digits35 uses the whole data set at both scales)
@@ -44,6 +46,8 @@ def build_digits35(scale: str, runs: int, steps: int, seed: int, device: str) ->
 
 
 register(Simulation("moons", "logistic regression on half-moons: SGD, IMT, LAST variants, mixed, DHT", REFERENCE,
-                    DEFAULTS, build_moons))
+                    DEFAULTS, build_moons,
+                    memory_per_run_step=TEACHING_MEMORY_PER_RUN_STEP))
 register(Simulation("digits35", "logistic regression on digits 3 vs 5: SGD, IMT, LAST variants, mixed, DHT", REFERENCE,
-                    DEFAULTS, build_digits35))
+                    DEFAULTS, build_digits35,
+                    memory_per_run_step=TEACHING_MEMORY_PER_RUN_STEP))

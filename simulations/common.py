@@ -10,11 +10,18 @@ import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
+import numpy as np
 
+from teachtheory.simulation import mean_se_entry
 from teachtheory.threads import intra_op_threads
+from teachtheory.validation import check_device, check_positive_int
 
-__all__ = ["Progress", "labelled_progress", "prepare_output", "single_threaded"]
+__all__ = ["TEACHING_MEMORY_PER_RUN_STEP", "Progress", "final_summary", "labelled_progress", "prepare_output",
+           "single_threaded"]
+
+# teaching simulations: metric histories of every teacher, kept while stacked and in the trajectories
+# ((6 teachers x 2 metrics x 8 bytes) x 2 copies, with headroom), for the memory check before a run
+TEACHING_MEMORY_PER_RUN_STEP = 512
 
 Progress = Callable[[str, int, int], None] | None
 
@@ -23,13 +30,11 @@ def prepare_output(out, runs: int, steps: int, device: str) -> Path:
     """Check a runner's arguments and create its output folder.
 
     Raises:
-        ValueError: ``runs`` or ``steps`` not a positive integer, or a CUDA device without CUDA.
+        TypeError, ValueError: ``runs`` or ``steps`` not a positive integer, or a device this machine lacks.
     """
-    for name, value in (("runs", runs), ("steps", steps)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    check_positive_int(runs, "runs")
+    check_positive_int(steps, "steps")
+    check_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -56,3 +61,12 @@ def single_threaded(body: Callable[..., dict]) -> Callable[..., dict]:
 
     runner.__name__ = runner.__qualname__ = body.__name__.lstrip("_")  # the public name of the runner
     return runner
+
+
+def final_summary(values) -> dict:
+    """Mean and standard error over runs of per-run values; with one run the SE is None with a note."""
+    out = mean_se_entry(np.asarray(values, float))
+    out["mean"] = float(out["mean"])
+    if out["se"] is not None:
+        out["se"] = float(out["se"])
+    return out

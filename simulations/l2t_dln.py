@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from teachtheory.io import write_json
-from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.simulation import ONE_RUN_NOTE, Simulation, register, write_metrics
 from teachtheory.threads import intra_op_threads
 
 from .common import prepare_output
@@ -39,9 +39,18 @@ DEFAULTS = {"small": {"runs": 5, "steps": 1200}, "full": {"runs": 5, "steps": 60
 
 
 def _summary(acc: torch.Tensor) -> dict:
+    """Accuracy in % over runs: per run, mean, std and SE (None with a note for one run)."""
     a = acc.detach().double().cpu().numpy() * 100
-    return {"per_run": a.tolist(), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "se": float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else 0.0}
+    if a.size < 2:
+        return {"per_run": a.tolist(), "mean": float(a.mean()), "std": None, "std_note": ONE_RUN_NOTE,
+                "se": None, "se_note": ONE_RUN_NOTE}
+    return {"per_run": a.tolist(), "mean": float(a.mean()), "std": float(a.std(ddof=1)),
+            "se": float(a.std(ddof=1) / math.sqrt(a.size))}
+
+
+def _pm(mean: float, std: float | None) -> str:
+    """mean ± std for a table; "-" for the spread of one run."""
+    return f"{mean:.2f} ± " + ("-" if std is None else f"{std:.2f}")
 
 
 def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device: str, formats=("png",),
@@ -76,11 +85,11 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
         "data": {"name": "sklearn digits (8x8, 10 classes)", "pool": int(task.X.shape[0]), "test": int(task.X_test.shape[0]),
                  "train_per_division": task.n_train, "validation_per_division": task.n_val},
         "notes": [("every method takes the same number of student SGD steps (lr 0.1, batch 25); baselines train on the "
-                  "whole pool, L2T-DLN on the training half of a division redrawn every epoch"),
+                   "whole pool, L2T-DLN on the training half of a division redrawn every epoch"),
                   ("a teacher round = 2N student steps + 2 reverse-mode hypergradients + 1 teacher step; its time is "
-                  "for all runs batched together, on this machine's CPU (single intra-op thread)")]
-                 + ([("small scale: LSTM (20, 20, 1) and teacher lr 1e-2 instead of the paper's (64, 64, 64, 1) and 1e-3, "
-                     "because a small run has only steps/(2N) teacher rounds")] if scale == "small" else []),
+                   "for all runs batched together, on this machine's CPU (single intra-op thread)")]
+                 + ([("small scale: LSTM (20, 20, 1) and teacher lr 1e-2 instead of the paper's (64, 64, 64, 1) and "
+                      "1e-3, because a small run has only steps/(2N) teacher rounds")] if scale == "small" else []),
         "torch": torch.__version__,
     }
     write_json(out / "config.json", config)
@@ -139,11 +148,11 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     for label, entry in results.items():
         if entry["kind"] == "l2t" and entry["optimizer"] == "lstm" and entry["N"] != main_N:
             continue
-        table[label] = {"accuracy %": f"{entry['mean']:.2f} ± {entry['std']:.2f}",
+        table[label] = {"accuracy %": _pm(entry["mean"], entry["std"]),
                         "s/round": entry.get("seconds_per_round", "-"), "seconds": entry["seconds"]}
     for N in lengths:
         entry = results[f"L2T-DLN (LSTM), N={N}"]
-        table[f"ablation N={N}"] = {"accuracy %": f"{entry['mean']:.2f} ± {entry['std']:.2f}",
+        table[f"ablation N={N}"] = {"accuracy %": _pm(entry["mean"], entry["std"]),
                                     "s/round": entry["seconds_per_round"], "seconds": entry["seconds"]}
     best_baseline = max((e["mean"], k) for k, e in results.items() if e["kind"] == "baseline")
     main = results[main_label]
@@ -151,17 +160,27 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     comparison = {
         "best_baseline": best_baseline[1], "best_baseline_mean": best_baseline[0], "l2t_dln_mean": main["mean"],
         "paired_difference_mean": float(diff.mean()),
-        "paired_difference_se": float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0,
+        **({"paired_difference_se": float(diff.std(ddof=1) / math.sqrt(diff.size))} if diff.size > 1 else
+           {"paired_difference_se": None, "paired_difference_se_note": ONE_RUN_NOTE}),
         "l2t_beats_best_baseline": bool(diff.mean() > 0),
     }
+    # a teacher round is 2N student steps: below 2N the L2T runs take one whole round, more steps than asked
+    unequal = {label: e["student_steps"] for label, e in results.items() if e["student_steps"] != steps}
+    listed = ", ".join(f"{k}: {v}" for k, v in unequal.items())
+    message = (f"l2t-dln: steps={steps} is not a multiple of every 2N, so these methods took other numbers of "
+               f"student steps: {listed}")
+    warnings_found = [message] if unequal else []
     metrics = {"simulation": "l2t-dln", "runs": runs, "student_steps": steps, "methods": results,
+               "unequal_student_steps": unequal,
                "ablation_N": {str(N): {k: results[f"L2T-DLN (LSTM), N={N}"][k] for k in
-                                       ("mean", "std", "rounds", "seconds_per_round", "seconds")} for N in lengths},
+                                       ("mean", "std", "std_note", "rounds", "seconds_per_round", "seconds")
+                                       if k in results[f"L2T-DLN (LSTM), N={N}"]} for N in lengths},
                "comparison": comparison, "curves": {k: {"steps": v[0], "accuracy": v[1]} for k, v in curves.items()},
                "seconds": time.perf_counter() - started}
     write_metrics(out, metrics)
     figures = _figures(out, results, curves, lengths, main_N, dln, dln_snapshots, formats, runs, steps)
-    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "metrics": metrics}
+    return {"out": str(out), "figures": [str(f) for f in figures], "table": table, "metrics": metrics,
+            "warnings": warnings_found}
 
 
 def _figures(out, results, curves, lengths, main_N, dln, snapshots, formats, runs, steps) -> list:
@@ -172,7 +191,7 @@ def _figures(out, results, curves, lengths, main_N, dln, snapshots, formats, run
     ax = axes[0]
     labels = [k for k, e in results.items() if not (e["kind"] == "l2t" and e["optimizer"] == "lstm" and e["N"] != main_N)]
     means = [results[k]["mean"] for k in labels]
-    stds = [results[k]["std"] for k in labels]
+    stds = [np.nan if results[k]["std"] is None else results[k]["std"] for k in labels]
     colours = ["C0" if results[k]["kind"] == "baseline" else ("C3" if results[k].get("optimizer") == "lstm" else "C1")
                for k in labels]
     y = np.arange(len(labels))
@@ -201,7 +220,8 @@ def _figures(out, results, curves, lengths, main_N, dln, snapshots, formats, run
     ax.grid(alpha=0.3)
     ax = axes[2]
     acc = [results[f"L2T-DLN (LSTM), N={N}"]["mean"] for N in lengths]
-    err = [results[f"L2T-DLN (LSTM), N={N}"]["std"] for N in lengths]
+    err = [np.nan if results[f"L2T-DLN (LSTM), N={N}"]["std"] is None else results[f"L2T-DLN (LSTM), N={N}"]["std"]
+           for N in lengths]
     sec = [results[f"L2T-DLN (LSTM), N={N}"]["seconds_per_round"] for N in lengths]
     ax.errorbar(lengths, acc, yerr=err, marker="o", color="C3", capsize=3, label="test accuracy (mean ± std)")
     ax.set_xlabel("student-stage length N")

@@ -11,6 +11,8 @@ from teachtheory.learners import MLP
 from teachtheory.simulation import Setup, Simulation, register
 from teachtheory.teachers.presets import mlp_teachers
 
+from .common import TEACHING_MEMORY_PER_RUN_STEP
+
 __all__ = ["DEFAULTS", "SETTINGS", "build_mlp_digits35"]
 
 SETTINGS = {"small": {"hidden": 16}, "full": {"hidden": 32}}
@@ -29,4 +31,5 @@ def build_mlp_digits35(scale: str, runs: int, steps: int, seed: int, device: str
 
 
 register(Simulation("mlp-digits35", "two-layer ReLU MLP on digits 3 vs 5: SGD, IMT, LAST (beta = 1), mixed",
-                    "LAST Fig. 10", DEFAULTS, build_mlp_digits35))
+                    "LAST Fig. 10", DEFAULTS, build_mlp_digits35,
+                    memory_per_run_step=TEACHING_MEMORY_PER_RUN_STEP))

@@ -26,7 +26,7 @@ from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.teacher_student import figure_symmetric_dynamics, population_gradient_descent
 from teachtheory.theory import relu as theory
 
-from .common import Progress, prepare_output, single_threaded
+from .common import Progress, final_summary, prepare_output, single_threaded
 
 __all__ = ["DEFAULTS", "KS", "run_relu_dynamics"]
 
@@ -79,14 +79,19 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     angle0 = 2 * math.pi * streams.uniform("k1-angle", 0, (1,))[:, 0]
     radius0 = 2 * streams.uniform("k1-radius", 0, (1,))[:, 0].sqrt()
     w0 = torch.stack([radius0 * torch.cos(angle0), radius0 * torch.sin(angle0)], -1)[:, None, :]
+    seconds = {}  # wall time per panel (moved to run.json with the other timings)
+    t0 = time.perf_counter()
     tr1 = population_gradient_descent(w0, w_star1, lr=0.1, steps=steps, record_every=1)
+    seconds["K=1"] = time.perf_counter() - t0
     report("K=1", 1)
     # K = 2 in the plane, orthonormal teacher e1, e2
     w_star2 = torch.eye(2, dtype=torch.float64)
     a = 2 * math.pi * streams.uniform("k2-angle", 0, (2,))
     r = 1.5 * streams.uniform("k2-radius", 0, (2,)).sqrt()
     W0 = torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
+    t0 = time.perf_counter()
     tr2 = population_gradient_descent(W0, w_star2, lr=0.1, steps=steps, record_every=1)
+    seconds["K=2 (plane)"] = time.perf_counter() - t0
     report("K=2", 2)
     # symmetric dynamics
     sym = {}
@@ -99,8 +104,9 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
                   "generic 1e-6 perturbation": theory.symmetric_start(K, 0.1, 0.1)[None]
                   + 1e-6 * streams.normal("sym-perturb", K, (K, K))}
         for label, W_init in starts.items():
-            tr = population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps,
-                                                    record_every=max(1, steps // 1000))
+            t0 = time.perf_counter()
+            tr = population_gradient_descent(W_init, eye, lr=2.0 / K, steps=steps, record_every=max(1, steps // 1000))
+            seconds[f"K={K}, {label}"] = time.perf_counter() - t0
             sym[(K, label)] = tr
             final_loss = tr["loss"][:, -1].numpy()
             x, y, off = theory.symmetric_coordinates(tr["W"][:, -1])
@@ -119,16 +125,16 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     d1 = (tr1["W"][:, -1, 0] - w_star1[0]).norm(dim=-1).numpy()
     start1 = tr1["W"][:, 0, 0]
     loss2 = tr2["loss"][:, -1].numpy()
+    # mean and SE over the random starts (the symmetric starts are one deterministic start each: no SE)
     summary = {
-        "K=1": {"converged_to_w_star": {"final": {"mean": float((d1 < 1e-6).mean()), "se": 0.0}},
-                "final_loss": {"final": {"mean": float(tr1["loss"][:, -1].mean()), "se": 0.0}}, "seconds": 0.0},
-        "K=2 (plane)": {"converged_to_w_star": {"final": {"mean": float((loss2 < 1e-8).mean()), "se": 0.0}},
-                        "final_loss": {"final": {"mean": float(loss2.mean()), "se": 0.0}}, "seconds": 0.0},
+        "K=1": {"converged_to_w_star": {"final": final_summary(d1 < 1e-6)},
+                "final_loss": {"final": final_summary(tr1["loss"][:, -1].numpy())}, "seconds": seconds["K=1"]},
+        "K=2 (plane)": {"converged_to_w_star": {"final": final_summary(loss2 < 1e-8)},
+                        "final_loss": {"final": final_summary(loss2)}, "seconds": seconds["K=2 (plane)"]},
     }
     for key, entry in metrics_sym.items():
-        summary[key] = {"converged_to_w_star": {"final": {"mean": entry["reached_global_minimum"], "se": 0.0}},
-                        "final_loss": {"final": {"mean": float(np.mean(entry["final_loss_by_run"])), "se": 0.0}},
-                        "seconds": 0.0}
+        summary[key] = {"converged_to_w_star": {"final": final_summary(entry["final_loss_by_run"] < 1e-8)},
+                        "final_loss": {"final": final_summary(entry["final_loss_by_run"])}, "seconds": seconds[key]}
     table = {label: {"reached w* (fraction)": entry["converged_to_w_star"]["final"]["mean"],
                      "final loss (mean)": entry["final_loss"]["final"]["mean"]} for label, entry in summary.items()}
     write_metrics(out, {

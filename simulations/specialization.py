@@ -15,7 +15,6 @@ References:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from teachtheory.io import write_json
-from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.simulation import ONE_RUN_NOTE, Simulation, register, write_metrics
 from teachtheory.teacher_student import (
     TeacherStudentResult,
     figure_alignment_over_time,
@@ -36,7 +35,7 @@ from teachtheory.teacher_student import (
     train_teacher_student,
 )
 
-from .common import Progress, labelled_progress, prepare_output, single_threaded
+from .common import Progress, final_summary, labelled_progress, prepare_output, single_threaded
 
 __all__ = ["DEFAULTS", "DEFAULTS_DEEP", "STRENGTHS", "run_specialization", "run_specialization_deep"]
 
@@ -46,28 +45,29 @@ DEFAULTS_DEEP = {"small": {"runs": 8, "steps": 4000}, "full": {"runs": 16, "step
 
 
 def _summary_entry(res: TeacherStudentResult, layer: int = -1) -> dict:
-    R = res.runs
     rec = res.recovered[layer].mean(1)  # per run
-
-    def final(values):
-        values = np.asarray(values, float)
-        return {"mean": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(R)) if R > 1 else 0.0}
-
-    return {"recovery_rate": {"final": final(rec)}, "eval_loss": {"final": final(res.eval_loss[:, -1])},
-            "g1_inf": {"final": final(res.g1_inf[:, -1])}, "seconds": res.seconds}
+    return {"recovery_rate": {"final": final_summary(rec)}, "eval_loss": {"final": final_summary(res.eval_loss[:, -1])},
+            "g1_inf": {"final": final_summary(res.g1_inf[:, -1])}, "seconds": res.seconds}
 
 
 def _table_row(res: TeacherStudentResult, layer: int = -1) -> dict:
     """One CLI table row: recovery (mean ± SE over runs), weakest teacher node's recovery, loss, gradient."""
     entry = _summary_entry(res, layer)
     rate, _ = res.recovery_rate(layer)
-    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": entry["recovery_rate"]["final"]["se"],
+    se = entry["recovery_rate"]["final"]["se"]
+    return {"recovery": entry["recovery_rate"]["final"]["mean"], "± SE": "-" if se is None else se,  # "-": one run
             "weakest node": float(rate[-1]), "held-out loss": entry["eval_loss"]["final"]["mean"],
             "max |g1|_inf": entry["g1_inf"]["final"]["mean"], "seconds": float(res.seconds)}
 
 
 def _result_json(res: TeacherStudentResult) -> dict:
     out = res.summary()
+    if res.runs < 2:  # the training summary writes 0 for the spread of one run: there is none
+        out["final_eval_loss"].update(se=None, se_note=ONE_RUN_NOTE)
+    for layer in out["layers"]:
+        if res.runs < 2:
+            layer.update(recovery_se_by_node=None, recovery_se_by_node_note=ONE_RUN_NOTE)
+        layer["median_time_to_alignment_by_node_note"] = "inf: the node did not align within the run (in most runs)"
     out["config"] = res.config.to_dict()
     out["steps_recorded"] = res.steps
     out["eval_loss_mean"] = res.eval_loss.mean(0)

@@ -29,7 +29,7 @@ import torch
 from teachtheory.io import write_json
 from teachtheory.plotting import plt, save_figure, se_band
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.simulation import ONE_RUN_NOTE, Simulation, register, write_metrics
 from teachtheory.ssl import HLTM
 from teachtheory.ssl.training import (
     BYOLConfig,
@@ -61,14 +61,33 @@ def byol_variants() -> list[tuple[str, dict]]:
     return out
 
 
-def _mean_se(x: torch.Tensor) -> tuple[float, float]:
+def _mean_se(x: torch.Tensor) -> tuple[float, float | None]:
+    """Mean and standard error over runs (the first axis); SE None for one run."""
     x = x.to(torch.float64)
     n = x.shape[0]
-    return float(x.mean()), float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else 0.0
+    return float(x.mean()), (float(x.std(unbiased=True) / math.sqrt(n)) if n > 1 else None)
 
 
-def _fmt(mean: float, se: float, digits: int = 3) -> str:
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+def _fmt(mean: float, se: float | None, digits: int = 3) -> str:
+    """mean ± SE for the table; "-" when there is no SE (one run)."""
+    return f"{mean:.{digits}f} ± " + ("-" if se is None else f"{se:.{digits}f}")
+
+
+def _se_curve(x: torch.Tensor, runs: int) -> dict:
+    """{"se": per-point SE over runs} or, for one run, {"se": None, "se_note": why}."""
+    if runs < 2:
+        return {"se": None, "se_note": ONE_RUN_NOTE}
+    return {"se": x.std(0) / math.sqrt(runs)}
+
+
+def _pairs(**pairs: tuple[float, float | None]) -> dict:
+    """(mean, SE) pairs for metrics.json as [mean, SE] lists; a None SE (one run) gets a sibling ``<key>_note``."""
+    out: dict = {}
+    for key, (mean, se) in pairs.items():
+        out[key] = [mean, se]
+        if se is None:
+            out[f"{key}_note"] = "[mean, SE]: " + ONE_RUN_NOTE
+    return out
 
 
 def _bayes_and_input_probe(model: HLTM, runs: int, seed: int, n: int) -> dict:
@@ -147,22 +166,19 @@ def run_ssl_hltm(out: Path, scale: str, runs: int, steps: int, seed: int, device
         }
         table[label] = row
         entry = {
-            "steps": r["steps"], "corr_mean": corr.mean(0), "corr_se": corr.std(0) / math.sqrt(runs),
-            "probe_mean": r["probe"].mean(0), "probe_se": r["probe"].std(0) / math.sqrt(runs),
+            "steps": r["steps"], "corr_mean": corr.mean(0), "probe_mean": r["probe"].mean(0),
             "loss_mean": r["loss"].mean(0), "seconds": r["seconds"], "config": r["config"],
-            "final": {"root_corr_top_hidden": root_top_end, "root_corr_top_hidden_start": root_top_start},
+            "final": _pairs(root_corr_top_hidden=root_top_end, root_corr_top_hidden_start=root_top_start),
         }
-        if "cov_trace" in r:
-            entry["cov_trace_mean"] = r["cov_trace"].mean(0)
-            entry["cov_trace_se"] = r["cov_trace"].std(0) / math.sqrt(runs)
-        if "spread" in r:
-            entry["spread_mean"] = r["spread"].mean(0)
-            entry["spread_se"] = r["spread"].std(0) / math.sqrt(runs)
+        for key in ("corr", "probe", "cov_trace", "spread"):
+            if key in r:
+                entry[f"{key}_mean"] = r[key].mean(0)
+                entry.update({f"{key}_{k}": v for k, v in _se_curve(r[key], runs).items()})
         metrics["methods"][label] = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in entry.items()}
     bayes, input_probe = _mean_se(reference["bayes"]), _mean_se(reference["input_probe"])
     table["reference: Bayes-optimal / probe on leaves"] = {
         "probe acc z0 (end)": f"{_fmt(*bayes)} / {_fmt(*input_probe)}"}
-    metrics["reference"] = {"bayes_accuracy": bayes, "input_linear_probe": input_probe}
+    metrics["reference"] = _pairs(bayes_accuracy=bayes, input_linear_probe=input_probe)
     metrics["seconds"] = time.perf_counter() - started
     metrics["table"] = table
     write_metrics(out, metrics)
@@ -219,7 +235,8 @@ def _ablation_figure(path: Path, results: dict, top: int, formats) -> list[Path]
     x = np.arange(len(labels))
     start = [float(results[k]["corr"][:, 0, top, 0].mean()) for k in labels]
     end = [float(results[k]["corr"][:, -1, top, 0].mean()) for k in labels]
-    end_se = [float(results[k]["corr"][:, -1, top, 0].std() / math.sqrt(results[k]["corr"].shape[0])) for k in labels]
+    end_se = [_mean_se(results[k]["corr"][:, -1, top, 0])[1] for k in labels]
+    end_se = [np.nan if v is None else v for v in end_se]  # one run: no error bar
     spread = [float(results[k]["spread"][:, -1].mean()) if "spread" in results[k] else np.nan for k in labels]
     axes[1].bar(x - 0.2, start, 0.4, color="lightgrey", label="root corr, start")
     axes[1].bar(x + 0.2, end, 0.4, yerr=end_se, capsize=2, label="root corr, end")

@@ -10,8 +10,10 @@ must fail, which the tests assert.
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,16 @@ from typing import Any
 import numpy as np
 
 from .registry import load_entry_points
+from .stats import mean_se
 from .threads import intra_op_threads
+from .validation import (
+    DivergenceWarning,
+    NonConvergenceError,
+    NonConvergenceWarning,
+    check_choice,
+    check_positive,
+    check_seed,
+)
 
 __all__ = [
     "CLAIMS",
@@ -31,6 +42,7 @@ __all__ = [
     "Claim",
     "Verdict",
     "bound_verdict",
+    "case_seeds",
     "combine",
     "conclude",
     "exact_verdict",
@@ -95,21 +107,57 @@ class Verdict:
         })
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One SplitMix64 step on a Python int (Steele, Lea & Flood, OOPSLA 2014): a bijective 64-bit mixer."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def case_seeds(seed: int, count: int, tag: str = "") -> list[int]:
+    """Seeds of ``count`` independent cases of a check, derived by hashing (seed, tag, case index).
+
+    ``seed + i`` would make seed 1 reuse seed 0's cases 1, 2, ...; hashing the pair instead makes the
+    cases of different seeds (and of different tags within one check) unrelated. Each seed is in
+    [0, 2^62), so it can seed :class:`teachtheory.random.RunStreams`, and a sampler that gives case r
+    the seed + r stays within 63 bits.
+    """
+    tag_word = 0
+    for ch in tag.encode():  # a stable (not per-process salted) hash of the tag
+        tag_word = _splitmix64(tag_word ^ ch)
+    base = _splitmix64(_splitmix64(int(seed) & _MASK64) ^ tag_word)
+    return [_splitmix64(base ^ _splitmix64(i)) >> 2 for i in range(int(count))]
+
+
 @dataclass
 class CheckContext:
-    """What a check may use: the scale, a seed, where to put figures, and the z-score for SE tolerances."""
+    """What a check may use: the scale, a seed, where to put figures, and the z-score for SE tolerances.
+
+    Figures are optional: when ``plots_dir`` cannot be written, :meth:`figure_path` returns None (the
+    check skips its figure) and the reason is kept in ``figure_notes`` for the verdict.
+    """
 
     scale: str = "quick"
     seed: int = 0
     plots_dir: Path | None = None
     z: float = Z_SCORE
     power: bool = False  # run with the deliberately wrong constant
+    figure_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.scale not in SCALES:
-            raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {self.scale!r}")
+        check_choice(self.scale, "scale", SCALES)
+        self.seed = check_seed(self.seed, "seed")
+        self.z = check_positive(self.z, "z")
         if self.plots_dir is not None:
             self.plots_dir = Path(self.plots_dir)
+
+    def case_seeds(self, count: int, tag: str) -> list[int]:
+        """Seeds of ``count`` cases of the check tagged ``tag`` (see :func:`case_seeds`)."""
+        return case_seeds(self.seed, count, tag)
 
     @property
     def full(self) -> bool:
@@ -121,8 +169,21 @@ class CheckContext:
         return full if self.full else quick
 
     def figure_path(self, claim_id: str) -> Path | None:
-        """Where the claim's figure goes (no suffix), or None when no plots folder was given."""
+        """Where the check of ``claim_id`` saves its figure (without suffix); None: no figure.
+
+        None also when the plots folder cannot be created or written; the reason is noted in
+        ``figure_notes`` so the verdict can say its figure was skipped (the measurement is kept).
+        """
         if self.plots_dir is None:
+            return None
+        try:
+            self.plots_dir.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.plots_dir, os.W_OK | os.X_OK)
+            reason = "no permission to write there"
+        except OSError as exc:
+            writable, reason = False, exc.strerror or str(exc)
+        if not writable:
+            self.figure_notes.append(f"figure skipped: cannot write {str(self.plots_dir)!r} ({reason})")
             return None
         return self.plots_dir / claim_id.replace(".", "_")
 
@@ -150,17 +211,73 @@ class Claim:
     method: str = ""
 
     def run(self, ctx: CheckContext) -> Verdict:
-        """Run the check single-threaded; an exception becomes an ``error`` verdict with its traceback."""
+        """Run the check and return its verdict, never raising for a broken check.
+
+        A check that raises becomes an ``error`` verdict naming the exception. Non-convergence and
+        divergence are reported, never hidden: a :class:`~teachtheory.validation.NonConvergenceError`
+        gives an ``error`` verdict saying the check's fit did not converge, and a NonConvergence or
+        Divergence warning raised during a check is appended to its message. A figure that cannot be
+        written never costs the measurement: the check is run again without figures and the verdict
+        notes the skipped figure.
+        """
         start = time.perf_counter()
-        try:
-            with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
-                verdict = self.check(ctx)
-            verdict.claim_id = self.id
-        except Exception as exc:  # noqa: BLE001  (the check itself broke: report, never hide)
-            verdict = Verdict(self.id, "error", message=f"{type(exc).__name__}: {exc}",
-                              details={"traceback": traceback.format_exc(limit=6)})
+        ctx.figure_notes.clear()
+        verdict = self._run_once(ctx)
+        if verdict.details.get("figure_error"):  # the plots folder failed mid-check: measure again, no figures
+            note = verdict.details.pop("figure_error")
+            plain = CheckContext(scale=ctx.scale, seed=ctx.seed, plots_dir=None, z=ctx.z, power=ctx.power)
+            verdict = self._run_once(plain)
+            ctx.figure_notes.append(note)
+        if ctx.figure_notes:
+            verdict.message = "; ".join([verdict.message, *dict.fromkeys(ctx.figure_notes)]).lstrip("; ")
+            verdict.figure = None
         verdict.seconds = time.perf_counter() - start
         return verdict
+
+    def _run_once(self, ctx: CheckContext) -> Verdict:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NonConvergenceWarning)
+            warnings.simplefilter("always", DivergenceWarning)
+            try:
+                with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
+                    verdict = self.check(ctx)
+                verdict.claim_id = self.id
+            except NonConvergenceError as exc:
+                verdict = Verdict(self.id, "error", message=f"did not converge: {exc}",
+                                  details={"non_convergence": str(exc)})
+            except OSError as exc:
+                if ctx.plots_dir is not None and _inside(getattr(exc, "filename", None), ctx.plots_dir):
+                    return Verdict(self.id, "error", details={
+                        "figure_error": f"figure skipped: cannot write {str(exc.filename)!r} ({exc.strerror or exc})"})
+                verdict = _error_verdict(self.id, exc)
+            except Exception as exc:  # noqa: BLE001 (the check itself broke: report it as a verdict, never hide it)
+                verdict = _error_verdict(self.id, exc)
+        notes = [" ".join(str(w.message).split()) for w in caught
+                 if issubclass(w.category, (NonConvergenceWarning, DivergenceWarning))]
+        for w in caught:  # other warnings are not ours to swallow
+            if not issubclass(w.category, (NonConvergenceWarning, DivergenceWarning)):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if notes:
+            kind = "non-convergence" if any("converge" in n or "stopped" in n for n in notes) else "divergence"
+            verdict.message = "; ".join([verdict.message, f"{kind} during the check: " + "; ".join(dict.fromkeys(notes))]
+                                        ).lstrip("; ")
+            verdict.details = {**verdict.details, "warnings": list(dict.fromkeys(notes))}
+        return verdict
+
+
+def _error_verdict(claim_id: str, exc: BaseException) -> Verdict:
+    return Verdict(claim_id, "error", message=f"{type(exc).__name__}: {exc}",
+                   details={"traceback": traceback.format_exc(limit=6)})
+
+
+def _inside(filename, folder: Path) -> bool:
+    """Whether ``filename`` (of an OSError) lies in ``folder``."""
+    if not filename:
+        return False
+    try:
+        return Path(os.path.abspath(filename)).is_relative_to(Path(os.path.abspath(folder)))
+    except (TypeError, ValueError):
+        return False
 
 
 CLAIMS: dict[str, Claim] = {}
@@ -353,12 +470,6 @@ def combine(
 def power_suffix(ctx: CheckContext, note: str) -> str:
     """`` [power: note]`` in a power run (the deliberately wrong constant), else empty: for messages and titles."""
     return f" [power: {note}]" if ctx.power else ""
-
-
-def mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over ``axis`` (the runs) and its standard error std(ddof=1)/sqrt(n)."""
-    values = np.asarray(values)
-    return values.mean(axis), values.std(axis, ddof=1) / math.sqrt(values.shape[axis])
 
 
 def format_number(value: float | None) -> str:

@@ -1,12 +1,15 @@
 """The ``teachtheory`` command line: list, simulate, check, docs, bench.
 
-Errors in what the user typed print one line (``teachtheory: error: ...``) and exit with 2.
+Errors in what the user typed, and any OSError, print one line (``teachtheory: error: ...``) and
+exit with 2; every output path is checked for writability before any work starts. Runs that
+diverged print ``teachtheory: warning: ...`` lines (with the step) on stderr; the command succeeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,18 +25,30 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .io import check_writable_folder
+from .validation import DivergenceWarning, NonConvergenceError, NonConvergenceWarning, check_writable_file
+
 __all__ = ["main"]
 
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, FloatingPointError)
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, FloatingPointError, NonConvergenceError, MemoryError,
+               OverflowError)
 
 
 class UsageError(Exception):
-    pass
+    """A command line argparse refused."""
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse with errors raised as one-line UsageErrors instead of usage text and exit."""
+
     def error(self, message: str):  # one line instead of usage + message
         raise UsageError(message)
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr (plain write, never wrapped)."""
+    sys.stderr.write(f"teachtheory: warning: {' '.join(message.split())}\n")
+    sys.stderr.flush()
 
 
 def _progress(console: Console) -> Progress:
@@ -60,11 +75,14 @@ def _cmd_list(args, console: Console) -> int:
 
 
 def _cmd_simulate(args, console: Console) -> int:
-    from .simulation import get_simulation, run_simulation
+    from .simulation import check_run_arguments, run_simulation
 
-    sim = get_simulation(args.name)
-    out = Path(args.out) if args.out else Path("runs") / sim.name
     formats = ("png", "svg") if args.svg else ("png",)
+    sim, *_ = check_run_arguments(args.name, args.scale, args.runs, args.steps, args.seed, args.device, formats)
+    out = Path(args.out) if args.out else Path("runs") / sim.name
+    check_writable_folder(out, "--out")
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
     with _progress(console) as bar:
         task = bar.add_task(sim.name, total=None)
 
@@ -79,20 +97,35 @@ def _cmd_simulate(args, console: Console) -> int:
         _print_generic_table(console, f"{sim.name} ({sim.reference})", result["table"])
     figures = ", ".join(Path(f).name for f in result.get("figures", []))
     console.print(f"wrote {out}: config.json, metrics.json, run.json" + (f", {figures}" if figures else ""))
+    for message in result.get("warnings", []):
+        _warn(message)
     return 0
 
 
 def _print_teaching_summary(console: Console, sim, summary: dict) -> None:
-    table = Table(title=f"{sim.name} ({sim.reference}): final values, mean ± SE over runs")
-    metrics = sorted(next(iter(summary.values())).keys() - {"seconds"})
+    table = Table(title=f"{sim.name} ({sim.reference}): final values, mean ± SE over runs (SE -: one run)")
+    first = next(iter(summary.values()))
+    metrics = sorted(k for k, v in first.items() if isinstance(v, dict) and "final" in v)
     table.add_column("teacher")
     for metric in metrics:
         table.add_column(metric, justify="right")
     table.add_column("seconds", justify="right")
     for label, entry in summary.items():
-        cells = [f"{entry[m]['final']['mean']:.4g} ± {entry[m]['final']['se']:.2g}" for m in metrics]
+        cells = [f"{entry[m]['final']['mean']:.4g} ± {_se_text(entry[m]['final']['se'])}" for m in metrics]
         table.add_row(label, *cells, f"{entry['seconds']:.1f}")
     console.print(table)
+
+
+def _se_text(se) -> str:
+    """A standard error for a table: "-" when there is none (one run)."""
+    return "-" if se is None else f"{se:.2g}"
+
+
+def _cell(value) -> str:
+    """A table cell: floats to 4 significant digits, None as "-"."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _print_generic_table(console: Console, title: str, rows: dict) -> None:
@@ -103,7 +136,7 @@ def _print_generic_table(console: Console, title: str, rows: dict) -> None:
     for col in columns:
         table.add_column(str(col), justify="right")
     for label, row in rows.items():
-        table.add_row(str(label), *(f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns))
+        table.add_row(str(label), *(_cell(row[c]) if c in row else "" for c in columns))
     console.print(table)
 
 
@@ -139,8 +172,14 @@ def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
 
 
 def _cmd_check(args, console: Console) -> int:
+    from .claims import CheckContext
     from .report import write_verdicts_json
 
+    CheckContext(scale=args.scale, seed=args.seed)  # refuse a bad seed before any work
+    if args.json:
+        check_writable_file(args.json, "--json")
+    if args.plots:
+        check_writable_folder(args.plots, "--plots")
     claims, verdicts = _run_checks(args, console, args.plots)
     _print_verdicts(console, claims, verdicts, args.scale)
     if args.json:
@@ -158,6 +197,9 @@ def _cmd_check(args, console: Console) -> int:
 def _cmd_docs(args, console: Console) -> int:
     from .docsite import build_site
 
+    from .claims import CheckContext
+
+    CheckContext(scale=args.scale, seed=args.seed)  # refuse a bad seed before any work
     run_checks = None
     errors = []
     if not args.no_checks:
@@ -181,6 +223,8 @@ def _cmd_bench(args, console: Console) -> int:
         raise ValueError(f"--runs must be comma-separated integers, got {args.runs!r}") from None
     if any(r < 1 for r in runs) or args.steps < 1:
         raise ValueError("--runs must be positive integers and --steps a positive integer")
+    if args.json:
+        check_writable_file(args.json, "--json")
     with _progress(console) as bar:
         task = bar.add_task("bench", total=bench.total_items(runs))
 
@@ -238,7 +282,17 @@ def _fail(message: str) -> None:
     sys.stderr.flush()
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of a refused command: the exception's text, or for an OSError its reason and file."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    if isinstance(exc, KeyError) and exc.args:  # str(KeyError) is the repr of its key
+        return str(exc.args[0]) or type(exc).__name__
+    return str(exc).strip() or type(exc).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``teachtheory`` command."""
     parser = _Parser(prog="teachtheory", description="Iterative machine teaching: theory against simulation.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     sub.add_parser("list", help="list the simulations")
@@ -288,8 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _original=warnings.showwarning):
+    """Our own warnings (divergence, non-convergence) as one ``teachtheory: warning:`` line; others as usual."""
+    if issubclass(category, (DivergenceWarning, NonConvergenceWarning)):
+        _warn(str(message))
+    else:
+        _original(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit code (0, 1 failures, 2 errors)."""
     console = Console(stderr=False)
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -302,11 +367,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
         return 2
     except USER_ERRORS as exc:
-        _fail(str(exc).strip().strip("'\"") or type(exc).__name__)
+        _fail(_one_line(exc))
         return 2
     except KeyboardInterrupt:
         _fail("interrupted")
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

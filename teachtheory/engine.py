@@ -16,6 +16,8 @@ import json
 import math
 import os
 import time
+import warnings
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +29,26 @@ from .io import atomic_write
 from .learners import Learner, make_update_rule
 from .learners.updates import UpdateRule
 from .problems import Problem
-from .random import RunStreams, as_seeds
+from .random import RunStreams
 from .teachers.base import Teacher, TeachingBatch, TeachingContext
+from .validation import (
+    DivergenceWarning,
+    check_choice,
+    check_device,
+    check_instance,
+    check_int,
+    check_memory,
+    check_names,
+    check_positive,
+    check_positive_int,
+    check_seeds,
+)
 
-__all__ = ["teach", "Trajectory", "METRICS", "apply_batch_gradient"]
+__all__ = ["BLOW_UP", "METRICS", "Trajectory", "apply_batch_gradient", "estimate_memory", "find_divergence", "teach"]
 
 METRICS = ("distance", "loss", "test_accuracy", "test_loss")
+BLOW_UP = 1e3  # a run has diverged when ||w_t - w*|| exceeds BLOW_UP x its start (floored at BLOW_UP_FLOOR)
+BLOW_UP_FLOOR = 1e-3
 
 
 @dataclass
@@ -46,20 +62,36 @@ class Trajectory:
         seconds: cumulative wall time [T+1] (shared by the runs of the batch).
         final_w: parameters after the last step [R, p].
         config: what produced it (teacher, learner, lr, ...).
+        diverged: per run, whether it diverged (bool [R]): non-finite weights or metrics, or the
+            distance to w* grown beyond ``BLOW_UP`` times its start (see :func:`find_divergence`).
+        diverged_step: per run, the first step at which it had diverged (int [R]; -1 where it did not).
     """
 
     metrics: dict[str, np.ndarray]
     seconds: np.ndarray
     final_w: np.ndarray
     config: dict = field(default_factory=dict)
+    diverged: np.ndarray | None = None
+    diverged_step: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        R = np.asarray(self.final_w).shape[0]
+        if self.diverged is None:
+            self.diverged = np.zeros(R, dtype=bool)
+        if self.diverged_step is None:
+            self.diverged_step = np.where(self.diverged, 0, -1).astype(np.int64)
+        self.diverged = np.asarray(self.diverged, dtype=bool)
+        self.diverged_step = np.asarray(self.diverged_step, dtype=np.int64)
 
     @property
     def runs(self) -> int:
-        return next(iter(self.metrics.values())).shape[0]
+        """Number of runs R."""
+        return next(iter(self.metrics.values())).shape[0] if self.metrics else int(np.asarray(self.final_w).shape[0])
 
     @property
     def steps(self) -> int:
-        return next(iter(self.metrics.values())).shape[1] - 1
+        """Number of learner steps T."""
+        return next(iter(self.metrics.values())).shape[1] - 1 if self.metrics else int(self.seconds.shape[0]) - 1
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.metrics:
@@ -67,18 +99,31 @@ class Trajectory:
         return self.metrics[name]
 
     def summary(self, name: str, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> dict[str, np.ndarray]:
-        """Mean, standard deviation, standard error of the mean and quantiles over runs, per step."""
+        """Mean, standard deviation, standard error of the mean and quantiles over runs, per step.
+
+        With one run the standard deviation and error are undefined: NaN, never a misleading 0.
+        """
         values = self[name]
         R = values.shape[0]
-        std = values.std(axis=0, ddof=1) if R > 1 else np.zeros(values.shape[1])
+        std = values.std(axis=0, ddof=1) if R > 1 else np.full(values.shape[1], np.nan)
         out = {"mean": values.mean(axis=0), "std": std, "se": std / math.sqrt(R)}
         for q in quantiles:
             out[f"q{q:g}"] = np.quantile(values, q, axis=0)
         return out
 
     def final(self, name: str) -> dict[str, float]:
+        """The summary statistics of metric ``name`` at the last step."""
         s = self.summary(name)
         return {k: float(v[-1]) for k, v in s.items()}
+
+    def divergence_message(self) -> str | None:
+        """One line on the runs that diverged (how many, first step), or None when none did."""
+        if not self.diverged.any():
+            return None
+        first = int(self.diverged_step[self.diverged].min())
+        lr = self.config.get("lr")
+        return (f"{int(self.diverged.sum())} of {self.runs} runs diverged (first at step {first})"
+                + (f"; lower lr={lr:g}" if isinstance(lr, float) else ""))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write metrics and config to one .npz file, atomically."""
@@ -87,15 +132,101 @@ class Trajectory:
             path = path.with_suffix(".npz")
         arrays = {f"metric_{k}": v for k, v in self.metrics.items()}
         arrays["seconds"], arrays["final_w"] = self.seconds, self.final_w
+        arrays["diverged"], arrays["diverged_step"] = self.diverged, self.diverged_step
         arrays["config_json"] = np.array(json.dumps(self.config))
+        arrays["format"] = np.array(TRAJECTORY_FORMAT)
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Trajectory":
-        with np.load(Path(path), allow_pickle=False) as data:
-            metrics = {k[len("metric_"):]: data[k] for k in data.files if k.startswith("metric_")}
-            return cls(metrics, data["seconds"], data["final_w"], json.loads(str(data["config_json"])))
+    def load(cls, path: str | os.PathLike) -> Trajectory:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            ValueError: naming the file, when it is missing, truncated, not a trajectory, or inconsistent
+                (metrics of different shapes, a run count that does not match the final weights).
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                files = set(data.files)
+                missing = {"seconds", "final_w", "config_json"} - files
+                if missing:
+                    raise ValueError(f"it lacks {', '.join(sorted(missing))}")
+                metrics = {k[len("metric_"):]: np.asarray(data[k]) for k in data.files if k.startswith("metric_")}
+                seconds, final_w = np.asarray(data["seconds"]), np.asarray(data["final_w"])
+                config = json.loads(str(data["config_json"]))
+                diverged = np.asarray(data["diverged"]) if "diverged" in files else None
+                diverged_step = np.asarray(data["diverged_step"]) if "diverged_step" in files else None
+        except FileNotFoundError:
+            raise ValueError(f"trajectory file {str(path)!r} does not exist") from None
+        except IsADirectoryError:
+            raise ValueError(f"trajectory file {str(path)!r} is a folder") from None
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            raise ValueError(f"{str(path)!r} is not a readable trajectory file (truncated or foreign): "
+                             f"{' '.join(str(exc).split())}") from None
+        problem = _inconsistency(metrics, seconds, final_w, config, diverged, diverged_step)
+        if problem:
+            raise ValueError(f"{str(path)!r} is not a consistent trajectory file: {problem}")
+        return cls(metrics, seconds, final_w, config, diverged, diverged_step)
+
+
+TRAJECTORY_FORMAT = "teachtheory.Trajectory/1"
+
+
+def _inconsistency(metrics, seconds, final_w, config, diverged, diverged_step) -> str | None:
+    """What is wrong with loaded trajectory arrays, or None."""
+    if not isinstance(config, dict):
+        return "its config is not a JSON object"
+    if final_w.ndim != 2:
+        return f"final_w has shape {final_w.shape}, expected [runs, parameters]"
+    if seconds.ndim != 1 or not np.issubdtype(seconds.dtype, np.floating):
+        return f"seconds has shape {seconds.shape} and dtype {seconds.dtype}, expected a float vector"
+    R = final_w.shape[0]
+    for name, values in metrics.items():
+        if values.shape != (R, seconds.shape[0]):
+            return f"metric {name!r} has shape {values.shape}, expected (runs={R}, steps+1={seconds.shape[0]})"
+        if not np.issubdtype(values.dtype, np.number):
+            return f"metric {name!r} has dtype {values.dtype}"
+    for name, values in (("diverged", diverged), ("diverged_step", diverged_step)):
+        if values is not None and values.shape != (R,):
+            return f"{name} has shape {values.shape}, expected ({R},)"
+    return None
+
+
+def find_divergence(metrics: dict[str, np.ndarray], nonfinite_w_step: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Which runs diverged, and the first step at which each did (-1 where it did not).
+
+    A run has diverged at step t when any recorded metric is non-finite at t, when its weights are
+    non-finite at t (``nonfinite_w_step``: first such step per run, -1 if never), or when the distance
+    to w* exceeds ``BLOW_UP`` times its start (the start floored at ``BLOW_UP_FLOOR``, so a run that
+    begins at w* is not flagged for drifting by rounding).
+
+    Args:
+        metrics: name -> [R, T+1]. nonfinite_w_step: int [R] or None.
+
+    Returns:
+        (diverged bool [R], first step int [R]).
+    """
+    arrays = list(metrics.values())
+    if not arrays:
+        R = 0 if nonfinite_w_step is None else len(nonfinite_w_step)
+        bad = np.zeros((R, 1), dtype=bool)
+    else:
+        bad = np.zeros(arrays[0].shape, dtype=bool)
+        for values in arrays:
+            bad |= ~np.isfinite(values)
+        if "distance" in metrics:
+            d = metrics["distance"]
+            with np.errstate(invalid="ignore", over="ignore"):
+                bad |= d > BLOW_UP * np.maximum(d[:, :1], BLOW_UP_FLOOR)
+    steps_hit = np.where(bad.any(1), bad.argmax(1), -1).astype(np.int64)
+    if nonfinite_w_step is not None:
+        w_step = np.asarray(nonfinite_w_step, dtype=np.int64)
+        both = (steps_hit >= 0) & (w_step >= 0)
+        steps_hit = np.where(both, np.minimum(steps_hit, w_step), np.maximum(steps_hit, w_step))
+    return steps_hit >= 0, steps_hit
 
 
 def apply_batch_gradient(learner: Learner, w: torch.Tensor, batch: TeachingBatch) -> torch.Tensor:
@@ -111,19 +242,32 @@ def apply_batch_gradient(learner: Learner, w: torch.Tensor, batch: TeachingBatch
     return grad
 
 
-def _check_args(steps, lr, batch_size, interval, problem, teacher):
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def _check_args(problem, learner, teacher, steps, lr, batch_size, interval, update, sampling, record):
+    """Check teach()'s arguments before any work; returns (steps, lr, batch_size, interval, record)."""
+    check_instance(problem, "problem", Problem, "teachtheory Problem")
+    check_instance(learner, "learner", Learner, "teachtheory Learner")
+    check_instance(teacher, "teacher", Teacher, "teachtheory Teacher (see teachtheory.teachers.make_teacher)")
+    steps = check_int(steps, "steps", min=0)
+    lr = check_positive(lr, "lr")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    interval = check_positive_int(interval, "interval")
     if batch_size > problem.pool_size and getattr(teacher, "name", "") in ("imt", "mixed"):
         raise ValueError(f"batch_size={batch_size} exceeds the pool size {problem.pool_size} for selection teachers")
-    if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
-        raise ValueError(f"interval must be a positive integer, got {interval!r}")
-    if not isinstance(teacher, Teacher):
-        raise TypeError(f"teacher must be a Teacher, got {type(teacher).__name__}")
+    if not isinstance(update, UpdateRule):
+        check_choice(update, "update", ("sgd", "momentum", "adam"))
+    check_choice(sampling, "sampling", ("uniform", "sequential"))
+    record = check_names(record, "record", METRICS)
+    for owner in (teacher, *(v for v in vars(teacher).values() if isinstance(v, Teacher))):
+        beta = getattr(owner, "beta", None)
+        if beta is not None and (not math.isfinite(beta) or beta < 0):
+            raise ValueError(f"teacher {getattr(owner, 'name', '?')!r}: beta must be a finite non-negative number, "
+                             f"got {beta}")
+    return steps, lr, batch_size, interval, record
+
+
+def estimate_memory(runs: int, steps: int, metrics: int, itemsize: int = 8) -> int:
+    """Bytes teach() holds for its metric histories: runs x (steps + 1) x metrics values, kept twice while stacked."""
+    return 2 * int(runs) * (int(steps) + 1) * max(1, int(metrics)) * itemsize
 
 
 def _measure(learner, problem, w, record) -> dict[str, torch.Tensor]:
@@ -149,56 +293,70 @@ def teach(
     batch_size: int = 1,
     interval: int = 1,
     *,
-    update: "str | UpdateRule" = "sgd",
+    update: str | UpdateRule = "sgd",
     seed: int | Sequence[int] | torch.Tensor = 0,
     sampling: str = "uniform",
     record: Sequence[str] = ("distance", "loss", "test_accuracy"),
     progress: Callable[[int], None] | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
+    on_divergence: str = "warn",
 ) -> Trajectory:
     """Run GIT(batch_size, interval) for ``steps`` learner updates on all runs of ``problem``.
 
     Args:
         problem: pool, target and initial weights for R runs.
-        learner: the model (its size must match the problem).
+        learner: the model (its size and kind must match the problem: a classifier needs a
+            classification problem).
         teacher: the teaching policy.
         steps: number of learner updates T.
-        lr: step size eta > 0.
+        lr: step size eta > 0 (a Python, numpy or torch scalar).
         batch_size: examples per update (m).
         interval: the teacher plans ``interval`` (v) updates each time it sees the learner.
         update: learner update rule Q: "sgd", "momentum", "adam" or an UpdateRule.
-        seed: one int (run r uses seed + r) or one seed per run; same seed, same numbers.
+        seed: one int (run r uses seed + r) or one seed per run, each in [0, 2^63 - 1]; same seed, same numbers.
         sampling: how sampling teachers draw pool examples: "uniform" (with replacement) or
             "sequential" (pool order; fresh i.i.d. samples when each run has its own i.i.d. pool).
-        record: metrics to record, a subset of METRICS.
+        record: metrics to record, a subset of METRICS (a sequence of names, not one string).
         progress: called with the number of completed steps after each step.
         device, dtype: where and in which precision to run (default: the problem's).
+        on_divergence: what to do when runs diverge (see :func:`find_divergence`): "warn" (a
+            :class:`~teachtheory.validation.DivergenceWarning` naming the step; the Trajectory flags the
+            runs), "raise" (FloatingPointError) or "ignore" (flags only).
 
     Returns:
-        A :class:`Trajectory` with metrics of shape [R, T+1].
+        A :class:`Trajectory` with metrics of shape [R, T+1] and per-run divergence flags.
+
+    Raises:
+        TypeError, ValueError: a bad argument (the message names it); ValueError also when the metric
+            histories would not fit in memory.
 
     References:
         LAST (Liu et al., NeurIPS 2021), Sec. 5.2, Eq. (7).
     """
-    _check_args(steps, lr, batch_size, interval, problem, teacher)
-    unknown = set(record) - set(METRICS)
-    if unknown:
-        raise ValueError(f"record: unknown metric(s) {sorted(unknown)}; accepted: {', '.join(METRICS)}")
+    steps, lr, batch_size, interval, record = _check_args(problem, learner, teacher, steps, lr, batch_size, interval,
+                                                          update, sampling, record)
+    check_choice(on_divergence, "on_divergence", ("warn", "raise", "ignore"))
+    if device is not None:
+        device = check_device(device)
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}")
     if device is not None or dtype is not None:
         problem = problem.to(device=device, dtype=dtype)
     problem.check_learner(learner)
-    if sampling not in ("uniform", "sequential"):
-        raise ValueError(f"sampling must be 'uniform' or 'sequential', got {sampling!r}")
-    rule = make_update_rule(update)
     R = problem.runs
-    streams = RunStreams(as_seeds(seed, R), device=problem.X.device)
-    ctx = TeachingContext(problem=problem, learner=learner, lr=float(lr), batch_size=batch_size, streams=streams,
+    seeds = check_seeds(seed, R)
+    check_memory(estimate_memory(R, steps, len(record)), f"teach(runs={R}, steps={steps})")
+    rule = make_update_rule(update)
+    streams = RunStreams(seeds, device=problem.X.device)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=lr, batch_size=batch_size, streams=streams,
                           sampling=sampling)
 
     w = problem.w0.clone()
     state = rule.init(w)
     history = {k: [v] for k, v in _measure(learner, problem, w, record).items()}
+    # First step at which each run's weights stop being finite (-1: never); cheap next to a step.
+    bad_w_step = torch.where(torch.isfinite(w).all(-1), -1, 0).to(torch.int64)
     seconds = [0.0]
     start = time.perf_counter()
     plan: list[TeachingBatch] = []
@@ -209,21 +367,28 @@ def teach(
             batch = plan[t % interval]
             grad = apply_batch_gradient(learner, w, batch)
             w, state = rule.step(w, grad, ctx.lr, state, t)
+            bad_w_step = torch.where((bad_w_step < 0) & ~torch.isfinite(w).all(-1), t + 1, bad_w_step)
             for k, v in _measure(learner, problem, w, record).items():
                 history[k].append(v)
             seconds.append(time.perf_counter() - start)
             if progress is not None:
                 progress(t + 1)
-    if not torch.isfinite(w).all():
-        bad = int((~torch.isfinite(w).all(-1)).sum())
-        raise FloatingPointError(f"{bad} of {R} runs diverged (non-finite weights); lower lr={lr}")
     metrics = {k: torch.stack(v, dim=1).detach().cpu().numpy() for k, v in history.items()}
+    diverged, diverged_step = find_divergence(metrics, bad_w_step.cpu().numpy())
     config = {
-        "teacher": teacher.to_spec(), "learner": learner.to_spec(), "update": rule.to_spec(), "lr": float(lr),
+        "teacher": teacher.to_spec(), "learner": learner.to_spec(), "update": rule.to_spec(), "lr": lr,
         "batch_size": batch_size, "interval": interval, "sampling": sampling, "steps": steps, "runs": R, "problem": problem.name,
         "seeds": [int(s) for s in streams.seeds],
     }
-    return Trajectory(metrics, np.asarray(seconds), w.detach().cpu().numpy(), config)
+    traj = Trajectory(metrics, np.asarray(seconds), w.detach().cpu().numpy(), config, diverged, diverged_step)
+    message = traj.divergence_message()
+    if message is not None:
+        message = f"teacher {getattr(teacher, 'name', '?')!r}: {message}"
+        if on_divergence == "raise":
+            raise FloatingPointError(message)
+        if on_divergence == "warn":
+            warnings.warn(message, DivergenceWarning, stacklevel=2)
+    return traj
 
 
 def _plan(teacher: Teacher, ctx: TeachingContext, learner: Learner, w: torch.Tensor, t: int, count: int):

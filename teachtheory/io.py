@@ -1,10 +1,17 @@
 """Files that appear whole or not at all: atomic writes (temp file + rename), JSON, and result folders
-written as transactions (built beside their destination, renamed into place when complete)."""
+written as transactions (built beside their destination, renamed into place when complete).
+
+JSON encoding of numbers: JSON has no infinity or NaN, and writing them as ``null`` would hide a
+diverged run. :func:`to_jsonable` therefore writes non-finite floats as the strings ``"inf"``,
+``"-inf"`` and ``"nan"`` (``float("inf")`` etc. read them back); ``null`` only ever means "absent",
+and wherever a result stores ``null`` a sibling key ``<key>_note`` says why.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -16,7 +23,18 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "to_jsonable", "result_folder", "check_writable_folder", "TEMP_MARK"]
+from .validation import cannot_write_in, nearest_existing
+
+__all__ = [
+    "TEMP_MARK",
+    "atomic_folder_update",
+    "atomic_write",
+    "check_writable_folder",
+    "from_jsonable",
+    "result_folder",
+    "to_jsonable",
+    "write_json",
+]
 
 
 def _umask() -> int:
@@ -41,17 +59,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     return path
 
 
+NON_FINITE = {math.inf: "inf", -math.inf: "-inf"}
+
+
 def to_jsonable(value: Any) -> Any:
-    """Numpy arrays and scalars, tuples and paths to plain JSON types; non-finite floats to None."""
+    """Numpy arrays and scalars, tensors, tuples and paths to plain JSON types.
+
+    Non-finite floats become the strings "inf", "-inf" and "nan" (see the module docstring), never null.
+    """
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return to_jsonable(value.tolist())
+    if type(value).__module__ == "torch" and hasattr(value, "tolist"):  # a tensor, without importing torch here
+        return to_jsonable(value.detach().cpu().tolist())
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
     if isinstance(value, (np.floating, float)):
         value = float(value)
-        return value if np.isfinite(value) else None
+        if math.isnan(value):
+            return "nan"
+        return NON_FINITE.get(value, value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, Path):
@@ -59,9 +89,20 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def from_jsonable(value: Any) -> Any:
+    """The inverse of the non-finite encoding: the strings "inf", "-inf", "nan" back to floats, recursively."""
+    if isinstance(value, dict):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON at ``path``, atomically (numpy values converted by :func:`to_jsonable`)."""
-    text = json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n"
+    text = json.dumps(to_jsonable(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
     return atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
@@ -74,14 +115,20 @@ def check_writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
     Raises:
         ValueError: naming ``what`` and the reason (a file is in the way, no permission, read-only disk).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a folder path, got {type(path).__name__}")
     path = Path(path)
+    if str(path) == "":
+        raise ValueError(f"{what} must be a folder path, got ''")
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {str(path)!r} exists and is not a folder")
-    parent = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise ValueError(f"{what} {str(path)!r}: {str(parent)!r} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {str(path)!r}: no permission to write in {str(parent)!r}")
+    # the folder is built beside its destination (in its parent) and, when it exists, written into
+    for place in dict.fromkeys([nearest_existing(path.absolute().parent), *([path] if path.exists() else [])]):
+        if not place.is_dir():
+            raise ValueError(f"{what} {str(path)!r}: {str(place)!r} is not a folder")
+        reason = cannot_write_in(place)
+        if reason:
+            raise ValueError(f"{what} {str(path)!r}: cannot write in {str(place)!r} ({reason})")
     return path
 
 
@@ -95,15 +142,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+ASIDE_MARK = ".replaced-"  # an old result folder moved aside while --force replaces it: .NAME.replaced-PID-NS
+
+
 def _clean_stale(parent: Path, name: str) -> None:
-    """Remove partial folders of ``name`` left by killed runs (their process no longer exists)."""
-    for stale in parent.glob(f".{name}{TEMP_MARK}*"):
-        try:
-            pid = int(stale.name[len(f".{name}{TEMP_MARK}"):].split("-")[0])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(stale, ignore_errors=True)
+    """Remove partial (and moved-aside) folders of ``name`` left by killed runs (their process no longer exists)."""
+    for mark in (TEMP_MARK, ASIDE_MARK):
+        for stale in parent.glob(f".{name}{mark}*"):
+            try:
+                pid = int(stale.name[len(f".{name}{mark}"):].split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _pid_alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -156,7 +207,7 @@ def _commit(partial: Path, out: Path, force: bool) -> None:
     if out.exists():
         if any(out.iterdir()) and not force:
             raise FileExistsError(f"--out {str(out)!r} was written by another run meanwhile; nothing replaced")
-        aside = parent_aside = out.parent / f".{out.name}.replaced-{os.getpid()}-{time.monotonic_ns()}"
+        aside = parent_aside = out.parent / f".{out.name}{ASIDE_MARK}{os.getpid()}-{time.monotonic_ns()}"
         os.rename(out, aside)
         try:
             os.rename(partial, out)
@@ -169,3 +220,38 @@ def _commit(partial: Path, out: Path, force: bool) -> None:
             os.rename(partial, out)
         except OSError as exc:  # another run created it first
             raise FileExistsError(f"--out {str(out)!r} was written by another run meanwhile: {exc}") from exc
+
+
+@contextlib.contextmanager
+def atomic_folder_update(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
+    """Write generated files into an existing (or new) folder as one step; yields a staging folder.
+
+    Unlike :func:`result_folder`, ``folder`` may hold other files (a docs folder): only the entries
+    written into the staging folder are put in place, each whole (files by an atomic rename, folders
+    swapped whole), after the block ends normally. On an exception, Ctrl-C or SIGTERM nothing in
+    ``folder`` changes and the staging folder is removed; one left by SIGKILL is removed by the next run.
+
+    Raises:
+        ValueError: ``folder`` cannot be written (see :func:`check_writable_folder`).
+    """
+    folder = check_writable_folder(folder, what)
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(parent, folder.name)
+    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}{TEMP_MARK}{os.getpid()}-"))
+    os.chmod(stage, 0o777 & ~_umask())
+    try:
+        with _sigterm_as_interrupt():
+            yield stage
+            folder.mkdir(parents=True, exist_ok=True)
+            for entry in sorted(stage.iterdir()):
+                target = folder / entry.name
+                if entry.is_dir() and target.exists():
+                    aside = parent / f".{folder.name}{ASIDE_MARK}{os.getpid()}-{time.monotonic_ns()}"
+                    os.rename(target, aside)
+                    os.rename(entry, target)
+                    shutil.rmtree(aside, ignore_errors=True)
+                else:
+                    os.replace(entry, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

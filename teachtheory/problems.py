@@ -2,24 +2,51 @@
 
 A pool is either shared by all runs (leading axis 1) or drawn per run (leading axis R). Every
 random quantity comes from :class:`teachtheory.random.RunStreams`, so run r of a batch equals a
-single run with the same seed.
+single run with the same seed, bit for bit.
+
+Seeding of shared pools: a pool shared by all runs (and the digits split and projection) is drawn
+from ``pool_seed``, which defaults to the first run's seed (``seed`` itself when ``seed`` is an int).
+It therefore does not depend on the number of runs: run r of a batch with seed s equals the single
+run ``runs=1, seed=s + r, pool_seed=s``. Per-run pools and the initial weights use each run's own seed.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 
 from .learners import MLP, Learner, LeastSquares, Logistic, Softmax
-from .learners.base import check_finite
-from .random import RunStreams, as_seeds
+from .random import RunStreams
+from .validation import (
+    NonConvergenceError,
+    NonConvergenceWarning,
+    check_choice,
+    check_device,
+    check_finite_scalar,
+    check_instance,
+    check_int,
+    check_non_negative,
+    check_positive,
+    check_positive_int,
+    check_probability,
+    check_seed,
+    check_seeds,
+    check_tensor,
+)
 
 __all__ = [
-    "Problem", "fit_target", "linear_regression", "gaussian_clusters", "moons", "digits35", "digits",
+    "Problem",
+    "digits",
+    "digits35",
+    "fit_target",
+    "gaussian_clusters",
     "init_weights",
+    "linear_regression",
+    "moons",
 ]
 
 
@@ -48,17 +75,30 @@ class Problem:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.X.dim() != 3:
-            raise ValueError(f"X must have shape [runs or 1, n, d], got {tuple(self.X.shape)}")
+        # numpy arrays are accepted and converted; integer labels take the pool's floating dtype; floating
+        # tensors in another precision than X are refused (silent mixing hides bugs)
+        X = check_tensor(self.X, "X")
+        if X.dim() != 3:
+            raise ValueError(f"X must have shape [runs or 1, n, d], got {tuple(X.shape)}")
+        if not X.is_floating_point():
+            X = X.to(torch.float64)
+        dtype = X.dtype
+        self.X = X
         if self.X.shape[1] == 0:
             raise ValueError("X: the pool is empty (n = 0)")
+        if self.X.shape[0] == 0 or self.X.shape[2] == 0:
+            raise ValueError(f"X must have shape [runs or 1, n, d] with n, d >= 1, got {tuple(self.X.shape)}")
+        for name in ("y", "w_star", "w0", "X_test", "y_test", "label_values"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, check_tensor(value, name, dtype=dtype))
         if self.y.shape[:2] != self.X.shape[:2] or self.y.dim() not in (2, 3):
             raise ValueError(
                 f"y must have shape {tuple(self.X.shape[:2])} or {tuple(self.X.shape[:2])} + (K,), "
                 f"got {tuple(self.y.shape)}"
             )
-        if self.w0.dim() != 2:
-            raise ValueError(f"w0 must have shape [runs, p], got {tuple(self.w0.shape)}")
+        if self.w0.dim() != 2 or self.w0.shape[0] == 0 or self.w0.shape[1] == 0:
+            raise ValueError(f"w0 must have shape [runs, p] with runs, p >= 1, got {tuple(self.w0.shape)}")
         if self.w_star.dim() != 2 or self.w_star.shape[1] != self.w0.shape[1]:
             raise ValueError(f"w_star must have shape [runs or 1, {self.w0.shape[1]}], got {tuple(self.w_star.shape)}")
         R = self.w0.shape[0]
@@ -79,10 +119,14 @@ class Problem:
                     f"y_test must have shape {tuple(Xt.shape[:2]) + tuple(self.y.shape[2:])} (matching X_test and "
                     f"the pool's label shape), got {tuple(yt.shape)}"
                 )
-        for name in ("X", "y", "w_star", "w0", "X_test", "y_test"):
-            value = getattr(self, name)
-            if value is not None:
-                check_finite(name, value)
+        devices = {t.device for t in (self.X, self.y, self.w_star, self.w0, self.X_test, self.y_test) if t is not None}
+        if len(devices) > 1:
+            raise ValueError(f"the problem's tensors are on different devices ({', '.join(map(str, devices))}); "
+                             "use Problem.to(device)")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, got {type(self.name).__name__}")
+        if not isinstance(self.meta, dict):
+            raise TypeError(f"meta must be a dict, got {type(self.meta).__name__}")
 
     @property
     def runs(self) -> int:
@@ -104,7 +148,13 @@ class Problem:
         """Per-feature minimum and maximum of the pool, each [Rp, d] (DHT's data box)."""
         return self.X.amin(1), self.X.amax(1)
 
-    def to(self, device=None, dtype=None) -> "Problem":
+    def to(self, device=None, dtype=None) -> Problem:
+        """The same problem on ``device`` and/or in floating ``dtype`` (integer tensors keep their dtype)."""
+        if device is not None:
+            device = check_device(device)
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}")
+
         def move(t):
             if t is None:
                 return None
@@ -116,6 +166,12 @@ class Problem:
         )
 
     def check_learner(self, learner: Learner) -> None:
+        """Refuse a learner that does not fit the problem: sizes, label shape, classifier on a regression problem.
+
+        Raises:
+            TypeError: ``learner`` is not a Learner. ValueError: the mismatch, named.
+        """
+        check_instance(learner, "learner", Learner, "teachtheory Learner")
         if learner.input_dim != self.dim:
             raise ValueError(f"learner expects input_dim={learner.input_dim} but the pool has d={self.dim}")
         if learner.num_params != self.w0.shape[1]:
@@ -125,6 +181,15 @@ class Problem:
         expected = learner.label_shape()
         if tuple(self.y.shape[2:]) != expected:
             raise ValueError(f"{learner.name} expects labels of shape {expected} per example, got {tuple(self.y.shape[2:])}")
+        if learner.classification:  # class labels, not regression targets
+            if learner.scalar_labels:  # +-1 classes (soft labels in [-1, 1] are allowed)
+                largest = float(self.y.abs().max())
+                if largest > 1.0:
+                    raise ValueError(f"learner {learner.name!r} expects labels in [-1, 1] (+-1 classes), but the pool's "
+                                     f"labels reach {largest:g}: a regression problem needs a LeastSquares learner")
+            elif bool((self.y < 0).any()):
+                raise ValueError(f"learner {learner.name!r} expects one-hot or probability labels, but the pool has "
+                                 "negative labels: a regression problem needs a LeastSquares learner")
 
 
 # -- targets -----------------------------------------------------------------------
@@ -146,9 +211,22 @@ def fit_target(
     iterations until the gradient norm is below ``tol``; the MLP by L-BFGS from ``init``
     (a local minimum). Returns (w* [Rp, p] in the input dtype, info with the final gradient
     norm and the method), so users can see how well the target is a stationary point.
+
+    Raises:
+        ValueError: ``l2`` negative or not finite, ``tol`` not positive, ``max_iter`` not a positive integer.
+        NonConvergenceError: Newton stopped above ``tol`` (the target would not be the optimum the
+            theory assumes; raise ``l2`` or ``max_iter``).
+
+    Warns:
+        NonConvergenceWarning: L-BFGS (MLP) stopped above ``tol``; a local optimum is expected there, so the
+            fit is kept and ``info["converged"]`` is False.
     """
-    if not isinstance(learner, Learner):
-        raise TypeError(f"learner must be a teachtheory Learner, got {type(learner).__name__}")
+    check_instance(learner, "learner", Learner, "teachtheory Learner")
+    l2 = check_non_negative(l2, "l2")
+    tol = check_positive(tol, "tol")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    X = check_tensor(X, "X", ndim=3)
+    y = check_tensor(y, "y", ndim=(2, 3))
     dtype = X.dtype
     X64, y64 = X.double(), y.double()
     Rp = X.shape[0]
@@ -191,7 +269,14 @@ def fit_target(
             while t > 1e-8 and objective(w - t * step) > base - 1e-4 * t * (grad * step).sum():
                 t *= 0.5
             w = w - t * step
-        info = {"method": "Newton", "grad_norm": grad_norm, "iterations": iteration + 1, "l2": l2}
+        else:  # the loop ran out without the gradient falling below tol: measure where it stopped
+            w_req = w.detach().requires_grad_(True)
+            grad_norm = float(torch.autograd.grad(objective(w_req), w_req)[0].norm(dim=-1).max())
+            if not grad_norm < tol:
+                raise NonConvergenceError(
+                    f"fit_target: Newton stopped after {max_iter} iterations with gradient norm {grad_norm:.3g} above "
+                    f"tol={tol:g} (l2={l2:g}); raise l2 (a separable pool has no finite optimum without it) or max_iter")
+        info = {"method": "Newton", "grad_norm": grad_norm, "iterations": iteration + 1, "l2": l2, "converged": True}
         return w.to(dtype), info
     if isinstance(learner, MLP):
         if init is None:
@@ -209,7 +294,14 @@ def fit_target(
         opt.step(closure)
         w = w.detach()
         grad = learner.mean_grad(w, X64, y64) + l2 * w
-        return w.to(dtype), {"method": "L-BFGS", "grad_norm": float(grad.norm(dim=-1).max()), "l2": l2}
+        grad_norm = float(grad.norm(dim=-1).max())
+        converged = grad_norm < tol
+        if not math.isfinite(grad_norm):
+            raise NonConvergenceError(f"fit_target: L-BFGS for the MLP target diverged (gradient norm {grad_norm})")
+        if not converged:
+            warnings.warn(f"fit_target: L-BFGS stopped with gradient norm {grad_norm:.3g} above tol={tol:g}; the MLP "
+                          "target is kept as an approximate local minimum", NonConvergenceWarning, stacklevel=2)
+        return w.to(dtype), {"method": "L-BFGS", "grad_norm": grad_norm, "l2": l2, "converged": converged}
     raise TypeError(f"fit_target does not know learner {type(learner).__name__}")
 
 
@@ -229,7 +321,25 @@ def _one_hot(labels: torch.Tensor, K: int, dtype) -> torch.Tensor:
 
 
 def _split_streams(seed, runs) -> RunStreams:
-    return RunStreams(as_seeds(seed, runs))
+    return RunStreams(check_seeds(seed, runs))
+
+
+def _pool_streams(streams: RunStreams, shared: bool, pool_seed) -> RunStreams:
+    """Streams of the pool: per run, or one stream for a shared pool seeded by ``pool_seed`` (default: first seed)."""
+    if not shared:
+        if pool_seed is not None:
+            raise ValueError("pool_seed applies to a shared pool only (shared_pool=True)")
+        return streams
+    if pool_seed is None:
+        return streams.subset(slice(0, 1))
+    return RunStreams(torch.tensor([check_seed(pool_seed, "pool_seed")], dtype=torch.int64))
+
+
+def _check_common(runs, dtype, device) -> torch.device:
+    check_positive_int(runs, "runs")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}")
+    return check_device(device)
 
 
 # -- generators ----------------------------------------------------------------------
@@ -248,22 +358,25 @@ def linear_regression(
     init_scale: float = 1.0,
     dtype: torch.dtype = torch.float64,
     device="cpu",
+    pool_seed: int | None = None,
 ) -> Problem:
     """Linear-Gaussian regression: x ~ N(0, I_d), y = <w_gen, x> + noise * N(0, 1), w_gen ~ N(0, I_d).
 
     ``target="fitted"`` takes w* as the least-squares solution on the pool (equal to w_gen when
     noise is 0 and n >= d); ``target="given"`` takes w* = w_gen. w0 ~ N(0, init_scale^2 I).
+    A shared pool is drawn from ``pool_seed`` (default: the first run's seed; see the module docstring).
 
     References: LAST Sec. 6.1 (Fig. 7 setting).
     """
-    _check_positive(dim=dim, pool_size=pool_size, runs=runs)
-    if noise < 0:
-        raise ValueError(f"noise must be non-negative, got {noise}")
-    if target not in ("fitted", "given"):
-        raise ValueError(f"target must be 'fitted' or 'given', got {target!r}")
+    device = _check_common(runs, dtype, device)
+    check_positive_int(dim, "dim")
+    check_positive_int(pool_size, "pool_size")
+    noise = check_non_negative(noise, "noise")
+    test_size = check_int(test_size, "test_size", min=0)
+    init_scale = check_non_negative(init_scale, "init_scale")
+    check_choice(target, "target", ("fitted", "given"))
     streams = _split_streams(seed, runs)
-    pool_streams = streams.subset(slice(0, 1)) if shared_pool else streams
-    Rp = pool_streams.runs
+    pool_streams = _pool_streams(streams, shared_pool, pool_seed)
     w_gen = pool_streams.normal("w_gen", 0, (dim,), dtype=dtype)
     X = pool_streams.normal("pool_x", 0, (pool_size, dim), dtype=dtype)
     y = (X @ w_gen.unsqueeze(-1))[..., 0] + noise * pool_streams.normal("pool_noise", 0, (pool_size,), dtype=dtype)
@@ -281,7 +394,6 @@ def linear_regression(
     w0 = init_weights(learner, streams, "w0", init_scale, dtype)
     problem = Problem(X, y, w_star, w0, X_test, y_test, None, f"linear-regression(d={dim}, n={pool_size})",
                       {"generator": "linear_regression", "noise": noise, "shared_pool": shared_pool, **info})
-    del Rp
     return problem.to(device)
 
 
@@ -322,18 +434,26 @@ def _add_bias(X: torch.Tensor) -> torch.Tensor:
 def gaussian_clusters(
     pool_size: int = 200, runs: int = 1, seed=0, *, dim: int = 2, separation: float = 2.0, test_size: int = 200,
     learner: str = "logistic", bias: bool = True, shared_pool: bool = True, l2: float = 1e-3,
-    init_scale: float = 0.1, dtype=torch.float64, device="cpu",
+    init_scale: float = 0.1, dtype=torch.float64, device="cpu", pool_seed: int | None = None,
 ) -> Problem:
     """Two Gaussian clusters N(+-separation/2 e_1, I_d), classes balanced in expectation.
 
     The target is the L2-regularised (``l2``) logistic/softmax fit on the pool (Newton to a
-    gradient norm of 1e-10): regularisation keeps w* finite when the pool is separable.
+    gradient norm of 1e-10): regularisation keeps w* finite when the pool is separable. A shared
+    pool is drawn from ``pool_seed`` (default: the first run's seed; see the module docstring).
 
     References: LAST Sec. 6.1 and Appendix F (Gaussian cluster data).
     """
-    _check_positive(pool_size=pool_size, runs=runs, dim=dim)
+    device = _check_common(runs, dtype, device)
+    check_positive_int(pool_size, "pool_size")
+    check_positive_int(dim, "dim")
+    test_size = check_int(test_size, "test_size", min=0)
+    separation = check_finite_scalar(separation, "separation")
+    l2 = check_non_negative(l2, "l2")
+    init_scale = check_non_negative(init_scale, "init_scale")
+    check_choice(learner, "learner", ("logistic", "softmax"))
     streams = _split_streams(seed, runs)
-    pool_streams = streams.subset(slice(0, 1)) if shared_pool else streams
+    pool_streams = _pool_streams(streams, shared_pool, pool_seed)
 
     def draw(tag, n):
         labels = (pool_streams.uniform(tag + "_label", 0, (n,)) < 0.5).to(torch.int64)
@@ -355,7 +475,7 @@ def gaussian_clusters(
 def moons(
     pool_size: int = 200, runs: int = 1, seed=0, *, noise: float = 0.1, test_size: int = 200,
     learner: str = "logistic", bias: bool = True, shared_pool: bool = True, l2: float = 1e-3,
-    init_scale: float = 0.1, dtype=torch.float64, device="cpu",
+    init_scale: float = 0.1, dtype=torch.float64, device="cpu", pool_seed: int | None = None,
 ) -> Problem:
     """Two interleaving half-moons in 2-D (centred), with Gaussian noise, plus a bias feature.
 
@@ -363,11 +483,19 @@ def moons(
     (-1/2, -1/4) so the data are centred. Target: L2-regularised logistic fit (see
     :func:`gaussian_clusters`).
 
+    A shared pool is drawn from ``pool_seed`` (default: the first run's seed).
+
     References: LAST Fig. 8-9; DHT Fig. 3 (half-moon data).
     """
-    _check_positive(pool_size=pool_size, runs=runs)
+    device = _check_common(runs, dtype, device)
+    check_positive_int(pool_size, "pool_size")
+    test_size = check_int(test_size, "test_size", min=0)
+    noise = check_non_negative(noise, "noise")
+    l2 = check_non_negative(l2, "l2")
+    init_scale = check_non_negative(init_scale, "init_scale")
+    check_choice(learner, "learner", ("logistic", "softmax"))
     streams = _split_streams(seed, runs)
-    pool_streams = streams.subset(slice(0, 1)) if shared_pool else streams
+    pool_streams = _pool_streams(streams, shared_pool, pool_seed)
 
     def draw(tag, n):
         labels = (pool_streams.uniform(tag + "_label", 0, (n,)) < 0.5).to(torch.int64)
@@ -407,23 +535,28 @@ def digits_arrays(classes: Sequence[int] | None = None) -> tuple[torch.Tensor, t
 
 def _digits_problem(
     classes, runs, seed, *, project_dim, test_fraction, learner, hidden, l2, init_scale, dtype, device, name,
-    standardise=True,
+    standardise=True, pool_seed=None,
 ):
-    _check_positive(runs=runs)
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must lie in [0, 1), got {test_fraction}")
-    X, labels = digits_arrays(classes)
-    streams = _split_streams(seed, runs)
-    shared = streams.subset(slice(0, 1))  # the split and projection are drawn from run 0's seed
+    device = _check_common(runs, dtype, device)
+    test_fraction = check_probability(test_fraction, "test_fraction", include_one=False)
+    l2 = check_non_negative(l2, "l2")
+    init_scale = check_non_negative(init_scale, "init_scale")
+    check_choice(learner, "learner", ("logistic", "softmax", "mlp"))
+    if learner == "mlp":
+        check_positive_int(hidden, "hidden")
     if project_dim is not None:
-        if project_dim < 1:
-            raise ValueError(f"project_dim must be a positive integer, got {project_dim}")
+        check_positive_int(project_dim, "project_dim")
+    streams = _split_streams(seed, runs)
+    X, labels = digits_arrays(classes)
+    # the split and projection are shared by all runs: drawn from pool_seed (default: the first run's seed)
+    shared = _pool_streams(streams, True, pool_seed)
+    if project_dim is not None:
         proj = shared.normal("projection", 0, (X.shape[1], project_dim))[0] / math.sqrt(project_dim)
         X = X @ proj
     if standardise:
         X = (X - X.mean(0)) / X.std(0).clamp_min(1e-8)
     order = torch.argsort(shared.uniform("split", 0, (X.shape[0],))[0])
-    n_test = int(round(test_fraction * X.shape[0]))
+    n_test = round(test_fraction * X.shape[0])
     test_idx, train_idx = order[:n_test], order[n_test:]
     Xtr, Xte = X[train_idx][None].to(dtype), (X[test_idx][None].to(dtype) if n_test else None)
     ltr, lte = labels[train_idx][None], (labels[test_idx][None] if n_test else None)
@@ -435,39 +568,37 @@ def _digits_problem(
     return _classification_problem(
         Xtr, ltr, Xte, lte, learner=model, label_format=fmt, streams=streams, init_scale=init_scale, l2=l2,
         name=name, dtype=dtype, target_init=target_init,
-        meta={"generator": name, "project_dim": project_dim, "learner": learner, "hidden": hidden},
+        meta={"generator": name, "project_dim": project_dim, "learner": learner, "hidden": hidden,
+              "pool_seed": int(shared.seeds[0])},
     ).to(device)
 
 
 def digits35(
     runs: int = 1, seed=0, *, project_dim: int | None = 24, test_fraction: float = 0.3, learner: str = "logistic",
     hidden: int = 16, l2: float = 1e-3, init_scale: float = 0.1, dtype=torch.float64, device="cpu",
+    pool_seed: int | None = None,
 ) -> Problem:
     """scikit-learn's 8x8 digits, classes 3 vs 5 (the stand-in for MNIST 3/5).
 
     Pixels are scaled to [0, 1], optionally projected to ``project_dim`` dimensions by a seeded
     Gaussian matrix (the papers project MNIST 3/5 to 24 dimensions), then standardised. The pool
-    is shared by all runs (the split comes from the first seed); w0 differs per run. Target:
+    is shared by all runs (the split and projection come from ``pool_seed``, default the first run's
+    seed); w0 differs per run. Target:
     L2-regularised fit (Newton; L-BFGS to a local minimum for the MLP).
 
     References: LAST Fig. 8, 10; DHT Fig. 3.
     """
     return _digits_problem((3, 5), runs, seed, project_dim=project_dim, test_fraction=test_fraction,
                            learner=learner, hidden=hidden, l2=l2, init_scale=init_scale, dtype=dtype,
-                           device=device, name="digits35")
+                           device=device, name="digits35", pool_seed=pool_seed)
 
 
 def digits(
     runs: int = 1, seed=0, *, project_dim: int | None = None, test_fraction: float = 0.3, learner: str = "softmax",
     hidden: int = 32, l2: float = 1e-3, init_scale: float = 0.1, dtype=torch.float64, device="cpu",
+    pool_seed: int | None = None,
 ) -> Problem:
     """All ten digit classes (multi-class softmax or MLP learner); see :func:`digits35`."""
     return _digits_problem(None, runs, seed, project_dim=project_dim, test_fraction=test_fraction,
                            learner=learner, hidden=hidden, l2=l2, init_scale=init_scale, dtype=dtype,
-                           device=device, name="digits")
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                           device=device, name="digits", pool_seed=pool_seed)

@@ -4,11 +4,17 @@ A simulation builds a problem, a learner and the teachers to compare, runs each 
 :func:`teachtheory.teach` (all runs batched), and writes into its output folder:
 ``config.json``, ``metrics.json`` (per teacher and metric: per-step mean and standard error,
 and final values), one ``.npz`` trajectory per teacher, and convergence figures.
+
+Conventions of ``metrics.json``: non-finite numbers are the strings "inf", "-inf", "nan" (see
+:mod:`teachtheory.io`); a ``null`` is never silent: the same object holds ``<key>_note`` saying
+why (e.g. ``"se": null, "se_note": "one run: ..."``). Runs that diverged are counted per teacher
+(``diverged_runs``, ``first_divergence_step``) and listed in ``run.json`` under ``warnings``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -16,20 +22,54 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .engine import Trajectory, teach
-from .io import result_folder, write_json
+from .io import from_jsonable, result_folder, write_json
 from .learners import Learner
 from .plotting import convergence_figure, save_figure
 from .problems import Problem
 from .registry import load_entry_points
+from .stats import mean_se
 from .teachers import Teacher
+from .validation import check_choice, check_device, check_memory, check_positive_int, check_seed
 
-__all__ = ["Simulation", "Setup", "SIMULATIONS", "register", "get_simulation", "run_simulation", "SCALES", "load_simulations", "write_metrics",
-           "split_timings", "write_run_record", "replot"]
+__all__ = [
+    "FORMATS",
+    "ONE_RUN_NOTE",
+    "SCALES",
+    "SIMULATIONS",
+    "Setup",
+    "Simulation",
+    "check_run_arguments",
+    "get_simulation",
+    "load_simulations",
+    "mean_se_entry",
+    "non_finite_paths",
+    "register",
+    "replot",
+    "run_simulation",
+    "split_timings",
+    "write_metrics",
+    "write_run_record",
+]
 
 SCALES = ("small", "full")
+FORMATS = ("png", "svg", "pdf")
+ONE_RUN_NOTE = "one run: a standard error needs at least two runs"
+
+
+def mean_se_entry(values: Any, axis: int = 0) -> dict[str, Any]:
+    """Mean and standard error over ``axis`` (the runs) as stored in metrics.json.
+
+    With one run there is no standard error: ``se`` is None and ``se_note`` says why (never 0).
+    """
+    values = np.asarray(values, dtype=float)
+    mean, se = mean_se(values, axis)
+    if values.shape[axis] < 2:
+        return {"mean": mean, "se": None, "se_note": ONE_RUN_NOTE}
+    return {"mean": mean, "se": se}
 
 
 @dataclass
@@ -53,6 +93,9 @@ class Simulation:
     Attributes:
         name: CLI name. description: one line. reference: paper and figure.
         defaults: per scale, the default runs and steps.
+        minimum: the least runs and steps that give complete metrics ({"runs", "steps"}, or one such dict
+            per scale); smaller sizes are refused, with ``minimum_reason`` in the message.
+        memory_per_run, memory_per_run_step: bytes, for the memory estimate checked before a run.
         build: (scale, runs, steps, seed, device) -> Setup, for teaching simulations run by teach().
         runner: for other simulations, (out, scale, runs, steps, seed, device, formats, progress) -> dict
             that writes its own results (then ``build`` is None).
@@ -67,17 +110,41 @@ class Simulation:
     build: Callable[..., Setup] | None = None
     runner: Callable[..., dict] | None = None
     replot: Callable[[Path, tuple[str, ...]], list[Path]] | None = None
+    minimum: dict[str, int] = field(default_factory=lambda: {"runs": 1, "steps": 1})
+    minimum_reason: str = ""
+    memory_per_run: float = 4 * 2**20
+    memory_per_run_step: float = 64.0
+
+    def memory_estimate(self, runs: int, steps: int) -> float:
+        """A rough upper estimate of the bytes a run of this size holds (checked before any work)."""
+        return runs * self.memory_per_run + runs * (steps + 1) * self.memory_per_run_step
+
+    def check_size(self, runs: int, steps: int, scale: str = "small") -> None:
+        """Refuse sizes below the minimum that gives complete metrics (the message says the minimum).
+
+        ``minimum`` is {"runs": .., "steps": ..}, or one such dict per scale.
+        """
+        minimum = self.minimum.get(scale, self.minimum) if scale in self.minimum else self.minimum
+        for arg, value in (("runs", runs), ("steps", steps)):
+            low = minimum.get(arg, 1)
+            if value < low:
+                why = f" ({self.minimum_reason})" if self.minimum_reason else ""
+                raise ValueError(f"{self.name} needs {arg} >= {low} for complete metrics, got {value}{why}")
 
 
 SIMULATIONS: dict[str, Simulation] = {}
 
 
 def register(sim: Simulation) -> Simulation:
+    """Add ``sim`` to the registry (by name) and return it."""
     SIMULATIONS[sim.name] = sim
     return sim
 
 
 def get_simulation(name: str) -> Simulation:
+    """The registered simulation called ``name`` (ValueError listing the available ones otherwise)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a simulation name (a string), got {type(name).__name__}")
     load_simulations()
     if name not in SIMULATIONS:
         raise ValueError(f"unknown simulation {name!r}; available: {', '.join(sorted(SIMULATIONS))}")
@@ -114,17 +181,19 @@ def run_simulation(
     The folder is written as a transaction (:func:`teachtheory.io.result_folder`): it appears complete
     or not at all. A non-empty ``out`` is refused unless ``force``, which replaces it whole.
     ``progress(label, done, total)`` is called as steps complete (total = steps x teachers).
+
+    Every argument (and the memory the size needs, and whether ``out`` can be written) is checked before
+    any work. The result's ``warnings`` lists runs that diverged and non-finite values in metrics.json.
+
+    Raises:
+        TypeError, ValueError: a bad argument, a size below the simulation's minimum or beyond memory.
+        FileExistsError: ``out`` is not empty (without ``force``), or another run wrote it meanwhile.
     """
-    sim = get_simulation(name)
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
-    for arg, value in (("runs", runs), ("steps", steps)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    runs = runs or sim.defaults[scale]["runs"]
-    steps = steps or sim.defaults[scale]["steps"]
+    sim, runs, steps, seed, device, formats = check_run_arguments(name, scale, runs, steps, seed, device, formats)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
+    if not isinstance(out, (str, Path)):
+        raise TypeError(f"out must be a folder path, got {type(out).__name__}")
     final = Path(out)
     with result_folder(final, force=force) as partial:
         started = time.perf_counter()
@@ -133,8 +202,59 @@ def run_simulation(
                                 formats=formats, progress=progress)
         else:
             result = _run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
+        warnings_found = list(result.get("warnings", []))
+        metrics_file = partial / "metrics.json"
+        if metrics_file.exists():
+            bad = non_finite_paths(from_jsonable(json.loads(metrics_file.read_text())))
+            if bad:
+                shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                warnings_found.append(f"metrics.json holds non-finite values (written as \"inf\"/\"nan\") at {shown}")
+        result["warnings"] = warnings_found
         write_run_record(partial, device=device, seconds=time.perf_counter() - started)
+        if warnings_found:
+            _update_run_record(partial, {"warnings": warnings_found})
     return _relocate(result, partial, final)
+
+
+def check_run_arguments(name: str, scale: str = "small", runs: int | None = None, steps: int | None = None,
+                        seed: int = 0, device: str = "cpu", formats: tuple[str, ...] = ("png",)):
+    """Check a simulation's arguments before any work; returns (simulation, runs, steps, seed, device, formats).
+
+    Defaults of ``runs`` and ``steps`` come from the scale; sizes below the simulation's minimum, seeds
+    outside [0, 2^63 - 1 - runs], devices this machine lacks, and sizes whose memory estimate exceeds the
+    memory available are refused (ValueError or TypeError naming the argument).
+    """
+    sim = get_simulation(name)
+    check_choice(scale, "scale", SCALES)
+    if runs is not None:
+        runs = check_positive_int(runs, "runs")
+    if steps is not None:
+        steps = check_positive_int(steps, "steps")
+    runs = sim.defaults[scale]["runs"] if runs is None else runs
+    steps = sim.defaults[scale]["steps"] if steps is None else steps
+    sim.check_size(runs, steps, scale)
+    seed = check_seed(seed, "seed", runs=runs)
+    device = str(check_device(device))
+    if isinstance(formats, str) or not formats or not all(isinstance(f, str) and f in FORMATS for f in formats):
+        raise ValueError(f"formats must be a non-empty sequence of {', '.join(FORMATS)}; got {formats!r}")
+    check_memory(sim.memory_estimate(runs, steps), f"{sim.name} with runs={runs}, steps={steps}")
+    return sim, runs, steps, seed, device, tuple(formats)
+
+
+def non_finite_paths(tree: Any, prefix: str = "") -> list[str]:
+    """Where a metrics tree holds unexplained non-finite floats, as paths like ``teachers.SGD.distance.mean``.
+
+    Lists are collapsed to their path; a value whose dict has a sibling ``<key>_note`` is explained (e.g. inf
+    for "never happened") and not listed.
+    """
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() if f"{k}_note" not in tree
+                for p in non_finite_paths(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(tree, list):
+        return next((non_finite_paths(v, prefix) for v in tree if non_finite_paths(v, prefix)), [])
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return [prefix or "(top)"]
+    return []
 
 
 def _relocate(value, partial: Path, final: Path):
@@ -232,22 +352,36 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
                 progress(label, offset + done, total)
 
         traj = teach(setup.problem, setup.learner, teacher, setup.steps, setup.lr, setup.batch_size,
-                     seed=seed, record=setup.metrics, progress=report, device=device)
+                     seed=seed, record=setup.metrics, progress=report, device=device, on_divergence="ignore")
         traj.save(out / "trajectories" / f"{_slug(label)}.npz")
         trajectories[label] = traj
-    summary = {
-        label: {
-            metric: {
-                "mean": traj.summary(metric)["mean"], "se": traj.summary(metric)["se"], "final": traj.final(metric),
-            }
-            for metric in traj.metrics
-        } | {"seconds": float(traj.seconds[-1])}
-        for label, traj in trajectories.items()
-    }
+    summary = {label: _teacher_summary(traj) for label, traj in trajectories.items()}
+    warnings_found = [f"{label}: {traj.divergence_message()}" for label, traj in trajectories.items()
+                      if traj.divergence_message()]
     write_metrics(out, {"simulation": sim.name, "runs": runs, "steps": setup.steps, "teachers": summary})
     fig = convergence_figure(trajectories, setup.metrics, title=f"{sim.name}: {sim.reference} (R={runs}, mean ± SE)")
     figures = save_figure(fig, out / "convergence", formats)
-    return {"out": str(out), "figures": [str(f) for f in figures], "summary": summary, "trajectories": trajectories}
+    return {"out": str(out), "figures": [str(f) for f in figures], "summary": summary, "trajectories": trajectories,
+            "warnings": warnings_found}
+
+
+def _teacher_summary(traj: Trajectory) -> dict:
+    """One teacher's entry of metrics.json: per metric the per-step mean and SE and the final values."""
+    entry: dict[str, Any] = {}
+    for metric in traj.metrics:
+        s = traj.summary(metric)
+        final = traj.final(metric)
+        item: dict[str, Any] = {"mean": s["mean"], "se": s["se"]}
+        if traj.runs < 2:  # no spread from one run: say so instead of writing 0 or NaN
+            item.update(se=None, se_note=ONE_RUN_NOTE)
+            final.update(std=None, std_note=ONE_RUN_NOTE, se=None, se_note=ONE_RUN_NOTE)
+        item["final"] = final
+        entry[metric] = item
+    entry["diverged_runs"] = int(traj.diverged.sum())
+    if traj.diverged.any():
+        entry["first_divergence_step"] = int(traj.diverged_step[traj.diverged].min())
+    entry["seconds"] = float(traj.seconds[-1])
+    return entry
 
 
 def replot(folder: str | Path, formats: tuple[str, ...] = ("png",), style: str = "default") -> list[Path]:

@@ -262,13 +262,14 @@ def test_trajectory_summary_against_numpy():
     final = traj.final("distance")
     assert final["mean"] == pytest.approx(values[:, -1].mean())
     one = Trajectory({"distance": values[:1]}, np.arange(5.0), np.zeros((1, 2)))
-    np.testing.assert_array_equal(one.summary("distance")["std"], np.zeros(5))
-    np.testing.assert_array_equal(one.summary("distance")["se"], np.zeros(5))
+    # one run has no spread: NaN (undefined), never a misleading 0
+    assert np.isnan(one.summary("distance")["std"]).all()
+    assert np.isnan(one.summary("distance")["se"]).all()
 
 
-def test_divergence_raises():
+def test_divergence_raises_on_request():
     with pytest.raises(FloatingPointError, match="lr"):
-        teach(_regression(), LeastSquares(3), make_teacher("sgd"), 400, 1e3, seed=SEEDS)
+        teach(_regression(), LeastSquares(3), make_teacher("sgd"), 400, 1e3, seed=SEEDS, on_divergence="raise")
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +285,6 @@ def test_divergence_raises():
         ({"lr": float("nan")}, "lr"),
         ({"lr": float("inf")}, "lr"),
         ({"steps": -1}, "steps"),
-        ({"steps": 2.5}, "steps"),
         ({"batch_size": 0}, "batch_size"),
         ({"interval": 0}, "interval"),
         ({"record": ("distance", "accuracy")}, "record"),
@@ -310,3 +310,133 @@ def test_learner_problem_mismatch_raises():
         teach(problem, LeastSquares(3), make_teacher("sgd"), 2, 0.1, seed=[1, 2])
     with pytest.raises(TypeError, match="teacher"):
         teach(problem, LeastSquares(3), "sgd", 2, 0.1, seed=SEEDS)
+
+
+# ---------------------------------------------------------------------------
+# Divergence: flagged per run with its step, warned, never silent
+# ---------------------------------------------------------------------------
+
+
+def _first_bad_step(distance: np.ndarray) -> np.ndarray:
+    """Independent reference: first t with a non-finite distance or one above 1e3 x max(start, 1e-3)."""
+    out = []
+    for row in distance:
+        limit = 1e3 * max(row[0], 1e-3)
+        bad = [t for t, v in enumerate(row) if not math.isfinite(v) or v > limit]
+        out.append(bad[0] if bad else -1)
+    return np.array(out)
+
+
+def test_divergence_is_flagged_with_its_step_and_warned():
+    from teachtheory.validation import DivergenceWarning
+
+    with pytest.warns(DivergenceWarning, match=r"5 of 5 runs diverged \(first at step \d+\)"):
+        traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 60, 5.0, seed=SEEDS)
+    assert traj.diverged.dtype == bool and traj.diverged.shape == (5,) and traj.diverged.all()
+    np.testing.assert_array_equal(traj.diverged_step, _first_bad_step(traj["distance"]))
+    assert (traj.diverged_step > 0).all()
+
+
+def test_stable_runs_are_not_flagged(recwarn):
+    traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 30, 0.05, seed=SEEDS)
+    assert not traj.diverged.any() and (traj.diverged_step == -1).all()
+    assert traj.divergence_message() is None
+    assert not [w for w in recwarn if "diverged" in str(w.message)]
+
+
+def test_find_divergence_rules():
+    from teachtheory.engine import find_divergence
+
+    distance = np.array([
+        [1.0, 0.5, 0.2, 0.1],  # converging
+        [1.0, 2.0, 50.0, np.inf],  # non-finite at step 3
+        [2.0, 10.0, 2001.0, 3000.0],  # beyond 1e3 x its start at step 2
+        [0.0, 1e-6, 1e-4, 0.5],  # starts at w*: drift below the floor 1e3 x 1e-3 = 1 is not divergence
+    ])
+    loss = np.array([[1.0] * 4, [1.0] * 4, [1.0] * 4, [1.0, 1.0, np.nan, 1.0]])  # run 3: NaN loss at step 2
+    diverged, step = find_divergence({"distance": distance, "loss": loss})
+    np.testing.assert_array_equal(diverged, [False, True, True, True])
+    np.testing.assert_array_equal(step, [-1, 3, 2, 2])
+    # non-finite weights count too, at the earlier of the two steps
+    diverged, step = find_divergence({"distance": distance[:1]}, np.array([1]))
+    assert diverged.tolist() == [True] and step.tolist() == [1]
+
+
+def test_divergence_can_raise():
+    with pytest.raises(FloatingPointError, match=r"diverged \(first at step"):
+        teach(_regression(), LeastSquares(3), make_teacher("sgd"), 60, 5.0, seed=SEEDS, on_divergence="raise")
+
+
+def test_save_load_keeps_divergence_flags(tmp_path):
+    with pytest.warns(RuntimeWarning):
+        traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 40, 5.0, seed=SEEDS)
+    loaded = Trajectory.load(traj.save(tmp_path / "t"))
+    np.testing.assert_array_equal(loaded.diverged, traj.diverged)
+    np.testing.assert_array_equal(loaded.diverged_step, traj.diverged_step)
+    np.testing.assert_array_equal(loaded["distance"], traj["distance"])
+
+
+# ---------------------------------------------------------------------------
+# Trajectory.load: one clear ValueError naming the file
+# ---------------------------------------------------------------------------
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda p: p, "does not exist"),
+        (lambda p: (p.write_bytes(b"\x00" * 40), p)[1], "not a readable trajectory file"),
+        (lambda p: _npz(p, weights=np.zeros(3)), "lacks"),
+        (lambda p: _npz(p, metric_distance=np.zeros((2, 5)), seconds=np.zeros(4), final_w=np.zeros((2, 3)),
+                        config_json=np.array("{}")), "metric 'distance' has shape"),
+        (lambda p: _npz(p, metric_distance=np.zeros((2, 4)), seconds=np.zeros(4), final_w=np.zeros((3, 3)),
+                        config_json=np.array("{}")), "metric 'distance' has shape"),
+        (lambda p: _npz(p, seconds=np.zeros(4), final_w=np.zeros((2, 3)), config_json=np.array("{nope"),
+                        ), "not a readable trajectory file"),
+        (lambda p: _npz(p, seconds=np.zeros(4), final_w=np.zeros((2, 3)), config_json=np.array("[1]")),
+         "config is not a JSON object"),
+    ],
+    ids=["missing", "garbage", "foreign", "steps", "runs", "config-json", "config-type"],
+)
+def test_trajectory_load_refuses_bad_files_naming_them(tmp_path, make, fragment):
+    path = make(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match=fragment) as info:
+        Trajectory.load(path)
+    assert "bad.npz" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_trajectory_load_refuses_a_truncated_file(tmp_path):
+    traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 5, 0.1, seed=SEEDS)
+    data = traj.save(tmp_path / "t").read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.npz"):
+        Trajectory.load(cut)
+
+
+# ---------------------------------------------------------------------------
+# Accepted inputs: numpy and torch scalars, numpy integers
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lr", [np.float32(0.1), np.float64(0.1), torch.tensor(0.1, dtype=DT), np.array(0.1)],
+                         ids=["np.float32", "np.float64", "torch-0d", "np-0d"])
+def test_numpy_and_torch_scalar_learning_rates_are_accepted(lr):
+    reference = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 4, float(lr), seed=SEEDS)
+    traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), np.int64(4), lr, seed=np.array(SEEDS))
+    _assert_same_metrics(reference, traj, rtol=0, atol=0)
+    assert traj.config["lr"] == float(lr) and traj.config["steps"] == 4
+
+
+def test_classifier_on_a_regression_problem_is_refused():
+    with pytest.raises(ValueError, match="regression problem needs a LeastSquares learner"):
+        teach(_regression(), Logistic(3), make_teacher("sgd"), 2, 0.1, seed=SEEDS)
+    with pytest.raises(ValueError, match=r"labels in \[-1, 1\]"):
+        problem = _clusters()
+        bad = Problem(problem.X, problem.y * 3, problem.w_star, problem.w0, label_values=problem.label_values)
+        teach(bad, Logistic(3), make_teacher("sgd"), 2, 0.1, seed=SEEDS)

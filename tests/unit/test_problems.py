@@ -31,7 +31,7 @@ def _digit_counts(classes=None):
 
     target = load_digits().target
     n = int(np.isin(target, classes).sum()) if classes is not None else target.size
-    n_test = int(round(0.3 * n))
+    n_test = round(0.3 * n)
     return n - n_test, n_test
 
 
@@ -312,7 +312,6 @@ def test_problem_rejects_mismatched_test_split(X_test, y_test):
         (lambda: linear_regression(dim=0), "dim"),
         (lambda: linear_regression(pool_size=0), "pool_size"),
         (lambda: linear_regression(runs=0), "runs"),
-        (lambda: linear_regression(runs=True), "runs"),
         (lambda: gaussian_clusters(pool_size=10, learner="svm"), "learner"),
         (lambda: moons(pool_size=10, learner="tree"), "learner"),
         (lambda: gaussian_clusters(pool_size=-1), "pool_size"),
@@ -324,6 +323,20 @@ def test_problem_rejects_mismatched_test_split(X_test, y_test):
 )
 def test_generator_validation_errors(call, match):
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: linear_regression(runs=True), "runs"),
+        (lambda: linear_regression(dim=2.0), "dim"),
+        (lambda: linear_regression(noise="0.1"), "noise"),
+        (lambda: gaussian_clusters(pool_size=10, dtype=torch.int64), "dtype"),
+    ],
+)
+def test_generator_type_errors(call, match):
+    with pytest.raises(TypeError, match=match):
         call()
 
 
@@ -428,3 +441,106 @@ def test_as_seeds():
         as_seeds([1, 2], runs=3)
     with pytest.raises(TypeError, match="seed"):
         as_seeds(1.5)
+
+
+# ---------------------------------------------------------------------------
+# Shared pools: seeded by pool_seed, independent of the batch size
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: linear_regression(dim=3, pool_size=9, noise=0.2, test_size=4, shared_pool=True, **kw),
+        lambda **kw: gaussian_clusters(pool_size=16, dim=2, test_size=5, **kw),
+        lambda **kw: moons(pool_size=16, test_size=5, **kw),
+        lambda **kw: digits35(project_dim=6, **kw),
+    ],
+    ids=["linear_regression", "gaussian_clusters", "moons", "digits35"],
+)
+def test_shared_pool_run_r_equals_a_single_run_given_the_pool_seed(make):
+    batch = make(runs=3, seed=5)
+    for runs in (1, 4):  # the shared pool does not depend on the batch size
+        other = make(runs=runs, seed=5)
+        for name in ("X", "y", "X_test", "y_test"):
+            torch.testing.assert_close(getattr(other, name), getattr(batch, name), rtol=0, atol=0)
+    for r in range(3):
+        single = make(runs=1, seed=5 + r, pool_seed=5)
+        for name in ("X", "y", "X_test", "y_test", "w_star"):
+            torch.testing.assert_close(getattr(single, name), getattr(batch, name), rtol=0, atol=0)
+        torch.testing.assert_close(single.w0[0], batch.w0[r], rtol=0, atol=0)
+    assert not torch.equal(make(runs=1, seed=6).X, batch.X)  # without pool_seed, seed 6 has its own pool
+
+
+def test_teaching_run_r_of_a_shared_pool_batch_equals_a_single_run():
+    from teachtheory.engine import teach
+    from teachtheory.learners import Logistic
+    from teachtheory.teachers import make_teacher
+
+    batch = gaussian_clusters(pool_size=16, runs=3, seed=5, dim=2, test_size=5)
+    traj = teach(batch, Logistic(3), make_teacher("imt"), 6, 0.1, seed=5, record=("distance", "test_accuracy"))
+    for r in range(3):
+        single = gaussian_clusters(pool_size=16, runs=1, seed=5 + r, dim=2, test_size=5, pool_seed=5)
+        one = teach(single, Logistic(3), make_teacher("imt"), 6, 0.1, seed=5 + r, record=("distance", "test_accuracy"))
+        for k in traj.metrics:
+            np.testing.assert_array_equal(one.metrics[k][0], traj.metrics[k][r])
+
+
+def test_pool_seed_only_for_shared_pools():
+    with pytest.raises(ValueError, match="pool_seed"):
+        linear_regression(runs=2, pool_seed=3)
+    with pytest.raises(ValueError, match="pool_seed"):
+        gaussian_clusters(pool_size=10, runs=2, pool_seed=-1)
+
+
+def test_case_seeds_of_different_seeds_are_disjoint():
+    from teachtheory.claims import CheckContext, case_seeds
+
+    a, b = case_seeds(0, 64, "mc"), case_seeds(1, 64, "mc")
+    assert len(set(a)) == 64 and not set(a) & set(b)  # seed + r would share 63 of 64 cases
+    assert case_seeds(0, 64, "mc") == a and case_seeds(0, 8, "mc") == a[:8]  # deterministic, prefix-stable
+    assert not set(a) & set(case_seeds(0, 64, "quad"))
+    assert all(0 <= s < 2**62 for s in a + b)
+    assert CheckContext(seed=3).case_seeds(4, "x") == case_seeds(3, 4, "x")
+
+
+# ---------------------------------------------------------------------------
+# Target fits that do not converge; numpy inputs and dtypes
+# ---------------------------------------------------------------------------
+
+
+def test_newton_that_stops_above_tol_raises():
+    from teachtheory.learners import Logistic
+    from teachtheory.validation import NonConvergenceError
+
+    X = torch.tensor([[[2.0, 1.0], [-2.0, 1.0], [3.0, 1.0], [-1.0, 1.0]]], dtype=DT)
+    y = torch.tensor([[1.0, -1.0, 1.0, -1.0]], dtype=DT)  # separable: no finite optimum without l2
+    with pytest.raises(NonConvergenceError, match=r"Newton stopped after 3 iterations .* above tol"):
+        fit_target(Logistic(2), X, y, l2=0.0, max_iter=3)
+    _, info = fit_target(Logistic(2), X, y, l2=1e-2)
+    assert info["converged"] and info["grad_norm"] < 1e-10
+    with pytest.raises(ValueError, match="l2"):
+        fit_target(Logistic(2), X, y, l2=-1e-3)
+
+
+def test_lbfgs_mlp_target_records_and_warns_when_above_tol():
+    from teachtheory.learners import MLP
+    from teachtheory.validation import NonConvergenceWarning
+
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(1, 30, 3, generator=gen, dtype=DT)
+    y = torch.nn.functional.one_hot((X[..., 0] > 0).long(), 2).to(DT)
+    init = 0.5 * torch.randn(1, MLP(3, 4, 2).num_params, generator=gen, dtype=DT)
+    with pytest.warns(NonConvergenceWarning, match="L-BFGS stopped"):
+        w, info = fit_target(MLP(3, 4, 2), X, y, init=init, max_iter=1)
+    assert info["converged"] is False and info["grad_norm"] > 1e-10 and torch.isfinite(w).all()
+
+
+def test_problem_accepts_numpy_and_integer_labels():
+    X, y, w = _parts()
+    p = Problem(X.numpy(), y.numpy(), w[:1].numpy(), w.numpy())
+    assert isinstance(p.X, torch.Tensor) and p.X.dtype == DT and p.w0.dtype == DT
+    labels = Problem(X, torch.tensor([[1, -1, 1, -1]]), w[:1], w)
+    assert labels.y.dtype == DT  # integer labels take the pool's floating dtype
+    with pytest.raises(TypeError, match="dtype"):
+        Problem(X.float(), y, w[:1], w)

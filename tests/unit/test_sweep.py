@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from teachtheory.cli import main
-from teachtheory.sweep import load_spec, merge, summarize, sweep
+from teachtheory.sweep import load_spec, summarize, sweep
 
 pytest.importorskip("xarray")
 
