@@ -215,23 +215,42 @@ def _cmd_docs(args, console: Console) -> int:
 
 
 def _cmd_bench(args, console: Console) -> int:
+    import time
+
     from . import bench
 
-    try:
-        runs = tuple(int(r) for r in args.runs.split(","))
-    except ValueError:
-        raise ValueError(f"--runs must be comma-separated integers, got {args.runs!r}") from None
-    if any(r < 1 for r in runs) or args.steps < 1:
-        raise ValueError("--runs must be positive integers and --steps a positive integer")
+    def int_list(text: str, name: str, allow_empty: bool = False) -> tuple[int, ...]:
+        try:
+            values = tuple(int(r) for r in text.split(",") if r.strip()) if text.strip() else ()
+        except ValueError:
+            raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+        if (not values and not allow_empty) or any(v < 1 for v in values):
+            raise ValueError(f"{name} must be positive integers, got {text!r}")
+        return values
+
+    runs = int_list(args.runs, "--runs")
+    committee_runs = int_list(args.committee_runs, "--committee-runs", allow_empty=True)
+    teachers = tuple(t.strip() for t in args.teachers.split(",") if t.strip())
+    unknown = [t for t in teachers if t not in bench.LOOPS]
+    if not teachers or unknown:
+        raise ValueError(f"--teachers must name some of {', '.join(bench.LOOPS)}, got {args.teachers!r}")
+    for name in ("steps", "threads", "repeats"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.ode_alpha < 0:
+        raise ValueError(f"--ode-alpha must be non-negative (0 skips the ODE row), got {args.ode_alpha}")
+    options = {"autograd_steps": 2, "committee_runs": committee_runs, "ode_alpha": args.ode_alpha or None}
     if args.json:
         check_writable_file(args.json, "--json")
     with _progress(console) as bar:
-        task = bar.add_task("bench", total=bench.total_items(runs))
+        task = bar.add_task("bench", total=bench.total_items(runs, teachers, **options))
 
         def progress(text: str) -> None:
             bar.update(task, description=text, advance=1)
 
-        rows = bench.run_benchmark(runs=runs, steps=args.steps, progress=progress)
+        rows = bench.run_benchmark(runs=runs, steps=args.steps, teachers=teachers, progress=progress,
+                                   threads=args.threads, repeats=args.repeats,
+                                   clock=time.process_time if args.clock == "cpu" else time.perf_counter, **options)
     console.print(bench.format_rows(rows), soft_wrap=True, highlight=False, markup=False)
     if args.json:
         bench.write_json(rows, args.json)
@@ -325,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")
     bench.add_argument("--runs", default="1,64,256", help="comma-separated run counts")
     bench.add_argument("--steps", type=int, default=1000)
+    bench.add_argument("--threads", type=int, default=1, help="torch threads while timing (default 1)")
+    bench.add_argument("--teachers", default="sgd,imt,last,dht", help="comma-separated teachers")
+    bench.add_argument("--repeats", type=int, default=3, help="each time is the best of this many")
+    bench.add_argument("--committee-runs", default="16,64", help="run counts of the committee SGD rows ('' skips)")
+    bench.add_argument("--ode-alpha", type=float, default=200.0, help="committee ODE to this alpha (0 skips)")
+    bench.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                       help="time totals by wall clock or by this process's CPU time (steadier on a busy machine)")
     sw = sub.add_parser("sweep", help="run a simulation or claim over settings x seeds (local, Dask, Ray, SLURM)")
     sw.add_argument("spec", help="a TOML or YAML sweep spec (see simulations/sweep-lsr.toml)")
     sw.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-SPEC); reruns resume it")

@@ -44,27 +44,32 @@ from .validation import (
     check_seeds,
 )
 
-__all__ = ["BLOW_UP", "METRICS", "Trajectory", "apply_batch_gradient", "estimate_memory", "find_divergence", "teach"]
+__all__ = ["AUTO_RECORD_POINTS", "BLOW_UP", "METRICS", "Trajectory", "apply_batch_gradient", "estimate_memory",
+           "find_divergence", "recorded_steps", "teach"]
 
 METRICS = ("distance", "loss", "test_accuracy", "test_loss")
 BLOW_UP = 1e3  # a run has diverged when ||w_t - w*|| exceeds BLOW_UP x its start (floored at BLOW_UP_FLOOR)
 BLOW_UP_FLOOR = 1e-3
+AUTO_RECORD_POINTS = 1000  # record_every=None: about this many recorded steps once a run is longer
 
 
 @dataclass
 class Trajectory:
-    """Per-step metrics of R teaching runs.
+    """Metrics of R teaching runs at the recorded steps.
 
     Attributes:
-        metrics: name -> array [R, T+1] (step 0 is the initial state). ``distance`` is
-            ||w_t - w*||_2, ``loss`` the mean training loss on the pool with the true labels,
-            ``test_accuracy`` / ``test_loss`` on the held-out split.
-        seconds: cumulative wall time [T+1] (shared by the runs of the batch).
+        metrics: name -> array [R, S], column j measured after ``steps_recorded[j]`` updates
+            (step 0 is the initial state). ``distance`` is ||w_t - w*||_2, ``loss`` the mean
+            training loss on the pool with the true labels, ``test_accuracy`` / ``test_loss``
+            on the held-out split.
+        seconds: cumulative wall time [S] at the recorded steps (shared by the runs of the batch).
         final_w: parameters after the last step [R, p].
         config: what produced it (teacher, learner, lr, ...).
         diverged: per run, whether it diverged (bool [R]): non-finite weights or metrics, or the
             distance to w* grown beyond ``BLOW_UP`` times its start (see :func:`find_divergence`).
         diverged_step: per run, the first step at which it had diverged (int [R]; -1 where it did not).
+        steps_recorded: the S recorded step indices, increasing, from 0 to T (default: every
+            step, ``0 .. S - 1``).
     """
 
     metrics: dict[str, np.ndarray]
@@ -73,6 +78,7 @@ class Trajectory:
     config: dict = field(default_factory=dict)
     diverged: np.ndarray | None = None
     diverged_step: np.ndarray | None = None
+    steps_recorded: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         R = np.asarray(self.final_w).shape[0]
@@ -82,6 +88,17 @@ class Trajectory:
             self.diverged_step = np.where(self.diverged, 0, -1).astype(np.int64)
         self.diverged = np.asarray(self.diverged, dtype=bool)
         self.diverged_step = np.asarray(self.diverged_step, dtype=np.int64)
+        columns = {np.shape(v)[1] for v in self.metrics.values()} if self.metrics else {len(self.seconds)}
+        if len(columns) != 1:
+            raise ValueError(f"metrics: every metric needs the same number of recorded steps, got {sorted(columns)}")
+        count = columns.pop()
+        if self.steps_recorded is None:
+            self.steps_recorded = np.arange(count, dtype=np.int64)
+        self.steps_recorded = np.asarray(self.steps_recorded, dtype=np.int64)
+        if self.steps_recorded.shape != (count,) or (count and self.steps_recorded[0] != 0) or (
+                np.diff(self.steps_recorded) <= 0).any():
+            raise ValueError(f"steps_recorded must be {count} increasing step indices from 0, "
+                             f"got {self.steps_recorded.tolist()[:8]}")
 
     @property
     def runs(self) -> int:
@@ -90,8 +107,8 @@ class Trajectory:
 
     @property
     def steps(self) -> int:
-        """Number of learner steps T."""
-        return next(iter(self.metrics.values())).shape[1] - 1 if self.metrics else int(self.seconds.shape[0]) - 1
+        """The number of learner updates T (the last recorded step)."""
+        return int(self.steps_recorded[-1])
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.metrics:
@@ -99,7 +116,8 @@ class Trajectory:
         return self.metrics[name]
 
     def summary(self, name: str, quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> dict[str, np.ndarray]:
-        """Mean, standard deviation, standard error of the mean and quantiles over runs, per step.
+        """Mean, standard deviation, standard error of the mean and quantiles over runs, per recorded
+        step (arrays [S], aligned with :attr:`steps_recorded`).
 
         With one run the standard deviation and error are undefined: NaN, never a misleading 0.
         """
@@ -112,7 +130,7 @@ class Trajectory:
         return out
 
     def final(self, name: str) -> dict[str, float]:
-        """The summary statistics of metric ``name`` at the last step."""
+        """The :meth:`summary` statistics after the last step T."""
         s = self.summary(name)
         return {k: float(v[-1]) for k, v in s.items()}
 
@@ -126,13 +144,14 @@ class Trajectory:
                 + (f"; lower lr={lr:g}" if isinstance(lr, float) else ""))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write metrics and config to one .npz file, atomically."""
+        """Write metrics, recorded steps and config to one .npz file, atomically."""
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         arrays = {f"metric_{k}": v for k, v in self.metrics.items()}
         arrays["seconds"], arrays["final_w"] = self.seconds, self.final_w
         arrays["diverged"], arrays["diverged_step"] = self.diverged, self.diverged_step
+        arrays["steps_recorded"] = self.steps_recorded
         arrays["config_json"] = np.array(json.dumps(self.config))
         arrays["format"] = np.array(TRAJECTORY_FORMAT)
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
@@ -140,7 +159,7 @@ class Trajectory:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectory:
-        """Read a file written by :meth:`save`.
+        """Read a file written by :meth:`save` (files from before ``steps_recorded`` recorded every step).
 
         Raises:
             ValueError: naming the file, when it is missing, truncated, not a trajectory, or inconsistent
@@ -158,6 +177,7 @@ class Trajectory:
                 config = json.loads(str(data["config_json"]))
                 diverged = np.asarray(data["diverged"]) if "diverged" in files else None
                 diverged_step = np.asarray(data["diverged_step"]) if "diverged_step" in files else None
+                steps = np.asarray(data["steps_recorded"]) if "steps_recorded" in files else None
         except FileNotFoundError:
             raise ValueError(f"trajectory file {str(path)!r} does not exist") from None
         except IsADirectoryError:
@@ -168,7 +188,10 @@ class Trajectory:
         problem = _inconsistency(metrics, seconds, final_w, config, diverged, diverged_step)
         if problem:
             raise ValueError(f"{str(path)!r} is not a consistent trajectory file: {problem}")
-        return cls(metrics, seconds, final_w, config, diverged, diverged_step)
+        try:
+            return cls(metrics, seconds, final_w, config, diverged, diverged_step, steps_recorded=steps)
+        except ValueError as exc:
+            raise ValueError(f"{str(path)!r} is not a consistent trajectory file: {exc}") from None
 
 
 TRAJECTORY_FORMAT = "teachtheory.Trajectory/1"
@@ -185,7 +208,7 @@ def _inconsistency(metrics, seconds, final_w, config, diverged, diverged_step) -
     R = final_w.shape[0]
     for name, values in metrics.items():
         if values.shape != (R, seconds.shape[0]):
-            return f"metric {name!r} has shape {values.shape}, expected (runs={R}, steps+1={seconds.shape[0]})"
+            return f"metric {name!r} has shape {values.shape}, expected (runs={R}, recorded steps={seconds.shape[0]})"
         if not np.issubdtype(values.dtype, np.number):
             return f"metric {name!r} has dtype {values.dtype}"
     for name, values in (("diverged", diverged), ("diverged_step", diverged_step)):
@@ -194,8 +217,8 @@ def _inconsistency(metrics, seconds, final_w, config, diverged, diverged_step) -
     return None
 
 
-def find_divergence(metrics: dict[str, np.ndarray], nonfinite_w_step: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def find_divergence(metrics: dict[str, np.ndarray], nonfinite_w_step: np.ndarray | None = None,
+                    steps_recorded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which runs diverged, and the first step at which each did (-1 where it did not).
 
     A run has diverged at step t when any recorded metric is non-finite at t, when its weights are
@@ -204,7 +227,8 @@ def find_divergence(metrics: dict[str, np.ndarray], nonfinite_w_step: np.ndarray
     begins at w* is not flagged for drifting by rounding).
 
     Args:
-        metrics: name -> [R, T+1]. nonfinite_w_step: int [R] or None.
+        metrics: name -> [R, S] at the recorded steps. nonfinite_w_step: int [R] or None.
+        steps_recorded: the S step indices of the metric columns (default 0 .. S - 1).
 
     Returns:
         (diverged bool [R], first step int [R]).
@@ -221,7 +245,8 @@ def find_divergence(metrics: dict[str, np.ndarray], nonfinite_w_step: np.ndarray
             d = metrics["distance"]
             with np.errstate(invalid="ignore", over="ignore"):
                 bad |= d > BLOW_UP * np.maximum(d[:, :1], BLOW_UP_FLOOR)
-    steps_hit = np.where(bad.any(1), bad.argmax(1), -1).astype(np.int64)
+    columns = np.arange(bad.shape[1]) if steps_recorded is None else np.asarray(steps_recorded)
+    steps_hit = np.where(bad.any(1), columns[bad.argmax(1)], -1).astype(np.int64)
     if nonfinite_w_step is not None:
         w_step = np.asarray(nonfinite_w_step, dtype=np.int64)
         both = (steps_hit >= 0) & (w_step >= 0)
@@ -297,6 +322,7 @@ def teach(
     seed: int | Sequence[int] | torch.Tensor = 0,
     sampling: str = "uniform",
     record: Sequence[str] = ("distance", "loss", "test_accuracy"),
+    record_every: int | None = None,
     progress: Callable[[int], None] | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
@@ -318,6 +344,9 @@ def teach(
         sampling: how sampling teachers draw pool examples: "uniform" (with replacement) or
             "sequential" (pool order; fresh i.i.d. samples when each run has its own i.i.d. pool).
         record: metrics to record, a subset of METRICS (a sequence of names, not one string).
+        record_every: measure them every this many steps (steps 0 and T always); None picks a cheap
+            default (:func:`recorded_steps`): every step when T <= 1000 or only ``distance`` is
+            recorded, else about 1000 evenly spaced steps. The recorded values do not depend on it.
         progress: called with the number of completed steps after each step.
         device, dtype: where and in which precision to run (default: the problem's).
         on_divergence: what to do when runs diverge (see :func:`find_divergence`): "warn" (a
@@ -325,7 +354,8 @@ def teach(
             runs), "raise" (FloatingPointError) or "ignore" (flags only).
 
     Returns:
-        A :class:`Trajectory` with metrics of shape [R, T+1] and per-run divergence flags.
+        A :class:`Trajectory` with metrics of shape [R, S] at its ``steps_recorded`` (S = T + 1
+        when every step is recorded) and per-run divergence flags.
 
     Raises:
         TypeError, ValueError: a bad argument (the message names it); ValueError also when the metric
@@ -341,12 +371,13 @@ def teach(
         device = check_device(device)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}")
+    recorded = recorded_steps(steps, record_every, record)
     if device is not None or dtype is not None:
         problem = problem.to(device=device, dtype=dtype)
     problem.check_learner(learner)
     R = problem.runs
     seeds = check_seeds(seed, R)
-    check_memory(estimate_memory(R, steps, len(record)), f"teach(runs={R}, steps={steps})")
+    check_memory(estimate_memory(R, len(recorded) - 1, len(record)), f"teach(runs={R}, steps={steps})")
     rule = make_update_rule(update)
     streams = RunStreams(seeds, device=problem.X.device)
     ctx = TeachingContext(problem=problem, learner=learner, lr=lr, batch_size=batch_size, streams=streams,
@@ -358,6 +389,7 @@ def teach(
     # First step at which each run's weights stop being finite (-1: never); cheap next to a step.
     bad_w_step = torch.where(torch.isfinite(w).all(-1), -1, 0).to(torch.int64)
     seconds = [0.0]
+    next_record = 1  # index into ``recorded`` of the next step to measure
     start = time.perf_counter()
     plan: list[TeachingBatch] = []
     with torch.no_grad():
@@ -368,19 +400,22 @@ def teach(
             grad = apply_batch_gradient(learner, w, batch)
             w, state = rule.step(w, grad, ctx.lr, state, t)
             bad_w_step = torch.where((bad_w_step < 0) & ~torch.isfinite(w).all(-1), t + 1, bad_w_step)
-            for k, v in _measure(learner, problem, w, record).items():
-                history[k].append(v)
-            seconds.append(time.perf_counter() - start)
+            if t + 1 == recorded[next_record]:
+                next_record += 1
+                for k, v in _measure(learner, problem, w, record).items():
+                    history[k].append(v)
+                seconds.append(time.perf_counter() - start)
             if progress is not None:
                 progress(t + 1)
     metrics = {k: torch.stack(v, dim=1).detach().cpu().numpy() for k, v in history.items()}
-    diverged, diverged_step = find_divergence(metrics, bad_w_step.cpu().numpy())
+    diverged, diverged_step = find_divergence(metrics, bad_w_step.cpu().numpy(), recorded)
     config = {
         "teacher": teacher.to_spec(), "learner": learner.to_spec(), "update": rule.to_spec(), "lr": lr,
         "batch_size": batch_size, "interval": interval, "sampling": sampling, "steps": steps, "runs": R, "problem": problem.name,
         "seeds": [int(s) for s in streams.seeds],
     }
-    traj = Trajectory(metrics, np.asarray(seconds), w.detach().cpu().numpy(), config, diverged, diverged_step)
+    traj = Trajectory(metrics, np.asarray(seconds), w.detach().cpu().numpy(), config, diverged, diverged_step,
+                      steps_recorded=recorded)
     message = traj.divergence_message()
     if message is not None:
         message = f"teacher {getattr(teacher, 'name', '?')!r}: {message}"
@@ -389,6 +424,29 @@ def teach(
         if on_divergence == "warn":
             warnings.warn(message, DivergenceWarning, stacklevel=2)
     return traj
+
+
+def recorded_steps(steps: int, record_every: int | None = None, record: Sequence[str] = ("distance",)) -> np.ndarray:
+    """The steps at which :func:`teach` measures its metrics: 0, k, 2k, ... and always ``steps``.
+
+    Args:
+        steps: the number of learner updates T.
+        record_every: k >= 1; None for the default: every step when T <= ``AUTO_RECORD_POINTS`` or
+            when ``record`` holds only ``distance`` (an O(p) norm per run, no dearer than the update
+            itself), else k = ceil(T / AUTO_RECORD_POINTS). The pool and test metrics cost a pass
+            over the data per measurement, so a long run would otherwise spend its time measuring.
+        record: the metrics to be recorded (only used by the default).
+
+    Returns:
+        Increasing int64 step indices from 0 to ``steps``.
+    """
+    if record_every is None:
+        cheap = set(record) <= {"distance"}
+        record_every = 1 if cheap or steps <= AUTO_RECORD_POINTS else -(-steps // AUTO_RECORD_POINTS)
+    elif not isinstance(record_every, int) or isinstance(record_every, bool) or record_every < 1:
+        raise ValueError(f"record_every must be a positive integer or None, got {record_every!r}")
+    grid = np.arange(0, steps + 1, record_every, dtype=np.int64)
+    return grid if grid[-1] == steps else np.append(grid, np.int64(steps))
 
 
 def _plan(teacher: Teacher, ctx: TeachingContext, learner: Learner, w: torch.Tensor, t: int, count: int):

@@ -80,7 +80,7 @@ def plot_metric(
     trajectories: Trajectory | Mapping[str, Trajectory], metric: str = "distance", ax=None, log: bool | None = None,
     band: str = "se", label: str | None = None,
 ):
-    """Mean of ``metric`` over runs against the step, one line per trajectory, with a band of
+    """Mean of ``metric`` over runs against the (recorded) step, one line per trajectory, with a band of
     +- one standard error (``band="se"``) or the 10-90% quantiles (``band="quantiles"``).
 
     Args:
@@ -112,7 +112,7 @@ def plot_metric(
     means = []
     for name, traj in trajectories.items():
         s = traj.summary(metric)
-        steps = np.arange(s["mean"].shape[0])
+        steps = traj.steps_recorded
         line = ax.plot(steps, s["mean"], label=name, lw=1.5)[0]
         if band == "se":
             low, high = s["mean"] - s["se"], s["mean"] + s["se"]

@@ -358,7 +358,10 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
     summary = {label: _teacher_summary(traj) for label, traj in trajectories.items()}
     warnings_found = [f"{label}: {traj.divergence_message()}" for label, traj in trajectories.items()
                       if traj.divergence_message()]
-    write_metrics(out, {"simulation": sim.name, "runs": runs, "steps": setup.steps, "teachers": summary})
+    # every teacher runs the same steps with the same metrics, so they share one recording grid
+    grid = next(iter(trajectories.values())).steps_recorded if trajectories else None
+    write_metrics(out, {"simulation": sim.name, "runs": runs, "steps": setup.steps, "steps_recorded": grid,
+                        "teachers": summary})
     fig = convergence_figure(trajectories, setup.metrics, title=f"{sim.name}: {sim.reference} (R={runs}, mean ± SE)")
     figures = save_figure(fig, out / "convergence", formats)
     return {"out": str(out), "figures": [str(f) for f in figures], "summary": summary, "trajectories": trajectories,

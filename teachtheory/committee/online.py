@@ -54,13 +54,15 @@ from ..theory import committee as theory
 from ..theory.committee import g, g_prime, torch_threads
 
 __all__ = [
-    "CommitteeProblem", "CommitteeRecord", "weights_from_order_parameters", "order_parameters", "sgd_step",
-    "order_parameter_step", "simulate_sgd", "simulate_order_parameters", "sample_chi2", "record_steps",
-    "torch_threads", "block_normals", "ode_check_problem", "plateau_problem", "sup_gap", "fit_power_law",
-    "GapScaling", "gap_scaling",
+    "CommitteeProblem", "CommitteeRecord", "GapScaling", "block_normals", "fit_power_law", "gap_scaling",
+    "ode_check_problem", "order_parameter_step", "order_parameters", "plateau_problem", "record_steps", "sample_chi2",
+    "sgd_step", "simulate_order_parameters", "simulate_sgd", "sup_gap", "torch_threads", "weights_from_order_parameters",
 ]
 
-BLOCK_NUMBERS = 1 << 16  # normals per run drawn at once by the weight engine (fixes the block size in steps)
+# Normals per run in one input draw of the weight engine; fixes its block size in steps (max(1, this // N)),
+# which must not depend on R (batch contract). Small enough that a block of R = 64 runs stays in cache
+# (the hash's per-number cost doubles once the draw spills out of it), large enough to amortise a call.
+BLOCK_NUMBERS = 1 << 12
 CHAIN_BLOCK = 256  # steps per random block in the order-parameter engine
 _CANDIDATES = 2  # Marsaglia-Tsang candidates drawn per chi-square variate (retries are rare and exact)
 
@@ -314,9 +316,10 @@ def simulate_sgd(
     r"""Online SGD of the student committee on the actual weights, R runs at once.
 
     Run r uses the streams of seed r: its initial weights (realising the problem's Q0, R0, T exactly, see
-    :func:`weights_from_order_parameters`) and its inputs x_t ~ N(0, I_N), drawn in blocks of
-    ``max(1, 2**16 // N)`` steps (:func:`block_normals`), so a batch of runs equals the single runs with the
-    same seeds, and a longer run starts with the same inputs as a shorter one.
+    :func:`weights_from_order_parameters`) and its inputs x_t ~ N(0, I_N), drawn by one
+    :meth:`RunStreams.normal` call per block of ``max(1, 2**12 // N)`` steps, shape [R, block, N], so a batch
+    of runs equals the single runs with the same seeds. The last block is drawn whole too, so a longer run
+    starts with the same inputs as a shorter one.
 
     Args:
         problem: initial order parameters and learning rates.
@@ -354,7 +357,7 @@ def _simulate_sgd(problem, N, alphas, *, runs, seed, device, dtype, progress) ->
     root = math.sqrt(N)
     block = max(1, BLOCK_NUMBERS // N)
     total = int(steps[-1])
-    record_at = set(int(s) for s in steps)
+    record_at = {int(s) for s in steps}
     Qs, Rs, vs = [], [], []
 
     def record():
@@ -368,7 +371,8 @@ def _simulate_sgd(problem, N, alphas, *, runs, seed, device, dtype, progress) ->
     step = 0
     for b in range(-(-total // block)):
         n = min(block, total - b * block)
-        xs = block_normals(streams, "committee-x", b, (n, N), dtype)  # [R, n, N]
+        # whole block even when the run ends inside it: the first n steps then do not depend on the run length
+        xs = streams.normal("committee-x", b, (block, N), dtype)[:, :n]  # [R, n, N]
         zetas = block_normals(streams, "committee-label-noise", b, (n,), dtype) if sigma > 0 else None
         nus = torch.einsum("rmn,rbn->rbm", W_star, xs) / root  # teacher fields of the whole block
         g_nu = (g(nus) * v_star[:, None, :]).sum(-1)  # [R, n]
@@ -457,7 +461,7 @@ def _simulate_order_parameters(problem, N, alphas, *, runs, seed, device, dtype,
     R_ = streams.runs
     K, M = problem.K, problem.M
     P = K + M
-    cast = dict(device=device, dtype=dtype)
+    cast = {"device": device, "dtype": dtype}
     Q = problem.Q0.to(**cast).expand(R_, K, K).clone()
     R = problem.R0.to(**cast).expand(R_, K, M).clone()
     T = problem.T.to(**cast).expand(R_, M, M).contiguous()
@@ -465,7 +469,7 @@ def _simulate_order_parameters(problem, N, alphas, *, runs, seed, device, dtype,
     v_star = problem.v_star.to(**cast).expand(R_, M).contiguous()
     lr, lr_v, sigma = float(problem.lr), problem.effective_lr_v, float(problem.noise_std)
     total = int(steps[-1])
-    record_at = set(int(s) for s in steps)
+    record_at = {int(s) for s in steps}
     Qs, Rs, vs = [Q.clone()], [R.clone()], [v.clone()]
     full_rank_dof = torch.full((R_, CHAIN_BLOCK), float(N - P), dtype=torch.float64, device=device)
     step = 0

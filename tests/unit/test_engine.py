@@ -440,3 +440,95 @@ def test_classifier_on_a_regression_problem_is_refused():
         problem = _clusters()
         bad = Problem(problem.X, problem.y * 3, problem.w_star, problem.w0, label_values=problem.label_values)
         teach(bad, Logistic(3), make_teacher("sgd"), 2, 0.1, seed=SEEDS)
+
+
+# Recording at a subset of steps (record_every)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["imt", "last", "dht"])
+def test_recorded_steps_are_bit_identical_to_recording_every_step(case):
+    problem, learner = CASES[case][0](), CASES[case][1]()
+    every = teach(problem, learner, _teacher(case), 10, 0.1, interval=2, seed=SEEDS, record=METRICS, record_every=1)
+    sparse = teach(problem, learner, _teacher(case), 10, 0.1, interval=2, seed=SEEDS, record=METRICS, record_every=3)
+    np.testing.assert_array_equal(every.steps_recorded, np.arange(11))
+    np.testing.assert_array_equal(sparse.steps_recorded, [0, 3, 6, 9, 10])
+    assert set(sparse.metrics) == set(every.metrics)
+    for k in every.metrics:
+        assert sparse[k].shape == (5, 5)
+        np.testing.assert_array_equal(sparse[k], every[k][:, sparse.steps_recorded], err_msg=k)
+    np.testing.assert_array_equal(sparse.final_w, every.final_w)
+    assert sparse.seconds.shape == (5,) and (np.diff(sparse.seconds) >= 0).all()
+    assert sparse.steps == every.steps == 10 and sparse.runs == 5
+
+
+def test_default_recording_is_every_step_for_short_or_distance_only_runs():
+    from teachtheory.engine import AUTO_RECORD_POINTS, recorded_steps
+
+    np.testing.assert_array_equal(recorded_steps(AUTO_RECORD_POINTS, None, ("distance", "loss")),
+                                  np.arange(AUTO_RECORD_POINTS + 1))
+    np.testing.assert_array_equal(recorded_steps(5000, None, ("distance",)), np.arange(5001))
+    long = recorded_steps(2500, None, ("distance", "loss"))  # every ceil(2500 / 1000) = 3 steps, and T
+    assert long[0] == 0 and long[-1] == 2500 and len(long) == 835
+    assert set(np.diff(long)) == {3, 1} and AUTO_RECORD_POINTS // 2 < len(long) <= AUTO_RECORD_POINTS + 1
+    np.testing.assert_array_equal(recorded_steps(0, None, METRICS), [0])
+    np.testing.assert_array_equal(recorded_steps(7, 7), [0, 7])
+    np.testing.assert_array_equal(recorded_steps(7, 100), [0, 7])
+
+
+def test_long_run_records_about_a_thousand_steps_by_default():
+    problem, learner = _regression(runs=2), LeastSquares(3)
+    traj = teach(problem, learner, make_teacher("sgd"), 1200, 0.05, seed=SEEDS[:2], record=("distance", "loss"))
+    assert traj.steps_recorded[0] == 0 and traj.steps_recorded[-1] == 1200 and len(traj.steps_recorded) == 601
+    assert traj["loss"].shape == (2, 601) and traj.seconds.shape == (601,) and traj.steps == 1200
+    full = teach(problem, learner, make_teacher("sgd"), 1200, 0.05, seed=SEEDS[:2], record=("distance", "loss"),
+                 record_every=1)
+    np.testing.assert_array_equal(traj["loss"], full["loss"][:, traj.steps_recorded])
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "10"])
+def test_bad_record_every_names_the_argument(bad):
+    with pytest.raises(ValueError, match="record_every"):
+        teach(_regression(), LeastSquares(3), make_teacher("sgd"), 4, 0.1, seed=SEEDS, record_every=bad)
+
+
+def test_recorded_steps_survive_save_load_and_reach_the_plot(tmp_path):
+    from teachtheory.plotting import plot_metric, plt
+
+    traj = teach(_regression(), LeastSquares(3), make_teacher("sgd"), 9, 0.1, seed=SEEDS, record=("distance", "loss"),
+                 record_every=4)
+    back = Trajectory.load(traj.save(tmp_path / "run"))
+    np.testing.assert_array_equal(back.steps_recorded, [0, 4, 8, 9])
+    np.testing.assert_array_equal(back["loss"], traj["loss"])
+    assert back.steps == 9
+    # a file written before steps_recorded existed recorded every step
+    with np.load(tmp_path / "run.npz") as data:
+        arrays = {k: data[k] for k in data.files if k != "steps_recorded"}
+    np.savez(tmp_path / "old.npz", **arrays)
+    np.testing.assert_array_equal(Trajectory.load(tmp_path / "old.npz").steps_recorded, np.arange(4))
+    ax = plot_metric(traj, "loss")
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [0, 4, 8, 9])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), traj.summary("loss")["mean"])
+    plt.close(ax.figure)
+
+
+def test_trajectory_rejects_inconsistent_recorded_steps():
+    values = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="steps_recorded"):
+        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, np.array([0, 2]))
+    with pytest.raises(ValueError, match="steps_recorded"):
+        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, np.array([0, 5, 5]))
+    with pytest.raises(ValueError, match="same number"):
+        Trajectory({"distance": values, "loss": np.zeros((2, 4))}, np.zeros(3), np.zeros((2, 1)))
+
+
+def test_simulation_metrics_carry_the_recorded_steps(tmp_path):
+    from teachtheory.simulation import run_simulation
+
+    run_simulation("lsr", tmp_path / "out", runs=2, steps=12, seed=1, formats=())
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["steps_recorded"] == list(range(13))
+    for entry in metrics["teachers"].values():
+        assert len(entry["distance"]["mean"]) == len(metrics["steps_recorded"])
+    saved = Trajectory.load(next((tmp_path / "out" / "trajectories").glob("*.npz")))
+    np.testing.assert_array_equal(saved.steps_recorded, np.arange(13))
