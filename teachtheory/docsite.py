@@ -15,7 +15,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .io import check_writable_folder
+from .io import atomic_folder_update, check_writable_folder, from_jsonable, result_folder
+from .report import write_bibtex, write_claims_pages
 
 __all__ = ["build_site", "write_generated_pages", "DOCS_REQUIREMENTS"]
 
@@ -39,8 +40,6 @@ def _check_source(source: Path) -> Path:
 
 def write_generated_pages(source: str | os.PathLike, claims=None, verdicts=None, scale: str = "quick") -> list[Path]:
     """Write the generated parts of the docs: the claims pages (when verdicts are given) and the BibTeX file."""
-    from .report import write_bibtex, write_claims_pages
-
     source = _check_source(Path(source))
     written = [write_bibtex(source / "references.bib")]
     if claims is not None:
@@ -55,16 +54,19 @@ def _saved_verdicts(source: Path):
     path = source / "claims" / "verdicts.json"
     if not path.is_file():
         raise ValueError(f"{path} is missing: run `teachtheory docs` with the checks (without --no-checks) once")
-    rows = json.loads(path.read_text())
+    rows = from_jsonable(json.loads(path.read_text()))  # "inf"/"nan" strings back to floats
     load_claims()
     claims, verdicts = [], []
     for row in rows:
         if row["id"] not in CLAIMS:
             continue
         claims.append(CLAIMS[row["id"]])
+        figure = row.get("figure")
+        if figure and not Path(figure).is_absolute():
+            figure = str(source / "claims" / figure)  # recorded relative to the claims folder
         verdicts.append(Verdict(row["id"], row["verdict"], row.get("statistic"), row.get("tolerance"),
                                 row.get("tolerance_rule", ""), row.get("message", ""), row.get("details") or {},
-                                row.get("seconds", 0.0), row.get("figure")))
+                                row.get("seconds", 0.0), figure))
     scale = rows[0].get("scale", "quick") if rows else "quick"
     return claims, verdicts, scale
 
@@ -91,38 +93,44 @@ def build_site(
         ValueError: the docs dependencies are missing, ``source`` is not a docs folder, or Sphinx reported a
             warning or an error (the message gives them).
     """
+    out = check_writable_folder(out, "--out")
     _check_docs_dependencies()
     source = _check_source(Path(source))
-    out = check_writable_folder(out, "--out")
     if run_checks is not None:
-        claims, verdicts, scale = run_checks(source / "claims" / "figures")
+        # the claims pages, their figures and verdicts.json change together, or not at all
+        with atomic_folder_update(source / "claims", "--source") as stage:
+            claims, verdicts, scale = run_checks(stage / "figures")
+            write_claims_pages(claims, verdicts, stage, scale)
+        write_bibtex(source / "references.bib")
     else:
         claims, verdicts, scale = _saved_verdicts(source)
-    write_generated_pages(source, claims, verdicts, scale)
+        write_generated_pages(source, claims, verdicts, scale)
 
     from sphinx.cmd.build import build_main
 
     log = io.StringIO()
     previous = os.environ.get("TEACHTHEORY_DOCS_GALLERY")
     os.environ["TEACHTHEORY_DOCS_GALLERY"] = "1" if gallery else "0"
-    doctrees = Path(out) / ".doctrees"
-    args = ["-b", "html", "-W", "--keep-going", "-d", str(doctrees), "-w", str(Path(out) / "warnings.log"),
-            str(source), str(out)]
-    try:
-        if quiet:
-            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                status = build_main(["-q", *args])
-        else:
-            status = build_main(args)
-    finally:
-        if previous is None:
-            os.environ.pop("TEACHTHEORY_DOCS_GALLERY", None)
-        else:
-            os.environ["TEACHTHEORY_DOCS_GALLERY"] = previous
-    if status != 0:
-        warnings_file = Path(out) / "warnings.log"
-        text = warnings_file.read_text() if warnings_file.is_file() else log.getvalue()
-        first = [line for line in text.splitlines() if line.strip()][:5]
-        raise ValueError(f"the docs build failed ({len(text.splitlines())} warning lines in {warnings_file}): "
-                         + " | ".join(first))
+    # the HTML folder is built beside --out and replaces it whole when the build succeeded
+    with result_folder(out, force=True) as partial:
+        doctrees = partial / ".doctrees"
+        warnings_file = partial / "warnings.log"
+        args = ["-b", "html", "-W", "--keep-going", "-d", str(doctrees), "-w", str(warnings_file), str(source),
+                str(partial)]
+        try:
+            if quiet:
+                with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    status = build_main(["-q", *args])
+            else:
+                status = build_main(args)
+        finally:
+            if previous is None:
+                os.environ.pop("TEACHTHEORY_DOCS_GALLERY", None)
+            else:
+                os.environ["TEACHTHEORY_DOCS_GALLERY"] = previous
+        if status != 0:
+            text = warnings_file.read_text() if warnings_file.is_file() else log.getvalue()
+            first = [line for line in text.splitlines() if line.strip()][:5]
+            raise ValueError(f"the docs build failed with {len(text.splitlines())} warning lines (nothing was "
+                             f"replaced in --out): " + " | ".join(first))
     return Path(out) / "index.html"

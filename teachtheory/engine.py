@@ -44,12 +44,13 @@ from .validation import (
     check_seeds,
 )
 
-__all__ = ["AUTO_RECORD_POINTS", "BLOW_UP", "METRICS", "Trajectory", "apply_batch_gradient", "estimate_memory",
+__all__ = ["AUTO_RECORD_POINTS", "BLOW_UP", "MAX_STEPS", "METRICS", "Trajectory", "apply_batch_gradient", "estimate_memory",
            "find_divergence", "recorded_steps", "teach"]
 
 METRICS = ("distance", "loss", "test_accuracy", "test_loss")
 BLOW_UP = 1e3  # a run has diverged when ||w_t - w*|| exceeds BLOW_UP x its start (floored at BLOW_UP_FLOOR)
 BLOW_UP_FLOOR = 1e-3
+MAX_STEPS = 10**9  # beyond this a run cannot finish in any reasonable time: refused rather than left running
 AUTO_RECORD_POINTS = 1000  # record_every=None: about this many recorded steps once a run is longer
 
 
@@ -273,6 +274,9 @@ def _check_args(problem, learner, teacher, steps, lr, batch_size, interval, upda
     check_instance(learner, "learner", Learner, "teachtheory Learner")
     check_instance(teacher, "teacher", Teacher, "teachtheory Teacher (see teachtheory.teachers.make_teacher)")
     steps = check_int(steps, "steps", min=0)
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS:,} (one Python iteration per step runs at about 1e4-1e6 "
+                         f"steps per second, so {steps:,} steps would not finish); got {steps}")
     lr = check_positive(lr, "lr")
     batch_size = check_positive_int(batch_size, "batch_size")
     interval = check_positive_int(interval, "interval")

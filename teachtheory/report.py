@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import replace
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,7 +134,9 @@ def write_claims_pages(claims: Sequence[Claim], verdicts: Sequence[Verdict], fol
     index += ["", "```{toctree}", ":maxdepth: 1", ""] + list(families) + ["```"]
     text = "\n".join(index) + "\n"
     written.append(atomic_write(folder / "index.md", lambda h: h.write(text.encode())))
-    written.append(write_verdicts_json(verdicts, folder / "verdicts.json", scale))
+    # figures are recorded relative to the claims folder, so the folder can be moved (it is built staged)
+    relative = [replace(v, figure=os.path.relpath(v.figure, folder) if v.figure else None) for v in verdicts]
+    written.append(write_verdicts_json(relative, folder / "verdicts.json", scale))
     return written
 
 

@@ -235,8 +235,8 @@ def check_run_arguments(name: str, scale: str = "small", runs: int | None = None
     sim.check_size(runs, steps, scale)
     seed = check_seed(seed, "seed", runs=runs)
     device = str(check_device(device))
-    if isinstance(formats, str) or not formats or not all(isinstance(f, str) and f in FORMATS for f in formats):
-        raise ValueError(f"formats must be a non-empty sequence of {', '.join(FORMATS)}; got {formats!r}")
+    if isinstance(formats, str) or not all(isinstance(f, str) and f in FORMATS for f in formats):
+        raise ValueError(f"formats must be a sequence of {', '.join(FORMATS)} (empty: no figures); got {formats!r}")
     check_memory(sim.memory_estimate(runs, steps), f"{sim.name} with runs={runs}, steps={steps}")
     return sim, runs, steps, seed, device, tuple(formats)
 

@@ -515,9 +515,9 @@ def test_recorded_steps_survive_save_load_and_reach_the_plot(tmp_path):
 def test_trajectory_rejects_inconsistent_recorded_steps():
     values = np.zeros((2, 3))
     with pytest.raises(ValueError, match="steps_recorded"):
-        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, np.array([0, 2]))
+        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, steps_recorded=np.array([0, 2]))
     with pytest.raises(ValueError, match="steps_recorded"):
-        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, np.array([0, 5, 5]))
+        Trajectory({"distance": values}, np.zeros(3), np.zeros((2, 1)), {}, steps_recorded=np.array([0, 5, 5]))
     with pytest.raises(ValueError, match="same number"):
         Trajectory({"distance": values, "loss": np.zeros((2, 4))}, np.zeros(3), np.zeros((2, 1)))
 

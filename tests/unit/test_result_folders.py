@@ -156,25 +156,26 @@ def test_check_writes_json_and_plots_atomically(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-def test_docs_replaces_its_generated_files_together_and_keeps_the_others(tmp_path):
-    from teachtheory.cli import main
+def test_docs_checks_failing_midway_change_no_generated_page(tmp_path):
+    import shutil
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "keep.md").write_text("hand-written")
-    (docs / "claims.md").write_text("old page")
-    (docs / "figures").mkdir()
-    (docs / "figures" / "stale.png").write_bytes(b"old")
-    assert main(["docs", FAST_CLAIM, "--out", str(docs)]) == 0
-    assert (docs / "keep.md").read_text() == "hand-written"
-    page = (docs / "claims.md").read_text()
-    assert FAST_CLAIM in page and "old page" not in page
-    assert not (docs / "figures" / "stale.png").exists()  # the figures folder is replaced whole
-    data = json.loads((docs / "claims.json").read_text())
-    figure = Path(data[0]["figure"])
-    assert figure.is_file() and figure.parent == docs / "figures"  # recorded where it ended up
-    assert f"](figures/{figure.name})" in page
-    assert not list(tmp_path.glob(f".docs{TEMP_MARK}*"))
+    from teachtheory.docsite import build_site
+
+    source = tmp_path / "docs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "docs", source,
+                    ignore=shutil.ignore_patterns("_build", "generated", "gallery"))
+    before = {p: p.read_bytes() for p in (source / "claims").rglob("*") if p.is_file()}
+
+    def broken_checks(figures):
+        figures.mkdir(parents=True, exist_ok=True)
+        (figures / "half-written.png").write_bytes(b"x")
+        raise RuntimeError("the checks broke")
+
+    with pytest.raises(RuntimeError, match="the checks broke"):
+        build_site(tmp_path / "html", source=source, gallery=False, run_checks=broken_checks)
+    after = {p: p.read_bytes() for p in (source / "claims").rglob("*") if p.is_file()}
+    assert after == before  # every generated page, figure and verdicts.json as it was
+    assert not (tmp_path / "html").exists() and not list(tmp_path.glob(f"*{TEMP_MARK}*"))
 
 
 def test_atomic_folder_update_changes_nothing_on_failure(tmp_path):
@@ -206,7 +207,7 @@ def test_plot_write_failing_mid_check_keeps_the_measurement(tmp_path, monkeypatc
     def refuse(fig, path, formats=("png",), dpi=150):
         raise PermissionError(13, "Permission denied", str(Path(path).with_suffix(".png")))
 
-    monkeypatch.setattr(family, "save_figure", refuse)
+    monkeypatch.setattr("teachtheory.plotting.save_figure", refuse)  # finish_figure writes through it
     claim = select_claims([FAST_CLAIM])[0]
     reference = claim.run(CheckContext())
     verdict = claim.run(CheckContext(plots_dir=tmp_path / "plots"))
