@@ -1,0 +1,30 @@
+"""Adversarial samples in the teacher-student setting: oracle and data adversaries, standard, adversarial,
+logit / label and confidence-calibrated training, and the in-plane / out-of-plane split of the student's
+first-layer weights.
+
+References:
+    Yang, Chen, Cai, Chen, Li & Tian, "Understanding Adversarial Samples using Teacher-Student".
+    Madry et al., ICLR 2018 (PGD). Stutz, Hein & Schiele, ICML 2020 (CCAT).
+"""
+
+from .attacks import NORMS, data_adversary, logits, oracle_adversary, pgd, project
+from .training import (
+    PLANES,
+    REGIMES,
+    TARGETS,
+    AdversarialConfig,
+    AdversarialResult,
+    Oracle,
+    ccat_lambda,
+    make_oracle,
+    plane_decomposition,
+    plane_projector,
+    robust_accuracy,
+    train_adversarial,
+)
+
+__all__ = [
+    "NORMS", "PLANES", "REGIMES", "TARGETS", "AdversarialConfig", "AdversarialResult", "Oracle", "ccat_lambda",
+    "data_adversary", "logits", "make_oracle", "oracle_adversary", "pgd", "plane_decomposition", "plane_projector",
+    "project", "robust_accuracy", "train_adversarial",
+]
