@@ -15,6 +15,7 @@ from .training import (
     AdversarialConfig,
     AdversarialResult,
     Oracle,
+    attack_matrix,
     ccat_lambda,
     make_oracle,
     plane_decomposition,
@@ -24,7 +25,7 @@ from .training import (
 )
 
 __all__ = [
-    "NORMS", "PLANES", "REGIMES", "TARGETS", "AdversarialConfig", "AdversarialResult", "Oracle", "ccat_lambda",
-    "data_adversary", "logits", "make_oracle", "oracle_adversary", "pgd", "plane_decomposition", "plane_projector",
+    "NORMS", "PLANES", "REGIMES", "TARGETS", "AdversarialConfig", "AdversarialResult", "Oracle", "attack_matrix",
+    "ccat_lambda", "data_adversary", "logits", "make_oracle", "oracle_adversary", "pgd", "plane_decomposition", "plane_projector",
     "project", "robust_accuracy", "train_adversarial",
 ]

@@ -58,6 +58,7 @@ __all__ = [
     "AdversarialConfig",
     "AdversarialResult",
     "Oracle",
+    "attack_matrix",
     "ccat_lambda",
     "make_oracle",
     "plane_decomposition",
@@ -86,6 +87,9 @@ class AdversarialConfig:
         eps, norm: the threat model (radius, "linf" or "l2"), shared by training and evaluation.
         train_steps, attack_steps: PGD steps when training and when evaluating.
         rho: CCAT's exponent.
+        augment: std of isotropic Gaussian noise added to every training input (labelled by the oracle at the
+            noisy point; 0: none). It leaves the input plane, so it is the synthetic stand-in for data
+            augmentation.
     """
 
     input_dim: int = 20
@@ -110,6 +114,7 @@ class AdversarialConfig:
     train_steps: int = 5
     attack_steps: int = 10
     rho: float = 10.0
+    augment: float = 0.0
 
     def __post_init__(self) -> None:
         def integer(name, minimum=1):
@@ -134,7 +139,7 @@ class AdversarialConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        for name in ("eps", "teacher_out_of_plane", "rho"):
+        for name in ("eps", "teacher_out_of_plane", "rho", "augment"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
@@ -269,6 +274,20 @@ def robust_accuracy(student: Sequence[nets.Layer], oracle: Oracle, X: torch.Tens
     return {"clean": clean, "oracle": acc_o, "data": acc_d}
 
 
+def attack_matrix(student: Sequence[nets.Layer], oracle: Oracle, X: torch.Tensor, *, eps: float,
+                  norm: str = "linf", steps: int = 10) -> dict[str, dict[str, torch.Tensor]]:
+    """Robust accuracy per run [R] under in-plane-only, out-of-plane-only and unrestricted attacks.
+
+    Returns:
+        {plane: {"oracle", "data"}} for plane in "in", "out", "both".
+    """
+    out = {}
+    for plane in ("in", "out", "both"):
+        acc = robust_accuracy(student, oracle, X, eps=eps, norm=norm, steps=steps, plane=plane)
+        out[plane] = {"oracle": acc["oracle"], "data": acc["data"]}
+    return out
+
+
 @dataclass
 class AdversarialResult:
     """What :func:`train_adversarial` measured (numpy, leading run axis R; T records).
@@ -387,6 +406,9 @@ def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_netwo
         for b in range(n_batches):
             idx = order[:, b * config.batch_size:(b + 1) * config.batch_size] + offsets
             x = flat_X[idx]  # [R, B, d]
+            if config.augment > 0:
+                x = x + config.augment * streams.normal("adv-augment", epoch * n_batches + b,
+                                                        tuple(x.shape[1:])).to(x)
             layers = [(w.detach(), bb.detach()) for w, bb in layers_of(params)]
             x, soft = _training_inputs(config, x, layers, teacher, train_plane, streams, epoch * n_batches + b, K)
             with torch.enable_grad():

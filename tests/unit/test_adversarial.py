@@ -10,6 +10,7 @@ import torch
 
 from teachtheory.adversarial import (
     AdversarialConfig,
+    attack_matrix,
     ccat_lambda,
     data_adversary,
     make_oracle,
@@ -23,8 +24,8 @@ from teachtheory.adversarial import (
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import TeacherStudentConfig, make_student_network
 
-SMALL = {"input_dim": 8, "rank": 3, "teacher_widths": (4,), "output_dim": 3, "multi": 2, "train_size": 80, "eval_size": 60,
-             "batch_size": 20, "epochs": 3, "record_every": 1, "eps": 0.2, "train_steps": 2, "attack_steps": 3}
+SMALL = {"input_dim": 8, "rank": 3, "teacher_widths": (4,), "output_dim": 3, "multi": 2, "train_size": 80,
+         "eval_size": 60, "batch_size": 20, "epochs": 3, "record_every": 1, "eps": 0.2, "train_steps": 2, "attack_steps": 3}
 
 
 def _gen(seed=0):
@@ -98,6 +99,14 @@ def test_plane_decomposition_separates_in_and_out_of_plane_deviations():
     assert torch.allclose(e_in, torch.zeros(1, 3, dtype=torch.float64), atol=1e-12)
     # each node: in-plane scale 2 ||w*||, out-of-plane 0.7 ||w*||, so the scaled deviation is 0.35
     assert torch.allclose(e_out, torch.full((1, 3), 0.35, dtype=torch.float64))
+
+
+def test_attack_matrix_and_augmentation_run():
+    res = train_adversarial(AdversarialConfig(**SMALL, augment=0.3), runs=2, seed=1, keep_networks=True)
+    m = attack_matrix(res.extra["student"], res.extra["oracle"], res.extra["X_eval"], eps=0.2, steps=3)
+    assert set(m) == {"in", "out", "both"}
+    for plane in m.values():
+        assert plane["oracle"].shape == (2,) and torch.all((plane["oracle"] >= 0) & (plane["oracle"] <= 1))
 
 
 def test_ccat_lambda():
