@@ -3,7 +3,8 @@ logit / label and confidence-calibrated training, and the in-plane / out-of-plan
 first-layer weights.
 
 References:
-    Yang, Chen, Cai, Chen, Li & Tian, "Understanding Adversarial Samples using Teacher-Student".
+    Yang, Chen, Cai, Chen, Li & Tian, "Understanding Robustness in Teacher-Student Setting: A New Perspective",
+    AISTATS 2021.
     Madry et al., ICLR 2018 (PGD). Stutz, Hein & Schiele, ICML 2020 (CCAT).
 """
 

@@ -17,8 +17,8 @@ interact.
 
 References:
     Madry, Makelov, Schmidt, Tsipras & Vladu, "Towards Deep Learning Models Resistant to Adversarial
-    Attacks", ICLR 2018 (PGD). Yang, Chen, Cai, Chen, Li & Tian, "Understanding Adversarial Samples using
-    Teacher-Student" (oracle and data adversaries).
+    Attacks", ICLR 2018 (PGD). Yang, Chen, Cai, Chen, Li & Tian, "Understanding Robustness in Teacher-Student
+    Setting: A New Perspective", AISTATS 2021 (oracle and data adversaries).
 """
 
 from __future__ import annotations

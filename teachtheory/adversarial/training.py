@@ -27,8 +27,9 @@ argmax f(x') = argmax f*(x)); the first-layer best correlation per teacher node;
 :math:`W_k = w^*_j + \epsilon_{in} u^{in}_k + \epsilon_{out} u^{out}_k` (:func:`plane_decomposition`).
 
 References:
-    Yang, Chen, Cai, Chen, Li & Tian, "Understanding Adversarial Samples using Teacher-Student" (oracle vs
-    data adversaries, logit vs label training, eps_in / eps_out). Stutz, Hein & Schiele,
+    Yang, Chen, Cai, Chen, Li & Tian, "Understanding Robustness in Teacher-Student Setting: A New
+    Perspective", AISTATS 2021 (oracle vs data adversaries, logit vs label training, eps_in / eps_out); Tian's
+    teacher-student talk, "Understanding Adversarial Samples using Teacher-Student". Stutz, Hein & Schiele,
     "Confidence-Calibrated Adversarial Training", ICML 2020. Madry et al., ICLR 2018.
 """
 
