@@ -42,7 +42,10 @@ def logits(layers: Sequence[nets.Layer], x: torch.Tensor) -> torch.Tensor:
 
 
 def _check(eps, norm, steps, step_size) -> None:
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+    if isinstance(eps, torch.Tensor):
+        if not bool(torch.all(torch.isfinite(eps) & (eps >= 0))):
+            raise ValueError("eps must hold non-negative finite radii")
+    elif not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
         raise ValueError(f"eps must be a non-negative finite number, got {eps!r}")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
@@ -52,10 +55,11 @@ def _check(eps, norm, steps, step_size) -> None:
         raise ValueError(f"step_size must be a positive number or None, got {step_size!r}")
 
 
-def project(delta: torch.Tensor, eps: float, norm: str, plane: torch.Tensor | None = None) -> torch.Tensor:
+def project(delta: torch.Tensor, eps: float | torch.Tensor, norm: str, plane: torch.Tensor | None = None) -> torch.Tensor:
     """Project perturbations delta [R, n, d] onto the ball of radius eps (and into ``plane``).
 
     Args:
+        eps: one radius, or one per example as a tensor [R, n, 1].
         plane: optional projector [R, d, d] (symmetric, idempotent); the result then lies in its range and
             in the ball. For L2 projecting into the plane first keeps the ball projection exact; for
             L_inf the in-plane vector is scaled down until it fits (clipping would leave the plane).
@@ -67,24 +71,28 @@ def project(delta: torch.Tensor, eps: float, norm: str, plane: torch.Tensor | No
     if norm == "l2":
         size = delta.norm(dim=-1, keepdim=True)
     elif plane is None:
-        return delta.clamp(-eps, eps)
+        return torch.maximum(torch.minimum(delta, torch.as_tensor(eps).to(delta)), -torch.as_tensor(eps).to(delta))
     else:
         size = delta.abs().amax(dim=-1, keepdim=True)
-    return delta * torch.clamp(eps / size.clamp_min(1e-30), max=1.0)
+    return delta * torch.clamp(torch.as_tensor(eps).to(delta) / size.clamp_min(1e-30), max=1.0)
 
 
-def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, *, norm: str = "linf",
+def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float | torch.Tensor, *,
+        norm: str = "linf",
         steps: int = 10, step_size: float | None = None, plane: torch.Tensor | None = None,
-        start: torch.Tensor | None = None) -> torch.Tensor:
+        start: torch.Tensor | None = None, keep_best: bool = False) -> torch.Tensor:
     """Maximise a per-example objective over B(x, eps) by projected gradient ascent.
 
     Args:
         objective: maps x' [R, n, d] to per-example values [R, n] (each depending on its own example only).
         x: clean inputs [R, n, d].
-        eps: radius; norm: "linf" or "l2". steps: ascent steps (0 returns ``x`` or the projected start).
-        step_size: default 2.5 eps / steps (Madry et al.).
+        eps: radius, or one per example as a tensor [R, n, 1]; norm: "linf" or "l2". steps: ascent steps (0
+            returns ``x`` or the projected start).
+        step_size: default 2.5 eps / steps (Madry et al.); with per-example radii, per-example steps.
         plane: optional projector [R, d, d] restricting the perturbation (see :func:`project`).
         start: optional initial perturbation [R, n, d] (e.g. random), projected first.
+        keep_best: return, per example, the iterate with the largest objective (Stutz et al.'s choice in
+            CCAT) instead of the last one.
 
     Returns:
         x' = x + delta [R, n, d], detached.
@@ -93,10 +101,11 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps:
     if x.dim() != 3:
         raise ValueError(f"x must be [R, n, d], got shape {tuple(x.shape)}")
     x = x.detach()
-    if eps == 0 or steps == 0 and start is None:
+    if isinstance(eps, (int, float)) and eps == 0 or steps == 0 and start is None:
         return x.clone()
-    alpha = 2.5 * eps / max(steps, 1) if step_size is None else float(step_size)
+    alpha = 2.5 * eps / max(steps, 1) if step_size is None else step_size
     delta = torch.zeros_like(x) if start is None else project(start.detach(), eps, norm, plane)
+    best, best_value = delta, None
     for _ in range(steps):
         delta.requires_grad_(True)
         with torch.enable_grad():
@@ -105,6 +114,10 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps:
                 raise ValueError(f"objective must return [R, n] = {tuple(x.shape[:2])}, got {tuple(value.shape)}")
             (grad,) = torch.autograd.grad(value.sum(), delta)
         with torch.no_grad():
+            if keep_best:
+                better = value.detach() > best_value if best_value is not None else torch.ones_like(value, dtype=bool)
+                best = torch.where(better[..., None], delta.detach(), best)
+                best_value = value.detach() if best_value is None else torch.maximum(value.detach(), best_value)
             if plane is not None:  # ascend along the plane's part of the gradient
                 grad = torch.matmul(grad, plane)
             if norm == "linf":
@@ -112,6 +125,10 @@ def pgd(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps:
             else:
                 step = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-30)
             delta = project(delta.detach() + alpha * step, eps, norm, plane)
+    if keep_best:
+        with torch.no_grad():
+            better = objective(x + delta) > best_value
+            delta = torch.where(better[..., None], delta, best)
     return (x + delta).detach()
 
 

@@ -13,8 +13,9 @@ Training regimes (:data:`REGIMES`), each with SGD + momentum on minibatches of a
   student (:func:`~teachtheory.adversarial.attacks.oracle_adversary`), optionally restricted to the input
   plane (``train_plane="in"``) or its complement (``"out"``);
 * ``"ccat"``: confidence-calibrated adversarial training (Stutz, Hein & Schiele) with the oracle's label in
-  place of the true one: half of each batch clean with one-hot targets, half adversarial (PGD from a random
-  start, maximising the largest non-target softmax probability) with targets
+  place of the true one: half of each batch clean with one-hot targets, half adversarial (PGD in a ball of
+  per-example radius eps_i ~ U(0, eps) from a random start, keeping each example's best iterate, maximising
+  the largest non-target softmax probability) with targets
   :math:`\tilde y = \lambda(\delta)\,\mathrm{onehot}(y) + (1 - \lambda(\delta))/K`,
   :math:`\lambda(\delta) = (1 - \min(1, \|\delta\|_\infty/\epsilon))^\rho`.
 
@@ -456,7 +457,10 @@ def _training_inputs(config, x, layers, teacher, plane, streams, step, K):
         y = logits(teacher, x).argmax(-1)
     half = x.shape[1] // 2
     x_adv, y_adv = x[:, half:], y[:, half:]
-    start = (2 * streams.uniform("adv-ccat-start", step, tuple(x_adv.shape[1:])).to(x) - 1) * config.eps
+    # each example gets its own budget eps_i ~ U(0, eps): signed PGD steps put nearly every perturbation on
+    # the sphere of its budget, so with one budget lambda(delta) would be 0 for all and rho would not matter
+    radius = streams.uniform("adv-ccat-radius", step, (x_adv.shape[1], 1)).to(x) * config.eps
+    start = (2 * streams.uniform("adv-ccat-start", step, tuple(x_adv.shape[1:])).to(x) - 1) * radius
     if config.norm == "l2":
         start = start / math.sqrt(x.shape[-1])
 
@@ -464,7 +468,8 @@ def _training_inputs(config, x, layers, teacher, plane, streams, step, K):
         prob = F.softmax(logits(layers, z), -1)
         return prob.masked_fill(F.one_hot(y_adv, K).bool(), -1.0).amax(-1)
 
-    x_adv = pgd(confidence, x_adv, config.eps, norm=config.norm, steps=config.train_steps, plane=plane, start=start)
+    x_adv = pgd(confidence, x_adv, radius, norm=config.norm, steps=config.train_steps, plane=plane, start=start,
+                keep_best=True)
     lam = ccat_lambda(x_adv - x[:, half:], config.eps, config.rho)[..., None]
     soft = torch.cat([F.one_hot(y[:, :half], K).to(x), lam * F.one_hot(y_adv, K).to(x) + (1 - lam) / K], 1)
     return torch.cat([x[:, :half], x_adv], 1), soft

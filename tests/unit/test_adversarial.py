@@ -159,3 +159,15 @@ def test_config_errors_name_the_argument():
     with pytest.raises(ValueError, match="runs"):
         train_adversarial(AdversarialConfig(**SMALL), seed=0)
     assert math.isclose(AdversarialConfig(rank=None).plane_rank, 20)
+
+
+def test_pgd_per_example_radii_and_best_iterate():
+    x = torch.zeros(1, 3, 2, dtype=torch.float64)
+    radii = torch.tensor([[[0.1], [0.2], [0.0]]], dtype=torch.float64)
+    out = pgd(lambda z: z.sum(-1), x, radii, norm="linf", steps=4)
+    assert torch.allclose(out, radii.expand_as(out))
+    # an objective that peaks inside the ball: the best iterate is kept, the last one overshoots
+    best = pgd(lambda z: -((z - 0.05) ** 2).sum(-1), x, 0.3, norm="linf", steps=2, step_size=0.05, keep_best=True)
+    assert torch.allclose(best, torch.full_like(x, 0.05))
+    with pytest.raises(ValueError, match="radii"):
+        pgd(lambda z: z.sum(-1), x, -radii - 1, steps=1)

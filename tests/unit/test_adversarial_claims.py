@@ -42,3 +42,27 @@ def test_claims_run_and_power_checks_fail(small_scale, tmp_path):
     for cid in IDS:
         power = CLAIMS[cid].run(CheckContext(scale="quick", seed=0, power=True))
         assert power.verdict == "fails", (cid, power.message)
+
+
+def test_simulation_writes_tables_and_replots(tmp_path):
+    from simulations import adversarial as sim
+
+    saved = sim.SIZES["small"]
+    sim.SIZES["small"] = {"train_size": 100, "eval_size": 60}
+    try:
+        result = sim.run_adversarial_ts(tmp_path / "out", runs=2, steps=2)
+    finally:
+        sim.SIZES["small"] = saved
+    out = tmp_path / "out"
+    for name in ("config.json", "metrics.json", "tables.md", "arrays.npz", "robust_over_epochs.png"):
+        assert (out / name).is_file(), name
+    tables = result["tables"]
+    assert set(tables["attack_matrix"]) == set(sim.MATRIX_ROWS)
+    assert set(tables["ccat_by_rho"]) == {"1", "10", "50", "10 + augment"}
+    text = (out / "tables.md").read_text()
+    assert "0.628" in text and "| AT logit |" in text
+    (out / "robust_over_epochs.png").unlink()
+    figures = sim.replot_adversarial_ts(out)
+    assert (out / "robust_over_epochs.png").is_file() and len(figures) == 3
+    with pytest.raises(ValueError, match="runs"):
+        sim.run_adversarial_ts(tmp_path / "bad", runs=0)
