@@ -7,6 +7,8 @@ perturbations), and CCAT for several rho, with and without input augmentation. W
 
 * ``config.json``; ``metrics.json`` with the three tables (robust accuracy by regime and epoch; the
   in-plane / out-of-plane / unrestricted attack matrix; CCAT by rho) as mean and SE over runs;
+* the same students against an image oracle: scikit-learn digits, trained with and without shift
+  augmentation and pruned to 45-32-32-20 (:func:`teachtheory.adversarial.digits_oracle`);
 * ``tables.md``: the tables as markdown, ours (mean ± SE) beside the talk's numbers where we have them;
 * ``arrays.npz``: every trace, from which ``replot`` redraws ``robust_over_epochs``, ``eps_traces`` and
   ``sorted_best_nc``.
@@ -25,6 +27,7 @@ import torch
 from teachtheory.adversarial import (
     AdversarialConfig,
     attack_matrix,
+    digits_oracle,
     figure_eps_traces,
     figure_robust_over_epochs,
     figure_sorted_best_nc,
@@ -33,6 +36,7 @@ from teachtheory.adversarial import (
 )
 from teachtheory.adversarial.figures import ARRAYS
 from teachtheory.io import write_json
+from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.threads import intra_op_threads
@@ -56,6 +60,10 @@ REGIMES = {
     "CCAT rho=10 + augment": {"regime": "ccat", "target": "label", "rho": 10.0, "augment": 0.3},
 }
 MATRIX_ROWS = ("ST", "AT in-plane", "AT out-of-plane", "AT logit")
+# the image oracle: digits, trained with and without shift augmentation, pruned to the talk's widths
+DIGITS = {"widths": (45, 32, 32, 20), "eps": 0.05, "lr": 0.01, "runs": {"small": 4, "full": 16},
+          "oracle": {"epochs": 40, "finetune": 20},
+          "regimes": {"ST": {"regime": "st"}, "AT logit": {"regime": "at"}, "AT label": {"regime": "at", "target": "label"}}}
 # the talk's numbers we hold (CIFAR-10 oracle pruned to 45-32-32-20, 300 epochs); others are not transcribed
 TALK = {"AT logit": 0.628, "AT label": 0.258}
 
@@ -103,14 +111,41 @@ def _run(out, scale: str = "small", runs: int = 8, steps: int = 30, seed: int = 
             m = attack_matrix(res.extra["student"], res.extra["oracle"], res.extra["X_eval"], eps=cfg.eps,
                               norm=cfg.norm, steps=cfg.attack_steps)
             matrix[label] = {plane: {k: _ms(v.numpy()) for k, v in accs.items()} for plane, accs in m.items()}
+    digits = _digits(scale, steps, seed, device)
     np.savez_compressed(out / "arrays.npz", **{f"{label}|{name}": arr[name] for label, arr in arrays.items()
                                                for name in ARRAYS})
     tables = _tables(arrays, matrix)
+    tables["digits_oracle"] = digits
     write_metrics(out, {"simulation": "adversarial-ts", "runs": runs, "epochs": steps,
                         "seconds": time.perf_counter() - started, "tables": tables})
     (out / "tables.md").write_text(_markdown(tables, runs, steps))  # the result folder is already transactional
     figures = _figures(out, arrays, formats)
     return {"out": str(out), "figures": [str(f) for f in figures], "tables": tables}
+
+
+def _digits(scale: str, epochs: int, seed: int, device: str) -> dict:
+    """The pruned digits oracle with and without augmentation: oracle accuracy, and ST / AT students."""
+    runs = DIGITS["runs"]["full" if scale == "full" else "small"]
+    streams = RunStreams(as_seeds(seed, runs))
+    out = {}
+    for augment in (False, True):
+        image = digits_oracle(streams, widths=DIGITS["widths"], augment=augment, device=device, **DIGITS["oracle"])
+        key = "augmentation on" if augment else "augmentation off"
+        rows = {"oracle_accuracy": _ms(image.accuracy.numpy()),
+                "oracle_accuracy_unpruned": _ms(image.accuracy_unpruned.numpy()),
+                "plane_rank": _ms(image.rank.numpy()), "students": {}}
+        for label, changes in DIGITS["regimes"].items():
+            cfg = AdversarialConfig(input_dim=64, rank=None, teacher_widths=DIGITS["widths"], output_dim=10,
+                                    epochs=epochs, record_every=max(1, epochs // 2), lr=DIGITS["lr"],
+                                    **{**THREAT, "eps": DIGITS["eps"]}, **changes)
+            res = train_adversarial(cfg, seed=streams.seeds, device=device, oracle=image.oracle,
+                                    data=(image.X_train, image.X_eval))
+            rows["students"][label] = {"clean": _ms(res.clean_acc[:, -1]),
+                                       "robust_oracle": _ms(res.robust_oracle[:, -1]),
+                                       "robust_data": _ms(res.robust_data[:, -1]),
+                                       "eps_in": _ms(res.eps_in[:, -1]), "eps_out": _ms(res.eps_out[:, -1])}
+        out[key] = rows
+    return out
 
 
 def _tables(arrays: dict, matrix: dict) -> dict:
@@ -149,6 +184,16 @@ def _markdown(tables: dict, runs: int, epochs: int) -> str:
         lines.append(f"| {label} | " + " | ".join(_fmt(row[p]["oracle"]) for p in ("in", "out", "both")) + " |")
     lines += ["", "## CCAT by rho (oracle-robust accuracy, final epoch)", "", "| rho | oracle-robust |", "|---|---|"]
     lines += [f"| {rho} | {_fmt(v)} |" for rho, v in tables["ccat_by_rho"].items()]
+    digits = tables.get("digits_oracle")
+    if digits:
+        lines += ["", f"## Digits oracle pruned to {'-'.join(map(str, DIGITS['widths']))} (eps = {DIGITS['eps']})", "",
+                  ("| oracle training | oracle accuracy (pruned / unpruned) | student | clean | oracle-robust | "
+                  "data-robust | eps_out |"), "|---|---|---|---|---|---|---|"]
+        for key, rows in digits.items():
+            for label, row in rows["students"].items():
+                lines.append(f"| {key} | {_fmt(rows['oracle_accuracy'])} / {_fmt(rows['oracle_accuracy_unpruned'])} "
+                             f"| {label} | {_fmt(row['clean'])} | {_fmt(row['robust_oracle'])} | "
+                             f"{_fmt(row['robust_data'])} | {_fmt(row['eps_out'])} |")
     lines += ["", ("The talk's numbers are for a CIFAR-10 oracle; only the logit/label pair (62.8% vs 25.8%) is held "
                    "here. Ours use a random ReLU oracle on rank-5 Gaussian input in d = 20, eps = 0.1 (L_inf)."), ""]
     return "\n".join(lines)

@@ -329,10 +329,14 @@ def train_adversarial(config: AdversarialConfig, *, runs: int | None = None,
                       seed: int | Sequence[int] | torch.Tensor = 0, device: str | torch.device = "cpu",
                       dtype: torch.dtype = torch.float32, threads: int | None = 1,
                       progress: Callable[[int, int], None] | None = None,
-                      keep_networks: bool = False) -> AdversarialResult:
+                      keep_networks: bool = False, oracle: Oracle | None = None,
+                      data: tuple[torch.Tensor, torch.Tensor] | None = None) -> AdversarialResult:
     """Train R students on R oracles in the configured regime and record robustness and the plane split.
 
     Args:
+        oracle, data: a given oracle (e.g. :func:`~teachtheory.adversarial.oracles.digits_oracle`) and its
+            (X_train [R, N, d], X_eval [R, M, d]) in place of the random low-rank one; ``config``'s
+            input_dim, teacher_widths and output_dim must match it (its rank, data_std and sizes are unused).
         config: the experiment. runs: R when ``seed`` is one integer (run r uses seed + r).
         device, dtype: where and in what precision. threads: intra-op threads on CPU (None: torch's).
         progress: ``progress(done_epochs, epochs)`` after every record.
@@ -350,15 +354,33 @@ def train_adversarial(config: AdversarialConfig, *, runs: int | None = None,
     if config.regime == "ccat" and config.eps == 0:
         raise ValueError("regime 'ccat' needs eps > 0")
     seeds = as_seeds(seed, runs) if isinstance(seed, int) else as_seeds(seed)
+    if (oracle is None) != (data is None):
+        raise ValueError("oracle and data go together: give both or neither")
+    if oracle is not None:
+        _check_given(config, oracle, data, int(seeds.numel()))
     with intra_op_threads(threads if device.type == "cpu" else None):
-        return _train(config, seeds, device, dtype, progress, keep_networks)
+        return _train(config, seeds, device, dtype, progress, keep_networks, oracle, data)
 
 
-def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_networks) -> AdversarialResult:
+def _check_given(config: AdversarialConfig, oracle: Oracle, data, runs: int) -> None:
+    weights = oracle.teacher.weights
+    widths = tuple(int(W.shape[-1]) for W in weights[:-1])
+    if (int(weights[0].shape[1]), widths, int(weights[-1].shape[-1])) != (
+            config.input_dim, config.teacher_widths, config.output_dim):
+        raise ValueError(f"oracle has input_dim {weights[0].shape[1]}, widths {widths}, {weights[-1].shape[-1]} "
+                         f"outputs; config says {config.input_dim}, {config.teacher_widths}, {config.output_dim}")
+    if len(data) != 2 or any(X.dim() != 3 or X.shape[0] != runs or X.shape[-1] != config.input_dim for X in data):
+        raise ValueError(f"data must be (X_train, X_eval), each [R={runs}, n, {config.input_dim}]")
+    if weights[0].shape[0] != runs:
+        raise ValueError(f"oracle holds {weights[0].shape[0]} runs, the seeds {runs}")
+
+
+def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_networks, given=None,
+           data=None) -> AdversarialResult:
     started = time.perf_counter()
     streams = RunStreams(seeds)
     R = streams.runs
-    oracle = make_oracle(config, streams, dtype, device)
+    oracle = make_oracle(config, streams, dtype, device) if given is None else given
     teacher = oracle.teacher.layers()
     student_cfg = TeacherStudentConfig(input_dim=config.input_dim, teacher_widths=config.teacher_widths,
                                        output_dim=config.output_dim, multi=config.multi)
@@ -366,13 +388,17 @@ def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_netwo
     params = [p.clone().requires_grad_(True) for p in student.parameters()]
     depth = student.depth
     velocity = [torch.zeros_like(p) for p in params]
-    X_train = oracle.sample(streams, "adv-train", config.train_size, config.data_std)
-    X_eval = oracle.sample(streams, "adv-eval", config.eval_size, config.data_std)
+    if data is None:
+        X_train = oracle.sample(streams, "adv-train", config.train_size, config.data_std)
+        X_eval = oracle.sample(streams, "adv-eval", config.eval_size, config.data_std)
+    else:
+        X_train, X_eval = (X.to(dtype=dtype, device=device) for X in data)
+    n_train = X_train.shape[1]
     with torch.no_grad():
         t_eval = nets.forward(teacher, X_eval, act="relu")
     train_plane = _plane_for(config.train_plane, oracle.plane)
     K = config.output_dim
-    n_batches = max(1, config.train_size // config.batch_size)
+    n_batches = max(1, n_train // config.batch_size)
 
     def layers_of(ps):
         return list(zip(ps[:depth], ps[depth:]))
@@ -395,8 +421,8 @@ def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_netwo
         rec["eps_in"].append(e_in.mean(-1).cpu())
         rec["eps_out"].append(e_out.mean(-1).cpu())
 
-    offsets = (torch.arange(R, device=device) * config.train_size)[:, None]
-    flat_X = X_train.reshape(R * config.train_size, -1)
+    offsets = (torch.arange(R, device=device) * n_train)[:, None]
+    flat_X = X_train.reshape(R * n_train, -1)
     for epoch in range(config.epochs + 1):
         if epoch in record_epochs:
             record()
@@ -404,7 +430,7 @@ def _train(config: AdversarialConfig, seeds, device, dtype, progress, keep_netwo
                 progress(epoch, config.epochs)
         if epoch == config.epochs:
             break
-        order = torch.argsort(streams.uniform("adv-order", epoch, (config.train_size,)), dim=1).to(device)
+        order = torch.argsort(streams.uniform("adv-order", epoch, (n_train,)), dim=1).to(device)
         for b in range(n_batches):
             idx = order[:, b * config.batch_size:(b + 1) * config.batch_size] + offsets
             x = flat_X[idx]  # [R, B, d]

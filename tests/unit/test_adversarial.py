@@ -13,12 +13,14 @@ from teachtheory.adversarial import (
     attack_matrix,
     ccat_lambda,
     data_adversary,
+    digits_oracle,
     make_oracle,
     oracle_adversary,
     pgd,
     plane_decomposition,
     project,
     robust_accuracy,
+    shift_images,
     train_adversarial,
 )
 from teachtheory.random import RunStreams, as_seeds
@@ -171,3 +173,36 @@ def test_pgd_per_example_radii_and_best_iterate():
     assert torch.allclose(best, torch.full_like(x, 0.05))
     with pytest.raises(ValueError, match="radii"):
         pgd(lambda z: z.sum(-1), x, -radii - 1, steps=1)
+
+
+def test_shift_images_moves_pixels_with_zero_fill():
+    X = torch.zeros(1, 2, 9)
+    X[0, :, 4] = 1.0  # the centre pixel of a 3x3 image
+    out = shift_images(X, torch.tensor([[1, -1]]), torch.tensor([[0, 1]]), 3)
+    assert out[0, 0].reshape(3, 3)[1, 2] == 1 and out[0, 0].sum() == 1  # one step right
+    assert out[0, 1].reshape(3, 3)[2, 0] == 1 and out[0, 1].sum() == 1  # one left, one down
+    edge = torch.zeros(1, 1, 9)
+    edge[0, 0, 2] = 1.0  # top-right corner shifted right leaves the image
+    assert shift_images(edge, torch.tensor([[1]]), torch.tensor([[0]]), 3).sum() == 0
+
+
+def test_digits_oracle_is_pruned_batched_and_usable():
+    image = digits_oracle(RunStreams(as_seeds(0, 2)), widths=(6, 4), epochs=2, finetune=1, augment=True)
+    W = image.oracle.teacher.weights
+    assert [tuple(w.shape) for w in W] == [(2, 64, 6), (2, 6, 4), (2, 4, 10)]
+    P = image.oracle.plane
+    assert torch.allclose(P @ P, P, atol=1e-5) and torch.all(image.rank < 64)
+    residual = (image.X_train - image.X_train @ P).norm(dim=(1, 2)) ** 2 / image.X_train.norm(dim=(1, 2)) ** 2
+    assert torch.all(residual <= 0.01 + 1e-6)  # the plane keeps 99% of the data's squared norm
+    assert torch.all((image.accuracy >= 0) & (image.accuracy <= 1))
+    single = digits_oracle(RunStreams(as_seeds([1])), widths=(6, 4), epochs=2, finetune=1, augment=True)
+    assert torch.allclose(single.oracle.teacher.weights[0][0], W[0][1], atol=1e-5)
+    cfg = AdversarialConfig(**{**SMALL, "input_dim": 64, "rank": None, "teacher_widths": (6, 4), "output_dim": 10,
+                               "lr": 0.01})
+    res = train_adversarial(cfg, seed=[0, 1], oracle=image.oracle, data=(image.X_train, image.X_eval))
+    assert res.robust_oracle.shape == (2, 4)
+    with pytest.raises(ValueError, match="oracle has input_dim"):
+        train_adversarial(AdversarialConfig(**SMALL), seed=[0, 1], oracle=image.oracle,
+                          data=(image.X_train, image.X_eval))
+    with pytest.raises(ValueError, match="together"):
+        train_adversarial(cfg, seed=[0, 1], oracle=image.oracle)

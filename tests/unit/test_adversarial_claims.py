@@ -47,12 +47,15 @@ def test_claims_run_and_power_checks_fail(small_scale, tmp_path):
 def test_simulation_writes_tables_and_replots(tmp_path):
     from simulations import adversarial as sim
 
-    saved = sim.SIZES["small"]
+    saved, saved_digits = sim.SIZES["small"], dict(sim.DIGITS)
     sim.SIZES["small"] = {"train_size": 100, "eval_size": 60}
+    sim.DIGITS.update(widths=(6, 4), runs={"small": 2}, oracle={"epochs": 1, "finetune": 1})
     try:
         result = sim.run_adversarial_ts(tmp_path / "out", runs=2, steps=2)
     finally:
         sim.SIZES["small"] = saved
+        sim.DIGITS.clear()
+        sim.DIGITS.update(saved_digits)
     out = tmp_path / "out"
     for name in ("config.json", "metrics.json", "tables.md", "arrays.npz", "robust_over_epochs.png"):
         assert (out / name).is_file(), name
@@ -60,7 +63,8 @@ def test_simulation_writes_tables_and_replots(tmp_path):
     assert set(tables["attack_matrix"]) == set(sim.MATRIX_ROWS)
     assert set(tables["ccat_by_rho"]) == {"1", "10", "50", "10 + augment"}
     text = (out / "tables.md").read_text()
-    assert "0.628" in text and "| AT logit |" in text
+    assert "0.628" in text and "| AT logit |" in text and "Digits oracle pruned to 6-4" in text
+    assert set(tables["digits_oracle"]) == {"augmentation off", "augmentation on"}
     (out / "robust_over_epochs.png").unlink()
     figures = sim.replot_adversarial_ts(out)
     assert (out / "robust_over_epochs.png").is_file() and len(figures) == 3
