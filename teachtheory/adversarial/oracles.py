@@ -1,7 +1,7 @@
 r"""An oracle trained on real images and pruned to small widths (the talk's CIFAR-10 oracle pruned to
-45-32-32-20; here scikit-learn's 8x8 digits by default), batched over runs.
+45-32-32-20; here scikit-learn's 8x8 digits by default, CIFAR-10 from the user's own copy), batched over runs.
 
-Per run: a random train / held-out split of the 1797 digits (pixels in [0, 1], d = 64); a ReLU network
+Per run: a random train / held-out split of the images (pixels in [0, 1]); a ReLU network
 ``grow`` times wider than the target widths is trained by SGD + momentum on the cross-entropy with the true
 labels (optionally with data augmentation: every minibatch image shifted by up to one pixel in each
 direction, zero filled), then every hidden layer is pruned to its target width by keeping the units of
@@ -31,7 +31,7 @@ from ..random import RunStreams
 from ..teacher_student.training import Network
 from .training import Oracle
 
-__all__ = ["ImageOracle", "digits_oracle", "shift_images"]
+__all__ = ["ImageOracle", "cifar_oracle", "digits_oracle", "image_oracle", "shift_images"]
 
 
 @dataclass
@@ -52,18 +52,20 @@ class ImageOracle:
     rank: torch.Tensor
 
 
-def shift_images(X: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, side: int) -> torch.Tensor:
-    """Shift square images X [R, n, side*side] by (dx, dy) in {-1, 0, 1} pixels each ([R, n]), zero filled."""
+def shift_images(X: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, side: int, channels: int = 1) -> torch.Tensor:
+    """Shift square images X [R, n, channels*side*side] (channel-major) by (dx, dy) in {-1, 0, 1} pixels
+    each ([R, n]), zero filled."""
     R, n, _ = X.shape
-    padded = F.pad(X.reshape(R, n, side, side), (1, 1, 1, 1))
+    padded = F.pad(X.reshape(R, n * channels, side, side), (1, 1, 1, 1))
     grid = torch.arange(side, device=X.device)
-    rows = (grid[None, None, :] + 1 - dy[..., None])[..., :, None].expand(R, n, side, side)
-    cols = (grid[None, None, :] + 1 - dx[..., None])[..., None, :].expand(R, n, side, side)
-    flat = padded.reshape(R, n, -1)
-    return torch.gather(flat, 2, (rows * (side + 2) + cols).reshape(R, n, -1))
+    dy, dx = (v.repeat_interleave(channels, dim=1) for v in (dy, dx))
+    rows = (grid[None, None, :] + 1 - dy[..., None])[..., :, None].expand(R, n * channels, side, side)
+    cols = (grid[None, None, :] + 1 - dx[..., None])[..., None, :].expand(R, n * channels, side, side)
+    flat = padded.reshape(R, n * channels, -1)
+    return torch.gather(flat, 2, (rows * (side + 2) + cols).reshape(R, n * channels, -1)).reshape(R, n, -1)
 
 
-def _train(arch: nets.Architecture, params, X, y, streams, tag, epochs, lr, momentum, batch, augment):
+def _train(arch: nets.Architecture, params, X, y, streams, tag, epochs, lr, momentum, batch, augment, channels):
     R, N, _ = X.shape
     params = [p.clone().requires_grad_(True) for p in params]
     velocity = [torch.zeros_like(p) for p in params]
@@ -77,7 +79,7 @@ def _train(arch: nets.Architecture, params, X, y, streams, tag, epochs, lr, mome
             if augment:
                 step = epoch * (N // batch + 1) + b
                 shifts = streams.integers(f"{tag}-shift", step, 3, (2, xb.shape[1])).to(X.device) - 1
-                xb = shift_images(xb, shifts[:, 0], shifts[:, 1], math.isqrt(xb.shape[-1]))
+                xb = shift_images(xb, shifts[:, 0], shifts[:, 1], math.isqrt(xb.shape[-1] // channels), channels)
             with torch.enable_grad():
                 out = arch.outputs(params, xb)
                 loss = F.cross_entropy(out.transpose(1, 2), yb, reduction="none").mean(1).sum()
@@ -110,19 +112,49 @@ def _prune(arch: nets.Architecture, params, X, widths: Sequence[int]) -> list[to
     return [t for layer in layers for t in layer]
 
 
-def digits_oracle(streams: RunStreams, *, widths: Sequence[int] = (45, 32, 32, 20), grow: int = 2,
-                  epochs: int = 40, finetune: int = 20, augment: bool = False, lr: float = 0.05,
-                  momentum: float = 0.9, batch_size: int = 64, eval_fraction: float = 0.3,
-                  plane_energy: float = 0.99, dtype=torch.float32, device="cpu") -> ImageOracle:
-    """Train, prune and fine-tune a digits oracle per run (see the module docstring).
-
-    Args:
-        widths: hidden widths after pruning; the network is trained at ``grow`` times these.
-        epochs, finetune: SGD epochs before and after pruning. augment: one-pixel shift augmentation.
-        eval_fraction: held-out share of the 1797 images. plane_energy: share of squared norm the plane keeps.
-    """
+def digits_oracle(streams: RunStreams, **kwargs) -> ImageOracle:
+    """Train, prune and fine-tune an oracle on scikit-learn's 8x8 digits, per run (keyword arguments as in
+    :func:`image_oracle`)."""
     from ..problems import digits_arrays
 
+    X, y = digits_arrays()
+    return image_oracle(streams, X, y, channels=1, **kwargs)
+
+
+def cifar_oracle(streams: RunStreams, folder, *, limit: int | None = 10000, **kwargs) -> ImageOracle:
+    """The same on CIFAR-10's training batches in ``folder`` (the user's copy; nothing is downloaded).
+
+    Args:
+        limit: use only the first ``limit`` images (None: all 50000). Other keyword arguments as in
+            :func:`image_oracle`.
+    """
+    from ..data import load_cifar
+
+    X, y = load_cifar(folder, 10, "train", flatten=True, normalise=True)
+    if limit is not None:
+        X, y = X[:limit], y[:limit]
+    return image_oracle(streams, torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.int64),
+                        channels=3, **kwargs)
+
+
+def image_oracle(streams: RunStreams, X_all: torch.Tensor, y_all: torch.Tensor, *, channels: int = 1,
+                 widths: Sequence[int] = (45, 32, 32, 20), grow: int = 2, epochs: int = 40, finetune: int = 20,
+                 augment: bool = False, lr: float = 0.05, momentum: float = 0.9, batch_size: int = 64,
+                 eval_fraction: float = 0.3, plane_energy: float = 0.99, dtype=torch.float32,
+                 device="cpu") -> ImageOracle:
+    """Train, prune and fine-tune an image oracle per run (see the module docstring).
+
+    Args:
+        X_all [n, channels*side*side] (channel-major square images, pixels in [0, 1]), y_all [n] labels 0..K-1.
+        widths: hidden widths after pruning; the network is trained at ``grow`` times these.
+        epochs, finetune: SGD epochs before and after pruning. augment: one-pixel shift augmentation.
+        eval_fraction: held-out share of the images. plane_energy: share of squared norm the plane keeps.
+    """
+    if X_all.dim() != 2 or y_all.shape != X_all.shape[:1]:
+        raise ValueError(f"X_all must be [n, d] and y_all [n], got {tuple(X_all.shape)} and {tuple(y_all.shape)}")
+    side = math.isqrt(X_all.shape[1] // channels)
+    if channels < 1 or channels * side * side != X_all.shape[1]:
+        raise ValueError(f"X_all rows ({X_all.shape[1]} values) are not {channels} square channel(s)")
     widths = tuple(int(w) for w in widths)
     if not widths or any(w < 1 for w in widths):
         raise ValueError(f"widths must be positive integers, got {widths!r}")
@@ -132,24 +164,24 @@ def digits_oracle(streams: RunStreams, *, widths: Sequence[int] = (45, 32, 32, 2
         raise ValueError(f"eval_fraction must lie in (0, 1), got {eval_fraction!r}")
     if not 0 < plane_energy <= 1:
         raise ValueError(f"plane_energy must lie in (0, 1], got {plane_energy!r}")
-    X_all, y_all = digits_arrays()
     n = X_all.shape[0]
+    classes = int(y_all.max()) + 1
     n_eval = round(eval_fraction * n)
     order = torch.argsort(streams.uniform("digits-split", 0, (n,)), dim=1)
     X = X_all[order].to(dtype=dtype, device=device)
     y = y_all[order].to(device)
     X_train, X_eval, y_train, y_eval = X[:, n_eval:], X[:, :n_eval], y[:, n_eval:], y[:, :n_eval]
     d = X.shape[-1]
-    wide = nets.Architecture((d, *(grow * w for w in widths), 10))
+    wide = nets.Architecture((d, *(grow * w for w in widths), classes))
     params = wide.init(streams, tag="digits-oracle", dtype=dtype, device=device)
     params = _train(wide, params, X_train, y_train, streams, "digits-oracle", epochs, lr, momentum, batch_size,
-                    augment)
+                    augment, channels)
     accuracy_unpruned = _accuracy(wide, params, X_eval, y_eval)
     with torch.no_grad():
         params = _prune(wide, params, X_train, widths)
-    small = nets.Architecture((d, *widths, 10))
+    small = nets.Architecture((d, *widths, classes))
     params = _train(small, params, X_train, y_train, streams, "digits-oracle-finetune", finetune, lr, momentum,
-                    batch_size, augment)
+                    batch_size, augment, channels)
     accuracy = _accuracy(small, params, X_eval, y_eval)
     layers = small.layers(params)
     with torch.no_grad():  # unit logit scale over the training data: the L2 targets of logit training stay O(1)

@@ -12,8 +12,10 @@ from teachtheory.adversarial import (
     AdversarialConfig,
     attack_matrix,
     ccat_lambda,
+    cifar_oracle,
     data_adversary,
     digits_oracle,
+    image_oracle,
     make_oracle,
     oracle_adversary,
     pgd,
@@ -23,6 +25,7 @@ from teachtheory.adversarial import (
     shift_images,
     train_adversarial,
 )
+from teachtheory.data import write_cifar_batch
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import TeacherStudentConfig, make_student_network
 
@@ -187,7 +190,8 @@ def test_shift_images_moves_pixels_with_zero_fill():
 
 
 def test_digits_oracle_is_pruned_batched_and_usable():
-    image = digits_oracle(RunStreams(as_seeds(0, 2)), widths=(6, 4), epochs=2, finetune=1, augment=True)
+    image = digits_oracle(RunStreams(as_seeds(0, 2)), widths=(6, 4), epochs=2, finetune=1, augment=True,
+                          batch_size=256)
     W = image.oracle.teacher.weights
     assert [tuple(w.shape) for w in W] == [(2, 64, 6), (2, 6, 4), (2, 4, 10)]
     P = image.oracle.plane
@@ -195,14 +199,29 @@ def test_digits_oracle_is_pruned_batched_and_usable():
     residual = (image.X_train - image.X_train @ P).norm(dim=(1, 2)) ** 2 / image.X_train.norm(dim=(1, 2)) ** 2
     assert torch.all(residual <= 0.01 + 1e-6)  # the plane keeps 99% of the data's squared norm
     assert torch.all((image.accuracy >= 0) & (image.accuracy <= 1))
-    single = digits_oracle(RunStreams(as_seeds([1])), widths=(6, 4), epochs=2, finetune=1, augment=True)
+    single = digits_oracle(RunStreams(as_seeds([1])), widths=(6, 4), epochs=2, finetune=1, augment=True,
+                           batch_size=256)
     assert torch.allclose(single.oracle.teacher.weights[0][0], W[0][1], atol=1e-5)
     cfg = AdversarialConfig(**{**SMALL, "input_dim": 64, "rank": None, "teacher_widths": (6, 4), "output_dim": 10,
                                "lr": 0.01})
-    res = train_adversarial(cfg, seed=[0, 1], oracle=image.oracle, data=(image.X_train, image.X_eval))
+    res = train_adversarial(cfg, seed=[0, 1], oracle=image.oracle, data=(image.X_train[:, :100], image.X_eval[:, :60]))
     assert res.robust_oracle.shape == (2, 4)
     with pytest.raises(ValueError, match="oracle has input_dim"):
         train_adversarial(AdversarialConfig(**SMALL), seed=[0, 1], oracle=image.oracle,
                           data=(image.X_train, image.X_eval))
     with pytest.raises(ValueError, match="together"):
         train_adversarial(cfg, seed=[0, 1], oracle=image.oracle)
+
+
+def test_shift_images_with_channels_and_a_cifar_oracle_from_disk(tmp_path):
+    X = torch.arange(8, dtype=torch.float64).reshape(1, 1, 8)  # 2 channels of 2x2
+    out = shift_images(X, torch.tensor([[1]]), torch.tensor([[0]]), 2, channels=2)
+    assert out.reshape(2, 2, 2).tolist() == [[[0, 0], [0, 2]], [[0, 4], [0, 6]]]
+    rng = np.random.default_rng(0)
+    write_cifar_batch(tmp_path / "data_batch_1", rng.integers(0, 256, (60, 3072), dtype=np.uint8),
+                      [i % 10 for i in range(60)])
+    image = cifar_oracle(RunStreams(as_seeds(0, 1)), tmp_path, limit=50, widths=(4,), epochs=1, finetune=1,
+                         augment=True, batch_size=16)
+    assert image.X_train.shape == (1, 35, 3072) and image.oracle.teacher.weights[-1].shape == (1, 4, 10)
+    with pytest.raises(ValueError, match="square"):
+        image_oracle(RunStreams(as_seeds(0, 1)), torch.zeros(10, 7), torch.zeros(10, dtype=torch.long))
