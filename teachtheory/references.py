@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Reference", "REFERENCES", "cite", "full_citation"]
+__all__ = ["REFERENCES", "Reference", "cite", "full_citation"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,16 @@ _ENTRIES = (
     Reference("simclr", ("Ting Chen", "Simon Kornblith", "Mohammad Norouzi", "Geoffrey Hinton"),
               "A Simple Framework for Contrastive Learning of Visual Representations",
               "International Conference on Machine Learning (ICML)", 2020, "Chen et al., ICML 2020 (SimCLR)"),
+    Reference("yang-robust", ("Zhuolin Yang", "Zhaoxi Chen", "Tiffany Cai", "Xinyun Chen", "Bo Li", "Yuandong Tian"),
+              "Understanding Robustness in Teacher-Student Setting: A New Perspective",
+              "International Conference on Artificial Intelligence and Statistics (AISTATS)", 2021,
+              "Yang et al., AISTATS 2021"),
+    Reference("madry", ("Aleksander Madry", "Aleksandar Makelov", "Ludwig Schmidt", "Dimitris Tsipras", "Adrian Vladu"),
+              "Towards Deep Learning Models Resistant to Adversarial Attacks",
+              "International Conference on Learning Representations (ICLR)", 2018, "Madry et al., ICLR 2018 (PGD)"),
+    Reference("ccat", ("David Stutz", "Matthias Hein", "Bernt Schiele"),
+              "Confidence-Calibrated Adversarial Training: Generalizing to Unseen Attacks",
+              "International Conference on Machine Learning (ICML)", 2020, "Stutz, Hein & Schiele, ICML 2020 (CCAT)"),
 )
 
 REFERENCES: dict[str, Reference] = {r.key: r for r in _ENTRIES}
