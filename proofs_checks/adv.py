@@ -33,7 +33,7 @@ TALK = cite("tian-talk", "'Understanding Adversarial Samples using Teacher-Stude
 
 # per scale: runs and the shared configuration of every regime
 SETTINGS = {
-    "quick": {"runs": 8, "config": {"epochs": 30, "record_every": 10, "train_size": 1000, "eval_size": 500}},
+    "quick": {"runs": 16, "config": {"epochs": 30, "record_every": 10, "train_size": 1000, "eval_size": 500}},
     "full": {"runs": 32, "config": {"epochs": 100, "record_every": 10, "train_size": 2000, "eval_size": 1000}},
 }
 THREAT = {"eps": 0.1, "norm": "linf", "train_steps": 5, "attack_steps": 10}

@@ -128,6 +128,7 @@ TINY = [
     pytest.param("specialization-deep", 1, 4, marks=pytest.mark.slow),
     pytest.param("ssl-hltm", 1, 2, marks=pytest.mark.slow), pytest.param("l2t-dln", 1, 4, marks=pytest.mark.slow),
     pytest.param("committee", 1, 40000, marks=pytest.mark.slow),
+    pytest.param("adversarial-ts", 1, 2, marks=pytest.mark.slow),
 ]
 
 

@@ -27,6 +27,7 @@ EXPECTED = {
     "ssl_hltm": {"ssl-hltm"},
     "l2t_dln": {"l2t-dln"},
     "agd_saddle": {"agd-saddle"},
+    "adversarial": {"adversarial-ts"},
 }
 SHARED = {"common"}  # helpers of the runners; registers nothing
 
