@@ -75,6 +75,9 @@ _ENTRIES = (
     Reference("simclr", ("Ting Chen", "Simon Kornblith", "Mohammad Norouzi", "Geoffrey Hinton"),
               "A Simple Framework for Contrastive Learning of Visual Representations",
               "International Conference on Machine Learning (ICML)", 2020, "Chen et al., ICML 2020 (SimCLR)"),
+    Reference("reinforce", ("Ronald J. Williams",),
+              "Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement Learning",
+              "Machine Learning 8", 1992, "Williams, Machine Learning 1992 (REINFORCE)"),
 )
 
 REFERENCES: dict[str, Reference] = {r.key: r for r in _ENTRIES}

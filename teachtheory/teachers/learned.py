@@ -43,8 +43,10 @@ ACTION_STREAM = "policy-action"
 
 
 def default_actions(learner: Learner, count: int = 9, bound: float = 2.0, *, dtype=torch.float64) -> torch.Tensor:
-    """A discretised label space: ``count`` scalar labels evenly in [-bound, bound] ([A]) for scalar learners;
-    for K outputs, the scaled one-hot labels s e_k, s in ``count`` values evenly in (0, bound] ([A = count K, K])."""
+    """A discretised label space: ``count`` scalar values evenly in [-bound, bound] ([A]) for scalar learners;
+    for K outputs, the scaled one-hot vectors s e_k, s in ``count`` values evenly in (0, bound] ([A = count K, K]).
+    With a relative policy (the default) these are offsets added to the true label; include 0 (odd ``count``
+    for scalars) so that plain SGD is one of the actions."""
     if not isinstance(count, int) or isinstance(count, bool) or count < 2:
         raise ValueError(f"count must be an integer >= 2, got {count!r}")
     if not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound > 0):
@@ -70,6 +72,7 @@ class TeachingPolicy:
             x + bound tanh(out) (bound required for ``kind="input"``).
         actions: the discrete action set, labels [A] (scalar learners) or [A, K]; default
             :func:`default_actions`. Discrete inputs are not supported (use a continuous policy).
+        relative: discrete actions are offsets added to the true label (True) or absolute labels (False).
     """
 
     learner: Learner
@@ -80,6 +83,7 @@ class TeachingPolicy:
     act: str = "tanh"
     bound: float | None = None
     actions: torch.Tensor | None = field(default=None, compare=False)
+    relative: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.learner, Learner):
@@ -196,15 +200,16 @@ class TeachingPolicy:
             raise ValueError("logits needs mode='discrete'")
         return torch.log_softmax(self.network(params, self.features(w, x, y, direction)), -1)
 
-    def labels_of(self, action: torch.Tensor) -> torch.Tensor:
-        """Labels [R, m(, K)] for action indices [R, m]."""
-        return self.actions.to(action.device)[action]
+    def labels_of(self, action: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Labels [R, m(, K)] for action indices [R, m] and the true labels y."""
+        chosen = self.actions.to(device=y.device, dtype=y.dtype)[action]
+        return y + chosen if self.relative else chosen
 
     def to_spec(self) -> dict:
         """A JSON-able description."""
         return {"kind": self.kind, "mode": self.mode, "omniscient": self.omniscient, "hidden": list(self.hidden),
                 "act": self.act, "bound": self.bound,
-                "actions": None if self.actions is None else int(self.actions.shape[0])}
+                "actions": None if self.actions is None else int(self.actions.shape[0]), "relative": self.relative}
 
 
 class LearnedTeacher(Teacher):
@@ -250,7 +255,7 @@ class LearnedTeacher(Teacher):
             action = (logp.exp().cumsum(-1) < u[..., None]).sum(-1).clamp_max(logp.shape[-1] - 1)
         else:
             action = logp.argmax(-1)
-        batch.y = self.policy.labels_of(action).to(batch.y)
+        batch.y = self.policy.labels_of(action, batch.y)
         return batch
 
     def to_spec(self) -> dict:

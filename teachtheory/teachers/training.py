@@ -273,7 +273,6 @@ def train_reinforce(
     Xv, Yv = _repeat_runs(Xv, R, B), _repeat_runs(Yv, R, B)
     w_star = _repeat_runs(problem.w_star.expand_as(problem.w0), R, B)
     w0 = _repeat_runs(problem.w0, R, B)
-    actions = policy.actions.to(device=X.device, dtype=X.dtype)
     m = batch_size
 
     def measure(w):
@@ -299,7 +298,7 @@ def train_reinforce(
                 if entropy > 0:
                     entropies.append(-(logp.exp() * logp).sum(-1).mean(-1))
                 with torch.no_grad():
-                    w = w - lr * learner.mean_grad(w, x, actions[action])
+                    w = w - lr * learner.mean_grad(w, x, policy.labels_of(action, y))
                     rewards.append(measure(w))
             r = torch.stack(rewards, 1).reshape(R, B, episode_steps)
             returns = r.flip(-1).cumsum(-1).flip(-1)  # G_t = sum_{s >= t} r_s
