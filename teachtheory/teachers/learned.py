@@ -7,6 +7,8 @@ learner state) to a *teaching action*:
 * ``kind="label"``: the label fed to the learner (LAST Sec. 4, the parameterized label synthesiser),
 * ``kind="input"``: a transformation of the input, :math:`x' = x + \epsilon \tanh(\cdot)` (the
   learner-conditioned data transformation of DHT Sec. 3.3.1),
+* ``kind="both"``: input and label together (DHT's full teaching space, Fig. 8): the bounded input change
+  and an unbounded label change,
 
 either *continuous* (the network output itself, trained by unrolling) or *discrete* (a softmax over a
 fixed action set, trained by policy gradient). The omniscient policy sees :math:`w - w^*`; the
@@ -36,7 +38,7 @@ from .base import Teacher, TeachingBatch, TeachingContext
 
 __all__ = ["KINDS", "MODES", "LearnedTeacher", "TeachingPolicy", "default_actions"]
 
-KINDS = ("label", "input")
+KINDS = ("label", "input", "both")
 MODES = ("continuous", "discrete")
 # Stream for the action a discrete policy samples at teaching time (deterministic argmax otherwise).
 ACTION_STREAM = "policy-action"
@@ -69,7 +71,8 @@ class TeachingPolicy:
         omniscient: whether the state includes w - w* (else only w: the black-box teacher).
         hidden: hidden widths of the network. act: its activation.
         bound: continuous labels are y_true + bound tanh(out) (None: y_true + out); inputs are
-            x + bound tanh(out) (bound required for ``kind="input"``).
+            x + bound tanh(out) (bound required for ``kind="input"`` and ``"both"``, whose label change is
+            unbounded).
         actions: the discrete action set, labels [A] (scalar learners) or [A, K]; default
             :func:`default_actions`. Discrete inputs are not supported (use a continuous policy).
         relative: discrete actions are offsets added to the true label (True) or absolute labels (False).
@@ -92,10 +95,10 @@ class TeachingPolicy:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.kind == "input" and self.mode == "discrete":
-            raise ValueError("kind='input' needs mode='continuous' (no discrete input transformation is defined)")
-        if self.kind == "input" and self.bound is None:
-            raise ValueError("kind='input' needs a bound epsilon on the transformation (x' = x + bound tanh(.))")
+        if self.kind != "label" and self.mode == "discrete":
+            raise ValueError(f"kind={self.kind!r} needs mode='continuous' (no discrete input transformation is defined)")
+        if self.kind != "label" and self.bound is None:
+            raise ValueError(f"kind={self.kind!r} needs a bound epsilon on the transformation (x' = x + bound tanh(.))")
         if self.bound is not None and not (isinstance(self.bound, (int, float)) and math.isfinite(self.bound)
                                            and self.bound > 0):
             raise ValueError(f"bound must be a positive number or None, got {self.bound!r}")
@@ -124,7 +127,8 @@ class TeachingPolicy:
         """Network outputs per example: the label size, the input size, or the number of actions."""
         if self.mode == "discrete":
             return int(self.actions.shape[0])
-        return self.learner.input_dim if self.kind == "input" else self.learner.output_dim
+        return {"input": self.learner.input_dim, "label": self.learner.output_dim,
+                "both": self.learner.input_dim + self.learner.output_dim}[self.kind]
 
     @property
     def architecture(self) -> nets.Architecture:
@@ -189,7 +193,12 @@ class TeachingPolicy:
         out = self.network(params, self.features(w, x, y, direction))
         if self.kind == "input":
             return x + self.bound * torch.tanh(out), y
-        delta = out if self.bound is None else self.bound * torch.tanh(out)
+        if self.kind == "both":
+            d = self.learner.input_dim
+            x, out = x + self.bound * torch.tanh(out[..., :d]), out[..., d:]
+            delta = out
+        else:
+            delta = out if self.bound is None else self.bound * torch.tanh(out)
         if self.learner.scalar_labels:
             delta = delta[..., 0]
         return x, y + delta
@@ -246,7 +255,7 @@ class LearnedTeacher(Teacher):
         e = self.policy.direction(w, ctx.w_star if self.omniscient else None, None if self.omniscient else ctx.pool())
         if self.policy.mode == "continuous":
             batch.x, batch.y = self.policy.apply(params, w, batch.x, batch.y, e)
-            if self.policy.kind == "input":
+            if self.policy.kind != "label":
                 batch.index = None
             return batch
         logp = self.policy.logits(params, w, batch.x, batch.y, e)

@@ -191,6 +191,19 @@ def test_input_policy_stays_within_bound_and_mlp_learner():
     assert ((batch.x - plain.x).abs() <= 0.3 + 1e-12).all() and torch.equal(batch.y, plain.y)
 
 
+def test_black_box_full_space_policy_changes_input_within_bound_and_label():
+    problem = problems.gaussian_clusters(pool_size=30, runs=2, seed=0, dim=2, test_size=0)
+    learner = Logistic(problem.dim)
+    policy = TeachingPolicy(learner, kind="both", omniscient=False, bound=0.2, hidden=(8,))
+    params = policy.init(RunStreams(as_seeds(0, 2)), last_gain=1.0)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.5, batch_size=3, streams=RunStreams(as_seeds(0, 2)))
+    batch = LearnedTeacher(policy, params).teach(ctx, problem.w0, 0)
+    plain = RandomTeacher().teach(ctx, problem.w0, 0)
+    change = (batch.x - plain.x).abs()
+    assert (change <= 0.2 + 1e-12).all() and (change > 0).any() and not torch.equal(batch.y, plain.y)
+    assert batch.index is None
+
+
 def test_default_actions_shapes():
     assert default_actions(LeastSquares(3), 5).shape == (5,)
     assert default_actions(MLP(3, 4, 3), 4).shape == (12, 3)
