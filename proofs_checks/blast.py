@@ -30,13 +30,13 @@ SOURCE = cite("last", "Sec. 7")
 LR, STEPS = 0.05, 100
 
 
-def _problem(ctx: CheckContext):
-    problem = problems.digits35(runs=ctx.pick(8, 32), seed=ctx.seed + 3, project_dim=24)
+def _problem(ctx: CheckContext, runs: int = 8):
+    problem = problems.digits35(runs=ctx.pick(runs, 32), seed=ctx.seed + 3, project_dim=24)
     return problem, Logistic(problem.dim)
 
 
 def check_unrolled(ctx: CheckContext) -> Verdict:
-    problem, learner = _problem(ctx)
+    problem, learner = _problem(ctx, runs=16)
     v = 5
     policy = TeachingPolicy(learner, omniscient=False, hidden=(32,))
     res = train_unrolled(policy, problem, lr=LR, horizon=v, iterations=ctx.pick(80, 600), episode_steps=STEPS,

@@ -24,11 +24,11 @@ import torch
 
 from teachtheory import problems
 from teachtheory.engine import Trajectory, teach
-from teachtheory.learners import MLP, LeastSquares, Logistic
+from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
 from teachtheory.references import cite
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.teachers import DHTTeacher, LASTTeacher, RandomTeacher
-from teachtheory.teachers.learned import TeachingPolicy, default_actions
+from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy, default_actions
 from teachtheory.teachers.training import train_reinforce, train_unrolled
 from teachtheory.threads import intra_op_threads
 
@@ -38,11 +38,11 @@ SETTINGS = {
     "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
               "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0,
               "lsr_dim": 10, "lsr_pool": 100, "mlp_hidden": 8, "dht_iterations": 20, "dht_restarts": 2,
-              "input_bound": 0.5},
+              "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8},
     "full": {"hidden": (64, 64), "horizon": 10, "unroll_iterations": 5000, "pg_iterations": 600,
              "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0,
              "lsr_dim": 20, "lsr_pool": 200, "mlp_hidden": 16, "dht_iterations": 50, "dht_restarts": 4,
-             "input_bound": 0.5},
+             "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32},
 }
 
 
@@ -133,6 +133,25 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
                 objective="loss", seed=seed, name="dht-blackbox"),
         }
         return problem, learner, lr, metrics, teachers
+    if case == "mixup":
+        problem = problems.digits(runs=runs, seed=seed, project_dim=s["mixup_dim"], learner="softmax", device=device)
+        learner, lr, metrics = Softmax(problem.dim, 10), 0.1, ("loss", "test_accuracy")
+        cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=s["hidden"])
+        disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=s["hidden"])
+        v = s["horizon"]
+        teachers = {
+            "ERM (SGD)": RandomTeacher(), "Mixup Beta(1, 1)": MixupTeacher("beta", 1.0),
+            "Mixup {0, 0.5, 1}": MixupTeacher("discrete"),
+            f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
+                cont, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
+                objective="loss", batch_size=s["mixup_batch"], seed=seed, name="mixup-unrolled"),
+            "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
+                disc, problem, lr=lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
+                episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
+                batch_size=s["mixup_batch"], seed=seed, name="mixup-reinforce"),
+        }
+        return problem, learner, lr, metrics, teachers
     raise ValueError(f"case must be one of {', '.join(CASES)}, got {case!r}")
 
 
@@ -163,7 +182,8 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
             teacher = training.teacher
         else:
             teacher = entry
-        traj = teach(problem, learner, teacher, steps, lr, seed=seed + 10_000, record=metrics,
+        batch = settings["mixup_batch"] if case == "mixup" else 1
+        traj = teach(problem, learner, teacher, steps, lr, batch_size=batch, seed=seed + 10_000, record=metrics,
                      progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
         trajectories[label] = traj
         traj.save(out / f"{case}__{_slug(label)}.npz")
@@ -184,7 +204,7 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
 
 
-CASES = ("last-lsr", "last-mlp", "blast", "dht-transform")
+CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup")
 
 
 def _runner(cases: tuple[str, ...], reference: str):
@@ -233,6 +253,15 @@ register(Simulation(
     reference=cite("last", "Sec. 7"),
     defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
     runner=_runner(("blast",), cite("last", "Sec. 7")), replot=_replot,
+))
+register(Simulation(
+    name="dht-mixup",
+    description="Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
+                "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
+                "Mixup; softmax regression on the ten digits (a stand-in for the paper's small CNN with Adam)",
+    reference=cite("dht", "Sec. 4.1, Table 1"),
+    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 5, "steps": 2000}},
+    runner=_runner(("mixup",), cite("dht", "Sec. 4.1, Table 1")), replot=_replot,
 ))
 register(Simulation(
     name="dht-transform",

@@ -9,6 +9,9 @@ learner state) to a *teaching action*:
   learner-conditioned data transformation of DHT Sec. 3.3.1),
 * ``kind="both"``: input and label together (DHT's full teaching space, Fig. 8): the bounded input change
   and an unbounded label change,
+* ``kind="mixup"``: a Mixup coefficient lambda for a pair of pool examples, x = lambda x_i + (1 - lambda) x_j and
+  likewise y (DHT Sec. 4.1, learner-conditioned Mixup): sigmoid(out) when continuous, one of ``actions``
+  (default {0, 0.5, 1}) when discrete,
 
 either *continuous* (the network output itself, trained by unrolling) or *discrete* (a softmax over a
 fixed action set, trained by policy gradient). The omniscient policy sees :math:`w - w^*`; the
@@ -34,14 +37,25 @@ import torch
 from .. import nets
 from ..learners import Learner
 from ..random import RunStreams
-from .base import Teacher, TeachingBatch, TeachingContext
+from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
-__all__ = ["KINDS", "MODES", "LearnedTeacher", "TeachingPolicy", "default_actions"]
+__all__ = ["KINDS", "MODES", "LearnedTeacher", "MixupTeacher", "TeachingPolicy", "default_actions", "mix",
+           "sample_partner"]
 
-KINDS = ("label", "input", "both")
+KINDS = ("label", "input", "both", "mixup")
 MODES = ("continuous", "discrete")
 # Stream for the action a discrete policy samples at teaching time (deterministic argmax otherwise).
 ACTION_STREAM = "policy-action"
+# Stream of the second example of each Mixup pair (the first comes from the shared sampling stream).
+PARTNER_STREAM = "mixup-partner"
+
+
+def mix(lam: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor,
+        y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup of pairs: lam [R, m] -> (lam x1 + (1 - lam) x2, lam y1 + (1 - lam) y2), labels scalar or vector."""
+    lx = lam[..., None]
+    ly = lam if y1.dim() == lam.dim() else lam[..., None]
+    return lx * x1 + (1 - lx) * x2, ly * y1 + (1 - ly) * y2
 
 
 def default_actions(learner: Learner, count: int = 9, bound: float = 2.0, *, dtype=torch.float64) -> torch.Tensor:
@@ -74,7 +88,7 @@ class TeachingPolicy:
             x + bound tanh(out) (bound required for ``kind="input"`` and ``"both"``, whose label change is
             unbounded).
         actions: the discrete action set, labels [A] (scalar learners) or [A, K]; default
-            :func:`default_actions`. Discrete inputs are not supported (use a continuous policy).
+            :func:`default_actions` (Mixup: {0, 0.5, 1}). Discrete inputs are not supported.
         relative: discrete actions are offsets added to the true label (True) or absolute labels (False).
     """
 
@@ -95,9 +109,9 @@ class TeachingPolicy:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.kind != "label" and self.mode == "discrete":
+        if self.kind in ("input", "both") and self.mode == "discrete":
             raise ValueError(f"kind={self.kind!r} needs mode='continuous' (no discrete input transformation is defined)")
-        if self.kind != "label" and self.bound is None:
+        if self.kind in ("input", "both") and self.bound is None:
             raise ValueError(f"kind={self.kind!r} needs a bound epsilon on the transformation (x' = x + bound tanh(.))")
         if self.bound is not None and not (isinstance(self.bound, (int, float)) and math.isfinite(self.bound)
                                            and self.bound > 0):
@@ -106,7 +120,13 @@ class TeachingPolicy:
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
             raise ValueError(f"hidden must be positive integers, got {self.hidden!r}")
         object.__setattr__(self, "hidden", hidden)
-        if self.mode == "discrete":
+        if self.mode == "discrete" and self.kind == "mixup":
+            actions = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64) if self.actions is None else \
+                torch.as_tensor(self.actions)
+            if actions.dim() != 1 or not ((actions >= 0) & (actions <= 1)).all():
+                raise ValueError(f"mixup actions must be coefficients in [0, 1], shape [A], got {actions!r}")
+            object.__setattr__(self, "actions", actions)
+        elif self.mode == "discrete":
             actions = default_actions(self.learner) if self.actions is None else torch.as_tensor(self.actions)
             shape = (actions.shape[0],) + self.learner.label_shape()
             if actions.dim() != 1 + len(self.learner.label_shape()) or tuple(actions.shape) != shape:
@@ -120,14 +140,15 @@ class TeachingPolicy:
     def feature_dim(self) -> int:
         """Length of the per-example state: x, y, the learner output, the direction e and 3 K label statistics."""
         K = self.learner.output_dim
-        return self.learner.input_dim + 2 * K + self.learner.num_params + 3 * K
+        single = self.learner.input_dim + 2 * K + self.learner.num_params + 3 * K
+        return 2 * single if self.kind == "mixup" else single  # Mixup sees both examples of the pair
 
     @property
     def output_dim(self) -> int:
         """Network outputs per example: the label size, the input size, or the number of actions."""
         if self.mode == "discrete":
             return int(self.actions.shape[0])
-        return {"input": self.learner.input_dim, "label": self.learner.output_dim,
+        return {"input": self.learner.input_dim, "label": self.learner.output_dim, "mixup": 1,
                 "both": self.learner.input_dim + self.learner.output_dim}[self.kind]
 
     @property
@@ -186,11 +207,22 @@ class TeachingPolicy:
         """Raw outputs [R, ..., output_dim] of the run-batched network for features [R, ..., feature_dim]."""
         return self.architecture.outputs(params, features)
 
-    def apply(self, params, w, x, y, direction) -> tuple[torch.Tensor, torch.Tensor]:
+    def state(self, w, x, y, direction, partner=None) -> torch.Tensor:
+        """The network input: :meth:`features`, of both examples for Mixup (``partner`` = (x2, y2))."""
+        feats = self.features(w, x, y, direction)
+        if self.kind != "mixup":
+            return feats
+        if partner is None:
+            raise ValueError("a Mixup policy needs the partner examples (x2, y2)")
+        return torch.cat([feats, self.features(w, *partner, direction)], -1)
+
+    def apply(self, params, w, x, y, direction, partner=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Continuous action: the (x', y') handed to the learner, both differentiable in params and w."""
         if self.mode != "continuous":
             raise ValueError("apply needs mode='continuous'; use logits for a discrete policy")
-        out = self.network(params, self.features(w, x, y, direction))
+        out = self.network(params, self.state(w, x, y, direction, partner))
+        if self.kind == "mixup":
+            return mix(torch.sigmoid(out[..., 0]), x, y, *partner)
         if self.kind == "input":
             return x + self.bound * torch.tanh(out), y
         if self.kind == "both":
@@ -203,16 +235,19 @@ class TeachingPolicy:
             delta = delta[..., 0]
         return x, y + delta
 
-    def logits(self, params, w, x, y, direction) -> torch.Tensor:
+    def logits(self, params, w, x, y, direction, partner=None) -> torch.Tensor:
         """Discrete policy: log-probabilities over the action set, [R, m, A]."""
         if self.mode != "discrete":
             raise ValueError("logits needs mode='discrete'")
-        return torch.log_softmax(self.network(params, self.features(w, x, y, direction)), -1)
+        return torch.log_softmax(self.network(params, self.state(w, x, y, direction, partner)), -1)
 
-    def labels_of(self, action: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Labels [R, m(, K)] for action indices [R, m] and the true labels y."""
+    def take(self, action: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+            partner=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x', y') for discrete action indices [R, m]: the chosen label (offset) or Mixup coefficient."""
         chosen = self.actions.to(device=y.device, dtype=y.dtype)[action]
-        return y + chosen if self.relative else chosen
+        if self.kind == "mixup":
+            return mix(chosen, x, y, *partner)
+        return x, (y + chosen if self.relative else chosen)
 
     def to_spec(self) -> dict:
         """A JSON-able description."""
@@ -250,22 +285,69 @@ class LearnedTeacher(Teacher):
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
         batch = self.sample_uniform(ctx, step)
+        partner = sample_partner(ctx, step) if self.policy.kind == "mixup" else None
         params = self._params_for(w.shape[0], w)
         # The black-box teacher's validation set is the pool with its true labels.
         e = self.policy.direction(w, ctx.w_star if self.omniscient else None, None if self.omniscient else ctx.pool())
         if self.policy.mode == "continuous":
-            batch.x, batch.y = self.policy.apply(params, w, batch.x, batch.y, e)
+            batch.x, batch.y = self.policy.apply(params, w, batch.x, batch.y, e, partner)
             if self.policy.kind != "label":
                 batch.index = None
             return batch
-        logp = self.policy.logits(params, w, batch.x, batch.y, e)
+        logp = self.policy.logits(params, w, batch.x, batch.y, e, partner)
         if self.sample:
             u = ctx.streams.uniform(ACTION_STREAM, step, logp.shape[1:2], dtype=logp.dtype).to(logp.device)
             action = (logp.exp().cumsum(-1) < u[..., None]).sum(-1).clamp_max(logp.shape[-1] - 1)
         else:
             action = logp.argmax(-1)
-        batch.y = self.policy.labels_of(action, batch.y)
+        batch.x, batch.y = self.policy.take(action, batch.x, batch.y, partner)
+        if self.policy.kind == "mixup":
+            batch.index = None
         return batch
 
     def to_spec(self) -> dict:
         return {"name": self.name, **self.policy.to_spec(), "sample": self.sample}
+
+
+def sample_partner(ctx: TeachingContext, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The second example of each Mixup pair, uniformly from the pool (its own stream): ([R, m, d], [R, m(, K)])."""
+    index = ctx.streams.integers(PARTNER_STREAM, step, ctx.problem.pool_size, (ctx.batch_size,))
+    return gather_pool(*ctx.pool(), index.to(ctx.problem.X.device))
+
+
+class MixupTeacher(Teacher):
+    """Mixup baselines without a policy (DHT Sec. 4.1, Table 1): pairs drawn uniformly, lambda from
+    Beta(alpha, alpha) (``mode="beta"``), uniformly from ``values`` (``"discrete"``, default {0, 0.5, 1}),
+    or 1 (``"erm"``: plain SGD on the first example)."""
+
+    name = "mixup"
+
+    def __init__(self, mode: str = "beta", alpha: float = 1.0, values: Sequence[float] = (0.0, 0.5, 1.0)) -> None:
+        if mode not in ("beta", "discrete", "erm"):
+            raise ValueError(f"mode must be 'beta', 'discrete' or 'erm', got {mode!r}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+        values = tuple(float(v) for v in values)
+        if not values or any(not 0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"values must be coefficients in [0, 1], got {values!r}")
+        self.mode, self.alpha, self.values = mode, float(alpha), values
+
+    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        batch = self.sample_uniform(ctx, step)
+        if self.mode == "erm":
+            return batch
+        x2, y2 = sample_partner(ctx, step)
+        u = ctx.streams.uniform("mixup-lambda", step, (ctx.batch_size,))
+        if self.mode == "beta":
+            from scipy.special import betaincinv  # inverse CDF of the uniform draw: one draw per (run, slot)
+
+            lam = torch.as_tensor(betaincinv(self.alpha, self.alpha, u.cpu().numpy()))
+        else:
+            lam = torch.tensor(self.values, dtype=torch.float64)[(u * len(self.values)).long().clamp_max(
+                len(self.values) - 1)]
+        batch.x, batch.y = mix(lam.to(batch.x), batch.x, batch.y, x2, y2)
+        batch.index = None
+        return batch
+
+    def to_spec(self) -> dict:
+        return {"name": self.name, "mode": self.mode, "alpha": self.alpha, "values": list(self.values)}

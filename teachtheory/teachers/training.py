@@ -49,6 +49,7 @@ OBJECTIVES = ("distance", "loss")
 REWARDS = ("distance", "accuracy")
 TRAIN_STREAM = "policy-train"
 TRAIN_ACTION_STREAM = "policy-train-action"
+TRAIN_PARTNER_STREAM = "policy-train-partner"
 
 
 @dataclass
@@ -178,7 +179,10 @@ def train_unrolled(
         (w,) = ws
         index = streams.integers(TRAIN_STREAM, i, n, (batch_size,)).to(X.device)
         x, y = gather_pool(X, Y, index)
-        x2, y2 = policy.apply(theta, w, x, y, policy.direction(w, w_star, (Xv, Yv)))
+        partner = None
+        if policy.kind == "mixup":
+            partner = gather_pool(X, Y, streams.integers(TRAIN_PARTNER_STREAM, i, n, (batch_size,)).to(X.device))
+        x2, y2 = policy.apply(theta, w, x, y, policy.direction(w, w_star, (Xv, Yv)), partner)
         return (w - lr * learner.mean_grad(w, x2, y2),)
 
     history = []
@@ -235,7 +239,7 @@ def train_reinforce(
     """Train a discrete policy by REINFORCE with a leave-one-out baseline (Adam on theta).
 
     Args:
-        policy: a ``mode="discrete"`` label policy.
+        policy: a ``mode="discrete"`` label or Mixup policy.
         problem: R runs, each with its own policy. lr: the learner's step size.
         episode_steps: learner steps per episode (from w0). iterations: policy updates.
         episodes: B >= 2 episodes per run per update (the baseline needs at least two).
@@ -289,7 +293,11 @@ def train_reinforce(
                 k = it * episode_steps + t
                 index = streams.integers(TRAIN_STREAM, k, n, (B, m)).reshape(R * B, m).to(X.device)
                 x, y = gather_pool(X, Y, index)
-                feats = policy.features(w, x, y, policy.direction(w, w_star, (Xv, Yv)))
+                partner = None
+                if policy.kind == "mixup":
+                    other = streams.integers(TRAIN_PARTNER_STREAM, k, n, (B, m)).reshape(R * B, m).to(X.device)
+                    partner = gather_pool(X, Y, other)
+                feats = policy.state(w, x, y, policy.direction(w, w_star, (Xv, Yv)), partner)
                 raw = policy.network(theta, feats.reshape(R, B * m, -1))
                 logp = torch.log_softmax(raw, -1).reshape(R * B, m, -1)
                 u = streams.uniform(TRAIN_ACTION_STREAM, k, (B, m), dtype=logp.dtype).reshape(R * B, m, 1)
@@ -298,7 +306,7 @@ def train_reinforce(
                 if entropy > 0:
                     entropies.append(-(logp.exp() * logp).sum(-1).mean(-1))
                 with torch.no_grad():
-                    w = w - lr * learner.mean_grad(w, x, policy.labels_of(action, y))
+                    w = w - lr * learner.mean_grad(w, *policy.take(action, x, y, partner))
                     rewards.append(measure(w))
             r = torch.stack(rewards, 1).reshape(R, B, episode_steps)
             returns = r.flip(-1).cumsum(-1).flip(-1)  # G_t = sum_{s >= t} r_s

@@ -10,10 +10,10 @@ import torch
 
 from teachtheory import problems
 from teachtheory.engine import teach
-from teachtheory.learners import MLP, LeastSquares, Logistic
+from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teachers import RandomTeacher, TeachingContext, synthesize_labels
-from teachtheory.teachers.learned import LearnedTeacher, TeachingPolicy, default_actions
+from teachtheory.teachers.learned import LearnedTeacher, MixupTeacher, TeachingPolicy, default_actions, sample_partner
 from teachtheory.teachers.training import plan_labels, train_reinforce, train_unrolled
 from teachtheory.unroll import hypergradient, rollout
 
@@ -202,6 +202,37 @@ def test_black_box_full_space_policy_changes_input_within_bound_and_label():
     change = (batch.x - plain.x).abs()
     assert (change <= 0.2 + 1e-12).all() and (change > 0).any() and not torch.equal(batch.y, plain.y)
     assert batch.index is None
+
+
+def test_mixup_policy_and_baselines_mix_pairs():
+    problem = problems.gaussian_clusters(pool_size=30, runs=2, seed=0, dim=2, test_size=0, learner="softmax")
+    learner = Softmax(problem.dim, 2)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.5, batch_size=4, streams=RunStreams(as_seeds(0, 2)))
+    first = RandomTeacher().teach(ctx, problem.w0, 0)
+    partner = sample_partner(ctx, 0)
+    erm = MixupTeacher("erm").teach(ctx, problem.w0, 0)
+    assert torch.equal(erm.x, first.x)
+    for teacher in (MixupTeacher("beta", 0.5), MixupTeacher("discrete")):
+        batch = teacher.teach(ctx, problem.w0, 0)
+        # every mixed example lies on the segment between its pair, with the same lambda for x and y
+        lam = ((batch.y - partner[1]) / (first.y - partner[1]))[..., 0]
+        ok = (first.y[..., 0] != partner[1][..., 0])
+        assert ((lam[ok] >= -1e-12) & (lam[ok] <= 1 + 1e-12)).all()
+        torch.testing.assert_close(batch.x[ok], (lam[..., None] * first.x + (1 - lam[..., None]) * partner[0])[ok])
+    discrete = MixupTeacher("discrete", values=(0.5,)).teach(ctx, problem.w0, 0)
+    torch.testing.assert_close(discrete.x, 0.5 * (first.x + partner[0]))
+    policy = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=(4,))
+    res = train_reinforce(policy, problem, lr=0.5, episode_steps=2, iterations=2, episodes=2, reward="accuracy",
+                          batch_size=4)
+    batch = res.teacher.teach(ctx, problem.w0, 0)
+    assert batch.x.shape == first.x.shape and batch.index is None
+    cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=(4,))
+    res = train_unrolled(cont, problem, lr=0.5, horizon=2, iterations=2, objective="loss", batch_size=4)
+    assert torch.isfinite(res.teacher.teach(ctx, problem.w0, 0).x).all()
+    with pytest.raises(ValueError, match="mode"):
+        MixupTeacher("cutmix")
+    with pytest.raises(ValueError, match="coefficients"):
+        TeachingPolicy(learner, kind="mixup", mode="discrete", actions=torch.tensor([2.0]))
 
 
 def test_default_actions_shapes():
