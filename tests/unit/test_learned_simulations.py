@@ -37,3 +37,16 @@ def test_simulation_runs(name, tmp_path, monkeypatch):
 def test_unknown_case_is_named():
     with pytest.raises(ValueError, match="case must be one of"):
         sims.build_case("gan", TINY, 1, 1, 0, "cpu")
+
+
+def test_claim_families_register_their_ids():
+    import proofs_checks.blast
+    import proofs_checks.dht_mixup
+    import proofs_checks.dht_policies
+    import proofs_checks.last_parameterized  # noqa: F401
+    from teachtheory.claims import CLAIMS
+
+    expected = {"last.parameterized.v1-greedy", "last.parameterized.horizon", "last.parameterized.beats-sgd",
+                "blast.unrolled", "blast.policy-gradient", "dht.policies.transform", "dht.mixup"}
+    assert expected <= set(CLAIMS)
+    assert all(CLAIMS[c].statement and CLAIMS[c].method for c in expected)
