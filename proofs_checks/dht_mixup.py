@@ -45,10 +45,10 @@ def check_mixup(ctx: CheckContext) -> Verdict:
     baselines = {"ERM": final(RandomTeacher()), "Beta(1,1)": final(MixupTeacher("beta", 1.0)),
                  "{0,0.5,1}": final(MixupTeacher("discrete"))}
     pg = train_reinforce(TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=(32,)),
-                         problem, lr=lr, episode_steps=20, iterations=ctx.pick(30, 300), episodes=8, batch_size=m,
+                         problem, lr=lr, episode_steps=10, iterations=ctx.pick(15, 300), episodes=6, batch_size=m,
                          policy_lr=1e-2, reward="accuracy", seed=ctx.seed)
     unrolled = train_unrolled(TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=(32,)), problem, lr=lr,
-                              horizon=5, iterations=ctx.pick(40, 400), episode_steps=T, batch_size=m, policy_lr=3e-3,
+                              horizon=5, iterations=ctx.pick(20, 400), episode_steps=T, batch_size=m, policy_lr=3e-3,
                               aux_weight=1.0, objective="loss", seed=ctx.seed)
     acc_pg, acc_un = final(pg.teacher), final(unrolled.teacher)
     best_name = max(baselines, key=lambda k: baselines[k].mean())
