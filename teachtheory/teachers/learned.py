@@ -4,15 +4,14 @@ A policy :math:`\pi_\theta` maps what the teacher sees about one candidate examp
 true label y, the learner's output on it, the learner's per-example gradient statistics and the
 learner state) to a *teaching action*:
 
-* ``kind="label"``: the label fed to the learner (LAST Sec. 4, the parameterized label synthesiser),
-* ``kind="input"``: a transformation of the input, :math:`x' = x + \epsilon \tanh(\cdot)` (the
-  learner-conditioned data transformation of DHT Sec. 3.3.1),
-* ``kind="both"``: input and label together (DHT's full teaching space, Fig. 8): the bounded input change
-  and an unbounded label change,
-* ``kind="mixup"``: a Mixup coefficient lambda for a pair of pool examples, x = lambda x_i + (1 - lambda) x_j and
-  likewise y (DHT Sec. 4.1, learner-conditioned Mixup): sigmoid(out) when continuous, one of ``actions``
-  (default {0, 0.5, 1}) when discrete,
+* ``kind="label"``: the label fed to the learner (LAST Sec. 4, the parameterized label synthesiser);
+* ``kind="input"``: an input change bounded by epsilon per coordinate (DHT Sec. 3.3.1's transformation);
+* ``kind="both"``: input and label together (DHT's full teaching space, Fig. 8);
+* ``kind="mixup"``: a Mixup coefficient for a pair of pool examples (DHT Sec. 4.1).
 
+With ``kind="input"`` the learner gets :math:`x' = x + \epsilon \tanh(\text{out})`; ``"both"`` adds an unbounded
+label change; ``"mixup"`` feeds :math:`\lambda x_i + (1 - \lambda) x_j` with the same mix of labels, where
+:math:`\lambda` is sigmoid(out) (continuous) or one of ``actions``, default {0, 0.5, 1} (discrete). Actions are
 either *continuous* (the network output itself, trained by unrolling) or *discrete* (a softmax over a
 fixed action set, trained by policy gradient). The omniscient policy sees :math:`w - w^*`; the
 black-box one (``omniscient=False``: BLAST, LAST Sec. 7; DHT Fig. 8) sees only w.
