@@ -154,7 +154,7 @@ def test_reinforce_improves_the_policy(lsr):
     scale = float(problem.y.abs().max())
     policy = TeachingPolicy(learner, mode="discrete", hidden=(16,), actions=torch.linspace(-scale, scale, 7,
                                                                                             dtype=torch.float64))
-    res = train_reinforce(policy, problem, lr=0.05, episode_steps=8, iterations=25, episodes=6, policy_lr=3e-2)
+    res = train_reinforce(policy, problem, lr=0.05, episode_steps=6, iterations=15, episodes=4, policy_lr=5e-2)
     assert res.history[-5:].mean() < res.history[:5].mean()
     traj = teach(problem, learner, res.teacher, 10, 0.05, seed=1)
     assert np.isfinite(traj["distance"]).all()
