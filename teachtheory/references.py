@@ -85,6 +85,9 @@ _ENTRIES = (
     Reference("ccat", ("David Stutz", "Matthias Hein", "Bernt Schiele"),
               "Confidence-Calibrated Adversarial Training: Generalizing to Unseen Attacks",
               "International Conference on Machine Learning (ICML)", 2020, "Stutz, Hein & Schiele, ICML 2020 (CCAT)"),
+    Reference("reinforce", ("Ronald J. Williams",),
+              "Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement Learning",
+              "Machine Learning 8", 1992, "Williams, Machine Learning 1992 (REINFORCE)"),
 )
 
 REFERENCES: dict[str, Reference] = {r.key: r for r in _ENTRIES}

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["METHODS", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level", "sgd_steps"]
+__all__ = ["METHODS", "Rollout", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level", "rollout",
+           "sgd_steps"]
 
 Params = tuple[torch.Tensor, ...]
 TrainLoss = Callable[[Params, Params, int], torch.Tensor]
@@ -218,6 +219,63 @@ def _reverse(train_loss, val_loss, theta0, phi, steps, scale, start, hessian, ch
                 g_theta = tuple(gt - scale * h for gt, h in zip(g_theta, hv_theta))  # Eq. (5)
         del trajectory
     return Unrolled(value.detach(), g_phi, g_theta, theta_final)
+
+
+@dataclass
+class Rollout:
+    """Result of :func:`rollout`.
+
+    Attributes:
+        iterates: theta^0 .. theta^N, each a tuple of tensors carrying the graph back to phi (and theta^0).
+        greedy: per step i = 1 .. N, the step applied to the *detached* theta^{i-1} (empty unless asked for):
+            the stop-gradient one-step iterates of the auxiliary loss of DHT Sec. 3.3.1.
+    """
+
+    iterates: list[Params]
+    greedy: list[Params]
+
+
+def rollout(step: Callable[[Params, int], Params], theta0, steps: int, *, start: int = 0,
+            stop_gradient_steps: bool = False) -> Rollout:
+    r"""Differentiable rollout of an arbitrary update map :math:`\theta^i = T(\theta^{i-1}, i)`, keeping the graph.
+
+    The general form of the unrolled training of :func:`hypergradient`'s ``"autograd"`` method, for updates
+    that are not plain SGD on a loss: a teaching policy that chooses the label or the input from the
+    current learner state makes the step depend on :math:`\theta^{i-1}` through the policy too, and the
+    full derivative of :math:`e(\theta^N)` must carry that path. The caller closes ``step`` over the
+    policy parameters and back-propagates any function of the iterates.
+
+    Args:
+        step: (theta, i) -> theta', differentiable; ``i`` is the global step (``start + k``) so the
+            caller picks its mini-batch deterministically.
+        theta0: tensor or tuple of tensors (used as given: pass a detached copy to cut the graph).
+        steps: N >= 0.
+        stop_gradient_steps: also return :math:`T(\mathrm{sg}(\theta^{i-1}), i)` for every step (the
+            greedy one-step terms of DHT Sec. 3.3.1's auxiliary loss, whose gradient reaches the policy
+            only through step i).
+
+    Returns:
+        :class:`Rollout`.
+
+    References:
+        Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1;
+        Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    theta = _as_params("theta0", theta0)
+    iterates, greedy = [theta], []
+    for k in range(steps):
+        prev = iterates[-1]
+        nxt = step(prev, start + k)
+        nxt = (nxt,) if isinstance(nxt, torch.Tensor) else tuple(nxt)
+        if len(nxt) != len(prev):
+            raise ValueError(f"step returned {len(nxt)} tensors for {len(prev)} parameters")
+        iterates.append(nxt)
+        if stop_gradient_steps:
+            detached = step(tuple(t.detach() for t in prev), start + k)
+            greedy.append((detached,) if isinstance(detached, torch.Tensor) else tuple(detached))
+    return Rollout(iterates, greedy)
 
 
 def chain_to(outputs: Params, inputs: Params, cotangent: Params) -> Params:

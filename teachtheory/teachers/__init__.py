@@ -41,3 +41,8 @@ __all__ = [
     "LASTTeacher", "MixedTeacher", "DHTTeacher", "ScalingMapTeacher", "DistillationTeacher", "LabelSmoothingTeacher",
     "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
 ]
+
+# Learned teaching policies (LAST Sec. 4 and 7; DHT Sec. 3.3.1): training lives in teachers.training.
+from .learned import LearnedTeacher, TeachingPolicy
+
+__all__ += ["LearnedTeacher", "TeachingPolicy"]

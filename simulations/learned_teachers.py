@@ -1,0 +1,274 @@
+"""Simulations of learned teaching policies: parameterized LAST (LAST Sec. 4, Fig. 12), black-box LAST (BLAST,
+LAST Sec. 7) and DHT's learner-conditioned data transformation (DHT Sec. 3.3.1, Fig. 4) with the black-box
+policy over the full teaching space (Fig. 8).
+
+Each trains its policies (one per run, all runs batched) and then runs every teacher through ``teach()`` on
+the same problems and the same teaching-time samples; the policies were trained on a different sample
+stream. Results: ``metrics.json`` (final distance / test accuracy, mean, SD and SE over runs, training
+time), one ``.npz`` trajectory per teacher and case, and a convergence figure per case.
+
+References:
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4 (Fig. 12), Sec. 7;
+    Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1 (Fig. 4).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from teachtheory import problems
+from teachtheory.engine import Trajectory, teach
+from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
+from teachtheory.references import cite
+from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.teachers import DHTTeacher, LASTTeacher, RandomTeacher
+from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy, default_actions
+from teachtheory.teachers.training import train_reinforce, train_unrolled
+from teachtheory.threads import intra_op_threads
+
+__all__ = ["CASES", "SETTINGS", "build_case", "run_case"]
+
+SETTINGS = {
+    "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
+              "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0,
+              "lsr_dim": 10, "lsr_pool": 100, "mlp_hidden": 8, "dht_iterations": 20, "dht_restarts": 2,
+              "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8},
+    "full": {"hidden": (64, 64), "horizon": 10, "unroll_iterations": 5000, "pg_iterations": 600,
+             "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0,
+             "lsr_dim": 20, "lsr_pool": 200, "mlp_hidden": 16, "dht_iterations": 50, "dht_restarts": 4,
+             "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32},
+}
+
+
+def _lsr(settings, runs, seed, device):
+    dim = settings["lsr_dim"]
+    problem = problems.linear_regression(dim=dim, pool_size=settings["lsr_pool"], runs=runs, seed=seed, noise=0.1,
+                                         device=device)
+    return problem, LeastSquares(dim), 0.5 / dim, ("distance", "loss")
+
+
+def _mlp(settings, runs, seed, device):
+    hidden = settings["mlp_hidden"]
+    problem = problems.digits35(runs=runs, seed=seed, project_dim=24, learner="mlp", hidden=hidden, device=device,
+                                init_scale=1.0)
+    return problem, MLP(problem.dim, hidden, 2), 0.05, ("distance", "test_accuracy")
+
+
+def _logistic(settings, runs, seed, device):
+    problem = problems.digits35(runs=runs, seed=seed, project_dim=24, device=device)
+    return problem, Logistic(problem.dim), 0.05, ("distance", "test_accuracy")
+
+
+def _scalar_actions(problem, count=11):
+    """Label offsets on a geometric grid around 0 (fine near the truth, up to the label scale)."""
+    top = float(problem.y.abs().max())
+    positive = top * torch.logspace(-3, 0, (count - 1) // 2, base=2.0 ** 3, dtype=problem.X.dtype)
+    return torch.cat([-positive.flip(0), torch.zeros(1, dtype=problem.X.dtype), positive])
+
+
+def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, device: str):
+    """(problem, learner, lr, metrics, {label: (train(problem) -> PolicyTraining) or Teacher}) for one case.
+
+    Unrolled training episodes last ``steps`` learner steps (the evaluation horizon), restarting at w0."""
+    s = {**settings, "episode_steps": steps}
+    if case in ("last-lsr", "last-mlp"):
+        problem, learner, lr, metrics = (_lsr if case == "last-lsr" else _mlp)(s, runs, seed, device)
+        actions = _scalar_actions(problem) if learner.scalar_labels else default_actions(learner, 4, 2.0)
+        cont = TeachingPolicy(learner, hidden=s["hidden"])
+        disc = TeachingPolicy(learner, mode="discrete", hidden=s["hidden"], actions=actions)
+        v = s["horizon"]
+        teachers = {
+            "SGD": RandomTeacher(), "greedy LAST": LASTTeacher(),
+            "unrolled (v=1)": lambda: train_unrolled(cont, problem, lr=lr, horizon=1, iterations=s["unroll_iterations"],
+                                                     episode_steps=s["episode_steps"], policy_lr=s["policy_lr"],
+                                                     seed=seed, name="unrolled-v1"),
+            f"unrolled (v={v}, aux)": lambda: train_unrolled(
+                cont, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"], seed=seed,
+                name=f"unrolled-v{v}"),
+            "policy gradient": lambda: train_reinforce(disc, problem, lr=lr, episode_steps=s["pg_episode_steps"],
+                                                       iterations=s["pg_iterations"], episodes=s["pg_episodes"],
+                                                       policy_lr=s["pg_policy_lr"], seed=seed, name="reinforce"),
+        }
+        return problem, learner, lr, metrics, teachers
+    if case == "blast":
+        problem, learner, lr, metrics = _logistic(s, runs, seed, device)
+        cont = TeachingPolicy(learner, omniscient=False, hidden=s["hidden"])
+        disc = TeachingPolicy(learner, mode="discrete", omniscient=False, hidden=s["hidden"],
+                              actions=torch.tensor([-4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0], dtype=problem.X.dtype))
+        v = s["horizon"]
+        teachers = {
+            "SGD": RandomTeacher(), "greedy LAST (omniscient)": LASTTeacher(),
+            f"BLAST unrolled (loss, v={v})": lambda: train_unrolled(
+                cont, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
+                objective="loss", seed=seed, name="blast-unrolled"),
+            "BLAST policy gradient (accuracy)": lambda: train_reinforce(
+                disc, problem, lr=lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
+                episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy", seed=seed,
+                name="blast-reinforce"),
+        }
+        return problem, learner, lr, metrics, teachers
+    if case == "dht-transform":
+        problem, learner, lr, metrics = _logistic(s, runs, seed, device)
+        policy = TeachingPolicy(learner, kind="input", bound=s["input_bound"], hidden=s["hidden"])
+        blind = TeachingPolicy(learner, kind="both", omniscient=False, bound=s["input_bound"], hidden=s["hidden"])
+        v = s["horizon"]
+        teachers = {
+            "SGD": RandomTeacher(),
+            "greedy DHT": DHTTeacher(iterations=s["dht_iterations"], restarts=s["dht_restarts"]),
+            f"transformation policy (v={v}, aux)": lambda: train_unrolled(
+                policy, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"], seed=seed,
+                name="dht-transform"),
+            f"black-box full space (x and y, loss, v={v})": lambda: train_unrolled(
+                blind, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
+                objective="loss", seed=seed, name="dht-blackbox"),
+        }
+        return problem, learner, lr, metrics, teachers
+    if case == "mixup":
+        problem = problems.digits(runs=runs, seed=seed, project_dim=s["mixup_dim"], learner="softmax", device=device)
+        learner, lr, metrics = Softmax(problem.dim, 10), 0.1, ("loss", "test_accuracy")
+        cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=s["hidden"])
+        disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=s["hidden"])
+        v = s["horizon"]
+        teachers = {
+            "ERM (SGD)": RandomTeacher(), "Mixup Beta(1, 1)": MixupTeacher("beta", 1.0),
+            "Mixup {0, 0.5, 1}": MixupTeacher("discrete"),
+            f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
+                cont, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
+                objective="loss", batch_size=s["mixup_batch"], seed=seed, name="mixup-unrolled"),
+            "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
+                disc, problem, lr=lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
+                episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
+                batch_size=s["mixup_batch"], seed=seed, name="mixup-reinforce"),
+        }
+        return problem, learner, lr, metrics, teachers
+    raise ValueError(f"case must be one of {', '.join(CASES)}, got {case!r}")
+
+
+def _stats(values: np.ndarray) -> dict:
+    R = values.size
+    sd = float(values.std(ddof=1)) if R > 1 else 0.0
+    return {"mean": float(values.mean()), "sd": sd, "se": sd / math.sqrt(R) if R > 1 else 0.0}
+
+
+def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int, device: str,
+             formats=("png",), progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Train the case's policies, run every teacher through ``teach()``, write trajectories and a figure."""
+    from teachtheory.plotting import convergence_figure, save_figure
+
+    settings = SETTINGS[scale]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    problem, learner, lr, metrics, teachers = build_case(case, settings, runs, steps, seed, device)
+    trajectories: dict[str, Trajectory] = {}
+    summary: dict = {}
+    for label, entry in teachers.items():
+        train_seconds = 0.0
+        training = None
+        if callable(entry) and not hasattr(entry, "teach"):
+            start = time.perf_counter()
+            training = entry()
+            train_seconds = time.perf_counter() - start
+            teacher = training.teacher
+        else:
+            teacher = entry
+        batch = settings["mixup_batch"] if case == "mixup" else 1
+        traj = teach(problem, learner, teacher, steps, lr, batch_size=batch, seed=seed + 10_000, record=metrics,
+                     progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
+        trajectories[label] = traj
+        traj.save(out / f"{case}__{_slug(label)}.npz")
+        summary[label] = {m: _stats(traj[m][:, -1]) for m in metrics}
+        summary[label]["train_seconds"] = train_seconds
+        summary[label]["teach_seconds"] = float(traj.seconds[-1])
+        if training is not None:
+            summary[label]["training"] = training.config
+            summary[label]["training_objective_first_last"] = [float(training.history[0].mean()),
+                                                              float(training.history[-1].mean())]
+    fig = convergence_figure(trajectories, metrics, title=f"{case}: learned teachers ({scale} scale, {runs} runs)")
+    save_figure(fig, out / case, formats)
+    return {"case": case, "lr": lr, "steps": steps, "runs": runs, "problem": problem.name, "learner": learner.to_spec(),
+            "teachers": summary}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
+
+
+CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup")
+
+
+def _runner(cases: tuple[str, ...], reference: str):
+    def run(out: Path, scale: str, runs: int, steps: int, seed: int, device: str, formats=("png",),
+            progress: Callable[[str, int, int], None] | None = None) -> dict:
+        out = Path(out)
+        with intra_op_threads(1):
+            results = {case: run_case(case, out, scale, runs, steps, seed, device, formats, progress)
+                       for case in cases}
+        result = {"reference": reference, "scale": scale, "settings": {k: list(v) if isinstance(v, tuple) else v
+                                                                       for k, v in SETTINGS[scale].items()},
+                  "cases": results}
+        write_metrics(out, result)
+        return result
+    return run
+
+
+def _replot(folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    from teachtheory.plotting import convergence_figure, save_figure
+
+    folder = Path(folder)
+    written: list[Path] = []
+    for case in CASES:
+        files = sorted(folder.glob(f"{case}__*.npz"))
+        if not files:
+            continue
+        trajs = {f.stem.split("__", 1)[1]: Trajectory.load(f) for f in files}
+        metrics = tuple(next(iter(trajs.values())).metrics)
+        written += save_figure(convergence_figure(trajs, metrics, title=f"{case}: learned teachers"), folder / case,
+                               formats)
+    return written
+
+
+register(Simulation(
+    name="last-parameterized",
+    description="parameterized LAST: label policies trained by unrolling (v=1, v>1 with the auxiliary term) and by "
+                "policy gradient, vs greedy LAST and SGD, for least squares and a two-layer MLP",
+    reference=cite("last", "Sec. 4, Fig. 12"),
+    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
+    runner=_runner(("last-lsr", "last-mlp"), cite("last", "Sec. 4, Fig. 12")), replot=_replot,
+))
+register(Simulation(
+    name="blast",
+    description="black-box LAST (no w*): label policies trained on the learner's own loss (unrolling) and on "
+                "validation accuracy (policy gradient), logistic regression on digits 3 vs 5",
+    reference=cite("last", "Sec. 7"),
+    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
+    runner=_runner(("blast",), cite("last", "Sec. 7")), replot=_replot,
+))
+register(Simulation(
+    name="dht-mixup",
+    description="Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
+                "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
+                "Mixup; softmax regression on the ten digits (a stand-in for the paper's small CNN with Adam)",
+    reference=cite("dht", "Sec. 4.1, Table 1"),
+    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 5, "steps": 2000}},
+    runner=_runner(("mixup",), cite("dht", "Sec. 4.1, Table 1")), replot=_replot,
+))
+register(Simulation(
+    name="dht-transform",
+    description="DHT's learner-conditioned data transformation policy (unrolled, auxiliary term) and the black-box "
+                "policy over the full teaching space (x and y, no w*) vs greedy DHT and SGD, logistic regression on "
+                "digits 3 vs 5",
+    reference=cite("dht", "Sec. 3.3.1, Figs. 4 and 8"),
+    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
+    runner=_runner(("dht-transform",), cite("dht", "Sec. 3.3.1, Figs. 4 and 8")), replot=_replot,
+))
