@@ -24,7 +24,7 @@ from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_reinforce, train_unrolled
 
-from .last_parameterized import one_sided_better
+from .last.parameterized import one_sided_better
 
 SOURCE = cite("last", "Sec. 7")
 LR, STEPS = 0.05, 100

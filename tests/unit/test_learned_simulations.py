@@ -41,9 +41,9 @@ def test_unknown_case_is_named():
 
 def test_claim_families_register_their_ids():
     import proofs_checks.blast
-    import proofs_checks.dht_mixup
-    import proofs_checks.dht_policies
-    import proofs_checks.last_parameterized  # noqa: F401
+    import proofs_checks.dht.mixup
+    import proofs_checks.dht.policies
+    import proofs_checks.last.parameterized  # noqa: F401
     from teachtheory.claims import CLAIMS
 
     expected = {"last.parameterized.v1-greedy", "last.parameterized.horizon", "last.parameterized.beats-sgd",

@@ -28,6 +28,7 @@ EXPECTED = {
     "l2t_dln": {"l2t-dln"},
     "agd_saddle": {"agd-saddle"},
     "adversarial": {"adversarial-ts"},
+    "learned_teachers": {"last-parameterized", "blast", "dht-transform", "dht-mixup"},
 }
 SHARED = {"common"}  # helpers of the runners; registers nothing
 

@@ -19,7 +19,7 @@ from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_unrolled
 
-from .last_parameterized import one_sided_better
+from ..last.parameterized import one_sided_better
 
 SOURCE = cite("dht", "Sec. 3.3.1, Fig. 4")
 

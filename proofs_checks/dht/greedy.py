@@ -36,7 +36,7 @@ from teachtheory.teachers.dht import hallucinate
 from teachtheory.teachers.imt import pool_scores
 from teachtheory.theory import dht as theory
 
-from .last.theorems import THM1_CORRECTED, case_panels, lsr_pool_problem, public_case, thm1_case, unmet_prefix
+from ..last.theorems import THM1_CORRECTED, case_panels, lsr_pool_problem, public_case, thm1_case, unmet_prefix
 
 SOURCE = DHT = cite("dht")
 
