@@ -386,6 +386,6 @@ register(Claim(
     statement=r"\tilde x = \beta x,\ g_s(\tilde x) = \beta g(\tilde x) = c_1\|w_t - w^*\|:\ E\|w_T - w^*\|^2 \le "
               r"(1 - c_1\eta_t\bar\mu + c_1^2\eta_t^2 L_{max})^T\|w_0 - w^*\|^2",
     assumptions=["as last.thm1-et (noiseless Gaussian LSR; checked)", "a real beta exists for each sample (counted)"],
-    check=check_dht_thm1, statistical=True,
+    check=check_dht_thm1, statistical=True, mutations=("mu_bar",), one_sided={"mu_bar": 1},
     method="scaling-map teacher through the engine; identity with last.thm1-et's run; one-sided mean ± z SE vs bounds",
 ))

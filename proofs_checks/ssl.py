@@ -100,7 +100,7 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
     (b) sampled: gradients of sampled triples within z SE of the prediction — exact prediction on a
     finite HLTM, and an unbiased sampled prediction on an HLTM with Gaussian leaf noise (infinite).
     Power: the constant -1 replaces -2 everywhere; it must fail."""
-    constant = -1.0 if ctx.power else theory.COVARIANCE_CONSTANT
+    constant = ctx.perturb("constant-2", -1.0 if ctx.power else theory.COVARIANCE_CONSTANT)
     runs = ctx.pick(4, 16)
     details: dict = {"constant": constant, "exact": {}, "sampled": {}}
     worst_exact, worst_identity, worst_other_formula, worst_stopgrad = 0.0, 0.0, 0.0, 0.0
@@ -228,7 +228,7 @@ register(Claim(
     assumptions=["bias-free ReLU network (positively homogeneous above every layer), unnormalised output",
                  "x1, x+ conditionally i.i.d. p(x|z0) given z0; x- independent of x1 with the marginal p(x)",
                  "gradients flow through all three branches (through the anchor only: the constant halves)"],
-    check=check_covariance_operator, statistical=True,
+    check=check_covariance_operator, statistical=True, mutations=("constant-2",),
     method="exact enumeration + autograd on 4 finite models, 2- and 3-layer nets; sampled triples within z SE",
 ))
 
@@ -243,7 +243,7 @@ def check_one_neuron(ctx: CheckContext) -> Verdict:
     against u u^T/(4 d^2) with u through the gates; a linear node has u = 0 and V = 0. Also the
     exact expected gradient equals -2 V w with that V, and sympy confirms the printed form for
     symbolic d, pixel values and gates. Power: 1/(2 d^2) replaces 1/(4 d^2); it must fail."""
-    constant = 0.5 if ctx.power else theory.ONE_NEURON_CONSTANT
+    constant = ctx.perturb("1/(4d^2)", 0.5 if ctx.power else theory.ONE_NEURON_CONSTANT)
     draws = ctx.pick(64, 512)
     lengths = range(4, 4 + ctx.pick(7, 17))
     worst, worst_linear, worst_grad, patterns = 0.0, 0.0, 0.0, set()
@@ -334,7 +334,7 @@ register(Claim(
     assumptions=["two equiprobable patterns '11', '101' on a circle of length d >= 4, uniform shifts",
                  "one node, receptive field of 2 (a fixed window), no bias",
                  "any two pixel values (pattern, background)"],
-    check=check_one_neuron, statistical=False,
+    check=check_one_neuron, statistical=False, mutations=("1/(4d^2)",),
     method="exact enumeration of the generative model vs closed form over d, background and drawn w; sympy",
 ))
 
@@ -434,7 +434,7 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     The horizon is short: until the population-GD weights have grown by 50% (at most 200 steps),
     since the loss is unbounded below and the flow blows up in finite time.
     Power: rate 1 instead of 2 (the printed theorem's time unit taken as steps x lr); it must fail."""
-    rate = 1.0 if ctx.power else theory.TWO_LAYER_RATE
+    rate = ctx.perturb("rate-2", 1.0 if ctx.power else theory.TWO_LAYER_RATE)
     J, depth, delta = 3, 2, 0.8
     block_model = HLTM(depth, delta)
     model = Blocks(block_model, J)
@@ -563,6 +563,6 @@ register(Claim(
     assumptions=["two-layer bias-free ReLU net, scalar linear output, node j with its own receptive field",
                  "Cov_z[u_j, u_k] = 0 for j != k (independent latents per block; checked by enumeration)",
                  "time in units where the flow is V[Kbar] w (for the loss of Tian et al. (2020): t = 2 x lr x steps)"],
-    check=check_two_layer, statistical=True,
+    check=check_two_layer, statistical=True, mutations=("rate-2",),
     method="population GD by enumeration vs the field; SGD drift residuals (R runs) within z SE; shared-root contrast",
 ))
