@@ -241,6 +241,7 @@ register(Claim(
     assumptions=["the box is the pool's per-feature range, so the pool lies inside it (checked)",
                  "logistic learner, labels in {-1, +1} drawn uniformly", "the teacher keeps its best iterate"],
     check=check_greedy, statistical=False,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a comparison of one-step changes (power run: the comparator of any label)",
     method="greedy DHT on drawn states (moons, Gaussian clusters); exact Eq. 4 values vs every pool example",
 ))
 
@@ -275,10 +276,12 @@ def check_ratio(ctx: CheckContext) -> Verdict:
             if loss_name == "lsr":
                 y = streams.normal("y", 0, (1,))[:, 0]
                 ratio, printed = theory.ratio_lsr(w, x, y, beta), theory.printed_ratio_lsr(w, x, y, beta)
+                ratio = ctx.perturb("g-derived", ratio)
                 keep = ((w * x).sum(-1) - y).abs() > 1e-3
             else:
                 y = torch.where(streams.uniform("y", 0, (1,))[:, 0] < 0.5, -1.0, 1.0).to(w.dtype)
                 ratio, printed = theory.ratio_logistic(w, x, y, beta), theory.printed_ratio_logistic(w, x, y, beta)
+                ratio = ctx.perturb("g-derived", ratio)
                 keep = torch.ones_like(y, dtype=torch.bool)
             g_scaled = _autograd_grad(loss_name, w, beta[:, None] * x, y)
             g_plain = _autograd_grad(loss_name, w, x, y)
@@ -332,7 +335,7 @@ register(Claim(
               r"\text{printed: } g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,\tilde x\rangle - y},\ "
               r"g_{LR} = \frac{1 + e^{y\langle w,\tilde x\rangle}}{1 + e^{y\langle w,x\rangle}}",
     assumptions=["linear learner: the gradient is dl/dm (m = <w,x>) times x", "beta != 0; for LSR <w,x> != y"],
-    check=check_ratio, statistical=False,
+    check=check_ratio, statistical=False, mutations=("g-derived",),
     method="sympy derivation of the ratio from each loss; torch.func gradients on drawn (w, x, y, beta), d in {1,3,8}",
 ))
 

@@ -105,6 +105,8 @@ register(Claim(
                  "(max_x ||g_1(x)||_inf reported)"),
                  "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
     check=check_alignment, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; whether students align with teachers (power run: students paired with "
+                       "other runs' teachers, which must fail)",
     method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
 ))
 
@@ -167,6 +169,8 @@ register(Claim(
     assumptions=["two-layer teacher, fan-out of node j scaled by 1/j^p, p in {0, 1, 2} (quick) / {0, 1, 2, 2.5} (full)",
                  "same SGD budget for every p"],
     check=check_strength, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a rank correlation of strength and time to alignment (power run: the "
+                       "ordering reversed, which must fail)",
     method="Spearman rank correlation of teacher index and time to alignment per run; mean ± SE over runs",
 ))
 
@@ -223,5 +227,7 @@ register(Claim(
                  ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
                  "dead or always-on nodes are outside the theorem")],
     check=check_l_shape, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; the share of fan-out norm on unspecialised nodes falls (power run: "
+                       "students paired with other runs' teachers)",
     method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
 ))

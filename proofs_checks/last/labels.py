@@ -61,7 +61,7 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
     teacher_gap = scipy_gap = 0.0
     for lr in (0.05, 0.5, 2.0):
         y_teacher = synthesize_labels(learner, w, w_star, x[:, None, :], y_true[:, None], lr)[:, 0]
-        y_closed = theory.greedy_label_lsr(w, w_star, x, lr)
+        y_closed = ctx.perturb("label", theory.greedy_label_lsr(w, w_star, x, lr))
         teacher_gap = max(teacher_gap, float(((y_teacher - y_closed).abs() / y_closed.abs().clamp_min(1.0)).max()))
         for i in range(min(cases, ctx.pick(30, 300))):
             wi, wsi, xi = (t[i].numpy() for t in (w, w_star, x))
@@ -86,7 +86,7 @@ register(Claim(
     statement=r"y^* = \arg\min_y \|w - \eta \nabla_w \ell(w;x,y) - w^*\|^2 = (1-\lambda)\langle w,x\rangle"
               r" + \lambda\langle w^*,x\rangle,\quad \lambda = \frac{1}{\eta\langle x,x\rangle}",
     assumptions=["least-squares loss l = 1/2 (<w,x> - y)^2", "eta > 0 and x != 0 (then G is strictly convex in y)"],
-    check=check_greedy_lsr, method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
+    check=check_greedy_lsr, mutations=("label",), method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
 ))
 
 
@@ -583,6 +583,8 @@ register(Claim(
                  "every set used is non-empty on the drawn cases (checked: SLSQP finds a feasible point)",
                  "eta > 0, x != 0 (drawn Gaussian)"],
     check=check_constraints,
+    sensitivity_reason="the theory side is an independent numerical optimum (SLSQP, enumeration, Brent), no "
+                       "printed constant enters; the power run swaps in the naive projection, which must fail",
     method="library label vs SLSQP multi-start (numpy objective) / enumeration / grid + Brent; sympy isotropy",
 ))
 
@@ -638,6 +640,9 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
     forms = {"lsr": theory.rescaling_lsr, "lr": theory.rescaling_lr, "vector-lsr": theory.rescaling_vector_lsr}
     if ctx.power:
         forms = {k: (lambda m, y, yt, f=f: 1.0 / f(m, y, yt)) for k, f in forms.items()}
+    scale = ctx.perturb("g", 1.0)
+    if scale != 1.0:
+        forms = {k: (lambda m, y, yt, f=f: scale * f(m, y, yt)) for k, f in forms.items()}
     worst, errors, scatter = _rescaling_numeric(ctx, forms)
     tol = RESCALING_TOLERANCE
     details = {"symbolic": {k: {"derived": str(v["derived"]), "printed": str(v["printed"]),
@@ -703,7 +708,7 @@ register(Claim(
     assumptions=[("linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
                  "l = 1/2||W^T x - y||^2"), ("y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
                  "(cases within 1e-3 are skipped)")],
-    check=check_rescaling,
+    check=check_rescaling, mutations=("g",),
     method="sympy gradients and their ratio vs printed g(y); library gradients on drawn cases",
 ))
 
@@ -884,6 +889,8 @@ register(Claim(
     assumptions=[("the true label lies in the label set (checked per draw; draws where it does not are reported "
                  "separately)"), "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
     check=check_one_step_monotone,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; an exact inequality between two computed distances (power run: the "
+                       "infeasible labels included, which must fail)",
     method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
 ))
 
@@ -988,6 +995,8 @@ register(Claim(
                  "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR"),
                  "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
     check=check_monotonicity, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a one-sided ordering of two learning curves (power run: SGD against "
+                       "SGD with half the step, which must fail)",
     method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
 ))
 
@@ -1187,6 +1196,8 @@ register(Claim(
                  ("LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
                  "eta = 0.5/d")],
     check=check_mixed, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest (power run: a joint greedy teacher added, "
+                       "which must beat mixed teaching)",
     method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
 ))
 
@@ -1222,13 +1233,14 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
     streams = RunStreams(as_seeds(_base_seed(ctx) + 200_000, runs))
     pretrained = streams.normal("pretrained", 0, (d * K,))
     psi, mu = 2.5, 0.8
-    psi_ref = 2 * psi if ctx.power else psi
+    psi_ref = ctx.perturb("temperature", 2 * psi if ctx.power else psi)
+    mu_ref = ctx.perturb("smoothing", mu)
     policies = {
         f"distillation (psi={psi:g}, given model)": (DistillationTeacher(psi, teacher_w=pretrained),
                                                      lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_pre / psi_ref)),
         f"distillation (psi={psi:g}, target model)": (DistillationTeacher(psi),
                                                       lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_star / psi_ref)),
-        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu), lambda W, W_pre, W_star, x, y: mu * y + (1 - mu) / K),
+        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu), lambda W, W_pre, W_star, x, y: mu_ref * y + (1 - mu_ref) / K),
         "self-training (soft)": (SelfTrainingTeacher(), lambda W, W_pre, W_star, x, y: _np_softmax(x @ W)),
         "self-training (hard)": (SelfTrainingTeacher(hard=True),
                                  lambda W, W_pre, W_star, x, y: np.eye(K)[np.argmax(x @ W, -1)]),
@@ -1276,6 +1288,6 @@ register(Claim(
               r"\text{LS: } y = \mu\tilde y + \frac{1-\mu}{K}\mathbf 1;\ \text{ST: } y = \mathrm{softmax}(W_t^\top x)",
     assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", ("x drawn uniformly from the pool "
                  "with SGD's sampling stream (checked: the same x as SGD)"), "psi > 0, mu in [0, 1]"],
-    check=check_soft_label_views,
+    check=check_soft_label_views, mutations=("temperature", "smoothing"),
     method="teacher labels vs numpy formulas on drawn states; engine steps replayed by hand",
 ))
