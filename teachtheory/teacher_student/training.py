@@ -12,10 +12,11 @@ of the gradient (the parameter gradient, and the talk's ||g_1(x)||_inf at the fi
 Teacher construction (Tian 2020, Sec. 6 and the talk): hidden node j of every teacher layer has a
 unit-norm Gaussian weight vector and a bias that puts its ReLU boundary inside the data (node j is
 active on a fraction q_j ~ U(0.3, 0.7) of a calibration sample, so every teacher node is
-"observed"). The fan-out weights of hidden node j (j = 1..m, its row of the next layer) are scaled by
-1/j^p (``strength_decay`` = p), then each next-layer node's incoming weights are renormalised: node 1
-is the strongest, node m the weakest. The student starts from PyTorch's default uniform initialisation
-times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
+"observed"). The fan-out of hidden node j (j = 1..m, its row of the next layer) is a Gaussian direction
+with norm exactly c/j^p (``strength_decay`` = p; c = sqrt(n_out / sum_j j^-2p) keeps the layer's total
+squared norm at n_out, as for unit-norm incoming weights): the realised strength ||v_j||/||v_1|| is
+1/j^p exactly, so node 1 is the strongest and node m the weakest (:func:`fanout_strengths`). The student
+starts from PyTorch's default uniform initialisation times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
 :mod:`teachtheory.nets` ReLU networks; SGD with momentum is :func:`teachtheory.learners.updates.momentum_step`.
 
 Input augmentation (the talk's "Lesson 2"), applied to a finite training set D:
@@ -58,6 +59,7 @@ __all__ = [
     "TeacherStudentConfig",
     "TeacherStudentResult",
     "activation_correlations",
+    "fanout_strengths",
     "final_correlations",
     "forward",
     "make_dataset",
@@ -193,6 +195,26 @@ def _gaussian_inputs(streams: RunStreams, tag: str, step: int, n: int, config: T
     return streams.normal(tag, step, (n, config.input_dim), dtype=dtype).to(device) * config.data_std
 
 
+def _exact_fanout(W: torch.Tensor, p: float) -> torch.Tensor:
+    """Rows of W [R, n_in, n_out] rescaled to norm c/j^p exactly (j = 1..n_in), c = sqrt(n_out / sum_j j^-2p)."""
+    n_in, n_out = W.shape[1], W.shape[2]
+    strength = torch.arange(1, n_in + 1, dtype=W.dtype) ** (-p)
+    c = math.sqrt(n_out / float((strength**2).sum()))
+    return W / W.norm(dim=2, keepdim=True) * (c * strength)[None, :, None]
+
+
+def fanout_strengths(net: Network, layer: int = -1) -> torch.Tensor:
+    """Realised fan-out strength of every node of hidden layer ``layer`` (default the last), relative to node 1:
+    ||row j of the next layer's weights|| / ||row 1||, [R, m] (1/j^p for a teacher built with decay p)."""
+    weights = net.weights
+    hidden = len(weights) - 1
+    index = layer % hidden if -hidden <= layer < hidden else None
+    if index is None:
+        raise ValueError(f"layer must index a hidden layer (-{hidden}..{hidden - 1}), got {layer!r}")
+    rows = weights[index + 1].norm(dim=-1)
+    return rows / rows[:, :1]
+
+
 def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
                          device="cpu") -> Network:
     """The teacher networks of R runs (see the module docstring for the construction)."""
@@ -203,10 +225,7 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
     p = float(config.strength_decay)
     for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         W = streams.normal("teacher-weight", l, (n_in, n_out))
-        if l > 0:
-            strength = torch.arange(1, n_in + 1, dtype=torch.float64) ** (-p)
-            W = W * strength[None, :, None]
-        W = W / W.norm(dim=1, keepdim=True)
+        W = _exact_fanout(W, p) if l > 0 else W / W.norm(dim=1, keepdim=True)
         z = torch.bmm(h, W)
         if config.bias:
             q = 0.3 + 0.4 * streams.uniform("teacher-quantile", l, (n_out,))  # active fraction of node j
@@ -220,9 +239,7 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
         biases.append(b)
     m = sizes[-1]
     V = streams.normal("teacher-output", 0, (m, config.output_dim))
-    V = V * (torch.arange(1, m + 1, dtype=torch.float64) ** (-p))[None, :, None]
-    V = V / V.norm(dim=1, keepdim=True)
-    weights.append(V)
+    weights.append(_exact_fanout(V, p))
     biases.append(torch.zeros(streams.runs, config.output_dim, dtype=torch.float64))
     return Network([w.to(dtype=dtype, device=device) for w in weights], [b.to(dtype=dtype, device=device) for b in biases])
 

@@ -13,6 +13,7 @@ from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import (
     TeacherStudentConfig,
     activation_correlations,
+    fanout_strengths,
     final_correlations,
     forward,
     make_dataset,
@@ -80,10 +81,12 @@ def test_teacher_construction_strength_and_observed_boundaries():
     teacher = make_teacher_network(cfg, RunStreams(as_seeds(0, 2)), dtype=torch.float64)
     W1, V = teacher.weights
     torch.testing.assert_close(W1.norm(dim=1), torch.ones(2, 5, dtype=torch.float64))
-    torch.testing.assert_close(V.norm(dim=1), torch.ones(2, 2, dtype=torch.float64))  # each output node normalised
-    # fan-out of node j ~ 1/j^p before the output normalisation: row norms decrease on average
-    rows = V.norm(dim=2).mean(0)
-    assert rows[0] > rows[-1]
+    # realised fan-out strengths are 1/j^p exactly (not only on average), total squared norm n_out
+    j = torch.arange(1, 6, dtype=torch.float64)
+    torch.testing.assert_close(fanout_strengths(teacher), (j**-2.0).expand(2, 5))
+    torch.testing.assert_close((V**2).sum((1, 2)), torch.full((2,), 2.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="hidden layer"):
+        fanout_strengths(teacher, layer=1)
     X = torch.randn(2, 4000, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     pre, _, _ = forward(teacher, X)
     active = (pre[0] > 0).double().mean(1)
