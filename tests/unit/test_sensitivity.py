@@ -174,3 +174,22 @@ def test_a_ten_percent_error_flips_the_verdict(cid, name):
     for sign in signs:
         mutated = claim.run(ctx.mutated(name, sign * size))
         assert mutated.verdict not in (honest.verdict, "error"), (sign, mutated.message)
+
+
+def _blind_check(ctx: CheckContext) -> Verdict:
+    ctx.perturb("c", 1.0)  # read but never compared: no error is ever caught
+    return conclude(True, 0.0, 1.0, "", "holds regardless")
+
+
+@pytest.mark.parametrize(("check", "code"), [(_synthetic_check, 0), (_blind_check, 1)])
+def test_cli_check_json_carries_sensitivity_and_strict_fails_below_target(check, code, tmp_path, monkeypatch):
+    from teachtheory import cli
+
+    claim = _claim(check=check, mutations=("c",), one_sided={})
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    out = tmp_path / "v.json"
+    assert cli.main(["check", claim.id, "--json", str(out)]) == 0  # without --strict only errors fail
+    row = json.loads(out.read_text())[0]
+    assert row["sensitivity"]["smallest"] == {"c": 0.0562 if check is _synthetic_check else None}
+    assert cli.main(["check", claim.id, "--strict"]) == code
+    assert cli.main(["check", claim.id, "--strict", "--no-sensitivity"]) == 0  # not measured: nothing to fail
