@@ -181,14 +181,14 @@ def _scatter_figure(path, cases: list[dict]) -> str | None:
 def check_greedy(ctx: CheckContext) -> Verdict:
     """Exact one-step statistics of the greedy DHT teacher over many drawn learner states.
 
-    Claimed and checked (every state, every label; scores are Eq. 4 computed from the definition):
+    The verdict tests the claim as printed: in one step DHT is never worse than IMT (the best pool example
+    of any label). It fails: the label is drawn uniformly, not chosen. The restricted statement that holds
+    is checked and reported beside it (every state, every label; scores are Eq. 4 from the definition):
     (a) x lies in the box (the pool's per-feature range); (b) for the drawn label y, DHT's one-step
-    change is <= that of the best pool example carrying y ("never worse than IMT restricted to the
-    label", which needs the pool inside the box: the teacher starts from that example); (c) the same
-    for the teacher's own label draw, and the engine's step equals it; (d) hence, averaged over the
-    uniform label, never worse than SGD with class-balanced sampling. Reported, not required: how
-    often unrestricted IMT (any label) beats DHT, and plain SGD comparisons. Power: (b) against
-    unrestricted IMT, which must fail.
+    change is <= that of the best pool example carrying y (by construction: the teacher starts from that
+    example and keeps its best iterate); (c) the same for the teacher's own label draw, and the engine's
+    step equals it; (d) hence, averaged over the uniform label, never worse than SGD with class-balanced
+    sampling. Power: (b) against unrestricted IMT, which must fail.
     """
     runs = ctx.pick(160, 1000)
     teacher = DHTTeacher(iterations=ctx.pick(30, 60), restarts=ctx.pick(3, 6))
@@ -207,28 +207,38 @@ def check_greedy(ctx: CheckContext) -> Verdict:
         w = base.w_star + scale * streams.normal("dht-greedy-w", 0, (p,))
         cases.append(_greedy_case(ctx, replace(base, w0=w), lr, teacher, seed))
 
-    key = "worst_excess_any_label" if ctx.power else "worst_excess_same_label"
-    statistic = max(c[key] for c in cases)
+    # the printed claim: never worse than IMT (the best pool example of any label)
+    statistic = max(c["worst_excess_any_label"] for c in cases)
+    # the restricted statement: never worse than the best pool example carrying the drawn label (power run:
+    # tested against the any-label comparator instead, which must fail)
+    restricted_key = "worst_excess_any_label" if ctx.power else "worst_excess_same_label"
+    restricted = max(c[restricted_key] for c in cases)
     exact_ok = all(c["box_violation"] == 0.0 and c["engine_gap"] <= 1e-9 and c["imt_reference_gap"] <= 1e-9
                    and c["expectation_vs_balanced_sgd_violations"] == 0 for c in cases)
+    restricted_holds = bool(restricted <= 1.0 and exact_ok)
     figure = _scatter_figure(ctx.figure_path("dht.greedy"), cases)
     for c in cases:
         c.pop("_scatter")
-    comparator = "best pool example of any label (power: wrong comparator)" if ctx.power else \
-        "best pool example with the drawn label"
-    msg = (f"DHT - {comparator}: worst {statistic:.2g} x tolerance; DHT worse than unrestricted IMT in "
-           f"{100 * max(c['frac_worse_than_unrestricted_imt'] for c in cases):.0f}% of (state, label) pairs; "
-           f"box, engine step and class-balanced-SGD expectation {'ok' if exact_ok else 'VIOLATED'}")
+    per_problem = "; ".join(
+        f"{c['problem']}: worse than IMT in {100 * c['frac_worse_than_unrestricted_imt']:.0f}% of (state, label) "
+        f"pairs, mean one-step change DHT {c['mean_change']['dht']:.3g} vs IMT {c['mean_change']['imt']:.3g}"
+        for c in cases)
+    msg = (f"printed 'never worse than IMT' {'holds' if statistic <= 1.0 else 'FAILS'} (worst excess "
+           f"{statistic:.2g} x tolerance): {per_problem}. Restricted statement (never worse than the best pool "
+           f"example carrying the drawn label; box, engine step, class-balanced-SGD expectation) "
+           f"{'holds' if restricted_holds else 'FAILS'} (worst {restricted:.2g} x tolerance), by construction: the "
+           "hallucination starts from that example and keeps its best iterate; the label is drawn uniformly, not "
+           "chosen as IMT chooses it" + power_suffix(ctx, "restricted statement against any label"))
     return bound_verdict(
         statistic, 1.0,
-        "excess in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
+        "excess over IMT in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
         "box within 1e-12 relative; engine step within 1e-9 relative",
         msg, conditions=exact_ok,
-        details={"cases": cases, "teacher": teacher.to_spec(),
-                 "claim": "one step, per state and label y: DHT(y) <= min_{i: y_i = y} pool; in the box; "
-                          "E_y DHT <= E_y mean_{i: y_i = y} pool (SGD with class-balanced sampling). "
-                          "Not claimed: DHT <= unrestricted IMT (fails: the label is drawn, not chosen), "
-                          "E DHT <= plain SGD for an imbalanced pool."},
+        details={"cases": cases, "teacher": teacher.to_spec(), "restricted_holds": restricted_holds,
+                 "restricted_worst_excess": restricted,
+                 "restricted_statement": "one step, per state and label y: DHT(y) <= min_{i: y_i = y} pool; in the "
+                                         "box; E_y DHT <= E_y mean_{i: y_i = y} pool (class-balanced SGD)",
+                 "claim": "as printed (DHT paper, Sec. 3.2): greedy DHT is never worse than IMT in one step"},
         figure=figure,
     )
 
@@ -236,12 +246,13 @@ def check_greedy(ctx: CheckContext) -> Verdict:
 register(Claim(
     id="dht.greedy", source=f"{SOURCE}, Eq. (4), Sec. 3.2",
     statement=r"x_{t+1} = \arg\min_{x\in\mathcal X} \eta^2\|\nabla_w \ell(x, y|w_t)\|^2 - 2\eta\langle w_t - w^*, "
-              r"\nabla_w \ell(x, y|w_t)\rangle,\ y\sim U(\mathcal Y);\ \text{one step: } \le \min_{i: y_i = y} "
-              r"(\text{pool}),\ E_y[\cdot] \le \text{class-balanced SGD}",
+              r"\nabla_w \ell(x, y|w_t)\rangle,\ y\sim U(\mathcal Y);\ \text{one step: never worse than IMT, } "
+              r"\le \min_i (\text{pool})",
     assumptions=["the box is the pool's per-feature range, so the pool lies inside it (checked)",
                  "logistic learner, labels in {-1, +1} drawn uniformly", "the teacher keeps its best iterate"],
     check=check_greedy, statistical=False,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a comparison of one-step changes (power run: the comparator of any label)",
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a comparison of "
+                       "one-step changes (power run: the restricted statement against any label, which must fail)",
     method="greedy DHT on drawn states (moons, Gaussian clusters); exact Eq. 4 values vs every pool example",
 ))
 
