@@ -63,7 +63,8 @@ def _cmd_simulate(args, console: Console) -> int:
     from .simulation import get_simulation, run_simulation
 
     sim = get_simulation(args.name)
-    out = Path(args.out) if args.out else Path("runs") / sim.name
+    preset = getattr(args, "preset", None)
+    out = Path(args.out) if args.out else Path("runs") / (sim.name + (f"-{preset}" if preset else ""))
     formats = ("png", "svg") if args.svg else ("png",)
     with _progress(console) as bar:
         task = bar.add_task(sim.name, total=None)
@@ -72,7 +73,8 @@ def _cmd_simulate(args, console: Console) -> int:
             bar.update(task, completed=done, total=total, description=f"{sim.name}: {label}")
 
         result = run_simulation(sim.name, out, scale=args.scale, runs=args.runs, steps=args.steps, seed=args.seed,
-                                device=args.device, formats=formats, progress=progress, force=args.force)
+                                device=args.device, formats=formats, progress=progress, force=args.force,
+                                preset=preset)
     if "trajectories" in result:
         _print_teaching_summary(console, sim, result["summary"])
     elif isinstance(result.get("table"), dict) and result["table"]:
@@ -267,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
     sim.add_argument("--svg", action="store_true", help="also write SVG figures")
     sim.add_argument("--force", action="store_true", help="replace a non-empty --out folder (whole)")
+    sim.add_argument("--preset", default=None, help="a named setup of the simulation (e.g. specialization: tian2020)")
     check = sub.add_parser("check", help="check the claims of the source papers")
     check.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
     check.add_argument("--scale", choices=("quick", "full"), default="quick")

@@ -26,8 +26,20 @@ from .problems import Problem
 from .registry import load_entry_points
 from .teachers import Teacher
 
-__all__ = ["Simulation", "Setup", "SIMULATIONS", "register", "get_simulation", "run_simulation", "SCALES", "load_simulations", "write_metrics",
-           "split_timings", "write_run_record", "replot"]
+__all__ = [
+    "SCALES",
+    "SIMULATIONS",
+    "Setup",
+    "Simulation",
+    "get_simulation",
+    "load_simulations",
+    "register",
+    "replot",
+    "run_simulation",
+    "split_timings",
+    "write_metrics",
+    "write_run_record",
+]
 
 SCALES = ("small", "full")
 
@@ -58,6 +70,9 @@ class Simulation:
             that writes its own results (then ``build`` is None).
         replot: for runner simulations, (folder, formats) -> figure paths: redraws the figures from the
             saved files alone (teaching simulations are redrawn from their trajectories).
+        presets: named alternative setups of a runner simulation (e.g. a paper's exact configuration):
+            name -> runner with the same signature, chosen by ``run_simulation(..., preset=name)``; each
+            preset has its own defaults in ``preset_defaults[name]`` (per scale, runs and steps).
     """
 
     name: str
@@ -67,6 +82,8 @@ class Simulation:
     build: Callable[..., Setup] | None = None
     runner: Callable[..., dict] | None = None
     replot: Callable[[Path, tuple[str, ...]], list[Path]] | None = None
+    presets: dict[str, Callable[..., dict]] = field(default_factory=dict)
+    preset_defaults: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -108,8 +125,11 @@ def run_simulation(
     formats: tuple[str, ...] = ("png",),
     progress: Callable[[str, int, int], None] | None = None,
     force: bool = False,
+    preset: str | None = None,
 ) -> dict:
     """Run simulation ``name`` and write its results into the folder ``out``; returns the metrics summary.
+
+    ``preset`` picks one of the simulation's named setups (:attr:`Simulation.presets`) instead of its own.
 
     The folder is written as a transaction (:func:`teachtheory.io.result_folder`): it appears complete
     or not at all. A non-empty ``out`` is refused unless ``force``, which replaces it whole.
@@ -123,13 +143,19 @@ def run_simulation(
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    runs = runs or sim.defaults[scale]["runs"]
-    steps = steps or sim.defaults[scale]["steps"]
+    runner, defaults = sim.runner, sim.defaults
+    if preset is not None:
+        if preset not in sim.presets:
+            known = ", ".join(sorted(sim.presets)) or "none"
+            raise ValueError(f"simulation {name!r} has no preset {preset!r}; its presets: {known}")
+        runner, defaults = sim.presets[preset], sim.preset_defaults.get(preset, sim.defaults)
+    runs = runs or defaults[scale]["runs"]
+    steps = steps or defaults[scale]["steps"]
     final = Path(out)
     with result_folder(final, force=force) as partial:
         started = time.perf_counter()
-        if sim.runner is not None:
-            result = sim.runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
+        if runner is not None:
+            result = runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
                                 formats=formats, progress=progress)
         else:
             result = _run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
