@@ -52,6 +52,7 @@ __all__ = [
     "outcome",
     "power_suffix",
     "register",
+    "required_runs",
     "run_claims",
     "se_verdict",
     "select_claims",
@@ -569,6 +570,22 @@ def combine(
 def power_suffix(ctx: CheckContext, note: str) -> str:
     """`` [power: note]`` in a power run (the deliberately wrong constant), else empty: for messages and titles."""
     return f" [power: {note}]" if ctx.power else ""
+
+
+def required_runs(effect: float, se: float, runs: int, z: float = Z_SCORE, power_z: float = 1.645,
+                  cap: int = 4096) -> int:
+    """Runs needed so an effect of size ``effect`` clears z SE with probability ~Phi(power_z) (95% by default),
+    from a pilot of ``runs`` runs with standard error ``se``: runs x ((z + power_z) se / |effect|)^2, rounded up,
+    at least ``runs`` and at most ``cap``.
+
+    Raises:
+        ValueError: when runs < 2, se < 0, or z, power_z or cap are not positive.
+    """
+    if runs < 2 or se < 0 or z <= 0 or power_z < 0 or cap < 1:
+        raise ValueError(f"need runs >= 2, se >= 0, z > 0, power_z >= 0, cap >= 1; got {runs}, {se}, {z}, {power_z}, {cap}")
+    if effect == 0 or not math.isfinite(effect):
+        return cap
+    return int(min(cap, max(runs, math.ceil(runs * ((z + power_z) * se / abs(effect)) ** 2))))
 
 
 def mean_se(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
