@@ -356,20 +356,32 @@ register(Claim(
 
 def check_dht_thm1(ctx: CheckContext) -> Verdict:
     """DHT Thm 1 for LSR with x~ = beta x: the induced multiplier of grad l(x) is g_s = beta (beta m - y)/(m - y)
-    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes exactly the steps of last.thm1-et. Checks
-    the identity against the ScaledGradientTeacher run (same seeds) and both bounds as in last.thm1-et.
-    Power: the derived bound with mu_bar doubled must fail."""
+    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes the steps of last.thm1-et's teacher. The bounds
+    are tested on DHT's own hallucinated-data runs (their own pools, starts and draws: seeds apart from
+    last.thm1-et's), so this is an independent Monte Carlo check; the identity with the ScaledGradientTeacher
+    is checked separately on a small batch with shared seeds. Power: the derived bound with mu_bar doubled
+    must fail."""
     runs, eta = ctx.pick(1000, 10000), 0.1
     steps = ctx.pick(1500, 4000)
-    prob, const, assume = lsr_pool_problem(5, 50, runs, ctx.seed)
+    own = replace(ctx, seed=ctx.seed + 7919)  # DHT's own draws (shares the memo cache and the mutation)
+    prob, const, assume = lsr_pool_problem(5, 50, runs, own.seed)
     diagnostics: list = []
-    case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics))
-    last_case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps)
-    d_dht, d_last = case["traj"]["distance"], last_case["traj"]["distance"]
-    identity_gap = float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
-    infeasible = max(dg[0] for dg in diagnostics)
+    case = thm1_case(own, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics),
+                     key="dht-own")
+    beta = ctx.memo("dht-beta", lambda: (max(dg[0] for dg in diagnostics), min(dg[1] for dg in diagnostics),
+                                         max(dg[2] for dg in diagnostics)))
+    infeasible = beta[0]
+
+    def identity():
+        small, const_s, _ = lsr_pool_problem(5, 50, 64, ctx.seed)
+        d_dht = thm1_case(ctx, small, const_s, LeastSquares(5), eta, 200,
+                          lambda c1: ScalingMapTeacher(c1, []))["traj"]["distance"]
+        d_last = thm1_case(ctx, small, const_s, LeastSquares(5), eta, 200)["traj"]["distance"]
+        return float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
+
+    identity_gap = ctx.memo("dht-identity", identity)
     assumptions_ok = assume["ok"] and case["info"]["printed_condition_c1eta_below_mu_over_L"] and \
-        case["info"]["derived_condition_ok"]
+        case["info"]["derived_condition_ok"] and identity_gap <= 1e-10  # DHT realises g_s = c1 ||e|| exactly
     printed_ok, corrected_ok = case["printed_check"]["holds"], case["derived_check"]["holds"]
     figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), case_panels(
         [(np.arange(steps + 1), case, f"DHT scaling map x~ = beta x, R={runs}", "")], "derived recursion u_t",
@@ -381,11 +393,12 @@ def check_dht_thm1(ctx: CheckContext) -> Verdict:
         unmet_prefix(assumptions_ok)
         + f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
         f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
-        f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples",
+        f"own runs (R={runs}, seeds apart from last.thm1-et's); identity with the g = c1||e|| teacher on shared "
+        f"seeds {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples",
         details={"corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
                  "printed_holds": printed_ok, "identity_gap_vs_last_thm1": identity_gap,
                  "max_infeasible_fraction": infeasible,
-                 "beta_range": [min(dg[1] for dg in diagnostics), max(dg[2] for dg in diagnostics)],
+                 "beta_range": [beta[1], beta[2]],
                  "implemented": "x~ = beta x with the pool label y; beta = the smaller root of "
                                 "m beta^2 - y beta - c1||e|| (m - y) = 0 (m = <w,x>); grad l(x~) = g_s grad l(x) with "
                                 "g_s = beta g(x~) = beta (beta m - y)/(m - y). LSR only: the logistic loss has no "
