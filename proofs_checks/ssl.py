@@ -446,38 +446,49 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     W0 = net.init(_seed(ctx, 200), 1, scale=1.0)
     # (a) population GD against the field; the horizon: until ||w|| has grown by `growth` (the loss is
     # unbounded below and the flow blows up in finite time), at most max_steps
-    W = [w.clone() for w in W0]
-    pop_err, cross_max = 0.0, 0.0
-    pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
-    start_norm = float(pop_path[0].norm())
-    for _ in range(max_steps):
-        g = exact_expected_gradient(net, W, e, method="moments")
-        w1, w2 = block.split(W)
-        F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
-        pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
-        cross_max = max(cross_max, block.cross_covariance(w1, e))
-        W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
-        pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
-        if float(pop_path[-1].norm()) >= growth * start_norm:
-            break
-    steps = len(pop_path) - 1
-    pop_path = torch.stack(pop_path, 1)[0]
-    w1_0, w2_0 = block.split(W0)
-    ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
+    def population():  # uses the printed rate only: memoised across sensitivity runs
+        W = [w.clone() for w in W0]
+        pop_err, cross_max = 0.0, 0.0
+        pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
+        start_norm = float(pop_path[0].norm())
+        for _ in range(max_steps):
+            g = exact_expected_gradient(net, W, e, method="moments")
+            w1, w2 = block.split(W)
+            F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
+            pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
+            cross_max = max(cross_max, block.cross_covariance(w1, e))
+            W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
+            pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
+            if float(pop_path[-1].norm()) >= growth * start_norm:
+                break
+        steps = len(pop_path) - 1
+        w1_0, w2_0 = block.split(W0)
+        ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
+        return pop_err, cross_max, torch.stack(pop_path, 1)[0], steps, ode
 
-    # (b) SGD, R runs from the same start
-    Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
-    streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
-    residual_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
-    path = [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
-    for t in range(steps):
-        _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
-        _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
-        g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
-        w1, w2 = block.split(Wr)
-        residual_sum += -block.flat_grad(g) - block.field(w1, w2, e, rate)
-        Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
-        path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
+    pop_err, cross_max, pop_path, steps, ode = ctx.memo("population", population)
+
+    # (b) SGD, R runs from the same start (memoised: a sensitivity run re-evaluates only the theorem's field
+    # along the stored SGD states)
+    def sgd():
+        Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
+        streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
+        grad_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
+        states, path = [], [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
+        for t in range(steps):
+            _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
+            _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
+            g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
+            states.append(block.split(Wr))
+            grad_sum -= block.flat_grad(g)
+            Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
+            path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
+        return grad_sum, states, path
+
+    grad_sum, states, path = ctx.memo(("sgd", steps), sgd)
+    residual_sum = grad_sum.clone()
+    for w1, w2 in states:
+        residual_sum -= block.field(w1, w2, e, rate)
     residual = residual_sum / steps
     drift = se_verdict(residual.mean(0), torch.zeros(residual.shape[1], dtype=DT),
                        residual.std(0) / math.sqrt(runs), z=ctx.z, what="mean drift residual")
@@ -488,14 +499,17 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     euler_vs_ode = float(((pop_path - ode).abs())[1:].max() / (ode[1:] - ode[0]).abs().max())
 
     # (c) violated condition: the blocks are subtrees of one HLTM root
-    shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
-    sblock = _BlockNet(4, block_model.input_dim)
-    es = shared.enumerate(DT)
-    Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
-    gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
-    w1s, w2s = sblock.split(Ws)
-    shared_err = _rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs))
-    shared_cross = sblock.cross_covariance(w1s, es)
+    def shared_root():  # the printed rate only: memoised across sensitivity runs
+        shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
+        sblock = _BlockNet(4, block_model.input_dim)
+        es = shared.enumerate(DT)
+        Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
+        gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
+        w1s, w2s = sblock.split(Ws)
+        return (_rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs)),
+                sblock.cross_covariance(w1s, es))
+
+    shared_err, shared_cross = ctx.memo("shared-root", shared_root)
 
     finite = bool(torch.isfinite(residual).all() and torch.isfinite(path).all())
     figure = _two_layer_figure(ctx.figure_path("ssl.two-layer"), block, mean_path, se_path, ode, pop_path, lr,
