@@ -156,7 +156,7 @@ def test_symbolic_thm1_shapes():
     factor, printed = conv.symbolic_thm1_radial_factor()
     r = sp.Symbol("r", positive=True)
     assert factor.has(r) and not printed.has(r)
-    phi, d1, d2 = conv.symbolic_thm1_bound_shape()
+    _phi, d1, d2 = conv.symbolic_thm1_bound_shape()
     a, mu, L, u = sp.symbols("a mu L u", positive=True)
     # concave and non-decreasing at the edge of the stated condition a L sqrt(u) = 1/3, mu = L
     point = {a: sp.Rational(1, 3), L: 1, mu: 1, u: 1}
