@@ -67,39 +67,24 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     arc-cosine form of J, equal the printed forms; (b) autograd of the closed-form J equals the gradient
     formula (float64); (c) 2-D polar quadrature equals it (relative error); (d) Monte Carlo means of the
     per-sample gradient agree within z SE (power: the nonlinear term's 1/(2 pi) replaced by 1/pi)."""
-    import sympy as sp
-
-    derived, printed = theory.symbolic_relu_kernel()
-    kernel_gap = sp.simplify(derived - printed)
-    diff_w, diff_star, _ = theory.symbolic_population_gradient()
+    derived, kernel_gap, diff_w, diff_star, autograd_gap, quad_gap = ctx.memo("exact", lambda: _gradient_exact_parts(ctx))
     symbolic_ok = kernel_gap == 0 and diff_w == 0 and diff_star == 0
 
-    # autograd of J against the formula
-    w, w_star = _drawn_pairs(ctx, 64, 7, "autograd")
-    wg = w.clone().requires_grad_(True)
-    theory.population_loss(wg, w_star).sum().backward()
-    g = theory.population_gradient(w, w_star)
-    autograd_gap = float(((wg.grad - g).norm(dim=-1) / g.norm(dim=-1).clamp_min(1e-12)).max())
-
-    # quadrature twin
-    quad_gap = 0.0
-    n_quad = ctx.pick(3, 12)
-    for d in (1, 2, 3, 8):
-        wq, wsq = _drawn_pairs(ctx, n_quad, d, "quad")
-        closed = theory.population_gradient(wq, wsq).numpy()
-        for i in range(n_quad):
-            radial = "numeric" if i == 0 else "closed"
-            q = theory.quadrature_population_gradient(wq[i].numpy(), wsq[i].numpy(), radial=radial)
-            quad_gap = max(quad_gap, float(np.linalg.norm(q - closed[i]) / max(np.linalg.norm(closed[i]), 1e-12)))
-
-    # Monte Carlo
-    constant = WRONG_CONSTANT if ctx.power else theory.INV_2PI
+    # Monte Carlo (memoised: a mutated run recomputes only the closed form)
+    constant = ctx.perturb("1/(2pi)", WRONG_CONSTANT if ctx.power else theory.INV_2PI)
     samples = ctx.pick(20000, 200000)
     cases = ctx.pick(12, 48)
+
+    def draws():
+        out = []
+        for d in (2, 5, 10):
+            wm, wsm = _drawn_pairs(ctx, cases, d, "mc")
+            mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=_seed(ctx, f"mc-samples-d{d}"))
+            out.append((wm, wsm, mean, se))
+        return out
+
     estimates, ses, theories = [], [], []
-    for d in (2, 5, 10):
-        wm, wsm = _drawn_pairs(ctx, cases, d, "mc")
-        mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=_seed(ctx, f"mc-samples-d{d}"))
+    for wm, wsm, mean, se in ctx.memo("mc", draws):
         estimates.append(mean.numpy().ravel())
         ses.append(se.numpy().ravel())
         theories.append(theory.population_gradient(wm, wsm, constant=constant).numpy().ravel())
@@ -118,6 +103,34 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
                  "mc_cases": int(est.size), "samples": samples, "constant": constant},
         figure=figure,
     )
+
+
+def _gradient_exact_parts(ctx: CheckContext):
+    """sympy kernel and gradient gaps, autograd and quadrature relative errors of the one-node formula."""
+    import sympy as sp
+
+    derived, printed = theory.symbolic_relu_kernel()
+    kernel_gap = sp.simplify(derived - printed)
+    diff_w, diff_star, _ = theory.symbolic_population_gradient()
+
+    # autograd of J against the formula
+    w, w_star = _drawn_pairs(ctx, 64, 7, "autograd")
+    wg = w.clone().requires_grad_(True)
+    theory.population_loss(wg, w_star).sum().backward()
+    g = theory.population_gradient(w, w_star)
+    autograd_gap = float(((wg.grad - g).norm(dim=-1) / g.norm(dim=-1).clamp_min(1e-12)).max())
+
+    # quadrature twin
+    quad_gap = 0.0
+    n_quad = ctx.pick(3, 12)
+    for d in (1, 2, 3, 8):
+        wq, wsq = _drawn_pairs(ctx, n_quad, d, "quad")
+        closed = theory.population_gradient(wq, wsq).numpy()
+        for i in range(n_quad):
+            radial = "numeric" if i == 0 else "closed"
+            q = theory.quadrature_population_gradient(wq[i].numpy(), wsq[i].numpy(), radial=radial)
+            quad_gap = max(quad_gap, float(np.linalg.norm(q - closed[i]) / max(np.linalg.norm(closed[i]), 1e-12)))
+    return derived, kernel_gap, diff_w, diff_star, autograd_gap, quad_gap
 
 
 def _gradient_figure(path, theory_values, estimate, se, ctx: CheckContext, title: str) -> str | None:
@@ -139,7 +152,7 @@ register(Claim(
               r"\quad J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta)",
     assumptions=["x ~ N(0, I_d)", "per-sample loss 1/2 (relu(w*.x) - relu(w.x))^2 (the talk's N = number of samples)",
                  "w != 0, w* != 0 (checked: the functions raise ValueError)"],
-    check=check_population_gradient, statistical=True,
+    check=check_population_gradient, statistical=True, mutations=("1/(2pi)",),
     method="sympy (plane integral; gradient in ||w||, w.w*); autograd; polar quadrature; Monte Carlo ± SE",
 ))
 
@@ -167,15 +180,22 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     reduce_gap = float((g1 - gk[:, 0]).abs().max())
     self_gap = float((theory.gate_correlation(w1, w1) - w1 / 2).abs().max())
 
-    constant = WRONG_CONSTANT if ctx.power else theory.INV_2PI
+    constant = ctx.perturb("1/(2pi)", WRONG_CONSTANT if ctx.power else theory.INV_2PI)
     samples = ctx.pick(20000, 200000)
     cases = ctx.pick(8, 32)
+
+    def draws():
+        out = []
+        for K, M, d in ((2, 2, 4), (3, 2, 5), (2, 4, 6)):
+            s = _streams(ctx, cases, f"mc-K{K}-M{M}")
+            Wm, am = s.normal("mc-W", d, (K, d)), s.normal("mc-a", d, (K,))
+            Wsm, asm = s.normal("mc-Ws", d, (M, d)), s.normal("mc-as", d, (M,))
+            out.append((Wm, am, Wsm, asm, population.monte_carlo_population_gradient_k(
+                Wm, am, Wsm, asm, samples=samples, seed=_seed(ctx, f"mc-samples-K{K}-M{M}"))))
+        return out
+
     est, ses, ths = [], [], []
-    for K, M, d in ((2, 2, 4), (3, 2, 5), (2, 4, 6)):
-        s = _streams(ctx, cases, f"mc-K{K}-M{M}")
-        Wm, am = s.normal("mc-W", d, (K, d)), s.normal("mc-a", d, (K,))
-        Wsm, asm = s.normal("mc-Ws", d, (M, d)), s.normal("mc-as", d, (M,))
-        mc = population.monte_carlo_population_gradient_k(Wm, am, Wsm, asm, samples=samples, seed=_seed(ctx, f"mc-samples-K{K}-M{M}"))
+    for Wm, am, Wsm, asm, mc in ctx.memo("mc", draws):
         tW, ta = theory.population_gradient_k(Wm, am, Wsm, asm, constant=constant)
         est += [mc["W"].numpy().ravel(), mc["a"].numpy().ravel()]
         ses += [mc["W_se"].numpy().ravel(), mc["a_se"].numpy().ravel()]
@@ -209,7 +229,7 @@ register(Claim(
               r"h(w,u) = \frac{1}{2\pi}\Big[(\pi - \theta_{wu})u + \|u\|\sin\theta_{wu}\frac{w}{\|w\|}\Big]",
     assumptions=["x ~ N(0, I_d)", "f(x) = sum_j a_j relu(w_j.x), teacher likewise with (W*, a*)",
                  "every w_j and w*_k non-zero (checked)"],
-    check=check_population_gradient_k, statistical=True,
+    check=check_population_gradient_k, statistical=True, mutations=("1/(2pi)",),
     method="autograd of the closed-form K-node loss; K=1 reduction; Monte Carlo ± SE for W and a",
 ))
 
@@ -217,13 +237,8 @@ register(Claim(
 # -- relu.lyapunov ---------------------------------------------------------------------------
 
 
-def check_lyapunov(ctx: CheckContext) -> Verdict:
-    """(a) min over Omega of (w - w*).E grad J / ||w - w*||^2 > 0 (polar grid of the plane of w, w*,
-    refined by SLSQP; by scale invariance w* = e_1 covers every case); (b) population-gradient descent
-    from random starts in Omega reaches w* with ||w_t - w*|| decreasing at every step; (c) the exact
-    probability that a uniform start in the ball of radius eps sqrt(2 pi/(d+1)) ||w*|| lies in Omega
-    (spherical caps) equals a quadrature twin and is >= (1 - eps)/2 on a (d, eps) grid; (d) Monte Carlo
-    frequencies match the exact probability within z SE (power: radius constant 2 pi -> pi)."""
+def _lyapunov_exact(ctx: CheckContext):
+    """The parts of relu.lyapunov that no theory constant under mutation touches (computed once)."""
     grid = ctx.pick(200, 600)
     inside = theory.lyapunov_plane_minimum(grid)
     outside = theory.lyapunov_plane_minimum(grid, region="annulus")
@@ -256,11 +271,24 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
             if dd >= 2:
                 twin_gap = max(twin_gap, abs(p - theory.init_in_omega_probability_quadrature(dd, rho)))
     min_margin = float(min(margins))
-    radius_constant = math.pi if ctx.power else 2 * math.pi
+    return inside, outside, n, monotone, final_dist, min_margin, twin_gap
+
+
+def check_lyapunov(ctx: CheckContext) -> Verdict:
+    """(a) min over Omega of (w - w*).E grad J / ||w - w*||^2 > 0 (polar grid of the plane of w, w*,
+    refined by SLSQP; by scale invariance w* = e_1 covers every case); (b) population-gradient descent
+    from random starts in Omega reaches w* with ||w_t - w*|| decreasing at every step; (c) the exact
+    probability that a uniform start in the ball of radius eps sqrt(2 pi/(d+1)) ||w*|| lies in Omega
+    (spherical caps) equals a quadrature twin and is >= (1 - eps)/2 on a (d, eps) grid; (d) Monte Carlo
+    frequencies match the exact probability within z SE (power: radius constant 2 pi -> pi)."""
+    inside, outside, n, monotone, final_dist, min_margin, twin_gap = ctx.memo("exact", lambda: _lyapunov_exact(ctx))
+    radius_constant = ctx.perturb("radius-2pi", math.pi if ctx.power else 2 * math.pi)
     mc_samples = ctx.pick(40000, 400000)
+    mc_cases = [(2, 0.5), (5, 0.25), (20, 1.0), (50, 0.1)]
+    frequencies = ctx.memo("mc", lambda: [population.monte_carlo_init_in_omega(
+        dd, theory.init_radius(dd, eps), samples=mc_samples, seed=_seed(ctx, f"omega-mc-{i}")) for i, (dd, eps) in enumerate(mc_cases)])
     est, se, th = [], [], []
-    for i, (dd, eps) in enumerate([(2, 0.5), (5, 0.25), (20, 1.0), (50, 0.1)]):
-        freq, s = population.monte_carlo_init_in_omega(dd, theory.init_radius(dd, eps), samples=mc_samples, seed=_seed(ctx, f"omega-mc-{i}"))
+    for (freq, s), (dd, eps) in zip(frequencies, mc_cases):
         est.append(freq)
         se.append(s)
         th.append(theory.init_in_omega_probability(dd, theory.init_radius(dd, eps, constant=radius_constant)))
@@ -309,7 +337,7 @@ register(Claim(
     statement=r"(w - w^*)^\top E\nabla_w J > 0 \text{ on } \Omega = \{\|w - w^*\| < \|w^*\|\};\ "
               r"w_0 \sim U(B(0, \epsilon\sqrt{2\pi/(d+1)}\|w^*\|)):\ P(w_0 \in \Omega) \ge (1-\epsilon)/2",
     assumptions=["one ReLU node, x ~ N(0, I_d)", "w* != 0", "0 < eps <= 1"],
-    check=check_lyapunov, statistical=True,
+    check=check_lyapunov, statistical=True, mutations=("radius-2pi",),
     method="plane grid + SLSQP minimum; GD from starts in Omega; exact cap formula vs quadrature vs Monte Carlo",
 ))
 
@@ -345,15 +373,15 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
     failures = []
     for K in Ks:
         eye = torch.eye(K, dtype=torch.float64)
-        xs = theory.symmetric_fixed_point(K)
+        xs = ctx.perturb("x*", theory.symmetric_fixed_point(K))
         fixed = theory.symmetric_start(K, xs, xs)
         grad_at_fixed = float(theory.population_gradient_k(fixed, None, eye, None)[0].abs().max())
         saddle_eig = _hessian_min_eig(fixed, eye)
         noise = _streams(ctx, seeds, "perturb").normal("perturb", K, (K, K)) * 1e-6
         starts = torch.cat([theory.symmetric_start(K, 0.1, 0.1)[None], theory.symmetric_start(K, 0.1 + 1e-6, 0.1)[None],
                             theory.symmetric_start(K, 0.1 - 1e-6, 0.1)[None], theory.symmetric_start(K, 0.1, 0.1) + noise])
-        tr = population.population_gradient_descent(starts, eye, lr=2.0 / K, steps=steps,
-                                                    record_every=max(1, steps // 500))
+        tr = ctx.memo(("gd", K), lambda starts=starts, eye=eye, K=K: population.population_gradient_descent(
+            starts, eye, lr=2.0 / K, steps=steps, record_every=max(1, steps // 500)))
         x, y, off = theory.symmetric_coordinates(tr["W"])
         loss = tr["loss"][:, -1]
         sym_off = float(off[:3, :].amax())  # the three symmetric-family starts stay symmetric ...
@@ -417,7 +445,7 @@ register(Claim(
               r"\text{ is a fixed point; an infinitesimal asymmetry leads to } w^* \text{ (up to permutation)}",
     assumptions=["orthonormal teacher, top weights a = a* = 1 (only W trained)", "x ~ N(0, I_K)",
                  "gradient flow approximated by population GD with lr 2/K (stable: largest Hessian eigenvalue K/2)"],
-    check=check_symmetry_breaking, statistical=False,
+    check=check_symmetry_breaking, statistical=False, mutations=("x*",),
     method="sympy solve; population GD from symmetric, x0 = y0 +- 1e-6 and random 1e-6-perturbed starts; Hessians",
 ))
 

@@ -100,7 +100,7 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
     (b) sampled: gradients of sampled triples within z SE of the prediction — exact prediction on a
     finite HLTM, and an unbiased sampled prediction on an HLTM with Gaussian leaf noise (infinite).
     Power: the constant -1 replaces -2 everywhere; it must fail."""
-    constant = -1.0 if ctx.power else theory.COVARIANCE_CONSTANT
+    constant = ctx.perturb("constant-2", -1.0 if ctx.power else theory.COVARIANCE_CONSTANT)
     runs = ctx.pick(4, 16)
     details: dict = {"constant": constant, "exact": {}, "sampled": {}}
     worst_exact, worst_identity, worst_other_formula, worst_stopgrad = 0.0, 0.0, 0.0, 0.0
@@ -228,7 +228,7 @@ register(Claim(
     assumptions=["bias-free ReLU network (positively homogeneous above every layer), unnormalised output",
                  "x1, x+ conditionally i.i.d. p(x|z0) given z0; x- independent of x1 with the marginal p(x)",
                  "gradients flow through all three branches (through the anchor only: the constant halves)"],
-    check=check_covariance_operator, statistical=True,
+    check=check_covariance_operator, statistical=True, mutations=("constant-2",),
     method="exact enumeration + autograd on 4 finite models, 2- and 3-layer nets; sampled triples within z SE",
 ))
 
@@ -243,7 +243,7 @@ def check_one_neuron(ctx: CheckContext) -> Verdict:
     against u u^T/(4 d^2) with u through the gates; a linear node has u = 0 and V = 0. Also the
     exact expected gradient equals -2 V w with that V, and sympy confirms the printed form for
     symbolic d, pixel values and gates. Power: 1/(2 d^2) replaces 1/(4 d^2); it must fail."""
-    constant = 0.5 if ctx.power else theory.ONE_NEURON_CONSTANT
+    constant = ctx.perturb("1/(4d^2)", 0.5 if ctx.power else theory.ONE_NEURON_CONSTANT)
     draws = ctx.pick(64, 512)
     lengths = range(4, 4 + ctx.pick(7, 17))
     worst, worst_linear, worst_grad, patterns = 0.0, 0.0, 0.0, set()
@@ -334,7 +334,7 @@ register(Claim(
     assumptions=["two equiprobable patterns '11', '101' on a circle of length d >= 4, uniform shifts",
                  "one node, receptive field of 2 (a fixed window), no bias",
                  "any two pixel values (pattern, background)"],
-    check=check_one_neuron, statistical=False,
+    check=check_one_neuron, statistical=False, mutations=("1/(4d^2)",),
     method="exact enumeration of the generative model vs closed form over d, background and drawn w; sympy",
 ))
 
@@ -434,7 +434,7 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     The horizon is short: until the population-GD weights have grown by 50% (at most 200 steps),
     since the loss is unbounded below and the flow blows up in finite time.
     Power: rate 1 instead of 2 (the printed theorem's time unit taken as steps x lr); it must fail."""
-    rate = 1.0 if ctx.power else theory.TWO_LAYER_RATE
+    rate = ctx.perturb("rate-2", 1.0 if ctx.power else theory.TWO_LAYER_RATE)
     J, depth, delta = 3, 2, 0.8
     block_model = HLTM(depth, delta)
     model = Blocks(block_model, J)
@@ -446,38 +446,49 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     W0 = net.init(_seed(ctx, 200), 1, scale=1.0)
     # (a) population GD against the field; the horizon: until ||w|| has grown by `growth` (the loss is
     # unbounded below and the flow blows up in finite time), at most max_steps
-    W = [w.clone() for w in W0]
-    pop_err, cross_max = 0.0, 0.0
-    pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
-    start_norm = float(pop_path[0].norm())
-    for _ in range(max_steps):
-        g = exact_expected_gradient(net, W, e, method="moments")
-        w1, w2 = block.split(W)
-        F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
-        pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
-        cross_max = max(cross_max, block.cross_covariance(w1, e))
-        W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
-        pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
-        if float(pop_path[-1].norm()) >= growth * start_norm:
-            break
-    steps = len(pop_path) - 1
-    pop_path = torch.stack(pop_path, 1)[0]
-    w1_0, w2_0 = block.split(W0)
-    ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
+    def population():  # uses the printed rate only: memoised across sensitivity runs
+        W = [w.clone() for w in W0]
+        pop_err, cross_max = 0.0, 0.0
+        pop_path = [block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)])]
+        start_norm = float(pop_path[0].norm())
+        for _ in range(max_steps):
+            g = exact_expected_gradient(net, W, e, method="moments")
+            w1, w2 = block.split(W)
+            F = block.field(w1, w2, e, theory.TWO_LAYER_RATE)
+            pop_err = max(pop_err, _rel(-block.flat_grad(g), F))
+            cross_max = max(cross_max, block.cross_covariance(w1, e))
+            W = [w - lr * gi.reshape(w.shape) for w, gi in zip(W, g)]
+            pop_path.append(block.flat_grad([W[0].reshape(1, -1), W[1].reshape(1, -1)]))
+            if float(pop_path[-1].norm()) >= growth * start_norm:
+                break
+        steps = len(pop_path) - 1
+        w1_0, w2_0 = block.split(W0)
+        ode = _rk4(block, w1_0, w2_0, e, theory.TWO_LAYER_RATE, lr, steps)[0]
+        return pop_err, cross_max, torch.stack(pop_path, 1)[0], steps, ode
 
-    # (b) SGD, R runs from the same start
-    Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
-    streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
-    residual_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
-    path = [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
-    for t in range(steps):
-        _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
-        _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
-        g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
-        w1, w2 = block.split(Wr)
-        residual_sum += -block.flat_grad(g) - block.field(w1, w2, e, rate)
-        Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
-        path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
+    pop_err, cross_max, pop_path, steps, ode = ctx.memo("population", population)
+
+    # (b) SGD, R runs from the same start (memoised: a sensitivity run re-evaluates only the theorem's field
+    # along the stored SGD states)
+    def sgd():
+        Wr = [w.expand(runs, *w.shape[1:]).clone() for w in W0]
+        streams = RunStreams(as_seeds(_seed(ctx, 201), runs))
+        grad_sum = torch.zeros(runs, J * block.d + J, dtype=DT)
+        states, path = [], [block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)])]
+        for t in range(steps):
+            _, xa = model.sample_views(streams, t, batch, 2, DT, tag="sgd")
+            _, xn = model.sample_views(streams, t, batch, 1, DT, tag="sgd-neg")
+            g = [gi[:, 0] for gi in sampled_gradients(net, Wr, xa[:, :, 0], xa[:, :, 1], xn[:, :, 0], 1)]
+            states.append(block.split(Wr))
+            grad_sum -= block.flat_grad(g)
+            Wr = [w - lr * gi.reshape(w.shape) for w, gi in zip(Wr, g)]
+            path.append(block.flat_grad([Wr[0].reshape(runs, -1), Wr[1].reshape(runs, -1)]))
+        return grad_sum, states, path
+
+    grad_sum, states, path = ctx.memo(("sgd", steps), sgd)
+    residual_sum = grad_sum.clone()
+    for w1, w2 in states:
+        residual_sum -= block.field(w1, w2, e, rate)
     residual = residual_sum / steps
     drift = se_verdict(residual.mean(0), torch.zeros(residual.shape[1], dtype=DT),
                        residual.std(0) / math.sqrt(runs), z=ctx.z, what="mean drift residual")
@@ -488,14 +499,17 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
     euler_vs_ode = float(((pop_path - ode).abs())[1:].max() / (ode[1:] - ode[0]).abs().max())
 
     # (c) violated condition: the blocks are subtrees of one HLTM root
-    shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
-    sblock = _BlockNet(4, block_model.input_dim)
-    es = shared.enumerate(DT)
-    Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
-    gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
-    w1s, w2s = sblock.split(Ws)
-    shared_err = _rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs))
-    shared_cross = sblock.cross_covariance(w1s, es)
+    def shared_root():  # the printed rate only: memoised across sensitivity runs
+        shared = HLTM(depth + 2, delta)  # 16 leaves = 4 subtrees of depth 2
+        sblock = _BlockNet(4, block_model.input_dim)
+        es = shared.enumerate(DT)
+        Ws = sblock.net.init(_seed(ctx, 202), 4, scale=1.0)
+        gs = exact_expected_gradient(sblock.net, Ws, es, method="moments")
+        w1s, w2s = sblock.split(Ws)
+        return (_rel(sblock.field(w1s, w2s, es, theory.TWO_LAYER_RATE), -sblock.flat_grad(gs)),
+                sblock.cross_covariance(w1s, es))
+
+    shared_err, shared_cross = ctx.memo("shared-root", shared_root)
 
     finite = bool(torch.isfinite(residual).all() and torch.isfinite(path).all())
     figure = _two_layer_figure(ctx.figure_path("ssl.two-layer"), block, mean_path, se_path, ode, pop_path, lr,
@@ -563,6 +577,6 @@ register(Claim(
     assumptions=["two-layer bias-free ReLU net, scalar linear output, node j with its own receptive field",
                  "Cov_z[u_j, u_k] = 0 for j != k (independent latents per block; checked by enumeration)",
                  "time in units where the flow is V[Kbar] w (for the loss of Tian et al. (2020): t = 2 x lr x steps)"],
-    check=check_two_layer, statistical=True,
+    check=check_two_layer, statistical=True, mutations=("rate-2",),
     method="population GD by enumeration vs the field; SGD drift residuals (R runs) within z SE; shared-root contrast",
 ))

@@ -25,6 +25,7 @@ import torch
 from teachtheory.io import write_json
 from teachtheory.simulation import ONE_RUN_NOTE, Simulation, register, write_metrics
 from teachtheory.teacher_student import (
+    TeacherStudentConfig,
     TeacherStudentResult,
     figure_alignment_over_time,
     figure_l_shape,
@@ -37,7 +38,8 @@ from teachtheory.teacher_student import (
 
 from .common import Progress, final_summary, labelled_progress, prepare_output, single_threaded
 
-__all__ = ["DEFAULTS", "DEFAULTS_DEEP", "STRENGTHS", "run_specialization", "run_specialization_deep"]
+__all__ = ["DEFAULTS", "DEFAULTS_DEEP", "DEFAULTS_TIAN2020", "STRENGTHS", "TIAN2020", "run_specialization",
+           "run_specialization_deep", "run_tian2020", "tian2020_config"]
 
 STRENGTHS = {"small": (0.0, 1.0, 2.0, 2.5), "full": (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)}
 DEFAULTS = {"small": {"runs": 16, "steps": 4000}, "full": {"runs": 32, "steps": 20000}}
@@ -183,11 +185,68 @@ run_specialization = single_threaded(_run_specialization)
 run_specialization_deep = single_threaded(_run_specialization_deep)
 
 
-register(Simulation(
-    "specialization", "two-layer ReLU teacher-student: recovery vs teacher strength 1/j^p, L shape, augmentation",
-    "Tian ICML 2020 (specialization experiments)", DEFAULTS,
-    runner=run_specialization))
+
 register(Simulation(
     "specialization-deep", "multi-layer ReLU teacher-student: per-layer recovery, L shape",
     "Tian ICML 2020 (multi-layer)", DEFAULTS_DEEP,
     runner=run_specialization_deep))
+
+
+# -- the tian2020 preset ------------------------------------------------------------------------------------
+
+TIAN2020 = {
+    "small": {"widths": (5, 10), "multiples": (1, 2, 5, 10)},
+    "full": {"widths": (5, 10, 20), "multiples": (1, 2, 5, 10)},
+}
+DEFAULTS_TIAN2020 = {"small": {"runs": 4, "steps": 3000}, "full": {"runs": 8, "steps": 50000}}
+
+
+def tian2020_config(m: int, multiple: int, steps: int, **changes) -> TeacherStudentConfig:
+    """One cell of the tian2020 preset: inputs N(0, 1.5^2 I_100), a two-layer teacher with m hidden nodes and
+    discrete weights, a student with ``multiple`` x m nodes started N(0, 0.005^2), plain SGD (lr 0.01, batch
+    16, no momentum) on fresh samples each step; fan-out strengths 1/j (p = 1)."""
+    base = {"input_dim": 100, "teacher_widths": (m,), "output_dim": m, "multi": multiple, "strength_decay": 1.0,
+            "data_std": 1.5, "train_size": None, "eval_size": 2000, "batch_size": 16, "lr": 0.01, "momentum": 0.0,
+            "steps": steps, "record_every": max(1, steps // 20), "student_init_std": 0.005,
+            "teacher_weights": "discrete"}
+    return TeacherStudentConfig(**(base | changes))
+
+
+def _run_tian2020(out, scale: str = "small", runs: int = 4, steps: int = 3000, seed: int = 0, device: str = "cpu",
+                  formats: Sequence[str] = ("png",), progress: Progress = None) -> dict:
+    """Tian ICML 2020's specialization setup, cell by cell: widths m x over-realisation multiples, recovery per
+    teacher node (by realised strength), the L shape, and the table of recovery against the multiple.
+
+    Small scale: m in {5, 10} and a short budget (this machine's CPU); full: m in {5, 10, 20}."""
+    out = prepare_output(out, runs, steps, device)
+    grid = TIAN2020["full" if scale == "full" else "small"]
+    configs = {f"m={m}, x{k}": tian2020_config(m, k, steps) for m in grid["widths"] for k in grid["multiples"]}
+    write_json(out / "config.json", {
+        "simulation": "specialization", "preset": "tian2020", "scale": scale,
+        "reference": "Tian ICML 2020 (specialization experiments: Gaussian input, discrete teacher, small init, SGD)",
+        "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
+        "configs": {k: c.to_dict() for k, c in configs.items()},
+        "notes": {"teacher": "discrete entries in {-1, 0, +1}, fan-out strengths 1/j exactly (realised); "
+                              "m outputs (our choice where the reference is not explicit)",
+                  "budget": "small: a short CPU budget; the paper trains far longer (full scale)"},
+    })
+    started = time.perf_counter()
+    results = _train_all(configs, runs, steps, seed, device, progress)
+    figures = []
+    for m in grid["widths"]:
+        cells = {f"x{k}": results[f"m={m}, x{k}"] for k in grid["multiples"]}
+        figures += figure_recovery_by_node(cells, out / f"recovery_by_node_m{m}", formats,
+                                           title=f"tian2020, m={m}: recovery per teacher node vs over-realisation")
+        figures += figure_l_shape(cells, out / f"l_shape_m{m}", formats, title=f"tian2020, m={m}: L shape")
+    summary = {label: _summary_entry(res) for label, res in results.items()}
+    table = {label: _table_row(res) for label, res in results.items()}
+    return _finish(out, "specialization (tian2020)", runs, steps, started, results, summary, table, figures)
+
+
+run_tian2020 = single_threaded(_run_tian2020)
+
+register(Simulation(
+    "specialization", "two-layer ReLU teacher-student: recovery vs teacher strength 1/j^p, L shape, augmentation",
+    "Tian ICML 2020 (specialization experiments)", DEFAULTS,
+    runner=run_specialization, presets={"tian2020": run_tian2020},
+    preset_defaults={"tian2020": DEFAULTS_TIAN2020}))

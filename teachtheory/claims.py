@@ -5,17 +5,25 @@ that returns a :class:`Verdict`. Monte Carlo checks derive their tolerance from 
 standard error (|estimate - theory| <= z SE + known bias, z = 5 by default), and every
 statistical claim can be run with a deliberately wrong constant (``power=True``) — that run
 must fail, which the tests assert.
+
+Sensitivity: a claim declares the constants and terms of its theory (``Claim.mutations``); a check
+reads each through :meth:`CheckContext.perturb`, which scales it by (1 + eps) when the context carries
+that mutation (the theory side only, never the measurement). :func:`measure_sensitivity` finds, per
+mutation, the smallest relative error on a log grid from 1% to 100% that flips the verdict, in both
+directions, and the verdict carries it as a :class:`Sensitivity`. The expensive measurement is shared
+between the honest and the mutated runs through :meth:`CheckContext.memo`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +44,13 @@ from .validation import (
 __all__ = [
     "CLAIMS",
     "SCALES",
+    "SENSITIVITY_GRID",
+    "SENSITIVITY_TARGET",
     "VERDICTS",
     "Z_SCORE",
     "CheckContext",
     "Claim",
+    "Sensitivity",
     "Verdict",
     "bound_verdict",
     "case_seeds",
@@ -49,17 +60,85 @@ __all__ = [
     "format_number",
     "load_claims",
     "mean_se",
+    "measure_sensitivity",
     "outcome",
     "power_suffix",
     "register",
+    "required_runs",
     "run_claims",
     "se_verdict",
     "select_claims",
 ]
 
-VERDICTS = ("holds", "fails", "printed-form-wrong", "error")
+VERDICTS = ("holds", "fails", "printed-form-wrong", "holds-in-regime", "error")
 SCALES = ("quick", "full")
 Z_SCORE = 5.0
+SENSITIVITY_TARGET = 0.10  # a claim must catch a 10% error in any declared constant unless it says why not
+# relative errors tried, 1% .. 100% evenly on a log scale (ratio 10^(1/4) ~ 1.78)
+SENSITIVITY_GRID = tuple(round(float(x), 4) for x in np.logspace(-2, 0, 9))
+
+
+@dataclass
+class Sensitivity:
+    """How small an error in the theory a check catches.
+
+    Attributes:
+        target: the relative error the claim must catch (``Claim.sensitivity_target``).
+        smallest: per declared mutation, the smallest relative error on :data:`SENSITIVITY_GRID` that flips
+            the verdict in both directions (x(1 + eps) and x(1 - eps)); None when even 100% is not caught.
+        reason: why the claim has no mutations or a target other than 10% (``Claim.sensitivity_reason``).
+        evaluations: mutated runs made; seconds: their total time.
+    """
+
+    target: float
+    smallest: dict[str, float | None] = field(default_factory=dict)
+    reason: str = ""
+    evaluations: int = 0
+    seconds: float = 0.0
+
+    @property
+    def worst(self) -> float | None:
+        """The largest smallest-detected error over the mutations (inf if one is never caught); None if none."""
+        if not self.smallest:
+            return None
+        return max(math.inf if v is None else v for v in self.smallest.values())
+
+    @property
+    def meets_target(self) -> bool:
+        """True when every declared mutation is caught at the target or below (no mutations: only with a reason)."""
+        worst = self.worst
+        if worst is None:
+            return bool(self.reason)
+        return worst <= self.target * (1 + 1e-9)
+
+    def describe(self) -> str:
+        """One phrase for the table, e.g. ``detects a 3.2% error in eta2-term (target 10%)``."""
+        worst = self.worst
+        if worst is None:
+            return "no mutations declared" + (f" ({self.reason})" if self.reason else "")
+        name = max(self.smallest, key=lambda k: math.inf if self.smallest[k] is None else self.smallest[k])
+        if not math.isfinite(worst):
+            text = f"misses even a 100% error in {name}"
+        else:
+            text = f"detects a {100 * worst:.3g}% error in {name}"
+        if len(self.smallest) > 1:
+            text += f" (worst of {len(self.smallest)} terms)"
+        text += f"; target {100 * self.target:.3g}%"
+        return text + (f" ({self.reason})" if self.reason else "")
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Sensitivity:
+        """The inverse of :meth:`to_json` (for verdicts reloaded from a saved JSON file)."""
+        return cls(target=float(row["target"]), smallest=dict(row.get("smallest", {})), reason=row.get("reason", ""),
+                   evaluations=int(row.get("evaluations", 0)), seconds=float(row.get("seconds", 0.0)))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: target, smallest per mutation, worst, meets_target, text, evaluations."""
+        worst = self.worst
+        return {"target": self.target, "smallest": dict(self.smallest),
+                "worst": None if worst is None or not math.isfinite(worst) else worst,
+                "meets_target": self.meets_target, "text": self.describe(), "reason": self.reason,
+                "evaluations": self.evaluations, "seconds": self.seconds}
 
 
 @dataclass
@@ -75,6 +154,7 @@ class Verdict:
         message: one line for the table.
         details: anything else worth keeping (corrected form, slack curves, per-case numbers).
         seconds: runtime of the check; figure: path of a figure, if one was drawn.
+        sensitivity: the smallest error the check catches (filled in by :func:`measure_sensitivity`).
     """
 
     claim_id: str
@@ -86,6 +166,7 @@ class Verdict:
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     figure: str | None = None
+    sensitivity: Sensitivity | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -104,6 +185,7 @@ class Verdict:
             "id": self.claim_id, "verdict": self.verdict, "statistic": self.statistic, "tolerance": self.tolerance,
             "tolerance_rule": self.tolerance_rule, "message": self.message, "seconds": self.seconds,
             "figure": self.figure, "details": self.details,
+            "sensitivity": None if self.sensitivity is None else self.sensitivity.to_json(),
         })
 
 
@@ -139,6 +221,8 @@ class CheckContext:
 
     Figures are optional: when ``plots_dir`` cannot be written, :meth:`figure_path` returns None (the
     check skips its figure) and the reason is kept in ``figure_notes`` for the verdict.
+    ``mutation = (name, eps)`` makes :meth:`perturb` scale the theory constant ``name`` by (1 + eps);
+    ``cache`` holds what :meth:`memo` computed, shared by the mutated copies of a context.
     """
 
     scale: str = "quick"
@@ -147,6 +231,9 @@ class CheckContext:
     z: float = Z_SCORE
     power: bool = False  # run with the deliberately wrong constant
     figure_notes: list[str] = field(default_factory=list)
+    mutation: tuple[str, float] | None = None
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    perturbed: set = field(default_factory=set, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_choice(self.scale, "scale", SCALES)
@@ -154,6 +241,36 @@ class CheckContext:
         self.z = check_positive(self.z, "z")
         if self.plots_dir is not None:
             self.plots_dir = Path(self.plots_dir)
+        if self.mutation is not None:
+            name, eps = self.mutation
+            if not isinstance(name, str) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+                raise ValueError(f"mutation must be (name: str, eps: finite float), got {self.mutation!r}")
+
+    def perturb(self, name: str, value: Any) -> Any:
+        """The theory constant or term ``name`` as the check should use it: ``value`` itself, or value x (1 + eps)
+        when this context carries the mutation ``name`` (numbers, arrays and tensors alike).
+
+        Only the theory side of a comparison may pass through here, never the measurement.
+        """
+        self.perturbed.add(name)
+        if self.mutation is not None and self.mutation[0] == name:
+            return value * (1.0 + self.mutation[1])
+        return value
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per key for this context and its mutated copies (the expensive measurement).
+
+        The key must name everything the result depends on besides the context's scale and seed; the result
+        is shared, so callers must not modify it in place.
+        """
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def mutated(self, name: str, eps: float) -> CheckContext:
+        """A copy carrying the mutation (name, eps), without figures, sharing this context's memo cache."""
+        return replace(self, mutation=(name, float(eps)), plots_dir=None, power=False, cache=self.cache,
+                       perturbed=set())
 
     def case_seeds(self, count: int, tag: str) -> list[int]:
         """Seeds of ``count`` cases of the check tagged ``tag`` (see :func:`case_seeds`)."""
@@ -200,6 +317,12 @@ class Claim:
         check: ``check(ctx) -> Verdict`` (claim_id, seconds are filled in by the runner).
         statistical: True when the check is a Monte Carlo comparison (then it has a power check).
         method: one line on how the check is done (shown in the table).
+        mutations: names of the theory's constants and terms the check reads through
+            :meth:`CheckContext.perturb`; each is scaled by (1 + eps) when measuring the sensitivity.
+        sensitivity_target: the relative error the check must catch (10% unless ``sensitivity_reason`` says why).
+        sensitivity_reason: why the target differs from 10% or why there are no mutations.
+        one_sided: mutations tested in one direction only, name -> +1 or -1 (the sign of eps that tightens a
+            one-sided bound; the other direction loosens it, which a bound check cannot and need not catch).
     """
 
     id: str
@@ -209,6 +332,23 @@ class Claim:
     assumptions: Sequence[str] = ()
     statistical: bool = False
     method: str = ""
+    mutations: Sequence[str] = ()
+    sensitivity_target: float = SENSITIVITY_TARGET
+    sensitivity_reason: str = ""
+    one_sided: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mutations = tuple(self.mutations)
+        for name, sign in self.one_sided.items():
+            if name not in self.mutations or sign not in (1, -1):
+                raise ValueError(f"claim {self.id!r}: one_sided must map declared mutations to +1 or -1, "
+                                 f"got {name!r}: {sign!r}")
+        if len(set(self.mutations)) != len(self.mutations) or not all(isinstance(m, str) and m for m in self.mutations):
+            raise ValueError(f"claim {self.id!r}: mutations must be distinct non-empty names, got {self.mutations!r}")
+        if not 0 < self.sensitivity_target <= 1:
+            raise ValueError(f"claim {self.id!r}: sensitivity_target must be in (0, 1], got {self.sensitivity_target!r}")
+        if self.sensitivity_target != SENSITIVITY_TARGET and not self.sensitivity_reason:
+            raise ValueError(f"claim {self.id!r}: a sensitivity_target other than 10% needs a sensitivity_reason")
 
     def run(self, ctx: CheckContext) -> Verdict:
         """Run the check and return its verdict, never raising for a broken check.
@@ -225,7 +365,8 @@ class Claim:
         verdict = self._run_once(ctx)
         if verdict.details.get("figure_error"):  # the plots folder failed mid-check: measure again, no figures
             note = verdict.details.pop("figure_error")
-            plain = CheckContext(scale=ctx.scale, seed=ctx.seed, plots_dir=None, z=ctx.z, power=ctx.power)
+            plain = CheckContext(scale=ctx.scale, seed=ctx.seed, plots_dir=None, z=ctx.z, power=ctx.power,
+                                 mutation=ctx.mutation, cache=ctx.cache)
             verdict = self._run_once(plain)
             ctx.figure_notes.append(note)
         if ctx.figure_notes:
@@ -239,9 +380,15 @@ class Claim:
             warnings.simplefilter("always", NonConvergenceWarning)
             warnings.simplefilter("always", DivergenceWarning)
             try:
+                if ctx.mutation is not None and ctx.mutation[0] not in self.mutations:
+                    raise ValueError(f"claim {self.id!r} has no mutation {ctx.mutation[0]!r}; it declares "
+                                     f"{self.mutations}")
                 with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
                     verdict = self.check(ctx)
                 verdict.claim_id = self.id
+                if ctx.mutation is not None and ctx.mutation[0] not in ctx.perturbed:
+                    raise RuntimeError(f"claim {self.id!r}: mutation {ctx.mutation[0]!r} was never read through "
+                                       "ctx.perturb, so it cannot change the theory")
             except NonConvergenceError as exc:
                 verdict = Verdict(self.id, "error", message=f"did not converge: {exc}",
                                   details={"non_convergence": str(exc)})
@@ -324,15 +471,81 @@ def select_claims(patterns: Iterable[str] = ()) -> list[Claim]:
 
 
 def run_claims(
-    claims: Sequence[Claim], ctx: CheckContext, progress: Callable[[Claim, int], None] | None = None
+    claims: Sequence[Claim],
+    ctx: CheckContext,
+    progress: Callable[[Claim, int], None] | None = None,
+    *,
+    sensitivity: bool = False,
 ) -> list[Verdict]:
-    """Run the checks in order; ``progress(claim, done)`` is called before each one."""
+    """Run the checks in order; ``progress(claim, done)`` is called before each one.
+
+    With ``sensitivity`` each verdict also carries :func:`measure_sensitivity`'s result. Each claim gets a
+    fresh memo cache, so nothing measured for one claim leaks into another.
+    """
     results = []
     for i, claim in enumerate(claims):
         if progress is not None:
             progress(claim, i)
-        results.append(claim.run(ctx))
+        own = replace(ctx, cache={}, perturbed=set(), mutation=None)
+        verdict = claim.run(own)
+        if sensitivity:
+            verdict.sensitivity = measure_sensitivity(claim, own, verdict)
+        results.append(verdict)
     return results
+
+
+def _detects(claim: Claim, ctx: CheckContext, baseline: str, name: str, eps: float) -> tuple[bool, float]:
+    """Whether the mutation (name, eps) changes the verdict; an ``error`` run counts as not detected."""
+    v = claim.run(ctx.mutated(name, eps))
+    if v.verdict == "error" and "never read through ctx.perturb" in v.message:
+        raise RuntimeError(v.message)
+    return v.verdict not in (baseline, "error"), v.seconds
+
+
+def measure_sensitivity(
+    claim: Claim, ctx: CheckContext, baseline: Verdict | None = None, grid: Sequence[float] = SENSITIVITY_GRID
+) -> Sensitivity:
+    """The smallest relative error, per declared mutation, that flips the claim's verdict.
+
+    For each mutation and each sign, a bisection over ``grid`` (1%..100% on a log scale, assuming a larger
+    error is caught whenever a smaller one is) finds the smallest eps whose run x(1 +- eps) gives a verdict
+    other than the honest one; the mutation's sensitivity is the larger of the two signs (an error must be
+    caught either way; a mutation in ``claim.one_sided`` is tried in its one direction). Pass the context the honest verdict was computed with, so its memo cache is reused.
+
+    Args:
+        claim: the claim. ctx: its context (scale, seed, memo cache). baseline: its honest verdict (run if None).
+        grid: the relative errors tried, increasing, in (0, 1].
+
+    Raises:
+        ValueError: when ``grid`` is empty, not increasing or outside (0, 1].
+    """
+    grid = tuple(float(g) for g in grid)
+    if not grid or any(b <= a for a, b in itertools.pairwise(grid)) or grid[0] <= 0 or grid[-1] > 1:
+        raise ValueError(f"grid must be increasing values in (0, 1], got {grid!r}")
+    if baseline is None:
+        baseline = claim.run(ctx)
+    result = Sensitivity(target=claim.sensitivity_target, reason=claim.sensitivity_reason)
+    if baseline.verdict == "error":
+        return result
+    for name in claim.mutations:
+        worst_sign = 0.0
+        signs = (float(claim.one_sided[name]),) if name in claim.one_sided else (1.0, -1.0)
+        for sign in signs:
+            lo, hi = -1, len(grid)  # invariant: grid[lo] not caught (or lo = -1), grid[hi] caught (or hi = len)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                caught, seconds = _detects(claim, ctx, baseline.verdict, name, sign * grid[mid])
+                result.evaluations += 1
+                result.seconds += seconds
+                if caught:
+                    hi = mid
+                else:
+                    lo = mid
+            worst_sign = math.inf if hi == len(grid) else max(worst_sign, grid[hi])
+            if math.isinf(worst_sign):
+                break
+        result.smallest[name] = None if math.isinf(worst_sign) else worst_sign
+    return result
 
 
 def se_verdict(
@@ -470,6 +683,22 @@ def combine(
 def power_suffix(ctx: CheckContext, note: str) -> str:
     """`` [power: note]`` in a power run (the deliberately wrong constant), else empty: for messages and titles."""
     return f" [power: {note}]" if ctx.power else ""
+
+
+def required_runs(effect: float, se: float, runs: int, z: float = Z_SCORE, power_z: float = 1.645,
+                  cap: int = 4096) -> int:
+    """Runs needed so an effect of size ``effect`` clears z SE with probability ~Phi(power_z) (95% by default),
+    from a pilot of ``runs`` runs with standard error ``se``: runs x ((z + power_z) se / |effect|)^2, rounded up,
+    at least ``runs`` and at most ``cap``.
+
+    Raises:
+        ValueError: when runs < 2, se < 0, or z, power_z or cap are not positive.
+    """
+    if runs < 2 or se < 0 or z <= 0 or power_z < 0 or cap < 1:
+        raise ValueError(f"need runs >= 2, se >= 0, z > 0, power_z >= 0, cap >= 1; got {runs}, {se}, {z}, {power_z}, {cap}")
+    if effect == 0 or not math.isfinite(effect):
+        return cap
+    return int(min(cap, max(runs, math.ceil(runs * ((z + power_z) * se / abs(effect)) ** 2))))
 
 
 def format_number(value: float | None) -> str:

@@ -78,8 +78,10 @@ def _cmd_simulate(args, console: Console) -> int:
     from .simulation import check_run_arguments, run_simulation
 
     formats = ("png", "svg") if args.svg else ("png",)
-    sim, *_ = check_run_arguments(args.name, args.scale, args.runs, args.steps, args.seed, args.device, formats)
-    out = Path(args.out) if args.out else Path("runs") / sim.name
+    preset = getattr(args, "preset", None)
+    sim, *_ = check_run_arguments(args.name, args.scale, args.runs, args.steps, args.seed, args.device, formats,
+                                  preset=preset)
+    out = Path(args.out) if args.out else Path("runs") / (sim.name + (f"-{preset}" if preset else ""))
     check_writable_folder(out, "--out")
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
@@ -90,7 +92,8 @@ def _cmd_simulate(args, console: Console) -> int:
             bar.update(task, completed=done, total=total, description=f"{sim.name}: {label}")
 
         result = run_simulation(sim.name, out, scale=args.scale, runs=args.runs, steps=args.steps, seed=args.seed,
-                                device=args.device, formats=formats, progress=progress, force=args.force)
+                                device=args.device, formats=formats, progress=progress, force=args.force,
+                                preset=preset)
     if "trajectories" in result:
         _print_teaching_summary(console, sim, result["summary"])
     elif isinstance(result.get("table"), dict) and result["table"]:
@@ -145,13 +148,15 @@ def _run_checks(args, console: Console, plots_dir):
 
     claims = select_claims(args.ids)
     ctx = CheckContext(scale=args.scale, seed=args.seed, plots_dir=plots_dir)
+    sensitivity = not getattr(args, "no_sensitivity", False)
     with _progress(console) as bar:
         task = bar.add_task("check", total=len(claims))
 
         def progress(claim, done):
-            bar.update(task, completed=done, description=f"check {claim.id}")
+            what = f" ({len(claim.mutations)} mutations)" if sensitivity and claim.mutations else ""
+            bar.update(task, completed=done, description=f"check {claim.id}{what}")
 
-        verdicts = run_claims(claims, ctx, progress)
+        verdicts = run_claims(claims, ctx, progress, sensitivity=sensitivity)
         bar.update(task, completed=len(claims), description="check")
     return claims, verdicts
 
@@ -159,16 +164,22 @@ def _run_checks(args, console: Console, plots_dir):
 def _print_verdicts(console: Console, claims, verdicts, scale: str) -> None:
     from .report import verdict_rows
 
-    colours = {"holds": "green", "fails": "red", "printed-form-wrong": "yellow", "error": "magenta"}
+    colours = {"holds": "green", "fails": "red", "printed-form-wrong": "yellow", "holds-in-regime": "cyan",
+               "error": "magenta"}
     table = Table(title=f"claims ({scale} scale)")
-    for col in ("claim", "source", "statistic", "tolerance", "verdict", "s"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("statistic", "tolerance", "s") else "left")
+    for col in ("claim", "source", "statistic", "tolerance", "verdict", "sensitivity", "s"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("statistic", "tolerance", "sensitivity", "s") else "left")
     rows = verdict_rows(claims, verdicts)
     for row, v in zip(rows, verdicts):
-        table.add_row(row[0], row[1], row[3], row[4], f"[{colours[v.verdict]}]{row[5]}[/]", row[6])
+        table.add_row(row[0], row[1], row[3], row[4], f"[{colours.get(v.verdict, 'white')}]{row[5]}[/]",
+                      escape(row[8]), row[6])
     console.print(table)
     for row in rows:  # what was measured, one line per claim, below the table
-        console.print(f"[bold]{escape(row[0])}[/]: {escape(row[7])}", highlight=False)
+        line = f"[bold]{escape(row[0])}[/]: {escape(row[7])}"
+        if row[9]:
+            line += f"; {escape(row[9])}"
+        console.print(line, highlight=False)
 
 
 def _cmd_check(args, console: Console) -> int:
@@ -185,12 +196,19 @@ def _cmd_check(args, console: Console) -> int:
     if args.json:
         write_verdicts_json(verdicts, args.json, args.scale)
         console.print(f"wrote {args.json}")
-    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("holds", "fails", "printed-form-wrong", "error")}
+    from .claims import VERDICTS
+
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in VERDICTS}
     console.print(", ".join(f"{n} {k}" for k, n in counts.items() if n))
     if counts["error"]:
         return 1
-    if args.strict and any(v.verdict != "holds" for v in verdicts):
-        return 1
+    if args.strict:
+        # strict: every claim holds, and every claim catches an error at its declared target (or says why not)
+        weak = [v.claim_id for v in verdicts if v.sensitivity is not None and not v.sensitivity.meets_target]
+        if weak:
+            console.print(f"sensitivity worse than target: {', '.join(weak)}", highlight=False, markup=False)
+        if weak or any(v.verdict != "holds" for v in verdicts):
+            return 1
     return 0
 
 
@@ -325,12 +343,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", default=None, help="output folder (default: runs/NAME)")
     sim.add_argument("--svg", action="store_true", help="also write SVG figures")
     sim.add_argument("--force", action="store_true", help="replace a non-empty --out folder (whole)")
+    sim.add_argument("--preset", default=None, help="a named setup of the simulation (e.g. specialization: tian2020)")
     check = sub.add_parser("check", help="check the claims of the source papers")
     check.add_argument("ids", nargs="*", help="claim ids or prefixes (default: all)")
     check.add_argument("--scale", choices=("quick", "full"), default="quick")
     check.add_argument("--json", default=None, help="write the verdicts to this JSON file")
     check.add_argument("--plots", default=None, help="write figures into this folder")
-    check.add_argument("--strict", action="store_true", help="exit non-zero when any claim does not hold")
+    check.add_argument("--strict", action="store_true",
+                       help="exit non-zero when any claim does not hold or catches errors worse than its target")
+    check.add_argument("--no-sensitivity", action="store_true",
+                       help="skip measuring the smallest theory error each check catches")
     check.add_argument("--seed", type=int, default=0)
     docs = sub.add_parser("docs", help="build the documentation site (claims pages, gallery, API reference)")
     docs.add_argument("ids", nargs="*", help="claim ids or prefixes to check (default: all)")

@@ -101,6 +101,9 @@ class Simulation:
             that writes its own results (then ``build`` is None).
         replot: for runner simulations, (folder, formats) -> figure paths: redraws the figures from the
             saved files alone (teaching simulations are redrawn from their trajectories).
+        presets: named alternative setups of a runner simulation (e.g. a paper's exact configuration):
+            name -> runner with the same signature, chosen by ``run_simulation(..., preset=name)``; each
+            preset has its own defaults in ``preset_defaults[name]`` (per scale, runs and steps).
     """
 
     name: str
@@ -130,6 +133,8 @@ class Simulation:
             if value < low:
                 why = f" ({self.minimum_reason})" if self.minimum_reason else ""
                 raise ValueError(f"{self.name} needs {arg} >= {low} for complete metrics, got {value}{why}")
+    presets: dict[str, Callable[..., dict]] = field(default_factory=dict)
+    preset_defaults: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -175,8 +180,11 @@ def run_simulation(
     formats: tuple[str, ...] = ("png",),
     progress: Callable[[str, int, int], None] | None = None,
     force: bool = False,
+    preset: str | None = None,
 ) -> dict:
     """Run simulation ``name`` and write its results into the folder ``out``; returns the metrics summary.
+
+    ``preset`` picks one of the simulation's named setups (:attr:`Simulation.presets`) instead of its own.
 
     The folder is written as a transaction (:func:`teachtheory.io.result_folder`): it appears complete
     or not at all. A non-empty ``out`` is refused unless ``force``, which replaces it whole.
@@ -189,17 +197,19 @@ def run_simulation(
         TypeError, ValueError: a bad argument, a size below the simulation's minimum or beyond memory.
         FileExistsError: ``out`` is not empty (without ``force``), or another run wrote it meanwhile.
     """
-    sim, runs, steps, seed, device, formats = check_run_arguments(name, scale, runs, steps, seed, device, formats)
+    sim, runs, steps, seed, device, formats = check_run_arguments(name, scale, runs, steps, seed, device, formats,
+                                                                  preset)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     if not isinstance(out, (str, Path)):
         raise TypeError(f"out must be a folder path, got {type(out).__name__}")
+    runner = sim.presets[preset] if preset is not None else sim.runner
     final = Path(out)
     with result_folder(final, force=force) as partial:
         started = time.perf_counter()
-        if sim.runner is not None:
-            result = sim.runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
-                                formats=formats, progress=progress)
+        if runner is not None:
+            result = runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
+                            formats=formats, progress=progress)
         else:
             result = _run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
         warnings_found = list(result.get("warnings", []))
@@ -217,21 +227,29 @@ def run_simulation(
 
 
 def check_run_arguments(name: str, scale: str = "small", runs: int | None = None, steps: int | None = None,
-                        seed: int = 0, device: str = "cpu", formats: tuple[str, ...] = ("png",)):
+                        seed: int = 0, device: str = "cpu", formats: tuple[str, ...] = ("png",),
+                        preset: str | None = None):
     """Check a simulation's arguments before any work; returns (simulation, runs, steps, seed, device, formats).
 
-    Defaults of ``runs`` and ``steps`` come from the scale; sizes below the simulation's minimum, seeds
+    Defaults of ``runs`` and ``steps`` come from the scale (and the preset, when one is named: it must be one
+    of the simulation's ``presets``); sizes below the simulation's minimum, seeds
     outside [0, 2^63 - 1 - runs], devices this machine lacks, and sizes whose memory estimate exceeds the
     memory available are refused (ValueError or TypeError naming the argument).
     """
     sim = get_simulation(name)
     check_choice(scale, "scale", SCALES)
+    defaults = sim.defaults
+    if preset is not None:
+        if preset not in sim.presets:
+            known = ", ".join(sorted(sim.presets)) or "none"
+            raise ValueError(f"simulation {name!r} has no preset {preset!r}; its presets: {known}")
+        defaults = sim.preset_defaults.get(preset, sim.defaults)
     if runs is not None:
         runs = check_positive_int(runs, "runs")
     if steps is not None:
         steps = check_positive_int(steps, "steps")
-    runs = sim.defaults[scale]["runs"] if runs is None else runs
-    steps = sim.defaults[scale]["steps"] if steps is None else steps
+    runs = defaults[scale]["runs"] if runs is None else runs
+    steps = defaults[scale]["steps"] if steps is None else steps
     sim.check_size(runs, steps, scale)
     seed = check_seed(seed, "seed", runs=runs)
     device = str(check_device(device))

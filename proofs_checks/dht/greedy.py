@@ -181,14 +181,14 @@ def _scatter_figure(path, cases: list[dict]) -> str | None:
 def check_greedy(ctx: CheckContext) -> Verdict:
     """Exact one-step statistics of the greedy DHT teacher over many drawn learner states.
 
-    Claimed and checked (every state, every label; scores are Eq. 4 computed from the definition):
+    The verdict tests the claim as printed: in one step DHT is never worse than IMT (the best pool example
+    of any label). It fails: the label is drawn uniformly, not chosen. The restricted statement that holds
+    is checked and reported beside it (every state, every label; scores are Eq. 4 from the definition):
     (a) x lies in the box (the pool's per-feature range); (b) for the drawn label y, DHT's one-step
-    change is <= that of the best pool example carrying y ("never worse than IMT restricted to the
-    label", which needs the pool inside the box: the teacher starts from that example); (c) the same
-    for the teacher's own label draw, and the engine's step equals it; (d) hence, averaged over the
-    uniform label, never worse than SGD with class-balanced sampling. Reported, not required: how
-    often unrestricted IMT (any label) beats DHT, and plain SGD comparisons. Power: (b) against
-    unrestricted IMT, which must fail.
+    change is <= that of the best pool example carrying y (by construction: the teacher starts from that
+    example and keeps its best iterate); (c) the same for the teacher's own label draw, and the engine's
+    step equals it; (d) hence, averaged over the uniform label, never worse than SGD with class-balanced
+    sampling. Power: (b) against unrestricted IMT, which must fail.
     """
     runs = ctx.pick(160, 1000)
     teacher = DHTTeacher(iterations=ctx.pick(30, 60), restarts=ctx.pick(3, 6))
@@ -207,28 +207,38 @@ def check_greedy(ctx: CheckContext) -> Verdict:
         w = base.w_star + scale * streams.normal("dht-greedy-w", 0, (p,))
         cases.append(_greedy_case(ctx, replace(base, w0=w), lr, teacher, seed))
 
-    key = "worst_excess_any_label" if ctx.power else "worst_excess_same_label"
-    statistic = max(c[key] for c in cases)
+    # the printed claim: never worse than IMT (the best pool example of any label)
+    statistic = max(c["worst_excess_any_label"] for c in cases)
+    # the restricted statement: never worse than the best pool example carrying the drawn label (power run:
+    # tested against the any-label comparator instead, which must fail)
+    restricted_key = "worst_excess_any_label" if ctx.power else "worst_excess_same_label"
+    restricted = max(c[restricted_key] for c in cases)
     exact_ok = all(c["box_violation"] == 0.0 and c["engine_gap"] <= 1e-9 and c["imt_reference_gap"] <= 1e-9
                    and c["expectation_vs_balanced_sgd_violations"] == 0 for c in cases)
+    restricted_holds = bool(restricted <= 1.0 and exact_ok)
     figure = _scatter_figure(ctx.figure_path("dht.greedy"), cases)
     for c in cases:
         c.pop("_scatter")
-    comparator = "best pool example of any label (power: wrong comparator)" if ctx.power else \
-        "best pool example with the drawn label"
-    msg = (f"DHT - {comparator}: worst {statistic:.2g} x tolerance; DHT worse than unrestricted IMT in "
-           f"{100 * max(c['frac_worse_than_unrestricted_imt'] for c in cases):.0f}% of (state, label) pairs; "
-           f"box, engine step and class-balanced-SGD expectation {'ok' if exact_ok else 'VIOLATED'}")
+    per_problem = "; ".join(
+        f"{c['problem']}: worse than IMT in {100 * c['frac_worse_than_unrestricted_imt']:.0f}% of (state, label) "
+        f"pairs, mean one-step change DHT {c['mean_change']['dht']:.3g} vs IMT {c['mean_change']['imt']:.3g}"
+        for c in cases)
+    msg = (f"printed 'never worse than IMT' {'holds' if statistic <= 1.0 else 'FAILS'} (worst excess "
+           f"{statistic:.2g} x tolerance): {per_problem}. Restricted statement (never worse than the best pool "
+           f"example carrying the drawn label; box, engine step, class-balanced-SGD expectation) "
+           f"{'holds' if restricted_holds else 'FAILS'} (worst {restricted:.2g} x tolerance), by construction: the "
+           "hallucination starts from that example and keeps its best iterate; the label is drawn uniformly, not "
+           "chosen as IMT chooses it" + power_suffix(ctx, "restricted statement against any label"))
     return bound_verdict(
         statistic, 1.0,
-        "excess in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
+        "excess over IMT in units of 1e-10 max(1, ||e||^2) (rounding of two evaluations of Eq. 4); "
         "box within 1e-12 relative; engine step within 1e-9 relative",
         msg, conditions=exact_ok,
-        details={"cases": cases, "teacher": teacher.to_spec(),
-                 "claim": "one step, per state and label y: DHT(y) <= min_{i: y_i = y} pool; in the box; "
-                          "E_y DHT <= E_y mean_{i: y_i = y} pool (SGD with class-balanced sampling). "
-                          "Not claimed: DHT <= unrestricted IMT (fails: the label is drawn, not chosen), "
-                          "E DHT <= plain SGD for an imbalanced pool."},
+        details={"cases": cases, "teacher": teacher.to_spec(), "restricted_holds": restricted_holds,
+                 "restricted_worst_excess": restricted,
+                 "restricted_statement": "one step, per state and label y: DHT(y) <= min_{i: y_i = y} pool; in the "
+                                         "box; E_y DHT <= E_y mean_{i: y_i = y} pool (class-balanced SGD)",
+                 "claim": "as printed (DHT paper, Sec. 3.2): greedy DHT is never worse than IMT in one step"},
         figure=figure,
     )
 
@@ -236,11 +246,13 @@ def check_greedy(ctx: CheckContext) -> Verdict:
 register(Claim(
     id="dht.greedy", source=f"{SOURCE}, Eq. (4), Sec. 3.2",
     statement=r"x_{t+1} = \arg\min_{x\in\mathcal X} \eta^2\|\nabla_w \ell(x, y|w_t)\|^2 - 2\eta\langle w_t - w^*, "
-              r"\nabla_w \ell(x, y|w_t)\rangle,\ y\sim U(\mathcal Y);\ \text{one step: } \le \min_{i: y_i = y} "
-              r"(\text{pool}),\ E_y[\cdot] \le \text{class-balanced SGD}",
+              r"\nabla_w \ell(x, y|w_t)\rangle,\ y\sim U(\mathcal Y);\ \text{one step: never worse than IMT, } "
+              r"\le \min_i (\text{pool})",
     assumptions=["the box is the pool's per-feature range, so the pool lies inside it (checked)",
                  "logistic learner, labels in {-1, +1} drawn uniformly", "the teacher keeps its best iterate"],
     check=check_greedy, statistical=False,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a comparison of "
+                       "one-step changes (power run: the restricted statement against any label, which must fail)",
     method="greedy DHT on drawn states (moons, Gaussian clusters); exact Eq. 4 values vs every pool example",
 ))
 
@@ -275,10 +287,12 @@ def check_ratio(ctx: CheckContext) -> Verdict:
             if loss_name == "lsr":
                 y = streams.normal("y", 0, (1,))[:, 0]
                 ratio, printed = theory.ratio_lsr(w, x, y, beta), theory.printed_ratio_lsr(w, x, y, beta)
+                ratio = ctx.perturb("g-derived", ratio)
                 keep = ((w * x).sum(-1) - y).abs() > 1e-3
             else:
                 y = torch.where(streams.uniform("y", 0, (1,))[:, 0] < 0.5, -1.0, 1.0).to(w.dtype)
                 ratio, printed = theory.ratio_logistic(w, x, y, beta), theory.printed_ratio_logistic(w, x, y, beta)
+                ratio = ctx.perturb("g-derived", ratio)
                 keep = torch.ones_like(y, dtype=torch.bool)
             g_scaled = _autograd_grad(loss_name, w, beta[:, None] * x, y)
             g_plain = _autograd_grad(loss_name, w, x, y)
@@ -332,7 +346,7 @@ register(Claim(
               r"\text{printed: } g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,\tilde x\rangle - y},\ "
               r"g_{LR} = \frac{1 + e^{y\langle w,\tilde x\rangle}}{1 + e^{y\langle w,x\rangle}}",
     assumptions=["linear learner: the gradient is dl/dm (m = <w,x>) times x", "beta != 0; for LSR <w,x> != y"],
-    check=check_ratio, statistical=False,
+    check=check_ratio, statistical=False, mutations=("g-derived",),
     method="sympy derivation of the ratio from each loss; torch.func gradients on drawn (w, x, y, beta), d in {1,3,8}",
 ))
 
@@ -342,20 +356,32 @@ register(Claim(
 
 def check_dht_thm1(ctx: CheckContext) -> Verdict:
     """DHT Thm 1 for LSR with x~ = beta x: the induced multiplier of grad l(x) is g_s = beta (beta m - y)/(m - y)
-    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes exactly the steps of last.thm1-et. Checks
-    the identity against the ScaledGradientTeacher run (same seeds) and both bounds as in last.thm1-et.
-    Power: the derived bound with mu_bar doubled must fail."""
+    (theory.dht), so a teacher realising g_s = c1 ||e_t|| takes the steps of last.thm1-et's teacher. The bounds
+    are tested on DHT's own hallucinated-data runs (their own pools, starts and draws: seeds apart from
+    last.thm1-et's), so this is an independent Monte Carlo check; the identity with the ScaledGradientTeacher
+    is checked separately on a small batch with shared seeds. Power: the derived bound with mu_bar doubled
+    must fail."""
     runs, eta = ctx.pick(1000, 10000), 0.1
     steps = ctx.pick(1500, 4000)
-    prob, const, assume = lsr_pool_problem(5, 50, runs, ctx.seed)
+    own = replace(ctx, seed=ctx.seed + 7919)  # DHT's own draws (shares the memo cache and the mutation)
+    prob, const, assume = lsr_pool_problem(5, 50, runs, own.seed)
     diagnostics: list = []
-    case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics))
-    last_case = thm1_case(ctx, prob, const, LeastSquares(5), eta, steps)
-    d_dht, d_last = case["traj"]["distance"], last_case["traj"]["distance"]
-    identity_gap = float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
-    infeasible = max(dg[0] for dg in diagnostics)
+    case = thm1_case(own, prob, const, LeastSquares(5), eta, steps, lambda c1: ScalingMapTeacher(c1, diagnostics),
+                     key="dht-own")
+    beta = ctx.memo("dht-beta", lambda: (max(dg[0] for dg in diagnostics), min(dg[1] for dg in diagnostics),
+                                         max(dg[2] for dg in diagnostics)))
+    infeasible = beta[0]
+
+    def identity():
+        small, const_s, _ = lsr_pool_problem(5, 50, 64, ctx.seed)
+        d_dht = thm1_case(ctx, small, const_s, LeastSquares(5), eta, 200,
+                          lambda c1: ScalingMapTeacher(c1, []))["traj"]["distance"]
+        d_last = thm1_case(ctx, small, const_s, LeastSquares(5), eta, 200)["traj"]["distance"]
+        return float((np.abs(d_dht - d_last) / np.maximum(d_last, 1e-300)).max())
+
+    identity_gap = ctx.memo("dht-identity", identity)
     assumptions_ok = assume["ok"] and case["info"]["printed_condition_c1eta_below_mu_over_L"] and \
-        case["info"]["derived_condition_ok"]
+        case["info"]["derived_condition_ok"] and identity_gap <= 1e-10  # DHT realises g_s = c1 ||e|| exactly
     printed_ok, corrected_ok = case["printed_check"]["holds"], case["derived_check"]["holds"]
     figure = theory_vs_measured(ctx.figure_path("dht.thm1-et"), case_panels(
         [(np.arange(steps + 1), case, f"DHT scaling map x~ = beta x, R={runs}", "")], "derived recursion u_t",
@@ -367,11 +393,12 @@ def check_dht_thm1(ctx: CheckContext) -> Verdict:
         unmet_prefix(assumptions_ok)
         + f"printed Eq. (6) exceeded from t = {case['printed_check']['first_violation_t']}; derived "
         f"{'holds' if corrected_ok else 'FAILS'} (min slack {case['derived_check']['min_slack']:.2f}); "
-        f"trajectory = last.thm1-et's to {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples",
+        f"own runs (R={runs}, seeds apart from last.thm1-et's); identity with the g = c1||e|| teacher on shared "
+        f"seeds {identity_gap:.1e}; no real beta in {100 * infeasible:.2g}% of samples",
         details={"corrected_form": THM1_CORRECTED, "corrected_holds": corrected_ok,
                  "printed_holds": printed_ok, "identity_gap_vs_last_thm1": identity_gap,
                  "max_infeasible_fraction": infeasible,
-                 "beta_range": [min(dg[1] for dg in diagnostics), max(dg[2] for dg in diagnostics)],
+                 "beta_range": [beta[1], beta[2]],
                  "implemented": "x~ = beta x with the pool label y; beta = the smaller root of "
                                 "m beta^2 - y beta - c1||e|| (m - y) = 0 (m = <w,x>); grad l(x~) = g_s grad l(x) with "
                                 "g_s = beta g(x~) = beta (beta m - y)/(m - y). LSR only: the logistic loss has no "
@@ -386,6 +413,6 @@ register(Claim(
     statement=r"\tilde x = \beta x,\ g_s(\tilde x) = \beta g(\tilde x) = c_1\|w_t - w^*\|:\ E\|w_T - w^*\|^2 \le "
               r"(1 - c_1\eta_t\bar\mu + c_1^2\eta_t^2 L_{max})^T\|w_0 - w^*\|^2",
     assumptions=["as last.thm1-et (noiseless Gaussian LSR; checked)", "a real beta exists for each sample (counted)"],
-    check=check_dht_thm1, statistical=True,
+    check=check_dht_thm1, statistical=True, mutations=("mu_bar",), one_sided={"mu_bar": 1},
     method="scaling-map teacher through the engine; identity with last.thm1-et's run; one-sided mean ± z SE vs bounds",
 ))

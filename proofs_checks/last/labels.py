@@ -61,7 +61,7 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
     teacher_gap = scipy_gap = 0.0
     for lr in (0.05, 0.5, 2.0):
         y_teacher = synthesize_labels(learner, w, w_star, x[:, None, :], y_true[:, None], lr)[:, 0]
-        y_closed = theory.greedy_label_lsr(w, w_star, x, lr)
+        y_closed = ctx.perturb("label", theory.greedy_label_lsr(w, w_star, x, lr))
         teacher_gap = max(teacher_gap, float(((y_teacher - y_closed).abs() / y_closed.abs().clamp_min(1.0)).max()))
         for i in range(min(cases, ctx.pick(30, 300))):
             wi, wsi, xi = (t[i].numpy() for t in (w, w_star, x))
@@ -86,11 +86,27 @@ register(Claim(
     statement=r"y^* = \arg\min_y \|w - \eta \nabla_w \ell(w;x,y) - w^*\|^2 = (1-\lambda)\langle w,x\rangle"
               r" + \lambda\langle w^*,x\rangle,\quad \lambda = \frac{1}{\eta\langle x,x\rangle}",
     assumptions=["least-squares loss l = 1/2 (<w,x> - y)^2", "eta > 0 and x != 0 (then G is strictly convex in y)"],
-    check=check_greedy_lsr, method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
+    check=check_greedy_lsr, mutations=("label",), method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
 ))
 
 
 # -- last.kaczmarz --------------------------------------------------------------------------
+
+
+def scaled_kaczmarz_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: int, c: float) -> torch.Tensor:
+    r"""The covariance recursion of LAST Eq. (3) with its one-step change scaled by c, q = x/||x|| uniform on
+    the pool: Sigma' = Sigma + c [mean_i (q_i^T Sigma q_i) q_i q_i^T - P Sigma - Sigma P], so that
+    E[||e'||^2 | e] = ||e||^2 - c e^T P e (c = 1: the printed decrease)."""
+    q = pool / pool.norm(dim=-1, keepdim=True)
+    P = q.transpose(-1, -2) @ q / q.shape[-2]
+    sigma = sigma0
+    out = [torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)]
+    for _ in range(steps):
+        quad = torch.einsum("...ni,...ij,...nj->...n", q, sigma, q)
+        change = torch.einsum("...n,...ni,...nj->...ij", quad, q, q) / q.shape[-2] - P @ sigma - sigma @ P
+        sigma = sigma + c * change
+        out.append(torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1))
+    return torch.stack(out, -1)
 
 
 def check_kaczmarz(ctx: CheckContext) -> Verdict:
@@ -119,23 +135,31 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
         identity_gap = max(identity_gap, float(((measured - predicted).norm(dim=-1) / (small.w0 - small.w_star).norm(dim=-1)).max()))
 
     # (b) fresh Gaussian x: per-run i.i.d. pools walked in order
-    fresh = problems.linear_regression(dim=d, pool_size=steps, runs=runs, seed=ctx.seed + 1, target="given")
-    traj = teach(fresh, learner, LASTTeacher(), steps=steps, lr=0.1, seed=ctx.seed, sampling="sequential",
-                 record=("distance",))
-    ratio_mean, ratio_se = mean_se(traj["distance"] ** 2 / traj["distance"][:, :1] ** 2)
+    def fresh_run():
+        fresh = problems.linear_regression(dim=d, pool_size=steps, runs=runs, seed=ctx.seed + 1, target="given")
+        traj = teach(fresh, learner, LASTTeacher(), steps=steps, lr=0.1, seed=ctx.seed, sampling="sequential",
+                     record=("distance",))
+        return mean_se(traj["distance"] ** 2 / traj["distance"][:, :1] ** 2)
+
+    ratio_mean, ratio_se = ctx.memo("fresh", fresh_run)
     t = np.arange(steps + 1)
-    rate = 1.0 - (1.2 if ctx.power else 1.0) / d
+    rate = 1.0 - ctx.perturb("rate-1/d", (1.2 if ctx.power else 1.0) / d)
     gauss_theory = rate**t
     gauss = se_verdict(ratio_mean, gauss_theory, ratio_se, z=ctx.z, what="mean ||e_t||^2/||e_0||^2")
 
     # (c) a finite shared pool: exact expectation from the covariance recursion
     n = 25
-    pool = problems.linear_regression(dim=d, pool_size=n, runs=runs, seed=ctx.seed + 2, shared_pool=True)
-    traj_pool = teach(pool, learner, LASTTeacher(), steps=steps, lr=0.1, seed=ctx.seed, record=("distance",))
-    e0 = pool.w0 - pool.w_star
-    sigma0 = e0.T @ e0 / runs
-    pool_theory = theory.kaczmarz_expected_sq_error(sigma0, pool.X[0], steps).numpy()
-    sq_mean, sq_se = mean_se(traj_pool["distance"] ** 2)
+    def pool_run():
+        pool = problems.linear_regression(dim=d, pool_size=n, runs=runs, seed=ctx.seed + 2, shared_pool=True)
+        traj_pool = teach(pool, learner, LASTTeacher(), steps=steps, lr=0.1, seed=ctx.seed, record=("distance",))
+        e0 = pool.w0 - pool.w_star
+        return e0.T @ e0 / runs, pool.X[0], mean_se(traj_pool["distance"] ** 2)
+
+    sigma0, pool_X, (sq_mean, sq_se) = ctx.memo("pool", pool_run)
+    # the printed decrease e^T P e per step has coefficient 1; the mutation scales it in the covariance recursion
+    c = ctx.perturb("decrease-term", 1.0)
+    pool_theory = (theory.kaczmarz_expected_sq_error(sigma0, pool_X, steps) if c == 1.0
+                   else scaled_kaczmarz_sq_error(sigma0, pool_X, steps, c)).numpy()
     pool_check = se_verdict(sq_mean, pool_theory, sq_se, z=ctx.z, what="mean ||e_t||^2")
 
     figure = theory_vs_measured(ctx.figure_path("last.kaczmarz"), [
@@ -160,7 +184,7 @@ register(Claim(
     statement=r"e_{t+1} = \left(I - \frac{x x^\top}{\|x\|^2}\right) e_t;\quad x\sim N(0,I_d):\ "
               r"E\|e_T\|^2 = (1 - 1/d)^T \|e_0\|^2;\quad \text{pool: } E[\|e_{t+1}\|^2 | e_t] = \|e_t\|^2 - e_t^\top P e_t",
     assumptions=["least-squares learner, unconstrained greedy LAST", "x != 0 almost surely"],
-    check=check_kaczmarz, statistical=True,
+    check=check_kaczmarz, statistical=True, mutations=("rate-1/d", "decrease-term"),
     method="engine runs; Monte Carlo mean ± SE vs (1-1/d)^t and vs the exact covariance recursion",
 ))
 
@@ -559,6 +583,8 @@ register(Claim(
                  "every set used is non-empty on the drawn cases (checked: SLSQP finds a feasible point)",
                  "eta > 0, x != 0 (drawn Gaussian)"],
     check=check_constraints,
+    sensitivity_reason="the theory side is an independent numerical optimum (SLSQP, enumeration, Brent), no "
+                       "printed constant enters; the power run swaps in the naive projection, which must fail",
     method="library label vs SLSQP multi-start (numpy objective) / enumeration / grid + Brent; sympy isotropy",
 ))
 
@@ -614,6 +640,9 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
     forms = {"lsr": theory.rescaling_lsr, "lr": theory.rescaling_lr, "vector-lsr": theory.rescaling_vector_lsr}
     if ctx.power:
         forms = {k: (lambda m, y, yt, f=f: 1.0 / f(m, y, yt)) for k, f in forms.items()}
+    scale = ctx.perturb("g", 1.0)
+    if scale != 1.0:
+        forms = {k: (lambda m, y, yt, f=f: scale * f(m, y, yt)) for k, f in forms.items()}
     worst, errors, scatter = _rescaling_numeric(ctx, forms)
     tol = RESCALING_TOLERANCE
     details = {"symbolic": {k: {"derived": str(v["derived"]), "printed": str(v["printed"]),
@@ -679,7 +708,7 @@ register(Claim(
     assumptions=[("linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
                  "l = 1/2||W^T x - y||^2"), ("y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
                  "(cases within 1e-3 are skipped)")],
-    check=check_rescaling,
+    check=check_rescaling, mutations=("g",),
     method="sympy gradients and their ratio vs printed g(y); library gradients on drawn cases",
 ))
 
@@ -860,6 +889,8 @@ register(Claim(
     assumptions=[("the true label lies in the label set (checked per draw; draws where it does not are reported "
                  "separately)"), "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
     check=check_one_step_monotone,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; an exact inequality between two computed distances (power run: the "
+                       "infeasible labels included, which must fail)",
     method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
 ))
 
@@ -964,6 +995,8 @@ register(Claim(
                  "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR"),
                  "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
     check=check_monotonicity, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a one-sided ordering of two learning curves (power run: SGD against "
+                       "SGD with half the step, which must fail)",
     method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
 ))
 
@@ -1163,6 +1196,8 @@ register(Claim(
                  ("LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
                  "eta = 0.5/d")],
     check=check_mixed, statistical=True,
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest (power run: a joint greedy teacher added, "
+                       "which must beat mixed teaching)",
     method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
 ))
 
@@ -1198,13 +1233,14 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
     streams = RunStreams(as_seeds(_base_seed(ctx) + 200_000, runs))
     pretrained = streams.normal("pretrained", 0, (d * K,))
     psi, mu = 2.5, 0.8
-    psi_ref = 2 * psi if ctx.power else psi
+    psi_ref = ctx.perturb("temperature", 2 * psi if ctx.power else psi)
+    mu_ref = ctx.perturb("smoothing", mu)
     policies = {
         f"distillation (psi={psi:g}, given model)": (DistillationTeacher(psi, teacher_w=pretrained),
                                                      lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_pre / psi_ref)),
         f"distillation (psi={psi:g}, target model)": (DistillationTeacher(psi),
                                                       lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_star / psi_ref)),
-        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu), lambda W, W_pre, W_star, x, y: mu * y + (1 - mu) / K),
+        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu), lambda W, W_pre, W_star, x, y: mu_ref * y + (1 - mu_ref) / K),
         "self-training (soft)": (SelfTrainingTeacher(), lambda W, W_pre, W_star, x, y: _np_softmax(x @ W)),
         "self-training (hard)": (SelfTrainingTeacher(hard=True),
                                  lambda W, W_pre, W_star, x, y: np.eye(K)[np.argmax(x @ W, -1)]),
@@ -1252,6 +1288,6 @@ register(Claim(
               r"\text{LS: } y = \mu\tilde y + \frac{1-\mu}{K}\mathbf 1;\ \text{ST: } y = \mathrm{softmax}(W_t^\top x)",
     assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", ("x drawn uniformly from the pool "
                  "with SGD's sampling stream (checked: the same x as SGD)"), "psi > 0, mu in [0, 1]"],
-    check=check_soft_label_views,
+    check=check_soft_label_views, mutations=("temperature", "smoothing"),
     method="teacher labels vs numpy formulas on drawn states; engine steps replayed by hand",
 ))

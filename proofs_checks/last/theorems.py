@@ -128,17 +128,18 @@ def _quadratic_assumptions(problem: Problem, learner, constants: conv.PoolConsta
 
 
 def thm1_bounds(c1: float, eta: float, constants: conv.PoolConstants, e0_norm: float, steps: int,
-                power: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Printed and derived Thm 1 bounds (power: the derived rate constant doubled, which must fail)."""
+                mu_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Printed and derived Thm 1 bounds; the derived one uses mu_bar x ``mu_factor`` (1 honest; power: 2,
+    which must fail; a sensitivity run: 1 + eps)."""
     e0_sq = e0_norm**2
     printed = conv.printed_thm1_bound(c1, eta, constants.mu_bar, constants.L_max, e0_sq, steps)
-    mu_used = constants.mu_bar * (2.0 if power else 1.0)
+    mu_used = constants.mu_bar * mu_factor
     derived = conv.scaled_gradient_bound(c1, eta, mu_used, constants.L_max, e0_sq, steps)
     condition = conv.scaled_gradient_bound_condition(c1, eta, constants.L_max, e0_norm)
     info = {"c1_eta": c1 * eta, "printed_rate": 1 - c1 * eta * constants.mu_bar + (c1 * eta) ** 2 * constants.L_max,
             "printed_condition_c1eta_below_mu_over_L": bool(0 < c1 * eta < constants.mu_bar / constants.L_max),
             "derived_condition_c1_eta_e0_Lmax": condition, "derived_condition_ok": bool(condition <= 1 / 3 + 1e-12),
-            "e0_norm": e0_norm, "power_mu_factor": 2.0 if power else 1.0}
+            "e0_norm": e0_norm, "mu_factor": mu_factor}
     return printed, derived, info
 
 
@@ -179,14 +180,20 @@ def case_panels(cases: list[tuple[np.ndarray, dict, str, str]], derived_label: s
 
 
 def thm1_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstants, learner, eta: float,
-               steps: int, make_teacher=ScaledGradientTeacher) -> dict:
-    """Runs of the teacher ``make_teacher(c1)`` from ||e_0|| <= 1 with c1 eta = mu_bar/(2 L_max), and both bounds."""
+               steps: int, make_teacher=ScaledGradientTeacher, key: str | None = None) -> dict:
+    """Runs of the teacher ``make_teacher(c1)`` from ||e_0|| <= 1 with c1 eta = mu_bar/(2 L_max), and both bounds.
+
+    With a ``key`` the runs are memoised in the context (a sensitivity run recomputes only the bounds)."""
     c1, e0_norm = _scaled_setup(constants, eta)
     problem = _start_at(problem, e0_norm, ctx.seed + 11)
-    teacher = make_teacher(c1)
-    traj = teach(problem, learner, teacher, steps=steps, lr=eta, seed=ctx.seed, record=("distance",))
-    mean, se = _sq_stats(traj)
-    printed, derived, info = thm1_bounds(c1, eta, constants, e0_norm, steps, ctx.power)
+
+    def run():
+        traj = teach(problem, learner, make_teacher(c1), steps=steps, lr=eta, seed=ctx.seed, record=("distance",))
+        return (traj, *_sq_stats(traj))
+
+    traj, mean, se = run() if key is None else ctx.memo(("thm1", key, steps), run)
+    mu_factor = ctx.perturb("mu_bar", 2.0 if ctx.power else 1.0)
+    printed, derived, info = thm1_bounds(c1, eta, constants, e0_norm, steps, mu_factor)
     return {"problem": problem.name, "c1": c1, "eta": eta, "mean": mean, "se": se, "printed": printed,
             "derived": derived, "info": info, "traj": traj,
             "printed_check": upper_bound_check(mean, se, printed, ctx.z),
@@ -219,18 +226,19 @@ def check_thm1(ctx: CheckContext) -> Verdict:
     learner_a = LeastSquares(5)
     prob_a, const_a, assume_a = lsr_pool_problem(5, 50, runs, ctx.seed)
     steps = ctx.pick(1500, 4000)
-    case_a = thm1_case(ctx, prob_a, const_a, learner_a, eta, steps)
+    case_a = thm1_case(ctx, prob_a, const_a, learner_a, eta, steps, key="a")
     prob_b, const_b, assume_b = radial_pool_problem(3, 40, runs, ctx.seed + 1)
-    case_b = thm1_case(ctx, prob_b, const_b, LeastSquares(1, 3), eta, ctx.pick(150, 300))
+    case_b = thm1_case(ctx, prob_b, const_b, LeastSquares(1, 3), eta, ctx.pick(150, 300), key="b")
 
     # The printed rate describes a constant multiplier g = c1: plain SGD with step c1 eta.
     a = case_a["c1"] * eta
     steps_c = ctx.pick(300, 600)
     start = _start_at(prob_a, 1.0, ctx.seed + 11)
-    traj_c = teach(start, learner_a, RandomTeacher(), steps=steps_c, lr=a, seed=ctx.seed, record=("distance",))
-    mean_c, se_c = _sq_stats(traj_c)
+    mean_c, se_c = ctx.memo("constant-g", lambda: _sq_stats(
+        teach(start, learner_a, RandomTeacher(), steps=steps_c, lr=a, seed=ctx.seed, record=("distance",))))
     printed_c = conv.printed_thm1_bound(case_a["c1"], eta, const_a.mu_bar, const_a.L_max, 1.0, steps_c)
-    derived_c = conv.constant_step_bound(a, const_a.mu_bar * (2.0 if ctx.power else 1.0), const_a.L_max, 1.0, steps_c)
+    derived_c = conv.constant_step_bound(a, const_a.mu_bar * ctx.perturb("mu_bar", 2.0 if ctx.power else 1.0),
+                                         const_a.L_max, 1.0, steps_c)
     const_g = {"printed_check": upper_bound_check(mean_c, se_c, printed_c, ctx.z),
                "derived_check": upper_bound_check(mean_c, se_c, derived_c, ctx.z), "step": a, "steps": steps_c}
 
@@ -288,7 +296,7 @@ register(Claim(
                  "each l_i convex and L_i-smooth (checked: Hessian eigenvalues; L_i = lambda_max(x_i x_i^T))",
                  "(1/n) f mu_bar-strongly convex (checked: lambda_min(mean_i x_i x_i^T) > 0)",
                  "0 < c1 eta < mu_bar/L_max (c1 eta = mu_bar/(2 L_max)); derived bound: c1 eta ||e_0|| L_max <= 1/3"],
-    check=check_thm1, statistical=True,
+    check=check_thm1, statistical=True, mutations=("mu_bar",), one_sided={"mu_bar": 1},
     method="ScaledGradientTeacher through the engine on noiseless Gaussian LSR and radial K-output LSR; one-sided "
            "mean ± z SE vs printed and derived bounds",
 ))
@@ -320,12 +328,12 @@ def _thm2_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstant
     d = problem.dim
     learner = LeastSquares(d)
     problem = _start_at(problem, 1.0, ctx.seed + 12)
-    traj = teach(problem, learner, teacher, steps=steps, lr=eta, seed=ctx.seed, record=("distance",))
-    mean, se = _sq_stats(traj)
+    mean, se = ctx.memo("armijo", lambda: _sq_stats(
+        teach(problem, learner, teacher, steps=steps, lr=eta, seed=ctx.seed, record=("distance",))))
     eta_max = eta * teacher.g_max
     s_lo = conv.armijo_step_floor(constants.L, eta, teacher.g_max, teacher.shrink, teacher.c2, teacher.max_halvings)
     printed = conv.printed_thm2_bound(constants.mu_bar, constants.L_max, eta_max, 1.0, steps)
-    derived = conv.armijo_bound(constants.mu_bar, s_lo * (2.0 if ctx.power else 1.0), 1.0, steps)
+    derived = conv.armijo_bound(constants.mu_bar, s_lo * ctx.perturb("s_lo", 2.0 if ctx.power else 1.0), 1.0, steps)
     # The steps the teacher actually takes at w_0 (every pool example): >= s_lo, and Armijo holds.
     R = problem.runs
     X, Y = problem.X.expand(R, *problem.X.shape[1:]), problem.y.expand(R, *problem.y.shape[1:])
@@ -413,7 +421,7 @@ register(Claim(
     assumptions=["interpolation, each l_i convex and L_i-smooth, (1/n) f mu_bar-strongly convex (checked on the pool)",
                  "g: the largest of g_max 2^-k meeting Armijo with c2 = 1/2 (checked at w_0 for every example)",
                  "eta_max = eta g_max (the largest effective step)"],
-    check=check_thm2, statistical=True,
+    check=check_thm2, statistical=True, mutations=("s_lo",), one_sided={"s_lo": 1},
     method="ArmijoTeacher through the engine on Gaussian LSR and a tight-frame pool; one-sided mean ± z SE vs bounds",
 ))
 
@@ -456,11 +464,11 @@ def check_thm3(ctx: CheckContext) -> Verdict:
     results, scatter = {}, {}
     statistic, order_ok = 0.0, True
     for alpha in (0.0, 0.5, 1.0):
-        traj = teach(problem, learner, HessianTeacher(alpha), steps=3, lr=1.0, seed=ctx.seed, record=("distance",))
-        e = traj["distance"]
+        e = ctx.memo(("hessian", alpha), lambda alpha=alpha: teach(
+            problem, learner, HessianTeacher(alpha), steps=3, lr=1.0, seed=ctx.seed, record=("distance",))["distance"])
         keep = e[:, 1] > floor
         est = conv.estimate_order(e[keep, 0], e[keep, 1])
-        q_theory = conv.hessian_step_order(alpha) + (1 if ctx.power else 0)
+        q_theory = ctx.perturb("order", conv.hessian_step_order(alpha) + (1 if ctx.power else 0))
         gap = abs(est["q"] - q_theory) / est["se"]
         statistic = max(statistic, gap)
         order_ok &= bool(est["q"] - ctx.z * est["se"] > 1.0) and est["q"] >= 2.0 - ctx.z * est["se"]
@@ -516,7 +524,7 @@ register(Claim(
     assumptions=["grad f(w*) = 0: unregularised logistic fit on a non-separable pool (checked: gradient norm, accuracy < 1)",
                  "lambda_min(Hess f) >= mu on the delta-ball, Hessian L_H-Lipschitz, L_H delta/mu < 2 (checked, bounds computed)",
                  "w_0 within delta of w*"],
-    check=check_thm3, statistical=True,
+    check=check_thm3, statistical=True, mutations=("order",),
     method="HessianTeacher (alpha 0, 1/2, 1) through the engine; order from log e_1 vs log e_0 regression over runs",
 ))
 

@@ -12,10 +12,11 @@ of the gradient (the parameter gradient, and the talk's ||g_1(x)||_inf at the fi
 Teacher construction (Tian 2020, Sec. 6 and the talk): hidden node j of every teacher layer has a
 unit-norm Gaussian weight vector and a bias that puts its ReLU boundary inside the data (node j is
 active on a fraction q_j ~ U(0.3, 0.7) of a calibration sample, so every teacher node is
-"observed"). The fan-out weights of hidden node j (j = 1..m, its row of the next layer) are scaled by
-1/j^p (``strength_decay`` = p), then each next-layer node's incoming weights are renormalised: node 1
-is the strongest, node m the weakest. The student starts from PyTorch's default uniform initialisation
-times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
+"observed"). The fan-out of hidden node j (j = 1..m, its row of the next layer) is a Gaussian direction
+with norm exactly c/j^p (``strength_decay`` = p; c = sqrt(n_out / sum_j j^-2p) keeps the layer's total
+squared norm at n_out, as for unit-norm incoming weights): the realised strength ||v_j||/||v_1|| is
+1/j^p exactly, so node 1 is the strongest and node m the weakest (:func:`fanout_strengths`). The student
+starts from PyTorch's default uniform initialisation times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
 :mod:`teachtheory.nets` ReLU networks; SGD with momentum is :func:`teachtheory.learners.updates.momentum_step`.
 
 Input augmentation (the talk's "Lesson 2"), applied to a finite training set D:
@@ -58,6 +59,7 @@ __all__ = [
     "TeacherStudentConfig",
     "TeacherStudentResult",
     "activation_correlations",
+    "fanout_strengths",
     "final_correlations",
     "forward",
     "make_dataset",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 AUGMENTATIONS = ("none", "agnostic", "aware")
+TEACHER_WEIGHTS = ("gaussian", "discrete")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class TeacherStudentConfig:
         eval_size: held-out samples for the correlation metrics. batch_size, lr, momentum: SGD.
         steps: SGD steps. record_every: metrics every this many steps (and at 0 and the end).
         student_scale: multiplies the default initialisation of the student.
+        student_init_std: if set, the student's weights start N(0, std^2) and its biases at zero instead
+            (Tian's reference runs start small, std 0.005).
+        teacher_weights: "gaussian" (unit-norm Gaussian directions) or "discrete" (entries drawn uniformly
+            from {-1, 0, +1}, then scaled like the Gaussian ones; a node with all zeros is redrawn as +-1).
         augment, augment_count, augment_scale: input augmentation (see the module docstring).
         threshold: a teacher node is recovered when some student node's correlation exceeds it.
         grad_samples: training samples on which max ||g_1(x)||_inf is measured at each record.
@@ -109,6 +116,8 @@ class TeacherStudentConfig:
     augment_scale: float = 0.1
     threshold: float = 0.95
     grad_samples: int = 256
+    student_init_std: float | None = None
+    teacher_weights: str = "gaussian"
 
     def __post_init__(self) -> None:
         def positive_int(name, value, minimum=1):
@@ -141,6 +150,12 @@ class TeacherStudentConfig:
             raise ValueError(f"strength_decay must be a non-negative number, got {self.strength_decay!r}")
         if not (0 < self.threshold < 1):
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold!r}")
+        if self.student_init_std is not None and not (
+                isinstance(self.student_init_std, (int, float)) and math.isfinite(self.student_init_std)
+                and self.student_init_std > 0):
+            raise ValueError(f"student_init_std must be a positive finite number or None, got {self.student_init_std!r}")
+        if self.teacher_weights not in TEACHER_WEIGHTS:
+            raise ValueError(f"teacher_weights must be one of {', '.join(TEACHER_WEIGHTS)}, got {self.teacher_weights!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.augment != "none" and self.train_size is None:
@@ -193,6 +208,38 @@ def _gaussian_inputs(streams: RunStreams, tag: str, step: int, n: int, config: T
     return streams.normal(tag, step, (n, config.input_dim), dtype=dtype).to(device) * config.data_std
 
 
+def _teacher_draw(streams: RunStreams, config: TeacherStudentConfig, tag: str, step: int, shape) -> torch.Tensor:
+    """Raw teacher weights [R, *shape]: Gaussian, or uniform on {-1, 0, +1} with all-zero columns set to the
+    sign of a Gaussian (so every node has a direction)."""
+    g = streams.normal(tag, step, shape)
+    if config.teacher_weights == "gaussian":
+        return g
+    u = streams.uniform(tag + "-discrete", step, shape)
+    W = torch.floor(3.0 * u).clamp(max=2.0) - 1.0
+    empty = (W == 0).all(dim=1, keepdim=True)
+    return torch.where(empty, torch.sign(g), W)
+
+
+def _exact_fanout(W: torch.Tensor, p: float) -> torch.Tensor:
+    """Rows of W [R, n_in, n_out] rescaled to norm c/j^p exactly (j = 1..n_in), c = sqrt(n_out / sum_j j^-2p)."""
+    n_in, n_out = W.shape[1], W.shape[2]
+    strength = torch.arange(1, n_in + 1, dtype=W.dtype) ** (-p)
+    c = math.sqrt(n_out / float((strength**2).sum()))
+    return W / W.norm(dim=2, keepdim=True) * (c * strength)[None, :, None]
+
+
+def fanout_strengths(net: Network, layer: int = -1) -> torch.Tensor:
+    """Realised fan-out strength of every node of hidden layer ``layer`` (default the last), relative to node 1:
+    ||row j of the next layer's weights|| / ||row 1||, [R, m] (1/j^p for a teacher built with decay p)."""
+    weights = net.weights
+    hidden = len(weights) - 1
+    index = layer % hidden if -hidden <= layer < hidden else None
+    if index is None:
+        raise ValueError(f"layer must index a hidden layer (-{hidden}..{hidden - 1}), got {layer!r}")
+    rows = weights[index + 1].norm(dim=-1)
+    return rows / rows[:, :1]
+
+
 def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
                          device="cpu") -> Network:
     """The teacher networks of R runs (see the module docstring for the construction)."""
@@ -202,11 +249,8 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
     h = calib
     p = float(config.strength_decay)
     for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        W = streams.normal("teacher-weight", l, (n_in, n_out))
-        if l > 0:
-            strength = torch.arange(1, n_in + 1, dtype=torch.float64) ** (-p)
-            W = W * strength[None, :, None]
-        W = W / W.norm(dim=1, keepdim=True)
+        W = _teacher_draw(streams, config, "teacher-weight", l, (n_in, n_out))
+        W = _exact_fanout(W, p) if l > 0 else W / W.norm(dim=1, keepdim=True)
         z = torch.bmm(h, W)
         if config.bias:
             q = 0.3 + 0.4 * streams.uniform("teacher-quantile", l, (n_out,))  # active fraction of node j
@@ -219,10 +263,8 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
         weights.append(W)
         biases.append(b)
     m = sizes[-1]
-    V = streams.normal("teacher-output", 0, (m, config.output_dim))
-    V = V * (torch.arange(1, m + 1, dtype=torch.float64) ** (-p))[None, :, None]
-    V = V / V.norm(dim=1, keepdim=True)
-    weights.append(V)
+    V = _teacher_draw(streams, config, "teacher-output", 0, (m, config.output_dim))
+    weights.append(_exact_fanout(V, p))
     biases.append(torch.zeros(streams.runs, config.output_dim, dtype=torch.float64))
     return Network([w.to(dtype=dtype, device=device) for w in weights], [b.to(dtype=dtype, device=device) for b in biases])
 
@@ -230,12 +272,16 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
 def make_student_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
                          device="cpu") -> Network:
     """Student networks: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) times ``student_scale`` (PyTorch's default);
-    zero biases when ``config.bias`` is False."""
+    zero biases when ``config.bias`` is False; with ``student_init_std`` N(0, std^2) weights and zero biases."""
     arch = nets.Architecture((config.input_dim, *config.student_widths, config.output_dim), act="relu",
                              bias=config.bias)
     params = arch.init(streams, scheme="uniform", gain=config.student_scale, dtype=dtype, device=device,
                        names=lambda kind, layer: ("student-weight" if kind == "W" else "student-bias", layer))
     layers = arch.layers(params)
+    if config.student_init_std is not None:  # small Gaussian start, zero biases
+        layers = [(streams.normal("student-weight-small", i, tuple(W.shape[1:]), dtype=dtype).to(device)
+                   * config.student_init_std, None if b is None else torch.zeros_like(b))
+                  for i, (W, b) in enumerate(layers)]
     return Network([W for W, _ in layers], [torch.zeros(streams.runs, W.shape[-1], dtype=dtype, device=device)
                                             if b is None else b for W, b in layers])
 

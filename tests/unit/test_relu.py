@@ -236,6 +236,7 @@ EXPECTED = {
     "spec.alignment": "holds",
     "spec.strength": "holds",
     "spec.l-shape": "holds",
+    "spec.over-realisation": "holds",
 }
 
 

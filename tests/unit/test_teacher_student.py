@@ -13,6 +13,7 @@ from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import (
     TeacherStudentConfig,
     activation_correlations,
+    fanout_strengths,
     final_correlations,
     forward,
     make_dataset,
@@ -80,10 +81,12 @@ def test_teacher_construction_strength_and_observed_boundaries():
     teacher = make_teacher_network(cfg, RunStreams(as_seeds(0, 2)), dtype=torch.float64)
     W1, V = teacher.weights
     torch.testing.assert_close(W1.norm(dim=1), torch.ones(2, 5, dtype=torch.float64))
-    torch.testing.assert_close(V.norm(dim=1), torch.ones(2, 2, dtype=torch.float64))  # each output node normalised
-    # fan-out of node j ~ 1/j^p before the output normalisation: row norms decrease on average
-    rows = V.norm(dim=2).mean(0)
-    assert rows[0] > rows[-1]
+    # realised fan-out strengths are 1/j^p exactly (not only on average), total squared norm n_out
+    j = torch.arange(1, 6, dtype=torch.float64)
+    torch.testing.assert_close(fanout_strengths(teacher), (j**-2.0).expand(2, 5))
+    torch.testing.assert_close((V**2).sum((1, 2)), torch.full((2,), 2.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="hidden layer"):
+        fanout_strengths(teacher, layer=1)
     X = torch.randn(2, 4000, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     pre, _, _ = forward(teacher, X)
     active = (pre[0] > 0).double().mean(1)
@@ -222,3 +225,40 @@ def test_specialization_runner_writes_results_and_reproduces(tmp_path, monkeypat
     assert set(result["summary"]) == {"p=0", "p=2", "aug: D only", "aug: teacher-agnostic", "aug: teacher-aware"}
     with pytest.raises(ValueError, match="runs must be a positive integer"):
         sims.run_specialization(tmp_path / "c", runs=0, steps=5)
+
+
+def test_discrete_teacher_and_small_student_init():
+    cfg = TeacherStudentConfig(**{**SMALL, "teacher_widths": (5,), "strength_decay": 1.0, "teacher_weights": "discrete",
+                                  "student_init_std": 0.005})
+    streams = RunStreams(as_seeds(0, 3))
+    teacher = make_teacher_network(cfg, streams, dtype=torch.float64)
+    W1 = teacher.weights[0]
+    # each column is a {-1, 0, +1} vector scaled to unit norm: its nonzero entries share one magnitude
+    nonzero = W1.abs()
+    top = nonzero.amax(1, keepdim=True)
+    assert torch.all((nonzero == 0) | torch.isclose(nonzero, top.expand_as(nonzero)))
+    torch.testing.assert_close(fanout_strengths(teacher), (torch.arange(1, 6, dtype=torch.float64) ** -1.0).expand(3, 5))
+    from teachtheory.teacher_student import make_student_network
+
+    student = make_student_network(cfg, streams, dtype=torch.float64)
+    for W, b in zip(student.weights, student.biases):
+        assert 0.003 < float(W.std()) < 0.007 and float(b.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="teacher_weights"):
+        TeacherStudentConfig(**{**SMALL, "teacher_weights": "binary"})
+    with pytest.raises(ValueError, match="student_init_std"):
+        TeacherStudentConfig(**{**SMALL, "student_init_std": 0.0})
+
+
+def test_tian2020_preset_runs_through_run_simulation(tmp_path, monkeypatch):
+    import simulations.specialization as spec_sim
+    from teachtheory import simulation
+
+    monkeypatch.setattr(simulation, "load_simulations", lambda: simulation.SIMULATIONS)
+    cfg = spec_sim.tian2020_config(5, 2, 100)
+    assert (cfg.input_dim, cfg.data_std, cfg.batch_size, cfg.lr, cfg.momentum, cfg.student_init_std) == \
+        (100, 1.5, 16, 0.01, 0.0, 0.005)
+    result = simulation.run_simulation("specialization", tmp_path / "t", preset="tian2020", runs=2, steps=20)
+    assert set(result["table"]) == {f"m={m}, x{k}" for m in (5, 10) for k in (1, 2, 5, 10)}
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["preset"] == "tian2020"
+    with pytest.raises(ValueError, match="no preset 'paper'"):
+        simulation.run_simulation("specialization", tmp_path / "u", preset="paper", runs=2, steps=20)

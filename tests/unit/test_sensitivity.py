@@ -1,0 +1,195 @@
+"""Sensitivity: claims declare the constants of their theory, checks read them through ``ctx.perturb``, and
+``measure_sensitivity`` finds the smallest relative error that flips a verdict. The per-claim tests inject a
+10% error into each declared constant (in each direction the check can see) and require the verdict to flip."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from teachtheory.claims import (
+    CLAIMS,
+    SENSITIVITY_GRID,
+    CheckContext,
+    Claim,
+    Sensitivity,
+    Verdict,
+    conclude,
+    load_claims,
+    measure_sensitivity,
+    run_claims,
+)
+from teachtheory.report import sensitivity_cell, verdict_rows, write_docs_page
+
+# -- the framework, on a synthetic claim -------------------------------------------------------------------
+
+MEASURED = 2.0  # the "measurement": a fixed number the theory must match within 4%
+
+
+def _synthetic_check(ctx: CheckContext) -> Verdict:
+    calls = ctx.memo("measurement", lambda: {"n": 0})
+    calls["n"] += 1  # counts how often the memo was read (the measurement itself is computed once)
+    theory = ctx.perturb("c", 2.0)
+    other = ctx.perturb("bound", 1.0)  # a one-sided bound: only a larger value can be caught
+    gap = abs(MEASURED - theory) / MEASURED
+    return conclude(gap <= 0.04 and other <= 1.07, gap, 0.04, "relative gap <= 4%", f"gap {gap:.3f}")
+
+
+def _claim(**keywords) -> Claim:
+    base = {"id": "test.synthetic", "source": "none", "statement": "x", "check": _synthetic_check,
+            "mutations": ("c", "bound"), "one_sided": {"bound": 1}}
+    return Claim(**(base | keywords))
+
+
+def test_perturb_scales_only_the_named_constant():
+    ctx = CheckContext().mutated("c", 0.1)
+    assert ctx.perturb("c", 2.0) == pytest.approx(2.2)
+    assert ctx.perturb("other", 2.0) == 2.0
+    assert CheckContext().perturb("c", 2.0) == 2.0
+    assert ctx.perturbed == {"c", "other"}
+
+
+def test_mutated_context_shares_the_memo_and_drops_figures(tmp_path):
+    ctx = CheckContext(plots_dir=tmp_path)
+    computed = []
+    ctx.memo("k", lambda: computed.append(1) or 5)
+    child = ctx.mutated("c", 0.05)
+    assert child.memo("k", lambda: computed.append(1) or 6) == 5
+    assert computed == [1]
+    assert child.plots_dir is None and child.mutation == ("c", 0.05)
+
+
+def test_measure_sensitivity_finds_the_grid_threshold_in_both_directions():
+    claim = _claim()
+    ctx = CheckContext()
+    honest = claim.run(ctx)
+    assert honest.verdict == "holds"
+    s = measure_sensitivity(claim, ctx, honest)
+    # |2 eps| / 2 > 4% first at eps = 5.62% on the grid; the bound 1.07 is first exceeded at +10%
+    assert s.smallest == {"c": 0.0562, "bound": 0.1}
+    assert s.worst == 0.1 and s.meets_target
+    assert "detects a 10% error in bound" in s.describe()
+    assert ctx.cache["measurement"]["n"] == 1 + s.evaluations  # one measurement, reused by every mutated run
+
+
+def test_a_mutation_nobody_catches_is_reported_and_misses_the_target():
+    def blind(ctx):
+        ctx.perturb("c", 1.0)
+        return conclude(True, 0.0, 1.0, "", "")
+
+    s = measure_sensitivity(_claim(check=blind, mutations=("c",), one_sided={}), CheckContext())
+    assert s.smallest == {"c": None} and s.worst == math.inf and not s.meets_target
+    assert "misses even a 100% error" in s.describe()
+
+
+def test_undeclared_or_unread_mutations_are_errors():
+    v = _claim().run(CheckContext().mutated("nope", 0.1))
+    assert v.verdict == "error" and "no mutation 'nope'" in v.message
+    unread = _claim(check=lambda ctx: conclude(True, 0.0, 1.0, "", ""))
+    v = unread.run(CheckContext().mutated("c", 0.1))
+    assert v.verdict == "error" and "never read through ctx.perturb" in v.message
+    with pytest.raises(RuntimeError, match="never read"):
+        measure_sensitivity(unread, CheckContext())
+
+
+def test_claim_validates_its_sensitivity_fields():
+    with pytest.raises(ValueError, match="distinct"):
+        _claim(mutations=("c", "c"), one_sided={})
+    with pytest.raises(ValueError, match="needs a sensitivity_reason"):
+        _claim(sensitivity_target=0.5)
+    with pytest.raises(ValueError, match="one_sided"):
+        _claim(one_sided={"c": 2})
+    with pytest.raises(ValueError, match="grid"):
+        measure_sensitivity(_claim(), CheckContext(), grid=(0.5, 0.1))
+    with pytest.raises(ValueError, match="mutation"):
+        CheckContext(mutation=("c", float("nan")))
+
+
+def test_no_mutations_meets_the_target_only_with_a_reason():
+    assert not Sensitivity(0.1).meets_target
+    assert Sensitivity(0.1, reason="an ordering").meets_target
+    assert Sensitivity(0.1, {"a": 0.05}).meets_target and not Sensitivity(0.1, {"a": 0.178}).meets_target
+
+
+def test_verdict_json_report_and_docs_carry_the_sensitivity(tmp_path):
+    claim = _claim()
+    [v] = run_claims([claim], CheckContext(), sensitivity=True)
+    row = v.to_json()
+    assert row["sensitivity"]["smallest"] == {"c": 0.0562, "bound": 0.1}
+    assert row["sensitivity"]["meets_target"] is True
+    assert Sensitivity.from_json(json.loads(json.dumps(row["sensitivity"]))).smallest == v.sensitivity.smallest
+    assert sensitivity_cell(v) == "10%"
+    assert verdict_rows([claim], [v])[0][8] == "10%"
+    page = write_docs_page([claim], [v], tmp_path / "claims.md", "quick").read_text()
+    assert "| sensitivity |" in page and "detects a 10% error in bound" in page
+
+
+def test_grid_spans_one_to_hundred_percent():
+    assert SENSITIVITY_GRID[0] == 0.01 and SENSITIVITY_GRID[-1] == 1.0 and len(SENSITIVITY_GRID) == 9
+
+
+# -- every claim: declared constants, and a 10% error in each flips the verdict -------------------------------
+
+load_claims()
+MUTATED = [(cid, name) for cid, claim in CLAIMS.items() for name in claim.mutations]
+# measured at quick scale, seed 0: these checks catch the error only from a larger size (see the report)
+KNOWN_WEAK = {
+    ("last.thm2-armijo", "s_lo"): "the Armijo step floor s_lo is a worst case; the taken steps are larger "
+                                  "(caught from 31.6%)",
+    ("dht.thm1-et", "mu_bar"): "its own single Gaussian LSR case; the derived recursion has slack there (caught from 31.6%)",
+}
+SLOW = {"l2t.rmd", "agd.saddle", "scm.ode", "relu.symmetry-breaking", "dht.thm1-et", "ssl.covariance-operator",
+        "ssl.two-layer", "last.thm3-superet", "scm.integrals"}
+
+_honest: dict[str, tuple[CheckContext, Verdict]] = {}
+
+
+def _honest_run(cid: str) -> tuple[CheckContext, Verdict]:
+    if cid not in _honest:
+        ctx = CheckContext(scale="quick", seed=0)
+        _honest[cid] = (ctx, CLAIMS[cid].run(ctx))
+    return _honest[cid]
+
+
+def test_every_claim_declares_mutations_or_says_why_not():
+    for cid, claim in CLAIMS.items():
+        assert claim.mutations or claim.sensitivity_reason, cid
+
+
+@pytest.mark.parametrize(
+    ("cid", "name"),
+    [pytest.param(cid, name, marks=[pytest.mark.slow] if cid in SLOW else [], id=f"{cid}:{name}")
+     for cid, name in MUTATED],
+)
+def test_a_ten_percent_error_flips_the_verdict(cid, name):
+    claim = CLAIMS[cid]
+    if (cid, name) in KNOWN_WEAK:
+        pytest.xfail(KNOWN_WEAK[(cid, name)])
+    ctx, honest = _honest_run(cid)
+    assert honest.verdict != "error", honest.message
+    size = max(0.1, claim.sensitivity_target)  # a claim with a stated reason is tested at its own target
+    signs = (claim.one_sided[name],) if name in claim.one_sided else (1, -1)
+    for sign in signs:
+        mutated = claim.run(ctx.mutated(name, sign * size))
+        assert mutated.verdict not in (honest.verdict, "error"), (sign, mutated.message)
+
+
+def _blind_check(ctx: CheckContext) -> Verdict:
+    ctx.perturb("c", 1.0)  # read but never compared: no error is ever caught
+    return conclude(True, 0.0, 1.0, "", "holds regardless")
+
+
+@pytest.mark.parametrize(("check", "code"), [(_synthetic_check, 0), (_blind_check, 1)])
+def test_cli_check_json_carries_sensitivity_and_strict_fails_below_target(check, code, tmp_path, monkeypatch):
+    from teachtheory import cli
+
+    claim = _claim(check=check, mutations=("c",), one_sided={})
+    monkeypatch.setitem(CLAIMS, claim.id, claim)
+    out = tmp_path / "v.json"
+    assert cli.main(["check", claim.id, "--json", str(out)]) == 0  # without --strict only errors fail
+    row = json.loads(out.read_text())[0]
+    assert row["sensitivity"]["smallest"] == {"c": 0.0562 if check is _synthetic_check else None}
+    assert cli.main(["check", claim.id, "--strict"]) == code
+    assert cli.main(["check", claim.id, "--strict", "--no-sensitivity"]) == 0  # not measured: nothing to fail
