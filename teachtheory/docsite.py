@@ -49,7 +49,7 @@ def write_generated_pages(source: str | os.PathLike, claims=None, verdicts=None,
 
 def _saved_verdicts(source: Path):
     """The claims and verdicts saved with the claims pages (to rebuild the site without rerunning checks)."""
-    from .claims import CLAIMS, Verdict, load_claims
+    from .claims import CLAIMS, Sensitivity, Verdict, load_claims
 
     path = source / "claims" / "verdicts.json"
     if not path.is_file():
@@ -64,9 +64,10 @@ def _saved_verdicts(source: Path):
         figure = row.get("figure")
         if figure and not Path(figure).is_absolute():
             figure = str(source / "claims" / figure)  # recorded relative to the claims folder
+        sensitivity = Sensitivity.from_json(row["sensitivity"]) if row.get("sensitivity") else None
         verdicts.append(Verdict(row["id"], row["verdict"], row.get("statistic"), row.get("tolerance"),
                                 row.get("tolerance_rule", ""), row.get("message", ""), row.get("details") or {},
-                                row.get("seconds", 0.0), figure))
+                                row.get("seconds", 0.0), figure, sensitivity=sensitivity))
     scale = rows[0].get("scale", "quick") if rows else "quick"
     return claims, verdicts, scale
 

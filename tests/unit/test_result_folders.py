@@ -201,7 +201,6 @@ def test_unwritable_plot_folder_skips_the_figure_and_keeps_the_verdict(tmp_path)
 
 
 def test_plot_write_failing_mid_check_keeps_the_measurement(tmp_path, monkeypatch):
-    import proofs_checks.relu as family
     from teachtheory.claims import CheckContext, select_claims
 
     def refuse(fig, path, formats=("png",), dpi=150):
