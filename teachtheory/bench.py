@@ -1,14 +1,19 @@
 """Throughput benchmark: batched teaching (all R runs as one tensor computation) against a per-run loop.
 
 For each teacher (SGD, IMT, LAST, DHT) and each number of runs R, :func:`run_benchmark` times
-``teach`` on the least-squares problem ``linear_regression(dim, pool_size, runs=R, shared_pool=True)``
-and, beside it, a straightforward per-run implementation of the same algorithm (``for r in range(R):
-for t in range(T):`` on 1-D tensors). The result is learner-steps per second (R * T / seconds) for
-both, their ratio, and for IMT the distance from the matmul bound: IMT scores the whole pool with two
-GEMMs per step ([n, d] @ [d, R] for the predictions X W and the same for X E, E = W - W*), so the
-time those take at this machine's measured GEMM rate is a lower bound on IMT's step time.
+``teach`` on a shared pool x ~ N(0, I_d) (the least-squares problem ``linear_regression(dim, pool_size,
+runs=R, shared_pool=True)``, or the same pool labelled by a random linear classifier for the logistic
+and softmax learners) and, beside it, a straightforward per-run implementation of the same algorithm
+(``for r in range(R): for t in range(T):`` on one run's 1-D/2-D tensors). Both call the same code for
+the teaching objective: the batched rows run the library's teachers, and the loops evaluate the
+learner's residual and the closed forms of :mod:`teachtheory.theory.last` (IMT's score, the greedy
+label), so the benchmark compares execution strategies, not two copies of the formulas. The result is
+learner-steps per second (R * T / seconds) for both, their ratio, and for IMT the distance from the
+matmul bound: IMT scores the whole pool with two GEMMs' worth of work per step ([n, d] @ [d, R K] for
+the outputs X W and the same for X E, E = W - W*), so the time those take at this machine's measured
+GEMM rate is a lower bound on IMT's step time.
 
-``roofline_ratio = measured IMT seconds / (T * 4 n d R / measured GEMM rate)``; 1.0 means IMT runs
+``roofline_ratio = measured IMT seconds / (T * 4 n d R K / measured GEMM rate)``; 1.0 means IMT runs
 at the matmul bound. SGD, LAST and DHT report ``None``: SGD and LAST do O(R d) work per step (no
 GEMM, the bound would be memory and per-op overhead), and DHT's cost is dominated by its inner
 Adam iterations on small tensors rather than by a GEMM.
@@ -45,6 +50,7 @@ __all__ = ["run_benchmark", "format_rows", "write_json", "total_items", "matmul_
 DEFAULT_LR = 0.005  # x ~ N(0, I_100): lr ||x||^2 ~ 0.5 < 2, so SGD is stable
 DEFAULT_DHT = {"iterations": 10, "restarts": 4, "step_fraction": 0.05, "steps_fraction": 0.1}
 DHT_LABEL_VALUES = (-1.0, 1.0)
+LEARNERS = ("lsr", "logistic", "softmax")
 
 
 # -- timing helpers -----------------------------------------------------------------------
@@ -113,82 +119,97 @@ def matmul_rate(n: int, d: int, k: int, *, dtype=torch.float32, device="cpu", mi
 
 # -- per-run loop implementations ------------------------------------------------------------
 #
-# Each takes one run's data as plain tensors (X [n, d], y [n], w0 [d], w_star [d]) and runs T steps,
-# recording ||w - w*|| after every step as ``teach`` does with record=("distance",).
+# Each takes one run's data as plain tensors (X [n, d], labels in vector form Y [n, K], w0 [p], w_star [p]),
+# keeps the weights as a matrix W [d, K] and runs T steps, recording ||w - w*|| after every step as
+# ``teach`` does with record=("distance",). The learner supplies only dl/dz (``learner.residual``); the
+# teaching objective comes from teachtheory.theory.last, as in the batched teachers.
 
 
-def _loop_sgd(X, y, w0, w_star, lr, steps, rng, stamps, **_):
-    n = X.shape[0]
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+def _start(w0, w_star, d, steps):
+    W = w0.reshape(d, -1).clone()
+    W_star = w_star.reshape(d, -1)
+    dist = torch.empty(steps + 1, dtype=W.dtype, device=W.device)
+    dist[0] = (W - W_star).norm()
+    return W, W_star, dist
+
+
+def _loop_sgd(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    n, d = X.shape
+    W, W_star, dist = _start(w0, w_star, d, steps)
     for t in range(steps):
         i = rng.randrange(n)
         x = X[i]
-        w = w - lr * (x @ w - y[i]) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(x, learner.residual(x @ W, Y[i]), alpha=-lr)  # W -= lr x r^T
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
-def _loop_imt(X, y, w0, w_star, lr, steps, rng, stamps, **_):
-    w = w0.clone()
-    sqnorm = (X * X).sum(1)  # ||x_i||^2, a constant of the pool
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+def _loop_imt(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    from .theory.last import greedy_score_linear
+
+    d = X.shape[1]
+    W, W_star, dist = _start(w0, w_star, d, steps)
+    sqnorm = (X * X).sum(1, keepdim=True)  # ||x_i||^2, a constant of the pool
     for t in range(steps):
-        r = X @ w - y  # residual of every pool example
-        inner = X @ (w - w_star)
-        scores = lr * lr * sqnorm * r * r - 2.0 * lr * inner * r
+        r = learner.residual(X @ W, Y)  # dl/dz of every pool example, [n, K]
+        scores = greedy_score_linear(r, X @ (W - W_star), sqnorm, lr).sum(1)
         i = int(scores.argmin())
-        x = X[i]
-        w = w - lr * (x @ w - y[i]) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(X[i], r[i], alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
-def _loop_last(X, y, w0, w_star, lr, steps, rng, stamps, **_):
+def _loop_last(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    from .teachers.last import synthesize_labels
     from .theory.last import greedy_label_lsr
 
-    n = X.shape[0]
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
-    for t in range(steps):
-        x = X[rng.randrange(n)]
-        label = greedy_label_lsr(w, w_star, x, lr)
-        w = w - lr * (x @ w - label) * x
-        dist[t + 1] = (w - w_star).norm()
-        stamps.append(time.perf_counter())
-    return w, dist
-
-
-def _loop_dht(X, y, w0, w_star, lr, steps, rng, stamps, *, label_values, iterations, restarts, step_fraction, **_):
-    """DHT (greedy hallucination, projected Adam in box coordinates) for one run."""
     n, d = X.shape
+    W, W_star, dist = _start(w0, w_star, d, steps)
+    closed_form = learner.label_kind == "real" and W.shape[1] == 1
+    for t in range(steps):
+        i = rng.randrange(n)
+        x = X[i]
+        if closed_form:  # LAST Eq. (3)
+            label = greedy_label_lsr(W[:, 0], W_star[:, 0], x, lr)
+        else:  # the teacher's own solver, on this one run
+            y_true = Y[i, 0] if learner.scalar_labels else Y[i]
+            label = synthesize_labels(learner, W.reshape(1, -1), W_star.reshape(1, -1), x[None, None],
+                                      y_true[None, None], lr)[0, 0]
+            label = learner.label_vector(label)
+        W.addr_(x, learner.residual(x @ W, label), alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
+        stamps.append(time.perf_counter())
+    return W.reshape(-1), dist
+
+
+def _loop_dht(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, label_values, iterations, restarts,
+              step_fraction, **_):
+    """DHT (greedy hallucination, projected Adam in box coordinates) for one run."""
+    from .theory.last import greedy_score, greedy_score_linear
+
+    d = X.shape[1]
     lo, hi = X.amin(0), X.amax(0)
     width = (hi - lo).clamp_min(1e-12)
-    sqnorm = (X * X).sum(1)
+    sqnorm = (X * X).sum(1, keepdim=True)
+    values = learner.label_vector(label_values)  # [C, K]
     gen = torch.Generator(device="cpu").manual_seed(rng.randrange(2**62))
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+    W, W_star, dist = _start(w0, w_star, d, steps)
     for t in range(steps):
-        label = label_values[rng.randrange(label_values.shape[0])]
-        e = w - w_star
+        label = values[rng.randrange(values.shape[0])]
+        E = W - W_star
         # Start 0: the best pool example carrying this label, or the best pool example overall.
-        r = X @ w - label
-        scores = lr * lr * sqnorm * r * r - 2.0 * lr * (X @ e) * r
-        same = y == label
+        scores = greedy_score_linear(learner.residual(X @ W, label), X @ E, sqnorm, lr).sum(1)
+        same = (Y == label).all(1)
         pool_scores = torch.where(same, scores, torch.inf) if bool(same.any()) else scores
         start0 = X[int(pool_scores.argmin())]
         randoms = lo + width * torch.rand(restarts, d, generator=gen, dtype=X.dtype).to(X.device)
         starts = torch.cat([start0[None], randoms], 0)  # [S, d]
 
-        def objective(points):
-            res = points @ w - label
-            return lr * lr * (points * points).sum(1) * res * res - 2.0 * lr * (points @ e) * res
+        def objective(points, W=W, E=E, label=label):
+            r = learner.residual(points @ W, label)
+            return greedy_score(((points @ E) * r).sum(1), (points * points).sum(1) * (r * r).sum(1), lr)
 
         best_x, best_val = starts.clone(), objective(starts)
         u = ((starts - lo) / width).clone().requires_grad_(True)
@@ -208,10 +229,10 @@ def _loop_dht(X, y, w0, w_star, lr, steps, rng, stamps, *, label_values, iterati
                 with torch.no_grad():
                     u.clamp_(0.0, 1.0)
         x = best_x[int(best_val.argmin())]
-        w = w - lr * (x @ w - label) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(x, learner.residual(x @ W, label), alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
 LOOPS: dict[str, Callable] = {"sgd": _loop_sgd, "imt": _loop_imt, "last": _loop_last, "dht": _loop_dht}
@@ -232,6 +253,34 @@ def _make_teacher(name: str, dht: dict):
     if name == "dht":
         return DHTTeacher(iterations=dht["iterations"], restarts=dht["restarts"], step_fraction=dht["step_fraction"])
     raise ValueError(f"teachers: unknown teacher {name!r}; accepted: {', '.join(LOOPS)}")
+
+
+def _bench_problem(learner_name: str, dim: int, pool_size: int, runs: int, seed: int, classes: int, dtype, device):
+    """(learner, problem): the shared least-squares pool; for the classifiers the same inputs labelled by a
+    random linear target W* ~ N(0, I/d), with w0 = w* + N(0, I/d) per run (so lr = DEFAULT_LR is stable)."""
+    from .learners import LeastSquares, Logistic, Softmax
+    from .problems import Problem, linear_regression
+    from .random import RunStreams, as_seeds
+
+    base = linear_regression(dim=dim, pool_size=pool_size, runs=runs, seed=seed, shared_pool=True, dtype=dtype,
+                             device=device)
+    if learner_name == "lsr":
+        return LeastSquares(dim), replace(base, label_values=torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device))
+    learner = Logistic(dim) if learner_name == "logistic" else Softmax(dim, classes)
+    p = learner.num_params
+    streams = RunStreams(as_seeds(seed, runs))
+    scale = 1.0 / math.sqrt(dim)
+    w_star = (scale * streams.subset(slice(0, 1)).normal("bench-target", 0, (p,), dtype=dtype)).to(device)
+    w0 = w_star + (scale * streams.normal("bench-start", 0, (p,), dtype=dtype)).to(device)
+    z = learner.outputs(w_star, base.X)
+    if learner_name == "logistic":
+        y = torch.where(z >= 0, 1.0, -1.0).to(dtype)
+        values = torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device)
+    else:
+        y = torch.nn.functional.one_hot(z.argmax(-1), classes).to(dtype)
+        values = torch.eye(classes, dtype=dtype, device=device)
+    return learner, Problem(base.X, y, w_star, w0, label_values=values,
+                            name=f"bench-{learner_name}(d={dim}, n={pool_size})")
 
 
 def _teacher_steps(name: str, steps: int, dht: dict) -> int:
@@ -264,13 +313,15 @@ def run_benchmark(
     dht: dict | None = None,
     clock: Callable[[], float] = time.perf_counter,
     matmul_seconds: float = 0.3,
+    learner: str = "lsr",
+    classes: int = 2,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against a per-run loop, per teacher and run count.
 
     Args:
         runs: the run counts R to benchmark.
         steps: learner steps T per timed ``teach`` call (DHT uses ``dht["steps_fraction"] * T``).
-        dim, pool_size: the least-squares problem's d and n (shared pool, x ~ N(0, I_d)).
+        dim, pool_size: the problem's d and n (shared pool, x ~ N(0, I_d)).
         teachers: any of "sgd", "imt", "last", "dht".
         loop_runs: runs on which the per-run loop is timed before extrapolating to R
             (default ``min(R, 8)``).
@@ -286,19 +337,20 @@ def run_benchmark(
             time, which other processes do not inflate when torch runs on one thread; the
             ``median_*`` figures always use wall time.
         matmul_seconds: about how long the GEMM-rate measurement runs per R.
+        learner: "lsr" (least squares on ``linear_regression``), "logistic" or "softmax" (the same pool
+            labelled by a random linear classifier; DHT draws labels from {-1, +1} or the one-hot classes).
+        classes: K for the softmax learner.
 
     Returns:
         One dict per (teacher, R): teacher, runs, steps, steps_per_second, loop_steps_per_second,
         loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds (extrapolated to R),
         device, dtype; the median-step figures median_steps_per_second,
         loop_median_steps_per_second, median_loop_ratio, median_roofline_ratio (None on CUDA);
-        and the settings (problem, dim, pool_size, lr, threads, repeats, warmup_steps;
+        and the settings (problem, classes, dim, pool_size, lr, threads, repeats, warmup_steps;
         matmul_gflops and matmul_seconds for IMT; iterations, restarts, step_fraction and
         label_values for DHT).
     """
     from .engine import teach
-    from .learners.linear import LeastSquares
-    from .problems import linear_regression
 
     runs = tuple(int(r) for r in runs)
     if not runs or any(r < 1 for r in runs):
@@ -310,27 +362,30 @@ def run_benchmark(
     for name in teachers:
         if name not in LOOPS:
             raise ValueError(f"teachers: unknown teacher {name!r}; accepted: {', '.join(LOOPS)}")
+    if learner not in LEARNERS:
+        raise ValueError(f"learner: unknown learner {learner!r}; accepted: {', '.join(LEARNERS)}")
+    if learner == "softmax" and (not isinstance(classes, int) or classes < 2):
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    K = classes if learner == "softmax" else 1
     dht_settings = {**DEFAULT_DHT, **(dht or {})}
     device = torch.device(device)
     say = progress or (lambda text: None)
-    learner = LeastSquares(dim)
     threads = torch.get_num_threads()
     dtype_name = str(dtype).replace("torch.", "")
     rows: list[dict] = []
     for R in runs:
-        problem = linear_regression(dim=dim, pool_size=pool_size, runs=R, seed=seed, shared_pool=True,
-                                    dtype=dtype, device=device)
-        problem = replace(problem, label_values=torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device))
+        model, problem = _bench_problem(learner, dim, pool_size, R, seed, classes, dtype, device)
         gflops = None
         if "imt" in teachers:
-            say(f"matmul rate [{pool_size}, {dim}] @ [{dim}, {R}]")
-            gflops = matmul_rate(pool_size, dim, R, dtype=dtype, device=device, clock=clock, min_seconds=matmul_seconds)
+            say(f"matmul rate [{pool_size}, {dim}] @ [{dim}, {R * K}]")
+            gflops = matmul_rate(pool_size, dim, R * K, dtype=dtype, device=device, clock=clock,
+                                 min_seconds=matmul_seconds)
         for name in teachers:
             teacher = _make_teacher(name, dht_settings)
             T = _teacher_steps(name, steps, dht_settings)
 
-            def batched(n_steps, teacher=teacher):
-                return teach(problem, learner, teacher, steps=n_steps, lr=lr, seed=seed, record=("distance",))
+            def batched(n_steps, teacher=teacher, problem=problem, model=model):
+                return teach(problem, model, teacher, steps=n_steps, lr=lr, seed=seed, record=("distance",))
 
             def timed_batched(T=T):
                 stamps = batched(T).seconds  # cumulative wall time after each step
@@ -342,8 +397,8 @@ def run_benchmark(
 
             L = min(R, loop_runs if loop_runs is not None else 8)
             say(f"{name} R={R}: per-run loop on {L} of {R} runs")
-            loop_seconds_timed, loop_median_step = _time_loop(name, problem, L, T, lr, seed, dht_settings, repeats,
-                                                              warmup_steps, device, clock)
+            loop_seconds_timed, loop_median_step = _time_loop(name, model, problem, L, T, lr, seed, dht_settings,
+                                                              repeats, warmup_steps, device, clock)
             loop_seconds = loop_seconds_timed * R / L
 
             sps = R * T / seconds
@@ -358,11 +413,11 @@ def run_benchmark(
                 "median_steps_per_second": med_sps, "loop_median_steps_per_second": med_loop_sps,
                 "median_loop_ratio": None if med_sps is None or med_loop_sps is None else med_sps / med_loop_sps,
                 "median_roofline_ratio": None,
-                "problem": "lsr", "dim": dim, "pool_size": pool_size, "lr": lr, "threads": threads,
+                "problem": learner, "classes": K, "dim": dim, "pool_size": pool_size, "lr": lr, "threads": threads,
                 "repeats": repeats, "warmup_steps": warmup_steps, "clock": getattr(clock, "__name__", str(clock)),
             }
             if name == "imt":
-                flops = 4.0 * pool_size * dim * R * T  # X W and X E per step, 2 n d R each
+                flops = 4.0 * pool_size * dim * R * K * T  # X W and X E per step, 2 n d R K each
                 matmul_seconds = flops / (gflops * 1e9)
                 row.update(roofline_ratio=seconds / matmul_seconds, matmul_gflops=gflops,
                            matmul_seconds=matmul_seconds)
@@ -370,24 +425,25 @@ def run_benchmark(
                     row["median_roofline_ratio"] = median_step * T / matmul_seconds
             if name == "dht":
                 row.update(iterations=dht_settings["iterations"], restarts=dht_settings["restarts"],
-                           step_fraction=dht_settings["step_fraction"], label_values=list(DHT_LABEL_VALUES))
+                           step_fraction=dht_settings["step_fraction"], label_values=problem.label_values.tolist())
             rows.append(row)
     return rows
 
 
-def _time_loop(name, problem, L, T, lr, seed, dht, repeats, warmup_steps, device, clock) -> tuple[float, float | None]:
+def _time_loop(name, learner, problem, L, T, lr, seed, dht, repeats, warmup_steps, device,
+               clock) -> tuple[float, float | None]:
     """(best seconds, best median step seconds) of the per-run loop over L runs of T steps each."""
     loop = LOOPS[name]
     X = problem.X[0]
-    y = problem.y[0]
-    options = dict(label_values=problem.label_values, iterations=dht["iterations"], restarts=dht["restarts"],
-                   step_fraction=dht["step_fraction"])
+    Y = learner.label_vector(problem.y[0])
+    options = dict(learner=learner, label_values=problem.label_values, iterations=dht["iterations"],
+                   restarts=dht["restarts"], step_fraction=dht["step_fraction"])
 
     def run_one(r, n_steps, stamps):
         w_star = problem.w_star[r if problem.w_star.shape[0] > 1 else 0]
         rng = random.Random(seed * 1_000_003 + r)
         stamps.append(time.perf_counter())
-        loop(X, y, problem.w0[r], w_star, lr, n_steps, rng, stamps, **options)
+        loop(X, Y, problem.w0[r], w_star, lr, n_steps, rng, stamps, **options)
 
     with torch.no_grad():
         run_one(0, min(warmup_steps, T), [])
@@ -412,6 +468,11 @@ def _fmt(value, spec: str) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return format(value, spec)
+
+
+def _problem_label(row: dict) -> str:
+    name = str(row.get("problem", "lsr"))
+    return f"softmax K={row.get('classes')}" if name == "softmax" else name.upper() if name == "lsr" else name
 
 
 def format_rows(rows: Sequence[dict]) -> str:
@@ -441,12 +502,12 @@ def format_rows(rows: Sequence[dict]) -> str:
         first = rows[0]
         lines.append("")
         lines.append(f"device {first['device']}, {first['dtype']}, {first.get('threads', '?')} threads; "
-                     f"LSR d={first.get('dim')}, n={first.get('pool_size')}, lr={first.get('lr')}; "
+                     f"{_problem_label(first)} d={first.get('dim')}, n={first.get('pool_size')}, lr={first.get('lr')}; "
                      "steps/s = learner steps (runs x steps) per second, best of "
                      f"{first.get('repeats', '?')} by {first.get('clock', 'perf_counter')}; "
                      "median: from the median wall time of one step")
         if notes:
-            lines.append("matmul rate [n, d] @ [d, R]: " + ", ".join(notes)
+            lines.append("matmul rate [n, d] @ [d, R K]: " + ", ".join(notes)
                          + "; roofline = IMT time / time of its 2 GEMMs per step at that rate")
         dht_rows = [row for row in rows if row["teacher"] == "dht"]
         if dht_rows:

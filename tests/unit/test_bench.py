@@ -6,6 +6,7 @@ import json
 import math
 import random
 
+import pytest
 import torch
 
 from teachtheory import bench
@@ -44,7 +45,36 @@ def test_benchmark_rows_at_toy_size(tmp_path):
 
 def test_imt_loop_matches_batched_teach():
     problem = linear_regression(dim=6, pool_size=30, runs=2, seed=0, shared_pool=True, dtype=torch.float64)
-    traj = teach(problem, LeastSquares(6), IMTTeacher(), steps=15, lr=0.05, record=("distance",))
-    _, dist = bench.LOOPS["imt"](problem.X[0], problem.y[0], problem.w0[1], problem.w_star[0], 0.05, 15,
-                                 random.Random(0), [])
+    learner = LeastSquares(6)
+    traj = teach(problem, learner, IMTTeacher(), steps=15, lr=0.05, record=("distance",))
+    _, dist = bench.LOOPS["imt"](problem.X[0], problem.y[0][:, None], problem.w0[1], problem.w_star[0], 0.05, 15,
+                                 random.Random(0), [], learner=learner)
     assert torch.allclose(dist, torch.as_tensor(traj["distance"][1]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("learner_name, classes", [("logistic", 2), ("softmax", 2), ("softmax", 4)])
+def test_classifier_rows_and_imt_loop(learner_name, classes):
+    """The classifier problems: the per-run IMT loop (learner residual + theory score) takes the batched
+    teacher's steps, and every teacher's row is produced."""
+    learner, problem = bench._bench_problem(learner_name, 5, 40, 3, 0, classes, torch.float64, "cpu")
+    assert problem.label_values.shape[0] == (2 if learner_name == "logistic" else classes)
+    traj = teach(problem, learner, IMTTeacher(), steps=12, lr=0.3, record=("distance",))
+    Y = learner.label_vector(problem.y[0])
+    for r in range(problem.runs):
+        _, dist = bench.LOOPS["imt"](problem.X[0], Y, problem.w0[r], problem.w_star[0], 0.3, 12, random.Random(0), [],
+                                     learner=learner)
+        assert torch.allclose(dist, torch.as_tensor(traj["distance"][r]), rtol=1e-9, atol=1e-12)
+    assert traj["distance"][:, -1].mean() < traj["distance"][:, 0].mean()  # the steps teach
+    rows = bench.run_benchmark(runs=(2,), steps=4, dim=5, pool_size=20, loop_runs=1, repeats=1, warmup_steps=1,
+                               dht={"iterations": 1, "restarts": 1, "steps_fraction": 0.5}, matmul_seconds=0.01,
+                               learner=learner_name, classes=classes)
+    assert [r["teacher"] for r in rows] == ["sgd", "imt", "last", "dht"]
+    assert all(r["problem"] == learner_name and r["steps_per_second"] > 0 for r in rows)
+    assert "GFLOP/s" in bench.format_rows(rows)
+
+
+def test_benchmark_rejects_bad_learner():
+    with pytest.raises(ValueError, match="learner"):
+        bench.run_benchmark(runs=(1,), steps=1, learner="mlp")
+    with pytest.raises(ValueError, match="classes"):
+        bench.run_benchmark(runs=(1,), steps=1, learner="softmax", classes=1)
