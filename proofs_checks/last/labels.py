@@ -32,8 +32,7 @@ from teachtheory.learners import LeastSquares, Logistic, Softmax
 from teachtheory.plotting import finish_figure, plt, se_band, style_axes, theory_vs_measured
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
-from teachtheory.teachers import LASTTeacher
-from teachtheory.teachers.base import Teacher, TeachingBatch, TeachingContext, gather_pool
+from teachtheory.teachers import JointGreedyLSRTeacher, LASTTeacher
 from teachtheory.theory import last as theory
 
 SOURCE = cite("last")
@@ -1004,24 +1003,6 @@ register(Claim(
 # -- last.mixed -----------------------------------------------------------------------------
 
 
-class _JointGreedyLSR(Teacher):
-    """Power-check teacher (unconstrained LSR only): the pool example and label that jointly minimise the
-    one-step distance, i.e. the x with the largest cos^2(x, w - w*) and its greedy LAST label. Per step it
-    is at least as good as mixed teaching, which only optimises x with the true labels."""
-
-    name = "joint-greedy"
-    omniscient = True
-
-    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
-        X, y = ctx.pool()
-        e = w - ctx.w_star
-        xe = torch.einsum("rnd,rd->rn", X.expand(w.shape[0], *X.shape[1:]), e)
-        index = ((xe * xe) / (X * X).sum(-1)).argmax(-1, keepdim=True)
-        x, _ = gather_pool(X, y, index)
-        label = theory.greedy_label_lsr(w[:, None, :], ctx.w_star[:, None, :], x, ctx.lr)
-        return TeachingBatch(x=x, y=label, index=index)
-
-
 def _mixed_one_step(ctx: CheckContext, runs: int) -> dict:
     """Same state, same seed, one engine step: mixed vs IMT (exact), mixed vs LAST on LAST's random x
     (per sample) and vs LAST's exact expectation over the uniformly sampled pool x."""
@@ -1140,7 +1121,7 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     clean_teachers = [("SGD", RandomTeacher()), ("IMT", IMTTeacher()), ("LAST (NC)", LASTTeacher()),
                       ("Mixed", MixedTeacher())]
     if ctx.power:
-        clean_teachers.append(("joint greedy (power)", _JointGreedyLSR()))
+        clean_teachers.append(("joint greedy (power)", JointGreedyLSRTeacher()))
     clean_curves = {name: teach(clean, learner, teacher, steps, lr, seed=_base_seed(ctx), record=("distance",))["distance"]
                     for name, teacher in clean_teachers}
     clean_z, clean_where, clean_per = _fastest_test(clean_curves, "Mixed", floor, every)

@@ -4,6 +4,13 @@ Shapes used everywhere:
     w  [R, p]          flat parameters, one row per run
     X  [R or 1, n, d]  inputs (a leading 1 broadcasts a pool shared by all runs)
     y  [R or 1, n]     scalar labels, or [R or 1, n, K] vector / soft labels
+
+Every learner's per-example gradient factorises through its output z (K numbers):
+grad_w l = J^T r with J = dz/dw and r = dl/dz, the residual. A learner exposes r, its derivative in
+the label (for teachers that synthesise labels) and J in the factored form a teacher needs
+(:class:`OutputJacobian`: J e along a direction e and the Gram J J^T, per parameter block). It never
+sees the target w*; the teaching objectives built on these pieces live in
+:mod:`teachtheory.theory.last` and :mod:`teachtheory.teachers`.
 """
 
 from __future__ import annotations
@@ -12,38 +19,97 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Learner", "LabelQuadratic", "check_finite"]
+__all__ = ["Learner", "OutputJacobian", "LABEL_KINDS", "check_finite", "can_overwrite", "softmax_residual"]
+
+# How the label enters the gradient, a capability teachers read instead of the learner's class:
+#   "real"           r = z - y, affine in a real label (least squares);
+#   "binary-logit"   r = -y sigmoid(-y z), a scalar label in {-1, +1} or any real (logistic);
+#   "probabilities"  r = softmax(z) 1^T y - y, linear in a (soft) class-probability label.
+LABEL_KINDS = ("real", "binary-logit", "probabilities")
 
 
 def check_finite(name: str, tensor: torch.Tensor) -> None:
+    """Raise ValueError naming ``name`` if the tensor has a NaN or infinite entry."""
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-@dataclass(frozen=True)
-class LabelQuadratic:
-    """The greedy teaching objective as a quadratic in the label.
+def can_overwrite(z: torch.Tensor, *others: torch.Tensor) -> bool:
+    """True when a result broadcast from z and ``others`` may be written into z: it has z's shape and
+    autograd does not need z's value."""
+    if torch.is_grad_enabled() and (z.requires_grad or any(t.requires_grad for t in others)):
+        return False
+    return tuple(torch.broadcast_shapes(z.shape, *(t.shape for t in others))) == tuple(z.shape)
 
-    G(y) = y^T H y - 2 q^T y + const, with H [R, n, K, K] (positive semi-definite) and
-    q [R, n, K]. ``isotropic`` is True when H is a multiple of the identity (then the
-    constrained minimiser is the Euclidean projection of H^-1 q).
+
+def softmax_residual(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """dl/dz = softmax(z) sum_k y_k - y of the cross-entropy -sum_k y_k log softmax(z)_k, over the last dim.
+
+    A strided z (e.g. the class-major view of a shared-pool product) is handled with reductions and
+    elementwise operations, which keep its layout: ``torch.softmax`` would copy it to a contiguous
+    tensor and then run over many tiny rows, several times slower for a few classes.
+    """
+    if z.is_contiguous():
+        s = torch.softmax(z, -1)
+    else:
+        s = (z - z.amax(-1, keepdim=True)).exp()
+        s = s / s.sum(-1, keepdim=True)
+    return s * y.sum(-1, keepdim=True) - y
+
+
+def softmax_residual_(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`softmax_residual` written into z (consumed) when :func:`can_overwrite` allows it."""
+    if not can_overwrite(z, y):
+        return softmax_residual(z, y)
+    z.sub_(z.amax(-1, keepdim=True)).exp_()
+    z.div_(z.sum(-1, keepdim=True))
+    return z.mul_(y.sum(-1, keepdim=True)).sub_(y)
+
+
+@dataclass(frozen=True)
+class OutputJacobian:
+    """The per-example output Jacobians J_i = dz_i/dw of a batch, in the factored form teachers use.
+
+    For every example g_i = J_i^T r_i (r_i = dl/dz_i), so with a direction e the inner product is
+    <e, g_i> = (J_i e) . r_i and the squared norm is r_i^T (J_i J_i^T) r_i, per parameter block.
+
+    Attributes:
+        z: the outputs [R, n, K] (possibly a strided view).
+        jvp: block name -> J_k e_k [R, n, K], the outputs' derivative along e restricted to block k.
+        gram: block name -> J_k J_k^T, either [R or 1, n] (that number times I_K) or [R, n, K, K].
     """
 
-    H: torch.Tensor
-    q: torch.Tensor
-    isotropic: bool
+    z: torch.Tensor
+    jvp: dict[str, torch.Tensor]
+    gram: dict[str, torch.Tensor]
+
+    def grad_inner(self, r: torch.Tensor) -> torch.Tensor:
+        """<e, g_i> = sum_k (J_k e_k) . r_i for residuals r [R, n, K]; [R, n]."""
+        return sum((v * r).sum(-1) for v in self.jvp.values())
+
+    def grad_sqnorm(self, r: torch.Tensor) -> torch.Tensor:
+        """||g_i||^2 = sum_k r_i^T J_k J_k^T r_i for residuals r [R, n, K]; [R, n]."""
+        total = 0
+        for G in self.gram.values():
+            if G.dim() < r.dim():
+                total = total + G * (r * r).sum(-1)
+            else:
+                total = total + (r.unsqueeze(-2) @ G @ r.unsqueeze(-1))[..., 0, 0]
+        return total
 
 
 class Learner:
     """Base class. Subclasses hold configuration only (no hidden state).
 
     A learner defines ``output_dim`` (K, the length of the model output), whether labels
-    are scalars (``scalar_labels``), and per-example loss and gradient.
+    are scalars (``scalar_labels``), how the label enters the gradient (``label_kind``, one of
+    :data:`LABEL_KINDS`), and per-example loss and gradient.
     """
 
     name: str = "learner"
     scalar_labels: bool = True
     classification: bool = False
+    label_kind: str = "real"
 
     def __init__(self, input_dim: int, output_dim: int = 1) -> None:
         if input_dim < 1:
@@ -56,9 +122,11 @@ class Learner:
     # -- sizes -------------------------------------------------------------------
     @property
     def num_params(self) -> int:
+        """p, the length of the flat parameter vector."""
         raise NotImplementedError
 
     def label_shape(self) -> tuple[int, ...]:
+        """The shape of one label: () for scalar labels, (K,) for vector labels."""
         return () if self.scalar_labels else (self.output_dim,)
 
     def param_blocks(self) -> dict[str, slice]:
@@ -83,12 +151,13 @@ class Learner:
         return self.grad(w, X, y).mean(dim=1)
 
     def grad_stats(
-        self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor
+        self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor, constants: dict | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(<e, g_i>, ||g_i||^2) for every example i, both [R, n].
+        """(<e, g_i>, ||g_i||^2) for every example i, both [R, n], for a direction e [R, p].
 
-        The IMT score needs only these two numbers; linear learners compute them without
-        materialising the [R, n, p] gradients.
+        This base version materialises the [R, n, p] gradients; learners with an
+        :meth:`output_jacobian` compute both from it instead. ``constants`` are the
+        :meth:`pool_constants` of X, when the caller has them.
         """
         g = self.grad(w, X, y)
         return torch.einsum("rp,rnp->rn", e, g), (g * g).sum(-1)
@@ -98,14 +167,37 @@ class Learner:
         prediction" (the regression output or margin <w, x>; class probabilities for softmax models)."""
         return self.outputs(w, X)
 
-    def greedy_scores(
-        self, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, lr: float
-    ) -> torch.Tensor:
-        """IMT's score eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every example, [R, n]."""
-        from ..theory.last import greedy_score
+    def label_vector(self, y: torch.Tensor) -> torch.Tensor:
+        """Labels in vector form [..., K]: scalar labels get a trailing axis of length 1."""
+        return y[..., None] if self.scalar_labels else y
 
-        inner, sqnorm = self.grad_stats(w, w - w_star, X, y)
-        return greedy_score(inner, sqnorm, lr)
+    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz [..., K] from outputs z [..., K] and labels in vector form y [..., K] (:meth:`label_vector`)."""
+        raise NotImplementedError(f"{self.name}: no output residual")
+
+    def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`residual`, written into z's memory where the learner can (z is consumed). For a whole
+        pool this saves allocating (and first touching) a tensor as large as the outputs at every step."""
+        return self.residual(z, y)
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy [..., K, K], the residual's derivative in the label at outputs z (and label y, when r is
+        not affine in y)."""
+        raise NotImplementedError(f"{self.name}: no residual label Jacobian")
+
+    def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Quantities of the inputs alone that :meth:`output_jacobian` reuses (e.g. squared norms): a
+        teacher computes them once per pool instead of at every step."""
+        return {}
+
+    def output_jacobian(
+        self, w: torch.Tensor, X: torch.Tensor, e: torch.Tensor, constants: dict | None = None,
+    ) -> OutputJacobian:
+        """The outputs z, J e along a direction e [R, p] and the Gram J J^T, per parameter block.
+
+        ``constants`` are :meth:`pool_constants` of X (computed here when None).
+        """
+        raise NotImplementedError(f"{self.name}: no factored output Jacobian")
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """Hard predictions in the label format ({-1,+1}, class index, or real value)."""
@@ -115,16 +207,8 @@ class Learner:
         """Fraction of correct hard predictions per run, [R] (classification only)."""
         raise TypeError(f"{self.name} is not a classifier: accuracy is undefined")
 
-    def label_quadratic(
-        self, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, lr: float, beta: float = 1.0
-    ) -> LabelQuadratic:
-        """The greedy LAST objective ||w - lr grad l(w; x, y) - w*||^2 as a quadratic in y.
-
-        Only for learners whose gradient is affine in the label.
-        """
-        raise NotImplementedError(f"{self.name}: the gradient is not affine in the label")
-
     def to_spec(self) -> dict:
+        """The learner's configuration as a JSON-able dict."""
         return {"name": self.name, "input_dim": self.input_dim, "output_dim": self.output_dim}
 
     def __repr__(self) -> str:

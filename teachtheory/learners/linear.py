@@ -1,8 +1,9 @@
 """Linear learners: least squares, logistic regression, softmax regression.
 
 All three are z = W^T x with W [d, K] stored flat (row-major) in w [R, d*K]; the per-example
-gradient factorises as x (dl/dz)^T, which lets the IMT score and the mean gradient be
-computed with two matrix products and no [R, n, p] tensor.
+gradient factorises as x (dl/dz)^T: the output Jacobian is J = I_K (x) x^T, with J J^T = ||x||^2 I_K
+and J e = E^T x. So the quantities a teacher needs for a whole pool (outputs, J e) come from one
+matrix product, and the mean gradient from another, with no [R, n, p] tensor.
 
 References:
     Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 3.2.1 (losses).
@@ -12,8 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..theory.last import greedy_score_linear
-from .base import LabelQuadratic, Learner
+from .base import Learner, OutputJacobian, can_overwrite, softmax_residual, softmax_residual_
 
 __all__ = ["LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times", "features_t_times"]
 
@@ -37,13 +37,15 @@ def features_t_times(X: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 
 class LinearLearner(Learner):
-    """Shared machinery of the linear models: z = W^T x, gradient x (dl/dz)^T."""
+    """Shared machinery of the linear models: z = W^T x, gradient x (dl/dz)^T, so J J^T = ||x||^2 I."""
 
     @property
     def num_params(self) -> int:
+        """d * K."""
         return self.input_dim * self.output_dim
 
     def weights(self, w: torch.Tensor) -> torch.Tensor:
+        """The flat parameters [R, d*K] as weight matrices [R, d, K] (a view)."""
         return w.reshape(w.shape[0], self.input_dim, self.output_dim)
 
     def logits(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -51,76 +53,76 @@ class LinearLearner(Learner):
         return features_times(X, self.weights(w))
 
     def outputs(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """z = W^T x, [R, n] for scalar labels, else [R, n, K]."""
         z = self.logits(w, X)
         return z[..., 0] if self.scalar_labels else z
 
-    def _vector(self, y: torch.Tensor) -> torch.Tensor:
-        return y[..., None] if self.scalar_labels else y
-
-    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz [R, n, K] from logits z [R, n, K] and labels y (vector form [.., K])."""
-        raise NotImplementedError
-
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example loss from logits z [..., K] and vector labels y [..., K]."""
         raise NotImplementedError
 
     def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_from_logits(self.logits(w, X), self._vector(y))
+        """Per-example loss [R, n]."""
+        return self.loss_from_logits(self.logits(w, X), self.label_vector(y))
 
     def grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        r = self.residual(self.logits(w, X), self._vector(y))
+        """Per-example gradients x r^T, flattened to [R, n, d*K]."""
+        r = self.residual(self.logits(w, X), self.label_vector(y))
         g = X.unsqueeze(-1) * r.unsqueeze(-2)  # [R, n, d, K]
         return g.reshape(r.shape[0], r.shape[1], -1)
 
     def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gradient of the mean loss, [R, d*K], without materialising per-example gradients."""
         if X.shape[1] == 1 and X.shape[0] == w.shape[0]:
             # One example per run (the usual teaching step): an outer product, not R tiny GEMMs.
             x = X[:, 0]
             z = (x.unsqueeze(-1) * self.weights(w)).sum(1)  # [R, K]
-            r = self.residual(z, self._vector(y)[:, 0])
+            r = self.residual(z, self.label_vector(y)[:, 0])
             return (x.unsqueeze(-1) * r.unsqueeze(1)).reshape(w.shape[0], -1)
-        r = self.residual(self.logits(w, X), self._vector(y))
+        r = self.residual(self.logits(w, X), self.label_vector(y))
         return features_t_times(X, r).reshape(w.shape[0], -1) / X.shape[1]
 
-    def grad_stats(
-        self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if X.shape[0] == 1 and self.output_dim == 1:
-            r, xe, xx = self._shared_scalar_terms(w, e, X, y)
-            return xe * r, xx * (r * r)
-        r = self.residual(self.logits(w, X), self._vector(y))
-        xe = features_times(X, self.weights(e))  # [R, n, K] = E^T x
-        inner = (xe * r).sum(-1)
-        sqnorm = (X * X).sum(-1) * (r * r).sum(-1)
-        return inner, sqnorm
+    def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"sqnorm": ||x||^2 [R or 1, n]}, the Gram J J^T / I_K of every example."""
+        return {"sqnorm": (X * X).sum(-1)}
 
-    def _shared_scalar_terms(self, w, e, X, y):
-        """Shared pool, scalar output: (r [R, n], <e, x> [R, n], ||x||^2 [n]). One GEMM gives <w, x>
-        and <e, x> for every run, laid out [runs, n] so no transposed size-1 reductions follow."""
-        R = w.shape[0]
-        both = torch.cat([w, e.expand_as(w)]) @ X[0].T  # [2R, n]
-        z, xe = both[:R], both[R:]
-        r = self.residual(z.unsqueeze(-1), self._vector(y.expand(R, *y.shape[1:])))[..., 0]
-        return r, xe, (X[0] * X[0]).sum(-1)
+    def output_jacobian(
+        self, w: torch.Tensor, X: torch.Tensor, e: torch.Tensor, constants: dict | None = None,
+    ) -> OutputJacobian:
+        """z = W^T x, J e = E^T x (E the direction as a matrix) and J J^T = ||x||^2 I_K, one block "all".
 
-    def greedy_scores(self, w, w_star, X, y, lr):
-        if X.shape[0] == 1 and self.output_dim == 1:
-            r, xe, xx = self._shared_scalar_terms(w, w - w_star, X, y)
-            return greedy_score_linear(r, xe, xx, lr)
-        return super().greedy_scores(w, w_star, X, y, lr)
-
-    def greedy_terms(
-        self, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, lr: float
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(a, b, z) with ||w - lr x r^T - w*||^2 = a ||r||^2 - 2 b.r + ||e||^2.
-
-        a = lr^2 ||x||^2 [R, n], b = lr E^T x [R, n, K], z the logits [R, n, K].
-        References: LAST Eq. (1)-(2).
+        For a shared pool both products come from one GEMM, [2RK, d] @ [d, n]: every (run, class) row
+        then runs over contiguous examples, and z, E^T x are [R, n, K] views of that class-major layout
+        (elementwise work over examples stays vectorised for any K).
         """
-        z = self.logits(w, X)
-        b = lr * features_times(X, self.weights(w - w_star))
-        a = (lr * lr) * (X * X).sum(-1).expand(z.shape[:2])
-        return a, b, z
+        sqnorm = constants.get("sqnorm") if constants else None
+        if sqnorm is None:
+            sqnorm = (X * X).sum(-1)
+        R, d, K = w.shape[0], self.input_dim, self.output_dim
+        e = e.expand_as(w)
+        if X.shape[0] == 1:
+            if K == 1:
+                both = torch.cat([w, e])
+            else:
+                both = torch.cat([self.weights(w), self.weights(e)]).transpose(1, 2).reshape(2 * R * K, d)
+            out = (both @ X[0].T).view(2, R, K, X.shape[1]).transpose(-1, -2)
+            z, jvp = out[0], out[1]
+        elif X.shape[1] == 1:
+            # One example per run (a LAST step): products over d, not R tiny GEMMs.
+            x = X[:, 0].unsqueeze(-1)  # [R, d, 1]
+            z = (x * self.weights(w)).sum(1)[:, None]
+            jvp = (x * self.weights(e)).sum(1)[:, None]
+        else:
+            z, jvp = torch.matmul(X, self.weights(w)), torch.matmul(X, self.weights(e))
+        return OutputJacobian(z=z, jvp={"all": jvp}, gram={"all": sqnorm})
+
+    def grad_stats(
+        self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor, constants: dict | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(<e, g_i>, ||g_i||^2) = ((E^T x) . r, ||x||^2 ||r||^2), both [R, n], without the [R, n, p] gradients."""
+        jac = self.output_jacobian(w, X, e, constants)
+        r = self.residual(jac.z, self.label_vector(y))
+        return jac.grad_inner(r), jac.grad_sqnorm(r)
 
 
 class LeastSquares(LinearLearner):
@@ -132,26 +134,32 @@ class LeastSquares(LinearLearner):
     """
 
     name = "lsr"
+    label_kind = "real"
 
     def __init__(self, input_dim: int, output_dim: int = 1) -> None:
         super().__init__(input_dim, output_dim)
         self.scalar_labels = self.output_dim == 1
 
     def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = z - y."""
         return z - y
 
+    def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = z - y, in z's memory (z is consumed)."""
+        return z.sub_(y) if can_overwrite(z, y) else z - y
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy = -I_K, [..., K, K]."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        return (-eye).expand(*z.shape, z.shape[-1])
+
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """1/2 ||z - y||^2."""
         return 0.5 * ((z - y) ** 2).sum(-1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """The regression output."""
         return self.outputs(w, X)
-
-    def label_quadratic(self, w, w_star, X, lr, beta=1.0) -> LabelQuadratic:
-        # r = z - y, so G = a||y||^2 - 2 y.(a z - b) + const: H = a I, q = a z - b.
-        a, b, z = self.greedy_terms(w, w_star, X, lr)
-        K = z.shape[-1]
-        H = a[..., None, None] * torch.eye(K, dtype=z.dtype, device=z.device)
-        return LabelQuadratic(H=H, q=a[..., None] * z - b, isotropic=True)
 
 
 class Logistic(LinearLearner):
@@ -165,23 +173,42 @@ class Logistic(LinearLearner):
 
     name = "logistic"
     classification = True
+    label_kind = "binary-logit"
 
     def __init__(self, input_dim: int) -> None:
         super().__init__(input_dim, 1)
 
     def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = -y sigmoid(-y z)."""
         return -y * torch.sigmoid(-y * z)
 
+    def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = -y sigmoid(-y z), in z's memory (z is consumed); the same operations as :meth:`residual`."""
+        if not can_overwrite(z, y):
+            return self.residual(z, y)
+        neg_y = -y
+        return z.mul_(neg_y).sigmoid_().mul_(neg_y)
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy = -sigmoid(-y z) + y z sigmoid(-y z) sigmoid(y z), [..., 1, 1] (depends on y: r is not affine in y)."""
+        if y is None:
+            raise ValueError("y: the logistic residual is not affine in the label; its derivative needs the label y")
+        s = torch.sigmoid(-y * z)
+        return (-s + y * z * s * (1.0 - s))[..., None]
+
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log(1 + exp(-y z)), exact at every margin."""
         # logaddexp(0, -y z) is exact at every margin (softplus switches to linear past 20,
         # which is off by up to e^-20 and breaks autograd Hessians there).
         return torch.logaddexp(torch.zeros_like(z), -y * z).sum(-1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """sign(<w, x>) in {-1, +1} (+1 at a zero margin)."""
         m = self.outputs(w, X)
         return torch.where(m >= 0, 1.0, -1.0).to(m.dtype)
 
     def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Fraction of examples with sign(<w, x>) = sign(y), per run."""
         return (self.predict_labels(w, X) == torch.sign(y)).to(w.dtype).mean(-1)
 
 
@@ -197,6 +224,7 @@ class Softmax(LinearLearner):
     name = "softmax"
     scalar_labels = False
     classification = True
+    label_kind = "probabilities"
 
     def __init__(self, input_dim: int, num_classes: int) -> None:
         if num_classes < 2:
@@ -204,26 +232,30 @@ class Softmax(LinearLearner):
         super().__init__(input_dim, num_classes)
 
     def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(z, -1) * y.sum(-1, keepdim=True) - y
+        """dl/dz = softmax(z) sum_k y_k - y."""
+        return softmax_residual(z, y)
+
+    def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = softmax(z) sum_k y_k - y, in z's memory (z is consumed)."""
+        return softmax_residual_(z, y)
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy = softmax(z) 1^T - I, [..., K, K] (r is linear in y)."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        return torch.softmax(z, -1)[..., :, None] - eye
 
     def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """-sum_k y_k log softmax(z)_k."""
         return -(y * torch.log_softmax(z, -1)).sum(-1)
 
     def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """The class probabilities softmax(W^T x)."""
         return torch.softmax(self.outputs(w, X), -1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """The most probable class index."""
         return self.outputs(w, X).argmax(-1)
 
     def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Fraction of examples whose predicted class is the label's argmax, per run."""
         return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)
-
-    def label_quadratic(self, w, w_star, X, lr, beta=1.0) -> LabelQuadratic:
-        # r = M y with M = s 1^T - I, so G = a||M y||^2 - 2 b.M y: H = a M^T M, q = M^T b.
-        a, b, z = self.greedy_terms(w, w_star, X, lr)
-        s = torch.softmax(z, -1)
-        K = z.shape[-1]
-        M = s[..., :, None] - torch.eye(K, dtype=z.dtype, device=z.device)
-        H = a[..., None, None] * M.transpose(-1, -2) @ M
-        q = (M.transpose(-1, -2) @ b[..., None])[..., 0]
-        return LabelQuadratic(H=H, q=q, isotropic=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .. import nets
-from .base import LabelQuadratic, Learner
+from .base import Learner, OutputJacobian, softmax_residual
 
 __all__ = ["MLP"]
 
@@ -24,6 +24,7 @@ class MLP(Learner):
     name = "mlp"
     scalar_labels = False
     classification = True
+    label_kind = "probabilities"
 
     def __init__(self, input_dim: int, hidden: int, num_classes: int) -> None:
         if hidden < 1:
@@ -86,32 +87,51 @@ class MLP(Learner):
     def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)
 
-    def label_quadratic(self, w, w_star, X, lr, beta=1.0) -> LabelQuadratic:
-        """||W' - W*||^2 + beta ||V' - V*||^2 after one SGD step, as a quadratic in y.
+    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = softmax(z) sum_k y_k - y at the logits z [..., K]."""
+        return softmax_residual(z, y)
 
-        With delta = M y (M = s 1^T - I) and D = diag(1[U > 0]):
-        G = delta^T A delta - 2 c^T delta + const,
-        A = lr^2 (||P||^2 I + beta ||x||^2 (D W)^T (D W)), c = lr (E_W^T P + beta (D W)^T E_V^T x).
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy = softmax(z) 1^T - I, [..., K, K] (r is linear in y)."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        return torch.softmax(z, -1)[..., :, None] - eye
+
+    def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"sqnorm": ||x||^2 [R or 1, n]} (the first layer's Jacobian Gram is ||x||^2 (D W)^T (D W))."""
+        return {"sqnorm": (X * X).sum(-1)}
+
+    def output_jacobian(
+        self, w: torch.Tensor, X: torch.Tensor, e: torch.Tensor, constants: dict | None = None,
+    ) -> OutputJacobian:
+        """Per layer, J e and J J^T of the logits z = W^T relu(V^T x), with D = diag(1[V^T x > 0]):
+
+        first layer:  J_V e_V = (D W)^T E_V^T x,  J_V J_V^T = ||x||^2 (D W)^T (D W)  [R, n, K, K];
+        output layer: J_W e_W = E_W^T P,          J_W J_W^T = ||P||^2 I_K           [R, n].
 
         References: LAST Eq. (4).
         """
-        V, W = self.split(w)
-        EV, EW = self.split(w - w_star)
+        sq_x = constants.get("sqnorm") if constants else None
+        if sq_x is None:
+            sq_x = (X * X).sum(-1)
+        W = self.split(w)[1]
+        EV, EW = self.split(e.expand_as(w))
         U, P, z = self.forward(w, X)
         mask = (U > 0).to(U.dtype)  # [R, n, h]
-        K = self.output_dim
-        eye = torch.eye(K, dtype=z.dtype, device=z.device)
         DW = mask.unsqueeze(-1) * W.unsqueeze(1)  # [R, n, h, K]
-        sq_p = (P * P).sum(-1)
-        sq_x = (X * X).sum(-1).expand(sq_p.shape)
-        A = (lr * lr) * (sq_p[..., None, None] * eye + beta * sq_x[..., None, None] * DW.transpose(-1, -2) @ DW)
         u = torch.matmul(X, EV)  # E_V^T x, [R, n, h]
-        c = lr * (torch.matmul(P, EW) + beta * (DW.transpose(-1, -2) @ u.unsqueeze(-1))[..., 0])
-        s = torch.softmax(z, -1)
-        M = s[..., :, None] - eye
-        H = M.transpose(-1, -2) @ A @ M
-        q = (M.transpose(-1, -2) @ c.unsqueeze(-1))[..., 0]
-        return LabelQuadratic(H=H, q=q, isotropic=False)
+        return OutputJacobian(
+            z=z,
+            jvp={"first": torch.matmul(mask * u, W), "output": torch.matmul(P, EW)},
+            gram={"first": sq_x[..., None, None] * (DW.transpose(-1, -2) @ DW), "output": (P * P).sum(-1)},
+        )
+
+    def grad_stats(
+        self, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor, constants: dict | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(<e, g_i>, ||g_i||^2), both [R, n], from :meth:`output_jacobian` (no [R, n, p] gradients)."""
+        jac = self.output_jacobian(w, X, e, constants)
+        r = self.residual(jac.z, y)
+        return jac.grad_inner(r), jac.grad_sqnorm(r)
 
     def to_spec(self) -> dict:
         return {**super().to_spec(), "hidden": self.hidden}

@@ -1,11 +1,11 @@
-"""Teaching policies: random (SGD), IMT, LAST, mixed, DHT, soft-label policies, theorem teachers."""
+"""Teaching policies: random (SGD), IMT, LAST, mixed, joint greedy, DHT, soft-label policies, theorem teachers."""
 
 from __future__ import annotations
 
 from .base import Teacher, TeachingBatch, TeachingContext
 from .dht import DHTTeacher, ScalingMapTeacher
 from .imt import IMTTeacher
-from .last import LASTTeacher, MixedTeacher, synthesize_labels
+from .last import JointGreedyLSRTeacher, LASTTeacher, MixedTeacher, synthesize_labels
 from .policies import DistillationTeacher, LabelSmoothingTeacher, SelfTrainingTeacher
 from .sgd import RandomTeacher
 from .theorem import ArmijoTeacher, HessianTeacher, ScaledGradientTeacher
@@ -15,6 +15,7 @@ TEACHERS: dict[str, type[Teacher]] = {
     "imt": IMTTeacher,
     "last": LASTTeacher,
     "mixed": MixedTeacher,
+    "joint-greedy": JointGreedyLSRTeacher,
     "dht": DHTTeacher,
     "dht-scaling": ScalingMapTeacher,
     "distill": DistillationTeacher,
@@ -38,8 +39,8 @@ def make_teacher(name: str, **options) -> Teacher:
 
 __all__ = [
     "Teacher", "TeachingBatch", "TeachingContext", "TEACHERS", "make_teacher", "RandomTeacher", "IMTTeacher",
-    "LASTTeacher", "MixedTeacher", "DHTTeacher", "ScalingMapTeacher", "DistillationTeacher", "LabelSmoothingTeacher",
-    "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
+    "LASTTeacher", "MixedTeacher", "JointGreedyLSRTeacher", "DHTTeacher", "ScalingMapTeacher", "DistillationTeacher",
+    "LabelSmoothingTeacher", "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
 ]
 
 # Learned teaching policies (LAST Sec. 4 and 7; DHT Sec. 3.3.1): training lives in teachers.training.

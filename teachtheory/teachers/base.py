@@ -6,7 +6,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -49,13 +49,27 @@ class TeachingContext:
     batch_size: int
     streams: RunStreams
     sampling: str = "uniform"
+    # (pool tensor, learner, constants): the learner's pool constants, memoised by identity.
+    _pool_constants: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def w_star(self) -> torch.Tensor:
+        """The target parameters [1 or R, p] (read only by omniscient teachers)."""
         return self.problem.w_star
 
     def pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool (X [1 or R, n, d], y [1 or R, n(, K)])."""
         return self.problem.X, self.problem.y
+
+    def pool_constants(self) -> dict[str, torch.Tensor]:
+        """The learner's :meth:`~teachtheory.learners.Learner.pool_constants` of the pool inputs (e.g. the
+        squared norms ||x_i||^2), computed once and reused while the pool tensor and the learner are the
+        same objects (a teacher scoring the pool at every step must not recompute them)."""
+        X = self.problem.X
+        cached = self._pool_constants
+        if cached is None or cached[0] is not X or cached[1] is not self.learner:
+            self._pool_constants = cached = (X, self.learner, self.learner.pool_constants(X))
+        return cached[2]
 
 
 def gather_pool(X: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,6 +96,7 @@ class Teacher:
     omniscient: bool = False
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """The batch for the learner step ``step`` at parameters w [R, p]."""
         raise NotImplementedError
 
     def sample_uniform(self, ctx: TeachingContext, step: int) -> TeachingBatch:
@@ -99,6 +114,7 @@ class Teacher:
         return TeachingBatch(x=x, y=y, index=index)
 
     def to_spec(self) -> dict:
+        """The teacher's configuration as a JSON-able dict."""
         return {"name": self.name}
 
     def __repr__(self) -> str:

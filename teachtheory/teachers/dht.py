@@ -17,13 +17,16 @@ import torch
 from ..constraints import LabelSet
 from ..theory.dht import solve_scaling_lsr
 from .base import Teacher, TeachingBatch, TeachingContext
+from .imt import example_scores
 from .last import _as_label_set, synthesize_labels
 
 __all__ = ["DHTTeacher", "ScalingMapTeacher", "hallucinate"]
 
 
-def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return ctx.learner.greedy_scores(w, ctx.w_star, x, y, ctx.lr)
+def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+            constants: dict | None = None) -> torch.Tensor:
+    """DHT Eq. (4) = IMT's score of the examples (x, y), [R, n]."""
+    return example_scores(ctx.learner, w, ctx.w_star, x, y, ctx.lr, constants)
 
 
 def hallucinate(
@@ -41,7 +44,7 @@ def hallucinate(
     for slot in range(m):  # loop over batch slots only (m is small); the pool is scored at once
         y_slot = y[:, slot]
         y_pool = y_slot[:, None].expand(R, n, *y.shape[2:])
-        all_scores = _scores(ctx, w, X, y_pool)  # the unexpanded pool: one GEMM when shared
+        all_scores = _scores(ctx, w, X, y_pool, ctx.pool_constants())  # the unexpanded pool: one GEMM when shared
         same = (Y.expand(R, *Y.shape[1:]) == y_pool) if Y.dim() == 2 else (Y.expand(R, *Y.shape[1:]) == y_pool).all(-1)
         scores = torch.where(same, all_scores, torch.inf)
         best = scores.argmin(-1)

@@ -8,15 +8,46 @@ from __future__ import annotations
 
 import torch
 
+from ..learners import Learner
+from ..theory.last import greedy_score, greedy_score_linear, residual_objective, residual_quadratic
 from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
-__all__ = ["IMTTeacher", "pool_scores", "select_examples"]
+__all__ = ["IMTTeacher", "example_scores", "pool_scores", "select_examples"]
+
+
+def example_scores(
+    learner: Learner, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, lr: float,
+    constants: dict | None = None,
+) -> torch.Tensor:
+    """IMT's score eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> of every example (x_i, y_i), [R, n].
+
+    Built from the learner's output Jacobian (J e and J J^T, with e = w - w*) and residual r: the
+    closed forms of :mod:`teachtheory.theory.last`. ``constants`` are the learner's pool constants of X
+    (see :meth:`TeachingContext.pool_constants`). Learners without a factored Jacobian fall back to
+    their per-example gradients.
+
+    References: LAST Eq. (1); IMT (Liu et al. 2017).
+    """
+    try:
+        jac = learner.output_jacobian(w, X, w - w_star, constants)
+    except NotImplementedError:
+        inner, sqnorm = learner.grad_stats(w, w - w_star, X, y)
+        return greedy_score(inner, sqnorm, lr)
+    r = learner.residual_(jac.z, learner.label_vector(y))  # z is ours: no [R, n, K] allocation
+    if len(jac.jvp) == 1:
+        (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
+        if gram.dim() < r.dim():
+            # One block with J J^T = ||x||^2 I (linear learners): the fused closed form per output.
+            score = greedy_score_linear(r, jvp, gram[..., None], lr)
+            return score[..., 0] if score.shape[-1] == 1 else score.sum(-1)
+    A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr)
+    return residual_objective(r, A, b)
 
 
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
     """eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every pool example, [R, n], in one batched call."""
     X, y = ctx.pool()
-    return ctx.learner.greedy_scores(w, ctx.w_star, X, y, ctx.lr)
+    return example_scores(ctx.learner, w, ctx.w_star, X, y, ctx.lr, ctx.pool_constants())
 
 
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:
@@ -41,4 +72,5 @@ class IMTTeacher(Teacher):
     omniscient = True
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """The pool example(s) with the lowest score, with their true labels."""
         return select_examples(ctx, w)

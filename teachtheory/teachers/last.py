@@ -1,13 +1,17 @@
 """Label synthesis teaching (LAST): the omniscient greedy teacher and its label solvers.
 
-The greedy label minimises G(y) = ||w - eta grad l(w; x, y) - w*||^2 over a feasible label set.
+The greedy label minimises G(y) = ||w - eta grad l(w; x, y) - w*||^2 over a feasible label set. With
+the learner's output Jacobian and residual r = dl/dz, G = r^T A r - 2 b^T r (the closed forms of
+:mod:`teachtheory.theory.last`); the solver depends only on how the label enters r, the learner's
+``label_kind``:
 
-* Least squares (scalar or vector) and softmax regression: G is a quadratic in y
-  (:meth:`Learner.label_quadratic`); isotropic for least squares, so the constrained label is the
-  Euclidean projection of the unconstrained one.
-* Two-layer MLP: the quadratic of LAST Eq. (4), with the layer weight beta.
-* Logistic regression (scalar y): G = a r(y)^2 - 2 b r(y) with r(y) = -y sigmoid(-y m), not a
-  quadratic in y; solved exactly on an interval by enumerating the turning point, the roots of
+* "real" (least squares, scalar or vector): r = z - y, G is an isotropic quadratic in y, so the
+  constrained label is the Euclidean projection of the unconstrained one.
+* "probabilities" (softmax regression; the two-layer MLP of LAST Eq. (4), with the layer weight
+  beta): r = (s 1^T - I) y, a quadratic in y; on labels summing to one and with an isotropic A
+  (softmax regression) it is isotropic there too.
+* "binary-logit" (logistic regression, scalar y): G = a r(y)^2 - 2 b r(y) with r(y) = -y sigmoid(-y m),
+  not a quadratic in y; solved exactly on an interval by enumerating the turning point, the roots of
   r(y) = b/a on each monotone branch, and the interval ends.
 
 References:
@@ -21,15 +25,27 @@ import warnings
 import torch
 
 from ..constraints import LabelSet, Unconstrained, interval, parse_label_set
-from ..learners import Learner, Logistic, Softmax
-from ..theory.last import LOGISTIC_CRITICAL_MARGIN, softmax_plane_centre
-from .base import Teacher, TeachingBatch, TeachingContext
+from ..learners import LABEL_KINDS, Learner, OutputJacobian
+from ..theory.last import (
+    LOGISTIC_CRITICAL_MARGIN,
+    LabelQuadratic,
+    greedy_label_lsr,
+    greedy_lsr_change,
+    label_quadratic,
+    residual_quadratic,
+    softmax_plane_centre,
+)
+from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 from .imt import select_examples
 
-__all__ = ["LASTTeacher", "MixedTeacher", "synthesize_labels", "solve_label_quadratic", "logistic_greedy_label"]
+__all__ = [
+    "LASTTeacher", "MixedTeacher", "JointGreedyLSRTeacher", "synthesize_labels", "greedy_label_quadratic",
+    "solve_label_quadratic", "logistic_greedy_label",
+]
 
 
 def _as_label_set(constraint: "LabelSet | str | None") -> LabelSet:
+    """A LabelSet from a LabelSet, a spec string or None (no constraint)."""
     if constraint is None:
         return Unconstrained()
     if isinstance(constraint, str):
@@ -136,12 +152,14 @@ def _sums_to_one(label_set: LabelSet) -> bool:
 
 
 def _is_plain_discrete(label_set: LabelSet) -> bool:
+    """True for the plain discrete sets (one-hot, signs), whose candidates need no feasibility check."""
     from ..constraints import OneHot, Signs
 
     return isinstance(label_set, (OneHot, Signs))
 
 
 def _logistic_residual(y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The "binary-logit" residual r(y) = -y sigmoid(-y m), whose shape in y the exact solver below relies on."""
     return -y * torch.sigmoid(-y * m)
 
 
@@ -203,6 +221,46 @@ def logistic_greedy_label(
     return torch.gather(stack, -1, values.argmin(-1, keepdim=True))[..., 0]
 
 
+def _one_step_pieces(
+    learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, lr: float, beta: float,
+) -> tuple[OutputJacobian, torch.Tensor, torch.Tensor]:
+    """(output Jacobian, A, b) with ||w - lr grad l - w*||_c^2 - ||w - w*||_c^2 = r^T A r - 2 b^T r.
+
+    c weighs the parameter block "first" (an MLP's first layer) by beta, LAST Eq. (4)."""
+    if learner.label_kind not in LABEL_KINDS:
+        raise ValueError(f"learner: label_kind {learner.label_kind!r} is unknown; accepted: {', '.join(LABEL_KINDS)}")
+    jac = learner.output_jacobian(w, x, w - w_star)
+    weights = [beta if name == "first" else 1.0 for name in jac.jvp]
+    A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr, weights)
+    return jac, A, b
+
+
+def greedy_label_quadratic(
+    learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, lr: float, beta: float = 1.0,
+) -> LabelQuadratic:
+    """The greedy LAST objective ||w - lr grad l(w; x, y) - w*||^2 as a quadratic in y, per example of x [R, m, d].
+
+    Only for learners whose residual is affine in the label (``label_kind`` "real" or "probabilities");
+    ``beta`` weighs an MLP's first layer (LAST Eq. 4).
+
+    References: LAST Eq. (1)-(2), Eq. (4).
+    """
+    if learner.label_kind not in ("real", "probabilities"):
+        raise ValueError(
+            f"learner: the residual of label_kind {learner.label_kind!r} is not affine in the label, so the greedy "
+            "objective is not a quadratic; accepted: 'real', 'probabilities'"
+        )
+    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta)
+    return _quadratic_from(learner, jac, A, b)
+
+
+def _quadratic_from(learner: Learner, jac: OutputJacobian, A: torch.Tensor, b: torch.Tensor) -> LabelQuadratic:
+    """r^T A r - 2 b^T r as a quadratic in y, for the affine residual of the learner's label kind."""
+    if learner.label_kind == "real":  # r = z - y
+        return label_quadratic(A, b, jac.z)
+    return label_quadratic(A, b, None, learner.residual_label_jacobian(jac.z))  # r = (s 1^T - I) y
+
+
 def synthesize_labels(
     learner: Learner,
     w: torch.Tensor,
@@ -218,18 +276,19 @@ def synthesize_labels(
     Returns labels shaped like ``y_true``.
     """
     label_set = _as_label_set(label_set)
-    if isinstance(learner, Logistic):
-        a, b, z = learner.greedy_terms(w, w_star, x, lr)
-        return logistic_greedy_label(a, b[..., 0], z[..., 0], y_true, label_set)
-    truth = y_true.unsqueeze(-1) if learner.scalar_labels else y_true
-    prediction = learner.label_prediction(w, x)
-    prediction = prediction.unsqueeze(-1) if learner.scalar_labels else prediction
-    if isinstance(learner, Softmax) and _sums_to_one(label_set):
-        # On {sum y = 1} the softmax objective is isotropic: the label is an exact projection.
-        a, b, _ = learner.greedy_terms(w, w_star, x, lr)
-        centre = softmax_plane_centre(prediction, b, a.clamp_min(torch.finfo(a.dtype).tiny))
+    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta)
+    if learner.label_kind == "binary-logit":
+        z = jac.z[..., 0]
+        return logistic_greedy_label(A.expand(z.shape), b[..., 0], z, y_true, label_set)
+    truth = learner.label_vector(y_true)
+    # The learner's label_prediction, from the outputs at hand: z itself, or the class probabilities.
+    prediction = jac.z if learner.label_kind == "real" else torch.softmax(jac.z, -1)
+    if learner.label_kind == "probabilities" and A.dim() < b.dim() and _sums_to_one(label_set):
+        # On {sum y = 1} the objective with an isotropic A (softmax regression) is isotropic in y:
+        # the label is an exact projection.
+        centre = softmax_plane_centre(prediction, b, A.clamp_min(torch.finfo(A.dtype).tiny))
         return label_set.project(centre, prediction=prediction, truth=truth)
-    quad = learner.label_quadratic(w, w_star, x, lr, beta)
+    quad = _quadratic_from(learner, jac, A, b)
     y = solve_label_quadratic(quad.H, quad.q, label_set, isotropic=quad.isotropic, prediction=prediction, truth=truth)
     return y[..., 0] if learner.scalar_labels else y
 
@@ -253,11 +312,13 @@ class LASTTeacher(Teacher):
         self.beta = float(beta)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """A uniformly sampled pool x with its greedy label."""
         batch = self.sample_uniform(ctx, step)
         batch.y = synthesize_labels(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta)
         return batch
 
     def to_spec(self) -> dict:
+        """Name, constraint spec and beta."""
         return {"name": self.name, "constraint": self.label_set.spec(), "beta": self.beta}
 
 
@@ -272,9 +333,38 @@ class MixedTeacher(Teacher):
         self.beta = float(beta)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """IMT's pool example, then its greedy label."""
         batch = select_examples(ctx, w)
         batch.y = synthesize_labels(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta)
         return batch
 
     def to_spec(self) -> dict:
+        """Name, constraint spec and beta."""
         return {"name": self.name, "constraint": self.label_set.spec(), "beta": self.beta}
+
+
+class JointGreedyLSRTeacher(Teacher):
+    """The pool example and label that jointly minimise the one-step distance (unconstrained LSR only).
+
+    With its greedy label every x gives the Kaczmarz step, a change of -<e, x>^2 / ||x||^2 in ||e||^2
+    (LAST Eq. 3), so the joint optimum is the x with the largest cos^2(x, w - w*), taught with that
+    label. Per step it is at least as good as mixed teaching, which only optimises x with the true
+    labels (LAST Sec. 3.5).
+    """
+
+    name = "joint-greedy"
+    omniscient = True
+
+    def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """The best pool example under its greedy label, with that label."""
+        learner = ctx.learner
+        if learner.label_kind != "real" or learner.output_dim != 1:
+            raise ValueError(f"learner: joint greedy teaching needs scalar least squares (label_kind 'real', one "
+                             f"output), got {learner.name} with label_kind {learner.label_kind!r}")
+        X, y = ctx.pool()
+        jac = learner.output_jacobian(w, X, w - ctx.w_star, ctx.pool_constants())
+        change = greedy_lsr_change(jac.jvp["all"][..., 0], jac.gram["all"])
+        index = change.argmin(-1, keepdim=True)
+        x, _ = gather_pool(X, y, index)
+        label = greedy_label_lsr(w[:, None, :], ctx.w_star[:, None, :], x, ctx.lr)
+        return TeachingBatch(x=x, y=label, index=index)

@@ -12,25 +12,29 @@ from __future__ import annotations
 
 import torch
 
-from ..learners import LeastSquares, Logistic
 from .base import Teacher, TeachingBatch, TeachingContext
 
 __all__ = ["DistillationTeacher", "LabelSmoothingTeacher", "SelfTrainingTeacher"]
 
 
 def _soft_label(learner, w, x, temperature: float) -> torch.Tensor:
-    """The model's prediction as a label: tempered softmax, E[y] = tanh(m / (2T)) for logistic,
-    the regression output for least squares.
+    """The model's prediction as a label, by the learner's ``label_kind``: tempered softmax for
+    "probabilities", E[y] = tanh(m / (2T)) for "binary-logit", the regression output for "real".
 
     For the logistic learner the real-valued label enters log(1 + exp(-y m)) as a LAST label does
     (Sec. 3.4); that is not binary cross-entropy with a soft target p (whose gradient is
     (sigmoid(m) - p) x), only the same expected label."""
     z = learner.outputs(w, x)
-    if isinstance(learner, Logistic):
+    kind = learner.label_kind
+    if kind == "binary-logit":
         return torch.tanh(z / (2.0 * temperature))
-    if isinstance(learner, LeastSquares):
+    if kind == "real":
         return z
-    return torch.softmax(z / temperature, -1)
+    if kind == "probabilities":
+        return torch.softmax(z / temperature, -1)
+    raise ValueError(
+        f"learner: label_kind {kind!r} has no soft label; accepted: 'real', 'binary-logit', 'probabilities'"
+    )
 
 
 class DistillationTeacher(Teacher):
@@ -94,7 +98,9 @@ class SelfTrainingTeacher(Teacher):
         learner = ctx.learner
         if self.hard and learner.classification:
             pred = learner.predict_labels(w, batch.x)
-            batch.y = pred if isinstance(learner, Logistic) else torch.nn.functional.one_hot(pred, learner.output_dim).to(w.dtype)
+            # {-1, +1} predictions are labels already; class indices become one-hot labels.
+            one_hot = learner.label_kind == "probabilities"
+            batch.y = torch.nn.functional.one_hot(pred, learner.output_dim).to(w.dtype) if one_hot else pred
         else:
             batch.y = _soft_label(learner, w, batch.x, 1.0)
         return batch

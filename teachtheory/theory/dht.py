@@ -1,5 +1,6 @@
-r"""Closed forms of data hallucination teaching (DHT): the gradient ratio of Eq. (5), the scaling map
-of Thm 1, and the one-step objective of Eq. (4).
+r"""Closed forms of data hallucination teaching (DHT): the gradient ratio of Eq. (5) and the scaling map
+of Thm 1. The one-step objective of Eq. (4) is LAST's and IMT's (:func:`teachtheory.theory.last.one_step_change`,
+re-exported here).
 
 For linear learners the per-example gradient is dl/dm (m = <w, x>) times x. Scaling the input,
 x~ = beta x, therefore gives grad l(x~) = g(x~) beta grad l(x) with
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import torch
 
+# DHT Eq. (4) is the one-step objective of LAST Eq. (1) and IMT, defined once in theory.last.
+from .last import one_step_change
+
 __all__ = [
     "lsr_grad", "logistic_grad", "one_step_change", "ratio_lsr", "ratio_logistic", "printed_ratio_lsr",
     "printed_ratio_logistic", "scaling_multiplier_lsr", "solve_scaling_lsr",
@@ -39,16 +43,6 @@ def lsr_grad(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def logistic_grad(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""\nabla_w \log(1 + e^{-y\langle w,x\rangle}) = -y\,x / (1 + e^{y\langle w,x\rangle}), broadcasting."""
     return (-y * torch.sigmoid(-y * _dot(w, x)))[..., None] * x
-
-
-def one_step_change(w: torch.Tensor, w_star: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
-    r"""DHT Eq. (4) objective: \|w - \eta\nabla - w^*\|^2 - \|w - w^*\|^2 = \eta^2\|\nabla\|^2 - 2\eta\langle w - w^*, \nabla\rangle.
-
-    Computed as the difference of the two squared distances (not through the expanded form), so it
-    is an independent reference for the teachers' scores.
-    """
-    e = w - w_star
-    return ((e - lr * grad) ** 2).sum(-1) - (e * e).sum(-1)
 
 
 def ratio_lsr(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, beta) -> torch.Tensor:

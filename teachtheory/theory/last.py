@@ -1,16 +1,39 @@
-"""Closed forms of label synthesis teaching (LAST) and of the IMT greedy score.
+r"""Closed forms of label synthesis teaching (LAST) and of the IMT greedy score: the one home of the
+one-step teaching objective.
+
+The objective of both greedy teachers is the one-step change of the squared distance to the target,
+
+.. math:: G = \|w - \eta\nabla_w l(w; x, y) - w^*\|^2 - \|w - w^*\|^2
+            = \eta^2\|\nabla_w l\|^2 - 2\eta\langle w - w^*, \nabla_w l\rangle
+
+(LAST Eq. 1; IMT's score; DHT Eq. 4). Every learner here has a gradient of the form
+:math:`\nabla_w l = J^\top r` with J = dz/dw the Jacobian of the model output z and r = dl/dz the
+residual, so G is a function of r only:
+
+.. math:: G = r^\top A r - 2 b^\top r,\quad A = \eta^2 \textstyle\sum_k c_k J_k J_k^\top,
+          \quad b = \eta \textstyle\sum_k c_k J_k (w - w^*)_k
+
+over parameter blocks k with weights c_k (LAST Eq. 4 weighs the first layer of an MLP by beta). When
+the residual is affine in the label, r(y) = r_0 + M y, G is a quadratic in y (:func:`label_quadratic`).
+The functions below are pure tensor functions of these pieces; the learners supply J (as J e and
+J J^T, :class:`teachtheory.learners.OutputJacobian`), r and dr/dy, never w*.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Eq. (1)-(3).
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Eq. (1)-(4).
     Liu et al., "Iterative Machine Teaching", ICML 2017 (the greedy score).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 
 __all__ = [
-    "greedy_score", "greedy_score_linear", "greedy_label_lsr", "kaczmarz_projection", "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
+    "LabelQuadratic", "one_step_change", "greedy_score", "greedy_score_linear", "residual_quadratic",
+    "residual_objective", "label_quadratic", "greedy_label_lsr", "greedy_lsr_change", "kaczmarz_projection",
+    "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
     "symbolic_greedy_label_lsr", "symbolic_kaczmarz_identity",
     "rescaling_lsr", "rescaling_lr", "rescaling_vector_lsr", "softmax_plane_centre",
     "symbolic_rescaling", "symbolic_softmax_label_isotropy",
@@ -19,6 +42,33 @@ __all__ = [
 # u0 with u0 * sigmoid(u0) = 1: the margin at which the logistic residual -y sigmoid(-y m),
 # seen as a function of the label y, has its only turning point.
 LOGISTIC_CRITICAL_MARGIN = 1.2784645427610738
+
+
+@dataclass(frozen=True)
+class LabelQuadratic:
+    """The greedy teaching objective as a quadratic in the label.
+
+    G(y) = y^T H y - 2 q^T y + const, with H [..., K, K] (positive semi-definite) and q [..., K].
+    ``isotropic`` is True when H is a multiple of the identity (then the constrained minimiser is
+    the Euclidean projection of H^-1 q).
+    """
+
+    H: torch.Tensor
+    q: torch.Tensor
+    isotropic: bool
+
+
+def one_step_change(w: torch.Tensor, w_star: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
+    r"""The one-step objective from its definition: \|w - \eta\nabla - w^*\|^2 - \|w - w^*\|^2.
+
+    Computed as the difference of the two squared distances (not through the expanded form of
+    :func:`greedy_score`), so it is an independent reference for the teachers' scores. Broadcasts
+    over leading dims (w, w_star, grad: [..., p]).
+
+    References: LAST Eq. (1); IMT (Liu et al. 2017); DHT (Qiu, Liu et al., AISTATS 2023) Eq. (4).
+    """
+    e = w - w_star
+    return ((e - lr * grad) ** 2).sum(-1) - (e * e).sum(-1)
 
 
 def greedy_score(inner: torch.Tensor, sqnorm: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
@@ -39,21 +89,126 @@ def greedy_score(inner: torch.Tensor, sqnorm: torch.Tensor, lr: float | torch.Te
 def greedy_score_linear(
     residual: torch.Tensor, inner_x: torch.Tensor, sqnorm_x: torch.Tensor, lr: float
 ) -> torch.Tensor:
-    r""":func:`greedy_score` for a linear learner, whose gradient is g = r x (r = dl/dz):
+    r""":func:`greedy_score` for a linear learner, whose gradient is g = x r^T (r = dl/dz), per output:
 
-    .. math:: \eta^2 \|x\|^2 r^2 - 2\eta r \langle w - w^*, x\rangle = r\,(\eta^2 \|x\|^2 r - 2\eta \langle e, x\rangle)
+    .. math:: \eta^2 \|x\|^2 r_k^2 - 2\eta r_k (E^\top x)_k = r_k\,(\eta^2 \|x\|^2 r_k - 2\eta (E^\top x)_k)
 
-    Written as three fused passes because IMT evaluates it for every pool example of every run at
-    every step. ``inner_x`` (<e, x>, [R, n]) is overwritten.
+    summed over the outputs k by the caller (for one output it is the score itself). Written as three
+    fused passes because IMT evaluates it for every pool example of every run at every step.
+    ``inner_x`` is overwritten unless autograd needs its value.
 
     Args:
-        residual: r [R, n]; inner_x: <w - w*, x> [R, n]; sqnorm_x: ||x||^2 [n] or [R, n]; lr: eta.
+        residual: r [..., K]; inner_x: E^T x, E = W - W* [..., K]; sqnorm_x: ||x||^2, broadcastable
+            to both; lr: eta.
+
+    References: LAST Eq. (1)-(2); IMT (Liu et al. 2017).
+    """
+    a = sqnorm_x * (lr * lr)
+    if torch.is_grad_enabled() and (residual.requires_grad or inner_x.requires_grad or a.requires_grad):
+        return residual * (a * residual - (2.0 * lr) * inner_x)
+    score = inner_x.mul_(-2.0 * lr)
+    score.addcmul_(residual, a)
+    return score.mul_(residual)
+
+
+def residual_quadratic(
+    jvp: Sequence[torch.Tensor], gram: Sequence[torch.Tensor], lr: float, weights: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The one-step objective as a function of the output residual r = dl/dz: G = r^T A r - 2 b^T r.
+
+    With g = sum_k J_k^T r over parameter blocks k (J_k = dz/dw_k) and the weighted distance
+    \|v\|_c^2 = sum_k c_k \|v_k\|^2,
+
+    .. math:: \|e - \eta g\|_c^2 - \|e\|_c^2 = r^\top A r - 2 b^\top r,\quad
+              A = \eta^2 \textstyle\sum_k c_k J_k J_k^\top,\quad b = \eta \textstyle\sum_k c_k J_k e_k.
+
+    Args:
+        jvp: per block, J_k e_k [..., K].
+        gram: per block, J_k J_k^T: either [...] (a multiple of I_K) or [..., K, K].
+        lr: eta.
+        weights: per block c_k (default all 1).
+
+    Returns:
+        (A, b): A is [...] (A times I_K) when every block's Gram is a multiple of the identity, else
+        [..., K, K]; b is [..., K]; the leading dims are those of the inputs broadcast together.
+
+    References: LAST Eq. (1), Eq. (4) (the weighted MLP objective).
+    """
+    if len(jvp) != len(gram) or not jvp:
+        raise ValueError(f"jvp and gram must list the same blocks, got {len(jvp)} and {len(gram)}")
+    weights = [1.0] * len(jvp) if weights is None else [float(c) for c in weights]
+    if len(weights) != len(jvp):
+        raise ValueError(f"weights must have one entry per block ({len(jvp)}), got {len(weights)}")
+    b = _weighted_sum(jvp, weights) * lr
+    scalar = [(G, c) for G, c in zip(gram, weights) if G.dim() < jvp[0].dim()]
+    full = [(G, c) for G, c in zip(gram, weights) if G.dim() >= jvp[0].dim()]
+    if not full:
+        A = (lr * lr) * _weighted_sum(*zip(*scalar))
+        if A.shape != b.shape[:-1]:  # e.g. the norms of a pool shared by all runs
+            A = A.expand(torch.broadcast_shapes(A.shape, b.shape[:-1]))
+        return A, b
+    A = _weighted_sum(*zip(*full))
+    if scalar:
+        eye = torch.eye(b.shape[-1], dtype=A.dtype, device=A.device)
+        A = A + _weighted_sum(*zip(*scalar))[..., None, None] * eye
+    return (lr * lr) * A, b
+
+
+def _weighted_sum(tensors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """sum_k c_k t_k without multiplying by unit weights (these run on every teaching step)."""
+    total = None
+    for t, c in zip(tensors, weights):
+        term = t if c == 1.0 else c * t
+        total = term if total is None else total + term
+    return total
+
+
+def residual_objective(residual: torch.Tensor, A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r"""G = r^T A r - 2 b^T r for residuals r [..., K] (A [...] meaning A I_K, or [..., K, K]); [...].
+
+    With (A, b) from :func:`residual_quadratic` this is IMT's score of each candidate example.
 
     References: LAST Eq. (1); IMT (Liu et al. 2017).
     """
-    score = inner_x.mul_(-2.0 * lr)
-    score.addcmul_(residual, sqnorm_x * (lr * lr))
-    return score.mul_(residual)
+    if A.dim() < residual.dim():
+        quad = A * (residual * residual).sum(-1)
+    else:
+        quad = (residual.unsqueeze(-2) @ A @ residual.unsqueeze(-1))[..., 0, 0]
+    return quad - 2.0 * (b * residual).sum(-1)
+
+
+def label_quadratic(
+    A: torch.Tensor, b: torch.Tensor, offset: torch.Tensor | None, label_jacobian: torch.Tensor | None = None,
+) -> LabelQuadratic:
+    r"""G(y) = r^T A r - 2 b^T r for a residual affine in the label, r(y) = r_0 + M y, as a quadratic in y.
+
+    .. math:: H = M^\top A M,\quad q = M^\top (b - A r_0)
+
+    Args:
+        A, b: from :func:`residual_quadratic` (A [...] is A I_K).
+        offset: r_0 = r(0) [..., K], or None for 0.
+        label_jacobian: M = dr/dy [..., K, K], or None for the regression residual r = z - y (M = -I),
+            for which H = A and q = A z - b (isotropic when A is).
+
+    References: LAST Eq. (1)-(2) (least squares), Sec. 3.2 (softmax), Eq. (4) (MLP).
+    """
+    iso = A.dim() < b.dim()
+    if label_jacobian is None:
+        K = b.shape[-1]
+        if iso:
+            H = A[..., None, None] * torch.eye(K, dtype=b.dtype, device=b.device)
+            q = b.neg() if offset is None else A[..., None] * offset - b
+        else:
+            H = A
+            q = b.neg() if offset is None else (A @ offset.unsqueeze(-1))[..., 0] - b
+        return LabelQuadratic(H=H, q=q, isotropic=iso)
+    M, Mt = label_jacobian, label_jacobian.transpose(-1, -2)
+    H = (A[..., None, None] * Mt) @ M if iso else Mt @ A @ M
+    c = b
+    if offset is not None:
+        c = b - (A[..., None] * offset if iso else (A @ offset.unsqueeze(-1))[..., 0])
+    q = (Mt @ c.unsqueeze(-1))[..., 0]
+    return LabelQuadratic(H=H, q=q, isotropic=False)
 
 
 def greedy_label_lsr(
@@ -76,6 +231,19 @@ def greedy_label_lsr(
     """
     lam = 1.0 / (lr * (x * x).sum(-1))
     return (1.0 - lam) * (w * x).sum(-1) + lam * (w_star * x).sum(-1)
+
+
+def greedy_lsr_change(inner_x: torch.Tensor, sqnorm_x: torch.Tensor) -> torch.Tensor:
+    r"""The one-step change of \|w - w^*\|^2 when x is taught with its greedy LAST label (LSR, any eta):
+
+    .. math:: \|(I - x x^\top/\|x\|^2) e\|^2 - \|e\|^2 = -\langle e, x\rangle^2 / \|x\|^2
+
+    Args:
+        inner_x: <w - w*, x>; sqnorm_x: ||x||^2 (broadcast together).
+
+    References: LAST Eq. (3) (the label makes the step the Kaczmarz projection).
+    """
+    return -(inner_x * inner_x) / sqnorm_x
 
 
 def kaczmarz_projection(e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -184,3 +184,74 @@ def test_lsr_constrained_label_is_the_clipped_greedy_label(d, lr, radius, seed, 
     expected = torch.minimum(torch.maximum(y_star, c - r), c + r)
     assert torch.allclose(y_lib, expected, rtol=1e-12, atol=1e-12 * (1 + float(y_star.abs().max())))
     assert not math.isnan(float(y_lib.sum()))
+
+
+# -- the objective in output space: theory.last's pure functions against the definition ----------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(K=st.integers(1, 4), p=st.integers(1, 5), lr=STEPS, seed=SEEDS, c1=st.sampled_from([1.0, 0.3, 2.5]),
+       iso=st.booleans(), two=st.booleans())
+def test_residual_objective_is_the_one_step_change(K, p, lr, seed, c1, iso, two):
+    """For g = sum_k J_k^T r over parameter blocks k (weights c1 and 1), r^T A r - 2 b^T r from residual_quadratic
+    equals ||e - lr g||_c^2 - ||e||_c^2 formed explicitly (also with an isotropic block J_1 = a I given by its
+    scalar Gram a^2); greedy_score agrees; a label-affine residual r0 + M y gives label_quadratic's quadratic up to
+    a label-free constant."""
+    dt = torch.float64
+    gen = torch.Generator().manual_seed(seed)
+    n = 6
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, dtype=dt)
+
+    if iso:
+        a = randn(n)
+        blocks = [(a[:, None, None] * torch.eye(K, dtype=dt), a * a)]
+    else:
+        J = randn(n, K, p)
+        blocks = [(J, J @ J.transpose(-1, -2))]
+    if two:
+        J = randn(n, K, p + 1)
+        blocks.append((J, J @ J.transpose(-1, -2)))
+    weights = [c1] + [1.0] * (len(blocks) - 1)
+    es = [randn(n, J.shape[-1]) for J, _ in blocks]
+    A, b = theory.residual_quadratic([(J @ e[..., None])[..., 0] for (J, _), e in zip(blocks, es)],
+                                     [G for _, G in blocks], lr, weights)
+    assert A.shape == ((n,) if iso and not two else (n, K, K)) and b.shape == (n, K)
+    r = randn(n, K)
+    gs = [(J.transpose(-1, -2) @ r[..., None])[..., 0] for J, _ in blocks]
+    explicit = sum(c * theory.one_step_change(e, torch.zeros_like(e), g, lr) for c, e, g in zip(weights, es, gs))
+    scale = 1.0 + float(explicit.abs().max())
+    assert torch.allclose(theory.residual_objective(r, A, b), explicit, rtol=1e-10, atol=1e-10 * scale)
+    inner = sum(c * (g * e).sum(-1) for c, e, g in zip(weights, es, gs))
+    sqnorm = sum(c * (g * g).sum(-1) for c, g in zip(weights, gs))
+    assert torch.allclose(theory.greedy_score(inner, sqnorm, lr), explicit, rtol=1e-10, atol=1e-10 * scale)
+    # r(y) = r0 + M y: G(y) - (y^T H y - 2 q^T y) must not depend on y.
+    r0, M = randn(n, K), randn(n, K, K)
+    quad = theory.label_quadratic(A, b, r0, M)
+    rest = []
+    for _ in range(3):
+        y = randn(n, K)
+        G = theory.residual_objective(r0 + (M @ y[..., None])[..., 0], A, b)
+        rest.append(G - ((y[..., None, :] @ quad.H @ y[..., None])[..., 0, 0] - 2.0 * (quad.q * y).sum(-1)))
+    assert torch.allclose(rest[0], rest[1], rtol=1e-9, atol=1e-9 * scale)
+    assert torch.allclose(rest[0], rest[2], rtol=1e-9, atol=1e-9 * scale)
+    # The regression residual r = z - y (M = -I) through label_jacobian=None: the same quadratic, isotropic
+    # exactly when A is.
+    reg = theory.label_quadratic(A, b, r0)
+    full = theory.label_quadratic(A, b, r0, -torch.eye(K, dtype=dt).expand(n, K, K))
+    assert torch.allclose(reg.H, full.H, rtol=1e-12, atol=1e-12 * scale)
+    assert torch.allclose(reg.q, full.q, rtol=1e-12, atol=1e-12 * scale)
+    assert reg.isotropic == (iso and not two)
+
+
+@settings(max_examples=30, deadline=None)
+@given(d=st.integers(1, 6), lr=STEPS, seed=SEEDS)
+def test_greedy_lsr_change_is_the_kaczmarz_step(d, lr, seed):
+    """With the greedy LSR label the one-step change is -<e, x>^2 / ||x||^2 for every step size."""
+    _, w, w_star, x, _ = _state("lsr", d, 1, seed)
+    label = theory.greedy_label_lsr(w, w_star, x, lr)
+    grad = ((w * x).sum(-1) - label)[:, None] * x
+    change = theory.one_step_change(w, w_star, grad, lr)
+    expected = theory.greedy_lsr_change(((w - w_star) * x).sum(-1), (x * x).sum(-1))
+    assert torch.allclose(change, expected, rtol=1e-8, atol=1e-8 * (1 + float(((w - w_star) ** 2).sum(-1).max())))

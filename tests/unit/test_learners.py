@@ -1,4 +1,5 @@
-"""Tests for teachtheory.learners: gradients against autograd, stability, the label quadratic, update rules."""
+"""Tests for teachtheory.learners: gradients, residuals and output Jacobians against autograd, stability, the
+label quadratic built on them, update rules."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from teachtheory.learners import (
+    LABEL_KINDS,
     MLP,
     SGD,
     Adam,
+    Learner,
     LeastSquares,
     Logistic,
     Momentum,
@@ -21,6 +24,7 @@ from teachtheory.learners import (
     UpdateRule,
     make_update_rule,
 )
+from teachtheory.teachers.last import greedy_label_quadratic
 
 SETTINGS = settings(max_examples=25, deadline=None)
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
@@ -166,12 +170,120 @@ def test_shared_pool_equals_expanded_pool(kind, d, K, n, R, seed):
     torch.testing.assert_close(learner.mean_grad(w, X, y), learner.mean_grad(w, Xe, ye), **tol)
     for a, b in zip(learner.grad_stats(w, e, X, y), learner.grad_stats(w, e, Xe, ye)):
         torch.testing.assert_close(a, b, **tol)
+    ja, jb = learner.output_jacobian(w, X, e), learner.output_jacobian(w, Xe, e)
+    torch.testing.assert_close(ja.z, jb.z, **tol)
+    for block in jb.jvp:
+        torch.testing.assert_close(ja.jvp[block], jb.jvp[block], **tol)
+        torch.testing.assert_close(ja.gram[block].expand_as(jb.gram[block]), jb.gram[block], **tol)
     if kind != "logistic":
         w_star = w + e
-        qa = learner.label_quadratic(w, w_star, X, 0.3)
-        qb = learner.label_quadratic(w, w_star, Xe, 0.3)
+        qa = greedy_label_quadratic(learner, w, w_star, X, 0.3)
+        qb = greedy_label_quadratic(learner, w, w_star, Xe, 0.3)
         torch.testing.assert_close(qa.H, qb.H, **tol)
         torch.testing.assert_close(qa.q, qb.q, **tol)
+
+
+# ---------------------------------------------------------------------------
+# The derivatives a teacher reads: residual dl/dz, its label Jacobian, the factored output Jacobian
+# ---------------------------------------------------------------------------
+
+
+def reference_output(kind, learner, w, x):
+    """The model output z for ONE example (w [p], x [d]) as [K], from the definition."""
+    d = x.shape[0]
+    if kind == "mlp":
+        h, K = learner.hidden, learner.output_dim
+        return torch.clamp(x @ w[: d * h].reshape(d, h), min=0.0) @ w[d * h:].reshape(h, K)
+    return x @ w.reshape(d, learner.output_dim)
+
+
+def loss_of_output(kind, z, y):
+    """l as a function of the output z [K] (labels in vector form [K])."""
+    if kind in ("lsr", "lsr-vector"):
+        return 0.5 * ((z - y) ** 2).sum()
+    if kind == "logistic":
+        return torch.log1p(torch.exp(-y[0] * z[0]))
+    return -(y * (z - torch.logsumexp(z, 0))).sum()
+
+
+EXPECTED_KIND = {"lsr": "real", "lsr-vector": "real", "logistic": "binary-logit", "softmax": "probabilities",
+                 "softmax-soft": "probabilities", "mlp": "probabilities"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@SETTINGS
+@given(d=DIMS, K=CLASSES, n=POOL, R=RUNS, seed=SEEDS, shared=st.booleans())
+def test_output_jacobian_matches_autograd(kind, d, K, n, R, seed, shared):
+    """z, J_k e_k and J_k J_k^T per parameter block against torch.func on the output's definition."""
+    learner, w, X, _ = make_case(kind, d, K, n, R, seed, shared=shared)
+    e = torch.randn(R, learner.num_params, generator=torch.Generator().manual_seed(seed + 5), dtype=DT)
+    jac = learner.output_jacobian(w, X, e)
+    assert set(jac.jvp) == set(jac.gram) == set(learner.param_blocks())
+    Xe = X.expand(R, *X.shape[1:])
+    Kl = learner.output_dim
+    for r in range(R):
+        for i in range(n):
+            def f(v, r=r, i=i):
+                return reference_output(kind, learner, v, Xe[r, i])
+
+            J = torch.func.jacrev(f)(w[r])  # [K, p]
+            torch.testing.assert_close(jac.z[r, i], f(w[r]), rtol=1e-12, atol=1e-12)
+            for block, cols in learner.param_blocks().items():
+                Jb = J[:, cols]
+                torch.testing.assert_close(jac.jvp[block][r, i], Jb @ e[r, cols], rtol=1e-10, atol=1e-12)
+                gram = jac.gram[block]
+                G = gram[min(r, gram.shape[0] - 1), i]
+                G = G * torch.eye(Kl, dtype=DT) if G.dim() == 0 else G
+                torch.testing.assert_close(G, Jb @ Jb.T, rtol=1e-10, atol=1e-12)
+    # Constants supplied by the caller give the same Jacobian.
+    again = learner.output_jacobian(w, X, e, learner.pool_constants(X))
+    for block in jac.gram:
+        torch.testing.assert_close(again.gram[block], jac.gram[block], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@SETTINGS
+@given(d=DIMS, K=CLASSES, n=POOL, R=RUNS, seed=SEEDS)
+def test_residual_and_its_label_jacobian_match_autograd(kind, d, K, n, R, seed):
+    """residual = dl/dz and residual_label_jacobian = dr/dy by autograd on l(z, y); residual_ agrees."""
+    learner, _, _, y = make_case(kind, d, K, n, R, seed)
+    assert learner.label_kind == EXPECTED_KIND[kind] and learner.label_kind in LABEL_KINDS
+    gen = torch.Generator().manual_seed(seed + 9)
+    Kl = learner.output_dim
+    z = 3.0 * torch.randn(R, n, Kl, generator=gen, dtype=DT)
+    yv = learner.label_vector(y)
+    if kind == "logistic":  # the synthesised labels of LAST are any reals
+        yv = yv * (0.2 + 2.0 * torch.rand(yv.shape, generator=gen, dtype=DT))
+    r = learner.residual(z, yv)
+    M = learner.residual_label_jacobian(z, yv)
+    assert r.shape == (R, n, Kl) and M.shape == (R, n, Kl, Kl)
+    for a in range(R):
+        for i in range(n):
+            grad_z = torch.func.grad(lambda zz, a=a, i=i: loss_of_output(kind, zz, yv[a, i]))(z[a, i])
+            torch.testing.assert_close(r[a, i], grad_z, rtol=1e-10, atol=1e-12)
+            jac_y = torch.func.jacrev(
+                lambda yy, a=a, i=i: torch.func.grad(lambda zz: loss_of_output(kind, zz, yy))(z[a, i])
+            )(yv[a, i])
+            torch.testing.assert_close(M[a, i], jac_y, rtol=1e-10, atol=1e-12)
+    # The in-place variant gives the same values, also on a strided (class-major) view of z.
+    def class_major():
+        return z.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
+
+    torch.testing.assert_close(learner.residual(class_major(), yv), r, rtol=1e-12, atol=1e-14)
+    consumed = class_major()
+    torch.testing.assert_close(learner.residual_(consumed, yv), r, rtol=1e-12, atol=1e-14)
+
+
+def test_learners_know_no_target():
+    """The house rule: learners expose derivatives, not teaching scores, and never take w*."""
+    import inspect
+
+    for name in ("greedy_scores", "greedy_terms", "label_quadratic"):
+        for cls in (Learner, LeastSquares, Logistic, Softmax, MLP):
+            assert not hasattr(cls, name), f"{cls.__name__}.{name}"
+    for cls in (LeastSquares, Logistic, Softmax, MLP):
+        for attr, member in inspect.getmembers(cls, inspect.isfunction):
+            assert "w_star" not in inspect.signature(member).parameters, f"{cls.__name__}.{attr}"
 
 
 # ---------------------------------------------------------------------------
@@ -253,7 +365,7 @@ def test_label_quadratic_is_the_one_step_distance(kind, d, K, n, seed, lr, beta)
     gen = torch.Generator().manual_seed(seed + 3)
     w_star = w + torch.randn(w.shape, generator=gen, dtype=DT)
     beta = beta if kind == "mlp" else 1.0
-    quad = learner.label_quadratic(w, w_star, X, lr, beta)
+    quad = greedy_label_quadratic(learner, w, w_star, X, lr, beta)
     Kl = learner.output_dim
     assert quad.H.shape == (R, n, Kl, Kl) and quad.q.shape == (R, n, Kl)
     torch.testing.assert_close(quad.H, quad.H.transpose(-1, -2), rtol=1e-12, atol=1e-14)
@@ -294,8 +406,10 @@ def test_label_quadratic_is_the_one_step_distance(kind, d, K, n, seed, lr, beta)
 def test_logistic_has_no_label_quadratic():
     learner = Logistic(2)
     w = torch.zeros(1, 2, dtype=DT)
-    with pytest.raises(NotImplementedError):
-        learner.label_quadratic(w, w, torch.zeros(1, 1, 2, dtype=DT), 0.1)
+    with pytest.raises(ValueError, match="not affine in the label"):
+        greedy_label_quadratic(learner, w, w, torch.zeros(1, 1, 2, dtype=DT), 0.1)
+    with pytest.raises(ValueError, match="needs the label"):
+        learner.residual_label_jacobian(torch.zeros(1, 1, 1, dtype=DT))
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ definition and differentiated by torch.autograd, and the one-step squared distan
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ from teachtheory.teachers import (
     make_teacher,
     synthesize_labels,
 )
+from teachtheory.teachers.imt import pool_scores
 from teachtheory.theory.last import greedy_label_lsr
 
 DT = torch.float64
@@ -709,3 +711,161 @@ def test_theorem_teachers_run_in_the_engine():
         assert traj["distance"].shape == (2, 6)
         assert np.isfinite(traj["distance"]).all()
         assert (traj["distance"][:, -1] < traj["distance"][:, 0]).all()
+
+
+# ---------------------------------------------------------------------------
+# Regression: the IMT scores and picks and the LAST labels are those of the former implementation, where the
+# objective lived in the learners (greedy_scores / label_quadratic). A condensed private copy of that code.
+# ---------------------------------------------------------------------------
+
+
+def _former_terms(learner, w, w_star, X, lr):
+    """(a, b, z) of the former LinearLearner.greedy_terms: a = lr^2 ||x||^2, b = lr E^T x, z = W^T x."""
+    d, K = learner.input_dim, learner.output_dim
+    W, E = w.reshape(-1, d, K), (w - w_star).reshape(-1, d, K)
+    z = torch.matmul(X, W)
+    return (lr * lr) * (X * X).sum(-1).expand(z.shape[:2]), lr * torch.matmul(X, E), z
+
+
+def _former_scores(kind, learner, w, w_star, X, y, lr):
+    """The former IMT scores lr^2 ||g||^2 - 2 lr <w - w*, g>: linear learners through (x, r), the MLP through its
+    per-example gradients."""
+    if kind == "mlp":
+        g = learner.grad(w, X, y)
+        inner, sq = torch.einsum("rp,rnp->rn", w - w_star, g), (g * g).sum(-1)
+    else:
+        a, b, z = _former_terms(learner, w, w_star, X, 1.0)
+        yv = y[..., None] if learner.scalar_labels else y
+        if kind == "lsr":
+            r = z - yv
+        elif kind == "logistic":
+            r = -yv * torch.sigmoid(-yv * z)
+        else:
+            r = torch.softmax(z, -1) * yv.sum(-1, keepdim=True) - yv
+        inner, sq = (b * r).sum(-1), a * (r * r).sum(-1)
+    return lr * lr * sq - 2.0 * lr * inner
+
+
+def _former_quadratic(kind, learner, w, w_star, x, lr, beta):
+    """(H, q, isotropic) of the former Learner.label_quadratic."""
+    K = learner.output_dim
+    eye = torch.eye(K, dtype=DT)
+    if kind == "mlp":
+        W = learner.split(w)[1]
+        EV, EW = learner.split(w - w_star)
+        U, P, z = learner.forward(w, x)
+        mask = (U > 0).to(DT)
+        DW = mask.unsqueeze(-1) * W.unsqueeze(1)
+        sq_p, sq_x = (P * P).sum(-1), (x * x).sum(-1)
+        A = (lr * lr) * (sq_p[..., None, None] * eye + beta * sq_x[..., None, None] * DW.transpose(-1, -2) @ DW)
+        c = lr * (torch.matmul(P, EW) + beta * (DW.transpose(-1, -2) @ torch.matmul(x, EV).unsqueeze(-1))[..., 0])
+        M = torch.softmax(z, -1)[..., :, None] - eye
+        return M.transpose(-1, -2) @ A @ M, (M.transpose(-1, -2) @ c.unsqueeze(-1))[..., 0], False
+    a, b, z = _former_terms(learner, w, w_star, x, lr)
+    if kind == "lsr":
+        return a[..., None, None] * eye, a[..., None] * z - b, True
+    M = torch.softmax(z, -1)[..., :, None] - eye
+    return a[..., None, None] * M.transpose(-1, -2) @ M, (M.transpose(-1, -2) @ b[..., None])[..., 0], False
+
+
+def _former_labels(kind, learner, w, w_star, x, y_true, lr, spec, beta):
+    """The former synthesize_labels (the solvers themselves are unchanged and shared)."""
+    from teachtheory.teachers.last import _as_label_set, _sums_to_one, logistic_greedy_label, solve_label_quadratic
+
+    label_set = _as_label_set(spec)
+    if kind == "logistic":
+        a, b, z = _former_terms(learner, w, w_star, x, lr)
+        return logistic_greedy_label(a, b[..., 0], z[..., 0], y_true, label_set)
+    truth = y_true.unsqueeze(-1) if learner.scalar_labels else y_true
+    prediction = learner.label_prediction(w, x)
+    prediction = prediction.unsqueeze(-1) if learner.scalar_labels else prediction
+    if kind == "softmax" and _sums_to_one(label_set):
+        a, b, _ = _former_terms(learner, w, w_star, x, lr)
+        centre = prediction - b / a.clamp_min(torch.finfo(DT).tiny).unsqueeze(-1)
+        return label_set.project(centre, prediction=prediction, truth=truth)
+    H, q, iso = _former_quadratic(kind, learner, w, w_star, x, lr, beta)
+    y = solve_label_quadratic(H, q, label_set, isotropic=iso, prediction=prediction, truth=truth)
+    return y[..., 0] if learner.scalar_labels else y
+
+
+FORMER_CASES = [
+    ("lsr", 1, (None, "ball-truth:0.5", "ball:0.3")),
+    ("lsr", 3, (None, "ball:0.7", "simplex", "onehot")),
+    ("logistic", 1, (None, "signs", "box:-1:1", "ball-truth:0.5")),
+    ("softmax", 3, (None, "simplex", "onehot", "ball:0.7", "nonneg+ball-origin:2")),
+    ("mlp", 3, (None, "simplex", "onehot")),
+]
+
+
+@pytest.mark.parametrize("kind, K, specs", FORMER_CASES)
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_imt_scores_and_last_labels_equal_the_former_implementation(kind, K, specs, shared, seed):
+    R, n, d, lr = 4, 12, 3, 0.4
+    problem, learner = make_problem(kind, R, n, d, K, 1000 + seed, shared=shared)
+    w, w_star = problem.w0, problem.w_star
+    ctx = make_ctx(problem, learner, lr)
+    new = pool_scores(ctx, w)
+    old = _former_scores(kind, learner, w, w_star, problem.X, problem.y, lr)
+    scale = old.abs().amax(-1, keepdim=True)
+    torch.testing.assert_close(new, old, rtol=1e-12, atol=1e-12 * float(scale.max()))
+    assert torch.equal(new.argmin(-1), old.argmin(-1))
+    # The pool constants are computed once per pool tensor and reused.
+    assert ctx.pool_constants() is ctx.pool_constants()
+    assert torch.equal(IMTTeacher().teach(ctx, w, 0).index[:, 0], old.argmin(-1))
+    # LAST labels for every pool example at once (the solvers see the same objective).
+    x = problem.X.expand(R, n, d)
+    y_true = problem.y.expand(R, *problem.y.shape[1:])
+    for spec in specs:
+        for beta in ((0.5, 2.0) if kind == "mlp" else (1.0,)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # iteration caps hit alike in both
+                y_new = synthesize_labels(learner, w, w_star, x, y_true, lr, spec, beta)
+                y_old = _former_labels(kind, learner, w, w_star, x, y_true, lr, spec, beta)
+            assert y_new.shape == y_old.shape == y_true.shape
+            if spec in ("onehot", "signs"):
+                assert torch.equal(y_new, y_old), (spec, beta)
+            else:
+                torch.testing.assert_close(y_new, y_old, rtol=1e-7, atol=1e-8, msg=f"{kind} {spec} beta={beta}")
+
+
+# ---------------------------------------------------------------------------
+# Joint greedy teaching (LSR) and the pool constants of the context
+# ---------------------------------------------------------------------------
+
+
+@FEW
+@given(n=st.integers(2, 8), d=st.integers(1, 4), lr=LRS, seed=SEEDS)
+def test_joint_greedy_lsr_is_the_brute_force_joint_optimum(n, d, lr, seed):
+    """Over every pool x and a fine label grid around the greedy label, no pair beats the teacher's one step."""
+    problem, learner = make_problem("lsr", 2, n, d, 1, seed, shared=True)
+    ctx = make_ctx(problem, learner, lr)
+    batch = make_teacher("joint-greedy").teach(ctx, problem.w0, 0)
+    mixed = MixedTeacher().teach(ctx, problem.w0, 0)
+    for r in range(2):
+        w, ws = problem.w0[r], problem.w_star[r]
+        mine = one_step_distance("lsr", learner, w, ws, batch.x[r, 0], batch.y[r, 0], lr)
+        for i in range(n):
+            x = problem.X[0, i]
+            y_star = float(greedy_label_lsr(w, ws, x, lr))
+            for y in np.linspace(y_star - 2.0, y_star + 2.0, 21):
+                other = one_step_distance("lsr", learner, w, ws, x, torch.tensor(y, dtype=DT), lr)
+                assert mine <= other + 1e-10 * (1.0 + other)
+        assert mine <= one_step_distance("lsr", learner, w, ws, mixed.x[r, 0], mixed.y[r, 0], lr) + 1e-10
+
+
+def test_joint_greedy_needs_scalar_least_squares():
+    problem, learner = make_problem("logistic", 1, 4, 2, 1, 0)
+    with pytest.raises(ValueError, match="scalar least squares"):
+        make_teacher("joint-greedy").teach(make_ctx(problem, learner, 0.1), problem.w0, 0)
+
+
+def test_pool_constants_are_memoised_per_pool_tensor():
+    problem, learner = make_problem("softmax", 2, 5, 3, 3, 0, shared=True)
+    ctx = make_ctx(problem, learner, 0.1)
+    first = ctx.pool_constants()
+    assert ctx.pool_constants() is first
+    torch.testing.assert_close(first["sqnorm"], (problem.X * problem.X).sum(-1), rtol=0, atol=0)
+    other, _ = make_problem("softmax", 2, 5, 3, 3, 1, shared=True)
+    ctx.problem = other  # a new pool tensor: recomputed, not stale
+    torch.testing.assert_close(ctx.pool_constants()["sqnorm"], (other.X * other.X).sum(-1), rtol=0, atol=0)
