@@ -55,34 +55,48 @@ sphinx_gallery_conf = {
 
 # Docstrings write formulas in plain text (||w - w*||, x*y): characters that reStructuredText would read as
 # substitutions or emphasis are escaped outside backtick roles and literal blocks, so the API pages build
-# without warnings and show the formulas as written.
-_ROLE = re.compile(r"(``.*?``|:\w+:`[^`]*`|`[^`]*`_?)")
+# without warnings and show the formulas as written. Runs of prose lines are escaped together, so that a role
+# spanning lines (a long :math:) stays whole; a bullet's "* " marker is markup and is kept.
+_ROLE = re.compile(r"(``.*?``|:\w+:`[^`]*`|`[^`]*`_?)", re.DOTALL)
+_MARK = re.compile(r"(?m)^\s*\* |(?<!\\)([|*])")
 
 
 def _escape(text: str) -> str:
     parts = _ROLE.split(text)
     for i in range(0, len(parts), 2):  # even parts lie outside roles
-        parts[i] = re.sub(r"(?<!\\)([|*])", r"\\\1", parts[i])
+        parts[i] = _MARK.sub(lambda m: m.group(0) if m.group(1) is None else "\\" + m.group(1), parts[i])
     return "".join(parts)
 
 
 def _escape_docstring(app, what, name, obj, options, lines):
     block = None  # indent of the line that opened a literal, math or doctest block
+    prose: list[int] = []  # consecutive lines to escape together
+
+    def flush():
+        if prose:
+            lines[prose[0]:prose[-1] + 1] = _escape("\n".join(lines[prose[0]:prose[-1] + 1])).split("\n")
+            prose.clear()
+
+    doctest = False  # inside a doctest example (its expected output is left alone too)
     for i, line in enumerate(lines):
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
+        doctest = doctest and bool(stripped)
         if block is not None:
             if not stripped or indent > block:
                 continue
             block = None
-        if stripped.startswith((">>>", "...")):
+        if doctest or stripped.startswith((">>>", ".. ")):
+            flush()
+            doctest = doctest or stripped.startswith(">>>")
+            if stripped.startswith(".. "):  # a directive (math, note, ...): its body is left alone
+                block = indent
             continue
-        if stripped.startswith(".. "):  # a directive (math, note, ...): its body is left alone
-            block = indent
-            continue
-        lines[i] = _escape(line)
+        prose.append(i)
         if stripped.endswith("::"):
+            flush()
             block = indent
+    flush()
 
 
 def setup(app):

@@ -63,7 +63,8 @@ MATRIX_ROWS = ("ST", "AT in-plane", "AT out-of-plane", "AT logit")
 # the image oracle: digits, trained with and without shift augmentation, pruned to the talk's widths
 DIGITS = {"widths": (45, 32, 32, 20), "eps": 0.05, "lr": 0.01, "runs": {"small": 4, "full": 16},
           "oracle": {"epochs": 40, "finetune": 20},
-          "regimes": {"ST": {"regime": "st"}, "AT logit": {"regime": "at"}, "AT label": {"regime": "at", "target": "label"}}}
+          "regimes": {"ST": {"regime": "st"}, "AT logit": {"regime": "at"},
+                      "AT label": {"regime": "at", "target": "label"}}}
 # the talk's numbers we hold (CIFAR-10 oracle pruned to 45-32-32-20, 300 epochs); others are not transcribed
 TALK = {"AT logit": 0.628, "AT label": 0.258}
 
@@ -241,5 +242,6 @@ def run_adversarial_ts(out, scale: str = "small", runs: int | None = None, steps
 
 SIM = register(Simulation(
     "adversarial-ts", "adversarial samples, teacher-student: oracle/data adversaries, ST/AT/CCAT, eps_in/eps_out",
-    f"{cite('yang-robust')} (robustness tables)", {"small": {"runs": 8, "steps": 30}, "full": {"runs": 32, "steps": 100}},
+    f"{cite('yang-robust')} (robustness tables)",
+    {"small": {"runs": 8, "steps": 30}, "full": {"runs": 32, "steps": 100}},
     runner=run_adversarial_ts, replot=replot_adversarial_ts))

@@ -53,8 +53,9 @@ def run_agd_saddle(out: Path, scale: str, runs: int, steps: int, seed: int, devi
     f_min = -gamma**2 / (4 * rho)
     escaped = float((sim["value"][:, -1] < 0.5 * f_min).double().mean())
     measured = rates[np.isfinite(rates)]  # runs whose distance crossed the fitting window in time
-    rate = mean_se_entry(measured) if measured.size else {"mean": None, "mean_note": "no run crossed the fitting window",
-                                                    "se": None, "se_note": "no run crossed the fitting window"}
+    no_crossing = "no run crossed the fitting window"
+    rate = mean_se_entry(measured) if measured.size else {"mean": None, "mean_note": no_crossing,
+                                                          "se": None, "se_note": no_crossing}
     metrics = {"lambda_max": lam, "log_lambda_max": math.log(lam), "printed_bound": printed,
                "sharp_bound": 1 + lr * gamma, "measured_rate_mean": rate["mean"], "measured_rate_se": rate["se"],
                "measured_rate_runs": int(measured.size), "escaped_fraction": escaped, "f_min": f_min,

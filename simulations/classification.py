@@ -42,7 +42,8 @@ def build_digits35(scale: str, runs: int, steps: int, seed: int, device: str) ->
     """Digits 3 vs 5, projected to 24 dimensions by a seeded Gaussian matrix."""
     problem = problems.digits35(runs=runs, seed=seed, project_dim=24, device=device)
     return _setup(problem, steps, 0.05,
-                  {"data": "scikit-learn digits 3 vs 5, projected to 24 dims by a seeded Gaussian matrix", "labels": LABELS})
+                  {"data": "scikit-learn digits 3 vs 5, projected to 24 dims by a seeded Gaussian matrix",
+                   "labels": LABELS})
 
 
 register(Simulation("moons", "logistic regression on half-moons: SGD, IMT, LAST variants, mixed, DHT", REFERENCE,

@@ -138,8 +138,9 @@ def run_committee(out: str | Path, scale: str = "small", runs: int | None = None
         "dynamics": {
             "N": N, "runs": runs, "alpha": dyn.alpha, "eps_ode": ode_eps, "eps_sgd_mean": eps.mean(0),
             **{f"eps_sgd_{k}": v for k, v in spread.items() if k != "mean"},
-            "eps_sgd_median": np.median(eps, 0), "Q_sgd_mean": as_numpy(dyn.Q).mean(0), "R_sgd_mean": as_numpy(dyn.R).mean(0),
-            "Q_ode": as_numpy(ode.Q), "R_ode": as_numpy(ode.R), "plateau_ode": esc_ode, "escape_alpha_sgd_runs": esc_runs,
+            "eps_sgd_median": np.median(eps, 0), "Q_sgd_mean": as_numpy(dyn.Q).mean(0),
+            "R_sgd_mean": as_numpy(dyn.R).mean(0), "Q_ode": as_numpy(ode.Q), "R_ode": as_numpy(ode.R),
+            "plateau_ode": esc_ode, "escape_alpha_sgd_runs": esc_runs,
             "escape_alpha_sgd_runs_note": "nan: the run had not escaped the plateau by alpha_max",
             "sup_gap_runs": engine.sup_gap(dyn, ode.eps), "sgd_seconds": dyn.seconds, "ode_seconds": ode_seconds,
             "ode_details": ode.details,

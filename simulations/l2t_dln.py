@@ -79,10 +79,12 @@ def run_l2t_dln(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     main_N = settings["stage_length"]
     lengths = tuple(sorted(set(settings["ablation_lengths"]) | {main_N}))
     config = {
-        "simulation": "l2t-dln", "reference": "Hai et al., NeurIPS 2023 (L2T-DLN), Tables 1, 5-6", "scale": scale, "runs": runs,
+        "simulation": "l2t-dln", "reference": "Hai et al., NeurIPS 2023 (L2T-DLN), Tables 1, 5-6", "scale": scale,
+        "runs": runs,
         "student_steps": steps, "seed": seed, "device": device, "settings": settings,
         "student": student.to_spec(), "dln": dln.to_spec(), "teacher": LSTMTeacher(settings["lstm_hidden"]).to_spec(),
-        "data": {"name": "sklearn digits (8x8, 10 classes)", "pool": int(task.X.shape[0]), "test": int(task.X_test.shape[0]),
+        "data": {"name": "sklearn digits (8x8, 10 classes)", "pool": int(task.X.shape[0]),
+                 "test": int(task.X_test.shape[0]),
                  "train_per_division": task.n_train, "validation_per_division": task.n_val},
         "notes": [("every method takes the same number of student SGD steps (lr 0.1, batch 25); baselines train on the "
                    "whole pool, L2T-DLN on the training half of a division redrawn every epoch"),
@@ -189,7 +191,8 @@ def _figures(out, results, curves, lengths, main_N, dln, snapshots, formats, run
     written = []
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     ax = axes[0]
-    labels = [k for k, e in results.items() if not (e["kind"] == "l2t" and e["optimizer"] == "lstm" and e["N"] != main_N)]
+    labels = [k for k, e in results.items()
+              if not (e["kind"] == "l2t" and e["optimizer"] == "lstm" and e["N"] != main_N)]
     means = [results[k]["mean"] for k in labels]
     stds = [np.nan if results[k]["std"] is None else results[k]["std"] for k in labels]
     colours = ["C0" if results[k]["kind"] == "baseline" else ("C3" if results[k].get("optimizer") == "lstm" else "C1")

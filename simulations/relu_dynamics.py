@@ -67,7 +67,8 @@ def _run_relu_dynamics(out, scale: str = "small", runs: int = 12, steps: int = 3
     out = prepare_output(out, runs, steps, device)
     Ks = KS["full" if scale == "full" else "small"]
     streams = RunStreams(as_seeds(seed, runs))
-    config = {"simulation": "relu-dynamics", "reference": "Tian ICML 2017 (population-gradient dynamics); Tian's teacher-student talk", "scale": scale,
+    config = {"simulation": "relu-dynamics",
+              "reference": "Tian ICML 2017 (population-gradient dynamics); Tian's teacher-student talk", "scale": scale,
               "runs": runs, "steps": steps, "seed": seed, "device": device, "Ks": Ks,
               "lr": {"K=1": 0.1, "K=2 (plane)": 0.1, "symmetric": "2/K"}, "torch": torch.__version__}
     write_json(out / "config.json", config)

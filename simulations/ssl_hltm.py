@@ -1,4 +1,4 @@
-"""Simulation ``ssl-hltm``: SimCLR and a BYOL ablation on hierarchical latent tree model data (Tian's teacher-student talk).
+"""Simulation ``ssl-hltm``: SimCLR and a BYOL ablation on hierarchical latent tree model data (Tian's talk).
 
 SimCLR (InfoNCE with temperature, L2-normalised output) trains a deep ReLU encoder on positive pairs
 that share the HLTM root and resample everything below it. Over training it tracks how well hidden

@@ -311,7 +311,7 @@ def _default_names(tag: str) -> StreamNames:
 
 @dataclass(frozen=True)
 class Architecture:
-    """A fully connected network ``sizes[0] -> ... -> sizes[-1]`` (configuration only).
+    """A fully connected network with layer widths ``sizes`` (configuration only).
 
     Attributes:
         sizes: widths [n_0, n_1, ..., n_L] (at least two).

@@ -130,18 +130,22 @@ class Problem:
 
     @property
     def runs(self) -> int:
+        """Number of runs of the initial weights (leading axis of ``w0``)."""
         return self.w0.shape[0]
 
     @property
     def pool_size(self) -> int:
+        """Number n of examples in each run's pool."""
         return self.X.shape[1]
 
     @property
     def dim(self) -> int:
+        """Input dimension d."""
         return self.X.shape[2]
 
     @property
     def has_test(self) -> bool:
+        """Whether the problem carries a test set."""
         return self.X_test is not None
 
     def box(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,13 +184,15 @@ class Problem:
             )
         expected = learner.label_shape()
         if tuple(self.y.shape[2:]) != expected:
-            raise ValueError(f"{learner.name} expects labels of shape {expected} per example, got {tuple(self.y.shape[2:])}")
+            raise ValueError(f"{learner.name} expects labels of shape {expected} per example, "
+                             f"got {tuple(self.y.shape[2:])}")
         if learner.classification:  # class labels, not regression targets
             if learner.scalar_labels:  # +-1 classes (soft labels in [-1, 1] are allowed)
                 largest = float(self.y.abs().max())
                 if largest > 1.0:
-                    raise ValueError(f"learner {learner.name!r} expects labels in [-1, 1] (+-1 classes), but the pool's "
-                                     f"labels reach {largest:g}: a regression problem needs a LeastSquares learner")
+                    raise ValueError(f"learner {learner.name!r} expects labels in [-1, 1] (+-1 classes), "
+                                     f"but the pool's labels reach {largest:g}: a regression problem needs a "
+                                     "LeastSquares learner")
             elif bool((self.y < 0).any()):
                 raise ValueError(f"learner {learner.name!r} expects one-hot or probability labels, but the pool has "
                                  "negative labels: a regression problem needs a LeastSquares learner")
@@ -255,7 +261,7 @@ def fit_target(
             return learner.loss(v[None], Xr[None], yr[None]).mean() + 0.5 * l2 * (v * v).sum()
 
         run_hessian = torch.func.vmap(torch.func.hessian(run_objective))
-        for iteration in range(max_iter):
+        for iteration in range(max_iter):  # noqa: B007  (read after the loop)
             w_req = w.detach().requires_grad_(True)
             grad = torch.autograd.grad(objective(w_req), w_req)[0]
             grad_norm = float(grad.norm(dim=-1).max())
@@ -274,8 +280,9 @@ def fit_target(
             grad_norm = float(torch.autograd.grad(objective(w_req), w_req)[0].norm(dim=-1).max())
             if not grad_norm < tol:
                 raise NonConvergenceError(
-                    f"fit_target: Newton stopped after {max_iter} iterations with gradient norm {grad_norm:.3g} above "
-                    f"tol={tol:g} (l2={l2:g}); raise l2 (a separable pool has no finite optimum without it) or max_iter")
+                    f"fit_target: Newton stopped after {max_iter} iterations with gradient norm {grad_norm:.3g} "
+                    f"above tol={tol:g} (l2={l2:g}); raise l2 (a separable pool has no finite optimum without it) "
+                    "or max_iter")
         info = {"method": "Newton", "grad_norm": grad_norm, "iterations": iteration + 1, "l2": l2, "converged": True}
         return w.to(dtype), info
     if isinstance(learner, MLP):
@@ -367,6 +374,18 @@ def linear_regression(
     A shared pool is drawn from ``pool_seed`` (default: the first run's seed; see the module docstring).
 
     References: LAST Sec. 6.1 (Fig. 7 setting).
+
+    Example:
+        Four runs, each with its own pool of 20 examples in 3 dimensions; without noise the fitted
+        target w* reproduces every label:
+
+        >>> p = linear_regression(dim=3, pool_size=20, runs=4, seed=0)
+        >>> p.runs, p.pool_size, p.dim
+        (4, 20, 3)
+        >>> tuple(p.X.shape), tuple(p.y.shape), tuple(p.w_star.shape)
+        ((4, 20, 3), (4, 20), (4, 3))
+        >>> bool(torch.allclose((p.X @ p.w_star[..., None])[..., 0], p.y))
+        True
     """
     device = _check_common(runs, dtype, device)
     check_positive_int(dim, "dim")
@@ -383,7 +402,8 @@ def linear_regression(
     X_test = y_test = None
     if test_size:
         X_test = pool_streams.normal("test_x", 0, (test_size, dim), dtype=dtype)
-        y_test = (X_test @ w_gen.unsqueeze(-1))[..., 0] + noise * pool_streams.normal("test_noise", 0, (test_size,), dtype=dtype)
+        y_test = ((X_test @ w_gen.unsqueeze(-1))[..., 0]
+                  + noise * pool_streams.normal("test_noise", 0, (test_size,), dtype=dtype))
     learner = LeastSquares(dim)
     info: dict = {"target": target}
     if target == "fitted":

@@ -42,7 +42,8 @@ Numbers from words:
   exact and 1.0 is never returned;
 * integers in [0, high): Lemire's multiply-shift, ``floor(word * high / 2^64)``, computed
   exactly from 32-bit halves (D. Lemire, "Fast random integer generation in an
-  interval", ACM Transactions on Modeling and Computer Simulation 29(1), 2019). No rejection step: each value's probability is
+  interval", ACM Transactions on Modeling and Computer Simulation 29(1), 2019). No rejection step: each
+  value's probability is
   ``floor(2^64 / high) / 2^64`` or ``ceil(2^64 / high) / 2^64``, a relative bias below
   ``high / 2^64 <= 2^-32`` for the allowed ``high <= 2^32``;
 * normal: Box-Muller (Box & Muller, "A note on the generation of random normal
@@ -271,6 +272,14 @@ class RunStreams:
     row r depends only on ``seeds[r]``, the tag, the step and the position. The
     ``*_block`` methods return ``[R, n_steps, *shape]``, whose slice ``[:, i]`` is the
     single-step draw at step ``step0 + i``.
+
+    Example:
+        A run draws the same numbers alone or inside a batch:
+
+        >>> batch = RunStreams(torch.tensor([3, 4])).normal("x", 0, (2,))
+        >>> alone = RunStreams(torch.tensor([4])).normal("x", 0, (2,))
+        >>> batch.shape, bool(torch.equal(batch[1], alone[0]))
+        (torch.Size([2, 2]), True)
 
     Args:
         seeds: int64 tensor [R] of per-run seeds (see :func:`as_seeds`).

@@ -43,7 +43,8 @@ _ENTRIES = (
               "Liu et al., ICML 2017 (IMT)"),
     Reference("l2t-dln", ("Zhaoyang Hai", "Liyuan Pan", "Xiabi Liu", "Zhengzheng Liu", "Mirna Yunita"),
               "L2T-DLN: Learning to Teach with Dynamic Loss Network",
-              "Advances in Neural Information Processing Systems (NeurIPS)", 2023, "Hai et al., NeurIPS 2023 (L2T-DLN)"),
+              "Advances in Neural Information Processing Systems (NeurIPS)", 2023,
+              "Hai et al., NeurIPS 2023 (L2T-DLN)"),
     Reference("agd", ("Songtao Lu", "Mingyi Hong", "Zhengdao Wang"),
               "On the Sublinear Convergence of Randomly Perturbed Alternating Gradient Descent to Second Order "
               "Stationary Solutions", "arXiv:1802.10418", 2018, "Lu, Hong & Wang, arXiv 2018"),
@@ -67,8 +68,9 @@ _ENTRIES = (
     Reference("goldt", ("Sebastian Goldt", "Madhu S. Advani", "Andrew M. Saxe", "Florent Krzakala", "Lenka Zdeborová"),
               "Dynamics of stochastic gradient descent for two-layer neural networks in the teacher-student setup",
               "Advances in Neural Information Processing Systems (NeurIPS)", 2019, "Goldt et al., NeurIPS 2019"),
-    Reference("byol", ("Jean-Bastien Grill", "Florian Strub", "Florent Altché", "Corentin Tallec", "Pierre H. Richemond",
-                       "Elena Buchatskaya", "Carl Doersch", "Bernardo Avila Pires", "Zhaohan Daniel Guo",
+    Reference("byol", ("Jean-Bastien Grill", "Florian Strub", "Florent Altché", "Corentin Tallec",
+                       "Pierre H. Richemond", "Elena Buchatskaya", "Carl Doersch", "Bernardo Avila Pires",
+                       "Zhaohan Daniel Guo",
                        "Mohammad Gheshlaghi Azar", "Bilal Piot", "Koray Kavukcuoglu", "Rémi Munos", "Michal Valko"),
               "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning",
               "Advances in Neural Information Processing Systems (NeurIPS)", 2020, "Grill et al., NeurIPS 2020 (BYOL)"),
@@ -98,6 +100,12 @@ def cite(key: str, where: str = "") -> str:
 
     Raises:
         KeyError: for an unknown key (the message lists the known ones).
+
+    Example:
+        >>> cite("last")
+        'Liu et al., NeurIPS 2021 (LAST)'
+        >>> cite("last", "Eq. (7)")
+        'Liu et al., NeurIPS 2021 (LAST), Eq. (7)'
     """
     if key not in REFERENCES:
         raise KeyError(f"unknown reference {key!r}; known: {', '.join(REFERENCES)}")

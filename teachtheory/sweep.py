@@ -26,13 +26,14 @@ import itertools
 import json
 import math
 import os
-import tomllib
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .io import atomic_write, check_writable_folder, result_folder, write_json
 
@@ -90,6 +91,15 @@ def load_spec(spec: str | os.PathLike | Mapping[str, Any]) -> SweepSpec:
     Raises:
         ValueError: a malformed spec, naming the key at fault and what is accepted.
         FileNotFoundError: the file does not exist.
+
+    Example:
+        A grid of two settings, each run with two seeds:
+
+        >>> spec = load_spec({"simulation": "lsr", "grid": {"steps": [10, 20]}, "seeds": [0, 1]})
+        >>> spec.settings
+        ({'steps': 10}, {'steps': 20})
+        >>> [(cell.label, cell.seed) for cell in spec.cells()]
+        [('steps=10', 0), ('steps=10', 1), ('steps=20', 0), ('steps=20', 1)]
     """
     where = "spec"
     if not isinstance(spec, Mapping):
@@ -123,7 +133,8 @@ def _parse_spec(data: dict[str, Any], where: str) -> SweepSpec:
     known = {"simulation", "claim", "seeds", "grid", "settings", "fixed"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"sweep spec {where!r}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(known))}")
+        raise ValueError(f"sweep spec {where!r}: unknown key(s) {', '.join(unknown)}; "
+                         f"accepted: {', '.join(sorted(known))}")
     if ("simulation" in data) == ("claim" in data):
         raise ValueError(f"sweep spec {where!r} needs exactly one of 'simulation' or 'claim'")
     kind = "simulation" if "simulation" in data else "claim"
@@ -276,7 +287,7 @@ def _error_text(exc: BaseException) -> str:
 
 
 class LocalExecutor(Executor):
-    """Local worker processes (``spawn``ed, so each worker imports torch cleanly)."""
+    """Local worker processes, started with ``spawn`` so that each worker imports torch cleanly."""
 
     name = "local"
 
@@ -538,7 +549,8 @@ def sweep(
                 progress(outcome, done, len(cells))
     finally:
         runner.close()
-    failures = [{"setting": o.cell.label, "seed": o.cell.seed, "error": o.error} for o in outcomes if o.status == "failed"]
+    failures = [{"setting": o.cell.label, "seed": o.cell.seed, "error": o.error}
+                for o in outcomes if o.status == "failed"]
     failures_path = root / "failures.json"
     if failures:
         write_json(failures_path, failures)

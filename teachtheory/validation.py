@@ -226,7 +226,8 @@ def check_seed(seed: Any, name: str = "seed", *, runs: int = 1) -> int:
     """A seed: an integer in [0, 2^63 - 1]; with ``runs`` > 1, run r uses seed + r, so seed + runs - 1 must fit too."""
     value = check_int(seed, name, min=0, max=MAX_SEED)
     if value + runs - 1 > MAX_SEED:
-        raise ValueError(f"{name} + runs - 1 = {value + runs - 1} exceeds the largest seed 2^63 - 1 (run r uses seed + r)")
+        raise ValueError(f"{name} + runs - 1 = {value + runs - 1} exceeds the largest seed 2^63 - 1 "
+                         "(run r uses seed + r)")
     return value
 
 
@@ -282,7 +283,8 @@ def check_tensor(
         try:
             value = torch.as_tensor(np.asarray(value, dtype=float))
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a numeric (rectangular) array, got a {type(value).__name__}: {exc}") from None
+            raise TypeError(f"{name} must be a numeric (rectangular) array, "
+                            f"got a {type(value).__name__}: {exc}") from None
     elif not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or a numpy array, got {type(value).__name__}")
     if value.is_complex():

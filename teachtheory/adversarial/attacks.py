@@ -55,7 +55,8 @@ def _check(eps, norm, steps, step_size) -> None:
         raise ValueError(f"step_size must be a positive number or None, got {step_size!r}")
 
 
-def project(delta: torch.Tensor, eps: float | torch.Tensor, norm: str, plane: torch.Tensor | None = None) -> torch.Tensor:
+def project(delta: torch.Tensor, eps: float | torch.Tensor, norm: str,
+            plane: torch.Tensor | None = None) -> torch.Tensor:
     """Project perturbations delta [R, n, d] onto the ball of radius eps (and into ``plane``).
 
     Args:
@@ -151,7 +152,7 @@ def data_adversary(student: Sequence[nets.Layer], x: torch.Tensor, target: torch
     Args:
         target: logits [R, n, K] for ``loss="l2"`` (:math:`\tfrac12\|f(x') - y\|^2`), labels [R, n] (int) for
             ``loss="ce"`` (cross-entropy).
-        Other keyword arguments go to :func:`pgd`.
+        **kwargs: passed on to :func:`pgd`.
     """
     if loss == "l2":
         if not target.is_floating_point():

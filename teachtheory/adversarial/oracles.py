@@ -7,9 +7,9 @@ labels (optionally with data augmentation: every minibatch image shifted by up t
 direction, zero filled), then every hidden layer is pruned to its target width by keeping the units of
 largest importance (activation std over the training data times fan-out norm), and the pruned network
 is fine-tuned; its read-out is then scaled to unit logit std over the training data (argmax unchanged),
-so that logit training's squared-error targets are O(1). The input plane is the span of the run's training images: the top right-singular vectors
-holding ``plane_energy`` of their squared norm (digits have always-blank border pixels, so the data are
-low rank).
+so that logit training's squared-error targets are O(1). The input plane is the span of the run's
+training images: the top right-singular vectors holding ``plane_energy`` of their squared norm (digits
+have always-blank border pixels, so the data are low rank).
 
 References:
     Yang, Chen, Cai, Chen, Li & Tian, "Understanding Robustness in Teacher-Student Setting: A New

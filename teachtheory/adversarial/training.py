@@ -135,7 +135,8 @@ class AdversarialConfig:
                 raise ValueError(f"rank must be at most input_dim = {self.input_dim} (or None), got {self.rank}")
         widths = tuple(self.teacher_widths)
         if not widths or any(isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1 for m in widths):
-            raise ValueError(f"teacher_widths must be a non-empty tuple of positive integers, got {self.teacher_widths!r}")
+            raise ValueError("teacher_widths must be a non-empty tuple of positive integers, "
+                             f"got {self.teacher_widths!r}")
         object.__setattr__(self, "teacher_widths", tuple(int(m) for m in widths))
         for name in ("lr", "data_std"):
             value = getattr(self, name)
@@ -208,7 +209,9 @@ def make_oracle(config: AdversarialConfig, streams: RunStreams, dtype=torch.floa
 
 def plane_decomposition(student_W1: torch.Tensor, teacher_W1: torch.Tensor, plane: torch.Tensor,
                         match: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""eps_in and eps_out of the empirical model :math:`W_k = w^*_j + \epsilon_{in} u^{in}_k + \epsilon_{out} u^{out}_k`.
+    r"""eps_in and eps_out of the empirical model.
+
+    The model is :math:`W_k = w^*_j + \epsilon_{in} u^{in}_k + \epsilon_{out} u^{out}_k`.
 
     Each weight vector is scaled by its in-plane norm (what the data see: a node's positive scale is
     absorbed by its fan-out), then the deviation Delta = w_k/||P w_k|| - w*_j/||P w*_j|| of student node k
@@ -233,7 +236,10 @@ def plane_decomposition(student_W1: torch.Tensor, teacher_W1: torch.Tensor, plan
 
 
 def ccat_lambda(delta: torch.Tensor, eps: float, rho: float) -> torch.Tensor:
-    r""":math:`\lambda(\delta) = (1 - \min(1, \|\delta\|_\infty/\epsilon))^\rho` per example, delta [R, n, d] -> [R, n]."""
+    r"""CCAT's confidence weight :math:`\lambda(\delta) = (1 - \min(1, \|\delta\|_\infty/\epsilon))^\rho` per example.
+
+    Maps delta [R, n, d] to [R, n].
+    """
     if not (eps > 0):
         raise ValueError(f"eps must be positive for CCAT, got {eps!r}")
     size = delta.abs().amax(-1) / eps

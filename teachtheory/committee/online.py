@@ -55,8 +55,9 @@ from ..theory.committee import g, g_prime, torch_threads
 
 __all__ = [
     "CommitteeProblem", "CommitteeRecord", "GapScaling", "block_normals", "fit_power_law", "gap_scaling",
-    "ode_check_problem", "order_parameter_step", "order_parameters", "plateau_problem", "record_steps", "sample_chi2",
-    "sgd_step", "simulate_order_parameters", "simulate_sgd", "sup_gap", "torch_threads", "weights_from_order_parameters",
+    "ode_check_problem", "order_parameter_step", "order_parameters", "plateau_problem", "record_steps",
+    "sample_chi2", "sgd_step", "simulate_order_parameters", "simulate_sgd", "sup_gap", "torch_threads",
+    "weights_from_order_parameters",
 ]
 
 # Normals per run in one input draw of the weight engine; fixes its block size in steps (max(1, this // N)),
@@ -116,14 +117,17 @@ class CommitteeProblem:
 
     @property
     def K(self) -> int:
+        """Number K of student hidden units."""
         return int(self.Q0.shape[-1])
 
     @property
     def M(self) -> int:
+        """Number M of teacher hidden units."""
         return int(self.T.shape[-1])
 
     @property
     def effective_lr_v(self) -> float:
+        """Learning rate of the second layer (``lr_v``, or ``lr`` when it is None)."""
         return float(self.lr if self.lr_v is None else self.lr_v)
 
     def ode(self, alphas, **kwargs) -> theory.ODESolution:
@@ -134,9 +138,11 @@ class CommitteeProblem:
                                     noise_var=self.noise_std**2, **kwargs)
 
     def generalisation_error(self) -> float:
+        """Exact generalisation error of the initial order parameters (Q0, R0, T, v0, v_star)."""
         return float(theory.generalisation_error(self.Q0, self.R0, self.T, self.v0, self.v_star))
 
     def to_spec(self) -> dict[str, Any]:
+        """JSON-ready description of the problem (order parameters, rates, noise)."""
         return {"K": self.K, "M": self.M, "Q0": self.Q0.tolist(), "R0": self.R0.tolist(), "T": self.T.tolist(),
                 "v0": self.v0.tolist(), "v_star": self.v_star.tolist(), "lr": self.lr,
                 "lr_v": self.effective_lr_v, "train_second_layer": self.train_second_layer,
@@ -166,6 +172,7 @@ class CommitteeRecord:
 
     @property
     def runs(self) -> int:
+        """Number R of runs recorded."""
         return int(self.eps.shape[0])
 
 

@@ -8,16 +8,17 @@ provides those sets and projections, batched over any leading dimensions
 (labels have shape ``[..., K]``; a scalar label is ``[..., 1]``).
 
 Modules:
-    base: :class:`LabelSet`, the shared behaviour (membership by distance to the
-        projection, descriptions, spec strings, interval bounds), and :func:`interval`.
-    sets: :class:`Unconstrained`, :class:`Ball` (around the learner's prediction,
-        the true label or the origin, in the 1-, 2- or inf-norm), :class:`Simplex`,
-        :class:`NonNegative`, :class:`Box`, the discrete :class:`OneHot` and :class:`Signs`.
-    projections: the pure projection functions behind them.
-    exact, intersection: :class:`Intersection` of any of these (exact where
-        possible) and :func:`dykstra`.
-    parse: :func:`parse_label_set`, the compact string form used by the CLI and
-        the configs; every set's :meth:`LabelSet.spec` writes it back.
+
+* ``base``: :class:`LabelSet`, the shared behaviour (membership by distance to the
+  projection, descriptions, spec strings, interval bounds), and :func:`interval`.
+* ``sets``: :class:`Unconstrained`, :class:`Ball` (around the learner's prediction,
+  the true label or the origin, in the 1-, 2- or inf-norm), :class:`Simplex`,
+  :class:`NonNegative`, :class:`Box`, the discrete :class:`OneHot` and :class:`Signs`.
+* ``projections``: the pure projection functions behind them.
+* ``exact``, ``intersection``: :class:`Intersection` of any of these (exact where
+  possible) and :func:`dykstra`.
+* ``parse``: :func:`parse_label_set`, the compact string form used by the CLI and
+  the configs; every set's :meth:`LabelSet.spec` writes it back.
 
 References:
     LAST: Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021,

@@ -115,6 +115,16 @@ def parse_label_set(spec: str) -> LabelSet:
             for unknown or malformed terms, invalid parameters (a NaN or negative
             radius, ``LOW > HIGH``, a norm other than 1, 2, inf), empty terms
             (``'simplex+'``), and boxes that no label satisfies (``'box:0:1+box:2:3'``).
+
+    Example:
+        >>> s = parse_label_set("simplex+ball-truth:0.5")
+        >>> type(s).__name__, s.spec()
+        ('Intersection', 'simplex+ball-truth:0.5')
+        >>> parse_label_set(" Ball-Origin:2 ").spec()
+        'ball-origin:2.0'
+        >>> import torch
+        >>> parse_label_set("simplex").project(torch.tensor([[0.5, 1.5, -1.0]]))
+        tensor([[0., 1., 0.]])
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a string such as 'simplex' or 'ball:0.5', got {type(spec).__name__}")

@@ -109,6 +109,13 @@ class L2TDLN:
 
     # -- state ------------------------------------------------------------------------------
     def init(self, seed, *, dtype=torch.float32, device="cpu") -> L2TState:
+        """Initial state: student and DLN parameters per run, and the optimiser of the DLN or its LSTM teacher.
+
+        Args:
+            seed: one seed per run (None: the task's seeds).
+            dtype: floating dtype of the parameters.
+            device: torch device of the parameters.
+        """
         seeds = self.task.streams.seeds if seed is None else seed
         R = self.task.runs
         theta = self.student.init(seeds, None if not isinstance(seeds, int) else R, dtype=dtype, device=device)
@@ -128,6 +135,7 @@ class L2TDLN:
 
     # -- one round of Algorithm 1 -----------------------------------------------------------
     def round(self, state: L2TState) -> L2TState:
+        """One round of Algorithm 1 of Hai et al. (NeurIPS 2023): student stages with a DLN update between them."""
         cfg, N = self.config, self.config.stage_length
         start = time.perf_counter()
         k = state.round
@@ -206,6 +214,7 @@ class L2TDLN:
         }
 
     def test_accuracy(self, theta) -> torch.Tensor:
+        """Per-run accuracy [R] of the student parameters ``theta`` on the task's test set."""
         return self.student.accuracy(theta, self.task.X_test[None], self.task.y_test[None])
 
 

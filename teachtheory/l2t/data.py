@@ -42,22 +42,27 @@ class DigitsTask:
 
     @property
     def runs(self) -> int:
+        """Number R of runs."""
         return self.streams.runs
 
     @property
     def classes(self) -> int:
+        """Number of classes in the pool."""
         return int(self.y.max()) + 1
 
     @property
     def n_val(self) -> int:
+        """Validation examples per division (at least one)."""
         return max(1, int(round(self.val_ratio * self.X.shape[0])))
 
     @property
     def n_train(self) -> int:
+        """Training examples per division."""
         return self.X.shape[0] - self.n_val
 
     @property
     def steps_per_epoch(self) -> int:
+        """Student steps per pass over the training part (at least one)."""
         return max(1, self.n_train // self.batch_size)
 
     def division(self, epoch: int) -> torch.Tensor:
@@ -106,6 +111,6 @@ def load_digits_task(seed, runs: int | None = None, *, test_fraction: float = 0.
     test, pool = order[:n_test], order[n_test:]
     mean, std = X[pool].mean(0), X[pool].std(0).clamp_min(1e-2)
     X = (X - mean) / std
-    return DigitsTask(X[pool].to(dtype=dtype, device=device), y[pool].to(device), X[test].to(dtype=dtype, device=device),
-                      y[test].to(device), RunStreams(seeds, device=device), val_ratio=val_ratio, batch_size=batch_size,
-                      val_batch_size=val_batch_size)
+    return DigitsTask(X[pool].to(dtype=dtype, device=device), y[pool].to(device),
+                      X[test].to(dtype=dtype, device=device), y[test].to(device), RunStreams(seeds, device=device),
+                      val_ratio=val_ratio, batch_size=batch_size, val_batch_size=val_batch_size)

@@ -24,6 +24,7 @@ def per_run_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 
 
 def cross_entropy(student, theta, x, y, step: int = 0) -> torch.Tensor:
+    """Baseline loss: mean cross entropy per run [R] of the student's logits on (x, y)."""
     return per_run_cross_entropy(student.forward(theta, x), y)
 
 
@@ -74,6 +75,7 @@ BASELINES = {
 
 
 def get_loss(name: str):
+    """The baseline loss called ``name`` (a key of ``BASELINES``); ValueError for an unknown name."""
     if name not in BASELINES:
         raise ValueError(f"loss must be one of {', '.join(BASELINES)}, got {name!r}")
     return BASELINES[name]

@@ -85,7 +85,8 @@ def perturbed_agd(H: torch.Tensor, split: int, lr: float, steps: int, runs: int,
             "last_perturbation": last}
 
 
-def growth_rate(distance: torch.Tensor, start: torch.Tensor, low: float, high: float, burn_in: int = 20) -> torch.Tensor:
+def growth_rate(distance: torch.Tensor, start: torch.Tensor, low: float, high: float,
+                burn_in: int = 20) -> torch.Tensor:
     """Per-run least-squares slope of log ||v_k|| over sweeps k >= start + burn_in with low < ||v_k|| < high."""
     R, T = distance.shape
     k = torch.arange(T, dtype=distance.dtype).expand(R, T)

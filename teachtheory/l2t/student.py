@@ -15,7 +15,7 @@ __all__ = ["MLPStudent"]
 
 @dataclass
 class MLPStudent:
-    """Fully connected classifier ``in_dim -> hidden... -> classes`` with ``act`` between layers.
+    """Fully connected classifier ``in_dim -> hidden -> classes`` with ``act`` between layers.
 
     Parameters are a tuple (W1 [R, in, h1], b1 [R, h1], ...). ``forward`` returns logits [R, B, K];
     ``features`` the penultimate activations (used by the large-margin softmax baseline).

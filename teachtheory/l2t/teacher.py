@@ -51,6 +51,7 @@ class LSTMTeacher:
             raise ValueError(f"preprocess_p must be positive, got {self.preprocess_p!r}")
 
     def init(self, seed, runs: int | None = None, *, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, ...]:
+        """Initial LSTM parameters, one set per run (leading axis R), drawn from the runs' seeds."""
         streams = RunStreams(as_seeds(seed, runs))
         params: list[torch.Tensor] = []
         sizes = (2, *self.hidden)
@@ -84,4 +85,5 @@ class LSTMTeacher:
         return x[..., 0], tuple(new_state)
 
     def to_spec(self) -> dict:
+        """JSON-ready description of the teacher (layer widths, gradient preprocessing)."""
         return {"name": "lstm", "hidden": list(self.hidden), "preprocess_p": self.preprocess_p}

@@ -2,7 +2,8 @@
 deep ReLU networks exposing their connections K_l, and SimCLR/BYOL training batched over runs.
 
 References:
-    Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks", 2020; Tian's teacher-student talk.
+    Tian, Yu, Chen, Ganguli, "Understanding Self-Supervised Learning with Dual Deep Networks", 2020;
+    Tian's teacher-student talk.
 """
 
 from .models import HLTM, MAX_ENUMERATION, Blocks, CircularTranslation, Enumeration

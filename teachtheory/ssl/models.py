@@ -116,10 +116,12 @@ class CircularTranslation:
 
     @property
     def input_dim(self) -> int:
+        """Input dimension d (the window, or the whole signal)."""
         return self.window or self.length
 
     @property
     def num_latents(self) -> int:
+        """Number of latent classes (patterns)."""
         return len(self.patterns)
 
     def images(self, dtype=torch.float64) -> torch.Tensor:
@@ -182,14 +184,17 @@ class HLTM:
 
     @property
     def input_dim(self) -> int:
+        """Input dimension d = 2**depth (the leaves)."""
         return 2**self.depth
 
     @property
     def num_latents(self) -> int:
+        """Number of values of the root latent z0 (two: -1 and +1)."""
         return 2
 
     @property
     def finite(self) -> bool:
+        """Whether the inputs take finitely many values (no leaf noise)."""
         return self.noise == 0.0
 
     def enumerate(self, dtype=torch.float64) -> Enumeration:
@@ -298,13 +303,16 @@ class Blocks:
 
     @property
     def block_dim(self) -> int:
+        """Input dimension of one block."""
         return self.model.input_dim
 
     @property
     def input_dim(self) -> int:
+        """Input dimension d of all blocks together."""
         return self.blocks * self.model.input_dim
 
     def block_enumeration(self, dtype=torch.float64) -> Enumeration:
+        """Exact enumeration of one block (the underlying model's)."""
         return self.model.enumerate(dtype)
 
     def enumerate(self, dtype=torch.float64) -> Enumeration:

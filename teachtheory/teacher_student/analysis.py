@@ -67,7 +67,7 @@ def l_shape_statistics(result: TeacherStudentResult, corr_low: float = 0.8, acti
 
 
 def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                            title: str = "") -> "list[Path] | plt.Figure":
+                            title: str = "") -> list[Path] | plt.Figure:
     """Recovery rate (mean ± SE over runs) and median time to alignment against the teacher index j."""
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     for label, res in results.items():
@@ -97,7 +97,7 @@ def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, f
 
 
 def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                   title: str = "") -> "list[Path] | plt.Figure":
+                   title: str = "") -> list[Path] | plt.Figure:
     """Scatter of each student node's best correlation (x) against its fan-out norm (y), at the end."""
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for label, res in results.items():
@@ -114,7 +114,7 @@ def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("
 
 
 def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
-                            title: str = "") -> "list[Path] | plt.Figure":
+                            title: str = "") -> list[Path] | plt.Figure:
     """Best correlation per teacher node, sorted in decreasing order within each run (mean over runs)."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for label, res in results.items():
@@ -135,14 +135,15 @@ def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, f
 
 
 def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png",), layer: int = -1,
-                               title: str = "") -> "list[Path] | plt.Figure":
+                               title: str = "") -> list[Path] | plt.Figure:
     """Best correlation of every teacher node over training (mean over runs), with the gradient size."""
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8))
     best = result.best_corr[layer].mean(0)  # [T, m]
     cmap = plt.get_cmap("viridis")
     m = best.shape[1]
     for j in range(m):
-        axes[0].plot(result.steps, best[:, j], color=cmap(j / max(m - 1, 1)), lw=1.3, label=f"j={j + 1}" if m <= 12 else None)
+        axes[0].plot(result.steps, best[:, j], color=cmap(j / max(m - 1, 1)), lw=1.3,
+                     label=f"j={j + 1}" if m <= 12 else None)
     axes[0].axhline(result.config.threshold, color="k", ls=":", lw=1)
     axes[0].set_xlabel("SGD step")
     axes[0].set_ylabel("best correlation (mean over runs)")
@@ -160,7 +161,8 @@ def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png
     return fig if path is None else save_figure(fig, path, formats)
 
 
-def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",), title: str = "") -> "list[Path] | plt.Figure":
+def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",),
+                              title: str = "") -> list[Path] | plt.Figure:
     """(x, y) = (mean diagonal, mean off-diagonal) of W_t for symmetric and perturbed starts, one panel per K."""
     Ks = sorted({k for k, _ in trajectories})
     fig, axes = plt.subplots(1, len(Ks), figsize=(4.0 * len(Ks), 3.8), squeeze=False)

@@ -135,7 +135,8 @@ class TeacherStudentConfig:
         positive_int("grad_samples", self.grad_samples)
         widths = tuple(self.teacher_widths)
         if len(widths) == 0 or any(not isinstance(m, (int, np.integer)) or m < 1 for m in widths):
-            raise ValueError(f"teacher_widths must be a non-empty tuple of positive integers, got {self.teacher_widths!r}")
+            raise ValueError("teacher_widths must be a non-empty tuple of positive integers, "
+                             f"got {self.teacher_widths!r}")
         object.__setattr__(self, "teacher_widths", tuple(int(m) for m in widths))
         if self.train_size is not None:
             positive_int("train_size", self.train_size)
@@ -163,9 +164,11 @@ class TeacherStudentConfig:
 
     @property
     def student_widths(self) -> tuple[int, ...]:
+        """Hidden widths of the student: ``multi`` times the teacher's."""
         return tuple(self.multi * m for m in self.teacher_widths)
 
     def to_dict(self) -> dict:
+        """The configuration as a plain dict."""
         return asdict(self)
 
 
@@ -266,7 +269,8 @@ def make_teacher_network(config: TeacherStudentConfig, streams: RunStreams, dtyp
     V = _teacher_draw(streams, config, "teacher-output", 0, (m, config.output_dim))
     weights.append(_exact_fanout(V, p))
     biases.append(torch.zeros(streams.runs, config.output_dim, dtype=torch.float64))
-    return Network([w.to(dtype=dtype, device=device) for w in weights], [b.to(dtype=dtype, device=device) for b in biases])
+    return Network([w.to(dtype=dtype, device=device) for w in weights],
+                   [b.to(dtype=dtype, device=device) for b in biases])
 
 
 def make_student_network(config: TeacherStudentConfig, streams: RunStreams, dtype=torch.float32,
@@ -307,7 +311,8 @@ def make_dataset(config: TeacherStudentConfig, teacher: Network, streams: RunStr
         W1, b1 = teacher.weights[0], teacher.biases[0]  # [R, d, m], [R, m]
         m = W1.shape[-1]
         nodes = streams.integers("augment-node", 0, m, (N, config.augment_count)).to(device)  # [R, N, c]
-        w = torch.gather(W1.transpose(1, 2)[:, None].expand(R, N, m, d), 2, nodes[..., None].expand(R, N, nodes.shape[-1], d))
+        w = torch.gather(W1.transpose(1, 2)[:, None].expand(R, N, m, d), 2,
+                         nodes[..., None].expand(R, N, nodes.shape[-1], d))
         b = torch.gather(b1[:, None, :].expand(R, N, m), 2, nodes)
         norm2 = (w * w).sum(-1)
         signed = ((X[:, :, None, :] * w).sum(-1) + b) / norm2  # (w.x + b)/||w||^2
@@ -381,6 +386,7 @@ class TeacherStudentResult:
 
     @property
     def runs(self) -> int:
+        """Number R of runs."""
         return int(self.seeds.shape[0])
 
     def recovery_rate(self, layer: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -393,7 +399,8 @@ class TeacherStudentResult:
         """JSON-ready summary: final loss, gradient, recovery per layer and per teacher node."""
         out = {"runs": self.runs, "steps": int(self.steps[-1]), "seconds": self.seconds,
                "final_eval_loss": {"mean": float(self.eval_loss[:, -1].mean()),
-                                   "se": float(self.eval_loss[:, -1].std(ddof=1) / math.sqrt(self.runs)) if self.runs > 1 else 0.0},
+                                   "se": (float(self.eval_loss[:, -1].std(ddof=1) / math.sqrt(self.runs))
+                                          if self.runs > 1 else 0.0)},
                "final_g1_inf": {"mean": float(self.g1_inf[:, -1].mean()), "max": float(self.g1_inf[:, -1].max())},
                "layers": []}
         for l in range(len(self.recovered)):
@@ -492,7 +499,8 @@ def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> Tea
 
     chunk = 128  # minibatch indices (or fresh inputs) are drawn for 128 steps at a time: step t uses row t % 128
     cache: dict[int, torch.Tensor] = {}
-    offsets = None if config.train_size is None else (torch.arange(streams.runs, device=device) * X_train.shape[1])[:, None]
+    offsets = (None if config.train_size is None
+               else (torch.arange(streams.runs, device=device) * X_train.shape[1])[:, None])
 
     def draws(step: int) -> torch.Tensor:
         block = step // chunk
@@ -606,7 +614,8 @@ def final_correlations(result: TeacherStudentResult, teacher_runs: Sequence[int]
         raise ValueError("result has no networks: train with keep_networks=True")
     order = list(range(result.runs)) if teacher_runs is None else [int(i) for i in teacher_runs]
     if len(order) != result.runs or not all(0 <= i < result.runs for i in order):
-        raise ValueError(f"teacher_runs must list {result.runs} run indices in [0, {result.runs}), got {teacher_runs!r}")
+        raise ValueError(f"teacher_runs must list {result.runs} run indices in [0, {result.runs}), "
+                         f"got {teacher_runs!r}")
     teacher = result.extra["teacher"].subset(order)
     X = result.extra["X_eval"]
     with torch.no_grad():

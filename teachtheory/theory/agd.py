@@ -87,6 +87,9 @@ def split_hessian(H: torch.Tensor, split: int) -> tuple[torch.Tensor, torch.Tens
 
     Args:
         H: symmetric [..., n, n]; split: size of the first block (1 <= split <= n - 1).
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Eq. (10).
     """
     _check_hessian(H, split)
     upper = H.clone()
@@ -109,6 +112,9 @@ def alternating_map(H: torch.Tensor, split: int, lr) -> torch.Tensor:
 
     Returns:
         [..., n, n], same dtype and device as H.
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Eq. (12)-(13).
     """
     n = _check_hessian(H, split)
     eta = _check_lr(lr, H)[..., None, None]
@@ -125,6 +131,9 @@ def block_constants(H: torch.Tensor, split: int) -> dict[str, torch.Tensor]:
     Returns a dict of [...] tensors: ``gamma`` = -lambda_min(H) (the largest admissible gamma),
     ``L`` = ||H||_2, ``L_max`` = max(||A||_2, ||C||_2) (largest diagonal-block Lipschitz constant),
     ``top`` = max(lambda_max(A), lambda_max(C)) (what the reality condition really needs).
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1 (the constants gamma, L and L_max).
     """
     _check_hessian(H, split)
     A, C = H[..., :split, :split], H[..., split:, split:]
@@ -136,27 +145,45 @@ def block_constants(H: torch.Tensor, split: int) -> dict[str, torch.Tensor]:
 
 
 def printed_escape_bound(lr, gamma, L, L_max):
-    r"""The printed lower bound of Conclusion 1 (Eq. 14): :math:`1 + \eta\gamma / (1 + L/L_{\max})`."""
+    r"""The printed lower bound of Conclusion 1 (Eq. 14): :math:`1 + \eta\gamma / (1 + L/L_{\max})`.
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Eq. (14) and Conclusion 1.
+    """
     return 1.0 + lr * gamma / (1.0 + L / L_max)
 
 
 def sharp_escape_bound(lr, gamma):
     r"""The derived sharp bound :math:`\lambda_{\max}(M^{-1}G) \ge 1 + \eta\gamma` (every eta > 0; equality
-    when the negative-curvature eigenvector of H lies in one block)."""
+    when the negative-curvature eigenvector of H lies in one block).
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1 and Eq. (14) (the printed bound this one sharpens;
+        derivation in the module docstring).
+    """
     return 1.0 + lr * gamma
 
 
 def reality_threshold(H: torch.Tensor, split: int) -> torch.Tensor:
     r"""The step size below which every eigenvalue of :math:`M^{-1}G` is real (and >= 0):
     :math:`1/\max(\lambda_{\max}(A), \lambda_{\max}(C))` (inf when both blocks are negative semidefinite).
-    It is at least :math:`1/L_{\max}`."""
+    It is at least :math:`1/L_{\max}`.
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1 (the claim that the eigenvalues are real; derivation in
+        the module docstring).
+    """
     top = block_constants(H, split)["top"]
     return torch.where(top > 0, 1.0 / top.clamp_min(torch.finfo(H.dtype).tiny), torch.full_like(top, math.inf))
 
 
 def escape_eigenvalue(H: torch.Tensor, split: int, lr) -> dict[str, torch.Tensor]:
     r"""Eigen-summary of :math:`M^{-1}G`: ``lambda_max`` (largest real part), ``max_imag`` (largest
-    :math:`|\mathrm{Im}\lambda|`), ``radius`` (spectral radius), ``scale`` (:math:`\|M^{-1}G\|_2`), batched."""
+    :math:`|\mathrm{Im}\lambda|`), ``radius`` (spectral radius), ``scale`` (:math:`\|M^{-1}G\|_2`), batched.
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Eq. (12)-(14).
+    """
     T = alternating_map(H, split, lr)
     ev = torch.linalg.eigvals(T)
     return {"lambda_max": ev.real.amax(-1), "max_imag": ev.imag.abs().amax(-1), "radius": ev.abs().amax(-1),
@@ -172,6 +199,9 @@ def complex_counterexample(a: float = 1.0, g: float = 0.5, b: float = 0.1, facto
     two-block case with :math:`p = q = 1 - \eta a`, :math:`r = \eta^2 b^2`, whose discriminant is
     :math:`(p - q)^2 + r^2 + 2r(p + q) = r(r + 4(1 - \eta a))`, negative when
     :math:`0 < \eta^2 b^2 < 4(\eta a - 1)`; coordinate 1 carries the strict saddle (:math:`\gamma = g`).
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Conclusion 1 (reality of the eigenvalues of the AGD map).
     """
     H = torch.tensor([[a, 0.0, b], [0.0, -g, 0.0], [b, 0.0, a]], dtype=dtype)
     consts = block_constants(H, 2)
@@ -192,6 +222,9 @@ def symbolic_agd_2x2():
     must be 0), ``at_sharp`` = charpoly at lambda = 1 + eta gamma with gamma = -lambda_min(H), and
     ``at_sharp_identity`` = at_sharp + eta^3 b^2 gamma (must be 0): the monic charpoly is <= 0 there, so the
     largest root is >= 1 + eta gamma, with equality iff b = 0.
+
+    References:
+        Hai et al., NeurIPS 2023 (L2T-DLN), Eq. (12)-(14) and Conclusion 1.
     """
     import sympy as sp
 
@@ -210,7 +243,7 @@ def symbolic_agd_2x2():
     identity = sp.simplify(disc - ((p - q) ** 2 + r**2 + 2 * r * (p + q)))
     s = sp.symbols("s", positive=True)  # s = sqrt(lambda)
     S = sp.Matrix([[a, s * b], [s * b, c]])
-    similarity = sp.simplify(((G - s**2 * M).det() - ((1 - s**2) * sp.eye(2) - eta * S).det()))
+    similarity = sp.simplify((G - s**2 * M).det() - ((1 - s**2) * sp.eye(2) - eta * S).det())
     gamma = -(a + c) / 2 + sp.sqrt(((a - c) / 2) ** 2 + b**2)  # -lambda_min(H)
     at_sharp = sp.simplify(charpoly.subs(lam, 1 + eta * gamma))
     # the monic charpoly at 1 + eta gamma equals -eta^3 b^2 gamma <= 0 (must simplify to 0)

@@ -14,28 +14,28 @@ Equations derived here, numbered (C1)-(C8) for reference (the closed forms are t
 Saad & Solla 1995 and Biehl & Schwarze 1995, re-derived):
 
 (C1) :math:`I_2(a,b) = E[g(u_a) g(u_b)] = \frac{2}{\pi}\arcsin\frac{C_{ab}}{\sqrt{(1+C_{aa})(1+C_{bb})}}`.
-     Derivation: Price's theorem :math:`\partial_{C_{ab}} E[g(u_a)g(u_b)] = E[g'(u_a)g'(u_b)] = J_2`,
-     integrated from :math:`C_{ab} = 0` where :math:`I_2 = 0` (g is odd) — :func:`symbolic_i2`.
+Derivation: Price's theorem :math:`\partial_{C_{ab}} E[g(u_a)g(u_b)] = E[g'(u_a)g'(u_b)] = J_2`,
+integrated from :math:`C_{ab} = 0` where :math:`I_2 = 0` (g is odd) — :func:`symbolic_i2`.
 
 (C2) :math:`J_2(a,b) = E[g'(u_a) g'(u_b)] = \frac{2}{\pi}\big[(1+C_{aa})(1+C_{bb}) - C_{ab}^2\big]^{-1/2}`,
-     since :math:`g'(x) = \sqrt{2/\pi}\,e^{-x^2/2}` and :math:`E[e^{-u^\top u/2}] = \det(I + C)^{-1/2}` —
-     :func:`symbolic_j2`.
+since :math:`g'(x) = \sqrt{2/\pi}\,e^{-x^2/2}` and :math:`E[e^{-u^\top u/2}] = \det(I + C)^{-1/2}` —
+:func:`symbolic_j2`.
 
 (C3) :math:`I_3(a,b,c) = E[g'(u_a)\, u_b\, g(u_c)] = \frac{2}{\pi}\frac{1}{\sqrt{\Lambda_3}}
-     \frac{C_{bc}(1+C_{aa}) - C_{ab}C_{ac}}{1 + C_{aa}}`, :math:`\Lambda_3 = (1+C_{aa})(1+C_{cc}) - C_{ac}^2`.
-     Derivation: Stein's lemma on :math:`u_b` and on :math:`u_a` with :math:`g''(x) = -x g'(x)` — :func:`symbolic_i3`.
+\frac{C_{bc}(1+C_{aa}) - C_{ab}C_{ac}}{1 + C_{aa}}`, :math:`\Lambda_3 = (1+C_{aa})(1+C_{cc}) - C_{ac}^2`.
+Derivation: Stein's lemma on :math:`u_b` and on :math:`u_a` with :math:`g''(x) = -x g'(x)` — :func:`symbolic_i3`.
 
 (C4) :math:`I_4(a,b,c,d) = E[g'(u_a)g'(u_b)g(u_c)g(u_d)] = \frac{4}{\pi^2}\frac{1}{\sqrt{\Lambda_4}}
-     \arcsin\frac{\Lambda_0}{\sqrt{\Lambda_1\Lambda_2}}` with (1, 2, 3, 4 = a, b, c, d)
-     :math:`\Lambda_4 = (1+C_{11})(1+C_{22}) - C_{12}^2`,
-     :math:`\Lambda_0 = \Lambda_4 C_{34} - C_{23}C_{24}(1+C_{11}) - C_{13}C_{14}(1+C_{22})
-     + C_{12}C_{13}C_{24} + C_{12}C_{14}C_{23}`,
-     :math:`\Lambda_1 = \Lambda_4(1+C_{33}) - C_{23}^2(1+C_{11}) - C_{13}^2(1+C_{22}) + 2C_{12}C_{13}C_{23}`
-     (= det of :math:`I + C` on fields 1, 2, 3, so never 0), :math:`\Lambda_2` likewise with 3 -> 4.
-     Check: :math:`\partial_{C_{34}} I_4 = \frac{4}{\pi^2}\det(I + C)^{-1/2}` (Price) — :func:`symbolic_i4_price`.
+\arcsin\frac{\Lambda_0}{\sqrt{\Lambda_1\Lambda_2}}` with (1, 2, 3, 4 = a, b, c, d)
+:math:`\Lambda_4 = (1+C_{11})(1+C_{22}) - C_{12}^2`,
+:math:`\Lambda_0 = \Lambda_4 C_{34} - C_{23}C_{24}(1+C_{11}) - C_{13}C_{14}(1+C_{22})
++ C_{12}C_{13}C_{24} + C_{12}C_{14}C_{23}`,
+:math:`\Lambda_1 = \Lambda_4(1+C_{33}) - C_{23}^2(1+C_{11}) - C_{13}^2(1+C_{22}) + 2C_{12}C_{13}C_{23}`
+(= det of :math:`I + C` on fields 1, 2, 3, so never 0), :math:`\Lambda_2` likewise with 3 -> 4.
+Check: :math:`\partial_{C_{34}} I_4 = \frac{4}{\pi^2}\det(I + C)^{-1/2}` (Price) — :func:`symbolic_i4_price`.
 
 (C5) generalisation error :math:`\epsilon_g = \tfrac12 E[(\phi - \phi^*)^2] = \tfrac12 s^\top I_2(\Omega)\, s`,
-     :math:`s = (-v, v^*)` (noise-free; the test error on noisy labels adds :math:`\sigma^2/2`).
+:math:`s = (-v, v^*)` (noise-free; the test error on noisy labels adds :math:`\sigma^2/2`).
 
 Online SGD on :math:`\tfrac12\Delta^2`, :math:`\Delta = y - \phi(x)`:
 :math:`w_k \leftarrow w_k + \frac{\eta}{\sqrt N} v_k g'(\lambda_k)\Delta\, x` (plain SGD with learning rate
@@ -49,7 +49,7 @@ fluctuations are :math:`O(1/\sqrt N)`. With :math:`s = (-v, v^*)` over the K + M
 (C6) :math:`\frac{dR_{kn}}{d\alpha} = \eta\, v_k A_{k,K+n}`
 
 (C7) :math:`\frac{dQ_{kl}}{d\alpha} = \eta\, v_k A_{kl} + \eta\, v_l A_{lk}
-     + \eta^2 v_k v_l \Big[\sum_{c,d} s_c s_d I_4(k,l,c,d) + \sigma^2 J_2(k,l)\Big]`
++ \eta^2 v_k v_l \Big[\sum_{c,d} s_c s_d I_4(k,l,c,d) + \sigma^2 J_2(k,l)\Big]`
 
 (C8) :math:`\frac{dv_k}{d\alpha} = \eta_v \sum_c s_c I_2(k, c)` (zero when only the first layer is trained).
 
@@ -113,12 +113,20 @@ RTOL_MIN = 100 * float(np.finfo(np.float64).eps)  # solve_ivp raises smaller rto
 
 
 def g(x: torch.Tensor) -> torch.Tensor:
-    r""":math:`g(x) = \mathrm{erf}(x/\sqrt 2)`."""
+    r""":math:`g(x) = \mathrm{erf}(x/\sqrt 2)`.
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995 (the activation erf(x/sqrt 2)).
+    """
     return torch.erf(x * (1.0 / math.sqrt(2.0)))
 
 
 def g_prime(x: torch.Tensor) -> torch.Tensor:
-    r""":math:`g'(x) = \sqrt{2/\pi}\, e^{-x^2/2}`."""
+    r""":math:`g'(x) = \sqrt{2/\pi}\, e^{-x^2/2}`.
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995.
+    """
     return math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * x * x)
 
 
@@ -204,27 +212,47 @@ def _check_covariance(C: torch.Tensor, n: int, name: str = "C") -> torch.Tensor:
 
 
 def I2(C: torch.Tensor) -> torch.Tensor:
-    r"""(C1) :math:`E[g(u_1)g(u_2)]` for :math:`u \sim N(0, C)`, C of shape [..., 2, 2]; returns [...]."""
+    r"""(C1) :math:`E[g(u_1)g(u_2)]` for :math:`u \sim N(0, C)`, C of shape [..., 2, 2]; returns [...].
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995 (the average I2); (C1) in this module's numbering.
+    """
     _check_covariance(C, 2)
     return i2_entries(C[..., 0, 0], C[..., 0, 1], C[..., 1, 1])
 
 
 def J2(C: torch.Tensor) -> torch.Tensor:
-    r"""(C2) :math:`E[g'(u_1)g'(u_2)]` for :math:`u \sim N(0, C)`, C of shape [..., 2, 2]; returns [...]."""
+    r"""(C2) :math:`E[g'(u_1)g'(u_2)]` for :math:`u \sim N(0, C)`, C of shape [..., 2, 2]; returns [...].
+
+    References:
+        Goldt et al., NeurIPS 2019 (the output-noise term of the ODEs, where J2 enters); (C2) in this
+        module's numbering.
+    """
     _check_covariance(C, 2)
     return j2_entries(C[..., 0, 0], C[..., 0, 1], C[..., 1, 1])
 
 
 def I3(C: torch.Tensor) -> torch.Tensor:
-    r"""(C3) :math:`E[g'(u_1)\,u_2\,g(u_3)]` for :math:`u \sim N(0, C)`, C of shape [..., 3, 3]; returns [...]."""
+    r"""(C3) :math:`E[g'(u_1)\,u_2\,g(u_3)]` for :math:`u \sim N(0, C)`, C of shape [..., 3, 3]; returns [...].
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995 (the average I3); (C3) in this module's numbering.
+    """
     _check_covariance(C, 3)
     return i3_entries(C[..., 0, 0], C[..., 0, 1], C[..., 0, 2], C[..., 1, 2], C[..., 2, 2])
 
 
 def I4(C: torch.Tensor) -> torch.Tensor:
-    r"""(C4) :math:`E[g'(u_1)g'(u_2)g(u_3)g(u_4)]` for :math:`u \sim N(0, C)`, C of shape [..., 4, 4]; returns [...]."""
+    r"""(C4) :math:`E[g'(u_1)g'(u_2)g(u_3)g(u_4)]` for :math:`u \sim N(0, C)`, C of shape [..., 4, 4]; returns [...].
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995 (the average I4); (C4) in this module's numbering.
+    """
     _check_covariance(C, 4)
-    c = lambda i, j: C[..., i, j]
+
+    def c(i, j):
+        return C[..., i, j]
+
     return i4_entries(c(0, 0), c(0, 1), c(0, 2), c(0, 3), c(1, 1), c(1, 2), c(1, 3), c(2, 2), c(2, 3), c(3, 3))
 
 
@@ -264,7 +292,11 @@ def check_order_parameters(Q: torch.Tensor, R: torch.Tensor, T: torch.Tensor, v:
 
 
 def field_covariance(Q: torch.Tensor, R: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    r"""The covariance :math:`\Omega = [[Q, R], [R^\top, T]]` of (student fields, teacher fields), [..., K+M, K+M]."""
+    r"""The covariance :math:`\Omega = [[Q, R], [R^\top, T]]` of (student fields, teacher fields), [..., K+M, K+M].
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; Goldt et al., NeurIPS 2019 (order parameters Q, R, T).
+    """
     batch = torch.broadcast_shapes(Q.shape[:-2], R.shape[:-2], T.shape[:-2])
     K, M = Q.shape[-1], T.shape[-1]
     Q, R, T = Q.expand(*batch, K, K), R.expand(*batch, K, M), T.expand(*batch, M, M)
@@ -279,6 +311,9 @@ def committee_averages(omega: torch.Tensor, K: int) -> dict[str, torch.Tensor]:
     Returns:
         ``I2`` [..., P, P], ``J2`` [..., K, K], ``I3`` [..., K, P, P] (I3[k, b, c] = E[g'(u_k) u_b g(u_c)]),
         ``I4`` [..., K, K, P, P] (I4[k, l, c, d] = E[g'(u_k) g'(u_l) g(u_c) g(u_d)]).
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; Goldt et al., NeurIPS 2019; (C1)-(C4) in this module's numbering.
     """
     d = torch.diagonal(omega, dim1=-2, dim2=-1)  # [..., P]
     out = {"I2": i2_entries(d[..., :, None], omega, d[..., None, :])}
@@ -364,7 +399,8 @@ def ode_rhs(Q: torch.Tensor, R: torch.Tensor, T: torch.Tensor, v: torch.Tensor, 
     operations whatever K and M). With :math:`e_a = 1 + \Omega_{aa}` and :math:`s = (-v, v^*)`:
 
     * (C3) is affine in the bare field's covariances, so the sum over the third field is a matrix product:
-      :math:`A_{kb} = \sum_c s_c I_3(k,b,c) = \frac{2}{\pi}\big[(W\Omega)_{kb} - \Omega_{kb}\sum_c W_{kc}\Omega_{kc}/e_k\big]`,
+      :math:`A_{kb} = \sum_c s_c I_3(k,b,c)
+      = \frac{2}{\pi}\big[(W\Omega)_{kb} - \Omega_{kb}\sum_c W_{kc}\Omega_{kc}/e_k\big]`,
       :math:`W_{kc} = s_c / \sqrt{e_k e_c - \Omega_{kc}^2}`.
     * (C4) for the student pair (k, l): :math:`\Lambda_0(c, d) = \Lambda_4\Omega_{cd} - z_c^\top \mathrm{adj}(S)\, z_d`
       with :math:`S = [[e_k, \Omega_{kl}], [\Omega_{kl}, e_l]]` (:math:`\det S = \Lambda_4`) and
@@ -458,6 +494,9 @@ class ODESolution:
         eps_error: the same estimate for eps.
         details: RK4: dt (final step), halvings, tol_met. solve_ivp: rtol/atol (of the returned solution),
             nfev, njev, nlu, steps (accepted), max_step, tightenings, tol_met. Both: error_rule.
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; Goldt et al., NeurIPS 2019; (C5)-(C8) in this module's numbering.
     """
 
     alpha: np.ndarray
@@ -683,6 +722,9 @@ def symbolic_j2():
 
     Returns:
         (derived, printed, derived - printed simplified) as sympy expressions.
+
+    References:
+        Goldt et al., NeurIPS 2019; (C2) in this module's numbering.
     """
     import sympy as sp
 
@@ -700,6 +742,9 @@ def symbolic_i2():
 
     Returns:
         (derived, printed, derived - printed simplified).
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; (C1) in this module's numbering.
     """
     import sympy as sp
 
@@ -720,6 +765,9 @@ def symbolic_i3():
 
     Returns:
         (derived, printed, derived - printed simplified).
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; (C3) in this module's numbering.
     """
     import sympy as sp
 
@@ -741,6 +789,9 @@ def symbolic_i4_price(points: int = 5, seed: int = 0) -> tuple[Any, float]:
 
     Returns:
         (the symbolic derivative minus the Price form, the largest |difference| at the points).
+
+    References:
+        Saad & Solla, Phys. Rev. E 1995; (C4) in this module's numbering.
     """
     import sympy as sp
 

@@ -17,31 +17,33 @@ Derivations (e = w - w*, F = mean_i l_i, one example i drawn uniformly, step s =
   is 0 and only the modulus of F makes the theorems non-vacuous. We use mu_bar = lambda_min of
   the Hessian of F and report mean_i mu_i beside it.
 
-Theorem 1 (g = c1 ||e_t||, so s = c1 eta ||e_t||): for s L_max <= 2,
+Theorem 1 (g = c1 ||e_t||, so s = c1 eta ||e_t||): for s L_max <= 2, ::
+
     E[||e_{t+1}||^2 | e_t] <= ||e_t||^2 - s (2 - s L_max) <grad F, e_t>
                            <= ||e_t||^2 (1 - 2 c1 eta mu_bar ||e_t|| + c1^2 eta^2 mu_bar L_max ||e_t||^2).
-  The factor depends on ||e_t||: it tends to 1 as e_t -> 0, so the convergence is not geometric
-  (E||e_t||^2 ~ 1/(c1 eta mu_bar t)^2). The printed factor 1 - c1 eta mu_bar + c1^2 eta^2 L_max has
-  no ||e_t|| in it and is not invariant under a change of units of w; it is what the same proof
-  gives for a *constant* g = c1 with L_i read as the squared-gradient constant
-  ||grad l_i(w)||^2 <= L_i ||w - w*||^2. A deterministic bound for g = c1 ||e_t||: with
-  phi(u) = u (1 - 2 a mu_bar sqrt(u) + a^2 mu_bar L_max u), a = c1 eta, phi is concave and
-  non-decreasing on [0, ||e_0||^2] when a ||e_0|| L_max <= 1/3, ||e_t|| never increases, so by Jensen
-  E||e_T||^2 <= u_T with u_0 = ||e_0||^2, u_{t+1} = phi(u_t).
+
+The factor depends on ||e_t||: it tends to 1 as e_t -> 0, so the convergence is not geometric
+(E||e_t||^2 ~ 1/(c1 eta mu_bar t)^2). The printed factor 1 - c1 eta mu_bar + c1^2 eta^2 L_max has
+no ||e_t|| in it and is not invariant under a change of units of w; it is what the same proof
+gives for a *constant* g = c1 with L_i read as the squared-gradient constant
+||grad l_i(w)||^2 <= L_i ||w - w*||^2. A deterministic bound for g = c1 ||e_t||: with
+phi(u) = u (1 - 2 a mu_bar sqrt(u) + a^2 mu_bar L_max u), a = c1 eta, phi is concave and
+non-decreasing on [0, ||e_0||^2] when a ||e_0|| L_max <= 1/3, ||e_t|| never increases, so by Jensen
+E||e_T||^2 <= u_T with u_0 = ||e_0||^2, u_{t+1} = phi(u_t).
 
 Theorem 2 (Armijo, c2 = 1/2): the Armijo inequality and interpolation give
-  s^2 ||grad l_i||^2 <= 2 s (l_i(w) - l_i(w*)); with D_i = <grad l_i, e> - (l_i(w) - l_i(w*)) >= 0
-  (convexity), ||e'||^2 <= ||e||^2 - 2 s_i D_i <= ||e||^2 - 2 s_lo D_i, and E D_i >= mu_bar/2 ||e||^2.
-  So E||e_T||^2 <= (1 - mu_bar s_lo)^T ||e_0||^2 where s_lo is a lower bound on every step taken.
-  The printed max(1 - mu_bar/L_max, 1 - mu_bar eta_max) is the case s_lo = min(1/L_max, eta_max),
-  true for the *largest* admissible step; a backtracking grid eta g_max shrink^k only guarantees the
-  largest grid point <= 2(1 - c2)/L_i, which can be as small as shrink/L_i.
+s^2 ||grad l_i||^2 <= 2 s (l_i(w) - l_i(w*)); with D_i = <grad l_i, e> - (l_i(w) - l_i(w*)) >= 0
+(convexity), ||e'||^2 <= ||e||^2 - 2 s_i D_i <= ||e||^2 - 2 s_lo D_i, and E D_i >= mu_bar/2 ||e||^2.
+So E||e_T||^2 <= (1 - mu_bar s_lo)^T ||e_0||^2 where s_lo is a lower bound on every step taken.
+The printed max(1 - mu_bar/L_max, 1 - mu_bar eta_max) is the case s_lo = min(1/L_max, eta_max),
+true for the *largest* admissible step; a backtracking grid eta g_max shrink^k only guarantees the
+largest grid point <= 2(1 - c2)/L_i, which can be as small as shrink/L_i.
 
 Theorem 3 (g = eta^-1 H(a)^-1, a = alpha w* + (1 - alpha) w): e' = H(a)^-1 (H(a) e - grad F(w)) and
-  H(a) e - grad F(w) = (1/2 - alpha) T[e, e] + O(||e||^3) (T the third derivative at w*). Order 2 for
-  alpha != 1/2 (alpha = 0 Newton, alpha = 1 the chord method with the Hessian at w*), order 3 for
-  alpha = 1/2; ||e'|| <= L_H (s^2 - s + 1/2) / mu ||e||^2, s = 1 - alpha, L_H the Hessian's
-  Lipschitz constant.
+H(a) e - grad F(w) = (1/2 - alpha) T[e, e] + O(||e||^3) (T the third derivative at w*). Order 2 for
+alpha != 1/2 (alpha = 0 Newton, alpha = 1 the chord method with the Hessian at w*), order 3 for
+alpha = 1/2; ||e'|| <= L_H (s^2 - s + 1/2) / mu ||e||^2, s = 1 - alpha, L_H the Hessian's
+Lipschitz constant.
 
 References:
     Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Thm 1-3.
@@ -81,6 +83,9 @@ class PoolConstants:
         L_max: max_i L_i.
         L_sq_max: max_i lambda_max(H_i)^2, the constant of ||grad l_i(w)||^2 <= L_sq ||w - w*||^2.
         min_curvature: the smallest eigenvalue over all H_i (>= 0 means every l_i is convex).
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1-3 (the constants mu_i, L_i, mu_bar, L_max).
     """
 
     L: np.ndarray
@@ -121,7 +126,11 @@ def quadratic_pool_constants(X: torch.Tensor, outputs: int = 1) -> PoolConstants
 
 
 def printed_thm1_bound(c1: float, eta: float, mu_bar: float, L_max: float, e0_sq: float, steps: int) -> np.ndarray:
-    r"""LAST Thm 1 / DHT Thm 1 as printed: (1 - c_1\eta\bar\mu + c_1^2\eta^2 L_{max})^t \|e_0\|^2, t = 0..steps."""
+    r"""LAST Thm 1 / DHT Thm 1 as printed: (1 - c_1\eta\bar\mu + c_1^2\eta^2 L_{max})^t \|e_0\|^2, t = 0..steps.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1; Qiu, Liu et al., AISTATS 2023 (DHT), Thm 1.
+    """
     rate = 1.0 - c1 * eta * mu_bar + (c1 * eta) ** 2 * L_max
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
 
@@ -132,6 +141,9 @@ def scaled_gradient_bound(c1: float, eta: float, mu_bar: float, L_max: float, e0
     .. math:: u_0 = \|e_0\|^2,\quad u_{t+1} = u_t\,(1 - 2 c_1\eta\bar\mu\sqrt{u_t} + c_1^2\eta^2\bar\mu L_{max} u_t)
 
     Valid when :func:`scaled_gradient_bound_condition` holds. Returns u_t, t = 0..steps.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1 (the setting; the bound is derived in the module docstring).
     """
     a = c1 * eta
     u = np.empty(steps + 1)
@@ -143,18 +155,31 @@ def scaled_gradient_bound(c1: float, eta: float, mu_bar: float, L_max: float, e0
 
 
 def scaled_gradient_bound_condition(c1: float, eta: float, L_max: float, e0_norm: float) -> float:
-    """c1 eta ||e_0|| L_max: the derived Thm 1 bound needs it <= 1/3 (concave, non-decreasing step map)."""
+    """c1 eta ||e_0|| L_max: the derived Thm 1 bound needs it <= 1/3 (concave, non-decreasing step map).
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1 (the setting; the condition is derived in the module docstring).
+    """
     return c1 * eta * e0_norm * L_max
 
 
 def constant_step_bound(a: float, mu_bar: float, L_max: float, e0_sq: float, steps: int) -> np.ndarray:
-    r"""E||e_t||^2 <= (1 - a(2 - a L_{max})\bar\mu)^t \|e_0\|^2 for a constant effective step a = eta g <= 2/L_max."""
+    r"""E||e_t||^2 <= (1 - a(2 - a L_{max})\bar\mu)^t \|e_0\|^2 for a constant effective step a = eta g <= 2/L_max.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1 (proof for a constant step); Qiu, Liu et al., AISTATS 2023 (DHT),
+        Thm 1.
+    """
     rate = 1.0 - a * (2.0 - a * L_max) * mu_bar
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
 
 
 def printed_thm2_bound(mu_bar: float, L_max: float, eta_max: float, e0_sq: float, steps: int) -> np.ndarray:
-    r"""LAST Thm 2 as printed: \max(1 - \bar\mu/L_{max}, 1 - \bar\mu\eta_{max})^t \|e_0\|^2."""
+    r"""LAST Thm 2 as printed: \max(1 - \bar\mu/L_{max}, 1 - \bar\mu\eta_{max})^t \|e_0\|^2.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 2; Vaswani et al., NeurIPS 2019, Thm 1.
+    """
     rate = max(1.0 - mu_bar / L_max, 1.0 - mu_bar * eta_max)
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
 
@@ -166,6 +191,9 @@ def armijo_step_floor(L: np.ndarray, eta: float, g_max: float, shrink: float, c2
     Every step s <= 2(1 - c_2)/L_i satisfies the Armijo condition for an L_i-smooth l_i, so the
     first grid value eta g_max shrink^k meeting it is at least the largest grid value
     <= min(eta g_max, 2(1 - c_2)/L_i). Returns the minimum over the pool.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 2; Vaswani et al., NeurIPS 2019, Thm 1.
     """
     grid = eta * g_max * shrink ** np.arange(max_halvings)
     floors = []
@@ -177,7 +205,11 @@ def armijo_step_floor(L: np.ndarray, eta: float, g_max: float, shrink: float, c2
 
 
 def armijo_bound(mu_bar: float, s_lo: float, e0_sq: float, steps: int) -> np.ndarray:
-    r"""Derived Thm 2 bound: E||e_t||^2 <= (1 - \bar\mu s_{lo})^t \|e_0\|^2, s_lo a floor on every step."""
+    r"""Derived Thm 2 bound: E||e_t||^2 <= (1 - \bar\mu s_{lo})^t \|e_0\|^2, s_lo a floor on every step.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 2; Vaswani et al., NeurIPS 2019, Thm 1.
+    """
     rate = 1.0 - mu_bar * s_lo
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
 
@@ -186,20 +218,31 @@ def logistic_hessian_lipschitz(X: torch.Tensor) -> float:
     r"""A Lipschitz constant of w -> Hess F(w) for the mean logistic loss on the pool X [n, d]:
 
     .. math:: \|H(w) - H(v)\|_2 \le \max|\sigma''| \cdot \mathrm{mean}_i \|x_i\|^3 \|w - v\|.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 3 (the Hessian's Lipschitz constant L_H).
     """
     X = torch.as_tensor(X, dtype=torch.float64).reshape(-1, X.shape[-1])
     return float(LOGISTIC_MAX_SIGMA2 * (X.norm(dim=-1) ** 3).mean())
 
 
 def hessian_step_order(alpha: float) -> int:
-    """Order of convergence of w' = w - H(alpha w* + (1 - alpha) w)^-1 grad F(w): 3 at alpha = 1/2, else 2."""
+    """Order of convergence of w' = w - H(alpha w* + (1 - alpha) w)^-1 grad F(w): 3 at alpha = 1/2, else 2.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 3.
+    """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     return 3 if abs(alpha - 0.5) < 1e-12 else 2
 
 
 def hessian_step_constant(alpha: float, L_H: float, mu: float) -> float:
-    """K with ||e'|| <= K ||e||^2: L_H (s^2 - s + 1/2)/mu, s = 1 - alpha (local quadratic contraction)."""
+    """K with ||e'|| <= K ||e||^2: L_H (s^2 - s + 1/2)/mu, s = 1 - alpha (local quadratic contraction).
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 3.
+    """
     s = 1.0 - alpha
     return L_H * (s * s - s + 0.5) / mu
 
@@ -214,6 +257,9 @@ def estimate_order(e_now: np.ndarray, e_next: np.ndarray, correction: bool = Tru
             which removes the leading pre-asymptotic bias of q.
 
     Returns: dict(q, se, intercept, pairs, residual_sd).
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 3 (the order of convergence it measures).
     """
     e_now, e_next = np.asarray(e_now, float), np.asarray(e_next, float)
     x, y = np.log(e_now), np.log(e_next)
@@ -237,6 +283,9 @@ def symbolic_thm1_radial_factor():
 
     Returns (factor, printed): ||e'||^2/||e||^2 = (1 - c1 eta x^2 r)^2 with r = ||e||, and the printed
     rate with mu = L = x^2. The factor depends on r (-> 1 as r -> 0); the printed one does not.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1.
     """
     import sympy as sp
 
@@ -251,6 +300,9 @@ def symbolic_thm1_bound_shape():
 
     phi'' <= 0 iff a L sqrt(u) <= 3/4 and phi' >= 1 - 3 a mu sqrt(u); with mu <= L both hold on
     [0, u_0] when a L sqrt(u_0) <= 1/3.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 1 (the derived bound of the module docstring).
     """
     import sympy as sp
 
@@ -264,6 +316,9 @@ def symbolic_hessian_step_error(order: int = 3):
 
     Returns (series, coefficients): the coefficients of e^2 and e^3 in terms of alpha and the
     derivatives f2, f3, f4 of f at w*. The e^2 coefficient is (1/2 - alpha) f3/f2.
+
+    References:
+        Liu et al., NeurIPS 2021 (LAST), Thm 3.
     """
     import sympy as sp
 

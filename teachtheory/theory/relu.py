@@ -152,7 +152,12 @@ def gate_correlation(w: torch.Tensor, u: torch.Tensor, constant: float = INV_2PI
 def population_loss(w, w_star) -> torch.Tensor:
     r"""J(w) = 1/2 E[(relu(w*.x) - relu(w.x))^2], x ~ N(0, I_d), batched over leading dims.
 
-    .. math:: J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta)
+    .. math::
+
+        J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta)
+
+    References:
+        Tian, ICML 2017 (one ReLU node); Cho & Saul, NeurIPS 2009 (arc-cosine kernel of order 1).
     """
     w, w_star = _vectors(w=w, w_star=w_star)
     return 0.25 * (w * w).sum(-1) + 0.25 * (w_star * w_star).sum(-1) - relu_kernel(w, w_star)
@@ -161,7 +166,9 @@ def population_loss(w, w_star) -> torch.Tensor:
 def population_gradient(w, w_star, *, constant: float = INV_2PI) -> torch.Tensor:
     r"""E grad_w J for one ReLU node, x ~ N(0, I_d), batched over leading dims (broadcasting).
 
-    .. math:: E\nabla_w J = \tfrac12 (w - w^*) + \frac{1}{2\pi}\Big(\theta w^* - \frac{\|w^*\|}{\|w\|}\sin\theta\, w\Big)
+    .. math::
+
+        E\nabla_w J = \tfrac12 (w - w^*) + \frac{1}{2\pi}\Big(\theta w^* - \frac{\|w^*\|}{\|w\|}\sin\theta\, w\Big)
 
     Args:
         w: student weights [..., d], non-zero.
@@ -203,6 +210,9 @@ def population_loss_k(W, a, W_star, a_star, *, constant: float = INV_2PI) -> tor
 
     Args:
         W [..., K, d], a [..., K] (None: all ones), W_star [..., M, d], a_star [..., M] (None: ones).
+
+    References:
+        Tian, ICML 2017 (the K-node teacher-student loss).
     """
     W, a, W_star, a_star = _k_inputs(W, a, W_star, a_star)
 
@@ -241,7 +251,11 @@ def pair_sums(W: torch.Tensor, U: torch.Tensor, b: torch.Tensor, constant: float
     r"""(sum_k b_k h(w_j, u_k) [..., K, d], sum_k b_k kappa(w_j, u_k) [..., K]) with one angle per pair.
 
     The two sums every K-node formula is built from (W [..., K, d], U [..., M, d], b [..., M]); no input
-    checks (callers validate once, e.g. a descent loop that calls this every step)."""
+    checks (callers validate once, e.g. a descent loop that calls this every step).
+
+    References:
+        Tian, ICML 2017 (the K-node population gradient, built from h(w, u)).
+    """
     theta = angle(W[..., :, None, :], U[..., None, :, :])  # [..., K, M]
     u_norm = U.norm(dim=-1)  # [..., M]
     w_norm = W.norm(dim=-1)  # [..., K]
@@ -283,6 +297,9 @@ def quadrature_population_gradient(w, w_star, *, radial: str = "closed") -> np.n
 
     Returns:
         numpy float64 [d].
+
+    References:
+        Tian, ICML 2017 (the analytical gradient this integral checks).
     """
     import warnings
 
@@ -336,13 +353,21 @@ def quadrature_population_gradient(w, w_star, *, radial: str = "closed") -> np.n
 
 
 def lyapunov_inner(w, w_star, *, constant: float = INV_2PI) -> torch.Tensor:
-    r"""(w - w*) . E grad_w J, batched. Tian 2017: positive in Omega = {||w - w*|| < ||w*||}."""
+    r"""(w - w*) . E grad_w J, batched. Tian 2017: positive in Omega = {||w - w*|| < ||w*||}.
+
+    References:
+        Tian, ICML 2017 (the one-ReLU Lyapunov region Omega).
+    """
     w, w_star = _vectors(w=w, w_star=w_star)
     return ((w - w_star) * population_gradient(w, w_star, constant=constant)).sum(-1)
 
 
 def in_omega(w, w_star) -> torch.Tensor:
-    r"""Boolean [...]: ||w - w*|| < ||w*||."""
+    r"""Boolean [...]: ||w - w*|| < ||w*||.
+
+    References:
+        Tian, ICML 2017 (the one-ReLU region Omega).
+    """
     w, w_star = _vectors(w=w, w_star=w_star)
     return (w - w_star).norm(dim=-1) < w_star.norm(dim=-1)
 
@@ -359,6 +384,9 @@ def lyapunov_plane_minimum(grid: int = 400, *, constant: float = INV_2PI, region
     Returns:
         dict with ``minimum``, ``argmin`` (r, phi), ``grid_minimum``, ``negative_fraction`` (share of grid
         points with a negative product) and the grid (``r``, ``phi``, ``value``) for figures.
+
+    References:
+        Tian, ICML 2017 (the one-ReLU Lyapunov region Omega).
     """
     from scipy.optimize import minimize
 
@@ -409,7 +437,11 @@ def lyapunov_plane_minimum(grid: int = 400, *, constant: float = INV_2PI, region
 
 
 def init_radius(d: int, eps: float, w_star_norm: float = 1.0, constant: float = 2.0 * math.pi) -> float:
-    r"""Radius eps sqrt(2 pi/(d+1)) ||w*|| of Tian 2017's uniform initialisation ball (``constant`` = 2 pi)."""
+    r"""Radius eps sqrt(2 pi/(d+1)) ||w*|| of Tian 2017's uniform initialisation ball (``constant`` = 2 pi).
+
+    References:
+        Tian, ICML 2017 (random initialisation in a ball).
+    """
     if not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d must be a positive integer, got {d!r}")
     if not (0 < eps and math.isfinite(eps)):
@@ -444,6 +476,9 @@ def init_in_omega_probability(d: int, radius: float) -> float:
 
     Args:
         d: input dimension (>= 1). radius: rho = r/||w*|| > 0.
+
+    References:
+        Tian, ICML 2017 (random initialisation lands in Omega).
     """
     from scipy.integrate import quad
     from scipy.special import gammaln
@@ -481,6 +516,9 @@ def init_in_omega_probability_quadrature(d: int, radius: float) -> float:
 
     (u uniform on the unit sphere; ||w - e_1|| < 1 iff u_1 > ||w||/2). A twin of
     :func:`init_in_omega_probability` that does not use the cap decomposition.
+
+    References:
+        Tian, ICML 2017 (random initialisation lands in Omega).
     """
     from scipy.integrate import quad
     from scipy.special import betainc
@@ -518,7 +556,11 @@ def symmetric_fixed_point(K: int) -> float:
 
 
 def symmetric_start(K: int, x: float, y: float, d: int | None = None, dtype=torch.float64) -> torch.Tensor:
-    r"""W [K, d] with rows w_j = x e_j + y sum_{k != j} e_k (padded with zeros to d >= K)."""
+    r"""W [K, d] with rows w_j = x e_j + y sum_{k != j} e_k (padded with zeros to d >= K).
+
+    References:
+        Tian, ICML 2017 (symmetric multiple-ReLU dynamics).
+    """
     if not isinstance(K, (int, np.integer)) or K < 1:
         raise ValueError(f"K must be a positive integer, got {K!r}")
     d = K if d is None else d
@@ -530,7 +572,11 @@ def symmetric_start(K: int, x: float, y: float, d: int | None = None, dtype=torc
 
 def symmetric_coordinates(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""(x, y, off) for W [..., K, d]: x = mean diagonal, y = mean off-diagonal of the first K columns,
-    off = the largest deviation of W from the symmetric form x I + y (1 1^T - I) (0 when it is exact)."""
+    off = the largest deviation of W from the symmetric form x I + y (1 1^T - I) (0 when it is exact).
+
+    References:
+        Tian, ICML 2017 (symmetric multiple-ReLU dynamics).
+    """
     K = W.shape[-2]
     block = W[..., :K]
     eye = torch.eye(K, dtype=W.dtype, device=W.device)
@@ -553,6 +599,9 @@ def symbolic_relu_kernel():
 
     Returns:
         (derived, printed): sympy expressions in theta; derived - printed simplifies to 0.
+
+    References:
+        Cho & Saul, NeurIPS 2009 (arc-cosine kernel of order 1); Tian, ICML 2017.
     """
     import sympy as sp
 
@@ -574,6 +623,9 @@ def symbolic_population_gradient():
 
     Returns:
         (difference on w, difference on w*, J): the first two simplify to 0 when the formula is right.
+
+    References:
+        Tian, ICML 2017 (the analytical population gradient).
     """
     import sympy as sp
 
@@ -598,6 +650,9 @@ def symbolic_symmetric_fixed_point():
 
     Returns:
         (solution, printed, difference simplified).
+
+    References:
+        Tian, ICML 2017 (the fixed point of the symmetric multiple-ReLU dynamics).
     """
     import sympy as sp
 

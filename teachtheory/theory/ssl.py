@@ -81,6 +81,9 @@ def augment_mean(K: torch.Tensor, p_input: torch.Tensor) -> torch.Tensor:
 
     Returns:
         [..., Z, P, O].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1.
     """
     _check_probs(p_input, "p_input")
     return torch.einsum("zn,...npo->...zpo", p_input.to(K), K)
@@ -112,6 +115,9 @@ def conditional_covariance(K: torch.Tensor, p_input: torch.Tensor, p_latent: tor
 
     Returns:
         [..., P, P].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1.
     """
     _check_probs(p_latent, "p_latent")
     Kbar = augment_mean(K, p_input)
@@ -129,6 +135,9 @@ def expected_gradient(
     Args:
         V: [..., P, P]; w: vec(W_l), [..., P]; beta: weight of the positive term minus one;
         EV: the conditional covariance (needed when beta != 0); constant: c (the claim: -2).
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1.
     """
     M = V
     if beta != 0.0:
@@ -139,14 +148,22 @@ def expected_gradient(
 
 
 def conditional_second_moment(K: torch.Tensor, p_input: torch.Tensor) -> torch.Tensor:
-    r""":math:`S(z) = E_{x|z}[K(x) K(x)^\top]`: K [..., N, P, O], p_input [Z, N] -> [..., Z, P, P]."""
+    r""":math:`S(z) = E_{x|z}[K(x) K(x)^\top]`: K [..., N, P, O], p_input [Z, N] -> [..., Z, P, P].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1 (derivation in the module docstring).
+    """
     _check_probs(p_input, "p_input")
     return torch.einsum("zn,...npo,...nqo->...zpq", p_input.to(K), K, K)
 
 
 def other_latent_pairing(p_latent: torch.Tensor) -> torch.Tensor:
     r"""Joint law of the (anchor, negative) latents when the negative's latent is drawn from p(z)
-    restricted to :math:`z' \ne z` (the anchor keeps its law p): :math:`\pi(z, z') = p(z)p(z')/(1 - p(z))`, [Z, Z]."""
+    restricted to :math:`z' \ne z` (the anchor keeps its law p): :math:`\pi(z, z') = p(z)p(z')/(1 - p(z))`, [Z, Z].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1 (its negative-pair assumption, which this law departs from).
+    """
     _check_probs(p_latent, "p_latent")
     p = p_latent
     if (p >= 1.0 - 1e-12).any():
@@ -173,6 +190,9 @@ def pairing_gradient(
 
     Args:
         S: [..., Z, P, P]; Kbar: [..., Z, P, O]; p_latent: [Z]; pi_negative: [Z, Z]; w: [..., P].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1 (derivation in the module docstring).
     """
     _check_probs(p_latent, "p_latent")
     p, pi = p_latent.to(Kbar), pi_negative.to(Kbar)
@@ -187,7 +207,11 @@ def pairing_gradient(
 
 
 def uniform_other_latent_constant(num_latents: int) -> float:
-    """The constant c in E grad = c V w for Z equiprobable latents and different-latent negatives: -2Z/(Z-1)."""
+    """The constant c in E grad = c V w for Z equiprobable latents and different-latent negatives: -2Z/(Z-1).
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1 (the constant -2 it replaces).
+    """
     if num_latents < 2:
         raise ValueError(f"num_latents must be at least 2, got {num_latents}")
     return -2.0 * num_latents / (num_latents - 1)
@@ -198,7 +222,11 @@ def uniform_other_latent_constant(num_latents: int) -> float:
 
 def one_neuron_inputs(foreground: float = 1.0, background: float = 0.0, dtype=torch.float64) -> dict[str, torch.Tensor]:
     """The four window contents x11, x10, x01, x00 of a receptive field of 2 (pixel values
-    ``foreground`` where the pattern is, ``background`` elsewhere)."""
+    ``foreground`` where the pattern is, ``background`` elsewhere).
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Sec. 4 ('11'/'101' example).
+    """
     a, c = float(foreground), float(background)
     return {"11": torch.tensor([a, a], dtype=dtype), "10": torch.tensor([a, c], dtype=dtype),
             "01": torch.tensor([c, a], dtype=dtype), "00": torch.tensor([c, c], dtype=dtype)}
@@ -241,6 +269,9 @@ def one_neuron_operator(
 
     Returns:
         [..., 2, 2].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Sec. 4 ('11'/'101' example).
     """
     if int(length) < 4:
         raise ValueError(f"length must be at least 4 (for d = 3 the pattern '101' is '11' on the circle), got {length}")
@@ -249,7 +280,11 @@ def one_neuron_operator(
 
 
 def one_neuron_field(w: torch.Tensor, length: int, *, relu: bool = True, background: float = 0.0) -> torch.Tensor:
-    r"""Gradient-flow velocity :math:`\dot w = -E\nabla L = 2 V_{z_0}[\bar K(w)]\, w` of the single node, [..., 2]."""
+    r"""Gradient-flow velocity :math:`\dot w = -E\nabla L = 2 V_{z_0}[\bar K(w)]\, w` of the single node, [..., 2].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Sec. 4 ('11'/'101' example).
+    """
     V = one_neuron_operator(w, length, relu=relu, background=background)
     return -COVARIANCE_CONSTANT * torch.einsum("...pq,...q->...p", V, w)
 
@@ -267,13 +302,20 @@ def gated_augment_mean(w1: torch.Tensor, X: torch.Tensor, p_input: torch.Tensor)
 
     Returns:
         u, [..., J, Z, d].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 4 (two layers).
     """
     gates = (torch.einsum("...jd,jnd->...jn", w1, X.to(w1)) > 0).to(w1.dtype)
     return torch.einsum("jzn,...jn,jnd->...jzd", p_input.to(w1), gates, X.to(w1))
 
 
 def latent_covariance(u: torch.Tensor, p_latent: torch.Tensor) -> torch.Tensor:
-    r""":math:`A_j = V_{z}[u_j(z)]`: u [..., J, Z, d], p_latent [J, Z] -> [..., J, d, d]."""
+    r""":math:`A_j = V_{z}[u_j(z)]`: u [..., J, Z, d], p_latent [J, Z] -> [..., J, d, d].
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 4 (two layers).
+    """
     p = p_latent.to(u)
     centred = u - torch.einsum("jz,...jzd->...jd", p, u)[..., None, :]
     return torch.einsum("jz,...jzd,...jze->...jde", p, centred, centred)
@@ -286,7 +328,8 @@ def two_layer_vector_field(
     :math:`\dot{\mathbf w}_{1j} = c\, w_{2j}^2 A_j w_{1j}`.
 
     The printed theorem has c = 1 (time in units of the paper's positive constant); gradient flow of
-    the loss of Tian et al. (2020) :math:`\tfrac12 d_+^2 - \tfrac12 d_-^2` has c = 2 (the -2 of the covariance operator).
+    the loss of Tian et al. (2020) :math:`\tfrac12 d_+^2 - \tfrac12 d_-^2` has c = 2 (the -2 of the covariance
+    operator).
 
     Args:
         w1: [..., J, d]; w2: [..., J]; A: [..., J, d, d].
@@ -314,6 +357,9 @@ def symbolic_covariance_operator():
         ``other_latent`` = E grad with different-latent negatives minus the closed form of
         :func:`pairing_gradient` (zero), and ``other_latent_vs_printed`` (non-zero: with
         that pairing the printed -2 V w is wrong).
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 1.
     """
     import sympy as sp
 
@@ -372,6 +418,9 @@ def symbolic_one_neuron():
     A receptive field of 2 at positions (0, 1) sees, over the d circular shifts:
     '11' -> x11 once, x10 once, x01 once, x00 (d - 3) times; '101' -> x10 twice, x01 twice, x00 (d - 4)
     times (d >= 4). Returns (V - u u^T/(4 d^2), u_linear): both zero when the printed form is right.
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Sec. 4 ('11'/'101' example).
     """
     import sympy as sp
 
@@ -393,7 +442,11 @@ def symbolic_two_layer():
     """Thm. 4 from the covariance operator for two hidden nodes with receptive fields of 2, each
     fed by its own latent (z1, z2 independent and uniform over two values, so Cov[u1, u2] = 0),
     with symbolic u_j(z_j) and weights. Returns the sympy differences (dw2, dw1) between
-    2 V[Kbar] w (both layers) and the theorem's right-hand sides with rate 2 — zero vectors."""
+    2 V[Kbar] w (both layers) and the theorem's right-hand sides with rate 2 — zero vectors.
+
+    References:
+        Tian, Yu, Chen & Ganguli, arXiv 2020, Thm. 4.
+    """
     import sympy as sp
 
     w2 = sp.symbols("v1:3", real=True)
