@@ -15,7 +15,7 @@ IDS = ("adv.fullrank_spec", "adv.st_out_of_plane", "adv.lowrank_vulnerable", "ad
 def small_scale():
     """The quick scale shrunk so that the whole family trains in seconds."""
     saved = adv.SETTINGS["quick"]
-    adv.SETTINGS["quick"] = {"runs": 6, "config": {"epochs": 20, "record_every": 5, "train_size": 600,
+    adv.SETTINGS["quick"] = {"runs": 12, "config": {"epochs": 20, "record_every": 5, "train_size": 600,
                                                    "eval_size": 300}}
     adv._runs.cache_clear()
     yield
