@@ -1,28 +1,32 @@
 """Throughput benchmark: batched teaching (all R runs as one tensor computation) against per-run loops.
 
 For each teacher (SGD, IMT, LAST, DHT) and each number of runs R, :func:`run_benchmark` times
-``teach`` on the least-squares problem ``linear_regression(dim, pool_size, runs=R, shared_pool=True)``
-and, beside it, two baselines:
+``teach`` on a shared pool x ~ N(0, I_d): the least-squares problem ``linear_regression(dim, pool_size,
+runs=R, shared_pool=True)`` (``learner="lsr"``, the default), or the same pool labelled by a random linear
+classifier for the ``"logistic"`` and ``"softmax"`` (K classes) learners. Beside it run two baselines:
 
 * a straightforward per-run implementation of the same algorithm (``for r in range(R): for t in
-  range(T):`` on 1-D tensors);
+  range(T):`` on one run's 1-D/2-D tensors). It calls the same code for the teaching objective as the
+  batched teachers (the learner's residual ``learner.residual`` and the closed forms of
+  :mod:`teachtheory.theory.last`: IMT's score, LAST's greedy label, the teacher's own label solver), so
+  the benchmark compares execution strategies, not two copies of the formulas;
 * for IMT, the per-example autograd loop: how example selection for IMT is commonly written in
   research code. For every pool example, one at a time, the gradient of its loss by
   ``torch.autograd`` and the score ||w - eta g - w*||^2; the example with the least score is taught.
   It is timed on one run for a few steps (its cost per learner step does not depend on R).
 
 The result is learner-steps per second (R * T / seconds) for each, their ratios, and for IMT the
-distance from the matmul bound: IMT scores the whole pool with GEMMs ([n, d] @ [d, R] for the
-predictions X W and the same for X E, E = W - W*: 4 n d R flops per step), so the time those take at
-this machine's GEMM rate is a lower bound on IMT's step time.
+distance from the matmul bound: IMT scores the whole pool with GEMMs ([n, d] @ [d, R K] for the
+outputs X W and the same for X E, E = W - W*: 4 n d R K flops per step, K = 1 but for softmax), so the
+time those take at this machine's GEMM rate is a lower bound on IMT's step time.
 
-``roofline_ratio = measured IMT seconds / (T * 4 n d R / GEMM rate)``; 1.0 means IMT runs at the
-matmul bound. The GEMM rate is the best of many short measurements of [n, d] @ [d, R] and
-[n, d] @ [d, 2R] (the two products may run as one) taken between the timed runs, so it sees the same
+``roofline_ratio = measured IMT seconds / (T * 4 n d R K / GEMM rate)``; 1.0 means IMT runs at the
+matmul bound. The GEMM rate is the best of many short measurements of [n, d] @ [d, R K] and
+[n, d] @ [d, 2 R K] (the two products may run as one) taken between the timed runs, so it sees the same
 load as they do. A measured IMT time below the bound means the rate was under-measured: it is sampled
 again, and if IMT still beats it, the rate IMT itself achieved is taken as the rate (``roofline_clamped``
 is then True), so the reported ratio is never below 1. SGD, LAST and DHT report ``None``: SGD and LAST do
-O(R d) work per step (no GEMM, the bound would be memory and per-op overhead), and DHT's cost is
+O(R d K) work per step (no GEMM, the bound would be memory and per-op overhead), and DHT's cost is
 dominated by its inner Adam iterations on small tensors rather than by a GEMM.
 
 The per-run loop is timed on ``loop_runs`` runs (default ``min(R, 4)``) and extrapolated linearly
@@ -59,13 +63,14 @@ import torch
 
 from .threads import intra_op_threads
 
-__all__ = ["AUTOGRAD_LOOPS", "LOOPS", "GemmRate", "format_rows", "matmul_rate", "run_benchmark", "total_items",
-           "write_json"]
+__all__ = ["AUTOGRAD_LOOPS", "LEARNERS", "LOOPS", "GemmRate", "format_rows", "matmul_rate", "run_benchmark",
+           "total_items", "write_json"]
 
 DEFAULT_LR = 0.005  # x ~ N(0, I_100): lr ||x||^2 ~ 0.5 < 2, so SGD is stable
 DEFAULT_DHT = {"iterations": 10, "restarts": 4, "step_fraction": 0.05, "steps_fraction": 0.1}
 DHT_LABEL_VALUES = (-1.0, 1.0)
 TEACHERS = ("sgd", "imt", "last", "dht")
+LEARNERS = ("lsr", "logistic", "softmax")
 
 
 # -- timing helpers -----------------------------------------------------------------------
@@ -188,82 +193,97 @@ class GemmRate:
 
 # -- per-run loop implementations ------------------------------------------------------------
 #
-# Each takes one run's data as plain tensors (X [n, d], y [n], w0 [d], w_star [d]) and runs T steps,
-# recording ||w - w*|| after every step as ``teach`` does with record=("distance",).
+# Each takes one run's data as plain tensors (X [n, d], labels in vector form Y [n, K], w0 [p], w_star [p]),
+# keeps the weights as a matrix W [d, K] and runs T steps, recording ||w - w*|| after every step as
+# ``teach`` does with record=("distance",). The learner supplies only dl/dz (``learner.residual``); the
+# teaching objective comes from teachtheory.theory.last, as in the batched teachers.
 
 
-def _loop_sgd(X, y, w0, w_star, lr, steps, rng, stamps, **_):
-    n = X.shape[0]
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+def _start(w0, w_star, d, steps):
+    W = w0.reshape(d, -1).clone()
+    W_star = w_star.reshape(d, -1)
+    dist = torch.empty(steps + 1, dtype=W.dtype, device=W.device)
+    dist[0] = (W - W_star).norm()
+    return W, W_star, dist
+
+
+def _loop_sgd(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    n, d = X.shape
+    W, W_star, dist = _start(w0, w_star, d, steps)
     for t in range(steps):
         i = rng.randrange(n)
         x = X[i]
-        w = w - lr * (x @ w - y[i]) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(x, learner.residual(x @ W, Y[i]), alpha=-lr)  # W -= lr x r^T
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
-def _loop_imt(X, y, w0, w_star, lr, steps, rng, stamps, **_):
-    w = w0.clone()
-    sqnorm = (X * X).sum(1)  # ||x_i||^2, a constant of the pool
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+def _loop_imt(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    from .theory.last import greedy_score_linear
+
+    d = X.shape[1]
+    W, W_star, dist = _start(w0, w_star, d, steps)
+    sqnorm = (X * X).sum(1, keepdim=True)  # ||x_i||^2, a constant of the pool
     for t in range(steps):
-        r = X @ w - y  # residual of every pool example
-        inner = X @ (w - w_star)
-        scores = lr * lr * sqnorm * r * r - 2.0 * lr * inner * r
+        r = learner.residual(X @ W, Y)  # dl/dz of every pool example, [n, K]
+        scores = greedy_score_linear(r, X @ (W - W_star), sqnorm, lr).sum(1)
         i = int(scores.argmin())
-        x = X[i]
-        w = w - lr * (x @ w - y[i]) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(X[i], r[i], alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
-def _loop_last(X, y, w0, w_star, lr, steps, rng, stamps, **_):
+def _loop_last(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
+    from .teachers.last import synthesize_labels
     from .theory.last import greedy_label_lsr
 
-    n = X.shape[0]
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+    n, d = X.shape
+    W, W_star, dist = _start(w0, w_star, d, steps)
+    closed_form = learner.label_kind == "real" and W.shape[1] == 1
     for t in range(steps):
-        x = X[rng.randrange(n)]
-        label = greedy_label_lsr(w, w_star, x, lr)
-        w = w - lr * (x @ w - label) * x
-        dist[t + 1] = (w - w_star).norm()
+        i = rng.randrange(n)
+        x = X[i]
+        if closed_form:  # LAST Eq. (3)
+            label = greedy_label_lsr(W[:, 0], W_star[:, 0], x, lr)
+        else:  # the teacher's own solver, on this one run
+            y_true = Y[i, 0] if learner.scalar_labels else Y[i]
+            label = synthesize_labels(learner, W.reshape(1, -1), W_star.reshape(1, -1), x[None, None],
+                                      y_true[None, None], lr)[0, 0]
+            label = learner.label_vector(label)
+        W.addr_(x, learner.residual(x @ W, label), alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
-def _loop_dht(X, y, w0, w_star, lr, steps, rng, stamps, *, label_values, iterations, restarts, step_fraction, **_):
+def _loop_dht(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, label_values, iterations, restarts,
+              step_fraction, **_):
     """DHT (greedy hallucination, projected Adam in box coordinates) for one run."""
+    from .theory.last import greedy_score, greedy_score_linear
+
     d = X.shape[1]
     lo, hi = X.amin(0), X.amax(0)
     width = (hi - lo).clamp_min(1e-12)
-    sqnorm = (X * X).sum(1)
+    sqnorm = (X * X).sum(1, keepdim=True)
+    values = learner.label_vector(label_values)  # [C, K]
     gen = torch.Generator(device="cpu").manual_seed(rng.randrange(2**62))
-    w = w0.clone()
-    dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
-    dist[0] = (w - w_star).norm()
+    W, W_star, dist = _start(w0, w_star, d, steps)
     for t in range(steps):
-        label = label_values[rng.randrange(label_values.shape[0])]
-        e = w - w_star
+        label = values[rng.randrange(values.shape[0])]
+        E = W - W_star
         # Start 0: the best pool example carrying this label, or the best pool example overall.
-        r = X @ w - label
-        scores = lr * lr * sqnorm * r * r - 2.0 * lr * (X @ e) * r
-        same = y == label
+        scores = greedy_score_linear(learner.residual(X @ W, label), X @ E, sqnorm, lr).sum(1)
+        same = (Y == label).all(1)
         pool_scores = torch.where(same, scores, torch.inf) if bool(same.any()) else scores
         start0 = X[int(pool_scores.argmin())]
         randoms = lo + width * torch.rand(restarts, d, generator=gen, dtype=X.dtype).to(X.device)
         starts = torch.cat([start0[None], randoms], 0)  # [S, d]
 
-        def objective(points, w=w, label=label, e=e):
-            res = points @ w - label
-            return lr * lr * (points * points).sum(1) * res * res - 2.0 * lr * (points @ e) * res
+        def objective(points, W=W, E=E, label=label):
+            r = learner.residual(points @ W, label)
+            return greedy_score(((points @ E) * r).sum(1), (points * points).sum(1) * (r * r).sum(1), lr)
 
         best_x, best_val = starts.clone(), objective(starts)
         u = ((starts - lo) / width).clone().requires_grad_(True)
@@ -283,34 +303,35 @@ def _loop_dht(X, y, w0, w_star, lr, steps, rng, stamps, *, label_values, iterati
                 with torch.no_grad():
                     u.clamp_(0.0, 1.0)
         x = best_x[int(best_val.argmin())]
-        w = w - lr * (x @ w - label) * x
-        dist[t + 1] = (w - w_star).norm()
+        W.addr_(x, learner.residual(x @ W, label), alpha=-lr)
+        dist[t + 1] = (W - W_star).norm()
         stamps.append(time.perf_counter())
-    return w, dist
+    return W.reshape(-1), dist
 
 
 LOOPS: dict[str, Callable] = {"sgd": _loop_sgd, "imt": _loop_imt, "last": _loop_last, "dht": _loop_dht}
 
 
-def _loop_imt_autograd(X, y, w0, w_star, lr, steps, rng, stamps, **_):
+def _loop_imt_autograd(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
     """IMT for one run as example selection is commonly written: for every pool example, one at a time,
-    its squared-loss gradient by ``torch.autograd`` and the score ||w - lr g - w*||^2; teach the least."""
+    the gradient of its loss (``learner.loss``) by ``torch.autograd`` and the score ||w - lr g - w*||^2;
+    teach the least."""
     n = X.shape[0]
     w = w0.clone()
     dist = torch.empty(steps + 1, dtype=X.dtype, device=X.device)
     dist[0] = (w - w_star).norm()
+    labels = Y[:, 0] if learner.scalar_labels else Y  # the learner's own label form
     with torch.enable_grad():
         for t in range(steps):
-            best_score, best = math.inf, 0
+            best_score, best_g = math.inf, None
             for i in range(n):
                 w_var = w.detach().clone().requires_grad_(True)
-                loss = 0.5 * (X[i] @ w_var - y[i]) ** 2
+                loss = learner.loss(w_var[None], X[i][None, None], labels[i][None, None]).sum()
                 (g,) = torch.autograd.grad(loss, w_var)
                 score = float(((w - lr * g - w_star) ** 2).sum())
                 if score < best_score:
-                    best_score, best = score, i
-            x = X[best]
-            w = (w - lr * (x @ w - y[best]) * x).detach()
+                    best_score, best_g = score, g
+            w = (w - lr * best_g).detach()
             dist[t + 1] = (w - w_star).norm()
             stamps.append(time.perf_counter())
     return w, dist
@@ -334,6 +355,34 @@ def _make_teacher(name: str, dht: dict):
     if name == "dht":
         return DHTTeacher(iterations=dht["iterations"], restarts=dht["restarts"], step_fraction=dht["step_fraction"])
     raise ValueError(f"teachers: unknown teacher {name!r}; accepted: {', '.join(LOOPS)}")
+
+
+def _bench_problem(learner_name: str, dim: int, pool_size: int, runs: int, seed: int, classes: int, dtype, device):
+    """(learner, problem): the shared least-squares pool; for the classifiers the same inputs labelled by a
+    random linear target W* ~ N(0, I/d), with w0 = w* + N(0, I/d) per run (so lr = DEFAULT_LR is stable)."""
+    from .learners import LeastSquares, Logistic, Softmax
+    from .problems import Problem, linear_regression
+    from .random import RunStreams, as_seeds
+
+    base = linear_regression(dim=dim, pool_size=pool_size, runs=runs, seed=seed, shared_pool=True, dtype=dtype,
+                             device=device)
+    if learner_name == "lsr":
+        return LeastSquares(dim), replace(base, label_values=torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device))
+    learner = Logistic(dim) if learner_name == "logistic" else Softmax(dim, classes)
+    p = learner.num_params
+    streams = RunStreams(as_seeds(seed, runs))
+    scale = 1.0 / math.sqrt(dim)
+    w_star = (scale * streams.subset(slice(0, 1)).normal("bench-target", 0, (p,), dtype=dtype)).to(device)
+    w0 = w_star + (scale * streams.normal("bench-start", 0, (p,), dtype=dtype)).to(device)
+    z = learner.outputs(w_star, base.X)
+    if learner_name == "logistic":
+        y = torch.where(z >= 0, 1.0, -1.0).to(dtype)
+        values = torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device)
+    else:
+        y = torch.nn.functional.one_hot(z.argmax(-1), classes).to(dtype)
+        values = torch.eye(classes, dtype=dtype, device=device)
+    return learner, Problem(base.X, y, w_star, w0, label_values=values,
+                            name=f"bench-{learner_name}(d={dim}, n={pool_size})")
 
 
 def _teacher_steps(name: str, steps: int, dht: dict) -> int:
@@ -375,6 +424,8 @@ def run_benchmark(
     committee_dim: int = 500,
     committee_steps: int = 500,
     ode_alpha: float | None = 200.0,
+    learner: str = "lsr",
+    classes: int = 2,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against per-run loops, per teacher and run count, and the
     committee rows.
@@ -382,7 +433,7 @@ def run_benchmark(
     Args:
         runs: the run counts R to benchmark.
         steps: learner steps T per timed ``teach`` call (DHT uses ``dht["steps_fraction"] * T``).
-        dim, pool_size: the least-squares problem's d and n (shared pool, x ~ N(0, I_d)).
+        dim, pool_size: the problem's d and n (shared pool, x ~ N(0, I_d)).
         teachers: any of "sgd", "imt", "last", "dht".
         loop_runs: runs on which the per-run loop is timed before extrapolating to R
             (default ``min(R, 4)``).
@@ -406,13 +457,16 @@ def run_benchmark(
         committee_dim, committee_steps: input size N and SGD steps of those rows (the plateau problem
             of :func:`teachtheory.committee.plateau_problem`).
         ode_alpha: integrate the committee ODEs (``ode_check_problem``) to this alpha (None skips it).
+        learner: "lsr" (least squares on ``linear_regression``), "logistic" or "softmax" (the same pool
+            labelled by a random linear classifier; DHT draws labels from {-1, +1} or the one-hot classes).
+        classes: K for the softmax learner (the other learners have K = 1).
 
     Returns:
         One dict per (teacher, R): kind ("teaching"), teacher, runs, steps, steps_per_second,
         loop_steps_per_second, loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds
         (extrapolated to R), device, dtype; the median-step figures median_steps_per_second,
         loop_median_steps_per_second, median_loop_ratio, median_roofline_ratio (None on CUDA);
-        and the settings (problem, dim, pool_size, lr, threads, repeats, warmup_steps; for IMT
+        and the settings (problem, classes, dim, pool_size, lr, threads, repeats, warmup_steps; for IMT
         matmul_gflops, matmul_gflops_measured, matmul_samples, matmul_seconds, roofline_clamped and
         the autograd baseline autograd_steps_per_second, autograd_ratio, autograd_steps_timed,
         autograd_seconds; iterations, restarts, step_fraction and label_values for DHT). Then
@@ -440,11 +494,16 @@ def run_benchmark(
     for name in teachers:
         if name not in LOOPS:
             raise ValueError(f"teachers: unknown teacher {name!r}; accepted: {', '.join(LOOPS)}")
+    if learner not in LEARNERS:
+        raise ValueError(f"learner: unknown learner {learner!r}; accepted: {', '.join(LEARNERS)}")
+    if learner == "softmax" and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 2):
+        raise ValueError(f"classes must be an integer >= 2 for the softmax learner, got {classes!r}")
     settings = {"runs": runs, "steps": steps, "dim": dim, "pool_size": pool_size, "teachers": tuple(teachers),
                 "loop_runs": loop_runs, "say": progress or (lambda text: None), "dtype": dtype,
                 "device": torch.device(device), "lr": lr, "repeats": repeats, "warmup_steps": warmup_steps,
                 "seed": seed, "dht": {**DEFAULT_DHT, **(dht or {})}, "clock": clock,
-                "matmul_seconds": matmul_seconds, "autograd_steps": autograd_steps}
+                "matmul_seconds": matmul_seconds, "autograd_steps": autograd_steps, "learner": learner,
+                "classes": classes}
     with intra_op_threads(None if torch.device(device).type == "cuda" else threads):
         rows = _teaching_rows(**settings)
         rows += _committee_rows(committee_runs, committee_dim, committee_steps, ode_alpha, settings)
@@ -452,27 +511,24 @@ def run_benchmark(
 
 
 def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dtype, device, lr, repeats,
-                   warmup_steps, seed, dht, clock, matmul_seconds, autograd_steps) -> list[dict]:
+                   warmup_steps, seed, dht, clock, matmul_seconds, autograd_steps, learner, classes) -> list[dict]:
+    """The teaching rows of :func:`run_benchmark` (its arguments, validated)."""
     from .engine import teach
-    from .learners.linear import LeastSquares
-    from .problems import linear_regression
 
-    learner = LeastSquares(dim)
+    K = classes if learner == "softmax" else 1  # columns of W per run: the GEMMs are [n, d] @ [d, R K]
     threads = torch.get_num_threads()
     dtype_name = str(dtype).replace("torch.", "")
     loop_cache: dict[tuple[str, int], tuple[float, float | None]] = {}
     autograd = None
     rows: list[dict] = []
     for R in runs:
-        problem = linear_regression(dim=dim, pool_size=pool_size, runs=R, seed=seed, shared_pool=True,
-                                    dtype=dtype, device=device)
-        problem = replace(problem, label_values=torch.tensor(DHT_LABEL_VALUES, dtype=dtype, device=device))
+        model, problem = _bench_problem(learner, dim, pool_size, R, seed, classes, dtype, device)
         gemm = None
         if "imt" in teachers:
-            say(f"matmul rate [{pool_size}, {dim}] @ [{dim}, {R} and {2 * R}]")
+            say(f"matmul rate [{pool_size}, {dim}] @ [{dim}, {R * K} and {2 * R * K}]")
             # about matmul_seconds in all: one sample before each of the ~2 x teachers x repeats runs
             samples = 2 * len(teachers) * repeats + 2
-            gemm = GemmRate(pool_size, dim, (R, 2 * R), dtype=dtype, device=device, clock=clock,
+            gemm = GemmRate(pool_size, dim, (R * K, 2 * R * K), dtype=dtype, device=device, clock=clock,
                             block_seconds=matmul_seconds / samples / 2)
             gemm.sample()
         between = None if gemm is None else gemm.sample
@@ -480,8 +536,8 @@ def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dty
             teacher = _make_teacher(name, dht)
             T = _teacher_steps(name, steps, dht)
 
-            def batched(n_steps, teacher=teacher, problem=problem):
-                return teach(problem, learner, teacher, steps=n_steps, lr=lr, seed=seed, record=("distance",),
+            def batched(n_steps, teacher=teacher, problem=problem, model=model):
+                return teach(problem, model, teacher, steps=n_steps, lr=lr, seed=seed, record=("distance",),
                              record_every=1)
 
             def timed_batched(T=T):
@@ -495,8 +551,8 @@ def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dty
             L = min(R, loop_runs if loop_runs is not None else 4)
             say(f"{name} R={R}: per-run loop on {L} of {R} runs")
             if (name, L) not in loop_cache:  # the loop's cost per run does not depend on R
-                loop_cache[name, L] = _time_loop(LOOPS[name], problem, L, T, lr, seed, dht, repeats, warmup_steps,
-                                                 device, clock, between)
+                loop_cache[name, L] = _time_loop(LOOPS[name], model, problem, L, T, lr, seed, dht, repeats,
+                                                 warmup_steps, device, clock, between)
             loop_seconds_timed, loop_median_step = loop_cache[name, L]
             loop_seconds = loop_seconds_timed * R / L
 
@@ -513,23 +569,24 @@ def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dty
                 "median_steps_per_second": med_sps, "loop_median_steps_per_second": med_loop_sps,
                 "median_loop_ratio": None if med_sps is None or med_loop_sps is None else med_sps / med_loop_sps,
                 "median_roofline_ratio": None,
-                "problem": "lsr", "dim": dim, "pool_size": pool_size, "lr": lr, "threads": threads,
+                "problem": learner, "classes": K, "dim": dim, "pool_size": pool_size, "lr": lr, "threads": threads,
                 "repeats": repeats, "warmup_steps": warmup_steps, "clock": getattr(clock, "__name__", str(clock)),
             }
             if name == "imt":
-                row.update(_roofline(gemm, 4.0 * pool_size * dim * R * T, seconds,
+                # X W and X E per step, 2 n d R K flops each
+                row.update(_roofline(gemm, 4.0 * pool_size * dim * R * K * T, seconds,
                                      None if median_step is None else median_step * T, repeats))
                 if autograd_steps > 0:
                     if autograd is None:
                         say(f"imt: per-example autograd loop, {autograd_steps} steps on 1 run")
-                        autograd = _time_loop(AUTOGRAD_LOOPS["imt"], problem, 1, autograd_steps, lr, seed, dht,
+                        autograd = _time_loop(AUTOGRAD_LOOPS["imt"], model, problem, 1, autograd_steps, lr, seed, dht,
                                               repeats, 1, device, clock)
                     autograd_sps = autograd_steps / autograd[0]
                     row.update(autograd_steps_per_second=autograd_sps, autograd_ratio=sps / autograd_sps,
                                autograd_steps_timed=autograd_steps, autograd_seconds=R * T / autograd_sps)
             if name == "dht":
                 row.update(iterations=dht["iterations"], restarts=dht["restarts"],
-                           step_fraction=dht["step_fraction"], label_values=list(DHT_LABEL_VALUES))
+                           step_fraction=dht["step_fraction"], label_values=problem.label_values.tolist())
             rows.append(row)
     return rows
 
@@ -548,19 +605,19 @@ def _roofline(gemm: GemmRate, flops: float, seconds: float, median_seconds: floa
             "median_roofline_ratio": None if median_seconds is None else median_seconds / bound}
 
 
-def _time_loop(loop, problem, L, T, lr, seed, dht, repeats, warmup_steps, device, clock,
+def _time_loop(loop, learner, problem, L, T, lr, seed, dht, repeats, warmup_steps, device, clock,
                between=None) -> tuple[float, float | None]:
     """(best seconds, best median step seconds) of a per-run ``loop`` over L runs of T steps each."""
     X = problem.X[0]
-    y = problem.y[0]
-    options = {"label_values": problem.label_values, "iterations": dht["iterations"], "restarts": dht["restarts"],
-               "step_fraction": dht["step_fraction"]}
+    Y = learner.label_vector(problem.y[0])
+    options = {"learner": learner, "label_values": problem.label_values, "iterations": dht["iterations"],
+               "restarts": dht["restarts"], "step_fraction": dht["step_fraction"]}
 
     def run_one(r, n_steps, stamps):
         w_star = problem.w_star[r if problem.w_star.shape[0] > 1 else 0]
         rng = random.Random(seed * 1_000_003 + r)
         stamps.append(time.perf_counter())
-        loop(X, y, problem.w0[r], w_star, lr, n_steps, rng, stamps, **options)
+        loop(X, Y, problem.w0[r], w_star, lr, n_steps, rng, stamps, **options)
 
     with torch.no_grad():
         run_one(0, min(warmup_steps, T), [])
@@ -651,6 +708,14 @@ def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _problem_label(row: dict) -> str:
+    """The problem of a row for the table's notes ("LSR", "logistic", "softmax K=3")."""
+    name = str(row.get("problem", "lsr"))
+    if name == "softmax":
+        return f"softmax K={row.get('classes')}"
+    return name.upper() if name == "lsr" else name
+
+
 def format_rows(rows: Sequence[dict]) -> str:
     """Plain-text tables of benchmark rows (teaching, then committee), with the GEMM rates below."""
     teaching = [row for row in rows if row.get("kind", "teaching") == "teaching"]
@@ -678,15 +743,15 @@ def format_rows(rows: Sequence[dict]) -> str:
         first = teaching[0]
         lines.append("")
         lines.append(f"device {first['device']}, {first['dtype']}, {first.get('threads', '?')} threads; "
-                     f"LSR d={first.get('dim')}, n={first.get('pool_size')}, lr={first.get('lr')}; "
+                     f"{_problem_label(first)} d={first.get('dim')}, n={first.get('pool_size')}, lr={first.get('lr')}; "
                      "steps/s = learner steps (runs x steps) per second, best of "
                      f"{first.get('repeats', '?')} by {first.get('clock', 'perf_counter')}; "
                      "median: from the median wall time of one step")
         if notes:
             samples = max(row.get("matmul_samples", 0) for row in teaching)
-            lines.append("matmul rate [n, d] @ [d, R or 2R], best of up to "
+            lines.append("matmul rate [n, d] @ [d, R K or 2 R K], best of up to "
                          f"{samples} samples between the runs: " + ", ".join(notes)
-                         + "; roofline = IMT time / time of its GEMMs (4 n d R flops per step) at that rate")
+                         + "; roofline = IMT time / time of its GEMMs (4 n d R K flops per step) at that rate")
         auto = [row for row in teaching if row.get("autograd_steps_per_second") is not None]
         if auto:
             lines.append(f"autograd ratio = batched IMT / per-example autograd IMT loop "

@@ -257,6 +257,12 @@ def _cmd_bench(args, console: Console) -> int:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if args.ode_alpha < 0:
         raise ValueError(f"--ode-alpha must be non-negative (0 skips the ODE row), got {args.ode_alpha}")
+    if args.learner not in bench.LEARNERS:
+        raise ValueError(f"--learner must be one of {', '.join(bench.LEARNERS)}, got {args.learner!r}")
+    if args.classes < 2:
+        raise ValueError(f"--classes must be an integer >= 2 (the softmax learner's K), got {args.classes}")
+    if args.classes != 2 and args.learner != "softmax":
+        raise ValueError(f"--classes applies to --learner softmax only, got --learner {args.learner}")
     options = {"autograd_steps": 2, "committee_runs": committee_runs, "ode_alpha": args.ode_alpha or None}
     if args.json:
         check_writable_file(args.json, "--json")
@@ -267,7 +273,8 @@ def _cmd_bench(args, console: Console) -> int:
             bar.update(task, description=text, advance=1)
 
         rows = bench.run_benchmark(runs=runs, steps=args.steps, teachers=teachers, progress=progress,
-                                   threads=args.threads, repeats=args.repeats,
+                                   threads=args.threads, repeats=args.repeats, learner=args.learner,
+                                   classes=args.classes,
                                    clock=time.process_time if args.clock == "cpu" else time.perf_counter, **options)
     console.print(bench.format_rows(rows), soft_wrap=True, highlight=False, markup=False)
     if args.json:
@@ -373,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ode-alpha", type=float, default=200.0, help="committee ODE to this alpha (0 skips)")
     bench.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                        help="time totals by wall clock or by this process's CPU time (steadier on a busy machine)")
+    bench.add_argument("--learner", default="lsr",
+                       help="lsr (least squares, default), logistic or softmax (a pool labelled by a random linear "
+                            "classifier)")
+    bench.add_argument("--classes", type=int, default=2, help="K, the softmax learner's classes (default 2)")
     sw = sub.add_parser("sweep", help="run a simulation or claim over settings x seeds (local, Dask, Ray, SLURM)")
     sw.add_argument("spec", help="a TOML or YAML sweep spec (see simulations/sweep-lsr.toml)")
     sw.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-SPEC); reruns resume it")

@@ -22,6 +22,7 @@ TOY = {"steps": 4, "dim": 5, "pool_size": 20, "loop_runs": 2, "repeats": 1, "war
        "dht": {"iterations": 2, "restarts": 1, "steps_fraction": 0.5}, "matmul_seconds": 0.01,
        "committee_runs": (2, 3), "committee_dim": 20, "committee_steps": 10, "ode_alpha": 0.1}
 COMMITTEE = {k: TOY[k] for k in ("committee_runs", "ode_alpha")}
+NO_COMMITTEE = {**{k: v for k, v in TOY.items() if k not in COMMITTEE}, "committee_runs": (), "ode_alpha": None}
 
 
 def test_benchmark_rows_at_toy_size(tmp_path):
@@ -31,7 +32,7 @@ def test_benchmark_rows_at_toy_size(tmp_path):
     assert torch.get_num_threads() == before  # the pinned thread count is restored
     assert len(seen) == bench.total_items((1, 3), ("sgd", "imt", "last", "dht"), **COMMITTEE)
     teaching = [r for r in rows if r["kind"] == "teaching"]
-    assert [(r["teacher"], r["runs"]) for r in teaching] == [(t, R) for R in (1, 3) for t in ("sgd", "imt", "last", "dht")]
+    assert [(r["teacher"], r["runs"]) for r in teaching] == [(t, R) for R in (1, 3) for t in bench.TEACHERS]
     for row in rows:
         assert FIELDS <= row.keys()
         assert row["threads"] == 1
@@ -119,22 +120,79 @@ def test_gemm_rate_keeps_the_best_sample():
 
 def test_imt_loop_matches_batched_teach():
     problem = linear_regression(dim=6, pool_size=30, runs=2, seed=0, shared_pool=True, dtype=torch.float64)
-    traj = teach(problem, LeastSquares(6), IMTTeacher(), steps=15, lr=0.05, record=("distance",))
-    _, dist = bench.LOOPS["imt"](problem.X[0], problem.y[0], problem.w0[1], problem.w_star[0], 0.05, 15,
-                                 random.Random(0), [])
+    learner = LeastSquares(6)
+    traj = teach(problem, learner, IMTTeacher(), steps=15, lr=0.05, record=("distance",))
+    _, dist = bench.LOOPS["imt"](problem.X[0], problem.y[0][:, None], problem.w0[1], problem.w_star[0], 0.05, 15,
+                                 random.Random(0), [], learner=learner)
     assert torch.allclose(dist, torch.as_tensor(traj["distance"][1]), rtol=1e-9, atol=1e-12)
 
 
 def test_autograd_imt_loop_matches_batched_teach():
     """The per-example autograd baseline teaches the same examples as the batched IMT teacher."""
     problem = linear_regression(dim=6, pool_size=30, runs=2, seed=1, shared_pool=True, dtype=torch.float64)
-    traj = teach(problem, LeastSquares(6), IMTTeacher(), steps=8, lr=0.05, record=("distance",))
+    learner = LeastSquares(6)
+    traj = teach(problem, learner, IMTTeacher(), steps=8, lr=0.05, record=("distance",))
     stamps: list[float] = []
     with torch.no_grad():  # as the benchmark calls it; the loop turns gradients on itself
-        _, dist = bench.AUTOGRAD_LOOPS["imt"](problem.X[0], problem.y[0], problem.w0[1], problem.w_star[0], 0.05, 8,
-                                              random.Random(0), stamps)
+        _, dist = bench.AUTOGRAD_LOOPS["imt"](problem.X[0], problem.y[0][:, None], problem.w0[1], problem.w_star[0],
+                                              0.05, 8, random.Random(0), stamps, learner=learner)
     assert len(stamps) == 8
     assert torch.allclose(dist, torch.as_tensor(traj["distance"][1]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("learner_name, classes", [("logistic", 2), ("softmax", 2), ("softmax", 4)])
+def test_classifier_rows_and_imt_loops(learner_name, classes):
+    """The classifier problems: the per-run IMT loop (learner residual + theory score) and the per-example
+    autograd loop take the batched teacher's steps, and every teacher's row is produced."""
+    learner, problem = bench._bench_problem(learner_name, 5, 40, 3, 0, classes, torch.float64, "cpu")
+    assert problem.label_values.shape[0] == (2 if learner_name == "logistic" else classes)
+    traj = teach(problem, learner, IMTTeacher(), steps=12, lr=0.3, record=("distance",))
+    Y = learner.label_vector(problem.y[0])
+    for r in range(problem.runs):
+        _, dist = bench.LOOPS["imt"](problem.X[0], Y, problem.w0[r], problem.w_star[0], 0.3, 12, random.Random(0), [],
+                                     learner=learner)
+        assert torch.allclose(dist, torch.as_tensor(traj["distance"][r]), rtol=1e-9, atol=1e-12)
+    with torch.no_grad():
+        _, dist = bench.AUTOGRAD_LOOPS["imt"](problem.X[0], Y, problem.w0[2], problem.w_star[0], 0.3, 5,
+                                              random.Random(0), [], learner=learner)
+    assert torch.allclose(dist, torch.as_tensor(traj["distance"][2][:6]), rtol=1e-9, atol=1e-12)
+    assert traj["distance"][:, -1].mean() < traj["distance"][:, 0].mean()  # the steps teach
+    rows = bench.run_benchmark(runs=(2,), learner=learner_name, classes=classes,
+                               **{**NO_COMMITTEE, "loop_runs": 1, "dht": {"iterations": 1, "restarts": 1,
+                                                                         "steps_fraction": 0.5}})
+    assert [r["teacher"] for r in rows] == ["sgd", "imt", "last", "dht"]
+    K = classes if learner_name == "softmax" else 1
+    assert all(r["problem"] == learner_name and r["classes"] == K and r["steps_per_second"] > 0 for r in rows)
+    (imt,) = [r for r in rows if r["teacher"] == "imt"]
+    assert imt["roofline_ratio"] >= 1.0 and imt["autograd_steps_per_second"] > 0
+    text = bench.format_rows(rows)
+    assert "GFLOP/s" in text and (f"softmax K={classes}" if learner_name == "softmax" else learner_name) in text
+
+
+def test_gemm_rate_samples_the_imt_shapes(monkeypatch):
+    """With K classes the GEMM rate is sampled at IMT's own shapes, [n, d] @ [d, R K] and [d, 2 R K]."""
+    shapes = []
+
+    class Recording(bench.GemmRate):
+        def __init__(self, n, d, ks, **kwargs):
+            shapes.append((n, d, tuple(ks)))
+            super().__init__(n, d, ks, **kwargs)
+
+    monkeypatch.setattr(bench, "GemmRate", Recording)
+    rows = bench.run_benchmark(runs=(2, 3), teachers=("imt",), learner="softmax", classes=3, autograd_steps=0,
+                               **NO_COMMITTEE)
+    assert shapes == [(20, 5, (6, 12)), (20, 5, (9, 18))]
+    assert [r["classes"] for r in rows] == [3, 3]
+    for row in rows:  # the bound counts 4 n d R K flops per step
+        flops = 4.0 * 20 * 5 * row["runs"] * 3 * row["steps"]
+        assert row["matmul_seconds"] == pytest.approx(flops / (row["matmul_gflops"] * 1e9))
+
+
+def test_benchmark_rejects_bad_learner():
+    with pytest.raises(ValueError, match="learner"):
+        bench.run_benchmark(runs=(1,), steps=1, learner="mlp")
+    with pytest.raises(ValueError, match="classes"):
+        bench.run_benchmark(runs=(1,), steps=1, learner="softmax", classes=1)
 
 
 @pytest.mark.parametrize("args, match", [
@@ -144,10 +202,15 @@ def test_autograd_imt_loop_matches_batched_teach():
     (["--committee-runs", "0"], "--committee-runs"),
     (["--ode-alpha", "-1"], "--ode-alpha"),
     (["--repeats", "0"], "--repeats"),
+    (["--learner", "mlp"], "--learner"),
+    (["--learner", "softmax", "--classes", "1"], "--classes"),
+    (["--learner", "softmax", "--classes", "x"], "--classes"),
+    (["--classes", "3"], "--classes"),
 ])
 def test_cli_bench_rejects_bad_options(args, match, capsys):
     assert main(["bench", *args]) == 2
-    assert match in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_bench_tiny_run_writes_json(tmp_path, capsys):
@@ -158,3 +221,12 @@ def test_cli_bench_tiny_run_writes_json(tmp_path, capsys):
     rows = json.loads(path.read_text())
     assert [(r["teacher"], r["runs"], r["threads"], r["clock"]) for r in rows] == [("sgd", 2, 1, "process_time")]
     assert "sgd" in capsys.readouterr().out
+
+
+def test_cli_bench_softmax_rows(tmp_path):
+    path = tmp_path / "bench.json"
+    code = main(["bench", "--runs", "2", "--steps", "3", "--teachers", "imt", "--learner", "softmax", "--classes", "3",
+                 "--committee-runs", "", "--ode-alpha", "0", "--repeats", "1", "--json", str(path)])
+    assert code == 0
+    (row,) = json.loads(path.read_text())
+    assert (row["teacher"], row["problem"], row["classes"], row["runs"]) == ("imt", "softmax", 3, 2)
