@@ -27,7 +27,7 @@ import torch
 __all__ = ["DATASETS", "DistillData", "class_indices", "load_dataset"]
 
 DATASETS = ("digits", "mnist1d", "mnist", "fashion-mnist", "cifar10", "cifar100")
-_NEEDS_ROOT = ("mnist", "fashion-mnist", "cifar10", "cifar100")
+FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100")
 DIGITS_TEST_FRACTION = 0.2
 MNIST1D_SEED = 42  # the seed of the published MNIST-1D set (the generator's default)
 
@@ -223,7 +223,7 @@ def load_dataset(name: str, *, root: str | Path | None = None, seed: int | None 
     """
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
-    if name in _NEEDS_ROOT:
+    if name in FILE_DATASETS:
         if root is None:
             raise ValueError(f"dataset {name!r} is read from files: pass root (--data-root) naming the folder "
                              "that holds them; nothing is downloaded")

@@ -114,6 +114,6 @@ def mtt(data: DistillData, ipc: int, *, steps: int = 300, seed: int = 0, progres
                 "expert_train_epochs": expert_train_epochs, "syn_steps": syn_steps, "expert_epochs": expert_epochs,
                 "max_start_epoch": max_start_epoch, "lr_img": lr_img, "lr_lr": lr_lr, "lr_init": lr_init,
                 "momentum": momentum, "batch_syn": batch_syn, "augment": list(strategy) if strategy else None,
-                "unroll": unroll, "learned_lr": float(syn_lr), "loss_curve": curve,
+                "unroll": unroll, "learned_lr": float(syn_lr.detach()), "loss_curve": curve,
                 "loss_name": "normalised parameter distance to the expert"}
-    return SyntheticSet(images.detach(), labels, K, "mtt", data.name, ipc, lr=float(syn_lr), provenance=settings)
+    return SyntheticSet(images.detach(), labels, K, "mtt", data.name, ipc, lr=float(syn_lr.detach()), provenance=settings)
