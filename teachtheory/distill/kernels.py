@@ -51,10 +51,11 @@ def _check_depth(depth) -> int:
 
 def relu_kernels(x1: torch.Tensor, x2: torch.Tensor | None = None, *, depth: int = 1,
                  sigma_w2: float = DEFAULT_SIGMA_W2, sigma_b2: float = DEFAULT_SIGMA_B2,
-                 pi: float = math.pi) -> tuple[torch.Tensor, torch.Tensor]:
-    """NNGP and NTK matrices ``[n1, n2]`` of a ``depth``-hidden-layer ReLU network (inputs flattened).
+                 normaliser: float = 2 * math.pi) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""NNGP and NTK matrices ``[n1, n2]`` of a ``depth``-hidden-layer ReLU network (inputs flattened).
 
-    ``pi`` exists for the claims' power checks (a deliberately wrong constant); leave it alone.
+    ``normaliser`` is the :math:`2\pi` of the ReLU expectations; it exists for the claims' power checks
+    (a deliberately wrong constant) and must otherwise be left alone.
     """
     depth = _check_depth(depth)
     a = x1.flatten(1).double()
@@ -70,12 +71,13 @@ def relu_kernels(x1: torch.Tensor, x2: torch.Tensor | None = None, *, depth: int
         norms = torch.sqrt(diag1[:, None] * diag2[None, :])
         cos = (cross / norms).clamp(-1 + _CLAMP, 1 - _CLAMP)
         theta = torch.arccos(cos)
-        j1 = (torch.sqrt(1 - cos * cos) + (pi - theta) * cos) / (2 * pi)  # E[relu(u) relu(v)] / norms
-        j0 = (pi - theta) / (2 * pi)  # E[relu'(u) relu'(v)]
+        j1 = (torch.sqrt(1 - cos * cos) + (math.pi - theta) * cos) / normaliser  # E[relu(u) relu(v)] / norms
+        j0 = (math.pi - theta) / normaliser  # E[relu'(u) relu'(v)]
         cross = sigma_w2 * norms * j1 + sigma_b2
         ntk = cross + sigma_w2 * j0 * ntk
-        diag1 = sigma_w2 * diag1 / 2 + sigma_b2  # theta = 0 on the diagonal
-        diag2 = diag1 if x2 is None else sigma_w2 * diag2 / 2 + sigma_b2
+        half = math.pi / normaliser  # j1 = j0 = 1/2 on the diagonal (theta = 0)
+        diag1 = sigma_w2 * diag1 * half + sigma_b2
+        diag2 = diag1 if x2 is None else sigma_w2 * diag2 * half + sigma_b2
     return cross, ntk
 
 
