@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["run_benchmark", "format_rows", "write_json", "total_items", "matmul_rate", "LOOPS"]
+__all__ = ["LOOPS", "distill_rows", "format_rows", "matmul_rate", "run_benchmark", "total_items", "write_json"]
 
 DEFAULT_LR = 0.005  # x ~ N(0, I_100): lr ||x||^2 ~ 0.5 < 2, so SGD is stable
 DEFAULT_DHT = {"iterations": 10, "restarts": 4, "step_fraction": 0.05, "steps_fraction": 0.1}
@@ -240,10 +240,12 @@ def _teacher_steps(name: str, steps: int, dht: dict) -> int:
     return steps
 
 
-def total_items(runs: Sequence[int] = (1, 64, 256), teachers: Sequence[str] = ("sgd", "imt", "last", "dht")) -> int:
+def total_items(runs: Sequence[int] = (1, 64, 256), teachers: Sequence[str] = ("sgd", "imt", "last", "dht"),
+                distill: bool | dict = False) -> int:
     """How many times :func:`run_benchmark` calls ``progress`` (for a progress bar's total)."""
     per_r = 2 * len(teachers) + (1 if "imt" in teachers else 0)
-    return per_r * len(tuple(runs))
+    cases = (distill.get("cases", DISTILL_CASES) if isinstance(distill, dict) else DISTILL_CASES) if distill else ()
+    return per_r * len(tuple(runs)) + 2 * len(cases)
 
 
 def run_benchmark(
@@ -264,6 +266,7 @@ def run_benchmark(
     dht: dict | None = None,
     clock: Callable[[], float] = time.perf_counter,
     matmul_seconds: float = 0.3,
+    distill: bool | dict = False,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against a per-run loop, per teacher and run count.
 
@@ -286,6 +289,8 @@ def run_benchmark(
             time, which other processes do not inflate when torch runs on one thread; the
             ``median_*`` figures always use wall time.
         matmul_seconds: about how long the GEMM-rate measurement runs per R.
+        distill: also append the dataset-distillation evaluation rows (:func:`distill_rows`; a dict passes
+            its keyword arguments).
 
     Returns:
         One dict per (teacher, R): teacher, runs, steps, steps_per_second, loop_steps_per_second,
@@ -372,6 +377,9 @@ def run_benchmark(
                 row.update(iterations=dht_settings["iterations"], restarts=dht_settings["restarts"],
                            step_fraction=dht_settings["step_fraction"], label_values=list(DHT_LABEL_VALUES))
             rows.append(row)
+    if distill:
+        rows.extend(distill_rows(progress=progress, clock=clock, device=device, **(distill if isinstance(distill, dict)
+                                                                                   else {})))
     return rows
 
 
@@ -401,6 +409,59 @@ def _time_loop(name, problem, L, T, lr, seed, dht, repeats, warmup_steps, device
             return durations
 
         return _timed(all_runs, repeats, device, clock)
+
+
+# -- dataset distillation: R evaluation networks at once against R trainings one after another --------
+
+DISTILL_CASES = (("digits", "convnet", 1), ("digits", "convnet", 10), ("mnist1d", "convnet", 10),
+                 ("digits", "mlp", 10))
+
+
+def distill_rows(runs: int = 8, epochs: int = 40, width: int = 32, cases=DISTILL_CASES, repeats: int = 2,
+                 progress: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 device: str | torch.device = "cpu") -> list[dict]:
+    """The evaluation protocol of :mod:`teachtheory.distill`: ``runs`` networks trained at once on a synthetic
+    set (random real images, ``ipc`` per class) against the same ``runs`` trainings one after another.
+
+    Each case is (data set, network, ipc); a row's ``steps`` are one network's SGD steps, ``steps_per_second``
+    counts runs x steps per second, and ``loop_ratio`` is the speed-up of training all at once. Best of
+    ``repeats`` by ``clock`` after one warm-up epoch each. Cases whose data set cannot be loaded (MNIST-1D
+    without the ``mnist1d`` package) are left out.
+    """
+    from .distill import distill as make_set
+    from .distill import evaluate, load_dataset
+
+    say = progress or (lambda text: None)
+    rows = []
+    for dataset, net, ipc in cases:
+        try:
+            data = load_dataset(dataset, device=device)
+        except ValueError:
+            continue
+        syn = make_set("random", data, ipc, device=device)
+        options = {"net": net, "width": width if net == "convnet" else None, "runs": runs, "curve_points": 1,
+                   "device": device}
+        seconds = {}
+        for sequential in (False, True):
+            say(f"distill-eval {dataset} {net} ipc={ipc}: {'one after another' if sequential else 'at once'}")
+
+            def train(n_epochs, sequential=sequential, syn=syn, data=data, options=options) -> None:
+                evaluate(syn, data, epochs=n_epochs, sequential=sequential, **options)
+
+            train(1)  # warm-up
+            seconds[sequential] = _best_time(lambda train=train: train(epochs), repeats, torch.device(device), clock)
+        steps = epochs * max(1, -(-syn.size // 256))
+        sps, loop_sps = runs * steps / seconds[False], runs * steps / seconds[True]
+        rows.append({
+            "teacher": f"distill-eval {dataset} {net}{'-w' + str(width) if net == 'convnet' else ''} ipc={ipc}",
+            "runs": runs, "steps": steps, "steps_per_second": sps, "loop_steps_per_second": loop_sps,
+            "loop_ratio": sps / loop_sps, "roofline_ratio": None, "loop_runs_timed": runs, "seconds": seconds[False],
+            "loop_seconds": seconds[True], "device": str(device), "dtype": "float32", "median_steps_per_second": None,
+            "loop_median_steps_per_second": None, "median_loop_ratio": None, "median_roofline_ratio": None,
+            "problem": f"distill-eval {dataset}", "epochs": epochs, "ipc": ipc, "width": width,
+            "threads": torch.get_num_threads(), "repeats": repeats, "clock": getattr(clock, "__name__", str(clock)),
+        })
+    return rows
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -149,3 +149,18 @@ def test_cli_distill_bad_input_is_one_line_and_exit_2(args, fragment, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("teachtheory: error:") and fragment in err[0]
+
+
+def test_bench_distill_rows_time_batched_against_sequential_training():
+    from teachtheory import bench
+
+    case = {"cases": (("digits", "mlp", 1),), "epochs": 2, "repeats": 1, "width": 4, "runs": 3}
+    seen = []
+    rows = bench.run_benchmark(runs=(1,), steps=2, dim=3, pool_size=5, teachers=("sgd",), repeats=1, warmup_steps=1,
+                               progress=seen.append, distill=case)
+    assert len(seen) == bench.total_items((1,), ("sgd",), distill=case)
+    row = rows[-1]
+    assert row["teacher"] == "distill-eval digits mlp ipc=1" and row["runs"] == 3 and row["steps"] == 2
+    assert row["seconds"] > 0 and row["loop_seconds"] > 0
+    assert row["loop_ratio"] == pytest.approx(row["steps_per_second"] / row["loop_steps_per_second"])
+    assert "distill-eval digits mlp ipc=1" in bench.format_rows(rows)
