@@ -23,7 +23,7 @@ from .augment import apply, default_strategy, sample_params
 from .baselines import real_init
 from .data import DistillData
 from .dm import sample_real_per_class
-from .evaluate import _loss, train_networks
+from .evaluate import batched_loss, train_networks
 from .nets import make_net
 from .synthetic import SyntheticSet
 
@@ -42,8 +42,8 @@ def layer_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """DC's distance between two gradients of one layer: sum over output nodes i of 1 - cos(a_i, b_i).
 
     A gradient ``[out, *in]`` is read as one row per output node (a convolution's kernel flattened);
-    a 1-D gradient (bias, normalisation) contributes 0, as in the paper. Leading axes before the
-    layer's own shape are batch axes when ``a.dim() > b_layer_dim``: use :func:`match_distance` for those.
+    a 1-D gradient (bias, normalisation) contributes 0, as in the paper. For gradients with a leading
+    class axis use :func:`match_distance`.
     """
     if a.dim() == 1:
         return a.new_zeros(())
@@ -102,9 +102,11 @@ def dc(data: DistillData, ipc: int, *, steps: int = 200, seed: int = 0, progress
                 real = apply(real, aug, torch.arange(K).repeat_interleave(b))
                 syn = apply(syn, aug, syn_group)
             names = list(copies)
-            real_loss = _loss(spec(copies, real.view(K, b, *data.image_shape)), class_of[:, None].expand(K, b), "ce")
+            real_loss = batched_loss(spec(copies, real.view(K, b, *data.image_shape)), class_of[:, None].expand(K, b),
+                                     "ce")
             g_real = dict(zip(names, (g.detach() for g in torch.autograd.grad(real_loss, list(copies.values())))))
-            syn_loss = _loss(spec(copies, syn.view(K, ipc, *data.image_shape)), class_of[:, None].expand(K, ipc), "ce")
+            syn_loss = batched_loss(spec(copies, syn.view(K, ipc, *data.image_shape)),
+                                    class_of[:, None].expand(K, ipc), "ce")
             g_syn = dict(zip(names, torch.autograd.grad(syn_loss, list(copies.values()), create_graph=True)))
             distance = match_distance(g_real, g_syn)
             opt.zero_grad(set_to_none=True)

@@ -106,8 +106,12 @@ def combine(results: Sequence[EvalResult]) -> dict[str, float]:
             "networks": int(sum(r.accuracy.size for r in results))}
 
 
-def _loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
-    """Sum over runs of each run's mean loss (so each run's gradient is its own mean-loss gradient)."""
+def batched_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """Sum over runs of each run's mean loss, so each run's gradient is its own mean-loss gradient.
+
+    ``logits`` are ``[R, B, K]``; ``targets`` class indices ``[R, B]`` or label vectors ``[R, B, K]``;
+    ``kind`` is ``"ce"`` (cross-entropy; vectors are target distributions) or ``"mse"`` (half squared error).
+    """
     if kind == "mse":
         return 0.5 * ((logits - targets) ** 2).sum(-1).mean(-1).sum()
     if targets.dim() == logits.dim():  # soft labels: cross-entropy with target distributions
@@ -178,7 +182,7 @@ def train_networks(
                     flat = apply(flat, sample_params(strategy, flat.shape[0], spatial, generator))
                     xb = flat.view(xb.shape)
             with torch.enable_grad():
-                value = _loss(spec(leaves, xb), tb, loss)
+                value = batched_loss(spec(leaves, xb), tb, loss)
                 opt.zero_grad(set_to_none=True)
                 value.backward()
             opt.step()

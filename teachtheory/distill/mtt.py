@@ -21,7 +21,7 @@ from ..unroll import hypergradient
 from .augment import apply, default_strategy, sample_params
 from .baselines import real_init
 from .data import DistillData
-from .evaluate import _loss, train_networks
+from .evaluate import batched_loss, train_networks
 from .nets import NetSpec, make_net
 from .synthetic import SyntheticSet
 
@@ -94,7 +94,7 @@ def mtt(data: DistillData, ipc: int, *, steps: int = 300, seed: int = 0, progres
             x, rate = phi[0][batches[i]], phi[1]
             if augs[i] is not None:
                 x = apply(x, augs[i])
-            return rate * _loss(spec(dict(zip(names, theta)), x[None]), labels[batches[i]][None], "ce")
+            return rate * batched_loss(spec(dict(zip(names, theta)), x[None]), labels[batches[i]][None], "ce")
 
         scale = sum(((s - g) ** 2).sum() for s, g in zip(start, target))
 

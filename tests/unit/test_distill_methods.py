@@ -8,7 +8,7 @@ import torch
 from teachtheory.cli import main
 from teachtheory.distill import METHODS, SyntheticSet, distill, load_dataset, make_net
 from teachtheory.distill.dc import layer_distance, match_distance
-from teachtheory.distill.evaluate import _loss
+from teachtheory.distill.evaluate import batched_loss
 from teachtheory.distill.kernels import krr_loss, relu_kernels
 from teachtheory.distill.kip import centred_one_hot
 
@@ -95,10 +95,11 @@ def test_replicated_network_gives_each_class_its_own_gradient():
     x = torch.randn(3, 5, 1, 8, 8)
     labels = torch.arange(3)[:, None].expand(3, 5)
     copies = {k: v.expand(3, *v.shape[1:]).clone().requires_grad_(True) for k, v in params.items()}
-    together = torch.autograd.grad(_loss(net(copies, x), labels, "ce"), list(copies.values()))
+    together = torch.autograd.grad(batched_loss(net(copies, x), labels, "ce"), list(copies.values()))
     for c in range(3):
         leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-        alone = torch.autograd.grad(_loss(net(leaves, x[c:c + 1]), labels[c:c + 1], "ce"), list(leaves.values()))
+        loss = batched_loss(net(leaves, x[c:c + 1]), labels[c:c + 1], "ce")
+        alone = torch.autograd.grad(loss, list(leaves.values()))
         for g_all, g_one in zip(together, alone):
             assert torch.allclose(g_all[c], g_one[0], atol=1e-6)
 
