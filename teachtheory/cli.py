@@ -227,13 +227,16 @@ def _cmd_plot(args, console: Console) -> int:
 
 
 def _cmd_distill(args, console: Console) -> int:
-    from .distill.report import check_inputs, run_distill
+    from .distill.api import check_options
+    from .distill.report import check_inputs, parse_options, run_distill
 
     check_inputs(args.method, args.dataset, args.ipc, args.eval_runs, args.epochs, args.width, args.steps, args.device,
                  args.data_root, args.ceiling_epochs)
     out = Path(args.out) if args.out else Path("runs") / f"distill-{args.method}-{args.dataset}-ipc{args.ipc}"
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
+    options = parse_options(args.option or [])
+    check_options(args.method, options)
     with _progress(console) as bar:
         task = bar.add_task(f"distill {args.method}", total=None)
 
@@ -242,8 +245,8 @@ def _cmd_distill(args, console: Console) -> int:
 
         result = run_distill(args.method, args.dataset, args.ipc, out=out, eval_runs=args.eval_runs, steps=args.steps,
                              seed=args.seed, device=args.device, width=args.width, epochs=args.epochs,
-                             ceiling_epochs=args.ceiling_epochs, data_root=args.data_root, json_path=args.json, force=args.force,
-                             formats=("png", "svg") if args.svg else ("png",), progress=progress)
+                             ceiling_epochs=args.ceiling_epochs, data_root=args.data_root, json_path=args.json,
+                             force=args.force, formats=("png", "svg") if args.svg else ("png",), progress=progress, options=options)
     table = Table(title=result["title"])
     for col in ("evaluation", "networks", "test accuracy (%)"):
         table.add_column(col, justify="left" if col == "evaluation" else "right")
@@ -319,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--out", default=None, help="output folder (default: runs/distill-METHOD-DATASET-ipcK)")
     dist.add_argument("--force", action="store_true", help="replace a non-empty --out folder (whole)")
     dist.add_argument("--svg", action="store_true", help="also write SVG figures")
+    dist.add_argument("--option", action="append", metavar="KEY=VALUE",
+                      help="a method option, e.g. learn_labels=true, kernel=nngp, lr_img=0.5 (repeatable)")
     pl = sub.add_parser("plot", help="redraw a saved simulation's or sweep's figures from its files")
     pl.add_argument("result_dir", help="a folder written by simulate or sweep")
     pl.add_argument("--format", choices=("png", "svg", "pdf"), default="png")

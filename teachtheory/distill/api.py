@@ -96,7 +96,7 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use cpu")
     spec = METHODS[method]
-    _check_options(spec, options)
+    check_options(method, options)
     data = dataset if isinstance(dataset, DistillData) else load_dataset(dataset, root=data_root)
     data = data.to(device)
     close = None
@@ -115,6 +115,7 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
         if close is not None:
             close()
     syn.provenance = dict(syn.provenance, method=method, dataset=data.name, dataset_meta=data.meta, ipc=int(ipc),
+                          normalisation={"mean": data.mean.tolist(), "std": data.std.tolist()},
                           options={k: v for k, v in options.items() if _plain(v)}, device=str(device),
                           seconds=time.perf_counter() - started, torch=torch.__version__,
                           python=platform.python_version(), steps=kwargs.get("steps"))
@@ -125,10 +126,15 @@ def _plain(value) -> bool:
     return isinstance(value, (str, int, float, bool, type(None), list, tuple))
 
 
-def _check_options(spec: Method, options: dict) -> None:
-    """Refuse options the method's function does not take (a typo must not pass silently)."""
+def check_options(method: str, options: dict) -> None:
+    """Refuse options the method's function does not take (a typo must not pass silently).
+
+    Raises:
+        ValueError: naming the unknown options and the accepted ones.
+    """
     import inspect
 
+    spec = METHODS[method]
     accepted = {p.name for p in inspect.signature(spec.run).parameters.values()
                 if p.kind == p.KEYWORD_ONLY} - {"progress", "seed", "steps"}
     if spec.run in (dc.dsa,):

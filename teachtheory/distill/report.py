@@ -36,6 +36,7 @@ __all__ = [
     "format_table",
     "image_grid_figure",
     "learning_curve_figure",
+    "parse_options",
     "run_distill",
 ]
 
@@ -126,6 +127,26 @@ def format_table(rows: Sequence[dict[str, Any]], title: str = "") -> str:
             f"{100 * row['mean']:.2f}"
         lines.append(f"| {row['evaluation']} | {row.get('networks', '-')} | {acc} |")
     return "\n".join(lines) + "\n"
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are read as JSON (numbers, true/false, null) or else kept as text.
+
+    Raises:
+        ValueError: an item without ``=`` or with an empty key.
+    """
+    import json
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--option must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 def check_inputs(method: str, dataset: str, ipc: int, eval_runs: int = 8, epochs: int | None = None,

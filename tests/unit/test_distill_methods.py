@@ -145,6 +145,8 @@ def test_cli_distill_writes_its_folder_and_reproduces(tmp_path):
     (["distill", "dm", "--dataset", "svhn", "--ipc", "1"], "--dataset 'svhn' is unknown"),
     (["distill", "dm", "--dataset", "mnist", "--ipc", "1"], "--data-root"),
     (["distill", "dm", "--ipc", "1"], "--dataset"),
+    (["distill", "kip", "--dataset", "digits", "--ipc", "1", "--option", "kernal=nngp"], "kernal"),
+    (["distill", "kip", "--dataset", "digits", "--ipc", "1", "--option", "kernel"], "KEY=VALUE"),
 ])
 def test_cli_distill_bad_input_is_one_line_and_exit_2(args, fragment, capsys):
     assert main(args) == 2
