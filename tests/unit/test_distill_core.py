@@ -60,6 +60,19 @@ def test_file_datasets_need_a_root_and_read_idx_files(tmp_path):
     assert data.meta["train_size"] == 30
 
 
+def test_cifar_batches_load_as_normalised_rgb_images(tmp_path):
+    from teachtheory.data import write_cifar_batch
+
+    rng = np.random.default_rng(1)
+    write_cifar_batch(tmp_path / "data_batch_1", rng.integers(0, 256, (20, 3072), dtype=np.uint8), np.arange(20) % 10)
+    write_cifar_batch(tmp_path / "test_batch", rng.integers(0, 256, (10, 3072), dtype=np.uint8), np.arange(10))
+    data = load_dataset("cifar10", root=tmp_path)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.mean.shape == (3,) and data.num_classes == 10
+    per_channel = data.x_train.transpose(0, 1).flatten(1)
+    assert torch.allclose(per_channel.mean(1), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(per_channel.std(1, unbiased=False), torch.ones(3), atol=1e-4)
+
+
 def test_subset_is_class_balanced(digits):
     small = digits.subset(train_size=50, test_size=30)
     assert torch.bincount(small.y_train).tolist() == [5] * 10
