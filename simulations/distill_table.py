@@ -40,8 +40,8 @@ PUBLISHED_MNIST = {"random": (64.9, 95.1), "herding": (89.2, 93.7), "kmeans": (N
                    "dsa": (88.7, 97.8), "dm": (89.7, 97.5), "kip": (90.1, 97.5), "mtt": (91.4, 97.3)}
 PUBLISHED_FULL = 99.6
 SETTINGS = {
-    "small": {"width": 32, "epochs": 300, "seeds": 1, "ceiling_epochs": 30, "augment": (False,)},
-    "full": {"width": 128, "epochs": 1000, "seeds": 3, "ceiling_epochs": 50, "augment": (False, True)},
+    "small": {"width": 32, "epochs": 300, "seeds": 1, "ceiling_epochs": 100, "augment": (False,)},
+    "full": {"width": 128, "epochs": 1000, "seeds": 3, "ceiling_epochs": 200, "augment": (False, True)},
 }
 
 
@@ -159,6 +159,8 @@ def run_distill_table(out, scale: str = "small", runs: int = 8, steps: int = 300
                     progress(f"{key}: {method}", done, total)
                 sets = [distill(method, data, ipc, seed=s, device=device, **method_options(method, steps, width))
                         for s in seeds]
+                for s, syn in zip(seeds, sets):
+                    syn.save(out / "sets" / f"{name}-ipc{ipc}-{method}-seed{s}.npz")
                 seconds = sum(syn.provenance["seconds"] for syn in sets)
                 for augment in settings["augment"]:
                     results = [evaluate(syn, data, width=width, runs=runs, epochs=epochs, seed=s, device=device,

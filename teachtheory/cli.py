@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     dist.add_argument("--width", type=int, default=None, help="ConvNet width (default 128 on CUDA, 32 on CPU)")
     dist.add_argument("--epochs", type=int, default=None, help="evaluation epochs (default 1000 on CUDA, 300 on CPU)")
-    dist.add_argument("--ceiling-epochs", type=int, default=30, help="epochs of the full-training-set ceiling")
+    dist.add_argument("--ceiling-epochs", type=int, default=50, help="epochs of the full-training-set ceiling")
     dist.add_argument("--data-root", default=None, help="folder with MNIST/Fashion-MNIST IDX or CIFAR batches")
     dist.add_argument("--json", default=None, help="also write the accuracy summary to this JSON file")
     dist.add_argument("--out", default=None, help="output folder (default: runs/distill-METHOD-DATASET-ipcK)")

@@ -151,7 +151,7 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 
 def check_inputs(method: str, dataset: str, ipc: int, eval_runs: int = 8, epochs: int | None = None,
                  width: int | None = None, steps: int | None = None, device: str = "cpu",
-                 data_root: str | None = None, ceiling_epochs: int = 30) -> None:
+                 data_root: str | None = None, ceiling_epochs: int = 50) -> None:
     """Refuse bad command-line input before any work starts.
 
     Raises:
@@ -184,7 +184,7 @@ def run_distill(
     device: str = "cpu",
     width: int | None = None,
     epochs: int | None = None,
-    ceiling_epochs: int = 30,
+    ceiling_epochs: int = 50,
     data_root: str | None = None,
     json_path: str | Path | None = None,
     force: bool = False,

@@ -31,4 +31,5 @@ def test_tiny_table_run_writes_its_files(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["table"]["digits ipc=1"]) == {"random", "kmeans", "dm"}
     assert 0 <= metrics["ceilings"]["digits"] <= 1
+    assert (out / "sets" / "digits-ipc1-dm-seed0.npz").is_file()
     assert "digits ipc=1" in result["table"] and "published MNIST" in (out / "table.md").read_text()
