@@ -63,7 +63,7 @@ import torch
 
 from .threads import intra_op_threads
 
-__all__ = ["AUTOGRAD_LOOPS", "LEARNERS", "LOOPS", "GemmRate", "format_rows", "matmul_rate", "run_benchmark",
+__all__ = ["AUTOGRAD_LOOPS", "LEARNERS", "LOOPS", "GemmRate", "distill_rows", "format_rows", "matmul_rate", "run_benchmark",
            "total_items", "write_json"]
 
 DEFAULT_LR = 0.005  # x ~ N(0, I_100): lr ||x||^2 ~ 0.5 < 2, so SGD is stable
@@ -393,11 +393,13 @@ def _teacher_steps(name: str, steps: int, dht: dict) -> int:
 
 def total_items(runs: Sequence[int] = (1, 64, 256), teachers: Sequence[str] = TEACHERS, *,
                 autograd_steps: int = 2, committee_runs: Sequence[int] = (16, 64),
-                ode_alpha: float | None = 200.0) -> int:
+                ode_alpha: float | None = 200.0, distill: bool | dict = False) -> int:
     """How many times :func:`run_benchmark` calls ``progress`` (for a progress bar's total)."""
     per_r = 2 * len(teachers) + (1 if "imt" in teachers else 0)
     autograd = 1 if "imt" in teachers and autograd_steps > 0 else 0
-    return per_r * len(tuple(runs)) + autograd + len(tuple(committee_runs)) + (1 if ode_alpha else 0)
+    cases = (distill.get("cases", DISTILL_CASES) if isinstance(distill, dict) else DISTILL_CASES) if distill else ()
+    return (per_r * len(tuple(runs)) + autograd + len(tuple(committee_runs)) + (1 if ode_alpha else 0)
+            + 2 * len(cases))
 
 
 def run_benchmark(
@@ -426,6 +428,7 @@ def run_benchmark(
     ode_alpha: float | None = 200.0,
     learner: str = "lsr",
     classes: int = 2,
+    distill: bool | dict = False,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against per-run loops, per teacher and run count, and the
     committee rows.
@@ -460,6 +463,9 @@ def run_benchmark(
         learner: "lsr" (least squares on ``linear_regression``), "logistic" or "softmax" (the same pool
             labelled by a random linear classifier; DHT draws labels from {-1, +1} or the one-hot classes).
         classes: K for the softmax learner (the other learners have K = 1).
+        matmul_seconds: about how long the GEMM-rate measurement runs per R.
+        distill: also append the dataset-distillation evaluation rows (:func:`distill_rows`; a dict passes
+            its keyword arguments).
 
     Returns:
         One dict per (teacher, R): kind ("teaching"), teacher, runs, steps, steps_per_second,
@@ -507,6 +513,9 @@ def run_benchmark(
     with intra_op_threads(None if torch.device(device).type == "cuda" else threads):
         rows = _teaching_rows(**settings)
         rows += _committee_rows(committee_runs, committee_dim, committee_steps, ode_alpha, settings)
+        if distill:
+            rows += distill_rows(progress=progress, clock=clock, device=device,
+                                 **(distill if isinstance(distill, dict) else {}))
     return rows
 
 
@@ -686,6 +695,59 @@ def _committee_rows(runs: Sequence[int], N: int, steps: int, ode_alpha: float | 
 
 def _discard(_result) -> None:
     """Return nothing (a timed function that returns no per-step durations)."""
+
+
+# -- dataset distillation: R evaluation networks at once against R trainings one after another --------
+
+DISTILL_CASES = (("digits", "convnet", 1), ("digits", "convnet", 10), ("mnist1d", "convnet", 10),
+                 ("digits", "mlp", 10))
+
+
+def distill_rows(runs: int = 8, epochs: int = 40, width: int = 32, cases=DISTILL_CASES, repeats: int = 2,
+                 progress: Callable[[str], None] | None = None, clock: Callable[[], float] = time.perf_counter,
+                 device: str | torch.device = "cpu") -> list[dict]:
+    """The evaluation protocol of :mod:`teachtheory.distill`: ``runs`` networks trained at once on a synthetic
+    set (random real images, ``ipc`` per class) against the same ``runs`` trainings one after another.
+
+    Each case is (data set, network, ipc); a row's ``steps`` are one network's SGD steps, ``steps_per_second``
+    counts runs x steps per second, and ``loop_ratio`` is the speed-up of training all at once. Best of
+    ``repeats`` by ``clock`` after one warm-up epoch each. Cases whose data set cannot be loaded (MNIST-1D
+    without the ``mnist1d`` package) are left out.
+    """
+    from .distill import distill as make_set
+    from .distill import evaluate, load_dataset
+
+    say = progress or (lambda text: None)
+    rows = []
+    for dataset, net, ipc in cases:
+        try:
+            data = load_dataset(dataset, device=device)
+        except ValueError:
+            continue
+        syn = make_set("random", data, ipc, device=device)
+        options = {"net": net, "width": width if net == "convnet" else None, "runs": runs, "curve_points": 1,
+                   "device": device}
+        seconds = {}
+        for sequential in (False, True):
+            say(f"distill-eval {dataset} {net} ipc={ipc}: {'one after another' if sequential else 'at once'}")
+
+            def train(n_epochs, sequential=sequential, syn=syn, data=data, options=options) -> None:
+                evaluate(syn, data, epochs=n_epochs, sequential=sequential, **options)
+
+            train(1)  # warm-up
+            seconds[sequential] = _best_time(lambda train=train: train(epochs), repeats, torch.device(device), clock)
+        steps = epochs * max(1, -(-syn.size // 256))
+        sps, loop_sps = runs * steps / seconds[False], runs * steps / seconds[True]
+        rows.append({
+            "teacher": f"distill-eval {dataset} {net}{'-w' + str(width) if net == 'convnet' else ''} ipc={ipc}",
+            "runs": runs, "steps": steps, "steps_per_second": sps, "loop_steps_per_second": loop_sps,
+            "loop_ratio": sps / loop_sps, "roofline_ratio": None, "loop_runs_timed": runs, "seconds": seconds[False],
+            "loop_seconds": seconds[True], "device": str(device), "dtype": "float32", "median_steps_per_second": None,
+            "loop_median_steps_per_second": None, "median_loop_ratio": None, "median_roofline_ratio": None,
+            "problem": f"distill-eval {dataset}", "epochs": epochs, "ipc": ipc, "width": width,
+            "threads": torch.get_num_threads(), "repeats": repeats, "clock": getattr(clock, "__name__", str(clock)),
+        })
+    return rows
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -319,6 +319,39 @@ def _cmd_plot(args, console: Console) -> int:
     return 0
 
 
+def _cmd_distill(args, console: Console) -> int:
+    from .distill.api import check_options
+    from .distill.report import check_inputs, parse_options, run_distill
+
+    check_inputs(args.method, args.dataset, args.ipc, args.eval_runs, args.epochs, args.width, args.steps, args.device,
+                 args.data_root, args.ceiling_epochs)
+    out = Path(args.out) if args.out else Path("runs") / f"distill-{args.method}-{args.dataset}-ipc{args.ipc}"
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
+    options = parse_options(args.option or [])
+    check_options(args.method, options)
+    with _progress(console) as bar:
+        task = bar.add_task(f"distill {args.method}", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=stage)
+
+        result = run_distill(args.method, args.dataset, args.ipc, out=out, eval_runs=args.eval_runs, steps=args.steps,
+                             seed=args.seed, device=args.device, width=args.width, epochs=args.epochs,
+                             ceiling_epochs=args.ceiling_epochs, data_root=args.data_root, json_path=args.json,
+                             force=args.force, formats=("png", "svg") if args.svg else ("png",), progress=progress, options=options)
+    table = Table(title=result["title"])
+    for col in ("evaluation", "networks", "test accuracy (%)"):
+        table.add_column(col, justify="left" if col == "evaluation" else "right")
+    for row in result["rows"]:
+        acc = f"{100 * row['mean']:.2f}" + (f" ± {100 * row['se']:.2f}" if row.get("se") is not None else "")
+        table.add_row(row["evaluation"], str(row["networks"]), acc)
+    console.print(table)
+    console.print(f"wrote {out}: synthetic.npz, images.png, learning_curve.png, accuracy.md, metrics.json, run.json"
+                  + (f" and {args.json}" if args.json else ""), markup=False, highlight=False)
+    return 0
+
+
 def _fail(message: str) -> None:
     """One line on stderr, never wrapped (plain write, not rich)."""
     first = " ".join(message.split())
@@ -394,6 +427,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--partition", default=None, help="SLURM partition (--executor slurm)")
     sw.add_argument("--time", type=int, default=60, help="SLURM time limit per cell in minutes")
     sw.add_argument("--gpus", type=int, default=0, help="GPUs per SLURM job")
+    dist = sub.add_parser("distill", help="distil a small training set, evaluate it and write images, table and curves")
+    dist.add_argument("method", help="random, herding, kmeans, full, dm, kip, label-solve, dc, dsa or mtt")
+    dist.add_argument("--dataset", required=True, help="digits, mnist1d, mnist, fashion-mnist, cifar10 or cifar100")
+    dist.add_argument("--ipc", type=int, required=True, help="images per class")
+    dist.add_argument("--eval-runs", type=int, default=8, help="evaluation networks trained at once (default 8)")
+    dist.add_argument("--steps", type=int, default=None, help="distillation steps (default: the method's)")
+    dist.add_argument("--seed", type=int, default=0)
+    dist.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    dist.add_argument("--width", type=int, default=None, help="ConvNet width (default 128 on CUDA, 32 on CPU)")
+    dist.add_argument("--epochs", type=int, default=None, help="evaluation epochs (default 1000 on CUDA, 300 on CPU)")
+    dist.add_argument("--ceiling-epochs", type=int, default=50, help="epochs of the full-training-set ceiling")
+    dist.add_argument("--data-root", default=None, help="folder with MNIST/Fashion-MNIST IDX or CIFAR batches")
+    dist.add_argument("--json", default=None, help="also write the accuracy summary to this JSON file")
+    dist.add_argument("--out", default=None, help="output folder (default: runs/distill-METHOD-DATASET-ipcK)")
+    dist.add_argument("--force", action="store_true", help="replace a non-empty --out folder (whole)")
+    dist.add_argument("--svg", action="store_true", help="also write SVG figures")
+    dist.add_argument("--option", action="append", metavar="KEY=VALUE",
+                      help="a method option, e.g. learn_labels=true, kernel=nngp, lr_img=0.5 (repeatable)")
     pl = sub.add_parser("plot", help="redraw a saved simulation's or sweep's figures from its files")
     pl.add_argument("result_dir", help="a folder written by simulate or sweep")
     pl.add_argument("--format", choices=("png", "svg", "pdf"), default="png")
@@ -420,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("a command is required: list, simulate, check, docs, bench, sweep or plot "
                              "(see teachtheory --help)")
         handler = {"list": _cmd_list, "simulate": _cmd_simulate, "check": _cmd_check, "docs": _cmd_docs,
-                   "bench": _cmd_bench, "sweep": _cmd_sweep, "plot": _cmd_plot}[args.command]
+                   "bench": _cmd_bench, "sweep": _cmd_sweep, "plot": _cmd_plot, "distill": _cmd_distill}[args.command]
         return handler(args, console)
     except UsageError as exc:
         _fail(str(exc))

@@ -1,0 +1,469 @@
+"""Claims of dataset distillation: the infinite-width kernels behind KIP, Label Solve, KIP's epsilon-approximation,
+DC's gradient-matching distance, and the ordering of methods in the field's table, at small scale.
+
+References:
+    T. Nguyen, Z. Chen, J. Lee, "Dataset Meta-Learning from Kernel Ridge-Regression", ICLR 2021 (KIP).
+    B. Zhao, K. R. Mopuri, H. Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021 (DC).
+    B. Zhao, H. Bilen, "Dataset Condensation with Differentiable Siamese Augmentation", ICML 2021 (DSA).
+    B. Zhao, H. Bilen, "Dataset Condensation with Distribution Matching", WACV 2023 (DM).
+    G. Cazenavette et al., "Dataset Distillation by Matching Training Trajectories", CVPR 2022 (MTT).
+    Y. Cho, L. K. Saul, "Kernel Methods for Deep Learning", NeurIPS 2009 (arc-cosine kernels);
+    J. Lee et al., ICLR 2018 (NNGP); A. Jacot, F. Gabriel, C. Hongler, NeurIPS 2018 (NTK).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.plotting import finish_figure, plt
+from teachtheory.references import cite
+
+WRONG_NORMALISER = math.pi  # power check of the kernels: 1/pi in place of the ReLU expectations' 1/(2 pi)
+
+
+# -- distill.kernels --------------------------------------------------------------------------------
+
+
+def _points(seed: int, n: int, d: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    return x * (0.5 + torch.rand(n, 1, generator=gen, dtype=torch.float64))  # a spread of norms
+
+
+def check_kernels(ctx: CheckContext) -> Verdict:
+    """(a) one hidden layer: the Monte Carlo mean of finite-network kernels is unbiased, so it must equal the
+    closed form within z SE at every width; (b) any depth: the mean squared error of one network's kernel
+    falls like 1/width, the fitted log-log slope within z SE of -1 (power: 1/pi in place of 1/(2 pi))."""
+    from teachtheory.distill.kernels import empirical_kernels, relu_kernels
+
+    widths = ctx.pick((32, 64, 128, 256), (64, 128, 256, 512, 1024, 2048))
+    depths = ctx.pick((1, 2, 3), (1, 2, 3, 4))
+    networks = ctx.pick(200, 1500)
+    x = _points(ctx.seed, 6, 10)
+    normaliser = WRONG_NORMALISER if ctx.power else 2 * math.pi
+    gen = torch.Generator().manual_seed(ctx.seed)
+    unbiased, slopes, curves = [], {}, {}
+    worst_slope = 0.0
+    for depth in depths:
+        closed = relu_kernels(x, depth=depth, normaliser=normaliser)
+        mse = {k: [] for k in ("nngp", "ntk")}
+        mse_se = {k: [] for k in ("nngp", "ntk")}
+        for width in widths:
+            estimates = empirical_kernels(x, width=width, depth=depth, networks=networks, generator=gen)
+            for name, est, ref in zip(("nngp", "ntk"), estimates, closed):
+                sq = ((est - ref) ** 2).flatten(1).mean(1)  # per network
+                mse[name].append(float(sq.mean()))
+                mse_se[name].append(float(sq.std() / math.sqrt(networks)))
+                if depth == 1:
+                    unbiased.append((est.mean(0).numpy(), ref.numpy(), (est.std(0) / math.sqrt(networks)).numpy()))
+        for name in ("nngp", "ntk"):
+            m, s = np.array(mse[name]), np.array(mse_se[name])
+            logw, logm = np.log(widths), np.log(m)
+            weights = (m / s) ** 2  # 1 / Var(log mse) by the delta method
+            W = weights.sum()
+            xbar = (weights * logw).sum() / W
+            sxx = (weights * (logw - xbar) ** 2).sum()
+            slope = float((weights * (logw - xbar) * (logm - (weights * logm).sum() / W)).sum() / sxx)
+            se = float(1 / math.sqrt(sxx))
+            slopes[f"{name} depth {depth}"] = {"slope": slope, "se": se, "mse": m.tolist(), "mse_se": s.tolist()}
+            worst_slope = max(worst_slope, abs(slope + 1) / se)
+            curves[f"{name} depth {depth}"] = (m, s)
+    est = np.concatenate([u[0].ravel() for u in unbiased])
+    ref = np.concatenate([u[1].ravel() for u in unbiased])
+    se = np.concatenate([u[2].ravel() for u in unbiased])
+    mean_check = se_verdict(est, ref, se, z=ctx.z, what="Monte Carlo mean kernel (depth 1)")
+    slope_ok = worst_slope <= ctx.z
+    holds = mean_check.ok and slope_ok
+    figure = None
+    path = ctx.figure_path("distill.kernels")
+    if path is not None:
+        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        for label, (m, s) in curves.items():
+            line = ax.errorbar(widths, m, yerr=s, marker="o", ms=3, lw=1, label=label)
+            del line
+        ax.plot(widths, curves[next(iter(curves))][0][0] * widths[0] / np.array(widths), "k--", lw=1, label="1/width")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("width")
+        ax.set_ylabel("mean squared kernel error of one network")
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3, which="both")
+        figure = finish_figure(fig, path)
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=max(mean_check.statistic, worst_slope), tolerance=ctx.z,
+        tolerance_rule=f"depth 1: |MC mean - closed form| <= {ctx.z:g} SE (an unbiased estimate) at every width and "
+                       f"entry; every depth: |slope of log MSE on log width + 1| <= {ctx.z:g} x its standard error",
+        message=(f"depth-1 mean: {mean_check.message}; worst slope deviation {worst_slope:.2f} SE over "
+                 f"{len(slopes)} kernels (slopes " + ", ".join(f"{k}: {v['slope']:.2f}" for k, v in slopes.items())
+                 + ")" + (" [power: 1/pi for 1/(2 pi)]" if ctx.power else "")),
+        details={"widths": list(widths), "networks": networks, "slopes": slopes, "power": ctx.power,
+                 "depth1_worst_standardised_gap": mean_check.statistic},
+        figure=figure,
+    )
+
+
+register(Claim(
+    id="distill.kernels", source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
+    + cite("cho-saul", "Eq. (6)") + "; " + cite("ntk", "Thm 1"),
+    statement=r"\Sigma^{l+1} = \sigma_w^2 \tfrac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}(\sin\theta + (\pi - \theta)"
+              r"\cos\theta) + \sigma_b^2,\ \Theta^{l+1} = \Sigma^{l+1} + \sigma_w^2\tfrac{\pi-\theta}{2\pi}\Theta^l;\ "
+              r"E\|\hat K_n - K\|^2 = O(1/n)",
+    assumptions=["fully connected ReLU network, NTK parameterisation, standard normal weights and biases",
+                 "sigma_w^2 = 2, sigma_b^2 = 0.01 (KIP's defaults); inputs in general position",
+                 "finite-network kernels: NNGP = readout feature kernel, NTK = inner product of parameter gradients"],
+    check=check_kernels, statistical=True,
+    method="Monte Carlo over random finite networks of widths 32..256 (quick), 64..2048 (full): mean at depth 1, error scaling at "
+           "depths 1-3",
+))
+
+
+# -- distill.label-solve ----------------------------------------------------------------------------
+
+
+def _digits_small(ctx: CheckContext, train: int, test: int | None = None):
+    from teachtheory.distill import load_dataset
+
+    data = load_dataset("digits")
+    return data.subset(train_size=train, test_size=test, seed=ctx.seed)
+
+
+def check_label_solve(ctx: CheckContext) -> Verdict:
+    """The closed-form labels against conjugate gradients on the normal equations (float64): equal labels,
+    equal loss, and a gradient of the loss at the closed form that vanishes relative to the gradient at 0.
+    Power: the adjoint ``A^T y_t`` (forgetting ``(A^T A)^-1``) in place of the solve must fail."""
+    from teachtheory.distill.kernels import krr_loss, label_solve, relu_kernels
+    from teachtheory.distill.kip import centred_one_hot
+
+    data = _digits_small(ctx, ctx.pick(300, 1400))
+    gen = torch.Generator().manual_seed(ctx.seed)
+    results = []
+    worst = 0.0
+    for kernel_index, depth, ipc in ((0, 1, 1), (1, 2, 2), (1, 3, 5)):
+        idx = torch.randperm(data.x_train.shape[0], generator=gen)[:ipc * 10]
+        xs, xt = data.x_train[idx].double(), data.x_train.double()
+        yt = centred_one_hot(data.y_train, 10)
+        k_ss = relu_kernels(xs, depth=depth)[kernel_index]
+        k_ts = relu_kernels(xt, xs, depth=depth)[kernel_index]
+        lam = 1e-6 * torch.diagonal(k_ss).sum() / k_ss.shape[0]
+        A = k_ts @ torch.linalg.inv(k_ss + lam * torch.eye(k_ss.shape[0], dtype=torch.float64))
+        closed = (A.T @ yt) if ctx.power else label_solve(k_ts, k_ss, yt)
+        # iterative solve: conjugate gradients on A^T A y = A^T y_t, column by column
+        iterative = _conjugate_gradient(A.T @ A, A.T @ yt, iterations=10 * A.shape[1])
+        loss_closed = float(krr_loss(k_ts, k_ss, closed, yt))
+        loss_iter = float(krr_loss(k_ts, k_ss, iterative, yt))
+        # the gradient of the KRR loss in the labels, at the closed form and at 0
+        rel_grad = float((A.T @ (A @ closed - yt)).norm() / (A.T @ yt).norm())
+        rel_diff = float((closed - iterative).norm() / iterative.norm())
+        cond = float(torch.linalg.cond(A.T @ A))
+        results.append({"kernel": ("nngp", "ntk")[kernel_index], "depth": depth, "support": ipc * 10,
+                        "relative_label_difference": rel_diff, "loss_closed_form": loss_closed,
+                        "loss_iterative": loss_iter, "relative_gradient": rel_grad, "condition_number": cond})
+        tol = 1e3 * np.finfo(np.float64).eps * cond  # CG and the solve each lose ~ eps cond
+        worst = max(worst, rel_grad / tol, rel_diff / tol, (loss_closed - loss_iter) / max(abs(loss_iter), 1e-300)
+                    / tol)
+    holds = worst <= 1.0
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=worst, tolerance=1.0,
+        tolerance_rule="relative label difference, relative gradient and relative loss excess each <= 1000 eps "
+                       "cond(A^T A) (float64 rounding of two solves)",
+        message=(f"{len(results)} kernels/depths/support sizes: largest relative gradient at the closed form "
+                 f"{max(r['relative_gradient'] for r in results):.2e}, largest label difference to CG "
+                 f"{max(r['relative_label_difference'] for r in results):.2e}"
+                 + (" [power: adjoint A^T y_t]" if ctx.power else "")),
+        details={"cases": results, "power": ctx.power},
+    )
+
+
+def _conjugate_gradient(M: torch.Tensor, B: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Solve M X = B (M symmetric positive definite) by conjugate gradients, all columns at once."""
+    X = torch.zeros_like(B)
+    R = B - M @ X
+    P = R.clone()
+    rs = (R * R).sum(0)
+    for _ in range(iterations):
+        MP = M @ P
+        alpha = rs / (P * MP).sum(0).clamp_min(1e-300)
+        X = X + alpha * P
+        R = R - alpha * MP
+        new = (R * R).sum(0)
+        if float(new.max()) <= 1e-32 * float((B * B).sum(0).max()):
+            break
+        P = R + (new / rs.clamp_min(1e-300)) * P
+        rs = new
+    return X
+
+
+register(Claim(
+    id="distill.label-solve", source=cite("kip", "Sec. 3, Label Solve"),
+    statement=r"y_s^* = \operatorname{argmin}_{y_s} \tfrac12\|y_t - K_{ts}(K_{ss} + \lambda I)^{-1} y_s\|^2"
+              r" = A^{+} y_t,\quad A = K_{ts}(K_{ss} + \lambda I)^{-1}",
+    assumptions=["fixed support images; lambda = 1e-6 tr(K_ss)/M; A has full column rank (checked: finite cond)",
+                 "NNGP and NTK of FC ReLU networks of depths 1-3; digits training images as targets"],
+    check=check_label_solve, statistical=False,
+    method="closed form against conjugate gradients on the normal equations; the loss's gradient at the closed form",
+))
+
+
+# -- distill.kip-epsilon ----------------------------------------------------------------------------
+
+
+def check_kip_epsilon(ctx: CheckContext) -> Verdict:
+    """KIP's weak and strong epsilon (Definitions 1-2, squared loss, KRR as the algorithm, the test split as P)
+    measured for the KIP set and for its initialisation (random real images): both must fall by more than
+    z SE (paired over test points). The bound |L - L~| <= S + 2 sqrt(L S) that links the two definitions is
+    checked on the measured numbers. Power: the initial set in place of KIP's result must fail."""
+    from teachtheory.distill import distill
+    from teachtheory.distill.kernels import krr_predict, relu_kernels
+    from teachtheory.distill.kip import centred_one_hot
+
+    data = _digits_small(ctx, ctx.pick(600, 1438), None)
+    ipc, depth = 1, 2
+    kip_set = distill("kip", data, ipc, steps=ctx.pick(150, 600), seed=ctx.seed, target_batch=600, depth=depth)
+    init = distill("random", data, ipc, seed=ctx.seed)  # KIP starts from exactly these images
+    if ctx.power:
+        kip_set = init
+    k = lambda a, b=None: relu_kernels(a.double(), None if b is None else b.double(), depth=depth)[1]
+    y_test = centred_one_hot(data.y_test, 10)
+    y_train = centred_one_hot(data.y_train, 10)
+    f_full = krr_predict(k(data.x_test, data.x_train), k(data.x_train), y_train)
+
+    def per_point(syn, labels):
+        f = krr_predict(k(data.x_test, syn.images), k(syn.images), labels)
+        loss_full = 0.5 * ((f_full - y_test) ** 2).sum(1)
+        loss_syn = 0.5 * ((f - y_test) ** 2).sum(1)
+        strong = 0.5 * ((f - f_full) ** 2).sum(1)
+        return loss_full, loss_syn, strong
+
+    kip_labels = kip_set.labels.double() if kip_set.soft else centred_one_hot(kip_set.labels, 10)
+    full_l, kip_l, kip_s = per_point(kip_set, kip_labels)
+    _, init_l, init_s = per_point(init, centred_one_hot(init.labels, 10))
+    n = full_l.numel()
+
+    def paired(a, b):  # mean of a - b and its SE over test points
+        d = (a - b).numpy()
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+
+    weak_kip, weak_init = abs(float(kip_l.mean() - full_l.mean())), abs(float(init_l.mean() - full_l.mean()))
+    strong_gain, strong_se = paired(init_s, kip_s)
+    # the weak gap's change: |E l_init - E l_full| - |E l_kip - E l_full|, SE of the paired difference of losses
+    weak_gain = weak_init - weak_kip
+    weak_se = paired(init_l, kip_l)[1]
+    z_strong = strong_gain / strong_se if strong_se > 0 else (math.inf if strong_gain > 0 else 0.0)
+    z_weak = weak_gain / weak_se if weak_se > 0 else (math.inf if weak_gain > 0 else 0.0)
+    L, S = float(full_l.mean()), float(kip_s.mean())
+    link_slack = S + 2 * math.sqrt(L * S) - weak_kip  # >= 0 always (Minkowski)
+    holds = z_strong > ctx.z and z_weak > ctx.z and link_slack >= -1e-12
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=min(z_strong, z_weak), tolerance=ctx.z,
+        tolerance_rule=f"KIP lowers both the weak and the strong epsilon of its initialisation by more than {ctx.z:g} "
+                       "SE (paired over test points); |L - L~| <= S + 2 sqrt(L S) exactly",
+        message=(f"ipc={ipc}, NTK depth {depth}: weak eps {weak_init:.4f} -> {weak_kip:.4f} ({z_weak:.1f} SE), strong "
+                 f"eps {float(init_s.mean()):.4f} -> {S:.4f} ({z_strong:.1f} SE); link slack {link_slack:.3g}"
+                 + (" [power: initial set]" if ctx.power else "")),
+        details={"weak": {"init": weak_init, "kip": weak_kip, "z": z_weak}, "power": ctx.power,
+                 "strong": {"init": float(init_s.mean()), "kip": S, "z": z_strong}, "full_set_loss": L,
+                 "link_slack": link_slack, "test_points": n, "kip_steps": kip_set.provenance.get("steps")},
+    )
+
+
+register(Claim(
+    id="distill.kip-epsilon", source=cite("kip", "Sec. 2, Definitions 1 and 2"),
+    statement=r"\varepsilon_{weak} = |E_P\ell(f(x),y) - E_P\ell(\tilde f(x),y)|,\ \varepsilon_{strong} = "
+              r"E_P\ell(f(x),\tilde f(x));\ \text{KIP lowers both};\ "
+              r"\varepsilon_{weak} \le \varepsilon_{strong} + 2\sqrt{L\,\varepsilon_{strong}}",
+    assumptions=["f = KRR on the whole training set, f~ = KRR on the support set (same NTK, depth 2)",
+                 "loss: half squared error on mean-centred one-hot labels; P: the held-out test split",
+                 "the initial support set is the random real set KIP starts from (same seed)"],
+    check=check_kip_epsilon, statistical=True,
+    method="KIP at 1 image per class on digits; both epsilons paired over test points against the initial set",
+))
+
+
+# -- distill.dc-distance ----------------------------------------------------------------------------
+
+
+def _whole_layer_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The mutation of the power check: one cosine over the whole layer (times its output nodes) instead of one per node."""
+    if a.dim() == 1:
+        return a.new_zeros(())
+    a2, b2 = a.flatten(), b.flatten()
+    return a.shape[0] * (1 - (a2 @ b2) / (a2.norm() * b2.norm() + 1e-6))
+
+
+def check_dc_distance(ctx: CheckContext) -> Verdict:
+    """DC's layer-wise distance on random gradients of conv and linear shapes (float64): zero under positive
+    rescaling of each output node's gradient (the invariance), zero for equal gradients of one batch,
+    positive when one node's gradient turns, 2 per node for opposite gradients, 0 for bias/norm vectors.
+    Power: the whole-layer cosine is not invariant to per-node rescaling and must fail."""
+    from teachtheory.distill.dc import layer_distance
+    from teachtheory.distill.nets import make_net
+
+    distance = _whole_layer_distance if ctx.power else layer_distance
+    gen = torch.Generator().manual_seed(ctx.seed)
+    draws = ctx.pick(50, 500)
+    eps, soft = np.finfo(np.float64).eps, 1e-6  # soft: the paper's 1e-6 in the cosine's denominator
+
+    def aligned(a, b):  # the exact distance of row-wise aligned gradients: sum_i soft / (|a_i||b_i| + soft)
+        prod = a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)
+        return float((soft / (prod + soft)).sum())
+
+    worst = {"invariance": 0.0, "same": 0.0, "opposite": 0.0}
+    smallest_turned = math.inf
+    for shape in ((8, 3, 3, 3), (16, 8, 3), (10, 32)):
+        unit = 100 * eps * shape[0]
+        for _ in range(draws):
+            a = torch.randn(*shape, generator=gen, dtype=torch.float64)
+            scale = torch.exp(torch.randn(shape[0], generator=gen, dtype=torch.float64)).view(-1, *[1] * (a.dim() - 1))
+            worst["invariance"] = max(worst["invariance"], abs(float(distance(a, scale * a)) - aligned(a, scale * a))
+                                      / unit)
+            worst["same"] = max(worst["same"], abs(float(distance(a, a.clone())) - aligned(a, a)) / unit)
+            opposite = 2 * shape[0] - aligned(a, a)  # 1 + |a_i|^2 / (|a_i|^2 + soft) per node
+            worst["opposite"] = max(worst["opposite"], abs(float(distance(a, -a)) - opposite) / unit)
+            turned = a.clone()
+            turned[0] = torch.randn(*shape[1:], generator=gen, dtype=torch.float64)
+            smallest_turned = min(smallest_turned, float(distance(a, turned)) - aligned(a, turned))
+    # in a network: two identical class batches give identical gradients (distance 0); vectors are ignored
+    net = make_net("convnet", (1, 8, 8), 3, width=4)
+    params = {k: v.double().requires_grad_(True) for k, v in net.init(1, gen).items()}
+    x = torch.randn(1, 6, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(3, (1, 6), generator=gen)
+    grads = torch.autograd.grad(torch.nn.functional.cross_entropy(net(params, x)[0], y[0]), list(params.values()))
+    network_zero = max(abs(float(distance(g, g.clone())) - (aligned(g, g) if g.dim() > 1 else 0.0)) for g in grads)
+    vector_zero = float(distance(torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)))
+    statistic = max(worst.values())
+    holds = statistic <= 1.0 and smallest_turned > 0 and network_zero <= 1e-9 and vector_zero == 0.0
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=statistic, tolerance=1.0,
+        tolerance_rule="|d - exact value| <= 100 eps x (output nodes) for rescaled, equal and opposite gradients "
+                       "(exact value: sum_i 1e-6/(|a_i||b_i| + 1e-6) for aligned rows, from the paper's 1e-6); "
+                       "d exceeds that value when one node's gradient turns; d = 0 for vectors",
+        message=(f"{3 * draws} random layers: worst rounding ratio {statistic:.2g} (invariance "
+                 f"{worst['invariance']:.2g}), smallest distance after turning one node {smallest_turned:.3g}"
+                 + (" [power: whole-layer cosine]" if ctx.power else "")),
+        details={"worst": worst, "smallest_turned": smallest_turned, "network_zero": network_zero,
+                 "vector_zero": vector_zero, "power": ctx.power},
+    )
+
+
+register(Claim(
+    id="distill.dc-distance", source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
+    statement=r"d(A, B) = \sum_{i=1}^{out}\Big(1 - \frac{A_{i\cdot}\cdot B_{i\cdot}}{\|A_{i\cdot}\|\|B_{i\cdot}\|}"
+              r"\Big) = 0 \iff B_{i\cdot} = c_i A_{i\cdot},\ c_i > 0\ \forall i\ (\text{up to the }10^{-6}"
+              r"\text{ in the denominator});\ d = 0\ \text{for bias/norm}",
+    assumptions=["gradients of a layer read as one row per output node (conv kernels flattened)",
+                 "the paper's 1e-6 in the denominator; float64 arithmetic"],
+    check=check_dc_distance, statistical=False,
+    method="random conv/linear-shaped gradients: per-node rescaling, equal, opposite and one turned node",
+))
+
+
+# -- distill.beats-random and distill.beats-kmeans ---------------------------------------------------
+
+ORDER_METHODS = ("dm", "kip", "dc", "dsa", "mtt")
+BEAT_KMEANS = ("kip", "dm", "dc")
+_ORDER_CACHE: dict = {}
+
+
+def ordering_results(ctx: CheckContext) -> dict:
+    """Accuracy of random real images, k-means and each learned method on digits, per ipc (cached per seed and scale).
+
+    Every learned method starts from the random real set of the same seed, so each comparison with
+    ``random`` measures what distillation added to exactly those images.
+    """
+    from teachtheory.distill import distill, evaluate, load_dataset
+
+    key = (ctx.scale, ctx.seed)
+    if key in _ORDER_CACHE:
+        return _ORDER_CACHE[key]
+    data = load_dataset("digits")
+    width, runs, epochs = ctx.pick(16, 32), ctx.pick(6, 10), ctx.pick(200, 300)
+    steps = ctx.pick(60, 600)
+    options = {
+        "dm": {"steps": steps, "width": width, "batch_real": 64},
+        "kip": {"steps": 2 * steps, "target_batch": 600},
+        "dc": {"steps": ctx.pick(40, 200), "width": width, "batch_real": 64},
+        "dsa": {"steps": ctx.pick(40, 200), "width": width, "batch_real": 64},
+        "mtt": {"steps": steps, "width": width, "experts": ctx.pick(3, 4), "expert_train_epochs": ctx.pick(10, 15),
+                "max_start_epoch": ctx.pick(6, 10), "syn_steps": 10},
+    }
+    out = {"settings": {"width": width, "runs": runs, "epochs": epochs, "steps": steps}, "results": {}}
+    for ipc in ctx.pick((1,), (1, 10)):
+        sets = {"random": distill("random", data, ipc, seed=ctx.seed), "kmeans": distill("kmeans", data, ipc, seed=ctx.seed)}
+        for method in ORDER_METHODS:
+            sets[method] = distill(method, data, ipc, seed=ctx.seed, **options[method])
+        out["results"][ipc] = {name: evaluate(syn, data, width=width, runs=runs, epochs=epochs, seed=ctx.seed)
+                               for name, syn in sets.items()}
+    _ORDER_CACHE[key] = out
+    return out
+
+
+def _comparisons(ctx: CheckContext, pairs_for_ipc, what: str) -> Verdict:
+    """Verdict on ``method - baseline > z SE`` for the pairs ``pairs_for_ipc(ipc)``; power: each method = its initial set."""
+    run = ordering_results(ctx)
+    settings, rows, comparisons = run["settings"], {}, []
+    for ipc, results in run["results"].items():
+        for name, res in results.items():
+            rows[f"{name} ipc={ipc}"] = {"mean": res.mean, "se": res.se, "accuracy": res.accuracy.tolist()}
+        for method, base in pairs_for_ipc(ipc):
+            # the mutation: a method that returns its initialisation (the random set of the same seed)
+            a, b = (results["random"] if ctx.power else results[method]), results[base]
+            diff = a.mean - b.mean
+            se = math.sqrt(a.se ** 2 + b.se ** 2)
+            comparisons.append({"ipc": ipc, "method": method, "baseline": base, "difference": diff, "se": se,
+                                "z": diff / se if se > 0 else (math.inf if diff > 0 else 0.0)})
+    worst = min(comparisons, key=lambda c: c["z"])
+    holds = all(c["z"] > ctx.z for c in comparisons)
+    failed = [f"{c['method']}>{c['baseline']}@{c['ipc']} ({c['z']:.1f} SE)" for c in comparisons if c["z"] <= ctx.z]
+    accuracies = ", ".join(f"{k} {100 * v['mean']:.1f}" for k, v in rows.items())
+    return Verdict(
+        "", "holds" if holds else "fails", statistic=worst["z"], tolerance=ctx.z,
+        tolerance_rule=f"every accuracy difference method - baseline > {ctx.z:g} x its SE over the evaluation networks",
+        message=(f"{what}: {len(comparisons)} comparisons on digits (ConvNet width {settings['width']}, "
+                 f"{settings['runs']} networks, {settings['epochs']} epochs), smallest margin {worst['z']:.1f} SE "
+                 f"({worst['method']} vs {worst['baseline']}, ipc {worst['ipc']})"
+                 + (f"; not established: {', '.join(failed)}" if failed else "") + f"; accuracy (%): {accuracies}"
+                 + (" [power: each method returns its initial set]" if ctx.power else "")),
+        details={"accuracy": rows, "comparisons": comparisons, "settings": settings, "power": ctx.power},
+    )
+
+
+def check_beats_random(ctx: CheckContext) -> Verdict:
+    """DM, KIP, DC, DSA and MTT each beat the random real images they start from, at every ipc checked."""
+    return _comparisons(ctx, lambda ipc: [(m, "random") for m in ORDER_METHODS], "learned > random")
+
+
+def check_beats_kmeans(ctx: CheckContext) -> Verdict:
+    """KIP, DM and DC beat the per-class k-means centroids at 1 image per class."""
+    return _comparisons(ctx, lambda ipc: [(m, "kmeans") for m in BEAT_KMEANS] if ipc == 1 else [],
+                        "KIP/DM/DC > k-means at ipc 1")
+
+
+_ORDER_SOURCE = (cite("dc", "Table 1") + "; " + cite("dm", "Table 1") + "; " + cite("mtt", "Table 1") + "; "
+                 + cite("kip", "Table 1"))
+_ORDER_ASSUMPTIONS = [
+    ("small scale: scikit-learn digits (8x8), ConvNet of width 16 (quick) or 32 (full), no augmentation at "
+     "evaluation, SGD 0.01 with momentum 0.9, mean over 6 (quick) or 10 (full) networks"),
+    "distillation steps far below the papers' (40-1200 instead of 1000-20000); ipc 1 (quick), 1 and 10 (full)",
+    "KIP's set evaluated by the same ConvNet (squared error on its labels), not by KRR",
+    "one distillation seed: the SE is over evaluation networks for these sets",
+]
+
+register(Claim(
+    id="distill.beats-random", source=_ORDER_SOURCE,
+    statement=r"\mathrm{acc}(	ext{DM, KIP, DC, DSA, MTT}) > \mathrm{acc}(	ext{random real images})\ "
+              r"	ext{at equal images per class}",
+    assumptions=_ORDER_ASSUMPTIONS, check=check_beats_random, statistical=True,
+    method="distil each method from the random set of the same seed, train R ConvNets on each set at once, "
+           "compare mean accuracies (z SE)",
+))
+
+register(Claim(
+    id="distill.beats-kmeans", source=_ORDER_SOURCE,
+    statement=r"\mathrm{acc}(	ext{KIP, DM, DC}) > \mathrm{acc}(k	ext{-means centroids})\ 	ext{at 1 image per class}",
+    assumptions=_ORDER_ASSUMPTIONS, check=check_beats_kmeans, statistical=True,
+    method="as distill.beats-random, against scikit-learn k-means centroids per class (at ipc 1: the class means)",
+))
