@@ -263,7 +263,8 @@ def _cmd_bench(args, console: Console) -> int:
         raise ValueError(f"--classes must be an integer >= 2 (the softmax learner's K), got {args.classes}")
     if args.classes != 2 and args.learner != "softmax":
         raise ValueError(f"--classes applies to --learner softmax only, got --learner {args.learner}")
-    options = {"autograd_steps": 2, "committee_runs": committee_runs, "ode_alpha": args.ode_alpha or None}
+    options = {"autograd_steps": 2, "committee_runs": committee_runs, "ode_alpha": args.ode_alpha or None,
+               "distill": args.distill}
     if args.json:
         check_writable_file(args.json, "--json")
     with _progress(console) as bar:
@@ -417,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lsr (least squares, default), logistic or softmax (a pool labelled by a random linear "
                             "classifier)")
     bench.add_argument("--classes", type=int, default=2, help="K, the softmax learner's classes (default 2)")
+    bench.add_argument("--distill", action="store_true",
+                       help="add the distillation rows: R evaluation networks at once against one after another")
     sw = sub.add_parser("sweep", help="run a simulation or claim over settings x seeds (local, Dask, Ray, SLURM)")
     sw.add_argument("spec", help="a TOML or YAML sweep spec (see simulations/sweep-lsr.toml)")
     sw.add_argument("--out", default=None, help="sweep folder (default: runs/sweep-SPEC); reruns resume it")
