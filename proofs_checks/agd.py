@@ -266,11 +266,13 @@ def check_agd_saddle(ctx: CheckContext) -> Verdict:
             "per_block": per_block, "adversarial": adversarial, "sharp_bound_min_slack": worst["sharp_slack"],
             "sharper_form": r"\lambda_{\max}(M^{-1}G) \ge 1 + \eta\gamma\ \text{for every}\ \eta > 0\ "
                             r"(\text{equality iff the negative-curvature direction lies in one block}); "
-                            r"\text{all eigenvalues real iff-sufficient: } \eta\max(\lambda_{\max}(A),\lambda_{\max}(C)) < 1",
+                            r"\text{all eigenvalues real iff-sufficient: } "
+                            r"\eta\max(\lambda_{\max}(A),\lambda_{\max}(C)) < 1",
             "beyond_step_size": {"per_block": dict(zip([f"{a}+{b}" for a, b in BLOCKS], outside)),
                                  "complex": complex_out, "cases": total_out, "printed_bound_fails": printed_out},
             "counterexample": {"H": counter["H"].tolist(), "split": 2, "eta": counter["lr"],
-                               "eta_L_max": counter["factor"], "eigenvalues": [[float(z.real), float(z.imag)] for z in cev],
+                               "eta_L_max": counter["factor"],
+                               "eigenvalues": [[float(z.real), float(z.imag)] for z in cev],
                                "discriminant": counter["discriminant"]},
             "symbolic": {"discriminant_identity": str(sym["identity"]), "similarity": str(sym["similarity"]),
                          "charpoly_at_1_plus_eta_gamma": str(sym["at_sharp"])},

@@ -36,6 +36,7 @@ def _problem(ctx: CheckContext, runs: int = 8):
 
 
 def check_unrolled(ctx: CheckContext) -> Verdict:
+    """Unrolled policy vs SGD on the same samples: the paired final-loss gap over runs."""
     problem, learner = _problem(ctx, runs=16)
     v = 5
     policy = TeachingPolicy(learner, omniscient=False, hidden=(32,))
@@ -62,6 +63,7 @@ register(Claim(
 
 
 def check_policy_gradient(ctx: CheckContext) -> Verdict:
+    """REINFORCE label-offset policy vs SGD: the paired final test-error gap over runs."""
     problem, learner = _problem(ctx)
     actions = torch.tensor([-4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0], dtype=problem.X.dtype)
     policy = TeachingPolicy(learner, mode="discrete", omniscient=False, hidden=(32,), actions=actions)

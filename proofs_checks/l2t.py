@@ -236,7 +236,8 @@ def check_rmd(ctx: CheckContext) -> Verdict:
          f"checkpointed {exact['checkpointed_vs_full']:.1e}; dropping the Hessian term: "
          f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
          f"{no_hessian_fd['relative_error']:.1e}; loop range: i = N..1 (Algorithm 1) "
-         f"{exact['loop_N_to_1_vs_autograd']:.1e} vs autograd, i = N-1..1 as printed in the text {text_range_error:.2g}"),
+         f"{exact['loop_N_to_1_vs_autograd']:.1e} vs autograd, i = N-1..1 as printed in the text "
+         f"{text_range_error:.2g}"),
         conditions=per_direction_ok and exact_ok,
         details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
                  "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
@@ -254,10 +255,12 @@ def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str
     if path is None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    rows = [(f"DLN dir {i}", r) for i, r in enumerate(fd_phi)] + [(f"teacher dir {i}", r) for i, r in enumerate(fd_teacher)]
+    rows = ([(f"DLN dir {i}", r) for i, r in enumerate(fd_phi)]
+            + [(f"teacher dir {i}", r) for i, r in enumerate(fd_teacher)])
     rows.append(("no Hessian (Eq. 5 dropped)", no_hessian_fd))
     y = np.arange(len(rows))
-    axes[0].barh(y, [max(r["relative_error"], 1e-18) for _, r in rows], color="C0", label="|FD - analytic| / |analytic|")
+    axes[0].barh(y, [max(r["relative_error"], 1e-18) for _, r in rows], color="C0",
+                 label="|FD - analytic| / |analytic|")
     axes[0].scatter([r["relative_bound"] for _, r in rows], y, color="k", marker="|", s=200, label="FD error bound")
     axes[0].set_yticks(y, [name for name, _ in rows], fontsize=8)
     axes[0].set_xscale("log")

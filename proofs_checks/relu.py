@@ -67,7 +67,8 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
     arc-cosine form of J, equal the printed forms; (b) autograd of the closed-form J equals the gradient
     formula (float64); (c) 2-D polar quadrature equals it (relative error); (d) Monte Carlo means of the
     per-sample gradient agree within z SE (power: the nonlinear term's 1/(2 pi) replaced by 1/pi)."""
-    derived, kernel_gap, diff_w, diff_star, autograd_gap, quad_gap = ctx.memo("exact", lambda: _gradient_exact_parts(ctx))
+    derived, kernel_gap, diff_w, diff_star, autograd_gap, quad_gap = ctx.memo("exact",
+                                                                              lambda: _gradient_exact_parts(ctx))
     symbolic_ok = kernel_gap == 0 and diff_w == 0 and diff_star == 0
 
     # Monte Carlo (memoised: a mutated run recomputes only the closed form)
@@ -79,7 +80,8 @@ def check_population_gradient(ctx: CheckContext) -> Verdict:
         out = []
         for d in (2, 5, 10):
             wm, wsm = _drawn_pairs(ctx, cases, d, "mc")
-            mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples, seed=_seed(ctx, f"mc-samples-d{d}"))
+            mean, se = population.monte_carlo_population_gradient(wm, wsm, samples=samples,
+                                                                  seed=_seed(ctx, f"mc-samples-d{d}"))
             out.append((wm, wsm, mean, se))
         return out
 
@@ -147,9 +149,12 @@ def _gradient_figure(path, theory_values, estimate, se, ctx: CheckContext, title
 
 
 register(Claim(
-    id="relu.population-gradient", source=f"{SOURCE_2017}, analytical population gradient (talk: 'An Analytic Formula')",
-    statement=r"E\nabla_w J = \tfrac12 (w - w^*) + \frac{1}{2\pi}\Big(\theta w^* - \frac{\|w^*\|}{\|w\|}\sin\theta\,w\Big),"
-              r"\quad J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta)",
+    id="relu.population-gradient",
+    source=f"{SOURCE_2017}, analytical population gradient (talk: 'An Analytic Formula')",
+    statement=r"E\nabla_w J = \tfrac12 (w - w^*) + \frac{1}{2\pi}\Big(\theta w^* - "
+              r"\frac{\|w^*\|}{\|w\|}\sin\theta\,w\Big),"
+              r"\quad J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + "
+              r"(\pi-\theta)\cos\theta)",
     assumptions=["x ~ N(0, I_d)", "per-sample loss 1/2 (relu(w*.x) - relu(w.x))^2 (the talk's N = number of samples)",
                  "w != 0, w* != 0 (checked: the functions raise ValueError)"],
     check=check_population_gradient, statistical=True, mutations=("1/(2pi)",),
@@ -173,7 +178,8 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
     Wg, ag = W.clone().requires_grad_(True), a.clone().requires_grad_(True)
     theory.population_loss_k(Wg, ag, Ws, a_s).sum().backward()
     gW, ga = theory.population_gradient_k(W, a, Ws, a_s)
-    autograd_gap = max(float((Wg.grad - gW).abs().max() / gW.abs().max()), float((ag.grad - ga).abs().max() / ga.abs().max()))
+    autograd_gap = max(float((Wg.grad - gW).abs().max() / gW.abs().max()),
+                       float((ag.grad - ga).abs().max() / ga.abs().max()))
     w1, ws1 = _drawn_pairs(ctx, 16, 5, "reduce")
     g1 = theory.population_gradient(w1, ws1)
     gk, _ = theory.population_gradient_k(w1[:, None], None, ws1[:, None], None)
@@ -286,7 +292,8 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
     mc_samples = ctx.pick(40000, 400000)
     mc_cases = [(2, 0.5), (5, 0.25), (20, 1.0), (50, 0.1)]
     frequencies = ctx.memo("mc", lambda: [population.monte_carlo_init_in_omega(
-        dd, theory.init_radius(dd, eps), samples=mc_samples, seed=_seed(ctx, f"omega-mc-{i}")) for i, (dd, eps) in enumerate(mc_cases)])
+        dd, theory.init_radius(dd, eps), samples=mc_samples, seed=_seed(ctx, f"omega-mc-{i}"))
+        for i, (dd, eps) in enumerate(mc_cases)])
     est, se, th = [], [], []
     for (freq, s), (dd, eps) in zip(frequencies, mc_cases):
         est.append(freq)
@@ -379,7 +386,8 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
         saddle_eig = _hessian_min_eig(fixed, eye)
         noise = _streams(ctx, seeds, "perturb").normal("perturb", K, (K, K)) * 1e-6
         starts = torch.cat([theory.symmetric_start(K, 0.1, 0.1)[None], theory.symmetric_start(K, 0.1 + 1e-6, 0.1)[None],
-                            theory.symmetric_start(K, 0.1 - 1e-6, 0.1)[None], theory.symmetric_start(K, 0.1, 0.1) + noise])
+                            theory.symmetric_start(K, 0.1 - 1e-6, 0.1)[None],
+                            theory.symmetric_start(K, 0.1, 0.1) + noise])
         tr = ctx.memo(("gd", K), lambda starts=starts, eye=eye, K=K: population.population_gradient_descent(
             starts, eye, lr=2.0 / K, steps=steps, record_every=max(1, steps // 500)))
         x, y, off = theory.symmetric_coordinates(tr["W"])
@@ -392,7 +400,8 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
         generic = loss[3:]
         generic_ok = int((generic < 1e-10).sum())
         stuck = [float(v) for v in generic[generic >= 1e-10]]
-        stuck_eigs = [(_hessian_min_eig(tr["W"][3 + i, -1], eye)) for i in range(generic.shape[0]) if generic[i] >= 1e-10][:3]
+        stuck_eigs = [(_hessian_min_eig(tr["W"][3 + i, -1], eye))
+                      for i in range(generic.shape[0]) if generic[i] >= 1e-10][:3]
         worst_fixed = max(worst_fixed, grad_at_fixed)
         worst_sym = max(worst_sym, sym_off_sym)
         worst_plus = max(worst_plus, 0.0 if plus_ok else 1.0)
@@ -422,7 +431,8 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
                                                title="relu.symmetry-breaking: (x, y) of population GD, lr 2/K")
         figure = str(written)
 
-    printed_ok = sym_gap == 0 and worst_fixed <= 1e-12 and all(r["hessian_min_eig_at_x_star"] < 0 for r in rows.values())
+    printed_ok = (sym_gap == 0 and worst_fixed <= 1e-12
+                  and all(r["hessian_min_eig_at_x_star"] < 0 for r in rows.values()))
     core_ok = printed_ok and worst_sym <= 1e-10 and worst_plus == 0 and all(
         r["symmetric_start_distance_to_x_star"] < 1e-6 for r in rows.values())
     corrected = ("x* is exact and a saddle; the symmetric family is invariant; breaking x = y towards the diagonal "
@@ -440,8 +450,10 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="relu.symmetry-breaking", source=f"{SOURCE_2017}, multiple-ReLU symmetric dynamics, spontaneous symmetry breaking",
-    statement=r"w^*_j = e_j,\ w_j = x e_j + y\sum_{k\ne j} e_k:\ x^* = y^* = \frac{\sqrt{K-1} - \arccos(1/\sqrt K) + \pi}{\pi K}"
+    id="relu.symmetry-breaking",
+    source=f"{SOURCE_2017}, multiple-ReLU symmetric dynamics, spontaneous symmetry breaking",
+    statement=r"w^*_j = e_j,\ w_j = x e_j + y\sum_{k\ne j} e_k:\ x^* = y^* = \frac{\sqrt{K-1} - \arccos(1/\sqrt K) + "
+              r"\pi}{\pi K}"
               r"\text{ is a fixed point; an infinitesimal asymmetry leads to } w^* \text{ (up to permutation)}",
     assumptions=["orthonormal teacher, top weights a = a* = 1 (only W trained)", "x ~ N(0, I_K)",
                  "gradient flow approximated by population GD with lr 2/K (stable: largest Hessian eigenvalue K/2)"],

@@ -363,6 +363,7 @@ register(Claim(
                  "SGD and ODE start from the same order parameters (weights built to realise them exactly)",
                  "alpha in a fixed window [0, 5]"],
     check=check_ode, statistical=True, mutations=ODE_TERMS,
-    method="ODE (scipy DOP853, error estimated) vs batched SGD (exact order-parameter engine, cross-checked on the weights); "
+    method="ODE (scipy DOP853, error estimated) vs batched SGD (exact order-parameter engine, cross-checked on the "
+           "weights); "
            "log-log slope of the mean sup-gap with a bootstrap SE",
 ))

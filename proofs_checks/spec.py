@@ -88,7 +88,8 @@ def check_alignment(ctx: CheckContext) -> Verdict:
             rows[f"{name} layer {layer + 1}"] = {"recovered": int(rec[observed].sum()), "observed": int(observed.sum()),
                                                  "min_best_corr": float(rho.max(-1)[observed].min())}
         premise.append({"case": name, "g1_inf_start": float(res.g1_inf[:, 0].mean()),
-                        "g1_inf_end": float(res.g1_inf[:, -1].mean()), "eval_loss_end": float(res.eval_loss[:, -1].mean())})
+                        "g1_inf_end": float(res.g1_inf[:, -1].mean()),
+                        "eval_loss_end": float(res.eval_loss[:, -1].mean())})
     rec = np.concatenate([r.ravel() for r in all_rec])
     unaligned = int((~rec).sum())
     figure = draw_figure(figure_alignment_over_time, cases[0][1], ctx.figure_path("spec.alignment"),
@@ -117,7 +118,8 @@ register(Claim(
                  "(max_x ||g_1(x)||_inf reported)"),
                  "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
     check=check_alignment, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; whether students align with teachers (power run: students paired with "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; whether students align "
+                       "with teachers (power run: students paired with "
                        "other runs' teachers, which must fail)",
     method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
 ))
@@ -137,9 +139,9 @@ def _spearman(x: np.ndarray, y: np.ndarray, never: float) -> float:
 def check_strength(ctx: CheckContext) -> Verdict:
     """Teacher fan-out strengths 1/j^p (realised exactly): per run, the Spearman correlation between the
     realised weakness (minus the teacher's fan-out norm) and the time to alignment (never = last) should
-    be positive for p > 0 (stronger first); mean over runs and p > 0 must exceed z SE. Recovery rate against j is reported (weak nodes
-    slower or never). p = 0 is the exchangeable control (mean should be ~0). Power: the claim with the
-    exponent's sign flipped (strength j^p: weak-first ordering) must fail."""
+    be positive for p > 0 (stronger first); mean over runs and p > 0 must exceed z SE. Recovery rate against j is
+    reported (weak nodes slower or never). p = 0 is the exchangeable control (mean should be ~0). Power: the claim
+    with the exponent's sign flipped (strength j^p: weak-first ordering) must fail."""
     results = _spec_runs(ctx.scale, ctx.seed)
     strengths = sorted(p for (kind, p) in results if kind == "two-layer")
     per_p, pooled = {}, []
@@ -171,7 +173,8 @@ def check_strength(ctx: CheckContext) -> Verdict:
     weakest = {p: v["recovery_by_node"][-1] for p, v in per_p.items()}
     return bound_verdict(
         statistic, ctx.z,
-        f"mean Spearman(realised weakness, time to alignment) over runs with p > 0, divided by its SE, must exceed {ctx.z:g}",
+        "mean Spearman(realised weakness, time to alignment) over runs with p > 0, divided by its SE, must exceed "
+        f"{ctx.z:g}",
         f"Spearman(realised weakness, time to alignment) = {mean:.3f} ± {se:.3f} over {len(rhos)} runs (p > 0); by p: "
         + ", ".join(f"p={p:g}: {v['spearman_mean']:.2f}" for p, v in per_p.items())
         + "; recovery of the weakest node by p: " + ", ".join(f"{p:g}: {r:.2f}" for p, r in weakest.items())
@@ -181,13 +184,15 @@ def check_strength(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="spec.strength", source=f"{SOURCE_2020}, finite-sample alignment (talk: 'Lesson 1: Stronger teacher node learns faster')",
+    id="spec.strength",
+    source=f"{SOURCE_2020}, finite-sample alignment (talk: 'Lesson 1: Stronger teacher node learns faster')",
     statement=r"\|v^*_j\| \propto j^{-p}:\ \text{teacher nodes with larger } \alpha_{kj} = v_k^\top v^*_j"
               r"\text{ align first; weak nodes slower or never}",
     assumptions=["two-layer teacher, fan-out of node j scaled by 1/j^p, p in {0, 1, 2} (quick) / {0, 1, 2, 2.5} (full)",
                  "same SGD budget for every p"],
     check=check_strength, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a rank correlation of strength and time to alignment (power run: the "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a rank correlation of "
+                       "strength and time to alignment (power run: the "
                        "ordering reversed, which must fail)",
     method="Spearman rank correlation of teacher index and time to alignment per run; mean ± SE over runs",
 ))
@@ -199,8 +204,8 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
     zero" is measured against the no-L baseline: the share the same nodes carried at initialisation
     (when fan-out is independent of alignment). Per run, q = share / baseline; the tolerance is the
     measured SE: holds iff (1 - mean q) / SE(q) > z (the share fell significantly below its no-L value;
-    mean q and its SE are reported, so the size of the fall is shown, not assumed). Power: the same statistic with students paired to other runs' teachers (no node is
-    specialised, so no L) must fail."""
+    mean q and its SE are reported, so the size of the fall is shown, not assumed). Power: the same statistic with
+    students paired to other runs' teachers (no node is specialised, so no L) must fail."""
     results = _spec_runs(ctx.scale, ctx.seed)
     shares, baselines, per_p = [], [], {}
     for (kind, p), res in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -230,7 +235,8 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
     q_mean, q_se = float(q.mean()), float(q.std(ddof=1) / math.sqrt(q.size)) if q.size > 1 else math.inf
     statistic = (1 - q_mean) / q_se if q_se > 0 else (math.inf if q_mean < 1 else -math.inf)
     figure = draw_figure(figure_l_shape, {f"p={p:g}": r for (k, p), r in results.items() if k == "two-layer"},
-                         ctx.figure_path("spec.l-shape"), title="spec.l-shape: best correlation vs fan-out norm at the end")
+                         ctx.figure_path("spec.l-shape"),
+                         title="spec.l-shape: best correlation vs fan-out norm at the end")
     return conclude(
         bool(statistic > ctx.z), statistic, ctx.z,
         f"(1 - mean q)/SE(q) must exceed {ctx.z:g}, q = unspecialised share of squared fan-out / its no-L "
@@ -252,7 +258,8 @@ register(Claim(
                  ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
                  "dead or always-on nodes are outside the theorem")],
     check=check_l_shape, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; the share of fan-out norm on unspecialised nodes falls (power run: "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; the share of fan-out norm "
+                       "on unspecialised nodes falls (power run: "
                        "students paired with other runs' teachers)",
     method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
 ))
@@ -320,7 +327,8 @@ def check_over_realisation(ctx: CheckContext) -> Verdict:
         "recovery by multiple: " + ", ".join(f"{k}x {m:.3f} ± {s:.3f}" for k, (m, s) in by_k.items())
         + f"; paired gain {mean:.3f} ± {se:.3f} ({statistic:.1f} SE)"
         + power_suffix(ctx, "multiples reversed"),
-        above=True, figure=figure, details={"recovery_by_multiple": {str(k): v for k, v in by_k.items()}, "runs": int(gain.size),
+        above=True, figure=figure,
+        details={"recovery_by_multiple": {str(k): v for k, v in by_k.items()}, "runs": int(gain.size),
                              "pilot_runs": pilot_runs, "runs_from_power_calculation": needed},
     )
 

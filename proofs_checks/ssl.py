@@ -114,7 +114,7 @@ def check_covariance_operator(ctx: CheckContext) -> Verdict:
             W = net.init(_seed(ctx, 10 * mi + len(widths)), runs)
             ops = [population_operators(net, W, e, l) for l in range(1, net.depth + 1)]
             f = net.outputs(W, e.inputs)
-            for l, op in enumerate(ops, start=1):
+            for op in ops:
                 worst_identity = max(worst_identity, _rel(torch.einsum("rnpo,rp->rno", op["K"], op["w"]), f))
             case = {}
             for beta in (0.0, 0.5):
@@ -323,7 +323,8 @@ def _one_neuron_figure(path, length: int = 6) -> str | None:
         style_axes(ax, "$w_1$", "$w_2$", ("ReLU node" if relu else "linear node (u = 0: no flow)")
                    + rf": $\dot w = 2V[\bar K]w$, d={length}", legend=None, grid=None)
         ax.set_aspect("equal")
-    return finish_figure(fig, path, title="ssl.one-neuron: '11' vs '101', receptive field 2 (red: flow from a few starts)")
+    return finish_figure(fig, path,
+                         title="ssl.one-neuron: '11' vs '101', receptive field 2 (red: flow from a few starts)")
 
 
 register(Claim(
@@ -531,7 +532,8 @@ def check_two_layer(ctx: CheckContext) -> Verdict:
             "batch": batch, "lr": lr, "blocks": J, "all_finite": finite,
             "horizon": f"until ||w|| grew by {growth:g}x on the population path (at most {max_steps} steps)",
             "block_model": f"HLTM(depth={depth}, delta={delta})",
-            "time_unit": "with the loss of Tian et al. (2020) 1/2 d+^2 - 1/2 d-^2 gradient flow is dw/dt = 2 V[Kbar] w; the "
+            "time_unit": "with the loss of Tian et al. (2020) 1/2 d+^2 - 1/2 d-^2 gradient flow is dw/dt = 2 V[Kbar] "
+                         "w; the "
                          "printed Thm. 4 (no factor) holds in time t = 2 x lr x steps",
         },
         figure=figure,
@@ -564,7 +566,8 @@ def _two_layer_figure(path, block, mean_path, se_path, ode, pop_path, lr, residu
     zs = (residual.mean(0) / (residual.std(0) / math.sqrt(residual.shape[0]))).numpy()
     ax.bar(range(len(zs)), zs)
     tolerance_lines(ax, z, color="r")
-    style_axes(ax, "coordinate (w1 blocks, then w2)", "mean drift residual / SE", "E[-g_t - F(w_t) | w_t] = 0 along SGD",
+    style_axes(ax, "coordinate (w1 blocks, then w2)", "mean drift residual / SE",
+               "E[-g_t - F(w_t) | w_t] = 0 along SGD",
                legend=None)
     return finish_figure(fig, path, title="ssl.two-layer: Thm. 4 on independent HLTM blocks (local receptive fields)")
 

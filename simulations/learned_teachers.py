@@ -101,7 +101,8 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
         problem, learner, lr, metrics = _logistic(s, runs, seed, device)
         cont = TeachingPolicy(learner, omniscient=False, hidden=s["hidden"])
         disc = TeachingPolicy(learner, mode="discrete", omniscient=False, hidden=s["hidden"],
-                              actions=torch.tensor([-4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0], dtype=problem.X.dtype))
+                              actions=torch.tensor([-4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0],
+                                                   dtype=problem.X.dtype))
         v = s["horizon"]
         teachers = {
             "SGD": RandomTeacher(), "greedy LAST (omniscient)": LASTTeacher(),

@@ -120,7 +120,8 @@ def _run_specialization(out, scale: str = "small", runs: int = 16, steps: int = 
     configs = {f"p={p:g}": specialization_config(scale, steps, strength_decay=p) for p in strengths}
     aug_configs = {f"aug: {k}": specialization_config(scale, steps, **aug_base, **v) for k, v in aug_settings.items()}
     write_json(out / "config.json", {
-        "simulation": "specialization", "reference": "Tian ICML 2020 (specialization experiments); Tian's teacher-student talk", "scale": scale,
+        "simulation": "specialization",
+        "reference": "Tian ICML 2020 (specialization experiments); Tian's teacher-student talk", "scale": scale,
         "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
         "strength_configs": {k: c.to_dict() for k, c in configs.items()},
         "augmentation_configs": {k: c.to_dict() for k, c in aug_configs.items()},
@@ -156,7 +157,8 @@ def _run_specialization_deep(out, scale: str = "small", runs: int = 8, steps: in
                                                  input_dim=20, train_size=8000 if scale != "full" else 20000)
                for p in (0.0, 1.0)}
     write_json(out / "config.json", {
-        "simulation": "specialization-deep", "reference": "Tian ICML 2020 (multi-layer case); Tian's teacher-student talk",
+        "simulation": "specialization-deep",
+        "reference": "Tian ICML 2020 (multi-layer case); Tian's teacher-student talk",
         "scale": scale, "runs": runs, "steps": steps, "seed": seed, "device": device, "torch": torch.__version__,
         "configs": {k: c.to_dict() for k, c in configs.items()},
     })

@@ -63,7 +63,8 @@ import torch
 
 from .threads import intra_op_threads
 
-__all__ = ["AUTOGRAD_LOOPS", "LEARNERS", "LOOPS", "GemmRate", "distill_rows", "format_rows", "matmul_rate", "run_benchmark",
+__all__ = ["AUTOGRAD_LOOPS", "LEARNERS", "LOOPS", "GemmRate", "distill_rows", "format_rows", "matmul_rate",
+           "run_benchmark",
            "total_items", "write_json"]
 
 DEFAULT_LR = 0.005  # x ~ N(0, I_100): lr ||x||^2 ~ 0.5 < 2, so SGD is stable

@@ -346,7 +346,8 @@ class Claim:
         if len(set(self.mutations)) != len(self.mutations) or not all(isinstance(m, str) and m for m in self.mutations):
             raise ValueError(f"claim {self.id!r}: mutations must be distinct non-empty names, got {self.mutations!r}")
         if not 0 < self.sensitivity_target <= 1:
-            raise ValueError(f"claim {self.id!r}: sensitivity_target must be in (0, 1], got {self.sensitivity_target!r}")
+            raise ValueError(f"claim {self.id!r}: sensitivity_target must be in (0, 1], "
+                             f"got {self.sensitivity_target!r}")
         if self.sensitivity_target != SENSITIVITY_TARGET and not self.sensitivity_reason:
             raise ValueError(f"claim {self.id!r}: a sensitivity_target other than 10% needs a sensitivity_reason")
 
@@ -406,7 +407,8 @@ class Claim:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if notes:
             kind = "non-convergence" if any("converge" in n or "stopped" in n for n in notes) else "divergence"
-            verdict.message = "; ".join([verdict.message, f"{kind} during the check: " + "; ".join(dict.fromkeys(notes))]
+            verdict.message = "; ".join([verdict.message,
+                                         f"{kind} during the check: " + "; ".join(dict.fromkeys(notes))]
                                         ).lstrip("; ")
             verdict.details = {**verdict.details, "warnings": list(dict.fromkeys(notes))}
         return verdict
@@ -510,7 +512,8 @@ def measure_sensitivity(
     For each mutation and each sign, a bisection over ``grid`` (1%..100% on a log scale, assuming a larger
     error is caught whenever a smaller one is) finds the smallest eps whose run x(1 +- eps) gives a verdict
     other than the honest one; the mutation's sensitivity is the larger of the two signs (an error must be
-    caught either way; a mutation in ``claim.one_sided`` is tried in its one direction). Pass the context the honest verdict was computed with, so its memo cache is reused.
+    caught either way; a mutation in ``claim.one_sided`` is tried in its one direction). Pass the context the honest
+    verdict was computed with, so its memo cache is reused.
 
     Args:
         claim: the claim. ctx: its context (scale, seed, memo cache). baseline: its honest verdict (run if None).
@@ -695,7 +698,8 @@ def required_runs(effect: float, se: float, runs: int, z: float = Z_SCORE, power
         ValueError: when runs < 2, se < 0, or z, power_z or cap are not positive.
     """
     if runs < 2 or se < 0 or z <= 0 or power_z < 0 or cap < 1:
-        raise ValueError(f"need runs >= 2, se >= 0, z > 0, power_z >= 0, cap >= 1; got {runs}, {se}, {z}, {power_z}, {cap}")
+        raise ValueError(f"need runs >= 2, se >= 0, z > 0, power_z >= 0, cap >= 1; got {runs}, {se}, {z}, {power_z}, "
+                         f"{cap}")
     if effect == 0 or not math.isfinite(effect):
         return cap
     return int(min(cap, max(runs, math.ceil(runs * ((z + power_z) * se / abs(effect)) ** 2))))

@@ -213,9 +213,8 @@ def _cmd_check(args, console: Console) -> int:
 
 
 def _cmd_docs(args, console: Console) -> int:
-    from .docsite import build_site
-
     from .claims import CheckContext
+    from .docsite import build_site
 
     CheckContext(scale=args.scale, seed=args.seed)  # refuse a bad seed before any work
     run_checks = None
@@ -294,7 +293,8 @@ def _cmd_sweep(args, console: Console) -> int:
         task = bar.add_task(f"sweep {spec.target}", total=cells)
 
         def progress(outcome, done: int, total: int) -> None:
-            bar.update(task, completed=done, description=f"{spec.target}: {outcome.cell.label} seed {outcome.cell.seed} "
+            bar.update(task, completed=done,
+                       description=f"{spec.target}: {outcome.cell.label} seed {outcome.cell.seed} "
                                                          f"{outcome.status}")
 
         result = sweep(spec, out, executor=args.executor, workers=args.workers, force=args.force, progress=progress,
@@ -340,7 +340,8 @@ def _cmd_distill(args, console: Console) -> int:
         result = run_distill(args.method, args.dataset, args.ipc, out=out, eval_runs=args.eval_runs, steps=args.steps,
                              seed=args.seed, device=args.device, width=args.width, epochs=args.epochs,
                              ceiling_epochs=args.ceiling_epochs, data_root=args.data_root, json_path=args.json,
-                             force=args.force, formats=("png", "svg") if args.svg else ("png",), progress=progress, options=options)
+                             force=args.force, formats=("png", "svg") if args.svg else ("png",), progress=progress,
+                             options=options)
     table = Table(title=result["title"])
     for col in ("evaluation", "networks", "test accuracy (%)"):
         table.add_column(col, justify="left" if col == "evaluation" else "right")
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--out", default="docs/_build/html", help="HTML folder (default: docs/_build/html)")
     docs.add_argument("--source", default="docs", help="the docs source folder (default: docs)")
     docs.add_argument("--no-gallery", action="store_true", help="do not execute the gallery's examples (fast)")
-    docs.add_argument("--no-checks", action="store_true", help="reuse the saved verdicts instead of rerunning the checks")
+    docs.add_argument("--no-checks", action="store_true",
+                      help="reuse the saved verdicts instead of rerunning the checks")
     docs.add_argument("--seed", type=int, default=0)
     bench = sub.add_parser("bench", help="learner-steps per second, batched against a per-run loop")
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["METHODS", "Rollout", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level", "rollout",
+__all__ = ["METHODS", "Rollout", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level",
+           "rollout",
            "sgd_steps"]
 
 Params = tuple[torch.Tensor, ...]

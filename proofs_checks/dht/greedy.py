@@ -1,5 +1,5 @@
-"""Claims of data hallucination teaching (DHT; Qiu, Liu et al., AISTATS 2023): the greedy policy (Eq. 4) and the gradient
-ratio of a scaling map (Eq. 5), and DHT Thm 1 (exponential teachability through a scaling map), which
+"""Claims of data hallucination teaching (DHT; Qiu, Liu et al., AISTATS 2023): the greedy policy (Eq. 4) and the
+gradient ratio of a scaling map (Eq. 5), and DHT Thm 1 (exponential teachability through a scaling map), which
 shares its bounds with LAST's Thm 1 (:mod:`proofs_checks.last.theorems`).
 
 References:
@@ -44,7 +44,8 @@ SOURCE = DHT = cite("dht")
 # -- dht.greedy -----------------------------------------------------------------------------
 
 
-def _reference_scores(w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+def _reference_scores(w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
+                      lr: float) -> torch.Tensor:
     """Eq. (4) one-step change for logistic examples, from the definition: w [R, p], X [R|1, n, d], y [R|1, n]."""
     grad = theory.logistic_grad(w[:, None, :], X, y)
     return theory.one_step_change(w[:, None, :], w_star[:, None, :], grad, lr)
@@ -115,7 +116,8 @@ def _greedy_case(ctx: CheckContext, problem: problems.Problem, lr: float, teache
         "expectation_vs_balanced_sgd_violations": int((e_dht > e_balanced_sgd + tol).sum()),
         "expectation_vs_sgd_violations": int((e_dht > e_sgd + tol).sum()),
         "mean_change": {"dht": float(e_dht.mean()), "balanced_sgd": float(e_balanced_sgd.mean()),
-                        "sgd": float(e_sgd.mean()), "imt_same_label": float(torch.stack([c["best_same"] for c in per_label]).mean()),
+                        "sgd": float(e_sgd.mean()),
+                        "imt_same_label": float(torch.stack([c["best_same"] for c in per_label]).mean()),
                         "imt": float(pool.min(-1).values.mean())},
         "scipy": _scipy_gap(problem, lr, ctx.pick(8, 40), ctx.pick(4, 10), seed, dht_x, dht_s),
         "_scatter": [(c["best_same"].numpy(), c["best_all"].numpy(), c["s"].numpy()) for c in per_label],

@@ -33,6 +33,7 @@ def _gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def check_mixup(ctx: CheckContext) -> Verdict:
+    """Mixup teachers (learned, Beta, fixed lambda, ERM) through teach(): paired test-accuracy gaps."""
     R, T, lr, m = ctx.pick(8, 16), 100, 0.1, 8
     problem = problems.digits(runs=R, seed=ctx.seed + 5, project_dim=16, learner="softmax")
     learner = Softmax(problem.dim, 10)

@@ -25,6 +25,7 @@ SOURCE = cite("dht", "Sec. 3.3.1, Fig. 4")
 
 
 def check_transform(ctx: CheckContext) -> Verdict:
+    """Unrolled input-transformation policy vs SGD: the paired final distance-to-w* gap."""
     problem = problems.digits35(runs=ctx.pick(8, 32), seed=ctx.seed + 4, project_dim=24)
     learner, lr, steps, v, eps = Logistic(problem.dim), 0.05, 100, 5, 0.5
     policy = TeachingPolicy(learner, kind="input", bound=eps, hidden=(32,))

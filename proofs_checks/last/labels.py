@@ -85,7 +85,8 @@ register(Claim(
     statement=r"y^* = \arg\min_y \|w - \eta \nabla_w \ell(w;x,y) - w^*\|^2 = (1-\lambda)\langle w,x\rangle"
               r" + \lambda\langle w^*,x\rangle,\quad \lambda = \frac{1}{\eta\langle x,x\rangle}",
     assumptions=["least-squares loss l = 1/2 (<w,x> - y)^2", "eta > 0 and x != 0 (then G is strictly convex in y)"],
-    check=check_greedy_lsr, mutations=("label",), method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
+    check=check_greedy_lsr, mutations=("label",),
+    method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
 ))
 
 
@@ -131,7 +132,8 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
         x, _ = gather_pool(small.X, small.y, index)
         predicted = theory.kaczmarz_projection(small.w0 - small.w_star, x[:, 0])
         measured = torch.as_tensor(traj.final_w) - small.w_star
-        identity_gap = max(identity_gap, float(((measured - predicted).norm(dim=-1) / (small.w0 - small.w_star).norm(dim=-1)).max()))
+        identity_gap = max(identity_gap,
+                           float(((measured - predicted).norm(dim=-1) / (small.w0 - small.w_star).norm(dim=-1)).max()))
 
     # (b) fresh Gaussian x: per-run i.i.d. pools walked in order
     def fresh_run():
@@ -181,7 +183,8 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
 register(Claim(
     id="last.kaczmarz", source=f"{SOURCE}, Eq. (3)",
     statement=r"e_{t+1} = \left(I - \frac{x x^\top}{\|x\|^2}\right) e_t;\quad x\sim N(0,I_d):\ "
-              r"E\|e_T\|^2 = (1 - 1/d)^T \|e_0\|^2;\quad \text{pool: } E[\|e_{t+1}\|^2 | e_t] = \|e_t\|^2 - e_t^\top P e_t",
+              r"E\|e_T\|^2 = (1 - 1/d)^T \|e_0\|^2;\quad \text{pool: } E[\|e_{t+1}\|^2 | e_t] = \|e_t\|^2 - e_t^\top P "
+              r"e_t",
     assumptions=["least-squares learner, unconstrained greedy LAST", "x != 0 almost surely"],
     check=check_kaczmarz, statistical=True, mutations=("rate-1/d", "decrease-term"),
     method="engine runs; Monte Carlo mean ± SE vs (1-1/d)^t and vs the exact covariance recursion",
@@ -414,7 +417,8 @@ def check_constraints(ctx: CheckContext) -> Verdict:
     unverified: list[str] = []  # cases where SLSQP found no feasible point from the independent starts
     no_reference: list[str] = []  # ... nor from the library's label: nothing to compare with
     plane_gap = 0.0
-    learners = [("lsr-scalar", LeastSquares(d), 1, _SCALAR_LSR_SETS), ("lsr-vector", LeastSquares(d, K), K, _VECTOR_SETS),
+    learners = [("lsr-scalar", LeastSquares(d), 1, _SCALAR_LSR_SETS),
+                ("lsr-vector", LeastSquares(d, K), K, _VECTOR_SETS),
                 ("softmax", Softmax(d, K), K, _VECTOR_SETS)]
     for li, (name, learner, k_out, sets) in enumerate(learners):
         kind = "softmax" if name == "softmax" else "lsr"
@@ -443,7 +447,8 @@ def check_constraints(ctx: CheckContext) -> Verdict:
                 y_lib = y_lib.reshape(per_lr, k_out)
                 naive = None
                 if kind == "softmax" and spec != "none":
-                    naive = label_set.project(unconstrained, prediction=torch.softmax(pred, -1), truth=y_true.reshape(per_lr, k_out))
+                    naive = label_set.project(unconstrained, prediction=torch.softmax(pred, -1),
+                                              truth=y_true.reshape(per_lr, k_out))
                     if ctx.power and spec in _OFF_PLANE:
                         y_lib = naive
                 excess, naive_excess = [], []
@@ -530,7 +535,8 @@ def check_constraints(ctx: CheckContext) -> Verdict:
     isotropic_on_plane = all(dep == 0 for dep in plane_dependence)
     isotropic_everywhere = all(hessian[i, j] == 0 for i in range(3) for j in range(3) if i != j)
     on_plane_shortcut = max((v for label, v in naive_rows if any(f"softmax {s} " in label
-                                                                 for s in ("simplex", "onehot", "simplex+ball-truth:0.5"))),
+                                                                 for s in ("simplex", "onehot",
+                                                                           "simplex+ball-truth:0.5"))),
                             default=0.0)
     off_plane_shortcut = max((v for label, v in naive_rows if any(f"softmax {s} " in label for s in _OFF_PLANE)),
                              default=0.0)
@@ -645,10 +651,12 @@ def check_rescaling(ctx: CheckContext) -> Verdict:
     worst, errors, scatter = _rescaling_numeric(ctx, forms)
     tol = RESCALING_TOLERANCE
     details = {"symbolic": {k: {"derived": str(v["derived"]), "printed": str(v["printed"]),
-                                "difference": str(v["difference"]), "uniform": v["uniform"]} for k, v in symbolic.items()},
+                                "difference": str(v["difference"]),
+                                "uniform": v["uniform"]} for k, v in symbolic.items()},
                "numeric_relative_error": errors,
                "note": "vector labels: grad' = grad diag(g(y)), one factor per output column, so the flattened "
-                       "gradient changes direction when the factors differ; for LR g(y) < 0 when sign(y) != sign(y_true)"}
+                       "gradient changes direction when the factors differ; for LR g(y) < 0 when sign(y) != "
+                       "sign(y_true)"}
     figure = _rescaling_figure(ctx.figure_path("last.rescaling"), scatter, errors,
                                "last.rescaling (Sec. 3.4)" + power_suffix(ctx, "reciprocal forms"))
     if wrong:
@@ -701,7 +709,8 @@ def _rescaling_figure(path, scatter: list, errors: dict, title: str) -> str | No
 
 register(Claim(
     id="last.rescaling", source=f"{SOURCE}, Sec. 3.4",
-    statement=r"\nabla'_w\ell = g(y)\nabla_w\ell:\ g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,x\rangle - \tilde y},\ "
+    statement=r"\nabla'_w\ell = g(y)\nabla_w\ell:\ g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,x\rangle - \tilde "
+              r"y},\ "
               r"g_{LR} = \frac{y(1+e^{\tilde y\langle w,x\rangle})}{\tilde y(1+e^{y\langle w,x\rangle})},\ "
               r"g_{vec} = (y - W^\top x)\oslash(\tilde y - W^\top x)\ (\nabla' = \nabla\,\mathrm{diag}(g))",
     assumptions=[("linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
@@ -795,7 +804,8 @@ def _engine_one_step(ctx: CheckContext, runs: int) -> tuple[float, float, dict]:
         problem, learner = _synthetic_problem(name, runs, 30, 4, _base_seed(ctx) + 100_000 * (1 + i))
 
         def d1(teacher, problem=problem, learner=learner, lr=lr):
-            return teach(problem, learner, teacher, steps=1, lr=lr, seed=_base_seed(ctx), record=("distance",))["distance"]
+            return teach(problem, learner, teacher, steps=1, lr=lr, seed=_base_seed(ctx),
+                         record=("distance",))["distance"]
 
         sgd = d1(RandomTeacher())
         e2 = sgd[:, 0] ** 2
@@ -888,7 +898,8 @@ register(Claim(
     assumptions=[("the true label lies in the label set (checked per draw; draws where it does not are reported "
                  "separately)"), "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
     check=check_one_step_monotone,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; an exact inequality between two computed distances (power run: the "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; an exact inequality "
+                       "between two computed distances (power run: the "
                        "infeasible labels included, which must fail)",
     method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
 ))
@@ -917,7 +928,8 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
     d, lr_lsr, lr_lr = 10, 0.05, 0.5
     lsr = problems.linear_regression(dim=d, pool_size=steps, runs=runs, seed=_base_seed(ctx) + 100_000, noise=0.1,
                                      target="given")
-    lr_problem = problems.gaussian_clusters(pool_size=100, runs=runs, seed=_base_seed(ctx) + 200_000, dim=2, test_size=0)
+    lr_problem = problems.gaussian_clusters(pool_size=100, runs=runs, seed=_base_seed(ctx) + 200_000, dim=2,
+                                            test_size=0)
     settings = [
         ("LSR", lsr, LeastSquares(d), lr_lsr, "sequential", ("none", "ball-truth:0.5")),
         ("LR", lr_problem, Logistic(lr_problem.dim), lr_lr, "uniform", ("none", "signs", "box:-1:1")),
@@ -994,7 +1006,8 @@ register(Claim(
                  "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR"),
                  "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
     check=check_monotonicity, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a one-sided ordering of two learning curves (power run: SGD against "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a one-sided ordering of "
+                       "two learning curves (power run: SGD against "
                        "SGD with half the step, which must fail)",
     method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
 ))
@@ -1117,12 +1130,14 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     mixed_name = next(name for name, t in teachers if isinstance(t, MixedTeacher))
     noisy_z, noisy_where, noisy_per = _fastest_test(curves, mixed_name, floor, every)
 
-    clean = problems.linear_regression(dim=dim, pool_size=pool, runs=problem.runs, seed=_base_seed(ctx) + 100_000, noise=0.0)
+    clean = problems.linear_regression(dim=dim, pool_size=pool, runs=problem.runs, seed=_base_seed(ctx) + 100_000,
+                                       noise=0.0)
     clean_teachers = [("SGD", RandomTeacher()), ("IMT", IMTTeacher()), ("LAST (NC)", LASTTeacher()),
                       ("Mixed", MixedTeacher())]
     if ctx.power:
         clean_teachers.append(("joint greedy (power)", JointGreedyLSRTeacher()))
-    clean_curves = {name: teach(clean, learner, teacher, steps, lr, seed=_base_seed(ctx), record=("distance",))["distance"]
+    clean_curves = {name: teach(clean, learner, teacher, steps, lr, seed=_base_seed(ctx),
+                                record=("distance",))["distance"]
                     for name, teacher in clean_teachers}
     clean_z, clean_where, clean_per = _fastest_test(clean_curves, "Mixed", floor, every)
 
@@ -1177,7 +1192,8 @@ register(Claim(
                  ("LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
                  "eta = 0.5/d")],
     check=check_mixed, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest (power run: a joint greedy teacher added, "
+    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest "
+                       "(power run: a joint greedy teacher added, "
                        "which must beat mixed teaching)",
     method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
 ))
@@ -1221,7 +1237,8 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
                                                      lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_pre / psi_ref)),
         f"distillation (psi={psi:g}, target model)": (DistillationTeacher(psi),
                                                       lambda W, W_pre, W_star, x, y: _np_softmax(x @ W_star / psi_ref)),
-        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu), lambda W, W_pre, W_star, x, y: mu_ref * y + (1 - mu_ref) / K),
+        f"label smoothing (mu={mu:g})": (LabelSmoothingTeacher(mu),
+                                         lambda W, W_pre, W_star, x, y: mu_ref * y + (1 - mu_ref) / K),
         "self-training (soft)": (SelfTrainingTeacher(), lambda W, W_pre, W_star, x, y: _np_softmax(x @ W)),
         "self-training (hard)": (SelfTrainingTeacher(hard=True),
                                  lambda W, W_pre, W_star, x, y: np.eye(K)[np.argmax(x @ W, -1)]),

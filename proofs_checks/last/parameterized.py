@@ -67,13 +67,15 @@ def _draws(R: int, v: int, seed: int, dim: int = 6):
 
 
 def check_v1_greedy(ctx: CheckContext) -> Verdict:
+    """At v = 1 the unrolled objective's minimiser is the greedy LAST label (LSR and logistic)."""
     R, lr = ctx.pick(16, 64), 0.1
     worst_grad, worst_plan, cases = 0.0, 0.0, {}
     for name in ("lsr", "logistic"):
         if name == "lsr":
             problem, learner, x, y = _draws(R, 1, ctx.seed)
         else:
-            problem = problems.gaussian_clusters(pool_size=40, runs=R, seed=ctx.seed, dim=3, test_size=0, init_scale=1.0)
+            problem = problems.gaussian_clusters(pool_size=40, runs=R, seed=ctx.seed, dim=3, test_size=0,
+                                                 init_scale=1.0)
             learner = Logistic(problem.dim)
             x = problem.X.expand(R, -1, -1)[:, :1].reshape(R, 1, 1, problem.dim)
             y = problem.y.expand(R, -1)[:, :1].reshape(R, 1, 1)
@@ -81,13 +83,15 @@ def check_v1_greedy(ctx: CheckContext) -> Verdict:
         greedy = synthesize_labels(learner, w0, w_star, x[:, 0], y[:, 0], lr)
         label = greedy.clone().requires_grad_(True)
         with torch.enable_grad():
-            out = rollout(lambda ws, i, f=learner.mean_grad, xi=x[:, 0], y1=label: (ws[0] - lr * f(ws[0], xi, y1),), (w0,), 1)
+            out = rollout(lambda ws, i, f=learner.mean_grad, xi=x[:, 0], y1=label: (ws[0] - lr * f(ws[0], xi, y1),),
+                          (w0,), 1)
             value = ((out.iterates[-1][0] - w_star) ** 2).sum()
             (grad,) = torch.autograd.grad(value, label)
         # scale of the gradient: d/dy of ||e||^2-sized terms, 2 lr ||x|| ||e||
         scale = float((2 * lr * x[:, 0, 0].norm(dim=-1) * (w0 - w_star).norm(dim=-1)).max())
         g = float(grad.abs().max()) / scale
-        start = y if ctx.power else (greedy + 1.0)[:, None]  # power: compare the plan from the truth with the truth itself
+        # power: compare the plan from the truth with the truth itself
+        start = y if ctx.power else (greedy + 1.0)[:, None]
         planned, _ = plan_labels(learner, w0, w_star, x, start, lr, iterations=ctx.pick(1500, 4000), plan_lr=0.05)
         reference = y if ctx.power else greedy
         p = float((planned[:, 0] - reference.reshape(planned[:, 0].shape)).abs().max() / (1.0 + reference.abs().max()))
@@ -119,6 +123,7 @@ register(Claim(
 
 
 def check_horizon(ctx: CheckContext) -> Verdict:
+    """For v > 1, labels optimised over the horizon end closer to w* than greedy labels on the same inputs."""
     R, v, lr = ctx.pick(96, 256), 5, 0.1
     problem, learner, x, y = _draws(R, v, ctx.seed + 1)
     w0, w_star = problem.w0, problem.w_star.expand_as(problem.w0)
@@ -147,6 +152,7 @@ register(Claim(
 
 
 def check_beats_sgd(ctx: CheckContext) -> Verdict:
+    """A policy trained by unrolling (v = 1) ends closer to w* than SGD on the same samples."""
     R, dim = ctx.pick(16, 32), 10
     problem = problems.linear_regression(dim=dim, pool_size=100, runs=R, seed=ctx.seed + 2, noise=0.1)
     learner, lr, T = LeastSquares(dim), 0.5 / dim, 100

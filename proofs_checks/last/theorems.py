@@ -210,7 +210,8 @@ def public_case(case: dict) -> dict:
     return keep
 
 
-THM1_CORRECTED = (r"E\|e_T\|^2 \le u_T,\ u_{t+1} = u_t\left(1 - 2c_1\eta\bar\mu\sqrt{u_t} + c_1^2\eta^2\bar\mu L_{max} u_t\right),"
+THM1_CORRECTED = (r"E\|e_T\|^2 \le u_T,\ u_{t+1} = u_t\left(1 - 2c_1\eta\bar\mu\sqrt{u_t} + c_1^2\eta^2\bar\mu L_{max} "
+                  r"u_t\right),"
                   r"\ u_0 = \|e_0\|^2\ (c_1\eta\|e_0\|L_{max} \le 1/3;\ L_i \text{ smoothness},\ \bar\mu "
                   r"\text{ modulus of } \tfrac1n f);\ \text{geometric rate only for constant } g = c_1: "
                   r"(1 - c_1\eta(2 - c_1\eta L_{max})\bar\mu)^T")
@@ -244,7 +245,8 @@ def check_thm1(ctx: CheckContext) -> Verdict:
 
     assumptions_ok = assume_a["ok"] and assume_b["ok"]
     for case in (case_a, case_b):
-        assumptions_ok &= case["info"]["printed_condition_c1eta_below_mu_over_L"] and case["info"]["derived_condition_ok"]
+        assumptions_ok &= (case["info"]["printed_condition_c1eta_below_mu_over_L"]
+                           and case["info"]["derived_condition_ok"])
     printed_ok = case_a["printed_check"]["holds"] and case_b["printed_check"]["holds"]
     corrected_ok = (case_a["derived_check"]["holds"] and case_b["derived_check"]["holds"]
                     and const_g["derived_check"]["holds"])
@@ -305,7 +307,8 @@ register(Claim(
 # -- last.thm2-armijo ---------------------------------------------------------------------------
 
 
-def tight_frame_problem(d: int, bases: int, sq_norm: float, runs: int, seed: int) -> tuple[Problem, conv.PoolConstants, dict]:
+def tight_frame_problem(d: int, bases: int, sq_norm: float, runs: int,
+                        seed: int) -> tuple[Problem, conv.PoolConstants, dict]:
     """Noiseless LSR whose pool is ``bases`` random orthonormal bases scaled to ||x_i||^2 = sq_norm.
 
     mean_i x_i x_i^T = (sq_norm/d) I exactly, so mu_bar = sq_norm/d = L_max/d: the printed Thm 2 rate
@@ -346,7 +349,8 @@ def _thm2_case(ctx: CheckContext, problem: Problem, constants: conv.PoolConstant
     grads = learner.grad(w, X[:1], Y[:1])[0]
     base = learner.loss(w, X[:1], Y[:1])[0]
     trial = learner.loss(w - steps_taken[:, None] * grads, X[0][:, None, :], Y[0][:, None])[:, 0]
-    armijo_ok = bool((trial <= base - teacher.c2 * steps_taken * (grads * grads).sum(-1) + 1e-12 * base.abs().max()).all())
+    armijo_ok = bool((trial <= base - teacher.c2 * steps_taken * (grads * grads).sum(-1)
+                      + 1e-12 * base.abs().max()).all())
     return {"problem": problem.name, "eta": eta, "eta_max": eta_max, "s_lo": s_lo,
             "printed_rate": max(1 - constants.mu_bar / constants.L_max, 1 - constants.mu_bar * eta_max),
             "derived_rate": 1 - constants.mu_bar * s_lo, "mu_bar": constants.mu_bar, "L_max": constants.L_max,
@@ -399,15 +403,17 @@ def check_thm2(ctx: CheckContext) -> Verdict:
         f" / {case_b['derived_check']['min_slack']:.2f})",
         details={
             "corrected_form": THM2_CORRECTED, "corrected_holds": corrected_ok, "printed_holds": printed_ok,
-            "interpretation": {"eta_max": "largest effective step eta g = eta g_max",
-                               "derivation": "Armijo (c2 = 1/2) + interpolation: s^2||grad l_i||^2 <= 2 s (l_i - l_i*); "
-                                             "with D_i = <grad l_i, e> - (l_i - l_i*) >= 0, ||e'||^2 <= ||e||^2 - 2 s_i D_i "
-                                             "<= ||e||^2 - 2 s_lo D_i and E D_i >= mu_bar/2 ||e||^2",
-                               "why_printed_fails": "the printed rate needs every step >= min(1/L_i, eta_max) (true for "
-                                                    "the largest admissible step); backtracking returns the largest grid "
-                                                    "value <= 1/L_i, as small as shrink/L_i. On the tight frame the "
-                                                    "largest admissible step s = 1/L gives exactly (1 - 1/d)^t = printed"},
-            "gaussian_lsr": public[0], "tight_frame": public[1], "assumptions": {"gaussian_lsr": assume_a, "tight_frame": assume_b},
+            "interpretation": {
+                "eta_max": "largest effective step eta g = eta g_max",
+                "derivation": "Armijo (c2 = 1/2) + interpolation: s^2||grad l_i||^2 <= 2 s (l_i - l_i*); "
+                              "with D_i = <grad l_i, e> - (l_i - l_i*) >= 0, ||e'||^2 <= ||e||^2 - 2 s_i D_i "
+                              "<= ||e||^2 - 2 s_lo D_i and E D_i >= mu_bar/2 ||e||^2",
+                "why_printed_fails": "the printed rate needs every step >= min(1/L_i, eta_max) (true for "
+                                     "the largest admissible step); backtracking returns the largest grid "
+                                     "value <= 1/L_i, as small as shrink/L_i. On the tight frame the "
+                                     "largest admissible step s = 1/L gives exactly (1 - 1/d)^t = printed"},
+            "gaussian_lsr": public[0], "tight_frame": public[1],
+            "assumptions": {"gaussian_lsr": assume_a, "tight_frame": assume_b},
             "teacher": teacher.to_spec(),
         },
         figure=figure,
@@ -447,7 +453,8 @@ def check_thm3(ctx: CheckContext) -> Verdict:
     delta = 3e-2
     mu_delta = mu - L_H * delta  # lower bound of lambda_min(H) on the delta-ball
     accuracy = float(learner.accuracy(w_star, X, y)[0])
-    assumptions = {"grad_norm_at_w_star": fit["grad_norm"], "train_accuracy": accuracy, "w_star_norm": float(w_star.norm()),
+    assumptions = {"grad_norm_at_w_star": fit["grad_norm"], "train_accuracy": accuracy,
+                   "w_star_norm": float(w_star.norm()),
                    "mu": mu, "L_H": L_H, "delta": delta, "mu_on_ball": mu_delta,
                    "L_delta_over_mu": L_H * delta / max(mu_delta, 1e-300),
                    "contraction_K_delta": {str(a): conv.hessian_step_constant(a, L_H, max(mu_delta, 1e-300)) * delta
@@ -505,7 +512,8 @@ def _order_figure(path, scatter: dict, title: str) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for alpha, (pairs, est) in scatter.items():
-        pts = ax.scatter(pairs[:, 0], pairs[:, 1], s=5, alpha=0.4, label=f"alpha={alpha}: q={est['q']:.2f}±{est['se']:.2f}")
+        pts = ax.scatter(pairs[:, 0], pairs[:, 1], s=5, alpha=0.4,
+                         label=f"alpha={alpha}: q={est['q']:.2f}±{est['se']:.2f}")
         grid = np.geomspace(pairs[:, 0].min(), pairs[:, 0].max(), 20)
         q = conv.hessian_step_order(alpha)
         first = est["first_step_pairs"]
@@ -521,8 +529,10 @@ register(Claim(
     id="last.thm3-superet", source=f"{LAST}, Sec. 3.4, Thm 3",
     statement=r"g(y) = \eta^{-1}\left(\nabla^2 f(\alpha w^* + (1-\alpha)w_t)\right)^{-1},\ \alpha\in[0,1],\ "
               r"\|w_0 - w^*\|\le\delta:\ \|w_{t+1} - w^*\| = O(\|w_t - w^*\|^{q}),\ q \ge 2",
-    assumptions=["grad f(w*) = 0: unregularised logistic fit on a non-separable pool (checked: gradient norm, accuracy < 1)",
-                 "lambda_min(Hess f) >= mu on the delta-ball, Hessian L_H-Lipschitz, L_H delta/mu < 2 (checked, bounds computed)",
+    assumptions=["grad f(w*) = 0: unregularised logistic fit on a non-separable pool (checked: gradient norm, accuracy "
+                 "< 1)",
+                 "lambda_min(Hess f) >= mu on the delta-ball, Hessian L_H-Lipschitz, L_H delta/mu < 2 (checked, bounds "
+                 "computed)",
                  "w_0 within delta of w*"],
     check=check_thm3, statistical=True, mutations=("order",),
     method="HessianTeacher (alpha 0, 1/2, 1) through the engine; order from log e_1 vs log e_0 regression over runs",

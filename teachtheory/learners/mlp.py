@@ -37,9 +37,11 @@ class MLP(Learner):
 
     @property
     def num_params(self) -> int:
+        """Total number of flat parameters (both layers)."""
         return self.architecture.num_params
 
     def param_blocks(self) -> dict[str, slice]:
+        """Slices of the flat parameter vector: the first layer and the output layer."""
         blocks = self.architecture.blocks()
         return {"first": blocks["W1"], "output": blocks["W2"]}
 
@@ -57,9 +59,11 @@ class MLP(Learner):
         return fwd.pre[0], fwd.post[1], fwd.output
 
     def outputs(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Logits [R, n, K] of the network at the inputs X [R, n, d]."""
         return self._forward(w, X)[1].output
 
     def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example cross-entropy [R, n] of the logits against the (soft) labels y [R, n, K]."""
         return -(y * torch.log_softmax(self.outputs(w, X), -1)).sum(-1)
 
     def _backprop(self, w, X, y):
@@ -69,22 +73,27 @@ class MLP(Learner):
         return layers, fwd, nets.backward(layers, fwd, delta, act="relu")
 
     def grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example gradients [R, n, p] of the cross-entropy, by backpropagation."""
         layers, fwd, deltas = self._backprop(w, X, y)
         grads = nets.weight_grads(layers, fwd, deltas, reduce="none")
         return nets.flatten([g for g, _ in grads], start_dim=2)
 
     def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gradient [R, p] of the mean cross-entropy over the examples."""
         layers, fwd, deltas = self._backprop(w, X, y)
         grads = nets.weight_grads(layers, fwd, deltas, reduce="mean")
         return nets.flatten([g for g, _ in grads])
 
     def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (softmax of the logits) [R, n, K]."""
         return torch.softmax(self.outputs(w, X), -1)
 
     def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Predicted class indices [R, n] (argmax of the logits)."""
         return self.outputs(w, X).argmax(-1)
 
     def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Fraction [R] of examples whose predicted class is the argmax of the label."""
         return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)
 
     def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -134,4 +143,5 @@ class MLP(Learner):
         return jac.grad_inner(r), jac.grad_sqnorm(r)
 
     def to_spec(self) -> dict:
+        """Specification dictionary of the learner, with the hidden width."""
         return {**super().to_spec(), "hidden": self.hidden}

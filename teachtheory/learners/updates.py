@@ -30,17 +30,21 @@ def momentum_step(
 
 
 class UpdateRule:
+    """Base optimiser rule: maps (w, gradient, lr, state, step) to the next w and state, batched over runs."""
     name = "rule"
 
     def init(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Initial optimiser state for the parameters w (none for the base rule)."""
         return {}
 
     def step(
         self, w: torch.Tensor, grad: torch.Tensor, lr: float | torch.Tensor, state: dict, t: int
     ) -> tuple[torch.Tensor, dict]:
+        """One update of w [R, p] with gradient grad and learning rate lr at step t; returns (new w, new state)."""
         raise NotImplementedError
 
     def to_spec(self) -> dict:
+        """Specification dictionary of the rule (its name)."""
         return {"name": self.name}
 
 
@@ -50,6 +54,7 @@ class SGD(UpdateRule):
     name = "sgd"
 
     def step(self, w, grad, lr, state, t):
+        """Plain gradient step w - lr g; the state is unchanged."""
         return w - lr * grad, state
 
 
@@ -67,13 +72,16 @@ class Momentum(UpdateRule):
         self.weight_decay = float(weight_decay)
 
     def init(self, w):
+        """Zero velocity, shaped like w."""
         return {"velocity": torch.zeros_like(w)}
 
     def step(self, w, grad, lr, state, t):
+        """Heavy-ball step; returns the new w and the updated velocity."""
         w, velocity = momentum_step(w, grad, state["velocity"], lr, self.momentum, self.weight_decay)
         return w, {"velocity": velocity}
 
     def to_spec(self):
+        """Specification dictionary: name, momentum and (if set) weight decay."""
         spec = {"name": self.name, "momentum": self.momentum}
         if self.weight_decay:
             spec["weight_decay"] = self.weight_decay
@@ -94,9 +102,11 @@ class Adam(UpdateRule):
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def init(self, w):
+        """Zero first and second moment estimates, shaped like w."""
         return {"m": torch.zeros_like(w), "v": torch.zeros_like(w)}
 
     def step(self, w, grad, lr, state, t):
+        """Adam step with bias-corrected moments at step t; returns the new w and moments."""
         m = self.beta1 * state["m"] + (1 - self.beta1) * grad
         v = self.beta2 * state["v"] + (1 - self.beta2) * grad * grad
         m_hat = m / (1 - self.beta1 ** (t + 1))
@@ -104,6 +114,7 @@ class Adam(UpdateRule):
         return w - lr * m_hat / (torch.sqrt(v_hat) + self.eps), {"m": m, "v": v}
 
     def to_spec(self):
+        """Specification dictionary: name, beta1, beta2 and eps."""
         return {"name": self.name, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 
@@ -111,6 +122,7 @@ _RULES = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 
 
 def make_update_rule(rule: str | UpdateRule) -> UpdateRule:
+    """An UpdateRule instance as given, or the rule named 'sgd', 'momentum' or 'adam' with its defaults."""
     if isinstance(rule, UpdateRule):
         return rule
     if rule not in _RULES:

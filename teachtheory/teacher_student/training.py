@@ -16,8 +16,9 @@ active on a fraction q_j ~ U(0.3, 0.7) of a calibration sample, so every teacher
 with norm exactly c/j^p (``strength_decay`` = p; c = sqrt(n_out / sum_j j^-2p) keeps the layer's total
 squared norm at n_out, as for unit-norm incoming weights): the realised strength ||v_j||/||v_1|| is
 1/j^p exactly, so node 1 is the strongest and node m the weakest (:func:`fanout_strengths`). The student
-starts from PyTorch's default uniform initialisation times ``student_scale`` (without biases when ``bias=False``: they stay at zero). Both networks are
-:mod:`teachtheory.nets` ReLU networks; SGD with momentum is :func:`teachtheory.learners.updates.momentum_step`.
+starts from PyTorch's default uniform initialisation times ``student_scale`` (without biases when ``bias=False``: they
+stay at zero). Both networks are :mod:`teachtheory.nets` ReLU networks; SGD with momentum is
+:func:`teachtheory.learners.updates.momentum_step`.
 
 Input augmentation (the talk's "Lesson 2"), applied to a finite training set D:
 ``agnostic``: for each x in D and ``augment_count`` random coordinate axes e_k, add x +- delta e_k
@@ -154,9 +155,11 @@ class TeacherStudentConfig:
         if self.student_init_std is not None and not (
                 isinstance(self.student_init_std, (int, float)) and math.isfinite(self.student_init_std)
                 and self.student_init_std > 0):
-            raise ValueError(f"student_init_std must be a positive finite number or None, got {self.student_init_std!r}")
+            raise ValueError(f"student_init_std must be a positive finite number or None, "
+                             f"got {self.student_init_std!r}")
         if self.teacher_weights not in TEACHER_WEIGHTS:
-            raise ValueError(f"teacher_weights must be one of {', '.join(TEACHER_WEIGHTS)}, got {self.teacher_weights!r}")
+            raise ValueError(f"teacher_weights must be one of {', '.join(TEACHER_WEIGHTS)}, got "
+                             f"{self.teacher_weights!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
         if self.augment != "none" and self.train_size is None:

@@ -6,6 +6,9 @@ from .base import Teacher, TeachingBatch, TeachingContext
 from .dht import DHTTeacher, ScalingMapTeacher
 from .imt import IMTTeacher
 from .last import JointGreedyLSRTeacher, LASTTeacher, MixedTeacher, synthesize_labels
+
+# Learned teaching policies (LAST Sec. 4 and 7; DHT Sec. 3.3.1): training lives in teachers.training.
+from .learned import LearnedTeacher, TeachingPolicy
 from .policies import DistillationTeacher, LabelSmoothingTeacher, SelfTrainingTeacher
 from .sgd import RandomTeacher
 from .theorem import ArmijoTeacher, HessianTeacher, ScaledGradientTeacher
@@ -40,10 +43,6 @@ def make_teacher(name: str, **options) -> Teacher:
 __all__ = [
     "Teacher", "TeachingBatch", "TeachingContext", "TEACHERS", "make_teacher", "RandomTeacher", "IMTTeacher",
     "LASTTeacher", "MixedTeacher", "JointGreedyLSRTeacher", "DHTTeacher", "ScalingMapTeacher", "DistillationTeacher",
-    "LabelSmoothingTeacher", "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher", "synthesize_labels",
+    "LabelSmoothingTeacher", "SelfTrainingTeacher", "ScaledGradientTeacher", "ArmijoTeacher", "HessianTeacher",
+    "synthesize_labels", "LearnedTeacher", "TeachingPolicy",
 ]
-
-# Learned teaching policies (LAST Sec. 4 and 7; DHT Sec. 3.3.1): training lives in teachers.training.
-from .learned import LearnedTeacher, TeachingPolicy
-
-__all__ += ["LearnedTeacher", "TeachingPolicy"]

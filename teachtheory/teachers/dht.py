@@ -99,7 +99,7 @@ class DHTTeacher(Teacher):
     omniscient = True
 
     def __init__(self, iterations: int = 50, restarts: int = 4, step_fraction: float = 0.05,
-                 synthesize: "LabelSet | str | None" = None, beta: float = 1.0) -> None:
+                 synthesize: LabelSet | str | None = None, beta: float = 1.0) -> None:
         if iterations < 0 or restarts < 0:
             raise ValueError(f"iterations and restarts must be non-negative, got {iterations}, {restarts}")
         if step_fraction <= 0:
@@ -109,6 +109,7 @@ class DHTTeacher(Teacher):
         self.beta = float(beta)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Labels drawn from the label space, inputs hallucinated for them (labels then optionally synthesised)."""
         values = ctx.problem.label_values
         if values is None:
             raise ValueError("DHT needs a discrete label space: the problem has no label_values (classification only)")
@@ -121,6 +122,7 @@ class DHTTeacher(Teacher):
         return TeachingBatch(x=x, y=y)
 
     def to_spec(self) -> dict:
+        """Specification dictionary: search iterations, restarts, step fraction, label synthesis and beta."""
         return {"name": self.name, "iterations": self.iterations, "restarts": self.restarts,
                 "step_fraction": self.step_fraction,
                 "synthesize": None if self.label_set is None else self.label_set.spec(), "beta": self.beta}
@@ -144,13 +146,16 @@ class ScalingMapTeacher(Teacher):
         self.diagnostics = diagnostics
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples whose labels are scaled so each step's gradient norm matches c1 ||w - w*||."""
         batch = self.sample_uniform(ctx, step)
         m = (w[:, None, :] * batch.x).sum(-1)
         target = (self.c1 * (w - ctx.w_star).norm(dim=-1))[:, None].expand_as(m)
         beta, feasible = solve_scaling_lsr(m, batch.y, target)
         if self.diagnostics is not None:
-            self.diagnostics.append((float((~feasible).double().mean()), float(beta.abs().min()), float(beta.abs().max())))
+            self.diagnostics.append((float((~feasible).double().mean()), float(beta.abs().min()),
+                                     float(beta.abs().max())))
         return TeachingBatch(x=beta[..., None] * batch.x, y=batch.y, index=batch.index)
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name and c1."""
         return {"name": self.name, "c1": self.c1}

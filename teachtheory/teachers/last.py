@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-def _as_label_set(constraint: "LabelSet | str | None") -> LabelSet:
+def _as_label_set(constraint: LabelSet | str | None) -> LabelSet:
     """A LabelSet from a LabelSet, a spec string or None (no constraint)."""
     if constraint is None:
         return Unconstrained()
@@ -77,7 +77,8 @@ def solve_label_quadratic(
     if label_set.is_discrete:
         cand = label_set.candidates(K, dtype=q.dtype, device=q.device)  # [C, K]
         feasible = label_set.contains(
-            cand.expand(*q.shape[:-1], *cand.shape), prediction=None if prediction is None else prediction.unsqueeze(-2),
+            cand.expand(*q.shape[:-1], *cand.shape),
+            prediction=None if prediction is None else prediction.unsqueeze(-2),
             truth=truth.unsqueeze(-2),
         ) if not _is_plain_discrete(label_set) else None
         values = torch.einsum("ck,...kl,cl->...c", cand, H, cand) - 2.0 * torch.einsum("...k,ck->...c", q, cand)
@@ -268,7 +269,7 @@ def synthesize_labels(
     x: torch.Tensor,
     y_true: torch.Tensor,
     lr: float,
-    label_set: "LabelSet | str | None" = None,
+    label_set: LabelSet | str | None = None,
     beta: float = 1.0,
 ) -> torch.Tensor:
     """Greedy LAST labels for the examples x [R, m, d] (LAST Eq. 1, Eq. 4 for the MLP).
@@ -305,7 +306,7 @@ class LASTTeacher(Teacher):
     name = "last"
     omniscient = True
 
-    def __init__(self, constraint: "LabelSet | str | None" = None, beta: float = 1.0) -> None:
+    def __init__(self, constraint: LabelSet | str | None = None, beta: float = 1.0) -> None:
         self.label_set = _as_label_set(constraint)
         if beta < 0:
             raise ValueError(f"beta must be non-negative, got {beta}")
@@ -328,7 +329,7 @@ class MixedTeacher(Teacher):
     name = "mixed"
     omniscient = True
 
-    def __init__(self, constraint: "LabelSet | str | None" = None, beta: float = 1.0) -> None:
+    def __init__(self, constraint: LabelSet | str | None = None, beta: float = 1.0) -> None:
         self.label_set = _as_label_set(constraint)
         self.beta = float(beta)
 

@@ -109,7 +109,8 @@ class TeachingPolicy:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.kind in ("input", "both") and self.mode == "discrete":
-            raise ValueError(f"kind={self.kind!r} needs mode='continuous' (no discrete input transformation is defined)")
+            raise ValueError(f"kind={self.kind!r} needs mode='continuous' "
+                             "(no discrete input transformation is defined)")
         if self.kind in ("input", "both") and self.bound is None:
             raise ValueError(f"kind={self.kind!r} needs a bound epsilon on the transformation (x' = x + bound tanh(.))")
         if self.bound is not None and not (isinstance(self.bound, (int, float)) and math.isfinite(self.bound)
@@ -283,6 +284,7 @@ class LearnedTeacher(Teacher):
         return tuple(p.to(like).expand(R, *p.shape[1:]) for p in self.params)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples with labels (or inputs) changed by the policy's action at the current w."""
         batch = self.sample_uniform(ctx, step)
         partner = sample_partner(ctx, step) if self.policy.kind == "mixup" else None
         params = self._params_for(w.shape[0], w)
@@ -305,6 +307,7 @@ class LearnedTeacher(Teacher):
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name, the policy's settings and the sampling mode."""
         return {"name": self.name, **self.policy.to_spec(), "sample": self.sample}
 
 
@@ -332,6 +335,7 @@ class MixupTeacher(Teacher):
         self.mode, self.alpha, self.values = mode, float(alpha), values
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples mixed with pool partners at the chosen lambda (ERM: the samples unchanged)."""
         batch = self.sample_uniform(ctx, step)
         if self.mode == "erm":
             return batch
@@ -349,4 +353,5 @@ class MixupTeacher(Teacher):
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name, mode, Beta alpha and the fixed lambda values."""
         return {"name": self.name, "mode": self.mode, "alpha": self.alpha, "values": list(self.values)}

@@ -54,13 +54,16 @@ class DistillationTeacher(Teacher):
         self.omniscient = teacher_w is None
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform inputs labelled with the pretrained teacher's soft labels at the temperature."""
         batch = self.sample_uniform(ctx, step)
         source = ctx.w_star if self.teacher_w is None else self.teacher_w.to(w)
         batch.y = _soft_label(ctx.learner, source.expand_as(w), batch.x, self.temperature)
         return batch
 
     def to_spec(self) -> dict:
-        return {"name": self.name, "temperature": self.temperature, "pretrained": "target" if self.teacher_w is None else "given"}
+        """Specification dictionary: name, temperature and whether the teacher weights are the target or given."""
+        return {"name": self.name, "temperature": self.temperature,
+                "pretrained": "target" if self.teacher_w is None else "given"}
 
 
 class LabelSmoothingTeacher(Teacher):
@@ -74,6 +77,7 @@ class LabelSmoothingTeacher(Teacher):
         self.mu = float(mu)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples with their labels smoothed by mu."""
         batch = self.sample_uniform(ctx, step)
         if batch.y.dim() == 2:
             batch.y = self.mu * batch.y
@@ -82,6 +86,7 @@ class LabelSmoothingTeacher(Teacher):
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name and mu."""
         return {"name": self.name, "mu": self.mu}
 
 
@@ -94,6 +99,7 @@ class SelfTrainingTeacher(Teacher):
         self.hard = bool(hard)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform inputs labelled with the learner's own current (soft or hard) prediction."""
         batch = self.sample_uniform(ctx, step)
         learner = ctx.learner
         if self.hard and learner.classification:
@@ -106,4 +112,5 @@ class SelfTrainingTeacher(Teacher):
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name and whether labels are hard."""
         return {"name": self.name, "hard": self.hard}

@@ -15,4 +15,5 @@ class RandomTeacher(Teacher):
     name = "sgd"
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """A batch drawn uniformly from the pool, labels unchanged."""
         return self.sample_uniform(ctx, step)

@@ -34,12 +34,14 @@ class ScaledGradientTeacher(Teacher):
         self.c1 = float(c1)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples with gradient scale g = c1 ||w - w*|| per run."""
         batch = self.sample_uniform(ctx, step)
         g = self.c1 * (w - ctx.w_star).norm(dim=-1)
         batch.grad_scale = g[:, None].expand(batch.x.shape[:2])
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name and c1."""
         return {"name": self.name, "c1": self.c1}
 
 
@@ -55,11 +57,13 @@ class ArmijoTeacher(Teacher):
     def __init__(self, g_max: float = 10.0, c2: float = 0.5, shrink: float = 0.5, max_halvings: int = 40) -> None:
         if g_max <= 0 or not 0 < c2 < 1 or not 0 < shrink < 1 or max_halvings < 1:
             raise ValueError(
-                f"need g_max > 0, 0 < c2 < 1, 0 < shrink < 1, max_halvings >= 1; got {g_max}, {c2}, {shrink}, {max_halvings}"
+                f"need g_max > 0, 0 < c2 < 1, 0 < shrink < 1, max_halvings >= 1; got {g_max}, {c2}, {shrink}, "
+                f"{max_halvings}"
             )
         self.g_max, self.c2, self.shrink, self.max_halvings = float(g_max), float(c2), float(shrink), int(max_halvings)
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """Uniform samples with the per-example gradient scale found by Armijo backtracking."""
         batch = self.sample_uniform(ctx, step)
         learner, lr = ctx.learner, ctx.lr
         R, m = batch.x.shape[:2]
@@ -78,6 +82,7 @@ class ArmijoTeacher(Teacher):
         return batch
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name, g_max, c2 and shrink."""
         return {"name": self.name, "g_max": self.g_max, "c2": self.c2, "shrink": self.shrink}
 
 
@@ -96,6 +101,7 @@ class HessianTeacher(Teacher):
         self.omniscient = alpha > 0
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
+        """The full pool with the step preconditioned by the inverse Hessian at the anchor point."""
         X, y = ctx.pool()
         R, p = w.shape
         # alpha = 0 (Newton) must not read w*: the teacher is then not omniscient.
@@ -112,4 +118,5 @@ class HessianTeacher(Teacher):
         return TeachingBatch(x=Xr, y=yr, preconditioner=precond)
 
     def to_spec(self) -> dict:
+        """Specification dictionary: name, alpha and damping."""
         return {"name": self.name, "alpha": self.alpha, "damping": self.damping}

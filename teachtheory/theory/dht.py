@@ -46,7 +46,8 @@ def logistic_grad(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Te
 
 
 def ratio_lsr(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, beta) -> torch.Tensor:
-    r"""Derived Eq. (5) ratio for LSR: g(\tilde x) = (\langle w,\tilde x\rangle - y)/(\langle w,x\rangle - y), \tilde x = \beta x."""
+    r"""Derived Eq. (5) ratio for LSR: g(\tilde x) = (\langle w,\tilde x\rangle - y)/(\langle w,x\rangle - y),
+    \tilde x = \beta x."""
     m = _dot(w, x)
     return (beta * m - y) / (m - y)
 

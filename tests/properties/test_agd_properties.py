@@ -1,5 +1,5 @@
-"""Hypothesis properties of the alternating-gradient-descent map at a strict saddle (Hai et al., NeurIPS 2023, Conclusion 1):
-block sizes, spectra and step sizes are drawn; matrices are built inside the test from a drawn seed."""
+"""Hypothesis properties of the alternating-gradient-descent map at a strict saddle (Hai et al., NeurIPS 2023,
+Conclusion 1): block sizes, spectra and step sizes are drawn; matrices are built inside the test from a drawn seed."""
 
 from __future__ import annotations
 

@@ -100,10 +100,12 @@ def test_greedy_dht_one_step(seed, d, n, lr):
     runs = 3
     problem = _logistic_pool(seed, d, n, runs)
     learner = Logistic(d)
-    ctx = TeachingContext(problem=problem, learner=learner, lr=lr, batch_size=1, streams=RunStreams(as_seeds(seed, runs)))
+    ctx = TeachingContext(problem=problem, learner=learner, lr=lr, batch_size=1,
+                          streams=RunStreams(as_seeds(seed, runs)))
     w, w_star = problem.w0, problem.w_star.expand(runs, d)
     lo, hi = problem.box()
-    pool = theory.one_step_change(w[:, None], w_star[:, None], theory.logistic_grad(w[:, None], problem.X, problem.y), lr)
+    pool = theory.one_step_change(w[:, None], w_star[:, None], theory.logistic_grad(w[:, None], problem.X, problem.y),
+                                  lr)
     tol = 1e-10 * torch.clamp(((w - w_star) ** 2).sum(-1), min=1.0)
     balanced_sgd, dht = [], []
     for value in (-1.0, 1.0):

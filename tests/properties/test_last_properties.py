@@ -48,7 +48,8 @@ def _state(kind: str, d: int, K: int, seed: int, runs: int = RUNS):
         y = torch.where(s.uniform("y", 0, (1,))[:, 0] < 0.5, -1.0, 1.0).double()
     else:
         y = torch.nn.functional.one_hot(s.integers("y", 0, K, (1,))[:, 0], K).double()
-    learner = {"lsr": lambda: LeastSquares(d), "lsr-vector": lambda: LeastSquares(d, K), "softmax": lambda: Softmax(d, K),
+    learner = {"lsr": lambda: LeastSquares(d), "lsr-vector": lambda: LeastSquares(d, K),
+               "softmax": lambda: Softmax(d, K),
                "logistic": lambda: Logistic(d)}[kind]()
     return learner, w, w_star, x, y
 
@@ -69,7 +70,8 @@ def test_greedy_label_never_loses_to_the_true_label(kind, d, K, lr, radius, seed
                     "logistic": "signs"}[kind]
     spec = _spec(template, radius)
     if kind == "lsr" and spec.startswith("box"):
-        spec = f"box:{-abs(float(y.abs().max())) - radius:.6g}:{float(y.abs().max()) + radius:.6g}+ball-truth:{radius:.6g}"
+        spec = (f"box:{-abs(float(y.abs().max())) - radius:.6g}:{float(y.abs().max()) + radius:.6g}"
+                f"+ball-truth:{radius:.6g}")
     y_batch = y[:, None] if y.dim() == 1 else y[:, None, :]
     y_last = synthesize_labels(learner, w, w_star, x[:, None, :], y_batch, lr, spec)[:, 0]
     family = {"lsr-vector": "lsr"}.get(kind, kind)

@@ -30,7 +30,8 @@ from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teacher_student import TeacherStudentConfig, make_student_network
 
 SMALL = {"input_dim": 8, "rank": 3, "teacher_widths": (4,), "output_dim": 3, "multi": 2, "train_size": 80,
-         "eval_size": 60, "batch_size": 20, "epochs": 3, "record_every": 1, "eps": 0.2, "train_steps": 2, "attack_steps": 3}
+         "eval_size": 60, "batch_size": 20, "epochs": 3, "record_every": 1, "eps": 0.2, "train_steps": 2,
+         "attack_steps": 3}
 
 
 def _gen(seed=0):

@@ -46,7 +46,8 @@ def test_alternating_map_equals_explicit_sweeps(n, split, lr):
     H = _random_h(n, n * 10 + split)
     v0 = torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=DT)
     T = agd.alternating_map(H, split, lr)
-    assert torch.allclose(torch.linalg.matrix_power(T, 3) @ v0, _agd_sweeps(H, split, lr, v0, 3), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(torch.linalg.matrix_power(T, 3) @ v0, _agd_sweeps(H, split, lr, v0, 3), rtol=1e-12,
+                          atol=1e-12)
     upper, lower = agd.split_hessian(H, split)
     eye = torch.eye(n, dtype=DT)
     assert torch.allclose(T, torch.linalg.solve(eye + lr * lower, eye - lr * upper), atol=1e-12)

@@ -129,8 +129,10 @@ TINY = [
     pytest.param("ssl-hltm", 1, 2, marks=pytest.mark.slow), pytest.param("l2t-dln", 1, 4, marks=pytest.mark.slow),
     pytest.param("committee", 1, 40000, marks=pytest.mark.slow),
     pytest.param("adversarial-ts", 1, 2, marks=pytest.mark.slow),
-    pytest.param("last-parameterized", 1, 3, marks=pytest.mark.slow), pytest.param("blast", 1, 3, marks=pytest.mark.slow),
-    pytest.param("dht-transform", 1, 3, marks=pytest.mark.slow), pytest.param("dht-mixup", 1, 3, marks=pytest.mark.slow),
+    pytest.param("last-parameterized", 1, 3, marks=pytest.mark.slow),
+    pytest.param("blast", 1, 3, marks=pytest.mark.slow),
+    pytest.param("dht-transform", 1, 3, marks=pytest.mark.slow),
+    pytest.param("dht-mixup", 1, 3, marks=pytest.mark.slow),
 ]
 
 

@@ -166,7 +166,10 @@ def test_ode_rhs_equals_expected_sgd_step(second_layer, noise):
     gen = torch.Generator().manual_seed(7)
     u = torch.randn(S, 4, generator=gen, dtype=D) @ torch.linalg.cholesky(omega).T
     zeta = torch.randn(S, generator=gen, dtype=D)
-    rep = lambda t: t.expand(S, *t.shape)
+
+    def rep(t):
+        return t.expand(S, *t.shape)
+
     Q1, R1, v1 = eng.order_parameter_step(rep(p.Q0), rep(p.R0), rep(p.v0), rep(p.v_star), u[:, :2], u[:, 2:],
                                           torch.full((S,), float(N), dtype=D), N, p.lr, p.effective_lr_v, zeta=zeta,
                                           noise_std=noise, train_second_layer=second_layer)

@@ -548,6 +548,7 @@ def test_reference_loss_is_independent_of_package_formulas():
     f = lambda v: float(reference_loss("mlp", learner, v, X[0, 0], y[0, 0]))  # noqa: E731
     g = torch.func.grad(lambda v: reference_loss("mlp", learner, v, X[0, 0], y[0, 0]))(w[0])
     h = 1e-6
-    fd = np.array([(f(w[0] + h * torch.eye(w.shape[1], dtype=DT)[j]) - f(w[0] - h * torch.eye(w.shape[1], dtype=DT)[j])) / (2 * h)
+    fd = np.array([(f(w[0] + h * torch.eye(w.shape[1], dtype=DT)[j])
+                    - f(w[0] - h * torch.eye(w.shape[1], dtype=DT)[j])) / (2 * h)
                    for j in range(w.shape[1])])
     np.testing.assert_allclose(g.numpy(), fd, rtol=1e-6, atol=1e-8)

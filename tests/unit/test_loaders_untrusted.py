@@ -159,7 +159,8 @@ def test_python2_style_batch_loads(tmp_path: Path) -> None:
 
 def test_write_cifar_batch_reads_back_through_safe_unpickle(tmp_path: Path) -> None:
     data = _rows(2, seed=1)
-    write_cifar_batch(tmp_path / "train", data, [99, 0], label_key=b"fine_labels", extra_labels={b"coarse_labels": [19, 0]})
+    write_cifar_batch(tmp_path / "train", data, [99, 0], label_key=b"fine_labels",
+                      extra_labels={b"coarse_labels": [19, 0]})
     with open(tmp_path / "train", "rb") as f:  # a file object works as well as a path
         back = safe_unpickle(f, what="CIFAR batch")
     assert back[b"fine_labels"] == [99, 0] and back[b"coarse_labels"] == [19, 0]

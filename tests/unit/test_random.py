@@ -203,7 +203,8 @@ def test_returned_tensors_do_not_alias_cached_keys():
 def test_same_seed_gives_the_same_numbers_and_seeds_tags_steps_positions_differ():
     a = RunStreams(torch.tensor([3, 4])).bits("x", 0, (6,))
     assert torch.equal(a, RunStreams(torch.tensor([3, 4])).bits("x", 0, (6,)))
-    variants = [a[1], RunStreams(torch.tensor([3])).bits("y", 0, (6,))[0], RunStreams(torch.tensor([3])).bits("x", 1, (6,))[0]]
+    variants = [a[1], RunStreams(torch.tensor([3])).bits("y", 0, (6,))[0],
+                RunStreams(torch.tensor([3])).bits("x", 1, (6,))[0]]
     for v in variants:
         assert not torch.equal(a[0], v)
     assert len(set(a.reshape(-1).tolist())) == a.numel()

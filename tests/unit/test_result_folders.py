@@ -225,7 +225,7 @@ def test_claim_reports_non_convergence_in_its_verdict():
         raise NonConvergenceError("Newton stopped with gradient norm 1e-3 above tol=1e-10")
 
     def warns(ctx):
-        warnings.warn("L-BFGS stopped with gradient norm 2e-3 above tol=1e-10", NonConvergenceWarning)
+        warnings.warn("L-BFGS stopped with gradient norm 2e-3 above tol=1e-10", NonConvergenceWarning, stacklevel=2)
         return Verdict("", "holds", statistic=1.0, tolerance=2.0, message="measured")
 
     verdict = Claim("test.fails", "-", "x", fails).run(CheckContext())

@@ -237,7 +237,8 @@ def test_discrete_teacher_and_small_student_init():
     nonzero = W1.abs()
     top = nonzero.amax(1, keepdim=True)
     assert torch.all((nonzero == 0) | torch.isclose(nonzero, top.expand_as(nonzero)))
-    torch.testing.assert_close(fanout_strengths(teacher), (torch.arange(1, 6, dtype=torch.float64) ** -1.0).expand(3, 5))
+    torch.testing.assert_close(fanout_strengths(teacher),
+                               (torch.arange(1, 6, dtype=torch.float64) ** -1.0).expand(3, 5))
     from teachtheory.teacher_student import make_student_network
 
     student = make_student_network(cfg, streams, dtype=torch.float64)

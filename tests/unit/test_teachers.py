@@ -559,7 +559,8 @@ def test_dht_stays_in_the_box_and_beats_the_pool(kind, n, d, lr, seed, m):
 def test_dht_labels_cover_the_label_space_and_synthesis_is_feasible():
     problem, learner = make_problem("softmax", 4, 6, 2, 3, 2, shared=True)
     ctx = make_ctx(problem, learner, 0.3, batch_size=3, seed=1)
-    drawn = torch.cat([DHTTeacher(iterations=2, restarts=1).teach(ctx, problem.w0, s).y.reshape(-1, 3) for s in range(6)])
+    drawn = torch.cat([DHTTeacher(iterations=2, restarts=1).teach(ctx, problem.w0, s).y.reshape(-1, 3)
+                       for s in range(6)])
     assert set(drawn.argmax(-1).tolist()) == {0, 1, 2}
     batch = DHTTeacher(iterations=3, restarts=1, synthesize="nonneg+ball-origin:2").teach(ctx, problem.w0, 0)
     assert (batch.y >= -1e-12).all() and (batch.y.norm(dim=-1) <= 2.0 + 1e-9).all()
