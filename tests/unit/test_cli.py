@@ -133,6 +133,7 @@ TINY = [
     pytest.param("blast", 1, 3, marks=pytest.mark.slow),
     pytest.param("dht-transform", 1, 3, marks=pytest.mark.slow),
     pytest.param("dht-mixup", 1, 3, marks=pytest.mark.slow),
+    pytest.param("distill-table", 1, 2, marks=pytest.mark.slow),
 ]
 
 

@@ -29,6 +29,7 @@ EXPECTED = {
     "agd_saddle": {"agd-saddle"},
     "adversarial": {"adversarial-ts"},
     "learned_teachers": {"last-parameterized", "blast", "dht-transform", "dht-mixup"},
+    "distill_table": {"distill-table"},
 }
 SHARED = {"common"}  # helpers of the runners; registers nothing
 
