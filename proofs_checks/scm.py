@@ -30,6 +30,7 @@ from teachtheory.plotting import finish_figure, plt, se_band, style_axes, tolera
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.theory import committee as theory
+from teachtheory.threads import intra_op_threads
 
 SOURCE = cite("tian-talk")
 WRONG_FACTOR = 0.5  # power check: 2/pi -> 1/pi in I2, J2, I3 (4/pi^2 -> 2/pi^2 in I4)
@@ -113,7 +114,7 @@ def check_integrals(ctx: CheckContext) -> Verdict:
     parts, panels, details = {}, [], {}
     for j, (name, (n, fn, closed, patterns)) in enumerate(INTEGRALS.items()):
         C, kinds = draw_covariances(ctx.seed + 101 * j, n, cases, patterns)
-        with theory.torch_threads(1):
+        with intra_op_threads(1):
             # memoised: the integrals are drawn in order from one generator, so the first run fixes them all
             estimate, se = ctx.memo(("mc", name), lambda fn=fn, C=C: monte_carlo(fn, C, samples, generator))
             formula = factor * closed(C)

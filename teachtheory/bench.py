@@ -53,7 +53,6 @@ import math
 import os
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -848,16 +847,8 @@ def _json_safe(value):
 
 
 def write_json(rows: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Write the rows as a JSON list, atomically (temporary file in the same folder, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(list(rows)), indent=2, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write the rows as a JSON list, atomically (:func:`teachtheory.io.atomic_write`)."""
+    from .io import atomic_write
+
+    text = json.dumps(_json_safe(list(rows)), indent=2, allow_nan=False) + "\n"
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -51,12 +51,13 @@ import torch
 
 from ..random import RunStreams, as_seeds
 from ..theory import committee as theory
-from ..theory.committee import g, g_prime, torch_threads
+from ..theory.committee import g, g_prime
+from ..threads import intra_op_threads
 
 __all__ = [
     "CommitteeProblem", "CommitteeRecord", "GapScaling", "block_normals", "fit_power_law", "gap_scaling",
     "ode_check_problem", "order_parameter_step", "order_parameters", "plateau_problem", "record_steps",
-    "sample_chi2", "sgd_step", "simulate_order_parameters", "simulate_sgd", "sup_gap", "torch_threads",
+    "sample_chi2", "sgd_step", "simulate_order_parameters", "simulate_sgd", "sup_gap",
     "weights_from_order_parameters",
 ]
 
@@ -346,7 +347,7 @@ def simulate_sgd(
     _check_common(problem, N, runs, seed)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    with torch_threads(None if torch.device(device).type == "cuda" else threads):
+    with intra_op_threads(None if torch.device(device).type == "cuda" else threads):
         return _simulate_sgd(problem, N, alphas, runs=runs, seed=seed, device=device, dtype=dtype, progress=progress)
 
 
@@ -456,7 +457,7 @@ def simulate_order_parameters(
     _check_common(problem, N, runs, seed)
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    with torch_threads(None if torch.device(device).type == "cuda" else threads):
+    with intra_op_threads(None if torch.device(device).type == "cuda" else threads):
         return _simulate_order_parameters(problem, N, alphas, runs=runs, seed=seed, device=device, dtype=dtype,
                                           progress=progress)
 

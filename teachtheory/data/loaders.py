@@ -34,13 +34,14 @@ import os
 import pickle
 import stat
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar, Union
 
 import numpy as np
+
+from ..io import atomic_write
 
 __all__ = [
     "load_cifar",
@@ -109,40 +110,15 @@ def _check_folder(folder: PathLike, what: str) -> Path:
 
 
 def _atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file atomically: temp file in the same folder, then os.replace.
-
-    Args:
-        path: Destination file.
-        write: Called with a binary file object open for writing.
+    """Write a file atomically through :func:`teachtheory.io.atomic_write`, into a folder that must exist.
 
     Raises:
         FileNotFoundError: If the destination folder does not exist.
     """
     dest = Path(path)
-    parent = dest.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write {str(dest)!r}: folder {str(parent)!r} does not exist"
-        )
-    # Keep the mode of a file we replace; new files get rw-r--r--.
-    try:
-        mode = dest.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(dest)!r}: folder {str(dest.parent)!r} does not exist")
+    atomic_write(dest, write)
 
 
 # --------------------------------------------------------------------------- #

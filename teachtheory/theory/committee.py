@@ -70,11 +70,9 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -104,7 +102,6 @@ __all__ = [
     "symbolic_i3",
     "symbolic_i4_price",
     "symbolic_j2",
-    "torch_threads",
 ]
 
 TWO_OVER_PI = 2.0 / math.pi
@@ -128,22 +125,6 @@ def g_prime(x: torch.Tensor) -> torch.Tensor:
         Saad & Solla, Phys. Rev. E 1995.
     """
     return math.sqrt(2.0 / math.pi) * torch.exp(-0.5 * x * x)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily run torch's CPU kernels on ``n`` threads (None: leave as is). Loops over many tiny tensors
-    are fastest on one thread: some float64 kernels (erf) open a parallel region whatever the size, which costs
-    milliseconds per call on a busy machine."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # -- the averages, from covariance entries (broadcasting) --------------------------------------
@@ -534,7 +515,7 @@ def integrate_ode(
     Q0: torch.Tensor, R0: torch.Tensor, T: torch.Tensor, v0: torch.Tensor, v_star: torch.Tensor,
     alphas, lr: float, *, lr_v: float | None = None, train_second_layer: bool = True, noise_var: float = 0.0,
     method: str = "DOP853", dt: float = 0.05, tol: float | None = None, max_halvings: int = 8,
-    rtol: float = 1e-9, atol: float = 1e-11, threads: int | None = 1, estimate_error: bool = True,
+    rtol: float = 1e-9, atol: float = 1e-11, estimate_error: bool = True,
 ) -> ODESolution:
     r"""Integrate (C6)-(C8) from (Q0, R0, v0) and report the solution at ``alphas``.
 
@@ -562,8 +543,6 @@ def integrate_ode(
         tol: target for the estimated max absolute error of (Q, R, v), or None.
         max_halvings: most step halvings (rk4) or tenfold tolerance tightenings (solve_ivp) to reach ``tol``.
         rtol, atol: solve_ivp's relative and absolute tolerances (ignored by "rk4"); rtol >= ``RTOL_MIN``.
-        threads: torch CPU threads for the tensor work around the solve, e.g. eps on the grid (default 1: the
-            tensors are small; None leaves it alone).
         estimate_error: also solve at a coarser setting and report the difference as ``error``/``eps_error``.
 
     Returns:
@@ -609,14 +588,13 @@ def integrate_ode(
         dQ, dR, dv = _rhs(q.reshape(*batch, K, K), r.reshape(*batch, K, M), T_np, v, v_star_np, *args)
         return np.concatenate([dQ.reshape(*batch, K * K), dR.reshape(*batch, K * M), dv], -1)
 
-    with torch_threads(threads):
-        if method == "rk4":
-            ys, error, eps_error, details = _integrate_rk4(f, y0, alphas, T, v_star, K, M, dt, tol, max_halvings,
-                                                           estimate_error)
-        else:
-            ys, error, eps_error, details = _integrate_ivp(f, y0, alphas, T, v_star, K, M, method, tol,
-                                                           max_halvings, rtol, atol, estimate_error)
-        eps = _eps_from_state(ys, T, v_star, K, M)
+    if method == "rk4":
+        ys, error, eps_error, details = _integrate_rk4(f, y0, alphas, T, v_star, K, M, dt, tol, max_halvings,
+                                                       estimate_error)
+    else:
+        ys, error, eps_error, details = _integrate_ivp(f, y0, alphas, T, v_star, K, M, method, tol,
+                                                       max_halvings, rtol, atol, estimate_error)
+    eps = _eps_from_state(ys, T, v_star, K, M)
     Q, R, v = (t.to(device=device, dtype=dtype) for t in _unpack(ys, K, M))
     return ODESolution(alphas, Q, R, v, eps.to(device=device, dtype=dtype), method, error, eps_error, details)
 
