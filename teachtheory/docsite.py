@@ -112,6 +112,10 @@ def build_site(
     log = io.StringIO()
     previous = os.environ.get("TEACHTHEORY_DOCS_GALLERY")
     os.environ["TEACHTHEORY_DOCS_GALLERY"] = "1" if gallery else "0"
+    # autosummary's stubs are regenerated from the code: stale ones (of modules since removed) would break the build
+    import shutil
+
+    shutil.rmtree(source / "generated", ignore_errors=True)
     # the HTML folder is built beside --out and replaces it whole when the build succeeded
     with result_folder(out, force=True) as partial:
         doctrees = partial / ".doctrees"
