@@ -23,7 +23,7 @@ import torch
 
 from teachtheory import nets
 from teachtheory.adversarial import AdversarialConfig, train_adversarial
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.plotting import plt, save_figure
 from teachtheory.references import cite
 from teachtheory.teacher_student import activation_correlations
@@ -272,4 +272,4 @@ for _id, _check, _statement, _where in (
      r"\mathrm{acc}_{rob}^{CCAT + aug} > \mathrm{acc}_{rob}^{CCAT}", "Sec. 5 (data augmentation)"),
 ):
     register(Claim(id=_id, source=f"{SOURCE}, {_where}; {TALK}", statement=_statement, check=_check,
-                   assumptions=_ASSUMPTIONS, statistical=True, method=_METHOD))
+                   assumptions=_ASSUMPTIONS, statistical=True, method=_METHOD, sensitivity_reason=ORDERING_REASON))

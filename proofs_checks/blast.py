@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
 from teachtheory.references import cite
@@ -50,7 +50,8 @@ def check_unrolled(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="blast.unrolled", source=SOURCE,
+    id="blast.unrolled",
+    sensitivity_reason=ORDERING_REASON, source=SOURCE,
     statement=r"\pi_\theta(x, y, w_t) \text{ trained on } \tfrac1n\sum_i \ell(w_v(\theta); x_i, y_i):\ "
               r"L(w_T^{\pi}) < L(w_T^{\mathrm{SGD}})",
     assumptions=["logistic regression on digits 3 vs 5; the policy sees w and the validation-loss gradient, not w*",
@@ -79,7 +80,8 @@ def check_policy_gradient(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="blast.policy-gradient", source=SOURCE,
+    id="blast.policy-gradient",
+    sensitivity_reason=ORDERING_REASON, source=SOURCE,
     statement=r"\pi_\theta \text{ trained by REINFORCE on validation accuracy}:\ "
               r"\mathrm{acc}(w_T^{\pi}) > \mathrm{acc}(w_T^{\mathrm{SGD}})",
     assumptions=["logistic regression on digits 3 vs 5; label offsets in {0, +-0.5, +-1, +-2, +-4}",

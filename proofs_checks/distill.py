@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, register, se_verdict
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.references import cite
 
@@ -107,7 +107,8 @@ def check_kernels(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kernels", source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
+    id="distill.kernels",
+    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
     + cite("cho-saul", "Eq. (6)") + "; " + cite("ntk", "Thm 1"),
     statement=r"\Sigma^{l+1} = \sigma_w^2 \tfrac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}(\sin\theta + (\pi - \theta)"
               r"\cos\theta) + \sigma_b^2,\ \Theta^{l+1} = \Sigma^{l+1} + \sigma_w^2\tfrac{\pi-\theta}{2\pi}\Theta^l;\ "
@@ -198,7 +199,8 @@ def _conjugate_gradient(M: torch.Tensor, B: torch.Tensor, iterations: int) -> to
 
 
 register(Claim(
-    id="distill.label-solve", source=cite("kip", "Sec. 3, Label Solve"),
+    id="distill.label-solve",
+    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 3, Label Solve"),
     statement=r"y_s^* = \operatorname{argmin}_{y_s} \tfrac12\|y_t - K_{ts}(K_{ss} + \lambda I)^{-1} y_s\|^2"
               r" = A^{+} y_t,\quad A = K_{ts}(K_{ss} + \lambda I)^{-1}",
     assumptions=["fixed support images; lambda = 1e-6 tr(K_ss)/M; A has full column rank (checked: finite cond)",
@@ -271,7 +273,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kip-epsilon", source=cite("kip", "Sec. 2, Definitions 1 and 2"),
+    id="distill.kip-epsilon",
+    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2, Definitions 1 and 2"),
     statement=r"\varepsilon_{weak} = |E_P\ell(f(x),y) - E_P\ell(\tilde f(x),y)|,\ \varepsilon_{strong} = "
               r"E_P\ell(f(x),\tilde f(x));\ \text{KIP lowers both};\ "
               r"\varepsilon_{weak} \le \varepsilon_{strong} + 2\sqrt{L\,\varepsilon_{strong}}",
@@ -350,7 +353,8 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.dc-distance", source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
+    id="distill.dc-distance",
+    sensitivity_reason=EXACT_REASON, source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
     statement=r"d(A, B) = \sum_{i=1}^{out}\Big(1 - \frac{A_{i\cdot}\cdot B_{i\cdot}}{\|A_{i\cdot}\|\|B_{i\cdot}\|}"
               r"\Big) = 0 \iff B_{i\cdot} = c_i A_{i\cdot},\ c_i > 0\ \forall i\ (\text{up to the }10^{-6}"
               r"\text{ in the denominator});\ d = 0\ \text{for bias/norm}",
@@ -453,7 +457,8 @@ _ORDER_ASSUMPTIONS = [
 ]
 
 register(Claim(
-    id="distill.beats-random", source=_ORDER_SOURCE,
+    id="distill.beats-random",
+    sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
     statement=r"\mathrm{acc}(	ext{DM, KIP, DC, DSA, MTT}) > \mathrm{acc}(	ext{random real images})\ "
               r"	ext{at equal images per class}",
     assumptions=_ORDER_ASSUMPTIONS, check=check_beats_random, statistical=True,
@@ -462,7 +467,8 @@ register(Claim(
 ))
 
 register(Claim(
-    id="distill.beats-kmeans", source=_ORDER_SOURCE,
+    id="distill.beats-kmeans",
+    sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
     statement=r"\mathrm{acc}(	ext{KIP, DM, DC}) > \mathrm{acc}(k	ext{-means centroids})\ 	ext{at 1 image per class}",
     assumptions=_ORDER_ASSUMPTIONS, check=check_beats_kmeans, statistical=True,
     method="as distill.beats-random, against scikit-learn k-means centroids per class (at ipc 1: the class means)",

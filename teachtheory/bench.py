@@ -468,7 +468,7 @@ def run_benchmark(
             its keyword arguments).
 
     Returns:
-        One dict per (teacher, R): kind ("teaching"), teacher, runs, steps, steps_per_second,
+        A list of rows, one dict per teacher and R, with the fields kind ("teaching"), teacher, runs, steps, steps_per_second,
         loop_steps_per_second, loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds
         (extrapolated to R), device, dtype; the median-step figures median_steps_per_second,
         loop_median_steps_per_second, median_loop_ratio, median_roofline_ratio (None on CUDA);

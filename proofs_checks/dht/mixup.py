@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.engine import teach
 from teachtheory.learners import Softmax
 from teachtheory.references import cite
@@ -73,7 +73,8 @@ def check_mixup(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="dht.mixup", source=SOURCE,
+    id="dht.mixup",
+    sensitivity_reason=ORDERING_REASON, source=SOURCE,
     statement=r"\mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{PG}}) > \max(\mathrm{ERM}, \mathrm{Beta\ Mixup}, "
               r"\{0, 0.5, 1\}\ \mathrm{Mixup}) \ge \mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{unrolled}})",
     assumptions=["softmax regression on the ten digits with SGD, batch 8 (not the paper's CNN with Adam)",

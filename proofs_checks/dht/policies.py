@@ -11,7 +11,7 @@ References:
 from __future__ import annotations
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
 from teachtheory.references import cite
@@ -39,7 +39,8 @@ def check_transform(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="dht.policies.transform", source=SOURCE,
+    id="dht.policies.transform",
+    sensitivity_reason=ORDERING_REASON, source=SOURCE,
     statement=r"x' = x + \epsilon\tanh(\pi_\theta(x, y, w_t, w^*)),\ \theta \text{ unrolled}:\ "
               r"\|w_T^{\pi} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|",
     assumptions=["logistic regression on digits 3 vs 5 (24 standardised dims), eps = 0.5 per coordinate",

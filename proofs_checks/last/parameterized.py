@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, register
+from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.random import RunStreams, as_seeds
@@ -109,7 +109,8 @@ def check_v1_greedy(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="last.parameterized.v1-greedy", source=f"{SOURCE}, Sec. 4",
+    id="last.parameterized.v1-greedy",
+    sensitivity_reason=EXACT_REASON, source=f"{SOURCE}, Sec. 4",
     statement=r"v = 1:\ \arg\min_y \|w_1(y) - w^*\|^2 = y^{\mathrm{LAST}},\ w_1(y) = w_0 - \eta\nabla_w\ell(w_0; x, y)",
     assumptions=["one example per step (with m > 1 the greedy teacher labels each example alone)",
                  "no label constraint", "least squares and logistic learners"],
@@ -140,7 +141,8 @@ def check_horizon(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="last.parameterized.horizon", source=f"{SOURCE}, Sec. 4",
+    id="last.parameterized.horizon",
+    sensitivity_reason=ORDERING_REASON, source=f"{SOURCE}, Sec. 4",
     statement=r"v > 1:\ \min_{y_1..y_v}\|w_v - w^*\|^2 < \|w_v^{\mathrm{greedy}} - w^*\|^2 \text{ on the same inputs}",
     assumptions=["least squares, one example per step, v = 5", "unrolled labels free per step (the policy's limit)"],
     check=check_horizon, statistical=True,
@@ -167,7 +169,8 @@ def check_beats_sgd(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="last.parameterized.beats-sgd", source=f"{SOURCE}, Sec. 4, Fig. 12",
+    id="last.parameterized.beats-sgd",
+    sensitivity_reason=ORDERING_REASON, source=f"{SOURCE}, Sec. 4, Fig. 12",
     statement=r"\|w_T^{\pi_\theta} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|,\ \theta \text{ trained by unrolling}",
     assumptions=["least squares, d = 10, policy MLP (32 tanh units), unrolled at v = 1",
                  "teaching-time samples differ from training samples (separate streams)"],
