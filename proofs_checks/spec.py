@@ -302,7 +302,7 @@ def check_over_realisation(ctx: CheckContext) -> Verdict:
     pilot = recovery[MULTIPLES[-1]] - recovery[MULTIPLES[0]]
     pilot_runs = pilot.size
     needed = required_runs(float(pilot.mean()), float(pilot.std(ddof=1) / math.sqrt(pilot_runs)), pilot_runs,
-                           ctx.z, cap=4 * pilot_runs)
+                           ctx.z, power_z=2.33, cap=4 * pilot_runs)  # 99% power: the pilot effect is noisy
     if needed > pilot_runs:
         recovery = _multiple_runs(ctx.scale, ctx.seed, needed - pilot_runs)
     multiples = list(recovery)
