@@ -117,7 +117,8 @@ register(Claim(
                  "sigma_w^2 = 2, sigma_b^2 = 0.01 (KIP's defaults); inputs in general position",
                  "finite-network kernels: NNGP = readout feature kernel, NTK = inner product of parameter gradients"],
     check=check_kernels, statistical=True,
-    method="Monte Carlo over random finite networks of widths 32..256 (quick), 64..2048 (full): mean at depth 1, error scaling at "
+    method="Monte Carlo over random finite networks of widths 32..256 (quick), 64..2048 (full): mean at depth 1, "
+           "error scaling at "
            "depths 1-3",
 ))
 
@@ -228,7 +229,9 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
     init = distill("random", data, ipc, seed=ctx.seed)  # KIP starts from exactly these images
     if ctx.power:
         kip_set = init
-    k = lambda a, b=None: relu_kernels(a.double(), None if b is None else b.double(), depth=depth)[1]
+    def k(a, b=None):
+        """The NTK of the ReLU network between ``a`` and ``b`` (``a`` with itself when ``b`` is None), in float64."""
+        return relu_kernels(a.double(), None if b is None else b.double(), depth=depth)[1]
     y_test = centred_one_hot(data.y_test, 10)
     y_train = centred_one_hot(data.y_train, 10)
     f_full = krr_predict(k(data.x_test, data.x_train), k(data.x_train), y_train)
@@ -290,7 +293,10 @@ register(Claim(
 
 
 def _whole_layer_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The mutation of the power check: one cosine over the whole layer (times its output nodes) instead of one per node."""
+    """The mutation of the power check: one cosine over the whole layer (times its output nodes).
+
+    Instead of one per node.
+    """
     if a.dim() == 1:
         return a.new_zeros(())
     a2, b2 = a.flatten(), b.flatten()
@@ -396,7 +402,8 @@ def ordering_results(ctx: CheckContext) -> dict:
     }
     out = {"settings": {"width": width, "runs": runs, "epochs": epochs, "steps": steps}, "results": {}}
     for ipc in ctx.pick((1,), (1, 10)):
-        sets = {"random": distill("random", data, ipc, seed=ctx.seed), "kmeans": distill("kmeans", data, ipc, seed=ctx.seed)}
+        sets = {"random": distill("random", data, ipc, seed=ctx.seed),
+                "kmeans": distill("kmeans", data, ipc, seed=ctx.seed)}
         for method in ORDER_METHODS:
             sets[method] = distill(method, data, ipc, seed=ctx.seed, **options[method])
         out["results"][ipc] = {name: evaluate(syn, data, width=width, runs=runs, epochs=epochs, seed=ctx.seed)
@@ -406,7 +413,10 @@ def ordering_results(ctx: CheckContext) -> dict:
 
 
 def _comparisons(ctx: CheckContext, pairs_for_ipc, what: str) -> Verdict:
-    """Verdict on ``method - baseline > z SE`` for the pairs ``pairs_for_ipc(ipc)``; power: each method = its initial set."""
+    """Verdict on ``method - baseline > z SE`` for the pairs ``pairs_for_ipc(ipc)``.
+
+    Power: each method = its initial set.
+    """
     run = ordering_results(ctx)
     settings, rows, comparisons = run["settings"], {}, []
     for ipc, results in run["results"].items():
@@ -459,8 +469,8 @@ _ORDER_ASSUMPTIONS = [
 register(Claim(
     id="distill.beats-random",
     sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
-    statement=r"\mathrm{acc}(	ext{DM, KIP, DC, DSA, MTT}) > \mathrm{acc}(	ext{random real images})\ "
-              r"	ext{at equal images per class}",
+    statement=r"\mathrm{acc}(\text{DM, KIP, DC, DSA, MTT}) > \mathrm{acc}(\text{random real images})\ "
+              r"\text{at equal images per class}",
     assumptions=_ORDER_ASSUMPTIONS, check=check_beats_random, statistical=True,
     method="distil each method from the random set of the same seed, train R ConvNets on each set at once, "
            "compare mean accuracies (z SE)",
@@ -469,7 +479,8 @@ register(Claim(
 register(Claim(
     id="distill.beats-kmeans",
     sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
-    statement=r"\mathrm{acc}(	ext{KIP, DM, DC}) > \mathrm{acc}(k	ext{-means centroids})\ 	ext{at 1 image per class}",
+    statement=r"\mathrm{acc}(\text{KIP, DM, DC}) > \mathrm{acc}(k\text{-means centroids})"
+              r"\ \text{at 1 image per class}",
     assumptions=_ORDER_ASSUMPTIONS, check=check_beats_kmeans, statistical=True,
     method="as distill.beats-random, against scikit-learn k-means centroids per class (at ipc 1: the class means)",
 ))

@@ -123,8 +123,8 @@ def run_distill_table(out, scale: str = "small", runs: int = 8, steps: int = 300
     """Distil every method at every ipc on every data set, evaluate, and write the table (see the module docstring).
 
     ``datasets``, ``methods``, ``ipcs``, ``width``, ``epochs`` and ``ceiling_epochs`` override the scale's
-    settings (for quick runs). Writes config.json, metrics.json (per data set and ipc: each method's mean ± SE, the accuracies, the
-    published MNIST numbers and the ordering report), table.md and table.png into ``out``.
+    settings (for quick runs). Writes config.json, metrics.json (per data set and ipc: each method's mean ± SE, the
+    accuracies, the published MNIST numbers and the ordering report), table.md and table.png into ``out``.
     """
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")

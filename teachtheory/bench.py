@@ -468,8 +468,8 @@ def run_benchmark(
             its keyword arguments).
 
     Returns:
-        A list of rows, one dict per teacher and R, with the fields kind ("teaching"), teacher, runs, steps, steps_per_second,
-        loop_steps_per_second, loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds
+        A list of rows, one dict per teacher and R, with the fields kind ("teaching"), teacher, runs, steps,
+        steps_per_second, loop_steps_per_second, loop_ratio, roofline_ratio, loop_runs_timed, seconds, loop_seconds
         (extrapolated to R), device, dtype; the median-step figures median_steps_per_second,
         loop_median_steps_per_second, median_loop_ratio, median_roofline_ratio (None on CUDA);
         and the settings (problem, classes, dim, pool_size, lr, threads, repeats, warmup_steps; for IMT
@@ -681,7 +681,7 @@ def _committee_rows(runs: Sequence[int], N: int, steps: int, ode_alpha: float | 
         def integrate(grid):
             return theory.integrate_ode(check.Q0, check.R0, check.T, check.v0, check.v_star, grid, check.lr,
                                         lr_v=check.lr_v, train_second_layer=check.train_second_layer,
-                                        noise_var=check.noise_std**2, threads=None)
+                                        noise_var=check.noise_std**2)
 
         integrate(alphas[:3])  # warm-up (imports, first calls)
         start = clock()

@@ -73,8 +73,10 @@ __all__ = [
 VERDICTS = ("holds", "fails", "printed-form-wrong", "holds-in-regime", "error")
 SCALES = ("quick", "full")
 # stated reasons for claims without a mutation operator (shown with their verdicts; --strict accepts them)
-ORDERING_REASON = ("an ordering claim between measured quantities, with no constant of the theory to perturb; its power check runs the reversed statement, which must fail")
-EXACT_REASON = ("an exact comparison of a closed form with an independent computation; no mutation operator is declared yet, so its sensitivity is not measured")
+ORDERING_REASON = ("an ordering claim between measured quantities, with no constant of the theory to perturb; "
+                   "its power check runs the reversed statement, which must fail")
+EXACT_REASON = ("an exact comparison of a closed form with an independent computation; "
+                "no mutation operator is declared yet, so its sensitivity is not measured")
 Z_SCORE = 5.0
 SENSITIVITY_TARGET = 0.10  # a claim must catch a 10% error in any declared constant unless it says why not
 # relative errors tried, 1% .. 100% evenly on a log scale (ratio 10^(1/4) ~ 1.78)

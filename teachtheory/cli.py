@@ -473,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: list, simulate, check, docs, bench, sweep or plot "
+            raise UsageError("a command is required: list, simulate, check, docs, bench, sweep, plot or distill "
                              "(see teachtheory --help)")
         handler = {"list": _cmd_list, "simulate": _cmd_simulate, "check": _cmd_check, "docs": _cmd_docs,
                    "bench": _cmd_bench, "sweep": _cmd_sweep, "plot": _cmd_plot, "distill": _cmd_distill}[args.command]

@@ -26,14 +26,13 @@ import itertools
 import json
 import math
 import os
+import tomllib
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from .io import atomic_write, check_writable_folder, result_folder, write_json
 

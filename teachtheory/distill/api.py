@@ -19,7 +19,10 @@ __all__ = ["BASELINES", "LEARNED", "METHODS", "Method", "distill"]
 
 @dataclass(frozen=True)
 class Method:
-    """A distiller: its function ``(data, ipc, *, steps, seed, progress, **options) -> SyntheticSet``, default steps, source."""
+    """A distiller: its function, default steps and source.
+
+    The function is ``(data, ipc, *, steps, seed, progress, **options) -> SyntheticSet``.
+    """
 
     name: str
     run: Callable[..., SyntheticSet]

@@ -61,11 +61,16 @@ def _check_strategy(strategy) -> tuple[str, ...]:
 
 def sample_params(strategy, groups: int, spatial: tuple[int, ...], generator: torch.Generator,
                   op: str | None = None) -> AugmentParams:
-    """Draw one operation from ``strategy`` (unless ``op`` is given) and its parameters for ``groups`` groups (on the CPU)."""
+    """Draw one operation from ``strategy`` (unless ``op`` is given) and its parameters for ``groups`` groups.
+
+    Drawn on the CPU.
+    """
     strategy = _check_strategy(strategy)
     if op is None:
         op = strategy[int(torch.randint(len(strategy), (1,), generator=generator))]
-    u = lambda *shape: torch.rand(groups, *shape, generator=generator)
+    def u(*shape):
+        """Uniform [0, 1) draws of shape ``[groups, *shape]`` from ``generator``."""
+        return torch.rand(groups, *shape, generator=generator)
     if op == "color":
         values = {"brightness": u(), "saturation": u(), "contrast": u()}
     elif op == "crop":

@@ -56,7 +56,8 @@ def _features(data: DistillData, kind: str, seed: int, width: int | None, epochs
     if kind == "trained":
         params = train_networks(spec, params, data.x_train, data.y_train, epochs=epochs, generator=gen)
     with torch.no_grad():
-        return torch.cat([spec.embed(params, data.x_train[s:s + 1024])[0] for s in range(0, data.x_train.shape[0], 1024)])
+        return torch.cat([spec.embed(params, data.x_train[s:s + 1024])[0]
+                          for s in range(0, data.x_train.shape[0], 1024)])
 
 
 def herding(data: DistillData, ipc: int, *, seed: int = 0, features: str = "trained", width: int | None = None,

@@ -21,7 +21,9 @@ __all__ = ["dm", "sample_real_per_class"]
 
 
 def sample_real_per_class(data: DistillData, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
-    """``b`` random training images of every class without replacement (b = min(batch, smallest class)), ordered by class.
+    """``b`` random training images of every class without replacement, ordered by class.
+
+    Here b = min(batch, smallest class).
 
     Returns the images ``[K b, C, *s]`` and b.
     """

@@ -116,4 +116,5 @@ def mtt(data: DistillData, ipc: int, *, steps: int = 300, seed: int = 0, progres
                 "momentum": momentum, "batch_syn": batch_syn, "augment": list(strategy) if strategy else None,
                 "unroll": unroll, "learned_lr": float(syn_lr.detach()), "loss_curve": curve,
                 "loss_name": "normalised parameter distance to the expert"}
-    return SyntheticSet(images.detach(), labels, K, "mtt", data.name, ipc, lr=float(syn_lr.detach()), provenance=settings)
+    return SyntheticSet(images.detach(), labels, K, "mtt", data.name, ipc, lr=float(syn_lr.detach()),
+                        provenance=settings)

@@ -127,7 +127,10 @@ class NetSpec:
 
     def init(self, runs: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu",
              dtype: torch.dtype = torch.float32) -> Params:
-        """Fresh parameters of ``runs`` networks (drawn on the CPU with ``generator``, then moved: same draws on every device)."""
+        """Fresh parameters of ``runs`` networks.
+
+        Drawn on the CPU with ``generator``, then moved: same draws on every device.
+        """
         params = {}
         for name, (shape, fan) in self.shapes().items():
             if fan == 0:  # norm: weight 1, bias 0
@@ -139,7 +142,10 @@ class NetSpec:
         return params
 
     def embed(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Features before the classifier, ``[R, B, feature_dim]``; ``x`` is ``[B, C, *s]`` (shared) or ``[R, B, C, *s]``."""
+        """Features before the classifier, ``[R, B, feature_dim]``.
+
+        ``x`` is ``[B, C, *s]`` (shared) or ``[R, B, C, *s]``.
+        """
         R = params["head.weight"].shape[0]
         shared = x.dim() == len(self.image_shape) + 1
         if not shared and x.shape[0] != R:

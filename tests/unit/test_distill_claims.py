@@ -57,6 +57,7 @@ def test_closed_form_kernels_at_depth_zero_and_one_by_hand():
     # orthogonal inputs: theta = pi/2, so E[relu relu] = sqrt(k11 k22)/(2 pi) and E[relu' relu'] = 1/4
     nngp, ntk = relu_kernels(x, depth=1, sigma_w2=2.0, sigma_b2=0.0)
     k11, k22 = 1.0, 4.0
-    assert torch.allclose(nngp, torch.tensor([[k11, 2 * (k11 * k22) ** 0.5 / (2 * torch.pi)], [2 * 1.0 / torch.pi, k22]],
+    assert torch.allclose(nngp, torch.tensor([[k11, 2 * (k11 * k22) ** 0.5 / (2 * torch.pi)],
+                                              [2 * 1.0 / torch.pi, k22]],
                                              dtype=torch.float64), atol=1e-6)
     assert torch.allclose(ntk[0, 1], nngp[0, 1] + 2 * 0.25 * 0.0) and torch.allclose(ntk[0, 0], 2 * nngp[0, 0])

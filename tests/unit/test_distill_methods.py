@@ -127,7 +127,8 @@ def test_cli_distill_writes_its_folder_and_reproduces(tmp_path):
     for name in ("a", "b"):
         out = tmp_path / name
         code = main(["distill", "kmeans", "--dataset", "digits", "--ipc", "1", "--eval-runs", "2", "--epochs", "2",
-                     "--width", "4", "--ceiling-epochs", "1", "--out", str(out), "--json", str(tmp_path / f"{name}.json")])
+                     "--width", "4", "--ceiling-epochs", "1", "--out", str(out),
+                     "--json", str(tmp_path / f"{name}.json")])
         assert code == 0
         for f in ("synthetic.npz", "images.png", "learning_curve.png", "accuracy.md", "metrics.json", "run.json",
                   "config.json"):
