@@ -608,9 +608,11 @@ def _roofline(gemm: GemmRate, flops: float, seconds: float, median_seconds: floa
             gemm.sample()
     measured = gemm.best
     bound = min(flops / (measured * 1e9), seconds, median_seconds or math.inf)
-    return {"roofline_ratio": seconds / bound, "matmul_gflops": flops / bound / 1e9,
+    clamped = bound < flops / (measured * 1e9)
+    # unclamped, the rate is the measured one exactly (flops / bound / 1e9 would differ from it by rounding)
+    return {"roofline_ratio": seconds / bound, "matmul_gflops": flops / bound / 1e9 if clamped else measured,
             "matmul_gflops_measured": measured, "matmul_samples": gemm.samples, "matmul_seconds": bound,
-            "roofline_clamped": bound < flops / (measured * 1e9),
+            "roofline_clamped": clamped,
             "median_roofline_ratio": None if median_seconds is None else median_seconds / bound}
 
 
