@@ -26,6 +26,7 @@ from teachtheory.adversarial import AdversarialConfig, train_adversarial
 from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
 from teachtheory.plotting import plt, save_figure
 from teachtheory.references import cite
+from teachtheory.stats import mean_se
 from teachtheory.teacher_student import activation_correlations
 
 SOURCE = cite("yang-robust")
@@ -61,14 +62,13 @@ def _runs(scale: str, seed: int) -> dict:
 
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(mean, SE) of the paired differences a - b over runs."""
-    diff = np.asarray(a, float) - np.asarray(b, float)
-    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0
+    mean, se = mean_se(np.asarray(a, float) - np.asarray(b, float))
+    return float(mean), float(se)
 
 
 def _ms(values: np.ndarray) -> str:
-    values = np.asarray(values, float)
-    se = values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else 0.0
-    return f"{values.mean():.3f} ± {se:.3f}"
+    mean, se = mean_se(values)
+    return f"{mean:.3f} ± {se:.3f}"
 
 
 def _greater(ctx: CheckContext, comparisons: dict[str, tuple[np.ndarray, np.ndarray]], message: str,

@@ -16,15 +16,13 @@ from __future__ import annotations
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, one_sided_better, register
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
 from teachtheory.references import cite
 from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_reinforce, train_unrolled
-
-from .last.parameterized import one_sided_better
 
 SOURCE = cite("last", "Sec. 7")
 LR, STEPS = 0.05, 100

@@ -21,6 +21,7 @@ import torch
 from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, register, se_verdict
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.references import cite
+from teachtheory.stats import mean_se
 
 WRONG_NORMALISER = math.pi  # power check of the kernels: 1/pi in place of the ReLU expectations' 1/(2 pi)
 
@@ -249,8 +250,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
     n = full_l.numel()
 
     def paired(a, b):  # mean of a - b and its SE over test points
-        d = (a - b).numpy()
-        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+        mean, se = mean_se((a - b).numpy())
+        return float(mean), float(se)
 
     weak_kip, weak_init = abs(float(kip_l.mean() - full_l.mean())), abs(float(init_l.mean() - full_l.mean()))
     strong_gain, strong_se = paired(init_s, kip_s)

@@ -61,6 +61,7 @@ __all__ = [
     "load_claims",
     "mean_se",
     "measure_sensitivity",
+    "one_sided_better",
     "outcome",
     "power_suffix",
     "register",
@@ -708,6 +709,26 @@ def required_runs(effect: float, se: float, runs: int, z: float = Z_SCORE, power
     if effect == 0 or not math.isfinite(effect):
         return cap
     return int(min(cap, max(runs, math.ceil(runs * ((z + power_z) * se / abs(effect)) ** 2))))
+
+
+def one_sided_better(better: np.ndarray, worse: np.ndarray, *, z: float, what: str, power: bool,
+                     details: dict | None = None) -> Verdict:
+    """Paired one-sided comparison over runs: holds iff mean(worse - better) > z SE (power: the reverse order,
+    which must fail when the claim is true). With one run there is no SE and the claim fails."""
+    diff = np.asarray(worse, float) - np.asarray(better, float)
+    if power:
+        diff = -diff
+    R = diff.size
+    mean, se = (float(v) for v in mean_se(diff))
+    if not math.isfinite(se):  # one run: no standard error, nothing can be concluded
+        se = math.inf
+    statistic = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)
+    return Verdict("", "holds" if statistic > z else "fails", statistic=statistic, tolerance=z,
+                   tolerance_rule=f"paired mean gap / SE > {z:g} (one-sided, {R} runs)",
+                   message=f"{what}: gap {mean:.4g} ± {se:.2g} (SE), {statistic:.2f} SE"
+                           + (" [power: reversed order]" if power else ""),
+                   details={"gap_mean": mean, "gap_se": se, "runs": R, "better_mean": float(np.mean(better)),
+                            "worse_mean": float(np.mean(worse)), **(details or {})})
 
 
 def format_number(value: float | None) -> str:

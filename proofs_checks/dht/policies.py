@@ -11,15 +11,13 @@ References:
 from __future__ import annotations
 
 from teachtheory import problems
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
+from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, one_sided_better, register
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
 from teachtheory.references import cite
 from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_unrolled
-
-from ..last.parameterized import one_sided_better
 
 SOURCE = cite("dht", "Sec. 3.3.1, Fig. 4")
 

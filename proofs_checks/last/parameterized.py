@@ -14,13 +14,10 @@ References:
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, register
+from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, one_sided_better, register
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.random import RunStreams, as_seeds
@@ -31,26 +28,6 @@ from teachtheory.teachers.training import plan_labels, train_unrolled
 from teachtheory.unroll import rollout
 
 SOURCE = cite("last")
-
-
-def one_sided_better(better: np.ndarray, worse: np.ndarray, *, z: float, what: str, power: bool,
-                     details: dict | None = None) -> Verdict:
-    """Paired one-sided comparison over runs: holds iff mean(worse - better) > z SE (power: the reverse order,
-    which must fail when the claim is true)."""
-    diff = np.asarray(worse, float) - np.asarray(better, float)
-    if power:
-        diff = -diff
-    R = diff.size
-    se = float(diff.std(ddof=1) / math.sqrt(R)) if R > 1 else math.inf
-    mean = float(diff.mean())
-    statistic = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)
-    holds = statistic > z
-    return Verdict("", "holds" if holds else "fails", statistic=statistic, tolerance=z,
-                   tolerance_rule=f"paired mean gap / SE > {z:g} (one-sided, {R} runs)",
-                   message=f"{what}: gap {mean:.4g} ± {se:.2g} (SE), {statistic:.2f} SE"
-                           + (" [power: reversed order]" if power else ""),
-                   details={"gap_mean": mean, "gap_se": se, "runs": R, "better_mean": float(np.mean(better)),
-                            "worse_mean": float(np.mean(worse)), **(details or {})})
 
 
 def _draws(R: int, v: int, seed: int, dim: int = 6):
