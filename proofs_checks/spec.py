@@ -397,8 +397,8 @@ def check_beta_diagonal(ctx: CheckContext) -> Verdict:
 
 register(Claim(
     id="spec.beta-diagonal", source=f"{SOURCE_2020}, Lemma 1 and the two-layer case (talk: 'Multi-Layer case')",
-    statement=r"\text{two-layer: } \sqrt{E_x[\beta_{kk}(x)]} = \|v_k\|\quad(\beta_k^\top(x) \text{ the } k\text{-th row "
-              r"of } B_1(x))",
+    statement=r"\text{two-layer: } \sqrt{E_x[\beta_{kk}(x)]} = \|v_k\|\quad"
+              r"(\beta_k^\top(x) \text{ the } k\text{-th row of } B_1(x))",
     assumptions=["ReLU hidden layers with biases, linear output, B_1 from the recursion of relu.recursive-gradient",
                  "v_k = the fan-out weights of student node k (for deeper nets: the gated fan-out v_k(x))"],
     check=check_beta_diagonal, statistical=False, mutations=("||v_k||",),
