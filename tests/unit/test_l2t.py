@@ -193,3 +193,39 @@ def test_l2t_dln_simulation_tiny_budget(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["methods"]["CE"]["per_run"]) == 2 and "comparison" in metrics
     assert calls and calls[-1][1] == calls[-1][2]
+
+
+# -- Eq. (7) at N = 1 and the linearised recursion (Eqs. 9-13) ----------------------------------------------
+
+
+def test_eq7_printed_form_is_wrong_and_the_corrected_form_holds():
+    v = CLAIMS["l2t.eq7"].run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "printed-form-wrong", v.message
+    assert v.details["corrected_holds"]
+    for case in v.details["cases"]:
+        assert case["gap_eq6"] < 1e-10 and case["gap_corrected"] < 1e-10
+        assert case["literal_ratio"] == pytest.approx(case["eta"] * case["w"], rel=1e-9)  # eta w twice
+        assert case["bare_ratio"] == pytest.approx(-1.0, rel=1e-9)  # the sign
+    mutated = CLAIMS["l2t.eq7"].run(CheckContext(scale="quick", seed=0).mutated("eta*w", 0.05))
+    assert mutated.verdict == "fails"
+
+
+def test_linearised_recursion_holds_and_catches_a_wrong_coupling():
+    claim = CLAIMS["l2t.linearised-recursion"]
+    ctx = CheckContext(scale="quick", seed=0)
+    v = claim.run(ctx)
+    assert v.verdict == "holds", v.message
+    assert v.details["eq13_residual"] < 1e-12 and v.details["slope_gap"] < 0.05
+    assert claim.run(ctx.mutated("eta*H_l", 0.05)).verdict == "fails"
+
+
+def test_recursion_terms_reproduce_the_sweep_on_a_quadratic():
+    from teachtheory.theory import agd, l2t
+
+    H = torch.tensor([[1.0, 0.4, 0.2], [0.4, -0.5, 0.1], [0.2, 0.1, 2.0]], dtype=torch.float64)
+    v = torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64)
+    t = l2t.recursion_terms(lambda x: x @ H, lambda x: H.expand(*x.shape[:-1], 3, 3), v, 1, 0.2)
+    assert torch.allclose(t["next"][0], agd.alternating_map(H, 1, 0.2) @ v[0], atol=1e-15)
+    assert t["Delta_u"].abs().max() < 1e-15 and t["Delta_l"].abs().max() < 1e-15
+    with pytest.raises(ValueError, match="split"):
+        l2t.recursion_terms(lambda x: x @ H, lambda x: H, v, 3, 0.2)
