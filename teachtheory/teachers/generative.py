@@ -1,9 +1,11 @@
 r"""Generative teaching policies (DHT Sec. 3.3.2): a GAN-based and a VAE-based teacher, batched over runs.
 
 Both synthesize the teaching input :math:`\tilde x` for a pool example (x, y) drawn uniformly, conditioned on
-that example, the learner state and the direction :math:`w - w^*` (the features of
-:class:`~teachtheory.teachers.learned.TeachingPolicy`); the learner receives :math:`(\tilde x, y)`, the label
-being the sampled example's true one (DHT Fig. 7: samples conditioned on the ground-truth labels).
+that example, the learner state and the direction :math:`e = w - w^*` (the features of
+:class:`~teachtheory.teachers.learned.TeachingPolicy`, and :func:`input_direction`,
+:math:`\nabla_x \langle e, \nabla_w \ell(w; x, y)\rangle`, the first-order greedy direction in x); the
+learner receives :math:`(\tilde x, y)`, the label being the sampled example's true one (DHT Fig. 7: samples
+conditioned on the ground-truth labels).
 
 * **GAN-based**: a generator :math:`\tilde x = \pi_\theta(z, x, y, w, w^*)`, :math:`z \sim N(0, I)`, trained
   on :math:`\|w_v(\theta) - w^*\|^2 + \lambda \sum_i \ell(\pi_\theta(z, x_i, y_i, w_i^{\mathrm{sg}}); y_i \mid
@@ -11,14 +13,16 @@ being the sampled example's true one (DHT Fig. 7: samples conditioned on the gro
   alternately, to tell pool inputs from synthesized ones (the non-saturating form :math:`-\log D(\tilde x)` of
   Goodfellow et al.'s min-max, the usual way of solving it).
 * **VAE-based**: a conditional VAE :math:`p(x \mid u, y)` is pre-trained on the pool (:func:`pretrain_vae`);
-  the policy outputs a Gaussian :math:`q_\theta(u) = N(\mu, \mathrm{diag}\,\sigma^2)` over the latent code,
+  the policy outputs a Gaussian :math:`q_\theta(u) = N(\mu, \mathrm{diag}\,\sigma^2)` over the latent code
+  (a change of the encoder's posterior of the sampled example),
   :math:`\tilde x` is the decoder's mean at :math:`u = \mu + \sigma \varepsilon`, and the objective adds
   :math:`\mathrm{KL}(q_\theta \,\|\, N(0, I))`, the distribution-divergence constraint in penalty form.
 
 Both generators, and the VAE decoder, emit inputs inside the pool's per-coordinate range
 :math:`[\min_i x_i, \max_i x_i]` (a sigmoid onto the box; constant coordinates such as a bias feature stay
-fixed), the constraint DHT Sec. 5.1 puts on its synthesized samples. The v-step unrolling goes through
-:func:`teachtheory.unroll.rollout`.
+fixed), the constraint DHT Sec. 5.1 puts on its synthesized samples; the GAN's generator outputs a change of
+the sampled example in the box's logit coordinates, so both untrained policies start close to SGD. The
+v-step unrolling goes through :func:`teachtheory.unroll.rollout`.
 
 References:
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.2, Figs. 5-7;
@@ -46,6 +50,7 @@ from .learned import TeachingPolicy
 from .training import TRAIN_STREAM, PolicyTraining, _positive_float, _positive_int
 
 __all__ = ["GENERATIVE_KINDS", "ConditionalVAE", "GenerativePolicy", "GenerativeTeacher", "VAEFit", "data_box",
+           "input_direction",
            "pretrain_vae", "train_generative"]
 
 GENERATIVE_KINDS = ("gan", "vae")
@@ -66,9 +71,26 @@ def _to_box(raw: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor]) -> torch.
     return lo[:, None] + (hi - lo)[:, None] * torch.sigmoid(raw)
 
 
+def _from_box(x: torch.Tensor, box: tuple[torch.Tensor, torch.Tensor], margin: float = 1e-3) -> torch.Tensor:
+    """The inverse of :func:`_to_box` for inputs x [R, m, d] of the pool (clamped off the box's edges)."""
+    lo, hi = box
+    span = (hi - lo)[:, None]
+    position = torch.where(span > 0, (x - lo[:, None]) / torch.where(span > 0, span, 1.0), 0.5)
+    return torch.logit(position.clamp(margin, 1 - margin))
+
+
 def _label_input(learner: Learner, y: torch.Tensor, dtype) -> torch.Tensor:
     """The label as network input: [R, m, 1] for scalar labels, [R, m, K] otherwise."""
     return (y.unsqueeze(-1) if learner.scalar_labels else y).to(dtype)
+
+
+def input_direction(learner: Learner, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                    direction: torch.Tensor) -> torch.Tensor:
+    """grad_x <e, grad_w l(w; x, y)> per example, [R, m, d]: how moving each input changes the learner's step
+    along e (for e = w - w*, the first-order term of the greedy one-step objective in x)."""
+    _, pullback = torch.func.vjp(lambda inputs: learner.grad(w, inputs, y), x)
+    (out,) = pullback(direction[:, None, :].expand(*x.shape[:2], direction.shape[-1]))
+    return out
 
 
 def _gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -190,7 +212,7 @@ class GenerativePolicy:
             the latent code of a pre-trained VAE). omniscient: whether the state holds w - w* (else the
             validation-loss gradient, as in :meth:`TeachingPolicy.direction`).
         noise_dim: size of z (GAN); a VAE policy's noise is its latent size. latent: the VAE code size.
-        hidden: hidden widths of the generator (tanh).
+        hidden: hidden widths of the generator (tanh). last_gain: initial scale of its last layer.
     """
 
     learner: Learner
@@ -199,6 +221,7 @@ class GenerativePolicy:
     noise_dim: int = 8
     latent: int = 4
     hidden: tuple[int, ...] = (64,)
+    last_gain: float = 1.0
     context: TeachingPolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -216,31 +239,43 @@ class GenerativePolicy:
         return self.noise_dim if self.kind == "gan" else self.latent
 
     @property
+    def state_dim(self) -> int:
+        """Per-example state: the transformation policy's features, the unit input direction and its log norm."""
+        return self.context.feature_dim + self.learner.input_dim + 1
+
+    @property
     def architecture(self) -> nets.Architecture:
         """GAN: (z, state) -> raw input; VAE: state -> (mu, log variance) of the latent code."""
         if self.kind == "gan":
-            sizes = (self.noise_dim + self.context.feature_dim, *self.context.hidden, self.learner.input_dim)
+            sizes = (self.noise_dim + self.state_dim, *self.context.hidden, self.learner.input_dim)
         else:
-            sizes = (self.context.feature_dim, *self.context.hidden, 2 * self.latent)
+            sizes = (self.state_dim, *self.context.hidden, 2 * self.latent)
         return nets.Architecture(sizes, act="tanh")
 
     def init(self, streams: RunStreams, *, dtype=torch.float64, device="cpu") -> tuple[torch.Tensor, ...]:
-        """Initial generator parameters, one network per run (small last layer)."""
-        return self.architecture.init(streams, last_gain=0.1, tag="generator-init", dtype=dtype, device=device)
+        """Initial generator parameters, one network per run."""
+        return self.architecture.init(streams, last_gain=self.last_gain, tag="generator-init", dtype=dtype,
+                                      device=device)
 
     def generate(self, params, w, x, y, direction, noise, box, vae: VAEFit | None = None):
         """(synthesized inputs [R, m, d], KL of the latent Gaussian [R, m], zero for a GAN)."""
-        state = self.context.features(w, x, y, direction)
+        # Both start from the sampled example (the network's output is a change): the GAN in the box's logit
+        # coordinates of x, the VAE from the encoder's posterior of (x, y); an untrained policy is close to SGD.
+        steer = input_direction(self.learner, w, x, y, direction)
+        norm = steer.norm(dim=-1, keepdim=True)
+        state = torch.cat([self.context.features(w, x, y, direction), steer / norm.clamp_min(1e-12),
+                           torch.log1p(norm)], -1)
         if self.kind == "gan":
             raw = self.architecture.outputs(params, torch.cat([noise, state], -1))
-            return _to_box(raw, box), torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+            return _to_box(_from_box(x, box) + raw, box), torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
         if vae is None:
             raise ValueError("a VAE policy needs the pre-trained VAE (vae=VAEFit)")
+        yv = _label_input(self.learner, y, x.dtype)
+        mu0, logvar0 = vae.vae.encode(vae.encoder, x, yv)
         out = self.architecture.outputs(params, state)
-        mu, logvar = out[..., :self.latent], out[..., self.latent:].clamp(-10.0, 10.0)
+        mu, logvar = mu0 + out[..., :self.latent], (logvar0 + out[..., self.latent:]).clamp(-10.0, 10.0)
         u = mu + (0.5 * logvar).exp() * noise
-        decoded = vae.vae.decode(vae.decoder, u, _label_input(self.learner, y, x.dtype), vae.box)
-        return decoded, _gaussian_kl(mu, logvar)
+        return vae.vae.decode(vae.decoder, u, yv, vae.box), _gaussian_kl(mu, logvar)
 
     def to_spec(self) -> dict:
         """A JSON-able description."""
@@ -261,8 +296,9 @@ class GenerativeTeacher(Teacher):
 
     Args:
         policy: the configuration. params: generator parameters (run axis R or 1).
-        vae: the pre-trained VAE (VAE policies). keep: record run ``keep``'s synthesized input and learner
-            state at every step in ``samples`` / ``states`` (for the figures); None records nothing.
+        vae: the pre-trained VAE (VAE policies). keep: record run ``keep``'s synthesized inputs, their labels
+            and the learner state at every step in ``samples`` / ``labels`` / ``states`` (for the figures); None
+            records nothing.
         name: the label in results.
     """
 
@@ -276,6 +312,7 @@ class GenerativeTeacher(Teacher):
         self.policy, self.params, self.vae = policy, tuple(p.detach() for p in params), vae
         self.keep, self.name, self.omniscient = keep, name, policy.omniscient
         self.samples: dict[int, np.ndarray] = {}
+        self.labels: dict[int, np.ndarray] = {}
         self.states: dict[int, np.ndarray] = {}
 
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
@@ -289,6 +326,7 @@ class GenerativeTeacher(Teacher):
         x, _ = self.policy.generate(_expand(self.params, R), w, batch.x, batch.y, e, noise, box, self.vae)
         if self.keep is not None:
             self.samples[step] = x[self.keep].detach().cpu().numpy()
+            self.labels[step] = batch.y[self.keep].detach().cpu().numpy()
             self.states[step] = w[self.keep].detach().cpu().numpy()
         batch.x, batch.index = x.detach(), None
         return batch
@@ -414,7 +452,8 @@ def train_generative(
                 disc_opt.zero_grad()
                 d_loss.sum().backward()
             disc_opt.step()
-            d_real, d_fake = float(torch.sigmoid(logit_real).mean()), float(torch.sigmoid(logit_fake).mean())
+            d_real = float(torch.sigmoid(logit_real).mean().detach())
+            d_fake = float(torch.sigmoid(logit_fake).mean().detach())
         w = final.detach()
         if not torch.isfinite(w).all():
             raise FloatingPointError(f"the learner diverged while training the generator (iteration {it}); "
