@@ -323,7 +323,7 @@ def moons_scatter(samples: dict, path: Path, formats, panels: int = 3, window: i
 
     for r, kind in enumerate(kinds):
         steps, xs, ys, ws = (samples[f"{kind}_{k}"] for k in ("steps", "x", "y", "w"))
-        for c, at in enumerate(np.linspace(window, len(steps) - 1, panels).round().astype(int)):
+        for c, at in enumerate(np.linspace(min(window, len(steps) - 1), len(steps) - 1, panels).round().astype(int)):
             ax = axes[r, c]
             ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", alpha=0.15, s=8)
             recent = slice(max(0, at - window), at + 1)
