@@ -217,7 +217,8 @@ def default_chunk(spec: NetSpec, batch: int, runs: int, device: str | torch.devi
     """
     if torch.device(device).type != "cpu":
         return runs
-    return max(1, min(runs, CPU_CACHE_BYTES // max(1, spec.activation_bytes(batch))))
+    largest = max(1, min(runs, CPU_CACHE_BYTES // max(1, spec.activation_bytes(batch))))
+    return -(-runs // -(-runs // largest))  # as even as possible: 8 runs at most 5 together -> 4 + 4
 
 
 def _resolve_net(net: str | NetSpec, data: DistillData, width: int | None, depth: int | None) -> NetSpec:

@@ -140,6 +140,7 @@ def test_batched_and_sequential_evaluation_give_the_same_networks(digits, augmen
     assert not np.allclose(evaluate(syn, small, chunk=4, **(options | {"seed": 6})).curve, together.curve)
     net = make_net("convnet", (1, 8, 8), 10, width=32)
     assert default_chunk(net, 10, 8) == 8 and 1 <= default_chunk(net, 256, 8) < 8
+    assert default_chunk(net, 100, 8) == 4  # 0.8 MB a network: at most 5 in 4 MiB, evened out to 4 + 4
     assert default_chunk(net, 256, 8, device="meta") == 8
 
 
