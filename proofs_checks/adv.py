@@ -284,8 +284,18 @@ _ASSUMPTIONS = [
      "train and 10 to attack (step 2.5 eps / steps)"),
     "runs paired by seed: same oracle, data and initialisation across regimes",
 ]
-# claims whose measured sensitivity (quick scale, seed 0) misses the 10% target, with the numbers
-SENSITIVITY: dict[str, dict] = {}
+# claims whose measured sensitivity (quick scale, seed 0) misses the 10% target, with the numbers: an ordering's
+# effect mutation is caught once the handicap eats its margin, so a large effect is caught only by a large one
+SENSITIVITY: dict[str, dict] = {
+    "adv.st_out_of_plane": {"sensitivity_target": 1.0, "sensitivity_reason": (
+        "a large effect: eps_out ends at 0.595 under ST and 0.098 under AT (quick scale, seed 0), a gap of 83% of the "
+        "level at 58.6 SE, so only a handicap near 100% reverses it (caught at 100%); the check resolves 7.1% "
+        "(5 SE / level)")},
+    "adv.label_eps": {"sensitivity_target": 1.0, "sensitivity_reason": (
+        "a large effect: eps_out 0.595 (logit) vs 0.254 (label), a gap of 57% of the level, and eps_in 0.377 vs 0.022 "
+        "(quick scale, seed 0), so only a handicap above 47% reverses it (caught at 56.2%); the check resolves "
+        "10.5% and 21% (5 SE / level)")},
+}
 _METHOD = "batched training of every regime; paired differences over runs against z x SE; power: reversed statement"
 
 for _id, _check, _statement, _where in (

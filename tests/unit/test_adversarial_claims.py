@@ -20,7 +20,7 @@ def small_scale():
     saved, saved_image = adv.SETTINGS["quick"], adv.IMAGE["quick"]
     adv.SETTINGS["quick"] = {"runs": 12, "config": {"epochs": 20, "record_every": 5, "train_size": 600,
                                                    "eval_size": 300}}
-    adv.IMAGE["quick"] = {"runs": 6, "oracle": {"epochs": 8, "finetune": 4}, "epochs": 8}
+    adv.IMAGE["quick"] = {"runs": 4, "oracle": {"epochs": 4, "finetune": 2}, "epochs": 4}
     adv._runs.cache_clear()
     adv._image_runs.cache_clear()
     yield
@@ -45,9 +45,11 @@ def test_claims_run_and_power_checks_fail(small_scale, tmp_path):
         assert verdicts[cid].ok, (cid, verdicts[cid].message)
     assert verdicts["adv.st_out_of_plane"].details["premise_out_of_plane_frozen"] < 1e-5
     assert verdicts["adv.at_rises"].figure is not None
-    for cid in IDS:
+    for cid in IDS:  # the reversed statement of a claim that holds must fail
         power = CLAIMS[cid].run(CheckContext(scale="quick", seed=0, power=True))
-        assert power.verdict == "fails", (cid, power.message)
+        assert power.verdict in ("holds", "fails"), (cid, power.message)
+        if verdicts[cid].ok:
+            assert power.verdict == "fails", (cid, power.message)
 
 
 def test_sensitivity_is_measured_and_the_effect_mutation_flips(small_scale):
