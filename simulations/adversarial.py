@@ -71,7 +71,7 @@ MATRIX_ROWS = ("ST", "AT in-plane", "AT out-of-plane", "AT logit")
 DIGITS = {"widths": (45, 32, 32, 20), "eps": 0.05, "lr": 0.01, "runs": {"small": 4, "full": 16},
           "oracle": {"epochs": 40, "finetune": 20},
           "regimes": {"ST": {"regime": "st"}, "AT logit": {"regime": "at"},
-                      "AT label": {"regime": "at", "target": "label"}}}
+                      "AT label": {"regime": "at", "target": "label"}, "ST label": {"regime": "st", "target": "label"}}}
 # CIFAR-10 changes to DIGITS: the usual 8/255 ball, the first `limit` training images
 CIFAR = {"eps": 8 / 255, "limit": 10000}
 IMAGES = ("digits", "cifar10")

@@ -128,7 +128,7 @@ def test_simulation_reads_cifar10_from_a_folder_and_refuses_bad_ones(tmp_path, m
     rows = sim._image(images, "small", 1, 0, "cpu")
     assert rows["image"] == "cifar10" and set(rows["oracles"]) == {"augmentation off", "augmentation on"}
     for oracle in rows["oracles"].values():
-        assert set(oracle["students"]) == {"ST", "AT logit", "AT label"}
+        assert set(oracle["students"]) == {"ST", "ST label", "AT logit", "AT label"}
         assert 0 <= oracle["students"]["AT logit"]["robust_oracle"]["mean"] <= 1
     # clear errors, before any training
     with pytest.raises(ValueError, match="data_root"):
