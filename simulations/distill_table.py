@@ -36,7 +36,8 @@ IPCS = (1, 10)
 # Bilen (ICLR 2021, Table 1), DC there, DSA in Zhao & Bilen (ICML 2021), DM in Zhao & Bilen (WACV 2023), KIP
 # in Nguyen, Chen & Lee (ICLR 2021), MTT as reported for MNIST in later benchmarks of the method. The full
 # MNIST training set gives 99.6. DD (Wang et al., 2018) and LD (Bohdal et al., 2020) as listed in Zhao, Mopuri
-# & Bilen's Table 1; SLDD reports no ConvNet number comparable to these. They are for MNIST at the papers' scale; ours are for digits and MNIST-1D.
+# & Bilen's Table 1; SLDD reports no ConvNet number comparable to these. They are for MNIST at the papers' scale;
+# ours are for digits and MNIST-1D.
 PUBLISHED_MNIST = {"random": (64.9, 95.1), "herding": (89.2, 93.7), "kmeans": (None, None), "dc": (91.7, 97.4),
                    "dsa": (88.7, 97.8), "dm": (89.7, 97.5), "kip": (90.1, 97.5), "mtt": (91.4, 97.3),
                    "dd": (None, 79.5), "sldd": (None, None), "ld": (60.9, 87.3)}

@@ -43,9 +43,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dc", dc.dc, 200, "Zhao, Mopuri & Bilen, ICLR 2021", "gradient matching"),
     Method("dsa", dc.dsa, 200, "Zhao & Bilen, ICML 2021", "gradient matching with siamese augmentation"),
     Method("mtt", mtt.mtt, 300, "Cazenavette et al., CVPR 2022", "matching training trajectories"),
-    Method("dd", dd.dd, 300, "Wang et al., arXiv 2018", "dataset distillation through unrolled GD (learned step sizes)"),
+    Method("dd", dd.dd, 300, "Wang et al., arXiv 2018",
+           "dataset distillation through unrolled GD (learned step sizes)"),
     Method("sldd", sldd.sldd, 300, "Sucholutsky & Schonlau, IJCNN 2021", "soft-label dataset distillation"),
-    Method("tdd", tdd.tdd, 300, "Sucholutsky & Schonlau, IJCNN 2021", "text dataset distillation (SLDD on embeddings)"),
+    Method("tdd", tdd.tdd, 300, "Sucholutsky & Schonlau, IJCNN 2021",
+           "text dataset distillation (SLDD on embeddings)"),
     Method("ld", ld.ld, 300, "Bohdal, Yang & Hospedales, NeurIPS 2020 workshop",
            "label distillation of real base images (ridge pseudo-gradient or unrolled)"),
 )}

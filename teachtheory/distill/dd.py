@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,6 +64,7 @@ __all__ = [
     "one_step_exact_set",
     "one_step_lower_bound",
     "replay",
+    "replay_networks",
     "step_chunks",
 ]
 
@@ -246,7 +248,8 @@ def dd(data: DistillData, ipc: int, *, steps: int = 300, seed: int = 0, progress
         init: ``random`` (fresh networks each iteration) or ``fixed`` (one network); runs: networks per iteration.
         image_init: ``noise`` (the paper's) or ``real``; batch_real: real images per iteration.
         lr_img, lr_lr: Adam rates of the images and of the log step sizes; lr_init: the initial step size.
-        unroll: ``reverse``, ``autograd`` or ``backgradient``; checkpoint_every: see :func:`~teachtheory.unroll.hypergradient`.
+        unroll: ``reverse``, ``autograd`` or ``backgradient``; checkpoint_every: see
+            :func:`~teachtheory.unroll.hypergradient`.
     """
     return _distil(data, ipc, "dd", False, None, steps=steps, seed=seed, progress=progress, net=net, width=width,
                    gd_steps=gd_steps, epochs=epochs, init=init, runs=runs, image_init=image_init,
@@ -287,10 +290,10 @@ def _distil(data: DistillData, ipc: int, method: str, learn_labels: bool, size: 
     return SyntheticSet(fit["images"], fit["labels"], K, method, data.name, ipc, provenance=settings)
 
 
-def replay(syn: SyntheticSet, data: DistillData, *, runs: int = 8, seed: int = 0, label: str | None = None,
-           init: str | None = None) -> EvalResult:
-    """Train R fresh networks the way a DD/SLDD/TDD set was distilled (its chunks and learned step sizes,
-    plain GD, no momentum) and test them: the paper's own evaluation.
+def replay_networks(syn: SyntheticSet, data: DistillData, *, runs: int = 8, seed: int = 0, init: str | None = None
+                    ) -> tuple[NetSpec, dict[str, torch.Tensor]]:
+    """R fresh networks trained the way a DD/SLDD/TDD set was distilled (its chunks and learned step sizes,
+    plain GD, no momentum): the architecture and the trained parameters.
 
     Args:
         init: ``random`` (new networks from seed) or ``fixed`` (the set's fixed network); default: the set's.
@@ -323,10 +326,18 @@ def replay(syn: SyntheticSet, data: DistillData, *, runs: int = 8, seed: int = 0
         return lrs[i] * batched_loss(logits, t, "ce")
 
     theta = sgd_steps(loss, tuple(params[k] for k in names), (lrs,), len(prov["lrs"]), 1.0)
-    acc = test_accuracy(spec, dict(zip(names, theta)), data.x_test, data.y_test).cpu().numpy()
-    return EvalResult(label or f"{syn.method} replay ({init} init)", spec.to_dict(), acc,
-                      torch.tensor([len(prov["lrs"])]).numpy(), acc[:, None],
-                      {"runs": runs, "seed": seed, "init": init, "steps": len(prov["lrs"]), "protocol": "replay"})
+    return spec, dict(zip(names, theta))
+
+
+def replay(syn: SyntheticSet, data: DistillData, *, runs: int = 8, seed: int = 0, label: str | None = None,
+           init: str | None = None) -> EvalResult:
+    """Test accuracy of R networks trained by :func:`replay_networks`: the paper's own evaluation of the set."""
+    init = init or syn.provenance.get("init", "random")
+    spec, params = replay_networks(syn, data, runs=runs, seed=seed, init=init)
+    acc = test_accuracy(spec, params, data.x_test, data.y_test).cpu().numpy()
+    steps = len(syn.provenance["lrs"])
+    return EvalResult(label or f"{syn.method} replay ({init} init)", spec.to_dict(), acc, np.array([steps]),
+                      acc[:, None], {"runs": runs, "seed": seed, "init": init, "steps": steps, "protocol": "replay"})
 
 
 def dd_poison(data: DistillData, *, attacked: int, target: int, ipc: int = 1, steps: int = 200, seed: int = 0,

@@ -152,9 +152,10 @@ def ld(data: DistillData, ipc: int, *, steps: int = 300, seed: int = 0, progress
             opt.step()
             value = result.value
             params = dict(zip(names, result.theta))  # the model moves on with the same steps
-        curve.append(float(value.detach()))
+        value = float(value.detach())
+        curve.append(value)
         # reset when the moving average of the real loss stops improving (the paper's overfitting detection)
-        average = float(value) if average is None else 0.9 * average + 0.1 * float(value)
+        average = value if average is None else 0.9 * average + 0.1 * value
         if average < best - 1e-4:
             best, since = average, 0
         else:
