@@ -267,10 +267,13 @@ def _distil(data: DistillData, ipc: int, method: str, learn_labels: bool, size: 
     if size is None:
         labels = torch.arange(K).repeat_interleave(ipc)
         start_labels = labels
-    else:  # SLDD's free size: image i starts as the uniform mixture of the classes c = i mod size
+    else:  # SLDD's free size: below K, image i starts as the uniform mixture of the classes c = i mod size
         _positive("size", size)
         assign = torch.zeros(size, K)
-        assign[torch.arange(K) % size, torch.arange(K)] = 1.0
+        if size < K:
+            assign[torch.arange(K) % size, torch.arange(K)] = 1.0
+        else:  # at least one image per class: image i starts as class i mod K
+            assign[torch.arange(size), torch.arange(size) % K] = 1.0
         start_labels = assign / assign.sum(1, keepdim=True)
         labels = start_labels.argmax(1)
     images = initial_images(data, labels, image_init, gen)

@@ -243,3 +243,23 @@ def test_ordering_claims_quick_verdict(cid):
     v = claim.run(CheckContext(scale="quick", seed=0))
     assert v.verdict == ORDERINGS[cid], v.message
     assert claim.run(CheckContext(scale="quick", seed=0, power=True)).verdict == "fails"
+
+
+@pytest.mark.slow  # every panel once: ~45 s on one shared core
+def test_tiny_bilevel_simulation_writes_its_files(tmp_path, monkeypatch):
+    import json
+
+    import simulations.distill_bilevel as sim
+    from teachtheory.io import result_folder
+
+    monkeypatch.setitem(sim.SETTINGS, "small", {"sizes": (5, 10), "ld_ipcs": (1,), "epochs": 2,
+                                                "unrolls": ((1, 1),)})
+    with result_folder(tmp_path / "bilevel") as folder:
+        result = sim.run_distill_bilevel(folder, runs=2, steps=1, width=4, ceiling_epochs=1, pretrain_epochs=1)
+    out = tmp_path / "bilevel"
+    for name in ("config.json", "metrics.json", "bilevel.md", "bilevel.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"dd", "poison", "sldd", "tdd", "ld"}
+    assert "hard" in metrics["sldd"]["rows"]["10"] and "hard" not in metrics["sldd"]["rows"]["5"]
+    assert result["figures"]
