@@ -82,6 +82,16 @@ def test_thm1_details(verdicts):
     assert d["assumptions"]["gaussian_lsr"]["mean_mu_i"] == pytest.approx(0.0, abs=1e-12)  # rank-one l_i
     assert d["assumptions"]["radial"]["mean_mu_i"] > 0  # every l_i strongly convex
     assert d["constant_g"]["printed_check"]["holds"] and d["constant_g"]["derived_check"]["holds"]
+    # literal reading (Lipschitz losses, order-1 strong convexity): radial absolute deviation, rate attained exactly
+    lines = {line["label"].split(" ")[0]: line["verdict"] for line in d["verdict_lines"]}
+    assert lines == {"smooth": "printed-form-wrong", "literal": "printed-form-wrong"}
+    plain, scaled = d["literal"]["inputs_x1"], d["literal"]["inputs_x4"]
+    for case in (plain, scaled):
+        assert case["assumptions"]["ok"] and case["derived_step_check"]["attained"]
+        assert abs(case["measured_rate"] - case["corrected_rate"]) <= 5 * case["measured_rate_se"]
+    assert plain["printed_check"]["holds"]  # L_max >= mean L_i^2 at unit scale
+    assert not scaled["printed_check"]["holds"] and scaled["printed_rate"] < scaled["corrected_rate"] < 1
+    assert "geometric only" not in str(d["corrected_form"])
 
 
 def test_thm2_details(verdicts):
