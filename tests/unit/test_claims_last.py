@@ -159,3 +159,10 @@ def test_figures_are_written(tmp_path):
     ctx = CheckContext(scale="quick", plots_dir=tmp_path)
     v = CLAIMS["last.rescaling"].run(ctx)
     assert v.figure is not None and (tmp_path / "last_rescaling.png").exists()
+
+
+def test_monotonicity_reports_the_myopic_setting_on_its_own_line():
+    lines = verdict("last.monotonicity").details["verdict_lines"]
+    myopic = [line for line in lines if "no noise floor" in line["label"]]
+    assert len(myopic) == 1 and myopic[0]["verdict"] in ("holds", "fails")
+    assert {line["verdict"] for line in verdict("last.monotonicity", power=True).details["verdict_lines"]} == {"fails"}
