@@ -32,7 +32,6 @@ from teachtheory.claims import (
 )
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
-from teachtheory.learners.linear import LinearLearner
 from teachtheory.plotting import finish_figure, plt, style_axes, theory_vs_measured
 from teachtheory.problems import Problem, fit_target
 from teachtheory.random import RunStreams, as_seeds
@@ -264,19 +263,23 @@ LITERAL_CORRECTED = (r"E\|e_T\|^2 \le (1 - c_1\eta\bar\mu + c_1^2\eta^2\,\overli
                      r"\overline{L^2} = \tfrac1n\textstyle\sum_i L_i^2")
 
 
-class AbsoluteDeviation(LinearLearner):
+class AbsoluteDeviation(LeastSquares):
     """l(W; x, y) = ||W^T x - y|| (the Euclidean norm; least absolute deviation for one output).
 
     Its gradient x r^T with r = (z - y)/||z - y|| has norm ||x||: the loss is ||x||-Lipschitz, the literal
-    reading of LAST Thm 1's "L_i-Lipschitz". Defined here: a check-only learner, no teacher needs it.
+    reading of LAST Thm 1's "L_i-Lipschitz". Defined here: a check-only learner, no teacher needs it (it keeps
+    least squares' linear model and label shapes, and replaces the loss and its residual).
     """
 
     name = "lad"
-    label_kind = "real"
 
-    def __init__(self, input_dim: int, output_dim: int = 1) -> None:
-        super().__init__(input_dim, output_dim)
-        self.scalar_labels = self.output_dim == 1
+    def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """As :meth:`residual` (not in place)."""
+        return self.residual(z, y)
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Not needed by the check (no label synthesis on this learner)."""
+        raise NotImplementedError("lad: no residual label Jacobian")
 
     def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """dl/dz = (z - y)/||z - y|| (0 where z = y, a subgradient)."""
