@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from teachtheory.claims import (
-    EXACT_REASON,
     ORDERING_REASON,
     CheckContext,
     Claim,
@@ -56,8 +55,15 @@ def check_kernels(ctx: CheckContext) -> Verdict:
     depths = ctx.pick((1, 2, 3), (1, 2, 3, 4))
     networks = ctx.pick(200, 1500)
     x = _points(ctx.seed, 6, 10)
-    normaliser = WRONG_NORMALISER if ctx.power else 2 * math.pi
-    gen = torch.Generator().manual_seed(ctx.seed)
+    # the closed form's normaliser 2 pi of the ReLU expectations is the theory constant a sensitivity run scales
+    normaliser = WRONG_NORMALISER if ctx.power else ctx.perturb("normaliser", 2 * math.pi)
+
+    def sample():  # the finite networks, drawn once per context (sensitivity runs reuse them)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        return {(depth, width): empirical_kernels(x, width=width, depth=depth, networks=networks, generator=gen)
+                for depth in depths for width in widths}
+
+    drawn = ctx.memo(("kernels", tuple(widths), tuple(depths), networks), sample)
     unbiased, slopes, curves = [], {}, {}
     worst_slope = 0.0
     for depth in depths:
@@ -65,7 +71,7 @@ def check_kernels(ctx: CheckContext) -> Verdict:
         mse = {k: [] for k in ("nngp", "ntk")}
         mse_se = {k: [] for k in ("nngp", "ntk")}
         for width in widths:
-            estimates = empirical_kernels(x, width=width, depth=depth, networks=networks, generator=gen)
+            estimates = drawn[(depth, width)]
             for name, est, ref in zip(("nngp", "ntk"), estimates, closed):
                 sq = ((est - ref) ** 2).flatten(1).mean(1)  # per network
                 mse[name].append(float(sq.mean()))
@@ -119,8 +125,8 @@ def check_kernels(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kernels",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
+    id="distill.kernels", mutations=("normaliser",),
+    source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
     + cite("cho-saul", "Eq. (6)") + "; " + cite("ntk", "Thm 1"),
     statement=r"\Sigma^{l+1} = \sigma_w^2 \tfrac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}(\sin\theta + (\pi - \theta)"
               r"\cos\theta) + \sigma_b^2,\ \Theta^{l+1} = \Sigma^{l+1} + \sigma_w^2\tfrac{\pi-\theta}{2\pi}\Theta^l;\ "
@@ -164,7 +170,7 @@ def check_label_solve(ctx: CheckContext) -> Verdict:
         k_ts = relu_kernels(xt, xs, depth=depth)[kernel_index]
         lam = 1e-6 * torch.diagonal(k_ss).sum() / k_ss.shape[0]
         A = k_ts @ torch.linalg.inv(k_ss + lam * torch.eye(k_ss.shape[0], dtype=torch.float64))
-        closed = (A.T @ yt) if ctx.power else label_solve(k_ts, k_ss, yt)
+        closed = (A.T @ yt) if ctx.power else ctx.perturb("label-solve", label_solve(k_ts, k_ss, yt))
         # iterative solve: conjugate gradients on A^T A y = A^T y_t, column by column
         iterative = _conjugate_gradient(A.T @ A, A.T @ yt, iterations=10 * A.shape[1])
         loss_closed = float(krr_loss(k_ts, k_ss, closed, yt))
@@ -212,8 +218,7 @@ def _conjugate_gradient(M: torch.Tensor, B: torch.Tensor, iterations: int) -> to
 
 
 register(Claim(
-    id="distill.label-solve",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 3, Label Solve"),
+    id="distill.label-solve", mutations=("label-solve",), source=cite("kip", "Sec. 3, Label Solve"),
     statement=r"y_s^* = \operatorname{argmin}_{y_s} \tfrac12\|y_t - K_{ts}(K_{ss} + \lambda I)^{-1} y_s\|^2"
               r" = A^{+} y_t,\quad A = K_{ts}(K_{ss} + \lambda I)^{-1}",
     assumptions=["fixed support images; lambda = 1e-6 tr(K_ss)/M; A has full column rank (checked: finite cond)",
@@ -237,7 +242,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
 
     data = _digits_small(ctx, ctx.pick(600, 1438), None)
     ipc, depth = 1, 2
-    kip_set = distill("kip", data, ipc, steps=ctx.pick(150, 600), seed=ctx.seed, target_batch=600, depth=depth)
+    kip_set = ctx.memo(("kip-set", ipc, depth), lambda: distill("kip", data, ipc, steps=ctx.pick(150, 600),
+                                                                seed=ctx.seed, target_batch=600, depth=depth))
     init = distill("random", data, ipc, seed=ctx.seed)  # KIP starts from exactly these images
     if ctx.power:
         kip_set = init
@@ -272,7 +278,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
     z_strong = strong_gain / strong_se if strong_se > 0 else (math.inf if strong_gain > 0 else 0.0)
     z_weak = weak_gain / weak_se if weak_se > 0 else (math.inf if weak_gain > 0 else 0.0)
     L, S = float(full_l.mean()), float(kip_s.mean())
-    link_slack = S + 2 * math.sqrt(L * S) - weak_kip  # >= 0 always (Minkowski)
+    # the theory's bound, which a sensitivity run scales (only a smaller bound can be caught: it is one-sided)
+    link_slack = ctx.perturb("link-bound", S + 2 * math.sqrt(L * S)) - weak_kip  # >= 0 always (Minkowski)
     holds = z_strong > ctx.z and z_weak > ctx.z and link_slack >= -1e-12
     return Verdict(
         "", "holds" if holds else "fails", statistic=min(z_strong, z_weak), tolerance=ctx.z,
@@ -288,8 +295,12 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kip-epsilon",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2, Definitions 1 and 2"),
+    id="distill.kip-epsilon", mutations=("link-bound",), one_sided={"link-bound": -1}, sensitivity_target=0.6,
+    sensitivity_reason="its one theory constant is the bound |L - L~| <= S + 2 sqrt(L S), a general inequality "
+                       "with slack ~48% on this set at quick scale (measured: 0.162 vs 0.085), so only a bound at "
+                       "least that much smaller can be caught; that KIP lowers both epsilons is an ordering (power "
+                       "run: the initial set, which must fail)",
+    source=cite("kip", "Sec. 2, Definitions 1 and 2"),
     statement=r"\varepsilon_{weak} = |E_P\ell(f(x),y) - E_P\ell(\tilde f(x),y)|,\ \varepsilon_{strong} = "
               r"E_P\ell(f(x),\tilde f(x));\ \text{KIP lowers both};\ "
               r"\varepsilon_{weak} \le \varepsilon_{strong} + 2\sqrt{L\,\varepsilon_{strong}}",
@@ -328,9 +339,12 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
     draws = ctx.pick(50, 500)
     eps, soft = np.finfo(np.float64).eps, 1e-6  # soft: the paper's 1e-6 in the cosine's denominator
 
+    # the theory's values, which a sensitivity run scales: the 1e-6 of the paper and the 2 per node of opposite rows
+    soft_theory, opposite_per_node = ctx.perturb("soft", soft), ctx.perturb("opposite", 2.0)
+
     def aligned(a, b):  # the exact distance of row-wise aligned gradients: sum_i soft / (|a_i||b_i| + soft)
         prod = a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)
-        return float((soft / (prod + soft)).sum())
+        return float((soft_theory / (prod + soft_theory)).sum())
 
     worst = {"invariance": 0.0, "same": 0.0, "opposite": 0.0}
     smallest_turned = math.inf
@@ -342,7 +356,7 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
             worst["invariance"] = max(worst["invariance"], abs(float(distance(a, scale * a)) - aligned(a, scale * a))
                                       / unit)
             worst["same"] = max(worst["same"], abs(float(distance(a, a.clone())) - aligned(a, a)) / unit)
-            opposite = 2 * shape[0] - aligned(a, a)  # 1 + |a_i|^2 / (|a_i|^2 + soft) per node
+            opposite = opposite_per_node * shape[0] - aligned(a, a)  # 1 + |a_i|^2 / (|a_i|^2 + soft) per node
             worst["opposite"] = max(worst["opposite"], abs(float(distance(a, -a)) - opposite) / unit)
             turned = a.clone()
             turned[0] = torch.randn(*shape[1:], generator=gen, dtype=torch.float64)
@@ -371,8 +385,7 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.dc-distance",
-    sensitivity_reason=EXACT_REASON, source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
+    id="distill.dc-distance", mutations=("soft", "opposite"), source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
     statement=r"d(A, B) = \sum_{i=1}^{out}\Big(1 - \frac{A_{i\cdot}\cdot B_{i\cdot}}{\|A_{i\cdot}\|\|B_{i\cdot}\|}"
               r"\Big) = 0 \iff B_{i\cdot} = c_i A_{i\cdot},\ c_i > 0\ \forall i\ (\text{up to the }10^{-6}"
               r"\text{ in the denominator});\ d = 0\ \text{for bias/norm}",

@@ -13,7 +13,16 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, conclude, outcome, register
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    conclude,
+    outcome,
+    register,
+    verdict_line,
+)
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
@@ -88,16 +97,17 @@ def _scaled_hessian(rev, first_order, c: float):
     return replace(rev, grad_phi=tuple(f + c * (r - f) for r, f in zip(rev.grad_phi, first_order.grad_phi)))
 
 
-def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int):
+def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int, offset: int = 0):
     r"""The reverse recurrence of Eqs. (4)-(6) written out, run for i = ``first``, ..., 1: from
     grad theta^N = de/dtheta^N, grad phi -= lr d^2L/(dtheta dphi)(theta^{i-1}) grad theta^i and
     grad theta^{i-1} = grad theta^i - lr d^2L/dtheta^2(theta^{i-1}) grad theta^i. ``first = steps`` is
-    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. Returns grad phi (tuple)."""
+    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. ``offset``: the index of the
+    stage's first step (N for the second stage, whose steps are N + 1 .. 2N). Returns grad phi (tuple)."""
     from teachtheory.unroll import sgd_steps
 
     thetas = [tuple(t.detach() for t in theta0)]
     for i in range(steps):
-        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=i))
+        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=offset + i))
     with torch.enable_grad():
         last = tuple(t.detach().requires_grad_(True) for t in thetas[-1])
         g_theta = torch.autograd.grad(val_loss(last), last)
@@ -105,12 +115,31 @@ def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first
         for i in range(first, 0, -1):
             th = tuple(t.detach().requires_grad_(True) for t in thetas[i - 1])
             ph = tuple(p.detach().requires_grad_(True) for p in phi)
-            grads = torch.autograd.grad(train_loss(th, ph, i - 1), th, create_graph=True)
+            grads = torch.autograd.grad(train_loss(th, ph, offset + i - 1), th, create_graph=True)
             products = torch.autograd.grad(grads, th + ph, grad_outputs=g_theta, allow_unused=True)
             hvp, mixed = products[:len(th)], products[len(th):]
             g_phi = tuple(g - lr * (m if m is not None else 0.0) for g, m in zip(g_phi, mixed))
             g_theta = tuple(g - lr * h for g, h in zip(g_theta, hvp))
     return tuple(g.detach() for g in g_phi)
+
+
+def printed_triple_partial(train_loss, theta, phi1_of, varphi, g_theta, step: int) -> tuple[float, int]:
+    r"""Eq. (8)'s term as printed, by autograd: \partial^3 L_{\phi^1}(\theta)/(\partial\theta\,\partial\phi^1\,
+    \partial\varphi) contracted with grad theta, with theta, phi^1 and varphi independent variables.
+
+    L_{phi^1} depends on the teacher's varphi only through phi^1, so with phi^1 held fixed the partial in varphi
+    is identically zero (autograd finds no path). Returns (its largest absolute entry, the number of entries
+    autograd reached); the printed update then leaves grad varphi at 0."""
+    with torch.enable_grad():
+        th = tuple(t.detach().requires_grad_(True) for t in theta)
+        vp = tuple(v.detach().requires_grad_(True) for v in varphi)
+        ph1 = tuple(p.detach().requires_grad_(True) for p in phi1_of(vp))  # phi^1 a leaf: held fixed
+        grads = torch.autograd.grad(train_loss(th, ph1, step), th, create_graph=True)
+        mixed = torch.autograd.grad(grads, ph1, grad_outputs=g_theta, create_graph=True, allow_unused=True)
+        mixed = [m for m in mixed if m is not None and m.requires_grad]
+        third = torch.autograd.grad([m.sum() for m in mixed], vp, allow_unused=True) if mixed else ()
+    reached = [t for t in third if t is not None]
+    return (max((float(t.abs().max()) for t in reached), default=0.0), len(reached))
 
 
 def check_rmd(ctx: CheckContext) -> Verdict:
@@ -124,7 +153,9 @@ def check_rmd(ctx: CheckContext) -> Verdict:
     (a') the recurrence written out for Algorithm 1's range i = N..1 (must match) and for the text's
         printed range i = N-1..1 (evaluated as printed: its error against autograd is reported);
     (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
-        and finite differences in the teacher's parameters.
+        and finite differences in the teacher's parameters; Eq. (8) as printed (the triple partial by autograd,
+        :func:`printed_triple_partial`) beside the chain rule, the latter over Algorithm 1's loop range
+        i = 2N..N+1 and the text's i = 2N-1..N+1.
     Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
     from teachtheory.nets import flatten as flat_runs
     from teachtheory.nets import unflatten
@@ -198,6 +229,25 @@ def check_rmd(ctx: CheckContext) -> Verdict:
             th = tuple(t - 0.1 * g for t, g in zip(th, grads))
         teacher_auto = torch.autograd.grad(val2(th), leaves2)
     exact["teacher_rmd_vs_autograd"] = _rel(teacher_rmd, teacher_auto)
+    # Eq. (8) as printed beside the chain rule: the triple partial by autograd (identically zero), and the chain
+    # rule over the text's loop range i = 2N-1..N+1 against Algorithm 1's i = 2N..N+1
+    with torch.enable_grad():
+        last2 = tuple(t.detach().requires_grad_(True) for t in second.theta)
+        g_theta_2n = torch.autograd.grad(val2(last2), last2)
+    # at theta^N (the stage's first step); the term vanishes for every theta and every contracting vector
+    triple_max, triple_reached = printed_triple_partial(alg.train_loss, theta_N, lambda v: unflatten(
+        phi1_of(v), phi0), varphi0, g_theta_2n, N)
+    chain = {}
+    for label, first in (("2N..N+1 (Algorithm 1)", N), ("2N-1..N+1 (text)", N - 1)):
+        g_phi1 = reverse_loop(alg.train_loss, val2, theta_N, phi1, N, 0.1, first, offset=N)
+        with torch.enable_grad():  # a fresh graph of phi^1(varphi) per range (chain_to frees the one it uses)
+            leaves_k = tuple(p.detach().requires_grad_(True) for p in varphi0)
+            phi1_k = phi1_of(leaves_k)
+        chain[label] = _rel(chain_to((phi1_k,), leaves_k, (flat_runs(g_phi1),)), teacher_auto)
+    exact["teacher_chain_rule_loop_2N_to_N+1_vs_autograd"] = chain["2N..N+1 (Algorithm 1)"]
+    eq8 = {"printed_triple_partial_max_abs": triple_max, "printed_triple_partial_entries_reached": triple_reached,
+           "printed_as_update_vs_autograd": 1.0,  # grad varphi stays 0: relative error ||0 - g|| / ||g|| = 1
+           "chain_rule_vs_autograd": chain}
 
     def e_of_varphi(varphi):
         from teachtheory.unroll import sgd_steps
@@ -223,8 +273,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
         exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
     no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
     figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
-    return bound_verdict(
-        statistic, tolerance,
+    # the recurrence as implemented (Algorithm 1's ranges, Eq. 8 by the chain rule) is the corrected form; the
+    # printed text also has the loop ranges i = N-1..1 / 2N-1..N+1 and Eq. (8) as a triple partial derivative
+    corrected_ok = bool(statistic <= tolerance and per_direction_ok and exact_ok)
+    ranges_ok = text_range_error <= exact_tol and chain["2N-1..N+1 (text)"] <= exact_tol
+    eq8_ok = eq8["printed_as_update_vs_autograd"] <= exact_tol
+    lines = [
+        verdict_line("Eqs. (4)-(6), Algorithm 1's loop i = N..1", "holds" if corrected_ok else "fails",
+                     f"RMD vs autograd {exact['rmd_vs_autograd_phi']:.1e}, vs central FD {statistic:.1e} "
+                     f"(bound {tolerance:.1e})"),
+        verdict_line("loop range as printed in the text (i = N-1..1; teacher i = 2N-1..N+1)",
+                     "holds" if ranges_ok else "fails",
+                     f"misses step N's terms: relative error {text_range_error:.2g} (DLN) and "
+                     f"{chain['2N-1..N+1 (text)']:.2g} (teacher) against autograd"),
+        verdict_line("Eq. (8) as printed (triple partial by autograd)", "holds" if eq8_ok else "fails",
+                     f"identically {triple_max:g}: varphi enters L only through phi^1; grad varphi stays 0"),
+        verdict_line("Eq. (8) by the chain rule, i = 2N..N+1", "holds" if corrected_ok else "fails",
+                     f"{chain['2N..N+1 (Algorithm 1)']:.1e} against autograd"),
+    ]
+    return conclude(
+        outcome(corrected_ok and ranges_ok and eq8_ok, corrected_ok), statistic, tolerance,
         "largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
         "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
         f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
@@ -237,14 +305,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
          f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
          f"{no_hessian_fd['relative_error']:.1e}; loop range: i = N..1 (Algorithm 1) "
          f"{exact['loop_N_to_1_vs_autograd']:.1e} vs autograd, i = N-1..1 as printed in the text "
-         f"{text_range_error:.2g}"),
-        conditions=per_direction_ok and exact_ok,
-        details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
+         f"{text_range_error:.2g}; Eq. (8) as printed: the triple partial d^3L/(dtheta dphi^1 dvarphi) by autograd "
+         f"is {triple_max:g} ({triple_reached} teacher tensors reached: varphi enters only through phi^1), so the "
+         f"printed update leaves grad varphi = 0 (relative error 1); chain rule (d^2L/(dtheta dphi^1) grad theta "
+         f"through dphi^1/dvarphi) over i = 2N..N+1 (Algorithm 1) {chain['2N..N+1 (Algorithm 1)']:.1e}, over "
+         f"i = 2N-1..N+1 (text) {chain['2N-1..N+1 (text)']:.2g} vs autograd"),
+        details={"verdict_lines": lines,
+                 "corrected_form": r"\nabla\varphi^0 \mathrel{-}= \eta\gamma w\,\Big(\frac{\partial T}"
+                                   r"{\partial\varphi^0}\Big)^{\!\top}\frac{\partial^2 L_{\phi^1}(S_\theta^{i-1})}"
+                                   r"{\partial\phi^1\,\partial\theta^{i-1}}\nabla\theta^i,\ i = 2N, \dots, N + 1;\ "
+                                   r"\text{Eqs. (5)-(6) for } i = N, \dots, 1",
+                 "corrected_holds": corrected_ok, "exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi,
+                 "fd_teacher": fd_teacher,
                  "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
-                 "text_range_vs_autograd": text_range_error,
+                 "text_range_vs_autograd": text_range_error, "eq8": eq8,
                  "note": "the text's loop range i = N-1..1 for Eq. (5), evaluated as printed, misses step N's terms "
                          f"(relative error {text_range_error:.2g} against autograd); Algorithm 1 (lines 9-12) loops "
-                         "over all N steps, as implemented"},
+                         "over all N steps, as implemented. Eq. (8) as printed (a third partial derivative with "
+                         "theta, phi^1 and varphi independent) is identically zero; the update Algorithm 1 needs "
+                         "is the mixed second derivative in (theta, phi^1) chained through dphi^1/dvarphi (the chain "
+                         "rule), which matches autograd over i = 2N..N+1"},
         figure=figure,
     )
 

@@ -166,7 +166,17 @@ def _verdict(power: bool):
 
 def test_rmd_claim_holds_at_quick_scale():
     v = _verdict(False)
-    assert v.verdict == "holds", (v.message, v.details.get("traceback"))
+    # the recurrence as implemented holds; the text's loop ranges and Eq. (8) as printed (a triple partial,
+    # identically zero) do not
+    assert v.verdict == "printed-form-wrong", (v.message, v.details.get("traceback"))
+    assert v.details["corrected_holds"] is True
+    lines = {line["label"].split(" ")[0] + " " + line["label"].split(" ")[-1]: line["verdict"]
+             for line in v.details["verdict_lines"]}
+    assert list(lines.values()) == ["holds", "fails", "fails", "holds"], lines
+    eq8 = v.details["eq8"]
+    assert eq8["printed_triple_partial_max_abs"] == 0.0
+    assert eq8["chain_rule_vs_autograd"]["2N..N+1 (Algorithm 1)"] <= v.details["exact_tolerance"]
+    assert eq8["chain_rule_vs_autograd"]["2N-1..N+1 (text)"] > 1e-3
     assert 0 < v.statistic <= v.tolerance < 1e-5
     assert v.details["exact"]["rmd_vs_autograd_phi"] <= v.details["exact_tolerance"]
     assert v.details["exact"]["no_hessian_vs_autograd_phi"] > 1e-4  # dropping Eq. (5)'s Hessian is detectable
