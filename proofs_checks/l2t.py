@@ -535,3 +535,99 @@ register(Claim(
     check=check_linearised_recursion, statistical=False, mutations=("eta*H_l",),
     method="exact AGD sweep vs Eq. (13) with quadrature mean values; remainder of M^-1 G vs ||v|| (log-log slope)",
 ))
+
+
+# -- l2t.dln-range ---------------------------------------------------------------------------------
+
+
+def _dln_range_runs(ctx: CheckContext) -> dict:
+    """L2T-DLN training runs (LSTM teacher) with the DLN's output on a grid of (p_true, p_wrong) probability
+    pairs (p_true + p_wrong <= 1) at every round: per run, the minimum and maximum over the grid [R, rounds + 1]."""
+    from teachtheory.l2t import L2TDLN, DynamicLossNetwork, L2TConfig, LSTMTeacher, MLPStudent, load_digits_task
+    from teachtheory.random import as_seeds
+
+    runs, rounds = ctx.pick(4, 8), ctx.pick(6, 20)
+    hidden = ctx.pick((16, 16, 16, 16), (40, 40, 40, 40))  # full: the paper's four layers of 40
+    seeds = [int(s) for s in as_seeds(ctx.case_seeds(runs, "dln-range"))]
+    task = load_digits_task(seeds, runs, dtype=torch.float32)
+    dln = DynamicLossNetwork(hidden=hidden)
+    alg = L2TDLN(MLPStudent(64, 10, (8,)), dln, task, L2TConfig(stage_length=5, dln_lr=0.02), LSTMTeacher())
+    state = alg.init(None)
+    g = torch.linspace(0.0, 1.0, 41)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    grid = grid[grid.sum(-1) <= 1 + 1e-9]  # a true-class and a wrong-class probability
+    lows, highs = [], []
+
+    def measure():
+        with torch.no_grad():
+            v = dln.value(tuple(p.detach() for p in state.phi), grid.expand(runs, -1, -1)).to(torch.float64)
+        lows.append(v.amin(1))
+        highs.append(v.amax(1))
+
+    measure()
+    for _ in range(rounds):
+        alg.round(state)
+        measure()
+    return {"low": torch.stack(lows, 1).numpy(), "high": torch.stack(highs, 1).numpy(), "rounds": rounds,
+            "hidden": hidden}
+
+
+def check_dln_range(ctx: CheckContext) -> Verdict:
+    """Fig. 3's statement: the DLN's output range over (prediction for the correct class, prediction for a wrong
+    class) first expands, then contracts. Per run, width(t) = max - min of L_phi over a grid of probability pairs
+    after t rounds of Algorithm 1; the stages are the paper's (initial, 2nd, 5th, last; here rounds 0, 2, 5 and the
+    last). Expansion = max(width at 2, 5) - width at 0; contraction = max(width at 2, 5) - width at the last round.
+    Holds iff both exceed z SE over runs. Power: the reversed statement (contract, then expand), which must fail."""
+    out = ctx.memo("dln-range", lambda: _dln_range_runs(ctx))
+    width = out["high"] - out["low"]  # [R, rounds + 1]
+    last = out["rounds"]
+    peak = np.maximum(width[:, 2], width[:, 5])
+    expand, contract = peak - width[:, 0], peak - width[:, last]
+    if ctx.power:
+        expand, contract = -expand, -contract
+    stats = {}
+    for name, diff in (("expansion", expand), ("contraction", contract)):
+        mean, se = float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size))
+        stats[name] = {"mean": mean, "se": se, "z": mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)}
+    worst = min(s["z"] for s in stats.values())
+    stages = {t: (float(out["low"][:, t].mean()), float(out["high"][:, t].mean())) for t in (0, 2, 5, last)}
+    figure = None
+    path = ctx.figure_path("l2t.dln-range")
+    if path is not None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        t = np.arange(last + 1)
+        for r in range(width.shape[0]):
+            ax.fill_between(t, out["low"][r], out["high"][r], alpha=0.15, color="C0")
+        ax.plot(t, out["low"].mean(0), color="C0")
+        ax.plot(t, out["high"].mean(0), color="C0")
+        ax.set_xlabel("round of Algorithm 1")
+        ax.set_ylabel("DLN output over the grid (min, max)")
+        figure = finish_figure(fig, path, title="l2t.dln-range")
+    return bound_verdict(
+        worst, ctx.z, f"expansion and contraction of the DLN's output range, each over its SE across runs, must both "
+        f"exceed {ctx.z:g}",
+        "range (mean min, mean max) by round: " + ", ".join(f"{t}: ({lo:.3g}, {hi:.3g})" for t, (lo, hi)
+                                                             in stages.items())
+        + "; " + ", ".join(f"{k} {v['mean']:.3g} ± {v['se']:.2g} ({v['z']:.1f} SE)" for k, v in stats.items())
+        + (" [power: contract, then expand]" if ctx.power else ""),
+        above=True, figure=figure,
+        details={"stats": stats, "stages": {str(k): v for k, v in stages.items()}, "rounds": last,
+                 "dln_hidden": list(out["hidden"]), "runs": int(width.shape[0]),
+                 "width_by_round_mean": width.mean(0).tolist()},
+    )
+
+
+register(Claim(
+    id="l2t.dln-range", source=f"{SOURCE}, Fig. 3 and its caption",
+    statement=r"\text{the range of } L_\phi(p_0, p_1) \text{ over predictions first expands, then contracts "
+              r"over the teacher's training}",
+    assumptions=["digits task, MLP student (one hidden layer of 8), LSTM teacher, N = 5 steps per stage, DLN "
+                 "step 0.02 (quick: DLN of four layers of 16 and 6 rounds; full: the paper's four layers of 40 and "
+                 "20 rounds), far fewer teacher steps than the paper's ten epochs",
+                 "DLN inputs are softmax probabilities (the 1-vs-1 reading of teachtheory.l2t.dln); grid of "
+                 "probability pairs with p_true + p_wrong <= 1"],
+    check=check_dln_range, statistical=True,
+    sensitivity_reason="an ordering claim between measured ranges at different stages, with no constant of the "
+                       "theory to perturb; the power run checks the reversed statement, which must fail",
+    method="L2T-DLN runs batched over runs; min and max of the DLN over a probability grid after every round",
+))

@@ -239,3 +239,13 @@ def test_recursion_terms_reproduce_the_sweep_on_a_quadratic():
     assert t["Delta_u"].abs().max() < 1e-15 and t["Delta_l"].abs().max() < 1e-15
     with pytest.raises(ValueError, match="split"):
         l2t.recursion_terms(lambda x: x @ H, lambda x: H, v, 3, 0.2)
+
+
+@pytest.mark.slow
+def test_dln_range_measures_both_directions_and_power_fails():
+    ctx = CheckContext(scale="quick", seed=0)
+    v = CLAIMS["l2t.dln-range"].run(ctx)
+    assert v.verdict in ("holds", "fails") and set(v.details["stats"]) == {"expansion", "contraction"}
+    assert v.details["rounds"] == 6 and len(v.details["width_by_round_mean"]) == 7
+    power = CLAIMS["l2t.dln-range"].run(CheckContext(scale="quick", seed=0, power=True, cache=ctx.cache))
+    assert power.verdict == "fails", power.message
