@@ -183,8 +183,6 @@ def check_mixed_et(ctx: CheckContext) -> Verdict:
     lr = 1.0 / constants.L_max
     rho = conv.mixed_rate_bound(problem.X[0], lr)
     rho_used = rho  # a loose bound (the steps contract faster): stated, not a mutation target
-    if ctx.power:  # a claimed rate twice as fast must be beaten by some step
-        rho_used = rho ** 2
     clean = _mixed_steps(problem, lr, steps, ctx.seed, lambda v: ctx.perturb("projection", v))
     worst_factor = float(clean["ratio"].max())
     final = clean["sq"][:, -1] / clean["sq"][:, 0]
@@ -193,6 +191,8 @@ def check_mixed_et(ctx: CheckContext) -> Verdict:
     stall = ctx.memo("noisy", lambda: _mixed_steps(noisy, lr, steps, ctx.seed, lambda v: v))
     noisy_factor = float(stall["ratio"][:, steps // 2:].max())
     projection_ok = clean["gap"] <= 1.0
+    if ctx.power:  # the statement outside its regime (label noise): the same bound there must fail
+        worst_factor, rho_used = noisy_factor, rho_noisy
     rate_ok = worst_factor <= rho_used * (1 + 1e-9) and rho_used < 1
     holds = projection_ok and rate_ok and assume["ok"]
     mean_log, se_log = mean_se(torch.log10(clean["sq"]))
@@ -201,15 +201,16 @@ def check_mixed_et(ctx: CheckContext) -> Verdict:
         "label": "mixed, noise-free: mean log10 ||e_t||^2",
         "theory": np.asarray(mean_log[0]) + np.arange(steps + 1) * math.log10(rho), "theory_label": "rho^t bound",
         "title": f"mixed teaching, d={d}, n={n}, eta=1/L_max, R={runs}", "ylabel": r"$\log_{10}\|w_t - w^*\|^2$"}],
-        title="last.mixed-et" + power_suffix(ctx, "rate squared"))
+        title="last.mixed-et" + power_suffix(ctx, "label noise 0.1"))
     return conclude(
         "holds-in-regime" if holds else "fails", max(clean["gap"], worst_factor / rho_used), 1.0,
-        "every step: |measured - (||e||^2 - <e,x>^2/||x||^2)| <= 1e-9 ||e||^2 + 1e-13 ||w*|| ||e|| (x: IMT's example, recomputed) and "
+        "every step: |measured - (||e||^2 - <e,x>^2/||x||^2)| <= 1e-9 ||e||^2 + 1e-13 ||w*|| ||e|| "
+        "(x: IMT's example, recomputed) and "
         "||e_{t+1}||^2 / ||e_t||^2 <= rho (statistic: the larger of the two ratios to their tolerances)",
         unmet_prefix(assume["ok"]) + f"noise-free LSR: worst step factor {worst_factor:.3f} <= rho = {rho:.3f}, "
         f"median ||e_T||^2/||e_0||^2 = {float(final.median()):.2e} after {steps} steps, projection identity "
         f"gap {clean['gap']:.2g}x tolerance; outside the regime (label noise 0.1) the worst factor over the second "
-        f"half is {noisy_factor:.4f} (rho there {rho_noisy:.3f})" + power_suffix(ctx, "rate squared"),
+        f"half is {noisy_factor:.4f} (rho there {rho_noisy:.3f})" + power_suffix(ctx, "bound required with noise"),
         details={"rho": rho, "rho_used": rho_used, "worst_factor": worst_factor, "projection_gap": clean["gap"],
                  "median_final_ratio": float(final.median()), "noisy_worst_factor_second_half": noisy_factor,
                  "noisy_rho_bound": rho_noisy, "lr": lr, "steps": steps, "runs": runs, "assumptions": assume,
@@ -277,7 +278,8 @@ def check_sgd_not_et(ctx: CheckContext) -> Verdict:
         f"assumptions; with label noise 0.1 (no interpolation) the factor over the second half is {noisy_factor:.4f} "
         f"and E||e_T||^2 is {noisy_over_clean:.3g}x the noise-free one" + power_suffix(ctx, "step x2"),
         details={"rho": rho, "fitted_factor": fitted, "step": a, "mu_bar": constants.mu_bar,
-                 "L_max": constants.L_max, "noisy_factor_second_half": noisy_factor, "noisy_over_clean_at_T": noisy_over_clean,
+                 "L_max": constants.L_max, "noisy_factor_second_half": noisy_factor,
+                 "noisy_over_clean_at_T": noisy_over_clean,
                  "assumptions": assume,
                  "corrected_form": r"\text{interpolation: } E\|w_t - w^*\|^2 = \mathrm{tr}\,\Sigma_t,\ \Sigma_{t+1} = "
                                    r"\Sigma_t - a(S\Sigma_t + \Sigma_t S) + a^2\,\overline{(x^\top\Sigma_t x)xx^\top}"

@@ -260,7 +260,8 @@ def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: 
 
     .. math:: \Sigma_{t+1} = \Sigma_t - P\Sigma_t - \Sigma_t P + \mathrm{mean}_i (q_i^T \Sigma_t q_i)\, q_i q_i^T
 
-    (constant-step SGD on the normalised pool with step 1, :func:`~teachtheory.theory.convergence.sgd_expected_sq_error`).
+    (constant-step SGD on the normalised pool with step 1,
+    :func:`~teachtheory.theory.convergence.sgd_expected_sq_error`).
 
     Args:
         sigma0: E[e_0 e_0^T], [..., d, d] (e_0 e_0^T for a fixed start).
