@@ -7,4 +7,4 @@ References:
     Hallucination", AISTATS 2023.
 """
 
-from . import greedy, mixup, policies  # noqa: F401  (each registers its claims on import)
+from . import greedy, mixup, policies, scaling  # noqa: F401  (each registers its claims on import)
