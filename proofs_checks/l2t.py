@@ -296,11 +296,12 @@ _TABLE_RUNS: dict = {}  # (scale, seed, row) -> (entry, per-round seconds): rows
 
 def _tables_setup(ctx: CheckContext) -> dict:
     """The paper's protocol (hai2023: Adam-trained LSTM teacher, DLN lr 1e-3, stage III continuing, redivision per
-    epoch of validation rounds, rounds fixed across N), scaled. Quick: 12 rounds, N in (5, 10, 25), main N 10, R = 5,
+    epoch of validation rounds, rounds fixed across N), scaled. Quick: 12 rounds, N in (2, 5, 10), main N 5, R = 5,
     and the toolkit's small teacher (20, 20, 1) at Adam 1e-2 (the paper-size teacher costs ~0.5 s a round here);
     full: the paper's 10 epochs (60 rounds on the digits), N in (5, 10, 25), main N 25, R = 10, the paper-size
     teacher."""
-    return {"runs": ctx.pick(5, 10), "rounds": ctx.pick(12, 60), "lengths": (5, 10, 25), "main_N": ctx.pick(10, 25),
+    return {"runs": ctx.pick(5, 10), "rounds": ctx.pick(12, 60), "lengths": ctx.pick((2, 5, 10), (5, 10, 25)),
+            "main_N": ctx.pick(5, 25),
             "ratios": (0.1, 0.5, 0.9), "teacher": {} if ctx.full else {"lstm_hidden": (20, 20, 1), "teacher_lr": 1e-2}}
 
 
@@ -333,10 +334,18 @@ def _ordering(ctx: CheckContext, better: dict, worse: dict, what: str) -> Verdic
 
 
 def _combined(ctx: CheckContext, parts: list, what: str, details: dict) -> Verdict:
-    from teachtheory.claims import combine
+    """All paired comparisons must hold; a gap in the claimed direction below z SE is reported with the runs a
+    test at this scale would need (underpowered, not reversed)."""
+    from teachtheory.claims import combine, required_runs
 
     setup = _tables_setup(ctx)
-    message = "; ".join(p.message for p in parts)
+    notes = []
+    for p in parts:
+        d = p.details
+        if not p.ok and d["gap_mean"] > 0 and math.isfinite(d["gap_se"]):
+            d["runs_needed"] = required_runs(d["gap_mean"], d["gap_se"], d["runs"], z=ctx.z)
+            notes.append(f"~{d['runs_needed']} runs would be needed")
+    message = "; ".join(p.message for p in parts) + (f" (underpowered: {', '.join(notes)})" if notes else "")
     return combine(parts, parts[0].tolerance_rule, f"{what} ({setup['rounds']} rounds, R={setup['runs']}): {message}",
                    details={**details, "setup": {k: list(v) if isinstance(v, tuple) else v for k, v in setup.items()},
                             "parts": [p.details for p in parts]})

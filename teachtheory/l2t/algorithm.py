@@ -119,8 +119,10 @@ HISTORY = ("val_loss", "seconds", "grad_norm", "update_norm", "update_cosine", "
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-run cosine of two [R, P] tensors (0 where either is zero)."""
-    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-30)
+    """Per-run cosine of two [R, P] tensors, in float64 (a blown-up gradient overflows float32 products);
+    0 where either is zero."""
+    a, b = a.double(), b.double()
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-300)
 
 
 class L2TDLN:

@@ -340,3 +340,36 @@ def _table_verdict(cid: str, power: bool):
         select_claims(["l2t.tables"])
         _tables[(cid, power)] = CLAIMS[cid].run(CheckContext(scale="quick", seed=0, power=power))
     return _tables[(cid, power)]
+
+
+def test_table_claims_are_registered_as_statistical_ordering_claims():
+    select_claims(["l2t.tables"])
+    ids = {cid for cid in CLAIMS if cid.startswith("l2t.tables.")}
+    assert ids == {"l2t.tables.t1-loss", "l2t.tables.t4-ratio", "l2t.tables.t5-accuracy", "l2t.tables.t5-time",
+                   "l2t.tables.t6-optimizer"}
+    for cid in ids:
+        claim = CLAIMS[cid]
+        assert claim.statistical and claim.sensitivity_reason and not claim.mutations
+        assert any("hai2023" in a for a in claim.assumptions)
+
+
+@pytest.mark.slow
+def test_table5_time_grows_with_N_and_its_reversal_fails():
+    v, p = _table_verdict("l2t.tables.t5-time", False), _table_verdict("l2t.tables.t5-time", True)
+    assert v.verdict == "holds", v.message
+    assert p.verdict == "fails" and p.statistic < -v.tolerance
+    secs = v.details["seconds_per_round"]
+    assert list(secs.values()) == sorted(secs.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cid", ["l2t.tables.t1-loss", "l2t.tables.t4-ratio", "l2t.tables.t5-accuracy",
+                                 "l2t.tables.t6-optimizer"])
+def test_table_orderings_give_a_verdict_with_paired_gaps(cid):
+    v, p = _table_verdict(cid, False), _table_verdict(cid, True)
+    assert v.verdict in ("holds", "fails"), (v.message, v.details.get("traceback"))
+    gaps = [part["gap_mean"] for part in v.details["parts"]]
+    # the power run is the reversed statement on the same measurement: every gap changes sign
+    assert [part["gap_mean"] for part in p.details["parts"]] == pytest.approx([-g for g in gaps])
+    assert v.ok == all(part["gap_mean"] / part["gap_se"] > v.tolerance for part in v.details["parts"])
+    assert not (v.ok and p.ok)
