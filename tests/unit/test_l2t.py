@@ -286,9 +286,11 @@ def test_diagnostics_are_recorded_and_summarised(task):
     assert torch.all((res["g_saturated"] >= 0) & (res["g_saturated"] <= 1))
     d = diagnostics(res)
     assert {"val_loss_last", "cosine_first", "cosine_last", "g_abs_last", "g_saturated_last"} <= set(d)
-    # an SGD step on the DLN points exactly along -grad phi: cosine 1
+    # an SGD step on the DLN points exactly along -grad phi: cosine 1, up to float32 rounding of the realised
+    # update (phi ~ 1, update ~ 1e-3 |grad|: relative error ~ 1e-7 / 5e-4 per coordinate)
     sgd = L2TDLN(student, dln, task, L2TConfig(stage_length=2, optimizer="sgd")).run(2)
-    assert torch.allclose(sgd["update_cosine"], torch.ones(2, 2), atol=1e-5) and sgd["g_abs_mean"] is None
+    assert torch.allclose(sgd["update_cosine"], torch.ones(2, 2, dtype=torch.float64), atol=1e-3)
+    assert sgd["g_abs_mean"] is None
 
 
 def test_dlf_loss_form_and_baseline_learns(task):
