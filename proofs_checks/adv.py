@@ -5,7 +5,11 @@ repairs them, logit beats label training, CCAT stays below logit AT, augmentatio
 Every comparison is paired over runs: run r of two regimes shares its seed, so its oracle, data and
 student initialisation; the statistic is the mean paired difference over its standard error, which must
 exceed z (5 by default). Power: the same check on the reversed statement (the difference's sign flipped)
-must fail. Each verdict reports the measured numbers whether or not the talk's statement reproduces.
+must fail. Sensitivity: the orderings declare the generic mutation ``effect``
+(:func:`teachtheory.claims.effect_shift`: the favoured arm handicapped by a fraction of the compared
+quantity), adv.fullrank_spec the predicted correlation 1 of a specialized node. Each verdict reports the
+measured numbers whether or not the talk's statement reproduces. ``adv.image_logit_vs_label`` uses the
+real-image oracle (scikit-learn digits, trained, pruned to 45-32-32-20).
 
 References:
     Yang, Chen, Cai, Chen, Li & Tian, "Understanding Robustness in Teacher-Student Setting: A New
@@ -22,9 +26,10 @@ import numpy as np
 import torch
 
 from teachtheory import nets
-from teachtheory.adversarial import AdversarialConfig, train_adversarial
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
+from teachtheory.adversarial import AdversarialConfig, digits_oracle, train_adversarial, train_on_image
+from teachtheory.claims import EFFECT, CheckContext, Claim, Verdict, one_sided_better, register
 from teachtheory.plotting import plt, save_figure
+from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
 from teachtheory.stats import mean_se
 from teachtheory.teacher_student import activation_correlations
@@ -37,6 +42,7 @@ SETTINGS = {
     "quick": {"runs": 16, "config": {"epochs": 30, "record_every": 10, "train_size": 1000, "eval_size": 500}},
     "full": {"runs": 32, "config": {"epochs": 100, "record_every": 10, "train_size": 2000, "eval_size": 1000}},
 }
+ALIGNMENT_TOLERANCE = 0.05  # a specialized node's correlation, predicted 1, may fall short by this much
 THREAT = {"eps": 0.1, "norm": "linf", "train_steps": 5, "attack_steps": 10}
 REGIMES = {
     "st": {"regime": "st"},
@@ -60,12 +66,6 @@ def _runs(scale: str, seed: int) -> dict:
     return out
 
 
-def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(mean, SE) of the paired differences a - b over runs."""
-    mean, se = mean_se(np.asarray(a, float) - np.asarray(b, float))
-    return float(mean), float(se)
-
-
 def _ms(values: np.ndarray) -> str:
     mean, se = mean_se(values)
     return f"{mean:.3f} ± {se:.3f}"
@@ -73,14 +73,14 @@ def _ms(values: np.ndarray) -> str:
 
 def _greater(ctx: CheckContext, comparisons: dict[str, tuple[np.ndarray, np.ndarray]], message: str,
              details: dict, figure: str | None = None) -> Verdict:
-    """Holds iff every paired difference a - b has mean > z SE (power: b - a, which must then fail)."""
-    stats, rows = [], {}
+    """Holds iff every paired difference a - b has mean > z SE (power: b - a, which must then fail); each
+    comparison is :func:`teachtheory.claims.one_sided_better`'s, so the ``effect`` mutation applies to each."""
+    rows = {}
     for name, (a, b) in comparisons.items():
-        mean, se = _paired(b, a) if ctx.power else _paired(a, b)
-        statistic = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)
-        stats.append(statistic)
-        rows[name] = {"difference": mean, "se": se, "z": statistic}
-    worst = float(min(stats))
+        v = one_sided_better(b, a, z=ctx.z, what=name, power=ctx.power)
+        rows[name] = {"difference": v.details["gap_mean"], "se": v.details["gap_se"], "z": v.statistic,
+                      "level": v.details["level"], "detectable": v.details["detectable"]}
+    worst = float(min(row["z"] for row in rows.values()))
     holds = worst > ctx.z
     summary = "; ".join(f"{k}: diff {v['difference']:+.3f} ± {v['se']:.3f} ({v['z']:.1f} SE)" for k, v in rows.items())
     return Verdict("", "holds" if holds else "fails", statistic=worst, tolerance=ctx.z,
@@ -97,9 +97,11 @@ def _final(res, name: str) -> np.ndarray:
 
 
 def check_fullrank_spec(ctx: CheckContext) -> Verdict:
-    """Full-rank input, standard training: every teacher node has a first-layer student node with held-out
-    activation correlation >= 0.95 (counted over runs; 0 unaligned required), and the plane split has no
-    out-of-plane part (premise). Power: students paired with another run's oracle must not align."""
+    """Full-rank input, standard training: every teacher node has a first-layer student node whose held-out
+    activation correlation is within 0.05 of the predicted 1 (counted over runs; 0 unaligned required), and the
+    plane split has no out-of-plane part (premise). Power: students paired with another run's oracle must not
+    align. Mutation ``alignment``: the predicted correlation 1 (a correlation cannot exceed 1, so x(1 + eps) is
+    caught once eps exceeds 0.05 minus the worst gap, and x(1 - eps) once eps exceeds the worst gap + 0.05)."""
     res = _runs(ctx.scale, ctx.seed)["st-full-rank"]
     best = res.best_corr[:, -1]
     if ctx.power:
@@ -109,12 +111,13 @@ def check_fullrank_spec(ctx: CheckContext) -> Verdict:
             t_act = nets.forward([(w[order], b[order]) for w, b in oracle.teacher.layers()], X, act="relu").post[1]
             s_act = nets.forward(student, X, act="relu").post[1]
             best = activation_correlations(t_act.double(), s_act.double()).amax(-1).numpy()
-    unaligned = int((best < 0.95).sum())
+    predicted = ctx.perturb("alignment", 1.0)
+    unaligned = int((np.abs(best - predicted) > ALIGNMENT_TOLERANCE).sum())
     eps_out = float(np.abs(res.eps_out).max())
     holds = unaligned == 0 and eps_out < 1e-5
     return Verdict("", "holds" if holds else "fails", statistic=float(unaligned), tolerance=0.0,
-                   tolerance_rule="universal: number of teacher nodes without a student node at correlation >= 0.95 "
-                                  "must be 0 (pooled over runs)",
+                   tolerance_rule=f"universal: number of teacher nodes whose best student correlation differs from "
+                                  f"the predicted 1 by more than {ALIGNMENT_TOLERANCE:g} must be 0 (pooled over runs)",
                    message=f"{best.size - unaligned}/{best.size} teacher nodes aligned (min best corr "
                            f"{best.min():.3f}); clean accuracy {_ms(_final(res, 'clean_acc'))}; max eps_out "
                            f"{eps_out:.1e}" + (" [power: other runs' oracles]" if ctx.power else ""),
@@ -140,7 +143,6 @@ def check_st_out_of_plane(ctx: CheckContext) -> Verdict:
 
 def _frozen_out_of_plane(res) -> float:
     """max |(I - P)(W1_end - W1_start)| / max |W1_start| of an ST run (float32 rounding only)."""
-    from teachtheory.random import RunStreams, as_seeds
     from teachtheory.teacher_student import TeacherStudentConfig, make_student_network
 
     cfg = res.config
@@ -191,15 +193,18 @@ def check_at_rises(ctx: CheckContext) -> Verdict:
 
 
 def check_logit_vs_label(ctx: CheckContext) -> Verdict:
-    """AT with oracle pairs: training on the oracle's logits is more robust than training on its labels
-    (the talk: 62.8% vs 25.8% at 300 epochs, CIFAR-10 oracle)."""
+    """Standard training on the oracle's logits gives students more robust to the oracle adversary than training
+    on its labels (the talk's table is under ST: 62.8% vs 25.8% at 300 epochs, CIFAR-10 oracle); the same pair
+    under AT with oracle pairs is reported, not tested."""
     runs = _runs(ctx.scale, ctx.seed)
-    logit, label = runs["at-logit"], runs["at-label"]
-    msg = (f"oracle-robust accuracy: logit {_ms(_final(logit, 'robust_oracle'))}, label "
+    logit, label = runs["st"], runs["st-label"]
+    at_logit, at_label = runs["at-logit"], runs["at-label"]
+    msg = (f"ST oracle-robust accuracy: logit {_ms(_final(logit, 'robust_oracle'))}, label "
            f"{_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs 0.258); clean {_ms(_final(logit, 'clean_acc'))} "
-           f"vs {_ms(_final(label, 'clean_acc'))}")
-    return _greater(ctx, {"logit - label": (_final(logit, "robust_oracle"), _final(label, "robust_oracle"))}, msg,
-                    {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300}})
+           f"vs {_ms(_final(label, 'clean_acc'))}; under AT (not tested): {_ms(_final(at_logit, 'robust_oracle'))} "
+           f"vs {_ms(_final(at_label, 'robust_oracle'))}")
+    return _greater(ctx, {"logit - label (ST)": (_final(logit, "robust_oracle"), _final(label, "robust_oracle"))},
+                    msg, {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}})
 
 
 def check_label_eps(ctx: CheckContext) -> Verdict:
@@ -238,6 +243,40 @@ def check_augment(ctx: CheckContext) -> Verdict:
                     msg, {})
 
 
+# the real-image oracle: scikit-learn digits, trained (no augmentation), pruned to the talk's widths
+IMAGE = {"quick": {"runs": 6, "oracle": {"epochs": 20, "finetune": 10}, "epochs": 20},
+         "full": {"runs": 16, "oracle": {"epochs": 40, "finetune": 20}, "epochs": 30},
+         "widths": (45, 32, 32, 20), "lr": 0.01, "threat": {**THREAT, "eps": 0.05}}
+
+
+@lru_cache(maxsize=2)
+def _image_runs(scale: str, seed: int) -> dict:
+    """The digits oracle and logit / label ST students against it, once per (scale, seed)."""
+    setting = IMAGE[scale]
+    streams = RunStreams(as_seeds(seed, setting["runs"]))
+    image = digits_oracle(streams, widths=IMAGE["widths"], **setting["oracle"])
+    out = {"image": image}
+    for name, target in (("st-logit", "logit"), ("st-label", "label")):
+        out[name] = train_on_image(image, streams.seeds, regime="st", target=target, epochs=setting["epochs"],
+                                   record_every=setting["epochs"], lr=IMAGE["lr"], **IMAGE["threat"])
+    return out
+
+
+def check_image_logit_vs_label(ctx: CheckContext) -> Verdict:
+    """The real-image oracle (digits, pruned to 45-32-32-20): standard training on its logits is more robust to
+    the oracle adversary than on its labels (the talk: 62.8% vs 25.8% at 300 epochs, pruned CIFAR-10 oracle)."""
+    runs = _image_runs(ctx.scale, ctx.seed)
+    logit, label, image = runs["st-logit"], runs["st-label"], runs["image"]
+    msg = (f"digits oracle (held-out accuracy {_ms(image.accuracy.numpy())}, plane rank "
+           f"{float(image.rank.double().mean()):.0f} of 64): oracle-robust accuracy logit "
+           f"{_ms(_final(logit, 'robust_oracle'))}, label {_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs "
+           f"0.258); clean {_ms(_final(logit, 'clean_acc'))} vs {_ms(_final(label, 'clean_acc'))}; data-robust "
+           f"{_ms(_final(logit, 'robust_data'))} vs {_ms(_final(label, 'robust_data'))}")
+    return _greater(ctx, {"logit - label": (_final(logit, "robust_oracle"), _final(label, "robust_oracle"))}, msg,
+                    {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}, "oracle": "digits",
+                     "eps": IMAGE["threat"]["eps"], "epochs": IMAGE[ctx.scale]["epochs"]})
+
+
 _ASSUMPTIONS = [
     ("random 2-layer ReLU oracle (10 hidden nodes, 10 outputs) on Gaussian input of rank 5 in d = 20 (checked: "
      "oracle weights and inputs lie in the plane, unit tests)"),
@@ -245,11 +284,23 @@ _ASSUMPTIONS = [
      "train and 10 to attack (step 2.5 eps / steps)"),
     "runs paired by seed: same oracle, data and initialisation across regimes",
 ]
+# claims whose measured sensitivity (quick scale, seed 0) misses the 10% target, with the numbers: an ordering's
+# effect mutation is caught once the handicap eats its margin, so a large effect is caught only by a large one
+SENSITIVITY: dict[str, dict] = {
+    "adv.st_out_of_plane": {"sensitivity_target": 1.0, "sensitivity_reason": (
+        "a large effect: eps_out ends at 0.595 under ST and 0.098 under AT (quick scale, seed 0), a gap of 83% of the "
+        "level at 58.6 SE, so only a handicap near 100% reverses it (caught at 100%); the check resolves 7.1% "
+        "(5 SE / level)")},
+    "adv.label_eps": {"sensitivity_target": 1.0, "sensitivity_reason": (
+        "a large effect: eps_out 0.595 (logit) vs 0.254 (label), a gap of 57% of the level, and eps_in 0.377 vs 0.022 "
+        "(quick scale, seed 0), so only a handicap above 47% reverses it (caught at 56.2%); the check resolves "
+        "10.5% and 21% (5 SE / level)")},
+}
 _METHOD = "batched training of every regime; paired differences over runs against z x SE; power: reversed statement"
 
 for _id, _check, _statement, _where in (
     ("adv.fullrank_spec", check_fullrank_spec,
-     r"\mathrm{rank}(X) = d\ \Rightarrow\ \forall j\ \exists k: \rho_{jk} > 0.95,\ \epsilon_{out} = 0",
+     r"\mathrm{rank}(X) = d\ \Rightarrow\ \forall j\ \exists k: \rho_{jk} \to 1\ (> 0.95),\ \epsilon_{out} = 0",
      "Sec. 4 (specialization in the input subspace)"),
     ("adv.st_out_of_plane", check_st_out_of_plane,
      r"\mathrm{rank}(X) = r < d:\ \epsilon_{out}^{ST} > \epsilon_{out}^{AT}\ \ ((I - P) W_1^{ST}(t) = (I - P) W_1(0))",
@@ -261,8 +312,8 @@ for _id, _check, _statement, _where in (
      r"\mathrm{acc}_{rob}^{AT}(t) \uparrow\ \text{in } t,\ \mathrm{acc}_{rob}^{AT} > \mathrm{acc}_{rob}^{ST}",
      "Sec. 5 (adversarial training)"),
     ("adv.logit_vs_label", check_logit_vs_label,
-     r"\mathrm{acc}_{rob}(\min L[f(x), f^*(x)]) > \mathrm{acc}_{rob}(\min L[f(x), \arg\max f^*(x)])",
-     "Sec. 5 (logit vs label training); talk: 62.8% vs 25.8%"),
+     r"\text{ST}:\ \mathrm{acc}_{rob}(\min L[f(x), f^*(x)]) > \mathrm{acc}_{rob}(\min L[f(x), \arg\max f^*(x)])",
+     "Sec. 5 (logit vs label training); talk: 62.8% vs 25.8% under ST at 300 epochs"),
     ("adv.label_eps", check_label_eps,
      r"\epsilon_{out}^{label} < \epsilon_{out}^{logit},\ \epsilon_{in}^{label} > \epsilon_{in}^{logit}",
      "Sec. 5 (empirical model W_k = w*_j + eps_in u_in + eps_out u_out)"),
@@ -272,4 +323,20 @@ for _id, _check, _statement, _where in (
      r"\mathrm{acc}_{rob}^{CCAT + aug} > \mathrm{acc}_{rob}^{CCAT}", "Sec. 5 (data augmentation)"),
 ):
     register(Claim(id=_id, source=f"{SOURCE}, {_where}; {TALK}", statement=_statement, check=_check,
-                   assumptions=_ASSUMPTIONS, statistical=True, method=_METHOD, sensitivity_reason=ORDERING_REASON))
+                   assumptions=_ASSUMPTIONS, statistical=True, method=_METHOD,
+                   mutations=("alignment",) if _id == "adv.fullrank_spec" else (EFFECT,),
+                   **SENSITIVITY.get(_id, {})))
+
+register(Claim(
+    id="adv.image_logit_vs_label", source=f"{SOURCE}, Sec. 5 (logit vs label training); {TALK}",
+    statement=r"f^* \text{ trained on images, pruned}:\ \mathrm{acc}_{rob}(\min L[f(x), f^*(x)]) > "
+              r"\mathrm{acc}_{rob}(\min L[f(x), \arg\max f^*(x)])",
+    assumptions=[("oracle: a ReLU network 2x wider than 45-32-32-20 trained on 70% of scikit-learn's 8x8 digits "
+                  "(per run a random split), pruned by activation std x fan-out norm to 45-32-32-20 and fine-tuned "
+                  "(the talk: CIFAR-10; teachtheory simulate adversarial-ts --preset cifar10 for the user's copy)"),
+                 ("student 2x over-realised, standard training (SGD + momentum 0.9, batch 50, lr 0.01); L_inf ball "
+                  "eps = 0.05 on pixels in [0, 1], PGD 10 steps to attack"),
+                 "runs paired by seed: same oracle, split and initialisation for logit and label training"],
+    check=check_image_logit_vs_label, statistical=True, method=_METHOD, mutations=(EFFECT,),
+    **SENSITIVITY.get("adv.image_logit_vs_label", {}),
+))

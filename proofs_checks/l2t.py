@@ -13,7 +13,16 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, register
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    conclude,
+    outcome,
+    register,
+    verdict_line,
+)
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
@@ -88,16 +97,17 @@ def _scaled_hessian(rev, first_order, c: float):
     return replace(rev, grad_phi=tuple(f + c * (r - f) for r, f in zip(rev.grad_phi, first_order.grad_phi)))
 
 
-def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int):
+def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int, offset: int = 0):
     r"""The reverse recurrence of Eqs. (4)-(6) written out, run for i = ``first``, ..., 1: from
     grad theta^N = de/dtheta^N, grad phi -= lr d^2L/(dtheta dphi)(theta^{i-1}) grad theta^i and
     grad theta^{i-1} = grad theta^i - lr d^2L/dtheta^2(theta^{i-1}) grad theta^i. ``first = steps`` is
-    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. Returns grad phi (tuple)."""
+    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. ``offset``: the index of the
+    stage's first step (N for the second stage, whose steps are N + 1 .. 2N). Returns grad phi (tuple)."""
     from teachtheory.unroll import sgd_steps
 
     thetas = [tuple(t.detach() for t in theta0)]
     for i in range(steps):
-        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=i))
+        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=offset + i))
     with torch.enable_grad():
         last = tuple(t.detach().requires_grad_(True) for t in thetas[-1])
         g_theta = torch.autograd.grad(val_loss(last), last)
@@ -105,12 +115,31 @@ def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first
         for i in range(first, 0, -1):
             th = tuple(t.detach().requires_grad_(True) for t in thetas[i - 1])
             ph = tuple(p.detach().requires_grad_(True) for p in phi)
-            grads = torch.autograd.grad(train_loss(th, ph, i - 1), th, create_graph=True)
+            grads = torch.autograd.grad(train_loss(th, ph, offset + i - 1), th, create_graph=True)
             products = torch.autograd.grad(grads, th + ph, grad_outputs=g_theta, allow_unused=True)
             hvp, mixed = products[:len(th)], products[len(th):]
             g_phi = tuple(g - lr * (m if m is not None else 0.0) for g, m in zip(g_phi, mixed))
             g_theta = tuple(g - lr * h for g, h in zip(g_theta, hvp))
     return tuple(g.detach() for g in g_phi)
+
+
+def printed_triple_partial(train_loss, theta, phi1_of, varphi, g_theta, step: int) -> tuple[float, int]:
+    r"""Eq. (8)'s term as printed, by autograd: \partial^3 L_{\phi^1}(\theta)/(\partial\theta\,\partial\phi^1\,
+    \partial\varphi) contracted with grad theta, with theta, phi^1 and varphi independent variables.
+
+    L_{phi^1} depends on the teacher's varphi only through phi^1, so with phi^1 held fixed the partial in varphi
+    is identically zero (autograd finds no path). Returns (its largest absolute entry, the number of entries
+    autograd reached); the printed update then leaves grad varphi at 0."""
+    with torch.enable_grad():
+        th = tuple(t.detach().requires_grad_(True) for t in theta)
+        vp = tuple(v.detach().requires_grad_(True) for v in varphi)
+        ph1 = tuple(p.detach().requires_grad_(True) for p in phi1_of(vp))  # phi^1 a leaf: held fixed
+        grads = torch.autograd.grad(train_loss(th, ph1, step), th, create_graph=True)
+        mixed = torch.autograd.grad(grads, ph1, grad_outputs=g_theta, create_graph=True, allow_unused=True)
+        mixed = [m for m in mixed if m is not None and m.requires_grad]
+        third = torch.autograd.grad([m.sum() for m in mixed], vp, allow_unused=True) if mixed else ()
+    reached = [t for t in third if t is not None]
+    return (max((float(t.abs().max()) for t in reached), default=0.0), len(reached))
 
 
 def check_rmd(ctx: CheckContext) -> Verdict:
@@ -124,7 +153,9 @@ def check_rmd(ctx: CheckContext) -> Verdict:
     (a') the recurrence written out for Algorithm 1's range i = N..1 (must match) and for the text's
         printed range i = N-1..1 (evaluated as printed: its error against autograd is reported);
     (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
-        and finite differences in the teacher's parameters.
+        and finite differences in the teacher's parameters; Eq. (8) as printed (the triple partial by autograd,
+        :func:`printed_triple_partial`) beside the chain rule, the latter over Algorithm 1's loop range
+        i = 2N..N+1 and the text's i = 2N-1..N+1.
     Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
     from teachtheory.nets import flatten as flat_runs
     from teachtheory.nets import unflatten
@@ -198,6 +229,25 @@ def check_rmd(ctx: CheckContext) -> Verdict:
             th = tuple(t - 0.1 * g for t, g in zip(th, grads))
         teacher_auto = torch.autograd.grad(val2(th), leaves2)
     exact["teacher_rmd_vs_autograd"] = _rel(teacher_rmd, teacher_auto)
+    # Eq. (8) as printed beside the chain rule: the triple partial by autograd (identically zero), and the chain
+    # rule over the text's loop range i = 2N-1..N+1 against Algorithm 1's i = 2N..N+1
+    with torch.enable_grad():
+        last2 = tuple(t.detach().requires_grad_(True) for t in second.theta)
+        g_theta_2n = torch.autograd.grad(val2(last2), last2)
+    # at theta^N (the stage's first step); the term vanishes for every theta and every contracting vector
+    triple_max, triple_reached = printed_triple_partial(alg.train_loss, theta_N, lambda v: unflatten(
+        phi1_of(v), phi0), varphi0, g_theta_2n, N)
+    chain = {}
+    for label, first in (("2N..N+1 (Algorithm 1)", N), ("2N-1..N+1 (text)", N - 1)):
+        g_phi1 = reverse_loop(alg.train_loss, val2, theta_N, phi1, N, 0.1, first, offset=N)
+        with torch.enable_grad():  # a fresh graph of phi^1(varphi) per range (chain_to frees the one it uses)
+            leaves_k = tuple(p.detach().requires_grad_(True) for p in varphi0)
+            phi1_k = phi1_of(leaves_k)
+        chain[label] = _rel(chain_to((phi1_k,), leaves_k, (flat_runs(g_phi1),)), teacher_auto)
+    exact["teacher_chain_rule_loop_2N_to_N+1_vs_autograd"] = chain["2N..N+1 (Algorithm 1)"]
+    eq8 = {"printed_triple_partial_max_abs": triple_max, "printed_triple_partial_entries_reached": triple_reached,
+           "printed_as_update_vs_autograd": 1.0,  # grad varphi stays 0: relative error ||0 - g|| / ||g|| = 1
+           "chain_rule_vs_autograd": chain}
 
     def e_of_varphi(varphi):
         from teachtheory.unroll import sgd_steps
@@ -223,8 +273,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
         exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
     no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
     figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
-    return bound_verdict(
-        statistic, tolerance,
+    # the recurrence as implemented (Algorithm 1's ranges, Eq. 8 by the chain rule) is the corrected form; the
+    # printed text also has the loop ranges i = N-1..1 / 2N-1..N+1 and Eq. (8) as a triple partial derivative
+    corrected_ok = bool(statistic <= tolerance and per_direction_ok and exact_ok)
+    ranges_ok = text_range_error <= exact_tol and chain["2N-1..N+1 (text)"] <= exact_tol
+    eq8_ok = eq8["printed_as_update_vs_autograd"] <= exact_tol
+    lines = [
+        verdict_line("Eqs. (4)-(6), Algorithm 1's loop i = N..1", "holds" if corrected_ok else "fails",
+                     f"RMD vs autograd {exact['rmd_vs_autograd_phi']:.1e}, vs central FD {statistic:.1e} "
+                     f"(bound {tolerance:.1e})"),
+        verdict_line("loop range as printed in the text (i = N-1..1; teacher i = 2N-1..N+1)",
+                     "holds" if ranges_ok else "fails",
+                     f"misses step N's terms: relative error {text_range_error:.2g} (DLN) and "
+                     f"{chain['2N-1..N+1 (text)']:.2g} (teacher) against autograd"),
+        verdict_line("Eq. (8) as printed (triple partial by autograd)", "holds" if eq8_ok else "fails",
+                     f"identically {triple_max:g}: varphi enters L only through phi^1; grad varphi stays 0"),
+        verdict_line("Eq. (8) by the chain rule, i = 2N..N+1", "holds" if corrected_ok else "fails",
+                     f"{chain['2N..N+1 (Algorithm 1)']:.1e} against autograd"),
+    ]
+    return conclude(
+        outcome(corrected_ok and ranges_ok and eq8_ok, corrected_ok), statistic, tolerance,
         "largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
         "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
         f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
@@ -237,14 +305,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
          f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
          f"{no_hessian_fd['relative_error']:.1e}; loop range: i = N..1 (Algorithm 1) "
          f"{exact['loop_N_to_1_vs_autograd']:.1e} vs autograd, i = N-1..1 as printed in the text "
-         f"{text_range_error:.2g}"),
-        conditions=per_direction_ok and exact_ok,
-        details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
+         f"{text_range_error:.2g}; Eq. (8) as printed: the triple partial d^3L/(dtheta dphi^1 dvarphi) by autograd "
+         f"is {triple_max:g} ({triple_reached} teacher tensors reached: varphi enters only through phi^1), so the "
+         f"printed update leaves grad varphi = 0 (relative error 1); chain rule (d^2L/(dtheta dphi^1) grad theta "
+         f"through dphi^1/dvarphi) over i = 2N..N+1 (Algorithm 1) {chain['2N..N+1 (Algorithm 1)']:.1e}, over "
+         f"i = 2N-1..N+1 (text) {chain['2N-1..N+1 (text)']:.2g} vs autograd"),
+        details={"verdict_lines": lines,
+                 "corrected_form": r"\nabla\varphi^0 \mathrel{-}= \eta\gamma w\,\Big(\frac{\partial T}"
+                                   r"{\partial\varphi^0}\Big)^{\!\top}\frac{\partial^2 L_{\phi^1}(S_\theta^{i-1})}"
+                                   r"{\partial\phi^1\,\partial\theta^{i-1}}\nabla\theta^i,\ i = 2N, \dots, N + 1;\ "
+                                   r"\text{Eqs. (5)-(6) for } i = N, \dots, 1",
+                 "corrected_holds": corrected_ok, "exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi,
+                 "fd_teacher": fd_teacher,
                  "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
-                 "text_range_vs_autograd": text_range_error,
+                 "text_range_vs_autograd": text_range_error, "eq8": eq8,
                  "note": "the text's loop range i = N-1..1 for Eq. (5), evaluated as printed, misses step N's terms "
                          f"(relative error {text_range_error:.2g} against autograd); Algorithm 1 (lines 9-12) loops "
-                         "over all N steps, as implemented"},
+                         "over all N steps, as implemented. Eq. (8) as printed (a third partial derivative with "
+                         "theta, phi^1 and varphi independent) is identically zero; the update Algorithm 1 needs "
+                         "is the mixed second derivative in (theta, phi^1) chained through dphi^1/dvarphi (the chain "
+                         "rule), which matches autograd over i = 2N..N+1"},
         figure=figure,
     )
 
@@ -459,3 +539,170 @@ TABLE_CLAIMS = (
      "paired test-error gaps over runs > z SE"),
 )
 _register_tables()
+# -- l2t.eq7 --------------------------------------------------------------------------------------
+
+
+def check_eq7(ctx: CheckContext) -> Verdict:
+    """N = 1 on the float64 L2T-DLN instance of l2t.rmd (digits, MLP student, the paper's DLN with a smooth
+    LeakyReLU), R runs, eta = 0.1, w = 1 and w = 0.5: against the gradient d e_val(theta^1(phi))/d phi by autograd
+    through the step, (a) Eq. (6) at N = 1 and the corrected chain rule -eta w d/dphi <dL/dS^0, J grad theta^1> agree
+    to rounding; (b) the printed Eq. (7), in both readings (literal: d theta^1/d(dL/dS^0) = -eta w J^T, giving eta w
+    times the gradient; bare: that factor read as J^T, giving minus the gradient), does not. Mutation: the
+    corrected form's factor eta w."""
+    from teachtheory.theory import l2t as l2t_theory
+
+    R = ctx.pick(2, 6)
+    alg, theta0, phi0, _ = _rmd_problem(ctx.seed, R, 1, smooth=True)
+    x, y = alg.task.train_batch(0)
+    val = alg.val_loss(0, 1)
+    rows, exact_gap, printed = [], 0.0, {"printed_literal": [], "printed_bare": []}
+    for lr, weight in ((0.1, 1.0), (0.1, 0.5)):
+        terms = l2t_theory.n1_hypergradient(lambda th: alg.student.forward(th, x),
+                                            lambda ph, S: alg.dln.loss(ph, S, y).sum(), val, theta0, phi0, lr, weight)
+        with torch.enable_grad():  # the independent side: autograd through theta^1(phi) (Eq. 2, one step)
+            ph = tuple(p.detach().requires_grad_(True) for p in phi0)
+            th = tuple(t.detach().requires_grad_(True) for t in theta0)
+            step = torch.autograd.grad(alg.train_loss(th, ph, 0), th, create_graph=True)
+            theta1 = tuple(t - lr * weight * g for t, g in zip(th, step))
+            truth = torch.autograd.grad(val(theta1), ph, allow_unused=True)
+            truth = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(truth, ph))
+        c = ctx.perturb("eta*w", 1.0)  # the corrected form's factor eta w, scaled by a mutation
+        corrected = tuple(c * t for t in terms["corrected"])
+        gaps = {"eq6": _rel(terms["eq6"], truth), "corrected": _rel(corrected, truth)}
+        ratios = {}
+        for key in printed:
+            gaps[key] = _rel(terms[key], truth)
+            # the scalar the printed form differs by: <printed, truth> / <truth, truth>
+            num = sum(float((a * b).sum()) for a, b in zip(terms[key], truth))
+            ratios[key] = num / sum(float((b * b).sum()) for b in truth)
+            printed[key].append(gaps[key])
+        exact_gap = max(exact_gap, gaps["eq6"], gaps["corrected"])
+        rows.append({"eta": lr, "w": weight, **{f"gap_{k}": v for k, v in gaps.items()},
+                     "literal_ratio": ratios["printed_literal"], "bare_ratio": ratios["printed_bare"]})
+    tol = 1e-10
+    ok_corrected = exact_gap <= tol
+    printed_gap = min(min(v) for v in printed.values())
+    literal = ", ".join(f"{r['literal_ratio']:.4g} (eta w = {r['eta'] * r['w']:g})" for r in rows)
+    return conclude(
+        outcome(printed_gap <= tol, corrected=ok_corrected), printed_gap, tol,
+        f"relative error against autograd <= {tol:g} (float64), for the printed Eq. (7) (its closer reading) and, "
+        "for the corrected form and Eq. (6), all of them",
+        f"N = 1, {R} runs, float64: Eq. (6) and the corrected form -eta w (dS^0/dtheta^0)^T d^2L/(dS^0 dphi) "
+        f"grad theta^1 match autograd to {exact_gap:.1e}; the printed Eq. (7): literal reading = {literal} x the "
+        f"gradient (eta w appears twice), bare reading (eta w once) = {rows[0]['bare_ratio']:.4g} x the gradient "
+        "(wrong sign)",
+        details={"cases": rows, "corrected_holds": ok_corrected, "corrected_statement": CORRECTED_EQ7},
+    )
+
+
+CORRECTED_EQ7 = (r"\nabla\phi^0 = -\eta w\,\frac{\partial e_{val}}{\partial\theta^1}\Big(\frac{\partial S^0_\theta}"
+                 r"{\partial\theta^0}\Big)^\top\frac{\partial^2 L_\phi^0}{\partial S^0\,\partial\phi^0}")
+
+
+register(Claim(
+    id="l2t.eq7", source=f"{SOURCE}, Eq. (7) against Eq. (6) at N = 1",
+    statement=r"\nabla\phi^0 = \eta w\,\frac{\partial e_{val}}{\partial S_\theta^1(x_{val})}"
+              r"\frac{\partial S_\theta^1(x_{val})}{\partial\theta^1}\Big(\frac{\partial\theta^1}{\partial"
+              r"\frac{\partial L_\phi^0}{\partial S_\theta^0}}"
+              r"\frac{\partial\frac{\partial L_\phi^0}{\partial S_\theta^0}}"
+              r"{\partial\phi^0}\Big)\frac{\partial S_\theta^0(x)}{\partial\theta^0}\quad"
+              r"\text{(corrected: } -\eta w\,\nabla\theta^{1\top}(\partial S^0/\partial\theta^0)^\top"
+              r"\partial^2 L/\partial S^0\partial\phi^0)",
+    assumptions=["one plain SGD step of the student (Eq. 2) with weight w", "float64, smooth DLN activation"],
+    check=check_eq7, statistical=False, mutations=("eta*w",),
+    method="Eq. (6), the corrected and the printed Eq. (7) (two readings) from autograd pieces vs autograd",
+))
+
+
+# -- l2t.linearised-recursion ----------------------------------------------------------------------
+
+
+def _saddle_model(H: torch.Tensor, cubic: torch.Tensor, rho: float):
+    """e(v) = 1/2 v^T H v + sum_i c_i v_i^3 / 3 + rho/4 ||v||^4 (a strict saddle at 0, not quadratic): its gradient
+    and Hessian, batched over cases [C, n]."""
+    def gradient(v):
+        return (v[..., None, :] @ H)[..., 0, :] + cubic * v**2 + rho * (v * v).sum(-1, keepdim=True) * v
+
+    def hessian(v):
+        eye = torch.eye(v.shape[-1], dtype=v.dtype)
+        return (H + torch.diag_embed(2 * cubic * v) + rho * ((v * v).sum(-1)[..., None, None] * eye
+                                                             + 2 * v[..., :, None] * v[..., None, :]))
+    return gradient, hessian
+
+
+def check_linearised_recursion(ctx: CheckContext) -> Verdict:
+    """Saddle cases of agd.saddle (random H with lambda_min < 0, blocks coupled, eta = f / L_max, f in (0.1, 0.9))
+    with cubic and quartic terms added, so e is not quadratic: (a) the exact AGD sweep equals
+    v - eta H_u^k v^k - eta H_l^k v^{k+1} with the mean-value matrices (Eq. 9 / 11), and Eq. (13)
+    v^{k+1} = M^{-1}G v^k - eta M^{-1}Delta_u^k v^k - eta M^{-1}Delta_l^k v^{k+1} holds (relative residual, float64);
+    (b) the linearised map M^{-1}G is the sweep to second order: ||v^{k+1} - M^{-1}G v^k|| / ||v^k||^2 stays bounded
+    as ||v^k|| -> 0 and its log-log slope in ||v^k|| is 2 (fitted over 1e-6..1e-3; tolerance 0.05). Mutation: the
+    coupling eta H_l in M."""
+    from proofs_checks.agd import draw_saddle_cases
+    from teachtheory.theory import agd as agd_theory
+    from teachtheory.theory import l2t as l2t_theory
+
+    rows, eq13_worst, slopes, map_gap = [], 0.0, [], 0.0
+    for n1, n2 in ((1, 1), (2, 3), (4, 4)):
+        cases = draw_saddle_cases(n1, n2, ctx.pick(8, 32), ctx.case_seeds(1, f"lin-{n1}-{n2}")[0], (0.1, 0.9))
+        H, eta = cases["H"], cases["eta"]
+        C, n = H.shape[0], n1 + n2
+        streams = RunStreams(torch.tensor(ctx.case_seeds(C, f"lin-dir-{n1}-{n2}"), dtype=torch.int64))
+        scale = H.abs().amax((-1, -2))[:, None]
+        cubic = scale * streams.normal("lin-cubic", 0, (n,), dtype=torch.float64)
+        gradient, hessian = _saddle_model(H, cubic, 1.0)
+        direction = streams.normal("lin-v", 0, (n,), dtype=torch.float64)
+        direction = direction / direction.norm(dim=-1, keepdim=True)
+        M_scale = ctx.perturb("eta*H_l", 1.0)
+        radii = np.logspace(-6, -3, 7)
+        remainders = []
+        for r in radii:
+            v = direction * float(r)
+            t = l2t_theory.recursion_terms(gradient, hessian, v, n1, eta, nodes=4)
+            E = eta[:, None, None]
+            M = t["M"] if M_scale == 1.0 else torch.eye(n, dtype=H.dtype) + M_scale * E * t["H_l"]
+            T = torch.linalg.solve(M, t["G"])
+            Minv = torch.linalg.inv(M)
+            nxt = t["next"]
+
+            def mv(A, x):
+                return (A @ x[..., None])[..., 0]
+
+            eq13 = mv(T, v) - eta[:, None] * (mv(Minv @ t["Delta_u"], v) + mv(Minv @ t["Delta_l"], nxt))
+            eq13_worst = max(eq13_worst, float(((eq13 - nxt).norm(dim=-1) / nxt.norm(dim=-1)).max()))
+            map_gap = max(map_gap, float((torch.linalg.solve(t["M"], t["G"])
+                                          - agd_theory.alternating_map(H, n1, eta)).abs().max()))
+            remainders.append((nxt - mv(T, v)).norm(dim=-1).numpy())
+        rem = np.stack(remainders, -1)  # [C, radii]
+        fit = np.polyfit(np.log(radii), np.log(rem.T), 1)[0]  # per case
+        slopes.extend(fit.tolist())
+        rows.append({"blocks": (n1, n2), "cases": C, "slope_min": float(fit.min()), "slope_max": float(fit.max()),
+                     "remainder_over_r2_max": float((rem / radii**2).max())})
+    tol, slope_tol = 1e-10, 0.05
+    slope_gap = float(np.max(np.abs(np.array(slopes) - 2.0)))
+    return bound_verdict(
+        max(eq13_worst, slope_gap * tol / slope_tol), tol,
+        f"Eq. (13) relative residual <= {tol:g} (float64, 4-point Gauss-Legendre mean values, exact here); "
+        f"remainder slope within {slope_tol} of 2 (scaled onto the same tolerance)",
+        f"{len(slopes)} saddle cases (blocks 1+1, 2+3, 4+4; cubic and quartic terms): Eq. (9)/(11)/(13) with the "
+        f"mean-value Delta's reproduce the exact sweep to {eq13_worst:.1e}; ||v^(k+1) - M^-1 G v^k|| ~ ||v^k||^p with "
+        f"p in [{min(slopes):.3f}, {max(slopes):.3f}] (second order); M^-1 G = agd.alternating_map to {map_gap:.1e}; "
+        f"read with v^(2(k+1)N) -> v^(k+1) and "
+        f"x^k -> v^k in Eq. (11)",
+        conditions=map_gap <= 1e-12,
+        details={"per_blocks": rows, "eq13_residual": eq13_worst, "slope_gap": slope_gap, "map_gap": map_gap,
+                 "notation": "Eq. (11) prints v^{2(k+1)N} on the left and x^k on the right; Eq. (13) has v^{k+1} "
+                             "and v^k, which is what holds"},
+    )
+
+
+register(Claim(
+    id="l2t.linearised-recursion", source=f"{SOURCE}, Eqs. (9)-(13)",
+    statement=r"(I + \eta\mathcal H_l)v^{k+1} = v^k - \eta\mathcal H_u v^k - \eta\Delta_u^k v^k - \eta\Delta_l^k "
+              r"v^{k+1},\quad v^{k+1} = M^{-1}Gv^k - \eta M^{-1}\Delta_u^k v^k - \eta M^{-1}\Delta_l^k v^{k+1}",
+    assumptions=["a strict saddle of e at v* = 0 (grad e(0) = 0, lambda_min(H) < 0), e smooth (here cubic + quartic)",
+                 "Delta's are the mean-value integrals of the Hessian along the segments the sweep uses",
+                 "eta = f / L_max with f in (0.1, 0.9)"],
+    check=check_linearised_recursion, statistical=False, mutations=("eta*H_l",),
+    method="exact AGD sweep vs Eq. (13) with quadrature mean values; remainder of M^-1 G vs ||v|| (log-log slope)",
+))

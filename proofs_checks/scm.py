@@ -22,6 +22,7 @@ from teachtheory.claims import (
     combine,
     conclude,
     mean_se,
+    one_sided_better,
     power_suffix,
     register,
     se_verdict,
@@ -367,4 +368,167 @@ register(Claim(
     method="ODE (scipy DOP853, error estimated) vs batched SGD (exact order-parameter engine, cross-checked on the "
            "weights); "
            "log-log slope of the mean sup-gap with a bootstrap SE",
+))
+
+
+# -- scm.plateau --------------------------------------------------------------------------------
+
+
+def _physical(K: int, lr: float):
+    """The ODE (C6)-(C7) on its independent coordinates (upper triangle of Q, all of R), K = M, T = I, v = v* = 1,
+    first layer trained: x -> dx/dalpha, and x -> (Q, R)."""
+    iu = torch.triu_indices(K, K)
+    T, v = torch.eye(K, dtype=torch.float64), torch.ones(K, dtype=torch.float64)
+
+    def unpack(x):
+        Q = torch.zeros(K, K, dtype=x.dtype)
+        Q[iu[0], iu[1]] = x[: iu.shape[1]]
+        return Q + Q.T - torch.diag(torch.diag(Q)), x[iu.shape[1]:].reshape(K, K)
+
+    def field(x):
+        Q, R = unpack(x)
+        dQ, dR, _ = theory.ode_rhs(Q, R, T, v, v, lr, train_second_layer=False, validate=False)
+        return torch.cat([dQ[iu[0], iu[1]], dR.reshape(-1)])
+
+    def pack(Q, R):
+        return torch.cat([Q[iu[0], iu[1]], R.reshape(-1)])
+
+    return field, unpack, pack, T, v
+
+
+def _plateau_measurements(ctx: CheckContext) -> dict:
+    """Fixed points, Jacobian, ODE escape times and the SGD runs of scm.plateau (no theory constant involved)."""
+    from scipy.optimize import root
+
+    from teachtheory.committee.figures import plateau_escape
+
+    out = {"first_order": {}, "finite_eta": {}}
+    for K in (2, 3, 4):  # the O(eta) part of the ODE at the closed-form point (rhs is eta A + eta^2 B)
+        p = theory.symmetric_plateau(K)
+        Q, R = theory.symmetric_subspace_point(K, p["Q"], p["C"], p["R"], p["S"])
+        T, v = torch.eye(K, dtype=torch.float64), torch.ones(K, dtype=torch.float64)
+        small = [theory.ode_rhs(Q, R, T, v, v, h, train_second_layer=False)[:2] for h in (1e-3, 2e-3)]
+        first = max(float((2 * a / 1e-3 - b / 2e-3).abs().max()) for a, b in zip(*small))
+        out["first_order"][K] = {"rhs_first_order": first,
+                                 "eps_at_point": float(theory.generalisation_error(Q, R, T, v, v))}
+    K, lr = 2, 1.0
+    for eta in (0.01, 0.1, lr):  # the symmetric fixed point at finite eta (the plateau the ODE visits)
+        field, unpack, pack, T, v = _physical(K, eta)
+        p = theory.symmetric_plateau(K)
+        start = pack(*theory.symmetric_subspace_point(K, p["Q"], p["C"], p["R"], p["S"]))
+        sol = root(lambda x, f=field: f(torch.tensor(x)).numpy(), start.numpy(), tol=1e-14)
+        Q, R = unpack(torch.tensor(sol.x))
+        out["finite_eta"][eta] = {"x": torch.tensor(sol.x), "residual": float(np.abs(sol.fun).max()),
+                                  "eps": float(theory.generalisation_error(Q, R, T, v, v))}
+    T, v = torch.eye(K, dtype=torch.float64), torch.ones(K, dtype=torch.float64)
+    # escape from near-symmetric starts Q0 = 0.2 I, R0 = 0.05 (1 + delta I): alpha_esc against log(1/delta)
+    deltas = np.array([1e-2, 1e-3, 1e-4, 1e-5])
+    alphas = np.linspace(0, 300, 1501)
+    escapes = []
+    for delta in deltas:
+        R0 = 0.05 * (torch.ones(K, K, dtype=torch.float64) + float(delta) * torch.eye(K, dtype=torch.float64))
+        s = theory.integrate_ode(0.2 * torch.eye(K, dtype=torch.float64), R0, T, v, v, alphas, lr,
+                                 train_second_layer=False, estimate_error=False)
+        escapes.append(plateau_escape(alphas, s.eps.numpy())["escape_alpha"])
+    out["deltas"], out["escapes"] = deltas, np.array(escapes)
+    # from a small random-like start: Q0 = 0.2 I, R0 = 0.05 (1 + delta_0 diag), ODE and SGD
+    R0 = 0.05 * (torch.ones(K, K, dtype=torch.float64) + 1e-3 * torch.eye(K, dtype=torch.float64))
+    problem = engine.CommitteeProblem(Q0=0.2 * torch.eye(K, dtype=torch.float64), R0=R0, T=T, v0=v, v_star=v, lr=lr,
+                                      train_second_layer=False)
+    N, runs = ctx.pick(100, 1000), ctx.pick(16, 64)
+    grid = np.linspace(0, 250, 251)
+    record = engine.simulate_sgd(problem, N, grid, runs=runs, seed=ctx.case_seeds(1, "plateau-sgd")[0],
+                                 dtype=torch.float64)
+    ode = problem.ode(record.alpha, estimate_error=False)
+    out["ode_start"] = plateau_escape(record.alpha, ode.eps.numpy())
+    per_run = [plateau_escape(record.alpha, e) for e in record.eps.numpy()]
+    out["sgd_plateau"] = np.array([r["plateau_eps"] for r in per_run])
+    out["sgd_escape"] = np.array([r["escape_alpha"] for r in per_run])
+    out["sgd"] = {"N": N, "runs": runs, "alpha": record.alpha, "eps": record.eps.numpy(), "ode": ode.eps.numpy()}
+    return out
+
+
+def check_plateau(ctx: CheckContext) -> Verdict:
+    """Saad & Solla's symmetric plateau, K = M, T = I, v = v* = 1, first layer trained:
+    (a) the closed form Q = C = 1/(2K-1), R = S = 1/sqrt(K(2K-1)) zeroes the O(eta) part of the ODEs (K = 2, 3, 4)
+    and its eps* = K/pi (pi/6 - K arcsin(1/(2K))) equals (C5) there; (b) at finite eta the symmetric fixed point moves
+    (found by root finding; eps_eta -> eps* linearly as eta -> 0; eps_0.01 must be within 1%); (c) escape: from
+    Q0 = 0.2 I, R0 = 0.05 (1 + delta I) (eta = 1), the escape time (eps below half the plateau) grows linearly in
+    log(1/delta): the delay per decade of delta must be constant within 2% (its rate is reported); (d) SGD on the
+    weights (N = 100 quick, from Q0 = 0.2 I, R0 = 0.05(1 + 1e-3 I)): its plateau height (per run) is reported,
+    and SGD escapes before the ODE from the same start (paired gap > z SE; SGD noise is a larger asymmetry than
+    delta). Power: the reversed ordering.
+    Mutation: eps* (the escape law has no closed-form rate here; see the report)."""
+    m = ctx.memo("plateau", lambda: _plateau_measurements(ctx))
+    eps_star = {K: ctx.perturb("eps*", theory.symmetric_plateau(K)["eps"]) for K in m["first_order"]}
+    closed_gap = max(abs(eps_star[K] - r["eps_at_point"]) / r["eps_at_point"] for K, r in m["first_order"].items())
+    first_order = max(r["rhs_first_order"] for r in m["first_order"].values())
+    slope = float(np.polyfit(np.log(1 / m["deltas"]), m["escapes"], 1)[0])
+    steps = np.diff(m["escapes"])  # escape delay per decade of delta: constant if alpha_esc is linear in log(1/delta)
+    slope_gap = float((steps.max() - steps.min()) / steps.mean()) if np.all(np.isfinite(steps)) else math.inf
+    mean, se = (float(x) for x in mean_se(m["sgd_plateau"]))
+    ode_level = m["ode_start"]["plateau_eps"]
+    ode_escape = m["ode_start"]["escape_alpha"]
+    sgd_escape = np.where(np.isfinite(m["sgd_escape"]), m["sgd_escape"], np.inf)
+    # SGD's noise is an asymmetry of order N^-1/2, far above delta = 1e-3 x 0.05: SGD must escape first
+    sgd_part = one_sided_better(sgd_escape, np.full_like(sgd_escape, ode_escape), z=ctx.z,
+                                what="ODE escape alpha - SGD escape alpha", power=ctx.power)
+    exact_tol, slope_tol = 1e-10, 0.02
+    finite = {eta: r["eps"] for eta, r in m["finite_eta"].items()}
+    converge = abs(finite[0.01] - theory.symmetric_plateau(2)["eps"]) / theory.symmetric_plateau(2)["eps"]
+    ok = (closed_gap <= exact_tol and first_order <= exact_tol and slope_gap <= slope_tol and sgd_part.ok
+          and converge < 0.01)
+    figure = _plateau_figure(ctx.figure_path("scm.plateau"), m, finite)
+    return conclude(
+        ok, slope_gap, slope_tol,
+        f"closed form: O(eta) part of the ODE and eps* gap <= {exact_tol:g} (relative); escape delay per decade of "
+        f"delta constant within {slope_tol:.0%} (spread / mean; the statistic); SGD escapes before the ODE by > "
+        f"{ctx.z:g} SE (paired over runs); eps_0.01 within 1% of eps*",
+        f"closed form (K = 2, 3, 4): O(eta) rhs {first_order:.1e}, eps* gap {closed_gap:.1e}; plateau height eps* = "
+        f"{theory.symmetric_plateau(2)['eps']:.5f} (eta -> 0) vs the fixed point at eta = 0.01, 0.1, 1: "
+        + ", ".join(f"{v:.5f}" for v in finite.values())
+        + "; escape (eta = 1): alpha_esc = " + ", ".join(f"{e:.1f}" for e in m["escapes"])
+        + f" at delta = 1e-2..1e-5, linear in log(1/delta) (slope {slope:.2f}, i.e. rate {1 / slope:.4f}; delay per "
+        f"decade spread {100 * slope_gap:.2f}%); ODE from a near-symmetric start: plateau {ode_level:.5f}, escape at "
+        f"alpha {ode_escape:.0f}; SGD (N = {m['sgd']['N']}, {m['sgd']['runs']} runs): plateau {mean:.5f} ± {se:.1e}, "
+        f"{sgd_part.message} (noise breaks the symmetry sooner)",
+        details={"first_order_rhs": first_order, "closed_form_gap": closed_gap, "finite_eta_eps": finite,
+                 "deltas": m["deltas"].tolist(),
+                 "escape_alpha": m["escapes"].tolist(), "slope": slope, "sgd_plateau_mean": mean, "sgd_plateau_se": se,
+                 "ode_plateau": ode_level, "sgd_escape": sgd_escape.tolist(), "ode_escape": ode_escape},
+        figure=figure,
+    )
+
+
+def _plateau_figure(path, m, finite) -> str | None:
+    """eps(alpha) of SGD runs and the ODE from the near-symmetric start; escape time against log(1/delta)."""
+    if path is None:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    s = m["sgd"]
+    for e in s["eps"][:8]:
+        axes[0].plot(s["alpha"], e, color="C0", alpha=0.3, lw=0.8)
+    axes[0].plot(s["alpha"], s["ode"], "k", lw=1.5, label="ODE")
+    axes[0].axhline(theory.symmetric_plateau(2)["eps"], color="C3", ls="--", label=r"$\epsilon^*$ ($\eta\to0$)")
+    axes[0].axhline(finite[1.0], color="C2", ls=":", label=r"fixed point, $\eta = 1$")
+    style_axes(axes[0], r"$\alpha$", r"$\epsilon_g$", f"SGD (N = {s['N']}, blue) and ODE", yscale="log")
+    x = np.log(1 / m["deltas"])
+    axes[1].plot(x, m["escapes"], "o", label="ODE escape time")
+    fit = np.polyfit(x, m["escapes"], 1)
+    axes[1].plot(x, np.polyval(fit, x), "k--", label=f"linear fit, slope {fit[0]:.1f}")
+    style_axes(axes[1], r"$\log(1/\delta)$", r"$\alpha_{esc}$", "escape from the plateau (eta = 1)")
+    return finish_figure(fig, path, title="scm.plateau: the symmetric plateau and its escape")
+
+
+register(Claim(
+    id="scm.plateau", source=f"{cite('saad-solla')}, the symmetric phase; {SOURCE} ('Old History')",
+    statement=r"Q = C = \tfrac{1}{2K-1},\ R = S = \tfrac{1}{\sqrt{K(2K-1)}},\ \epsilon^* = \tfrac{K}{\pi}"
+              r"\big(\tfrac{\pi}{6} - K\arcsin\tfrac{1}{2K}\big)\ (\eta\to0);\quad "
+              r"\alpha_{esc} \simeq c_1\log(1/\delta) + c_0",
+    assumptions=["K = M, T = I, v = v* = 1, only the first layer trained, g = erf(x/sqrt 2)",
+                 "the plateau height's closed form is the eta -> 0 limit (at eta = 1 the fixed point is higher)",
+                 "delta: the initial asymmetry of the student-teacher overlaps R0 = 0.05 (1 + delta I)"],
+    check=check_plateau, statistical=True, mutations=("eps*",),
+    method="O(eta) part of the ODE at the closed form; root finding at finite eta; ODE escape times vs log(1/delta); "
+           "SGD on the weights vs the ODE",
 ))

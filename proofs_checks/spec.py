@@ -342,3 +342,65 @@ register(Claim(
                        "recovery (power run: the multiples reversed, which must fail)",
     method="batched SGD at multiples 1, 2, 5 with the same seeds; paired recovery gain, mean ± SE over runs",
 ))
+
+
+# -- spec.beta-diagonal --------------------------------------------------------------------------------
+
+
+def _beta_parts(ctx: CheckContext) -> list[dict]:
+    """Random two- and three-layer teacher-student pairs with inputs, and the lemma's B_1 on them."""
+    import torch
+
+    from proofs_checks.relu import random_relu_pair
+    from teachtheory.theory import relu as relu_theory
+
+    out = []
+    for widths in ((10, 5, 4), (10, 6, 5, 4)):
+        teacher, student, streams = random_relu_pair(ctx, widths, 3, ctx.pick(4, 16), f"beta-{len(widths)}")
+        X = streams.normal(f"beta-x-{len(widths)}", 0, (ctx.pick(500, 5000), widths[0]), dtype=torch.float64)
+        lemma = relu_theory.recursive_gradient(teacher, student, X)
+        out.append({"widths": widths, "student": student, "X": X, "lemma": lemma})
+    return out
+
+
+def check_beta_diagonal(ctx: CheckContext) -> Verdict:
+    """The diagonal of the lemma's student-mixture matrix B_1 (relu.recursive-gradient), averaged over inputs:
+    (a) two-layer nets: beta_kk(x) = ||v_k||^2 at every x, so sqrt(E_x beta_kk) = ||v_k|| (v_k = fan-out weights of
+    student node k, read off the output layer); (b) three-layer nets, first hidden layer: the same identity with the
+    gated fan-out v_k(x) = row k of W_2 D_2(x) W_3, sqrt(E beta_kk) = sqrt(E ||v_k(x)||^2). float64, random nets with
+    biases, students 3x over-realised. Mutation: ||v_k|| scaled."""
+    import torch
+
+    rows, worst, spread = [], 0.0, 0.0
+    for case in ctx.memo("cases", lambda: _beta_parts(ctx)):
+        beta = torch.diagonal(case["lemma"]["B"][0][..., :, :-1], dim1=-2, dim2=-1)  # [R, n, n_1]
+        W = [w for w, _ in case["student"]]
+        if len(W) == 2:
+            fanout = W[1].norm(dim=-1)  # [R, n_1]
+            spread = max(spread, float((beta - fanout[:, None] ** 2).abs().max()))
+        else:  # gated fan-out per sample
+            gates = case["lemma"]["D"][1]  # [R, n, n_2]
+            v = torch.einsum("rij,rnj,rjk->rnik", W[1], gates, W[2])
+            fanout = (v**2).sum(-1).mean(1).sqrt()
+        theory_norm = ctx.perturb("||v_k||", fanout)
+        gap = float(((beta.mean(1).sqrt() - theory_norm).abs() / theory_norm.clamp_min(1e-300)).max())
+        worst = max(worst, gap)
+        rows.append({"widths": case["widths"], "relative_gap": gap, "mean_fanout_norm": float(fanout.mean())})
+    tol = 1e-12
+    return bound_verdict(
+        worst, tol, f"max relative gap |sqrt(E beta_kk) - ||v_k||| / ||v_k|| <= {tol:g} (float64 rounding)",
+        f"sqrt(E_x beta_kk) vs ||v_k||: two-layer {rows[0]['relative_gap']:.1e} (beta_kk(x) - ||v_k||^2 at every x: "
+        f"{spread:.1e}); three-layer, first layer, against the RMS gated fan-out: {rows[1]['relative_gap']:.1e}",
+        details={"cases": rows, "pointwise_two_layer_gap": spread},
+    )
+
+
+register(Claim(
+    id="spec.beta-diagonal", source=f"{SOURCE_2020}, Lemma 1 and the two-layer case (talk: 'Multi-Layer case')",
+    statement=r"\text{two-layer: } \sqrt{E_x[\beta_{kk}(x)]} = \|v_k\|\quad"
+              r"(\beta_k^\top(x) \text{ the } k\text{-th row of } B_1(x))",
+    assumptions=["ReLU hidden layers with biases, linear output, B_1 from the recursion of relu.recursive-gradient",
+                 "v_k = the fan-out weights of student node k (for deeper nets: the gated fan-out v_k(x))"],
+    check=check_beta_diagonal, statistical=False, mutations=("||v_k||",),
+    method="diagonal of the recursion's B_1 on random nets against the fan-out norms read off the weights",
+))

@@ -583,3 +583,126 @@ register(Claim(
     check=check_two_layer, statistical=True, mutations=("rate-2",),
     method="population GD by enumeration vs the field; SGD drift residuals (R runs) within z SE; shared-root contrast",
 ))
+
+
+# -- ssl.infonce-l2 -----------------------------------------------------------------------------------
+
+
+def check_infonce_l2(ctx: CheckContext) -> Verdict:
+    """Unit-norm embeddings (two views of B samples, R runs, float64): the slide's InfoNCE on squared distances
+    r = ||u - v||^2 at temperature tau equals SimCLR's NT-Xent on cosine similarities
+    (:func:`teachtheory.ssl.training.info_nce`) at tau/2, anchor by anchor (the 2B - 2 other views as negatives);
+    sympy: -||u - v||^2 = 2 sim(u, v) - 2 for |u| = |v| = 1. Reported, not required: without normalisation the
+    identity fails. Mutation: the factor 2 relating the temperatures."""
+    import sympy as sp
+
+    from teachtheory.ssl.training import info_nce
+
+    u1, u2, v1, v2 = sp.symbols("u1 u2 v1 v2", real=True)
+    dist = (u1 - v1) ** 2 + (u2 - v2) ** 2
+    sim = u1 * v1 + u2 * v2
+    symbolic = sp.simplify((-dist - (2 * sim - 2)).subs({u2: sp.sqrt(1 - u1**2), v2: sp.sqrt(1 - v1**2)}))
+    runs, B, dim = ctx.pick(4, 16), ctx.pick(32, 128), 16
+    streams = RunStreams(as_seeds(_seed(ctx, 41), runs))
+    raw1 = streams.normal("infonce-z1", 0, (B, dim), dtype=DT)
+    raw2 = raw1 + 0.5 * streams.normal("infonce-z2", 0, (B, dim), dtype=DT)
+    factor = ctx.perturb("temperature-factor-2", 2.0)
+    gaps, raw_gaps = [], []
+    for tau in (0.1, 0.5, 1.0):
+        for normalise in (True, False):
+            z1 = torch.nn.functional.normalize(raw1, dim=-1) if normalise else raw1
+            z2 = torch.nn.functional.normalize(raw2, dim=-1) if normalise else raw2
+            z = torch.cat([z1, z2], 1)  # [R, 2B, dim]
+            r = ((z[:, :, None] - z[:, None]) ** 2).sum(-1)  # squared distances [R, 2B, 2B]
+            pos = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
+            idx = torch.arange(2 * B)
+            r_pos = r[:, idx, pos]
+            keep = (idx[None] != idx[:, None]) & (idx[None] != pos[:, None])  # the 2B - 2 negatives per anchor
+            r_neg = r[:, keep].reshape(runs, 2 * B, 2 * B - 2)
+            slide = theory.infonce_distance(r_pos, r_neg, tau).mean(-1)
+            simclr = info_nce(z1, z2, tau / factor)
+            gap = float(((slide - simclr).abs() / simclr.abs()).max())
+            (gaps if normalise else raw_gaps).append(gap)
+    return exact_verdict(
+        max(gaps), EXACT_TOLERANCE, f"relative gap of the two losses <= {EXACT_TOLERANCE:g} (float64), sympy 0",
+        f"slide InfoNCE(r = ||u - v||^2, tau) vs SimCLR NT-Xent(sim, tau/2), unit vectors: max rel. gap "
+        f"{max(gaps):.1e} (tau in 0.1, 0.5, 1; {runs} runs x {2 * B} anchors); sympy -r - (2 sim - 2) = {symbolic}; "
+        f"without normalisation the identity fails (min gap {min(raw_gaps):.2g})",
+        conditions=symbolic == 0 and min(raw_gaps) > 1e-3,
+        details={"normalised_gaps": gaps, "unnormalised_gaps": raw_gaps, "symbolic": str(symbolic)},
+    )
+
+
+register(Claim(
+    id="ssl.infonce-l2", source=f"{SOURCE}, slide 'SimCLR'; {cite('simclr')}",
+    statement=r"\|u\| = \|v\| = 1:\ -r = -\|u - v\|^2 = 2\,\mathrm{sim}(u, v) - 2 \ \Rightarrow\ "
+              r"L_\tau(r_+, r_{1-}, \dots) = -\log\frac{e^{\mathrm{sim}_+/(\tau/2)}}{e^{\mathrm{sim}_+/(\tau/2)} + "
+              r"\sum_k e^{\mathrm{sim}_{k-}/(\tau/2)}}",
+    assumptions=["embeddings normalised to unit length (the identity needs it; the check shows it fails without)",
+                 "negatives: the other 2B - 2 views of the batch (SimCLR's NT-Xent)"],
+    check=check_infonce_l2, statistical=False, mutations=("temperature-factor-2",),
+    method="slide's distance form vs the library's NT-Xent on random unit embeddings (float64); sympy",
+))
+
+
+# -- ssl.bn-zero-mean -----------------------------------------------------------------------------------
+
+
+def check_bn_zero_mean(ctx: CheckContext) -> Verdict:
+    """A layer h = W^T f (f >= 0, ReLU features of a random batch) followed by each of the talk's BatchNorm variants
+    and a random smooth loss, R runs, float64: (a) the closed-form input gradient of every variant equals autograd;
+    (b) the back-propagated gradient's batch mean is zero exactly when the mean is live (mu; mu, sigma; mu, sigma#)
+    and not for mu#, sigma alone or no BN; (c) with mean-centring the weight update is
+    Delta W + delta W^BN, delta W^BN = -f_bar g_bar^T (= Cov_B[f, g]), equal to autograd's. Mutation: the BN
+    correction term scaled."""
+    runs, B, n_in, n_out = ctx.pick(4, 16), ctx.pick(64, 256), 12, 8
+    streams = RunStreams(as_seeds(_seed(ctx, 43), runs))
+    f = torch.relu(streams.normal("bn-f", 0, (B, n_in), dtype=DT) + 0.5)
+    W = streams.normal("bn-W", 0, (n_in, n_out), dtype=DT) / math.sqrt(n_in)
+    c = streams.normal("bn-c", 0, (B, n_out), dtype=DT)
+    correction_scale = ctx.perturb("delta-W-BN", 1.0)
+    closed_gap, means, update_gap = 0.0, {}, 0.0
+    for mode in theory.BN_MODES:
+        with torch.enable_grad():
+            Wg = W.clone().requires_grad_(True)
+            h = f @ Wg
+            z = theory.bn_forward(h, mode)
+            loss = (torch.cos(z) * c).sum()
+            g_z, g_h, g_W = torch.autograd.grad(loss, (z, h, Wg))
+        closed = theory.bn_input_gradient(h.detach(), g_z, mode)
+        closed_gap = max(closed_gap, float((closed - g_h).abs().max() / g_h.abs().max()))
+        means[mode] = float((g_h.mean(-2).abs().amax(-1) / g_h.abs().amax((-1, -2))).max())
+        if mode == "mu":  # -dL/dW = B (Delta W + delta W^BN) with g = -dL/dz
+            parts = theory.bn_weight_update(f, -g_z)
+            predicted = B * (parts["plain"] + correction_scale * parts["correction"])
+            update_gap = float((predicted - (-g_W)).abs().max() / g_W.abs().max())
+            cov_gap = float((parts["modified"] - parts["covariance"]).abs().max())
+            size = float(parts["correction"].abs().max() / parts["plain"].abs().max())
+    live = ("mu", "mu,sigma", "mu,sigma#")
+    zero = max(means[m] for m in live)
+    nonzero = min(v for m, v in means.items() if m not in live)
+    return exact_verdict(
+        max(closed_gap, zero, update_gap, cov_gap), EXACT_TOLERANCE,
+        f"closed forms vs autograd and the live-mean batch means, relative, <= {EXACT_TOLERANCE:g} (float64)",
+        f"closed-form BN input gradients vs autograd (9 variants): {closed_gap:.1e}; relative batch mean of the "
+        f"gradient: live mean (mu; mu,sigma; mu,sigma#) <= {zero:.1e}, otherwise >= {nonzero:.2g} (mu#: "
+        f"{means['mu#']:.2g}, sigma: {means['sigma']:.2g}); centred layer: Delta W - f_bar g_bar^T vs autograd "
+        f"{update_gap:.1e} (correction / plain = {size:.2f}), = Cov_B[f, g] to {cov_gap:.1e}",
+        conditions=nonzero > 1e-3,
+        details={"batch_mean_by_mode": means, "closed_form_gap": closed_gap, "update_gap": update_gap,
+                 "correction_relative_size": size},
+    )
+
+
+register(Claim(
+    id="ssl.bn-zero-mean", source=f"{SOURCE}, slides 'Is BatchNorm the Secret Weapon?', 'Zero-mean Gradient matters'",
+    statement=r"\tilde g_l^i = g_l^i - \frac{1}{|B|}\sum_{i\in B} g_l^i \ (\text{zero batch mean});\quad "
+              r"\mathrm{vec}(\widetilde{\Delta W_l}) = \mathrm{vec}(\Delta W_l) + \mathrm{vec}(\delta W_l^{BN}),\ "
+              r"\delta W_l^{BN} = -\bar f_{l-1}\bar g_l^\top",
+    assumptions=["BatchNorm without affine part over the minibatch; its statistics live (not detached) for the "
+                 "zero-mean property (the check shows detached means break it)",
+                 "the update's closed form is for mean-centring (the mu variant); the full form with sigma is "
+                 "checked through the closed-form input gradient"],
+    check=check_bn_zero_mean, statistical=False, mutations=("delta-W-BN",),
+    method="closed-form gradients of 9 BN variants vs autograd (float64); batch means; weight update decomposition",
+))

@@ -1,6 +1,11 @@
 """Simulations of learned teaching policies: parameterized LAST (LAST Sec. 4, Fig. 12), black-box LAST (BLAST,
-LAST Sec. 7) and DHT's learner-conditioned data transformation (DHT Sec. 3.3.1, Fig. 4) with the black-box
-policy over the full teaching space (Fig. 8).
+LAST Sec. 7), DHT's learner-conditioned data transformation (DHT Sec. 3.3.1, Fig. 4) with the black-box
+policy over the full teaching space (Fig. 8), and DHT's GAN- and VAE-based generative teachers (Sec. 3.3.2,
+Figs. 5-7: convergence, and the synthesized samples as image grids and scatter plots).
+
+To add a simulation: a case in :func:`build_case` (problem, learner, lr, metrics, teachers), its name in
+``CASES``, optionally a figure in ``EXTRA_FIGURES`` (drawn from the trained teachers after teaching), and a
+``register(Simulation(...))`` naming the cases.
 
 Each trains its policies (one per run, all runs batched) and then runs every teacher through ``teach()`` on
 the same problems and the same teaching-time samples; the policies were trained on a different sample
@@ -9,7 +14,8 @@ time), one ``.npz`` trajectory per teacher and case, and a convergence figure pe
 
 References:
     Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4 (Fig. 12), Sec. 7;
-    Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1 (Fig. 4).
+    Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1 (Fig. 4), Sec. 3.3.2
+    (Figs. 5-7), Sec. 5.2 (Fig. 8).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
 from teachtheory.references import cite
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.teachers import DHTTeacher, LASTTeacher, RandomTeacher
+from teachtheory.teachers.generative import GenerativePolicy, GenerativeTeacher, pretrain_vae, train_generative
 from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy, default_actions
 from teachtheory.teachers.training import train_reinforce, train_unrolled
 from teachtheory.threads import intra_op_threads
@@ -38,11 +45,13 @@ SETTINGS = {
     "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
               "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0,
               "lsr_dim": 10, "lsr_pool": 100, "mlp_hidden": 8, "dht_iterations": 20, "dht_restarts": 2,
-              "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8},
+              "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8, "gen_hidden": (64,), "gen_iterations": 200,
+              "gen_policy_lr": 1e-2, "vae_iterations": 800, "vae_latent": 4},
     "full": {"hidden": (64, 64), "horizon": 10, "unroll_iterations": 5000, "pg_iterations": 600,
              "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0,
              "lsr_dim": 20, "lsr_pool": 200, "mlp_hidden": 16, "dht_iterations": 50, "dht_restarts": 4,
-             "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32},
+             "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32, "gen_hidden": (128, 128),
+             "gen_iterations": 2000, "gen_policy_lr": 3e-3, "vae_iterations": 5000, "vae_latent": 8},
 }
 
 
@@ -153,7 +162,44 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
                 batch_size=s["mixup_batch"], seed=seed, name="mixup-reinforce"),
         }
         return problem, learner, lr, metrics, teachers
+    if case in ("gen-digits", "gen-moons"):
+        problem, learner, lr, metrics = _generative_problem(case, runs, seed, device)
+        return problem, learner, lr, metrics, generative_teachers(problem, learner, lr, s, seed)
     raise ValueError(f"case must be one of {', '.join(CASES)}, got {case!r}")
+
+
+def _generative_problem(case, runs, seed, device):
+    """DHT Fig. 5's two settings: raw 8x8 digits 3 vs 5 (the stand-in for MNIST 3/5, pixels kept so the samples
+    are images) and the half-moons, both with a logistic learner."""
+    if case == "gen-digits":
+        problem = problems.digits35(runs=runs, seed=seed, project_dim=None, device=device)
+    else:
+        problem = problems.moons(pool_size=200, runs=runs, seed=seed, device=device)
+    return problem, Logistic(problem.dim), 0.05, ("distance", "test_accuracy")
+
+
+def generative_teachers(problem, learner, lr: float, s: dict, seed: int) -> dict:
+    """SGD, greedy DHT and the GAN- and VAE-based teachers (trained by unrolling v steps with the auxiliary
+    term; the VAE pre-trained on the pool first), as :func:`build_case` returns them."""
+    v, hidden = s["horizon"], tuple(s["gen_hidden"])
+    common = {"lr": lr, "horizon": v, "iterations": max(1, s["gen_iterations"]), "episode_steps": s["episode_steps"],
+              "policy_lr": s["gen_policy_lr"], "aux_weight": s["aux_weight"], "seed": seed}
+
+    def gan():
+        return train_generative(GenerativePolicy(learner, kind="gan", hidden=hidden), problem, name="gan", **common)
+
+    def vae():
+        fit = pretrain_vae(problem, learner, latent=s["vae_latent"], hidden=hidden, iterations=s["vae_iterations"],
+                           seed=seed)
+        training = train_generative(GenerativePolicy(learner, kind="vae", latent=s["vae_latent"], hidden=hidden),
+                                    problem, vae=fit, name="vae", **common)
+        training.config["vae_negative_elbo_first_last"] = [float(fit.history[0].mean()),
+                                                           float(fit.history[-50:].mean())]
+        return training
+
+    return {"SGD": RandomTeacher(), "greedy DHT": DHTTeacher(iterations=s["dht_iterations"],
+                                                            restarts=s["dht_restarts"]),
+            f"GAN-based (v={v}, aux)": gan, f"VAE-based (v={v}, aux, KL)": vae}
 
 
 def _stats(values: np.ndarray) -> dict:
@@ -172,6 +218,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
     out.mkdir(parents=True, exist_ok=True)
     problem, learner, lr, metrics, teachers = build_case(case, settings, runs, steps, seed, device)
     trajectories: dict[str, Trajectory] = {}
+    used: dict = {}
     summary: dict = {}
     for label, entry in teachers.items():
         train_seconds = 0.0
@@ -187,6 +234,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
         traj = teach(problem, learner, teacher, steps, lr, batch_size=batch, seed=seed + 10_000, record=metrics,
                      progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
         trajectories[label] = traj
+        used[label] = teacher
         traj.save(out / f"{case}__{_slug(label)}.npz")
         summary[label] = {m: _stats(traj[m][:, -1]) for m in metrics}
         summary[label]["train_seconds"] = train_seconds
@@ -197,6 +245,9 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
                                                               float(training.history[-1].mean())]
     fig = convergence_figure(trajectories, metrics, title=f"{case}: learned teachers ({scale} scale, {runs} runs)")
     save_figure(fig, out / case, formats)
+    if case in EXTRA_FIGURES:
+        samples = save_samples(out / f"{case}.samples.npz", used, problem)
+        EXTRA_FIGURES[case](samples, out / f"{case}__samples", formats)
     return {"case": case, "lr": lr, "steps": steps, "runs": runs, "problem": problem.name, "learner": learner.to_spec(),
             "teachers": summary}
 
@@ -205,7 +256,90 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
 
 
-CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup")
+def save_samples(path: Path, teachers: dict, problem) -> dict:
+    """The synthesized inputs (run 0, every step) of the generative teachers, their learner states, the pool and
+    w*, written to ``path`` (npz) and returned as a dict of arrays."""
+    data = {"pool_X": problem.X[0].cpu().numpy(), "pool_y": problem.y[0].cpu().numpy(),
+            "w_star": problem.w_star[0].cpu().numpy()}
+    for teacher in teachers.values():
+        if isinstance(teacher, GenerativeTeacher) and teacher.samples:
+            steps = sorted(teacher.samples)
+            key = teacher.policy.kind
+            data[f"{key}_steps"] = np.asarray(steps)
+            data[f"{key}_x"] = np.stack([teacher.samples[t] for t in steps])  # [T, m, d]
+            data[f"{key}_y"] = np.stack([teacher.labels[t] for t in steps])  # [T, m]
+            data[f"{key}_w"] = np.stack([teacher.states[t] for t in steps])  # [T, p]
+    np.savez_compressed(path, **data)
+    return data
+
+
+def _kinds(samples: dict) -> list[str]:
+    return [k for k in ("vae", "gan") if f"{k}_x" in samples]
+
+
+def digit_grid(samples: dict, path: Path, formats, columns: int = 10) -> list[Path]:
+    """DHT Fig. 7 on 8x8 digits: a row of pool examples, then per teacher (VAE, GAN) the synthesized input at
+    ``columns`` steps evenly spread over teaching, in pixel units (the standardisation undone)."""
+    import matplotlib.pyplot as plt
+
+    from teachtheory.plotting import save_figure
+
+    raw, _ = problems.digits_arrays((3, 5))
+    mean, std = raw.mean(0).numpy(), raw.std(0).clamp_min(1e-8).numpy()
+    rows = [("pool", samples["pool_X"][:columns], None)]
+    for kind in _kinds(samples):
+        steps = samples[f"{kind}_steps"]
+        pick = np.linspace(0, len(steps) - 1, columns).round().astype(int)
+        rows.append((kind.upper(), samples[f"{kind}_x"][pick, 0], steps[pick]))
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.1 * columns, 1.25 * len(rows)), squeeze=False)
+    for r, (name, images, steps) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.imshow((images[c] * std + mean).reshape(8, 8), cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if steps is not None:
+                ax.set_title(f"t={int(steps[c])}", fontsize=7)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle("synthesized teaching examples (run 0; labels: the sampled examples' true labels)", fontsize=9)
+    return save_figure(fig, path, formats)
+
+
+def moons_scatter(samples: dict, path: Path, formats, panels: int = 3, window: int = 10) -> list[Path]:
+    """DHT Fig. 6 on the half-moons: per teacher (rows) and teaching time (columns), the last ``window``
+    synthesized examples by label over the faint pool, with w*'s boundary (solid) and the learner's (dashed)."""
+    import matplotlib.pyplot as plt
+
+    from teachtheory.plotting import save_figure
+
+    kinds = _kinds(samples)
+    fig, axes = plt.subplots(len(kinds), panels, figsize=(3.2 * panels, 3.0 * len(kinds)), squeeze=False)
+    X, y = samples["pool_X"], samples["pool_y"]
+    grid = np.linspace(X[:, 0].min() - 0.5, X[:, 0].max() + 0.5, 50)
+
+    def boundary(ax, w, **line):
+        if abs(w[1]) > 1e-12:  # w0 x0 + w1 x1 + w2 = 0
+            ax.plot(grid, -(w[0] * grid + w[2]) / w[1], **line)
+
+    for r, kind in enumerate(kinds):
+        steps, xs, ys, ws = (samples[f"{kind}_{k}"] for k in ("steps", "x", "y", "w"))
+        for c, at in enumerate(np.linspace(min(window, len(steps) - 1), len(steps) - 1, panels).round().astype(int)):
+            ax = axes[r, c]
+            ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", alpha=0.15, s=8)
+            recent = slice(max(0, at - window), at + 1)
+            ax.scatter(xs[recent, :, 0].ravel(), xs[recent, :, 1].ravel(), c=ys[recent].ravel(), cmap="coolwarm",
+                       edgecolors="k", s=25)
+            boundary(ax, samples["w_star"], color="tab:orange", label="w*")
+            boundary(ax, ws[at], color="tab:green", linestyle="--", label="learner")
+            ax.set_ylim(X[:, 1].min() - 0.5, X[:, 1].max() + 0.5)
+            ax.set_title(f"{kind.upper()}, t = {int(steps[at])}", fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("synthesized teaching examples (run 0)", fontsize=9)
+    return save_figure(fig, path, formats)
+
+
+EXTRA_FIGURES = {"gen-digits": digit_grid, "gen-moons": moons_scatter}
+CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup", "gen-digits", "gen-moons")
 
 
 def _runner(cases: tuple[str, ...], reference: str):
@@ -236,6 +370,10 @@ def _replot(folder: Path, formats: tuple[str, ...]) -> list[Path]:
         metrics = tuple(next(iter(trajs.values())).metrics)
         written += save_figure(convergence_figure(trajs, metrics, title=f"{case}: learned teachers"), folder / case,
                                formats)
+        saved = folder / f"{case}.samples.npz"
+        if case in EXTRA_FIGURES and saved.exists():
+            with np.load(saved) as data:
+                written += EXTRA_FIGURES[case](dict(data), folder / f"{case}__samples", formats)
     return written
 
 
@@ -272,4 +410,14 @@ register(Simulation(
     reference=cite("dht", "Sec. 3.3.1, Figs. 4 and 8"),
     defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
     runner=_runner(("dht-transform",), cite("dht", "Sec. 3.3.1, Figs. 4 and 8")), replot=_replot,
+))
+register(Simulation(
+    name="dht-generative",
+    description="DHT's generative teachers: a GAN-based teacher (generator + discriminator + teaching objective) and "
+                "a VAE-based one (pre-trained conditional VAE, teaching in its latent space with the KL constraint), "
+                "both unrolled, vs greedy DHT and SGD; logistic regression on raw 8x8 digits 3 vs 5 and on the "
+                "half-moons; synthesized samples as image grids and scatter plots",
+    reference=cite("dht", "Sec. 3.3.2, Figs. 5-7"),
+    defaults={"small": {"runs": 8, "steps": 100}, "full": {"runs": 10, "steps": 300}},
+    runner=_runner(("gen-digits", "gen-moons"), cite("dht", "Sec. 3.3.2, Figs. 5-7")), replot=_replot,
 ))

@@ -712,12 +712,17 @@ def distill_rows(runs: int = 8, epochs: int = 40, width: int = 32, cases=DISTILL
     set (random real images, ``ipc`` per class) against the same ``runs`` trainings one after another.
 
     Each case is (data set, network, ipc); a row's ``steps`` are one network's SGD steps, ``steps_per_second``
-    counts runs x steps per second, and ``loop_ratio`` is the speed-up of training all at once. Best of
+    counts runs x steps per second, and ``loop_ratio`` is the speed-up of training all at once. "At once" is
+    :func:`teachtheory.distill.evaluate`'s default: all networks together, except on the CPU, where they train in
+    cache-sized chunks (:func:`teachtheory.distill.evaluate.default_chunk`; the label then says ``chunks of c``);
+    "one after another" is the same code at R = 1, R times, and trains the same networks (same streams). Best of
     ``repeats`` by ``clock`` after one warm-up epoch each. Cases whose data set cannot be loaded (MNIST-1D
     without the ``mnist1d`` package) are left out.
     """
     from .distill import distill as make_set
     from .distill import evaluate, load_dataset
+    from .distill.evaluate import BATCH_SIZE, default_chunk
+    from .distill.nets import make_net
 
     say = progress or (lambda text: None)
     rows = []
@@ -738,10 +743,13 @@ def distill_rows(runs: int = 8, epochs: int = 40, width: int = 32, cases=DISTILL
 
             train(1)  # warm-up
             seconds[sequential] = _best_time(lambda train=train: train(epochs), repeats, torch.device(device), clock)
-        steps = epochs * max(1, -(-syn.size // 256))
+        steps = epochs * max(1, -(-syn.size // BATCH_SIZE))
         sps, loop_sps = runs * steps / seconds[False], runs * steps / seconds[True]
+        spec = make_net(net, data.image_shape, data.num_classes, width=options["width"])
+        chunk = default_chunk(spec, min(BATCH_SIZE, syn.size), runs, device)
         rows.append({
-            "teacher": f"distill-eval {dataset} {net}{'-w' + str(width) if net == 'convnet' else ''} ipc={ipc}",
+            "teacher": f"distill-eval {dataset} {net}{'-w' + str(width) if net == 'convnet' else ''} ipc={ipc}"
+                       + (f" chunks of {chunk}" if chunk < runs else ""), "chunk": chunk,
             "runs": runs, "steps": steps, "steps_per_second": sps, "loop_steps_per_second": loop_sps,
             "loop_ratio": sps / loop_sps, "roofline_ratio": None, "loop_runs_timed": runs, "seconds": seconds[False],
             "loop_seconds": seconds[True], "device": str(device), "dtype": "float32", "median_steps_per_second": None,

@@ -12,10 +12,15 @@ that mutation (the theory side only, never the measurement). :func:`measure_sens
 mutation, the smallest relative error on a log grid from 1% to 100% that flips the verdict, in both
 directions, and the verdict carries it as a :class:`Sensitivity`. The expensive measurement is shared
 between the honest and the mutated runs through :meth:`CheckContext.memo`.
+
+Ordering claims ("A beats B", decided by :func:`one_sided_better`) have no constant of a theory; they declare
+the generic mutation :data:`EFFECT` instead, which handicaps the favoured arm (see :func:`effect_shift`), so their
+sensitivity is the margin by which the ordering is established, as a fraction of the compared quantity.
 """
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 import os
@@ -43,6 +48,7 @@ from .validation import (
 
 __all__ = [
     "CLAIMS",
+    "EFFECT",
     "SCALES",
     "SENSITIVITY_GRID",
     "SENSITIVITY_TARGET",
@@ -56,11 +62,13 @@ __all__ = [
     "case_seeds",
     "combine",
     "conclude",
+    "effect_shift",
     "exact_verdict",
     "format_number",
     "load_claims",
     "mean_se",
     "measure_sensitivity",
+    "mutation_signs",
     "one_sided_better",
     "outcome",
     "power_suffix",
@@ -69,6 +77,7 @@ __all__ = [
     "run_claims",
     "se_verdict",
     "select_claims",
+    "verdict_line",
 ]
 
 VERDICTS = ("holds", "fails", "printed-form-wrong", "holds-in-regime", "error")
@@ -80,6 +89,11 @@ EXACT_REASON = ("an exact comparison of a closed form with an independent comput
                 "no mutation operator is declared yet, so its sensitivity is not measured")
 Z_SCORE = 5.0
 SENSITIVITY_TARGET = 0.10  # a claim must catch a 10% error in any declared constant unless it says why not
+# the generic mutation of an ordering claim: its effect, i.e. the favoured arm's advantage (see effect_shift)
+EFFECT = "effect"
+# the context of the check now running (set by Claim.run), so that shared helpers such as one_sided_better can
+# apply the EFFECT mutation without every check passing its context down
+_ACTIVE: contextvars.ContextVar[CheckContext | None] = contextvars.ContextVar("teachtheory_check", default=None)
 # relative errors tried, 1% .. 100% evenly on a log scale (ratio 10^(1/4) ~ 1.78)
 SENSITIVITY_GRID = tuple(round(float(x), 4) for x in np.logspace(-2, 0, 9))
 
@@ -390,8 +404,12 @@ class Claim:
                 if ctx.mutation is not None and ctx.mutation[0] not in self.mutations:
                     raise ValueError(f"claim {self.id!r} has no mutation {ctx.mutation[0]!r}; it declares "
                                      f"{self.mutations}")
-                with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
-                    verdict = self.check(ctx)
+                token = _ACTIVE.set(ctx)
+                try:
+                    with intra_op_threads(1):  # checks are many small tensor ops: one thread is fastest
+                        verdict = self.check(ctx)
+                finally:
+                    _ACTIVE.reset(token)
                 verdict.claim_id = self.id
                 if ctx.mutation is not None and ctx.mutation[0] not in ctx.perturbed:
                     raise RuntimeError(f"claim {self.id!r}: mutation {ctx.mutation[0]!r} was never read through "
@@ -502,6 +520,15 @@ def run_claims(
     return results
 
 
+def mutation_signs(claim: Claim, name: str, baseline: Verdict) -> tuple[float, ...]:
+    """The signs of eps tried for mutation ``name``: both, the one in ``claim.one_sided``, or, for :data:`EFFECT`,
+    the one that can flip the honest verdict (+1 shrinks the advantage of a claim that holds, -1 enlarges the
+    advantage of one that does not)."""
+    if name == EFFECT:
+        return (1.0,) if baseline.ok else (-1.0,)
+    return (float(claim.one_sided[name]),) if name in claim.one_sided else (1.0, -1.0)
+
+
 def _detects(claim: Claim, ctx: CheckContext, baseline: str, name: str, eps: float) -> tuple[bool, float]:
     """Whether the mutation (name, eps) changes the verdict; an ``error`` run counts as not detected."""
     v = claim.run(ctx.mutated(name, eps))
@@ -518,7 +545,8 @@ def measure_sensitivity(
     For each mutation and each sign, a bisection over ``grid`` (1%..100% on a log scale, assuming a larger
     error is caught whenever a smaller one is) finds the smallest eps whose run x(1 +- eps) gives a verdict
     other than the honest one; the mutation's sensitivity is the larger of the two signs (an error must be
-    caught either way; a mutation in ``claim.one_sided`` is tried in its one direction). Pass the context the honest
+    caught either way; a mutation in ``claim.one_sided``, and :data:`EFFECT`, is tried in one direction, see
+    :func:`mutation_signs`). Pass the context the honest
     verdict was computed with, so its memo cache is reused.
 
     Args:
@@ -538,8 +566,7 @@ def measure_sensitivity(
         return result
     for name in claim.mutations:
         worst_sign = 0.0
-        signs = (float(claim.one_sided[name]),) if name in claim.one_sided else (1.0, -1.0)
-        for sign in signs:
+        for sign in mutation_signs(claim, name, baseline):
             lo, hi = -1, len(grid)  # invariant: grid[lo] not caught (or lo = -1), grid[hi] caught (or hi = len)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
@@ -689,6 +716,20 @@ def combine(
     return conclude(holds, max(p.statistic for p in parts), parts[0].tolerance, rule, message, details, figure)
 
 
+def verdict_line(label: str, verdict: str, text: str) -> dict[str, str]:
+    """One line of a claim checked under several readings or regimes (kept in ``details["verdict_lines"]``, shown
+    under the claim's verdict): e.g. ``verdict_line("literal reading", "printed-form-wrong", "...")``.
+
+    Raises:
+        ValueError: when ``verdict`` is not one of :data:`VERDICTS` or ``label`` is empty.
+    """
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"label must be a non-empty string, got {label!r}")
+    return {"label": label, "verdict": verdict, "text": str(text)}
+
+
 def power_suffix(ctx: CheckContext, note: str) -> str:
     """`` [power: note]`` in a power run (the deliberately wrong constant), else empty: for messages and titles."""
     return f" [power: {note}]" if ctx.power else ""
@@ -711,11 +752,38 @@ def required_runs(effect: float, se: float, runs: int, z: float = Z_SCORE, power
     return int(min(cap, max(runs, math.ceil(runs * ((z + power_z) * se / abs(effect)) ** 2))))
 
 
+def effect_shift(better: np.ndarray | float, worse: np.ndarray | float) -> float:
+    """The handicap of the favoured arm under the :data:`EFFECT` mutation: eps x level, 0 otherwise.
+
+    The level is the larger of the two arms' mean magnitudes, max(|mean(better)|, |mean(worse)|): for
+    accuracies the favoured arm's accuracy, for losses and errors the baseline's, so eps = 0.1 asks whether
+    the favoured arm would still win with an advantage smaller by 10% of that level. Reads the mutation from
+    the context of the check now running (set by :meth:`Claim.run`); outside a check, or in a context without
+    the mutation, it is 0. Subtract it from the paired differences worse - better (their SE is unchanged).
+    """
+    ctx = _ACTIVE.get()
+    if ctx is None:
+        return 0.0
+    level = _level(better, worse)
+    return float(ctx.perturb(EFFECT, level) - level)
+
+
+def _level(better, worse) -> float:
+    """The scale of an ordering's effect: the larger of the two arms' mean magnitudes."""
+    return max(abs(float(np.mean(better))), abs(float(np.mean(worse))))
+
+
 def one_sided_better(better: np.ndarray, worse: np.ndarray, *, z: float, what: str, power: bool,
                      details: dict | None = None) -> Verdict:
     """Paired one-sided comparison over runs: holds iff mean(worse - better) > z SE (power: the reverse order,
-    which must fail when the claim is true). With one run there is no SE and the claim fails."""
-    diff = np.asarray(worse, float) - np.asarray(better, float)
+    which must fail when the claim is true). With one run there is no SE and the claim fails.
+
+    A claim deciding its ordering here may declare the mutation :data:`EFFECT`: the differences are then
+    shifted by :func:`effect_shift`. The details carry the level and ``detectable``, the smallest advantage
+    that clears z SE as a fraction of the level (z SE / level, the minimum detectable effect).
+    """
+    shift = effect_shift(better, worse)
+    diff = np.asarray(worse, float) - np.asarray(better, float) - shift
     if power:
         diff = -diff
     R = diff.size
@@ -723,12 +791,15 @@ def one_sided_better(better: np.ndarray, worse: np.ndarray, *, z: float, what: s
     if not math.isfinite(se):  # one run: no standard error, nothing can be concluded
         se = math.inf
     statistic = mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)
+    level = _level(better, worse)
     return Verdict("", "holds" if statistic > z else "fails", statistic=statistic, tolerance=z,
                    tolerance_rule=f"paired mean gap / SE > {z:g} (one-sided, {R} runs)",
                    message=f"{what}: gap {mean:.4g} ± {se:.2g} (SE), {statistic:.2f} SE"
-                           + (" [power: reversed order]" if power else ""),
+                           + (" [power: reversed order]" if power else "")
+                           + (f" [effect shifted by {shift:+.3g}]" if shift else ""),
                    details={"gap_mean": mean, "gap_se": se, "runs": R, "better_mean": float(np.mean(better)),
-                            "worse_mean": float(np.mean(worse)), **(details or {})})
+                            "worse_mean": float(np.mean(worse)), "level": level,
+                            "detectable": z * se / level if level > 0 else math.inf, **(details or {})})
 
 
 def format_number(value: float | None) -> str:

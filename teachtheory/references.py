@@ -93,6 +93,13 @@ _ENTRIES = (
     # dataset distillation
     Reference("dd", ("Tongzhou Wang", "Jun-Yan Zhu", "Antonio Torralba", "Alexei A. Efros"), "Dataset Distillation",
               "arXiv:1811.10959", 2018, "Wang et al., arXiv 2018 (DD)"),
+    Reference("sldd", ("Ilia Sucholutsky", "Matthias Schonlau"),
+              "Soft-Label Dataset Distillation and Text Dataset Distillation",
+              "International Joint Conference on Neural Networks (IJCNN)", 2021,
+              "Sucholutsky & Schonlau, IJCNN 2021 (SLDD, TDD)"),
+    Reference("ld", ("Ondrej Bohdal", "Yongxin Yang", "Timothy Hospedales"),
+              "Flexible Dataset Distillation: Learn Labels Instead of Images",
+              "NeurIPS 2020 Workshop on Meta-Learning", 2020, "Bohdal, Yang & Hospedales, NeurIPS-W 2020 (LD)"),
     Reference("kip", ("Timothy Nguyen", "Zhourong Chen", "Jaehoon Lee"),
               "Dataset Meta-Learning from Kernel Ridge-Regression",
               "International Conference on Learning Representations (ICLR)", 2021,

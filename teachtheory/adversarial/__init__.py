@@ -10,7 +10,7 @@ References:
 
 from .attacks import NORMS, data_adversary, logits, oracle_adversary, pgd, project
 from .figures import figure_eps_traces, figure_robust_over_epochs, figure_sorted_best_nc, result_arrays
-from .oracles import ImageOracle, cifar_oracle, digits_oracle, image_oracle, shift_images
+from .oracles import ImageOracle, cifar_arrays, cifar_oracle, digits_oracle, image_oracle, shift_images, train_on_image
 from .training import (
     PLANES,
     REGIMES,
@@ -29,8 +29,8 @@ from .training import (
 
 __all__ = [
     "NORMS", "PLANES", "REGIMES", "TARGETS", "AdversarialConfig", "AdversarialResult", "ImageOracle", "Oracle",
-    "attack_matrix", "ccat_lambda", "cifar_oracle", "data_adversary", "digits_oracle", "figure_eps_traces",
-    "figure_robust_over_epochs", "figure_sorted_best_nc", "image_oracle", "logits", "make_oracle", "oracle_adversary",
-    "pgd", "plane_decomposition", "plane_projector", "project", "result_arrays", "robust_accuracy", "shift_images",
-    "train_adversarial",
+    "attack_matrix", "ccat_lambda", "cifar_arrays", "cifar_oracle", "data_adversary", "digits_oracle",
+    "figure_eps_traces", "figure_robust_over_epochs", "figure_sorted_best_nc", "image_oracle", "logits", "make_oracle",
+    "oracle_adversary", "pgd", "plane_decomposition", "plane_projector", "project", "result_arrays", "robust_accuracy",
+    "shift_images", "train_adversarial", "train_on_image",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,10 @@ from .. import nets
 from ..learners.updates import momentum_step
 from ..random import RunStreams
 from ..teacher_student.training import Network
-from .training import Oracle
+from .training import AdversarialConfig, AdversarialResult, Oracle, train_adversarial
 
-__all__ = ["ImageOracle", "cifar_oracle", "digits_oracle", "image_oracle", "shift_images"]
+__all__ = ["ImageOracle", "cifar_arrays", "cifar_oracle", "digits_oracle", "image_oracle", "shift_images",
+           "train_on_image"]
 
 
 @dataclass
@@ -121,6 +123,30 @@ def digits_oracle(streams: RunStreams, **kwargs) -> ImageOracle:
     return image_oracle(streams, X, y, channels=1, **kwargs)
 
 
+def cifar_arrays(folder, limit: int | None = 10000) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10's training images [n, 3072] (channel-major, pixels in [0, 1]) and labels [n] from the user's
+    copy in ``folder`` (the python batches, or their parent folder; nothing is downloaded).
+
+    Args:
+        folder: the folder holding ``data_batch_1`` .. ``data_batch_5``, or its parent.
+        limit: keep only the first ``limit`` images (None: all of them).
+
+    Raises:
+        TypeError: ``folder`` is not a path. ValueError: a bad ``limit``, or a malformed batch (named).
+        FileNotFoundError: the folder does not exist or holds no training batch.
+    """
+    from ..data import load_cifar
+
+    if folder is None or not isinstance(folder, (str, bytes, PathLike)):
+        raise TypeError(f"folder must be a path to CIFAR-10's python batches, got {folder!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 2):
+        raise ValueError(f"limit must be an integer >= 2 or None, got {limit!r}")
+    X, y = load_cifar(folder, 10, "train", flatten=True, normalise=True)
+    if limit is not None:
+        X, y = X[:limit], y[:limit]
+    return torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.int64)
+
+
 def cifar_oracle(streams: RunStreams, folder, *, limit: int | None = 10000, **kwargs) -> ImageOracle:
     """The same on CIFAR-10's training batches in ``folder`` (the user's copy; nothing is downloaded).
 
@@ -128,13 +154,26 @@ def cifar_oracle(streams: RunStreams, folder, *, limit: int | None = 10000, **kw
         limit: use only the first ``limit`` images (None: all 50000). Other keyword arguments as in
             :func:`image_oracle`.
     """
-    from ..data import load_cifar
+    X, y = cifar_arrays(folder, limit)
+    return image_oracle(streams, X, y, channels=3, **kwargs)
 
-    X, y = load_cifar(folder, 10, "train", flatten=True, normalise=True)
-    if limit is not None:
-        X, y = X[:limit], y[:limit]
-    return image_oracle(streams, torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.int64),
-                        channels=3, **kwargs)
+
+def train_on_image(image: ImageOracle, seeds, *, device="cpu", keep_networks: bool = False,
+                   **config) -> AdversarialResult:
+    """Train students against an image oracle: :func:`~teachtheory.adversarial.training.train_adversarial` with
+    ``AdversarialConfig(**config)`` whose input_dim, teacher_widths and output_dim are the oracle's (full rank:
+    the data are the images themselves).
+
+    Args:
+        image: the oracle and its data. seeds: the runs' seeds (those the oracle was built with).
+        device, keep_networks: as for ``train_adversarial``. config: the other AdversarialConfig fields.
+    """
+    weights = image.oracle.teacher.weights
+    cfg = AdversarialConfig(input_dim=int(weights[0].shape[1]), rank=None,
+                            teacher_widths=tuple(int(W.shape[-1]) for W in weights[:-1]),
+                            output_dim=int(weights[-1].shape[-1]), **config)
+    return train_adversarial(cfg, seed=seeds, device=device, keep_networks=keep_networks, oracle=image.oracle,
+                             data=(image.X_train, image.X_eval))
 
 
 def image_oracle(streams: RunStreams, X_all: torch.Tensor, y_all: torch.Tensor, *, channels: int = 1,

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["OPERATIONS", "AugmentParams", "apply", "augment", "default_strategy", "sample_params"]
+from ..random import RunStreams
+
+__all__ = ["OPERATIONS", "AugmentParams", "apply", "augment", "augment_runs", "default_strategy", "sample_params"]
 
 OPERATIONS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 CROP_RATIO, CUTOUT_RATIO, SCALE_RATIO, ROTATE_DEGREES = 0.125, 0.5, 1.2, 15.0
@@ -68,9 +70,16 @@ def sample_params(strategy, groups: int, spatial: tuple[int, ...], generator: to
     strategy = _check_strategy(strategy)
     if op is None:
         op = strategy[int(torch.randint(len(strategy), (1,), generator=generator))]
+
     def u(*shape):
         """Uniform [0, 1) draws of shape ``[groups, *shape]`` from ``generator``."""
         return torch.rand(groups, *shape, generator=generator)
+
+    return AugmentParams(op, _draw(op, u, spatial), groups)
+
+
+def _draw(op: str, u, spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """The parameters of ``op`` from uniform draws ``u(*shape) -> [groups, *shape]``."""
     if op == "color":
         values = {"brightness": u(), "saturation": u(), "contrast": u()}
     elif op == "crop":
@@ -84,7 +93,36 @@ def sample_params(strategy, groups: int, spatial: tuple[int, ...], generator: to
         values = {"scale": (u(2) * (SCALE_RATIO - 1 / SCALE_RATIO) + 1 / SCALE_RATIO)}
     else:
         values = {"angle": (u() * 2 - 1) * math.radians(ROTATE_DEGREES)}
-    return AugmentParams(op, values, groups)
+    return values
+
+
+def augment_runs(x: torch.Tensor, strategy, streams: RunStreams, step: int) -> torch.Tensor:
+    """Augment per-run batches ``x [R, b, C, *spatial]`` (evaluation mode), each run from its own stream.
+
+    Run r draws its operation and the parameters of each of its samples from ``streams`` (run r's
+    stream, ``step``), so its augmentation is the same whether it trains alone or with other runs.
+    Runs that drew the same operation are transformed together (a loop over operations, not runs).
+    """
+    strategy = _check_strategy(strategy)
+    R, b = x.shape[:2]
+    spatial = tuple(x.shape[3:])
+    choice = streams.integers("dsa-op", step, len(strategy), (1,))[:, 0]
+    out = torch.empty_like(x)
+    for i, op in enumerate(strategy):
+        runs = (choice == i).nonzero()[:, 0]
+        if runs.numel() == 0:
+            continue
+        draws = iter(range(8))
+
+        def u(*shape, op=op, draws=draws, runs=runs):
+            """Uniforms ``[len(runs) * b, *shape]`` of the chosen runs (tagged by operation and draw)."""
+            values = streams.uniform(f"dsa:{op}:{next(draws)}", step, (b, *shape), torch.float32)
+            return values[runs].reshape(-1, *shape)
+
+        params = AugmentParams(op, _draw(op, u, spatial), runs.numel() * b)
+        index = runs.to(x.device)
+        out[index] = apply(x[index].flatten(0, 1), params).view(runs.numel(), b, *x.shape[2:])
+    return out
 
 
 def apply(x: torch.Tensor, params: AugmentParams, group: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from ..random import RunStreams
+
 __all__ = ["NETS", "NetSpec", "Params", "default_depth", "make_net", "transfer_depth"]
 
 Params = dict[str, torch.Tensor]
@@ -126,20 +128,33 @@ class NetSpec:
         return out
 
     def init(self, runs: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu",
-             dtype: torch.dtype = torch.float32) -> Params:
+             dtype: torch.dtype = torch.float32, *, streams: RunStreams | None = None) -> Params:
         """Fresh parameters of ``runs`` networks.
 
-        Drawn on the CPU with ``generator``, then moved: same draws on every device.
+        Drawn on the CPU with ``generator``, then moved: same draws on every device. With ``streams``
+        (one counter-based stream per network, :class:`teachtheory.random.RunStreams` with ``runs`` runs)
+        network r's parameters depend only on its own seed, so it is the same network alone or in a batch.
         """
+        if streams is not None and streams.runs != runs:
+            raise ValueError(f"streams has {streams.runs} runs but runs={runs}")
         params = {}
         for name, (shape, fan) in self.shapes().items():
             if fan == 0:  # norm: weight 1, bias 0
                 value = torch.ones(runs, *shape) if name.endswith("weight") else torch.zeros(runs, *shape)
             else:
                 bound = 1.0 / math.sqrt(fan)
-                value = (torch.rand(runs, *shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
+                if streams is not None:
+                    u = streams.uniform(f"distill-init:{name}", 0, shape, torch.float64)
+                else:
+                    u = torch.rand(runs, *shape, generator=generator, dtype=torch.float64)
+                value = (u * 2 - 1) * bound
             params[name] = value.to(device=device, dtype=dtype)
         return params
+
+    def activation_bytes(self, batch: int, dtype: torch.dtype = torch.float32) -> int:
+        """Bytes of one network's largest activation for a mini-batch of ``batch`` inputs (the first block's output)."""
+        size = self.width * (math.prod(self.image_shape[1:]) if self.kind == "convnet" else 1)
+        return batch * size * torch.empty((), dtype=dtype).element_size()
 
     def embed(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         """Features before the classifier, ``[R, B, feature_dim]``.

@@ -102,6 +102,8 @@ __all__ = [
     "symbolic_i3",
     "symbolic_i4_price",
     "symbolic_j2",
+    "symmetric_plateau",
+    "symmetric_subspace_point",
 ]
 
 TWO_OVER_PI = 2.0 / math.pi
@@ -796,3 +798,30 @@ def symbolic_i4_price(points: int = 5, seed: int = 0) -> tuple[Any, float]:
         subs = {c[f"C{i + 1}{j + 1}"]: G[i, j] for i in range(4) for j in range(i, 4)}
         worst = max(worst, abs(float(difference.subs(subs).evalf(50))))
     return difference, worst
+
+
+# -- the symmetric plateau (Saad & Solla 1995) ---------------------------------------------------------------
+
+
+def symmetric_plateau(K: int) -> dict[str, float]:
+    r"""The symmetric fixed point of (C6)-(C7) for K = M, T = I, v = v* = 1 (first layer trained) in the limit
+    :math:`\eta \to 0`: :math:`Q = C = 1/(2K-1)`, :math:`R = S = 1/\sqrt{K(2K-1)}` (all students equal, each
+    overlapping every teacher equally), with generalisation error
+    :math:`\epsilon^* = \frac{K}{\pi}\big(\frac{\pi}{6} - K\arcsin\frac{1}{2K}\big)` (the plateau height).
+
+    Derivation: on the symmetric subspace the O(eta) part of (C6)-(C7) vanishes where the student field equals the
+    teachers' mean field in law; (C5) at that point gives eps*. Checked against :func:`ode_rhs` in scm.plateau.
+
+    References:
+        Saad & Solla, Phys. Rev. E 52, 4225 (1995), the symmetric phase (plateau) of the soft committee machine.
+    """
+    if isinstance(K, bool) or not isinstance(K, int) or K < 2:
+        raise ValueError(f"K must be an integer >= 2, got {K!r}")
+    return {"Q": 1.0 / (2 * K - 1), "C": 1.0 / (2 * K - 1), "R": 1.0 / math.sqrt(K * (2 * K - 1)),
+            "S": 1.0 / math.sqrt(K * (2 * K - 1)), "eps": K / math.pi * (math.pi / 6 - K * math.asin(1 / (2 * K)))}
+
+
+def symmetric_subspace_point(K: int, Q: float, C: float, R: float, S: float, dtype=torch.float64):
+    """(Q [K, K], R [K, K]) with diagonal Q (R) and off-diagonal C (S): a point of the symmetric subspace."""
+    eye = torch.eye(K, dtype=dtype)
+    return Q * eye + C * (1 - eye), R * eye + S * (1 - eye)

@@ -56,6 +56,7 @@ __all__ = [
     "population_loss",
     "population_loss_k",
     "quadrature_population_gradient",
+    "recursive_gradient",
     "relu_kernel",
     "symbolic_population_gradient",
     "symbolic_relu_kernel",
@@ -663,3 +664,107 @@ def symbolic_symmetric_fixed_point():
     (solution,) = sp.solve(equation, x)
     printed = (sp.sqrt(K - 1) - sp.acos(1 / sp.sqrt(K)) + sp.pi) / (sp.pi * K)
     return solution, printed, sp.simplify(solution - printed)
+
+
+# -- Lemma 1 of Tian 2020: the recursive gradient rule ----------------------------------------------
+
+
+def _layers(name: str, layers) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Validate [(W_l [R, in, out], b_l [R, out])], at least two layers (one hidden layer and the output)."""
+    if not isinstance(layers, (list, tuple)) or len(layers) < 2:
+        raise ValueError(f"{name} must be a list of at least two (W, b) layers (hidden layers and a linear output)")
+    out = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+            raise ValueError(f"{name}[{i}] must be a (W, b) pair")
+        W, b = layer
+        if not isinstance(W, torch.Tensor) or not isinstance(b, torch.Tensor) or W.ndim != 3 or b.ndim != 2:
+            raise ValueError(f"{name}[{i}] must be (W [R, in, out], b [R, out]) tensors")
+        if b.shape != (W.shape[0], W.shape[2]) or (out and W.shape[1] != out[-1][0].shape[2]):
+            raise ValueError(f"{name}[{i}] has shapes {tuple(W.shape)}, {tuple(b.shape)} that do not chain")
+        out.append((W, b))
+    return out
+
+
+def _augment(f: torch.Tensor) -> torch.Tensor:
+    """[f, 1]: the bias enters as the weight of a constant node (Tian 2020's convention)."""
+    return torch.cat([f, torch.ones_like(f[..., :1])], -1)
+
+
+def recursive_gradient(teacher, student, X: torch.Tensor, *, scale_A: float = 1.0, scale_B: float = 1.0) -> dict:
+    r"""Lemma 1 of Tian 2020: the back-propagated gradient of a ReLU student trained on a ReLU teacher,
+    :math:`g_l(x) = D_l(x)\,[A_l(x)\tilde f^*_l(x) - B_l(x)\tilde f_l(x)]`, per layer and per sample.
+
+    Networks: hidden layers :math:`f_l = \mathrm{relu}(W_l^\top f_{l-1} + b_l)`, a linear output
+    :math:`f_L = W_L^\top f_{L-1} + b_L`, per-sample loss :math:`\tfrac12\|f^*_L - f_L\|^2`;
+    :math:`g_l = -\partial \text{loss}/\partial(\text{pre-activation of layer } l)`, so the weight update is
+    :math:`\dot W_l = E_x[f_{l-1} g_l^\top]`. With :math:`\tilde f = [f; 1]` (biases as a constant node), gating
+    :math:`D_l = \mathrm{diag}(1[\text{pre}_l > 0])` and :math:`P_l = [D_l \tilde W_l^\top;\ e^\top]`
+    (:math:`\tilde f_l = P_l \tilde f_{l-1}`; e picks the constant), the recursion is
+    :math:`A_{L-1} = W_L \tilde W^{*\top}_L`, :math:`B_{L-1} = W_L \tilde W_L^\top`,
+    :math:`A_{l-1} = W_l D_l A_l P^*_l`, :math:`B_{l-1} = W_l D_l B_l P_l` (:math:`W_l` without its bias row).
+    A and B depend on x only through the gates D, D*: they are piecewise constant.
+
+    Args:
+        teacher, student: lists of (W [R, in, out], b [R, out]); the same input and output sizes.
+        X: inputs [R, n, d]. scale_A, scale_B: multiply A_l and B_l (1: the lemma; a claim's mutations).
+
+    Returns:
+        dict of lists over the hidden layers l = 1..L-1 (index l - 1): ``A`` [R, n, n_l, m_l + 1], ``B``
+        [R, n, n_l, n_l + 1], ``D`` [R, n, n_l] (0/1), ``D_star`` [R, n, m_l], ``g`` [R, n, n_l] (the lemma's
+        gradient), ``f`` [R, n, n_l + 1] and ``f_star`` [R, n, m_l + 1] (augmented activations); and
+        ``g_out`` [R, n, c] = f*_L - f_L.
+
+    References:
+        Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input Dimension",
+        ICML 2020, Lemma 1 (talk slide "Lemma1: Recursive Gradient Rule").
+    """
+    teacher, student = _layers("teacher", teacher), _layers("student", student)
+    if len(teacher) != len(student):
+        raise ValueError(f"teacher and student must have the same depth, got {len(teacher)} and {len(student)}")
+    if not isinstance(X, torch.Tensor) or X.ndim != 3 or X.shape[-1] != student[0][0].shape[1]:
+        raise ValueError(f"X must be [R, n, d] with d = {student[0][0].shape[1]}, got "
+                         f"{tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}")
+    if teacher[0][0].shape[1] != X.shape[-1] or teacher[-1][0].shape[2] != student[-1][0].shape[2]:
+        raise ValueError("teacher and student must share the input and the output size")
+
+    def run(layers):
+        fs, gates = [X], []
+        for W, b in layers[:-1]:
+            pre = fs[-1] @ W + b[:, None]
+            gates.append((pre > 0).to(X.dtype))
+            fs.append(torch.relu(pre))
+        W, b = layers[-1]
+        return fs, gates, fs[-1] @ W + b[:, None]
+
+    fs, gates, out = run(student)
+    fs_star, gates_star, out_star = run(teacher)
+
+    def tilde(W, b):  # [R, in + 1, out]: the weights of the augmented input
+        return torch.cat([W, b[:, None, :]], 1)
+
+    def lift(W, b, gate):  # P [R, n, out + 1, in + 1]: f~_l = P f~_{l-1}
+        top = gate[..., :, None] * tilde(W, b).transpose(1, 2)[:, None]
+        const = torch.zeros_like(top[..., :1, :])
+        const[..., 0, -1] = 1.0
+        return torch.cat([top, const], -2)
+
+    L = len(student)
+    W_L, Wt_L, Wt_star_L = student[-1][0], tilde(*student[-1]), tilde(*teacher[-1])
+    A = (W_L @ Wt_star_L.transpose(1, 2))[:, None].expand(-1, X.shape[1], -1, -1)
+    B = (W_L @ Wt_L.transpose(1, 2))[:, None].expand(-1, X.shape[1], -1, -1)
+    As, Bs = [None] * (L - 1), [None] * (L - 1)
+    As[L - 2], Bs[L - 2] = A, B
+    for l in range(L - 2, 0, -1):  # hidden layer l + 1 (0-based l) -> hidden layer l
+        W = student[l][0][:, None]  # [R, 1, n_l, n_{l+1}]
+        A = W @ (gates[l][..., :, None] * A) @ lift(*teacher[l], gates_star[l])
+        B = W @ (gates[l][..., :, None] * B) @ lift(*student[l], gates[l])
+        As[l - 1], Bs[l - 1] = A, B
+    gs = []
+    for l in range(L - 1):
+        f_star, f = _augment(fs_star[l + 1]), _augment(fs[l + 1])
+        mix = scale_A * (As[l] @ f_star[..., None])[..., 0] - scale_B * (Bs[l] @ f[..., None])[..., 0]
+        gs.append(gates[l] * mix)
+    return {"A": As, "B": Bs, "D": gates, "D_star": gates_star, "g": gs,
+            "f": [_augment(f) for f in fs[1:]], "f_star": [_augment(f) for f in fs_star[1:]],
+            "g_out": out_star - out}

@@ -36,7 +36,12 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "BN_MODES",
     "COVARIANCE_CONSTANT",
+    "bn_forward",
+    "bn_input_gradient",
+    "bn_weight_update",
+    "infonce_distance",
     "ONE_NEURON_CONSTANT",
     "TWO_LAYER_RATE",
     "augment_mean",
@@ -469,3 +474,105 @@ def symbolic_two_layer():
     thm_w2 = sp.Matrix([2 * w2[j - 1] * (w1[j - 1].T * A[j] * w1[j - 1])[0] for j in (1, 2)])
     thm_w1 = sp.Matrix.vstack(*[2 * w2[j - 1] ** 2 * A[j] * w1[j - 1] for j in (1, 2)])
     return sp.simplify(sp.expand(dw2 - thm_w2)), sp.simplify(sp.expand(dw1 - thm_w1))
+
+
+# -- the InfoNCE <-> L2 identity and BatchNorm's zero-mean gradient (talk slides "SimCLR", "Is BatchNorm ...") --
+
+
+def infonce_distance(r_pos: torch.Tensor, r_neg: torch.Tensor, tau: float) -> torch.Tensor:
+    r"""The talk's InfoNCE on squared distances,
+    :math:`L = -\log\frac{e^{-r_+/\tau}}{e^{-r_+/\tau} + \sum_{k=1}^H e^{-r_{k-}/\tau}}`, for r_pos [...] and
+    r_neg [..., H] (log-sum-exp, so large distances do not underflow).
+
+    With unit vectors :math:`r = \|u - v\|^2 = 2 - 2\,\mathrm{sim}(u, v)`, so this equals SimCLR's loss on
+    similarities at temperature :math:`\tau/2` (the common factor :math:`e^{-2/\tau}` cancels).
+
+    References:
+        Tian, Yu, Chen, Ganguli (2020), Sec. 3 (talk slide "SimCLR"); Chen et al., ICML 2020 (SimCLR).
+    """
+    if not (isinstance(tau, (int, float)) and tau > 0):
+        raise ValueError(f"tau must be a positive number, got {tau!r}")
+    if r_neg.shape[:-1] != r_pos.shape:
+        raise ValueError(f"r_neg must be [..., H] with leading shape {tuple(r_pos.shape)}, got {tuple(r_neg.shape)}")
+    logits = -torch.cat([r_pos[..., None], r_neg], -1) / tau
+    return -(logits[..., 0] - torch.logsumexp(logits, -1))
+
+
+BN_MODES = ("mu", "sigma", "mu,sigma", "mu#", "sigma#", "mu#,sigma", "mu,sigma#", "mu#,sigma#", "none")
+
+
+def bn_forward(h: torch.Tensor, mode: str = "mu,sigma", eps: float = 1e-5) -> torch.Tensor:
+    r"""Batch normalisation without affine part over the batch axis -2, per the talk's ablation: ``mu``
+    (x - x.mean(0)), ``sigma`` (x / x.std(0), the std taken about the batch mean), ``mu,sigma`` (both); a ``#``
+    marks a detached statistic (x.mean(0).detach(), x.std(0).detach()); ``none`` is the identity.
+
+    References:
+        Tian, Yu, Chen, Ganguli (2020), Sec. 5 (talk slide "Zero-mean Gradient matters").
+    """
+    if mode not in BN_MODES:
+        raise ValueError(f"mode must be one of {', '.join(BN_MODES)}, got {mode!r}")
+    parts = set(mode.split(","))
+    out = h
+    if parts & {"mu", "mu#"}:
+        mean = h.mean(-2, keepdim=True)
+        out = out - (mean.detach() if "mu#" in parts else mean)
+    if parts & {"sigma", "sigma#"}:
+        s = torch.sqrt(h.var(-2, unbiased=False, keepdim=True) + eps)
+        out = out / (s.detach() if "sigma#" in parts else s)
+    return out
+
+
+def bn_input_gradient(h: torch.Tensor, g: torch.Tensor, mode: str = "mu,sigma", eps: float = 1e-5) -> torch.Tensor:
+    r"""Closed-form gradient at the input h [..., B, n] of :func:`bn_forward` given the gradient g at its output.
+
+    Derivation: :math:`z_i = (h_i - m)/s`, m the batch mean (or 0), :math:`s = \sqrt{\mathrm{var}_B(h) + \epsilon}`
+    (or 1). A live mean (:math:`\partial m/\partial h_j = 1/B`) contributes :math:`-\bar g/s`; a live scale
+    (:math:`\partial s/\partial h_j = (h_j - \mu)/(Bs)`) contributes
+    :math:`-\overline{g\,(h - m)/s}\;(h_j - \mu)/s^2`. So
+
+    .. math:: \tilde g_j = \frac1s\Big[g_j - [\mu]\,\bar g - [\sigma]\,\overline{g\,(h-m)/s}\;\frac{h_j - \mu}{s}\Big],
+
+    whose batch mean is 0 exactly when the mean is live (both subtracted terms then sum to zero with the first):
+    the zero-mean property; with ``mu#`` or without centring it is not.
+
+    References:
+        Tian, Yu, Chen, Ganguli (2020), Sec. 5 (zero-mean gradient under BatchNorm; talk slides "Is BatchNorm the
+        Secret Weapon?" and "Zero-mean Gradient matters").
+    """
+    if mode not in BN_MODES:
+        raise ValueError(f"mode must be one of {', '.join(BN_MODES)}, got {mode!r}")
+    parts = set(mode.split(","))
+    mu = h.mean(-2, keepdim=True)
+    m = mu if parts & {"mu", "mu#"} else torch.zeros_like(mu)
+    if parts & {"sigma", "sigma#"}:
+        s = torch.sqrt(h.var(-2, unbiased=False, keepdim=True) + eps)
+    else:
+        s = torch.ones_like(mu)
+    out = g.clone()
+    if "mu" in parts:
+        out = out - g.mean(-2, keepdim=True)
+    if "sigma" in parts:
+        out = out - (g * (h - m) / s).mean(-2, keepdim=True) * (h - mu) / s
+    return out / s
+
+
+def bn_weight_update(f: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""The weight update of a layer h = W^T f followed by mean-centring, from the gradient g = -dL/dz at the centred
+    output (per sample, batch axis -2): :math:`\widetilde{\Delta W} = \Delta W + \delta W^{BN}` with
+    :math:`\Delta W = E_B[f g^\top]` (the update without BN) and :math:`\delta W^{BN} = -\bar f\,\bar g^\top`,
+    so :math:`\widetilde{\Delta W} = E_B[f(g - \bar g)^\top] = \mathrm{Cov}_B[f, g]`.
+
+    Returns:
+        dict with ``plain`` (E_B f g^T), ``correction`` (-f_bar g_bar^T), ``modified`` (their sum), ``covariance``
+        (the batch covariance of f and g), each [..., n_in, n_out].
+
+    References:
+        Tian, Yu, Chen, Ganguli (2020), Sec. 5 (talk slide "Is BatchNorm the Secret Weapon?": the zero-mean
+        property and vec(~Delta W) = vec(Delta W) + vec(delta W^BN)).
+    """
+    B = f.shape[-2]
+    plain = f.transpose(-1, -2) @ g / B
+    correction = -f.mean(-2)[..., :, None] * g.mean(-2)[..., None, :]
+    fc, gc = f - f.mean(-2, keepdim=True), g - g.mean(-2, keepdim=True)
+    return {"plain": plain, "correction": correction, "modified": plain + correction,
+            "covariance": fc.transpose(-1, -2) @ gc / B}

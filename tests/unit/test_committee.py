@@ -574,3 +574,25 @@ def test_committee_simulation_writes_results_and_reproduces(tmp_path):
         sim.runner(out=tmp_path / "c", scale="small", runs=2, steps=200, settings={"bogus": 1})
     with pytest.raises(ValueError, match="steps"):
         sim.runner(out=tmp_path / "c", scale="small", runs=2, steps=0)
+
+
+# -- scm.plateau ------------------------------------------------------------------------------------------
+
+
+def test_symmetric_plateau_closed_form():
+    p = th.symmetric_plateau(2)
+    assert p["eps"] == pytest.approx(2 / math.pi * (math.pi / 6 - 2 * math.asin(0.25)), rel=1e-15)
+    Q, R = th.symmetric_subspace_point(3, **{k: th.symmetric_plateau(3)[k] for k in ("Q", "C", "R", "S")})
+    T, v = torch.eye(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    assert float(th.generalisation_error(Q, R, T, v, v)) == pytest.approx(th.symmetric_plateau(3)["eps"], rel=1e-12)
+    with pytest.raises(ValueError, match="K"):
+        th.symmetric_plateau(1)
+
+
+def test_plateau_claim_holds_and_its_power_check_fails():
+    claim = CLAIMS["scm.plateau"]
+    v = claim.run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "holds", v.message
+    assert v.details["closed_form_gap"] < 1e-10 and v.statistic < 0.02
+    assert v.details["ode_escape"] > max(v.details["sgd_escape"])  # SGD's noise breaks the symmetry first here
+    assert claim.run(CheckContext(scale="quick", seed=0, power=True)).verdict == "fails"

@@ -122,6 +122,28 @@ def test_batched_training_equals_training_each_network_alone():
             assert torch.allclose(alone[k][0], together[k][r], atol=1e-5), k
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_batched_and_sequential_evaluation_give_the_same_networks(digits, augment):
+    """Mini-batches (32 of 100 images), orders and augmentations come from each network's own stream."""
+    from teachtheory.distill.evaluate import default_chunk
+
+    small = digits.subset(train_size=200, test_size=80)
+    syn = SyntheticSet(small.x_train[:100], small.y_train[:100], 10, "random", "digits", 10)
+    options = {"width": 4, "runs": 4, "epochs": 3, "batch_size": 32, "curve_points": 3, "seed": 5, "augment": augment}
+    together = evaluate(syn, small, chunk=4, **options)
+    halves = evaluate(syn, small, chunk=2, **options)
+    alone = evaluate(syn, small, sequential=True, **options)
+    assert together.settings["chunk"] == 4 and alone.settings["chunk"] == 1
+    for other in (halves, alone):
+        assert np.allclose(together.curve, other.curve, atol=1e-9)
+    # a different seed trains different networks (the comparison above can fail)
+    assert not np.allclose(evaluate(syn, small, chunk=4, **(options | {"seed": 6})).curve, together.curve)
+    net = make_net("convnet", (1, 8, 8), 10, width=32)
+    assert default_chunk(net, 10, 8) == 8 and 1 <= default_chunk(net, 256, 8) < 8
+    assert default_chunk(net, 100, 8) == 4  # 0.8 MB a network: at most 5 in 4 MiB, evened out to 4 + 4
+    assert default_chunk(net, 256, 8, device="meta") == 8
+
+
 # -- augmentation ------------------------------------------------------------------------------
 
 

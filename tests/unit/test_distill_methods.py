@@ -56,6 +56,16 @@ def test_distill_is_reproducible_and_refuses_bad_input(tiny):
         distill("random", tiny, 9)
 
 
+def test_dc_image_step_size_is_chosen_per_data_set(tiny):
+    from teachtheory.distill.dc import default_lr_img
+
+    assert default_lr_img("mnist1d") == 0.01 and default_lr_img("digits") == default_lr_img("cifar10") == 0.1
+    syn = distill("dc", tiny, 1, seed=0, **FAST["dc"])
+    assert syn.provenance["lr_img"] == 0.1
+    with pytest.raises(ValueError, match="lr_img"):
+        distill("dc", tiny, 1, lr_img=0.0, **FAST["dc"])
+
+
 def test_kmeans_with_one_centroid_is_the_class_mean_and_herding_picks_the_nearest_image(tiny):
     means = torch.stack([tiny.x_train[tiny.y_train == c].mean(0) for c in range(10)])
     km = distill("kmeans", tiny, 1)

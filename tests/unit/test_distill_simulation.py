@@ -24,12 +24,17 @@ def test_ordering_report_counts_agreeing_and_disagreeing_pairs():
 def test_tiny_table_run_writes_its_files(tmp_path):
     with result_folder(tmp_path / "table") as folder:
         result = run_distill_table(folder, runs=2, steps=2, datasets=("digits",), methods=("random", "kmeans", "dm"),
-                                   ipcs=(1,), width=4, epochs=2, ceiling_epochs=1)
+                                   ipcs=(1,), width=4, epochs=2, ceiling_epochs=1, seeds=2, dc_iterations={1: 3})
     out = tmp_path / "table"
     for name in ("config.json", "metrics.json", "table.md", "table.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["table"]["digits ipc=1"]) == {"random", "kmeans", "dm"}
     assert 0 <= metrics["ceilings"]["digits"] <= 1
-    assert (out / "sets" / "digits-ipc1-dm-seed0.npz").is_file()
+    assert (out / "sets" / "digits-ipc1-dm-seed1.npz").is_file()
+    cell = metrics["table"]["digits ipc=1"]["dm"]
+    assert cell["seeds"] == 2 and cell["networks"] == 4 and cell["se_networks"] >= 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and "dm ipc=1" in config["method_options"]
+    assert "distillation seeds" in (out / "table.md").read_text()
     assert "digits ipc=1" in result["table"] and "published MNIST" in (out / "table.md").read_text()

@@ -166,7 +166,17 @@ def _verdict(power: bool):
 
 def test_rmd_claim_holds_at_quick_scale():
     v = _verdict(False)
-    assert v.verdict == "holds", (v.message, v.details.get("traceback"))
+    # the recurrence as implemented holds; the text's loop ranges and Eq. (8) as printed (a triple partial,
+    # identically zero) do not
+    assert v.verdict == "printed-form-wrong", (v.message, v.details.get("traceback"))
+    assert v.details["corrected_holds"] is True
+    lines = {line["label"].split(" ")[0] + " " + line["label"].split(" ")[-1]: line["verdict"]
+             for line in v.details["verdict_lines"]}
+    assert list(lines.values()) == ["holds", "fails", "fails", "holds"], lines
+    eq8 = v.details["eq8"]
+    assert eq8["printed_triple_partial_max_abs"] == 0.0
+    assert eq8["chain_rule_vs_autograd"]["2N..N+1 (Algorithm 1)"] <= v.details["exact_tolerance"]
+    assert eq8["chain_rule_vs_autograd"]["2N-1..N+1 (text)"] > 1e-3
     assert 0 < v.statistic <= v.tolerance < 1e-5
     assert v.details["exact"]["rmd_vs_autograd_phi"] <= v.details["exact_tolerance"]
     assert v.details["exact"]["no_hessian_vs_autograd_phi"] > 1e-4  # dropping Eq. (5)'s Hessian is detectable
@@ -375,3 +385,39 @@ def test_table_orderings_give_a_verdict_with_paired_gaps(cid):
     assert [part["gap_mean"] for part in p.details["parts"]] == pytest.approx([-g for g in gaps])
     assert v.ok == all(part["gap_mean"] / part["gap_se"] > v.tolerance for part in v.details["parts"])
     assert not (v.ok and p.ok)
+
+
+# -- Eq. (7) at N = 1 and the linearised recursion (Eqs. 9-13) ----------------------------------------------
+
+
+def test_eq7_printed_form_is_wrong_and_the_corrected_form_holds():
+    v = CLAIMS["l2t.eq7"].run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "printed-form-wrong", v.message
+    assert v.details["corrected_holds"]
+    for case in v.details["cases"]:
+        assert case["gap_eq6"] < 1e-10 and case["gap_corrected"] < 1e-10
+        assert case["literal_ratio"] == pytest.approx(case["eta"] * case["w"], rel=1e-9)  # eta w twice
+        assert case["bare_ratio"] == pytest.approx(-1.0, rel=1e-9)  # the sign
+    mutated = CLAIMS["l2t.eq7"].run(CheckContext(scale="quick", seed=0).mutated("eta*w", 0.05))
+    assert mutated.verdict == "fails"
+
+
+def test_linearised_recursion_holds_and_catches_a_wrong_coupling():
+    claim = CLAIMS["l2t.linearised-recursion"]
+    ctx = CheckContext(scale="quick", seed=0)
+    v = claim.run(ctx)
+    assert v.verdict == "holds", v.message
+    assert v.details["eq13_residual"] < 1e-12 and v.details["slope_gap"] < 0.05
+    assert claim.run(ctx.mutated("eta*H_l", 0.05)).verdict == "fails"
+
+
+def test_recursion_terms_reproduce_the_sweep_on_a_quadratic():
+    from teachtheory.theory import agd, l2t
+
+    H = torch.tensor([[1.0, 0.4, 0.2], [0.4, -0.5, 0.1], [0.2, 0.1, 2.0]], dtype=torch.float64)
+    v = torch.tensor([[0.3, -0.2, 0.5]], dtype=torch.float64)
+    t = l2t.recursion_terms(lambda x: x @ H, lambda x: H.expand(*x.shape[:-1], 3, 3), v, 1, 0.2)
+    assert torch.allclose(t["next"][0], agd.alternating_map(H, 1, 0.2) @ v[0], atol=1e-15)
+    assert t["Delta_u"].abs().max() < 1e-15 and t["Delta_l"].abs().max() < 1e-15
+    with pytest.raises(ValueError, match="split"):
+        l2t.recursion_terms(lambda x: x @ H, lambda x: H, v, 3, 0.2)

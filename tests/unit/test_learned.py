@@ -15,6 +15,7 @@ from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teachers import RandomTeacher, TeachingContext, synthesize_labels
 from teachtheory.teachers.learned import LearnedTeacher, MixupTeacher, TeachingPolicy, default_actions, sample_partner
 from teachtheory.teachers.training import plan_labels, train_reinforce, train_unrolled
+from teachtheory.theory.last import LOGISTIC_CRITICAL_MARGIN
 from teachtheory.unroll import hypergradient, rollout
 
 
@@ -262,3 +263,33 @@ def test_bad_input_is_named(lsr):
     with pytest.raises(ValueError, match="accuracy"):
         train_reinforce(TeachingPolicy(learner, mode="discrete"), problem, lr=0.1, episode_steps=2, iterations=1,
                         reward="accuracy")
+
+
+def test_logistic_greedy_label_is_the_global_minimum_of_the_one_step_objective():
+    """The greedy logistic label beats every label on a dense grid, also where greedy + 1 lies in the other basin."""
+    R, lr = 200, 0.1
+    problem = problems.gaussian_clusters(pool_size=40, runs=R, seed=0, dim=3, test_size=0, init_scale=1.0)
+    learner = Logistic(problem.dim)
+    x, y = problem.X.expand(R, -1, -1)[:, :1], problem.y.expand(R, -1)[:, :1]
+    w0, w_star = problem.w0, problem.w_star.expand_as(problem.w0)
+    greedy = synthesize_labels(learner, w0, w_star, x, y, lr)
+
+    def one_step(label):
+        return ((w0 - lr * learner.mean_grad(w0, x, label) - w_star) ** 2).sum(-1)
+
+    grid = torch.linspace(-40.0, 40.0, 8001, dtype=torch.float64)
+    on_grid = torch.stack([one_step(g.expand(R, 1)) for g in grid]).min(0).values
+    assert (one_step(greedy) <= on_grid + 1e-12).all()
+    # the turning point of r(y) = -y sigmoid(-y m) at y = u0 / m splits y into two basins
+    margin = (x[:, 0] * w0).sum(-1)
+    turning = LOGISTIC_CRITICAL_MARGIN / margin
+    other_side = (greedy[:, 0] - turning).sign() != (greedy[:, 0] + 1.0 - turning).sign()
+    assert other_side.any()  # the draw that made the single-start plan miss the greedy label is still here
+
+
+def test_v1_greedy_claim_holds_and_its_eta_mutation_is_caught():
+    from proofs_checks.last.parameterized import check_v1_greedy
+    from teachtheory.claims import CheckContext
+
+    assert check_v1_greedy(CheckContext()).ok
+    assert not check_v1_greedy(CheckContext().mutated("eta", 0.01)).ok

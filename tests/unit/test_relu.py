@@ -254,3 +254,32 @@ def test_claims_at_quick_scale_give_the_honest_verdict_and_power_checks_fail(cla
         power = claim.run(CheckContext(scale="quick", seed=0, power=True))
         assert power.verdict == "fails", power.message
 
+
+
+# -- Lemma 1 (recursive gradient) and the beta diagonal ------------------------------------------------------
+
+
+def test_recursive_gradient_matches_autograd_and_rejects_bad_input():
+    from proofs_checks.relu import autograd_node_gradients, random_relu_pair
+
+    teacher, student, streams = random_relu_pair(CheckContext(seed=3), (5, 4, 3, 2), 2, 2, "unit")
+    X = streams.normal("unit-x", 0, (30, 5), dtype=DT)
+    out = T.recursive_gradient(teacher, student, X)
+    node, _ = autograd_node_gradients(teacher, student, X)
+    for g, a in zip(out["g"], node):
+        assert torch.allclose(g, a, atol=1e-12, rtol=0)
+    wrong = T.recursive_gradient(teacher, student, X, scale_A=1.1)
+    assert not torch.allclose(wrong["g"][0], node[0], atol=1e-6)
+    with pytest.raises(ValueError, match="teacher"):
+        T.recursive_gradient(teacher[:1], student, X)
+    with pytest.raises(ValueError, match="X must be"):
+        T.recursive_gradient(teacher, student, X[..., :3])
+
+
+@pytest.mark.parametrize("claim_id", ["relu.recursive-gradient", "spec.beta-diagonal"])
+def test_lemma_claims_hold_at_quick_scale(claim_id):
+    (claim,) = select_claims([claim_id])
+    verdict = claim.run(CheckContext(scale="quick", seed=0))
+    assert verdict.verdict == "holds", verdict.message
+    assert verdict.statistic <= 1e-12 and verdict.tolerance_rule
+    assert claim.mutations and claim.statement and claim.assumptions

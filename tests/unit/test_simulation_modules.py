@@ -28,7 +28,7 @@ EXPECTED = {
     "l2t_dln": {"l2t-dln"},
     "agd_saddle": {"agd-saddle"},
     "adversarial": {"adversarial-ts"},
-    "learned_teachers": {"last-parameterized", "blast", "dht-transform", "dht-mixup"},
+    "learned_teachers": {"last-parameterized", "blast", "dht-transform", "dht-mixup", "dht-generative"},
     "distill_table": {"distill-table"},
 }
 SHARED = {"common"}  # helpers of the runners; registers nothing

@@ -392,3 +392,37 @@ def test_ssl_hltm_simulation_writes_and_reproduces(tmp_path):
     assert again["table"] == result["table"]
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["methods"]["SimCLR"]["cov_trace_mean"] and metrics["reference"]["bayes_accuracy"][0] > 0.5
+
+
+# -- InfoNCE <-> L2 and BatchNorm's zero-mean gradient -------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["mu", "sigma", "mu,sigma", "mu#", "mu,sigma#", "none"])
+def test_bn_closed_form_gradient_matches_autograd(mode):
+    g = torch.Generator().manual_seed(0)
+    h = (torch.randn(2, 12, 4, generator=g, dtype=torch.float64) + 1.0).requires_grad_(True)
+    z = theory.bn_forward(h, mode)
+    weights = torch.randn(z.shape, generator=g, dtype=torch.float64)
+    g_z, g_h = torch.autograd.grad((torch.sin(z) * weights).sum(), (z, h))
+    assert torch.allclose(theory.bn_input_gradient(h.detach(), g_z, mode), g_h, atol=1e-13)
+    zero_mean = bool(g_h.mean(-2).abs().max() < 1e-13)
+    assert zero_mean == (mode in ("mu", "mu,sigma", "mu,sigma#"))
+    with pytest.raises(ValueError, match="mode"):
+        theory.bn_forward(h, "mean")
+
+
+def test_infonce_distance_bad_inputs():
+    with pytest.raises(ValueError, match="tau"):
+        theory.infonce_distance(torch.zeros(3), torch.zeros(3, 2), 0.0)
+    with pytest.raises(ValueError, match="r_neg"):
+        theory.infonce_distance(torch.zeros(3), torch.zeros(2, 2), 1.0)
+
+
+@pytest.mark.parametrize("cid", ["ssl.infonce-l2", "ssl.bn-zero-mean"])
+def test_exact_ssl_claims_hold(cid):
+    (claim,) = select_claims([cid])
+    v = claim.run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "holds", v.message
+    assert v.statistic <= 1e-9 and claim.mutations
+    mutated = claim.run(CheckContext(scale="quick", seed=0).mutated(claim.mutations[0], 0.05))
+    assert mutated.verdict == "fails"
