@@ -368,6 +368,177 @@ register(Claim(
 ))
 
 
+# -- l2t.tables: the orderings of Tables 1, 4, 5 and 6 under the paper's protocol, at small scale ------------------
+
+TABLES_SOURCE = f"{SOURCE}, Sec. 5.2-5.3"
+_TABLE_RUNS: dict = {}  # (scale, seed, row) -> (entry, per-round seconds): rows shared by the l2t.tables claims
+
+
+def _tables_setup(ctx: CheckContext) -> dict:
+    """The paper's protocol (hai2023: Adam-trained LSTM teacher, DLN lr 1e-3, stage III continuing, redivision per
+    epoch of validation rounds, rounds fixed across N), scaled. Quick: 12 rounds, N in (2, 5, 10), main N 5, R = 5,
+    and the toolkit's small teacher (20, 20, 1) at Adam 1e-2 (the paper-size teacher costs ~0.5 s a round here);
+    full: the paper's 10 epochs (60 rounds on the digits), N in (5, 10, 25), main N 25, R = 10, the paper-size
+    teacher."""
+    return {"runs": ctx.pick(5, 10), "rounds": ctx.pick(12, 60), "lengths": ctx.pick((2, 5, 10), (5, 10, 25)),
+            "main_N": ctx.pick(5, 25),
+            "ratios": (0.1, 0.5, 0.9), "teacher": {} if ctx.full else {"lstm_hidden": (20, 20, 1), "teacher_lr": 1e-2}}
+
+
+def _table_row(ctx: CheckContext, job, ratio: float = 0.5):
+    """One row under the paper's protocol (cached per scale, seed and row): (metrics entry, seconds per round)."""
+    from teachtheory.l2t import PROTOCOLS, make_task, run_job
+
+    setup = _tables_setup(ctx)
+    key = (ctx.scale, ctx.seed, job.label, ratio)
+    if key not in _TABLE_RUNS:
+        protocol = {**PROTOCOLS["hai2023"], **setup["teacher"], "val_ratio": ratio}
+        task = make_task(protocol, ctx.seed, setup["runs"], dtype=torch.float32)
+        steps = setup["rounds"] * 2 * setup["main_N"]
+        entry, res = run_job(job, protocol, task, rounds=setup["rounds"], steps=steps)
+        seconds = res["seconds"].numpy() if isinstance(res.get("seconds"), torch.Tensor) else None
+        _TABLE_RUNS[key] = (entry, seconds)
+    return _TABLE_RUNS[key]
+
+
+def _errors(entry: dict) -> np.ndarray:
+    """Per-run test error in % (lower is better) for the paired one-sided comparisons."""
+    return 100.0 - np.asarray(entry["per_run"], float)
+
+
+def _ordering(ctx: CheckContext, better: dict, worse: dict, what: str) -> Verdict:
+    """Paired one-sided verdict: ``better`` rows have lower test error than their ``worse`` partner by > z SE."""
+    from teachtheory.claims import one_sided_better
+
+    return one_sided_better(_errors(better), _errors(worse), z=ctx.z, power=ctx.power, what=what)
+
+
+def _combined(ctx: CheckContext, parts: list, what: str, details: dict) -> Verdict:
+    """All paired comparisons must hold; a gap in the claimed direction below z SE is reported with the runs a
+    test at this scale would need (underpowered, not reversed)."""
+    from teachtheory.claims import combine, required_runs
+
+    setup = _tables_setup(ctx)
+    notes = []
+    for p in parts:
+        d = p.details
+        if not p.ok and d["gap_mean"] > 0 and math.isfinite(d["gap_se"]):
+            d["runs_needed"] = required_runs(d["gap_mean"], d["gap_se"], d["runs"], z=ctx.z)
+            notes.append(f"~{d['runs_needed']} runs would be needed")
+    message = "; ".join(p.message for p in parts) + (f" (underpowered: {', '.join(notes)})" if notes else "")
+    return combine(parts, parts[0].tolerance_rule, f"{what} ({setup['rounds']} rounds, R={setup['runs']}): {message}",
+                   details={**details, "setup": {k: list(v) if isinstance(v, tuple) else v for k, v in setup.items()},
+                            "parts": [p.details for p in parts]})
+
+
+def check_table5_accuracy(ctx: CheckContext) -> Verdict:
+    """Table 5: at a fixed number of teacher rounds, test accuracy rises with the stage length N (consecutive N,
+    paired over runs)."""
+    from teachtheory.l2t import Job
+
+    lengths = _tables_setup(ctx)["lengths"]
+    rows = {N: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0] for N in lengths}
+    parts = [_ordering(ctx, rows[b], rows[a], f"N={b} over N={a}") for a, b in zip(lengths, lengths[1:])]
+    return _combined(ctx, parts, "accuracy rises with N at fixed rounds",
+                     {"accuracy": {N: rows[N]["mean"] for N in lengths},
+                      "student_steps": {N: rows[N]["student_steps"] for N in lengths}})
+
+
+def check_table5_time(ctx: CheckContext) -> Verdict:
+    """Table 5: the time of a teacher round grows with N (per-round times as samples; round 1 left out as warm-up)."""
+    from teachtheory.claims import conclude, power_suffix
+    from teachtheory.l2t import Job
+
+    lengths = _tables_setup(ctx)["lengths"]
+    times = {N: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[1][1:] for N in lengths}
+    stats, lines = [], []
+    for a, b in zip(lengths, lengths[1:]):
+        gap = times[b].mean() - times[a].mean()
+        se = math.sqrt(times[a].var(ddof=1) / times[a].size + times[b].var(ddof=1) / times[b].size)
+        z = (-gap if ctx.power else gap) / max(se, 1e-12)
+        stats.append(z)
+        lines.append(f"N={a}->{b}: {times[a].mean():.3f} -> {times[b].mean():.3f} s ({z:.1f} SE)")
+    worst = min(stats)
+    ratios = {N: float(times[N].mean() / times[lengths[0]].mean()) for N in lengths}
+    return conclude(worst > ctx.z, worst, ctx.z, f"every consecutive gap in mean seconds per round > {ctx.z:g} SE "
+                    "(Welch, rounds as samples)",
+                    "time per round grows with N: " + "; ".join(lines) + power_suffix(ctx, "reversed order"),
+                    details={"seconds_per_round": {N: float(times[N].mean()) for N in lengths},
+                             "ratio_to_smallest_N": ratios})
+
+
+def check_table6_optimizer(ctx: CheckContext) -> Verdict:
+    """Table 6: the LSTM teacher beats Adam, SGD and RMSProp as the DLN's optimiser (paired over runs)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    lstm = _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0]
+    others = {opt: _table_row(ctx, Job(f"DLN + {opt}", optimizer=opt, N=N))[0] for opt in ("adam", "sgd", "rmsprop")}
+    parts = [_ordering(ctx, lstm, entry, f"LSTM over {opt}") for opt, entry in others.items()]
+    return _combined(ctx, parts, "the LSTM teacher is the best DLN optimiser",
+                     {"accuracy": {"lstm": lstm["mean"], **{k: e["mean"] for k, e in others.items()}}})
+
+
+def check_table1_loss(ctx: CheckContext) -> Verdict:
+    """Table 1: L2T-DLN beats CE, the large-margin softmax, the smooth 0-1 loss and L2T-DLF (paired over runs; the
+    baselines take as many student steps as L2T-DLN, on the whole pool)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    main = _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0]
+    rows = {name: _table_row(ctx, Job(name, kind="baseline", loss=name))[0]
+            for name in ("CE", "L-M softmax", "smooth 0-1")}
+    rows["L2T-DLF"] = _table_row(ctx, Job("L2T-DLF", kind="dlf", N=N))[0]
+    parts = [_ordering(ctx, main, entry, f"L2T-DLN over {name}") for name, entry in rows.items()]
+    return _combined(ctx, parts, "L2T-DLN wins Table 1",
+                     {"accuracy": {"L2T-DLN": main["mean"], **{k: e["mean"] for k, e in rows.items()}}})
+
+
+def check_table4_ratio(ctx: CheckContext) -> Verdict:
+    """Table 4: the validation ratio 50% beats the extreme ratios 10% and 90% (paired over runs by seed)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    rows = {r: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N), ratio=r)[0] for r in _tables_setup(ctx)["ratios"]}
+    parts = [_ordering(ctx, rows[0.5], rows[r], f"50% over {r:.0%}") for r in rows if r != 0.5]
+    return _combined(ctx, parts, "the 50% validation ratio is best",
+                     {"accuracy": {r: e["mean"] for r, e in rows.items()}})
+
+
+_TABLES_ASSUMPTIONS = [
+    "the paper's protocol (hai2023): LSTM teacher trained by Adam, DLN lr 1e-3, student "
+    "SGD lr 0.1, batches 25/100, stage III continuing from theta^N, data redivided per epoch of validation rounds",
+    "small scale: the 8x8 digits with a one-hidden-layer MLP student instead of CIFAR-10 with ResNet8; quick: 12 "
+    "rounds and the toolkit's small teacher (20, 20, 1) at Adam 1e-2, full: 60 rounds (the paper's 10 epochs) and "
+    "the paper-size teacher",
+]
+def _register_tables() -> None:
+    """Register the l2t.tables claims (ordering claims: no theory constant to mutate; see ORDERING_REASON)."""
+    from teachtheory.claims import ORDERING_REASON
+
+    for cid, check, statement, method in TABLE_CLAIMS:
+        register(Claim(id=cid, source=TABLES_SOURCE, statement=statement, assumptions=_TABLES_ASSUMPTIONS, check=check,
+                       statistical=True, method=method, sensitivity_reason=ORDERING_REASON))
+
+
+TABLE_CLAIMS = (
+    ("l2t.tables.t1-loss", check_table1_loss,
+     r"\mathrm{acc}(\text{L2T-DLN}) > \mathrm{acc}(\text{CE}), \mathrm{acc}(\text{L-M softmax}), "
+     r"\mathrm{acc}(\text{smooth}), \mathrm{acc}(\text{L2T-DLF})", "paired test-error gaps over runs > z SE"),
+    ("l2t.tables.t4-ratio", check_table4_ratio,
+     r"\mathrm{acc}(\text{ratio } 50\%) > \mathrm{acc}(10\%), \mathrm{acc}(90\%)",
+     "paired (by seed) test-error gaps > z SE"),
+    ("l2t.tables.t5-accuracy", check_table5_accuracy,
+     r"\text{fixed rounds}: N_1 < N_2 \Rightarrow \mathrm{acc}(N_1) < \mathrm{acc}(N_2)",
+     "paired test-error gaps between consecutive N > z SE"),
+    ("l2t.tables.t5-time", check_table5_time,
+     r"N_1 < N_2 \Rightarrow t_{\text{round}}(N_1) < t_{\text{round}}(N_2)",
+     "Welch gap of mean seconds per round between consecutive N > z SE"),
+    ("l2t.tables.t6-optimizer", check_table6_optimizer,
+     r"\mathrm{acc}(\text{LSTM}) > \mathrm{acc}(\text{Adam}), \mathrm{acc}(\text{SGD}), \mathrm{acc}(\text{RMSProp})",
+     "paired test-error gaps over runs > z SE"),
+)
+_register_tables()
 # -- l2t.eq7 --------------------------------------------------------------------------------------
 
 
