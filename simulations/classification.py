@@ -125,14 +125,18 @@ def direction_gap(w: torch.Tensor, w_star: torch.Tensor, classes: int = 2) -> to
 def sgd_target(learner, X: torch.Tensor, y: torch.Tensor, w0: torch.Tensor, *, lr: float = 1e-3, epochs: int = 30,
                milestone: int = 25) -> torch.Tensor:
     """w* as the DHT authors obtain it: SGD with batch size 1 from w0 through the pool in order, ``epochs - 1``
-    epochs (the first pass only evaluates), the step size divided by 10 from epoch ``milestone`` on; [R, p]."""
-    w = w0.clone()
-    n = X.shape[1]
+    epochs (the first pass only evaluates), the step size divided by 10 from epoch ``milestone`` on; [R, p].
+
+    ``learner`` is linear (gradient x r^T with r = dl/dz); X [1, n, d] is shared by the runs, y [1, n, K].
+    """
+    R, d = w0.shape[0], X.shape[-1]
+    W = w0.reshape(R, d, -1).clone()
+    xs, ys = X[0], y[0]
     for epoch in range(1, epochs):
         step = lr * (0.1 if epoch >= milestone else 1.0)
-        for i in range(n):
-            w = w - step * learner.mean_grad(w, X[:, i:i + 1], y[:, i:i + 1])
-    return w
+        for x, target in zip(xs, ys):  # sequential by nature: one example per update
+            W -= step * x[None, :, None] * learner.residual(x @ W, target)[:, None, :]
+    return W.reshape(R, -1)
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -30,7 +30,7 @@ def check_fig3(ctx: CheckContext) -> Verdict:
     from simulations.classification import build_digits35_qiu2023
 
     horizon = ctx.pick(100, 300)
-    setup = build_digits35_qiu2023("small", ctx.pick(6, 10), horizon, ctx.seed, "cpu")
+    setup = build_digits35_qiu2023("small", ctx.pick(12, 30), horizon, ctx.seed, "cpu")
     values = ctx.memo(("fig3", horizon), lambda: final_values(setup, [label for label, _ in setup.teachers], ctx.seed,
                                                               metric=_direction_gap))
     better = [("DHT", "SGD"), ("DHT", "IMT"), ("DHT + label", "SGD + label"), ("DHT + label", "IMT + label")]
@@ -42,7 +42,7 @@ register(Claim(
     id="dht.fig3-order", source=cite("dht", "Sec. 5.1, Fig. 3"), check=check_fig3, statistical=True,
     sensitivity_reason=ORDERING_REASON,
     method="the six teachers of Fig. 3 under the authors' protocol (qiu2023), paired over runs; each ordering's gap "
-           "in the authors' metric against z SE (quick: step 100 of 6 runs; full: step 300 of 10 runs)",
+           "in the authors' metric against z SE (quick: step 100 of 12 runs; full: step 300 of 30 runs)",
     statement=r"\mathrm{gap}_T:\ \mathrm{DHT} < \mathrm{SGD}, \mathrm{IMT};\ \mathrm{DHT{+}label} < "
               r"\mathrm{SGD{+}label}, \mathrm{IMT{+}label},\ \ \mathrm{gap} = \|W/\|W\|_F - W^*/\|W^*\|_F\|_2^2",
     assumptions=["two-output softmax learner without bias, lr 1e-3, w0 ~ U(-1/sqrt(d), 1/sqrt(d)), w* trained by SGD "

@@ -110,7 +110,7 @@ def test_qiu2023_moons_follows_the_authors_protocol():
     assert abs(float(p.X[0, :, 0].mean()) - 0.5) < 0.15 and abs(float(p.X[0, :, 1].mean()) - 0.25) < 0.15
     labels = dict(setup.teachers)
     assert set(labels) == {"SGD", "IMT", "DHT", "SGD + label", "IMT + label", "DHT + label"}
-    assert labels["DHT"].box == "global" and labels["DHT + label"].label_set.spec() == "nonneg+ball-origin:2"
+    assert labels["DHT"].box == "global" and labels["DHT + label"].label_set.spec() == "nonneg+ball-origin:2.0"
 
 
 def _write_idx(path, array: np.ndarray) -> None:
