@@ -97,7 +97,7 @@ def check_fig7(ctx: CheckContext) -> Verdict:
     from simulations.lsr import build_lsr_liu2021
 
     horizon = 100
-    setup = build_lsr_liu2021("small", ctx.pick(8, 32), horizon, ctx.seed, "cpu")
+    setup = build_lsr_liu2021("small", ctx.pick(32, 128), horizon, ctx.seed, "cpu")
     values = ctx.memo(("fig7", horizon), lambda: final_values(setup, [label for label, _ in setup.teachers], ctx.seed))
     better = [("LAST (NC)", "LAST (r=2)"), ("LAST (r=2)", "LAST (r=0.5)"), ("LAST (r=2)", "IMT"),
               ("LAST (r=0.5)", "SGD")]
@@ -124,7 +124,7 @@ def check_fig10(ctx: CheckContext) -> Verdict:
     from simulations.mlp_digits35 import build_mlp_digits35
 
     horizon = 300
-    setup = build_mlp_digits35("small", ctx.pick(6, 16), horizon, ctx.seed, "cpu")
+    setup = build_mlp_digits35("small", ctx.pick(12, 32), horizon, ctx.seed, "cpu")
     values = ctx.memo(("fig10", horizon), lambda: final_values(setup, [label for label, _ in setup.teachers],
                                                                ctx.seed))
     better = [(variant, "SGD") for variant in ("LAST (one-hot)", "LAST (soft)", "LAST (NC)")]
