@@ -16,7 +16,7 @@ IDS = ("last.fig7-order", "last.fig8-order", "last.fig10-order", "dht.fig3-order
 EXPECTED = {
     "last.fig7-order": "fails",  # IMT beats LAST (r=2) in this regime
     "last.fig8-order": "fails",  # LAST (NC) is 2.4 times closer to w* than IMT: not "comparable"
-    "last.fig10-order": "holds",
+    "last.fig10-order": "fails",  # every ordering > 14 SE except mixed < IMT: 0.13 apart, 4.7 SE at 12 runs
     "dht.fig3-order": "holds",
 }
 

@@ -165,3 +165,15 @@ def test_qiu2023_preset_records_the_authors_metric(tmp_path):
     assert len(firsts) == 1
     traj = result["trajectories"]["SGD"]
     assert traj["direction_gap"].shape == (2, 4)
+
+
+def test_cli_simulate_lsr_with_the_paper_preset(tmp_path):
+    from teachtheory.cli import main
+
+    out = tmp_path / "lsr-liu2021"
+    assert main(["simulate", "lsr", "--preset", "liu2021", "--runs", "2", "--steps", "5", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["notes"]["protocol"] == "liu2021" and "liu2021" in config["reference"]
+    assert config["problem_meta"]["target"] == "given" and (out / "convergence.png").is_file()
+    with pytest.raises(ValueError, match="no preset 'qiu2023'"):
+        run_simulation("lsr", tmp_path / "x", runs=2, steps=2, preset="qiu2023")
