@@ -235,7 +235,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
                      progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
         trajectories[label] = traj
         used[label] = teacher
-        traj.save(out / f"{case}__{_slug(label)}.npz")
+        traj.save(out / f"{case}__{file_slug(label)}.npz")
         summary[label] = {m: _stats(traj[m][:, -1]) for m in metrics}
         summary[label]["train_seconds"] = train_seconds
         summary[label]["teach_seconds"] = float(traj.seconds[-1])
@@ -252,7 +252,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
             "teachers": summary}
 
 
-def _slug(label: str) -> str:
+def file_slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "Setup",
     "Simulation",
     "check_run_arguments",
+    "file_slug",
     "get_simulation",
     "load_simulations",
     "mean_se_entry",
@@ -50,7 +51,9 @@ __all__ = [
     "register",
     "replot",
     "run_simulation",
+    "run_teaching",
     "split_timings",
+    "teacher_summary",
     "write_metrics",
     "write_run_record",
 ]
@@ -211,7 +214,7 @@ def run_simulation(
             result = runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
                             formats=formats, progress=progress)
         else:
-            result = _run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
+            result = run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
         warnings_found = list(result.get("warnings", []))
         metrics_file = partial / "metrics.json"
         if metrics_file.exists():
@@ -348,7 +351,7 @@ def write_run_record(folder: str | Path, *, device: str, seconds: float) -> Path
     return folder / "run.json"
 
 
-def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int, seed: int, device: str,
+def run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int, seed: int, device: str,
                   formats: tuple[str, ...], progress) -> dict:
     """The generic runner of teaching simulations: each teacher through :func:`teachtheory.teach`."""
     setup = sim.build(scale=scale, runs=runs, steps=steps, seed=seed, device=device)
@@ -371,9 +374,9 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
 
         traj = teach(setup.problem, setup.learner, teacher, setup.steps, setup.lr, setup.batch_size,
                      seed=seed, record=setup.metrics, progress=report, device=device, on_divergence="ignore")
-        traj.save(out / "trajectories" / f"{_slug(label)}.npz")
+        traj.save(out / "trajectories" / f"{file_slug(label)}.npz")
         trajectories[label] = traj
-    summary = {label: _teacher_summary(traj) for label, traj in trajectories.items()}
+    summary = {label: teacher_summary(traj) for label, traj in trajectories.items()}
     warnings_found = [f"{label}: {traj.divergence_message()}" for label, traj in trajectories.items()
                       if traj.divergence_message()]
     # every teacher runs the same steps with the same metrics, so they share one recording grid
@@ -386,7 +389,7 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
             "warnings": warnings_found}
 
 
-def _teacher_summary(traj: Trajectory) -> dict:
+def teacher_summary(traj: Trajectory) -> dict:
     """One teacher's entry of metrics.json: per metric the per-step mean and SE and the final values."""
     entry: dict[str, Any] = {}
     for metric in traj.metrics:
@@ -435,7 +438,7 @@ def replot(folder: str | Path, formats: tuple[str, ...] = ("png",), style: str =
 def _replot_teaching(sim: Simulation, folder: Path, config: dict, formats: tuple[str, ...]) -> list[Path]:
     trajectories = {}
     for label in config["teachers"]:
-        path = folder / "trajectories" / f"{_slug(label)}.npz"
+        path = folder / "trajectories" / f"{file_slug(label)}.npz"
         if not path.is_file():
             raise ValueError(f"RESULT_DIR {str(folder)!r} lacks {path.relative_to(folder)}")
         trajectories[label] = Trajectory.load(path)
@@ -460,5 +463,6 @@ def _replot_sweep(folder: Path, formats: tuple[str, ...]) -> list[Path]:
     return save_figure(fig, folder / "sweep", formats)
 
 
-def _slug(label: str) -> str:
+def file_slug(label: str) -> str:
+    """A label made safe as a file name: alphanumerics and ``-_.`` kept, the rest dashes, lower case."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in label).strip("-").lower()
