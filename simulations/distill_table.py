@@ -33,7 +33,7 @@ from teachtheory.simulation import Simulation, register, write_metrics
 
 __all__ = ["DATASETS", "METHODS", "PUBLISHED_MNIST", "run_distill_table"]
 
-METHODS = ("random", "herding", "kmeans", "dc", "dsa", "dm", "kip", "mtt", "dd", "sldd", "ld")
+METHODS = ("random", "herding", "kmeans", "dc", "dsa", "dm", "kip", "mtt", "dd", "sldd", "ld", "gtn", "mnemonics")
 DATASETS = ("digits", "mnist1d")
 IPCS = (1, 10)
 # Test accuracy (%) on MNIST with the ConvNet, ipc 1 / 10, as reported: random and herding in Zhao, Mopuri &
@@ -44,7 +44,8 @@ IPCS = (1, 10)
 # ours are for digits and MNIST-1D.
 PUBLISHED_MNIST = {"random": (64.9, 95.1), "herding": (89.2, 93.7), "kmeans": (None, None), "dc": (91.7, 97.4),
                    "dsa": (88.7, 97.8), "dm": (89.7, 97.5), "kip": (90.1, 97.5), "mtt": (91.4, 97.3),
-                   "dd": (None, 79.5), "sldd": (None, None), "ld": (60.9, 87.3)}
+                   "dd": (None, 79.5), "sldd": (None, None), "ld": (60.9, 87.3),
+                   "gtn": (None, None), "mnemonics": (None, None)}
 PUBLISHED_FULL = 99.6
 PUBLISHED_DC_ITERATIONS = 1000  # Zhao, Mopuri & Bilen (ICLR 2021) and Zhao & Bilen (ICML 2021): 1000 iterations
 SETTINGS = {
@@ -69,6 +70,8 @@ def method_options(method: str, steps: int, width: int, dc_iterations: int | Non
         "dd": {"steps": steps, "width": width, "image_init": "real"},
         "sldd": {"steps": steps, "width": width, "image_init": "real"},
         "ld": {"steps": steps, "width": width},
+        "gtn": {"steps": steps, "width": width},
+        "mnemonics": {"steps": max(1, steps // 3), "width": width},
     }[method]
 
 

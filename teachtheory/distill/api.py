@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import baselines, dc, dd, dm, kip, ld, mtt, sldd, tdd
+from . import baselines, dc, dd, dm, gtn, kip, ld, mnemonics, mtt, sldd, tdd
 from .data import DistillData, load_dataset
 from .synthetic import SyntheticSet
 
@@ -50,9 +50,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "text dataset distillation (SLDD on embeddings)"),
     Method("ld", ld.ld, 300, "Bohdal, Yang & Hospedales, NeurIPS 2020 workshop",
            "label distillation of real base images (ridge pseudo-gradient or unrolled)"),
+    Method("gtn", gtn.gtn, 300, "Such et al., ICML 2020",
+           "generative teaching network: generator + learned curriculum, weight-normalised meta-gradients"),
+    Method("mnemonics", mnemonics.mnemonics, 100, "Liu et al., CVPR 2020",
+           "bilevel-optimised exemplars over class-incremental phases"),
 )}
 BASELINES = ("random", "herding", "kmeans", "full")
-LEARNED = ("dm", "kip", "label-solve", "dc", "dsa", "mtt", "dd", "sldd", "tdd", "ld")
+LEARNED = ("dm", "kip", "label-solve", "dc", "dsa", "mtt", "dd", "sldd", "tdd", "ld", "gtn", "mnemonics")
 
 
 def _rich_progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -81,7 +85,7 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
 
     Args:
         method: one of :data:`METHODS` (``random``, ``herding``, ``kmeans``, ``full``, ``dm``, ``kip``,
-            ``label-solve``, ``dc``, ``dsa``, ``mtt``, ``dd``, ``sldd``, ``tdd``, ``ld``).
+            ``label-solve``, ``dc``, ``dsa``, ``mtt``, ``dd``, ``sldd``, ``tdd``, ``ld``, ``gtn``, ``mnemonics``).
         dataset: a name of :data:`teachtheory.distill.data.DATASETS`, a text set name (``text-synthetic`` or
             ``text:FOLDER``, see :mod:`teachtheory.distill.tdd`) or a loaded :class:`DistillData`.
         ipc: images per class.
