@@ -450,3 +450,32 @@ def test_byol_bn_modes_linear_predictor_and_reinit():
                      ({"predictor_reinit": -1}, "predictor_reinit")):
         with pytest.raises(ValueError, match=arg):
             tr.BYOLConfig(**base, **bad)
+
+
+# -- BYOL's linear predictor ---------------------------------------------------------------------------------
+
+
+def test_predictor_alignment_closed_forms():
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(4, 5, 5, generator=g, dtype=DT)
+    F = A @ A.transpose(1, 2)
+    assert float(theory.commutator_misalignment(theory.directpred_predictor(F), F).max()) < 1e-12
+    sym = A + A.transpose(1, 2)  # a generic symmetric matrix does not commute with F
+    assert float(theory.commutator_misalignment(sym, F).min()) > 1e-3
+    assert torch.allclose(theory.effective_rank(torch.eye(5, dtype=DT)), torch.tensor(5.0, dtype=DT))
+    u = torch.randn(5, 1, generator=g, dtype=DT)
+    assert abs(float(theory.effective_rank(u @ u.T)) - 1.0) < 1e-9
+    with pytest.raises(ValueError, match="Wp and F"):
+        theory.commutator_misalignment(torch.zeros(3, 4), torch.zeros(3, 3))
+
+
+@pytest.mark.slow
+def test_byol_predictor_claim_holds_and_power_fails():
+    (claim,) = select_claims(["ssl.byol-predictor"])
+    v = claim.run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "holds", (v.message, v.details.get("traceback"))
+    table = v.details["table_mean_se"]
+    assert table["no predictor"]["spread"][0] < table["linear P"]["spread"][0]
+    assert table["linear P"]["commutator"][0] < table["linear P"]["commutator_start"][0]
+    assert claim.source.startswith(cite("tian-talk")) and claim.mutations
+    assert claim.run(CheckContext(scale="quick", seed=0, power=True)).verdict == "fails"
