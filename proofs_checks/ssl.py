@@ -721,8 +721,7 @@ register(Claim(
 
 # -- ssl.byol-predictor -------------------------------------------------------------------------------------
 
-SOURCE_DIRECTPRED = ("Tian, Chen, Ganguli, 'Understanding self-supervised learning dynamics without contrastive "
-                     "pairs', ICML 2021")
+SOURCE_DIRECTPRED = cite("directpred")
 # (label, BYOLConfig changes): the linear-predictor baseline (full BatchNorm), no predictor, predictor
 # re-initialisation, and the BatchNorm component variants (all with the linear predictor)
 BYOL_ARMS = (("linear P", {}), ("no predictor", {"predictor": False}), ("linear P, re-init", {"predictor_reinit": 25}),
@@ -733,10 +732,10 @@ BYOL_ARMS = (("linear P", {}), ("no predictor", {"predictor": False}), ("linear 
 def _byol_state(model, cfg, encoder, predictor, seed: int, runs: int) -> dict[str, torch.Tensor]:
     """Output correlation F = E[f f^T] of the online encoder on a fixed evaluation sample, its effective rank,
     the spread of the normalised output, and the predictor's commutator misalignment with F, per run."""
-    from teachtheory.ssl.training import _eval_set, _mlp_activations
+    from teachtheory.ssl.training import eval_set, mlp_activations
 
-    _, x = _eval_set(model, runs, seed, 512, DT, "cpu")
-    f = _mlp_activations(encoder, x, bn=cfg.norm_mode)[-1]
+    _, x = eval_set(model, runs, seed, 512, DT, "cpu")
+    f = mlp_activations(encoder, x, bn=cfg.norm_mode)[-1]
     F = f.transpose(1, 2) @ f / f.shape[1]
     out = torch.nn.functional.normalize(f, dim=-1)
     state = {"spread": out.std(1).mean(-1) * math.sqrt(out.shape[-1]), "erank": theory.effective_rank(F)}
@@ -747,7 +746,7 @@ def _byol_state(model, cfg, encoder, predictor, seed: int, runs: int) -> dict[st
 
 def _byol_arm(ctx: CheckContext, changes: dict) -> dict:
     """Train one BYOL arm (R runs, one tensor computation) and measure its state at the start and at the end."""
-    from teachtheory.ssl.training import BYOLConfig, _init_mlp, train_byol
+    from teachtheory.ssl.training import BYOLConfig, init_mlp, train_byol
 
     model, runs, steps, seed = HLTM(3, 0.8), ctx.pick(12, 32), ctx.pick(100, 400), _seed(ctx, 90)
     cfg = BYOLConfig(widths=(8, 16, 8), predictor_kind="linear", batch=32, lr=0.05, eval_every=steps,
@@ -755,7 +754,7 @@ def _byol_arm(ctx: CheckContext, changes: dict) -> dict:
     res = train_byol(model, runs, steps, seed, cfg, dtype=DT)
     streams = RunStreams(as_seeds(seed, runs))  # the same initial draws as train_byol's
     enc0 = ReLUNet(list(cfg.widths)).init(streams, tag="simclr-init")
-    pred0 = _init_mlp(streams, (8, 8), "byol-pred", DT, "cpu") if cfg.predictor else []
+    pred0 = init_mlp(streams, (8, 8), "byol-pred", DT, "cpu") if cfg.predictor else []
     return {"start": _byol_state(model, cfg, enc0, pred0, seed, runs),
             "end": _byol_state(model, cfg, res["encoder"], res["predictor"], seed, runs),
             "runs": runs, "steps": steps}
