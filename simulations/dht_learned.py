@@ -136,6 +136,7 @@ register(Simulation(
     reference=cite("dht", "Sec. 4.2, Table 2"),
     defaults={"small": {"runs": 5, "steps": 300}, "full": {"runs": 5, "steps": 3000}},
     runner=run_performative,
+    protocol="the toolkit's own: MLP and ConvNets on the 8x8 digits (the paper: small CNNs on CIFAR)",
 ))
 register(Simulation(
     name="dht-privacy",
@@ -144,4 +145,6 @@ register(Simulation(
     reference=cite("dht", "Sec. 5.3, Eq. (10), Figs. 9-10"),
     defaults={"small": {"runs": 5, "steps": 60}, "full": {"runs": 10, "steps": 300}},
     runner=run_privacy,
+    protocol=("the toolkit's own: softmax regression on digits projected to 16 dimensions, a perceptual network "
+              'trained by the tool (the paper gives no sizes)'),
 ))

@@ -192,4 +192,7 @@ register(Simulation(
     "distill-bilevel", "bilevel dataset distillation: DD (+ poisoning), SLDD, TDD and LD at small scale",
     "Wang et al. 2018; Sucholutsky & Schonlau 2021; Bohdal et al. 2020 (main tables, small scale)",
     {"small": {"runs": 16, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
-    runner=run_distill_bilevel, replot=_replot))
+    runner=run_distill_bilevel, replot=_replot,
+    protocol=("the toolkit's own at small scale: 8x8 digits and a synthetic text task, ConvNet width 32 (the "
+              'papers: MNIST, CIFAR-10, text sets)'),
+))

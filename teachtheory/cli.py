@@ -68,7 +68,7 @@ def _cmd_list(args, console: Console) -> int:
         table.add_column(col)
     for sim in sorted(SIMULATIONS.values(), key=lambda s: s.name):
         small, full = sim.defaults["small"], sim.defaults["full"]
-        table.add_row(sim.name, sim.reference, sim.description, f"{small['runs']} x {small['steps']}",
+        table.add_row(sim.name, sim.reproduces, sim.description, f"{small['runs']} x {small['steps']}",
                       f"{full['runs']} x {full['steps']}")
     console.print(table)
     return 0

@@ -95,6 +95,8 @@ class Simulation:
 
     Attributes:
         name: CLI name. description: one line. reference: paper and figure.
+        protocol: whose setup it runs (the paper's, the authors' code's, or the toolkit's own and how it differs);
+            ``teachtheory list`` shows it beside the reference (where the reference does not already name it).
         defaults: per scale, the default runs and steps.
         minimum: the least runs and steps that give complete metrics ({"runs", "steps"}, or one such dict
             per scale); smaller sizes are refused, with ``minimum_reason`` in the message.
@@ -138,6 +140,12 @@ class Simulation:
                 raise ValueError(f"{self.name} needs {arg} >= {low} for complete metrics, got {value}{why}")
     presets: dict[str, Callable[..., dict]] = field(default_factory=dict)
     preset_defaults: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    protocol: str = ""
+
+    @property
+    def reproduces(self) -> str:
+        """The reference with its protocol, as ``teachtheory list`` shows it."""
+        return f"{self.reference}; protocol: {self.protocol}" if self.protocol else self.reference
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -443,8 +451,8 @@ def _replot_teaching(sim: Simulation, folder: Path, config: dict, formats: tuple
             raise ValueError(f"RESULT_DIR {str(folder)!r} lacks {path.relative_to(folder)}")
         trajectories[label] = Trajectory.load(path)
     metrics = tuple(next(iter(trajectories.values())).metrics)
-    fig = convergence_figure(trajectories, metrics,
-                             title=f"{sim.name}: {sim.reference} (R={config['runs']}, mean ± SE)")
+    reference = config.get("reference", sim.reference)  # a preset run's caption names its own protocol
+    fig = convergence_figure(trajectories, metrics, title=f"{sim.name}: {reference} (R={config['runs']}, mean ± SE)")
     return save_figure(fig, folder / "convergence", formats)
 
 
