@@ -134,6 +134,10 @@ TINY = [
     pytest.param("dht-transform", 1, 3, marks=pytest.mark.slow),
     pytest.param("dht-mixup", 1, 3, marks=pytest.mark.slow),
     pytest.param("distill-table", 1, 2, marks=pytest.mark.slow),
+    pytest.param("dht-generative", 1, 3, marks=pytest.mark.slow),
+    pytest.param("distill-bilevel", 1, 2, marks=pytest.mark.slow),
+    pytest.param("dht-performative", 1, 3, marks=pytest.mark.slow),
+    pytest.param("dht-privacy", 1, 3, marks=pytest.mark.slow),
 ]
 
 
