@@ -10,7 +10,14 @@ synthetic text task for TDD), mean ± SE over the evaluation networks:
   distillation size d_A against the full training set;
 * TDD (same paper, Table 2): the same on the synthetic text task;
 * LD (Bohdal et al., 2020, Table 1): learned labels of random real images, ridge-regression pseudo-gradient and
-  unrolled, against the same images with hard labels, at 1 and 10 images per class.
+  unrolled, against the same images with hard labels, at 1 and 10 images per class;
+* GTN (Such et al., ICML 2020, Fig. 1 and the weight-normalisation ablation of Sec. 2): accuracy against the inner
+  steps of learners trained on the generated curriculum (with and without weight normalisation) and on random
+  real batches of the same size; the meta-gradient norm against the unroll length at initialisation (mean ± SE
+  over independent generator/learner pairs) and over meta-training, with and without weight normalisation;
+* Mnemonics (Liu et al., CVPR 2020, Fig. 4 / Table 1): accuracy on the classes seen so far after each
+  class-incremental phase, Mnemonics exemplars against the herding exemplars they start from, and the average
+  incremental accuracy.
 """
 
 from __future__ import annotations
@@ -19,23 +26,87 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from teachtheory.distill import distill, evaluate, evaluate_full, load_dataset
 from teachtheory.distill.dd import dd_poison, replay
+from teachtheory.distill.gtn import accuracy as gtn_accuracy
+from teachtheory.distill.gtn import gtn_networks, meta_gradient_norms, real_networks
+from teachtheory.distill.mnemonics import incremental
 from teachtheory.distill.sldd import distillation_ratio, distillation_size
 from teachtheory.distill.tdd import resolve_dataset
 from teachtheory.io import write_json
 from teachtheory.plotting import plt, save_figure
 from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.stats import mean_se
 
 __all__ = ["run_distill_bilevel"]
 
-SETTINGS = {"small": {"sizes": (5, 10, 20), "ld_ipcs": (1, 10), "epochs": 200, "unrolls": ((1, 1), (2, 1), (2, 3))},
+# gtn_steps: the inner-step counts evaluated (the last is the meta-training horizon); gtn_lengths: the unroll
+# lengths of the meta-gradient norm; mn_*: the class-incremental protocol (classes per phase, exemplars per class,
+# training epochs per phase)
+SETTINGS = {"small": {"sizes": (5, 10, 20), "ld_ipcs": (1, 10), "epochs": 200, "unrolls": ((1, 1), (2, 1), (2, 3)),
+                      "gtn_steps": (1, 2, 5, 10), "gtn_lengths": (1, 4, 16), "mn_phases": (2, 2, 2, 2, 2),
+                      "mn_memory": 2, "mn_epochs": 10},
             "full": {"sizes": (2, 5, 10, 20, 50), "ld_ipcs": (1, 10), "epochs": 300,
-                     "unrolls": ((1, 1), (2, 1), (5, 1), (2, 3), (5, 3))}}
+                     "unrolls": ((1, 1), (2, 1), (5, 1), (2, 3), (5, 3)), "gtn_steps": (1, 2, 5, 10, 20),
+                     "gtn_lengths": (1, 2, 4, 8, 16, 32), "mn_phases": (2, 2, 2, 2, 2), "mn_memory": 2,
+                     "mn_epochs": 30}}
+# GTN's real-data baseline: random real batches of the curriculum's batch size at this fixed SGD rate (GTN's own
+# initial inner rate is 0.1); the meta-gradient norms use the inner rate of the weight-norm claim
+REAL_LR, META_GRAD_LR = 0.1, 1.0
 
 
 def _row(res) -> dict:
     return {"mean": res.mean, "se": res.se, "accuracy": res.accuracy.tolist()}
+
+
+def _per_run(values) -> dict:
+    """Mean ± SE over the run axis 0 of ``values`` ([R] or [R, k]), with the values themselves."""
+    mean, se = mean_se(values)
+    return {"mean": mean.tolist(), "se": se.tolist(), "values": values.tolist()}
+
+
+def _gtn_panel(data, *, runs: int, steps: int, seed: int, width: int, settings: dict, device: str, say) -> dict:
+    """GTN with and without weight norm against real batches over inner steps, and the meta-gradient norms."""
+    horizon = max(settings["gtn_steps"])
+    ipc = horizon  # one curriculum batch (one image per class) per inner step
+    rows: dict = {"steps": list(settings["gtn_steps"])}
+    meta_training = {}
+    spec = None
+    for wn in (True, False):
+        say(f"gtn weight_norm={wn}", int(wn), 2)
+        syn = distill("gtn", data, ipc, inner_steps=horizon, weight_norm=wn, device=device, steps=steps, seed=seed,
+                      width=width)
+        key = "gtn (weight norm)" if wn else "gtn (plain)"
+        accs = []
+        for n in settings["gtn_steps"]:
+            spec, params = gtn_networks(syn, data, runs=runs, seed=seed, inner_steps=n)
+            accs.append(gtn_accuracy(spec, params, data))
+        rows[key] = _per_run(np.stack(accs, 1))
+        meta_training[key] = {"meta_grad_norms": syn.provenance["meta_grad_norms"],
+                              "loss_curve": syn.provenance["loss_curve"], "lrs": syn.provenance["lrs"]}
+    batch = data.num_classes
+    rows["real data"] = _per_run(np.stack([
+        gtn_accuracy(spec, real_networks(data, spec, batch=batch, inner_steps=n, lr=REAL_LR, runs=runs, seed=seed),
+                     data) for n in settings["gtn_steps"]], 1))
+    lengths = list(settings["gtn_lengths"])
+    norms = {("weight norm" if wn else "plain"): _per_run(np.log10(meta_gradient_norms(
+        data, lengths, weight_norm=wn, runs=runs, seed=seed, width=width, lr=META_GRAD_LR))) for wn in (True, False)}
+    return {"accuracy": rows, "real_batch": batch, "real_lr": REAL_LR,
+            "meta_gradient": {"lengths": lengths, "lr": META_GRAD_LR, "log10_norm": norms},
+            "meta_training": meta_training}
+
+
+def _mnemonics_panel(data, *, runs: int, steps: int, seed: int, width: int, settings: dict, say) -> dict:
+    """Class-incremental accuracy per phase and its average, Mnemonics exemplars against herding (paired)."""
+    out = {"phases": list(settings["mn_phases"]), "memory": settings["mn_memory"]}
+    for ex in ("herding", "mnemonics"):
+        say(f"mnemonics protocol, {ex} exemplars", 0, 1)
+        res = incremental(data, exemplars=ex, memory=settings["mn_memory"], phases=settings["mn_phases"], runs=runs,
+                          seed=seed, width=width, epochs=settings["mn_epochs"], steps=steps)
+        out[ex] = {"per_phase": _per_run(res["accuracy"]), "average": _per_run(res["average"])}
+    return out
 
 
 def run_distill_bilevel(out, scale: str = "small", runs: int = 16, steps: int = 200, seed: int = 0,
@@ -110,6 +181,13 @@ def run_distill_bilevel(out, scale: str = "small", runs: int = 16, steps: int = 
                                       device=device))
         ld_rows[ipc_ld] = row
     metrics["ld"] = {"rows": ld_rows}
+    panel = {"runs": runs, "steps": steps, "seed": seed, "width": width, "settings": settings}
+    lap = time.perf_counter()
+    metrics["gtn"] = _gtn_panel(data, device=device, say=say, **panel)
+    metrics["gtn"]["seconds"] = time.perf_counter() - lap
+    lap = time.perf_counter()
+    metrics["mnemonics"] = _mnemonics_panel(data, say=say, **panel)
+    metrics["mnemonics"]["seconds"] = time.perf_counter() - lap
     metrics["timing"] = {"seconds": time.perf_counter() - started}
     lines = _table(metrics)
     (out / "bilevel.md").write_text("\n".join(lines) + "\n")
@@ -141,6 +219,41 @@ def _table(m: dict) -> list[str]:
               "|---|---|---|---|"]
     for ipc, row in m["ld"]["rows"].items():
         lines.append(f"| {ipc} | {_cell(row['hard'])} | {_cell(row['rr'])} | {_cell(row['unroll'])} |")
+    return lines + _gtn_table(m["gtn"]) + _mnemonics_table(m["mnemonics"])
+
+
+def _cell_at(row: dict, j: int) -> str:
+    return f"{100 * row['mean'][j]:.1f} ± {100 * row['se'][j]:.1f}"
+
+
+def _gtn_table(g: dict) -> list[str]:
+    acc = g["accuracy"]
+    arms = [k for k in acc if k != "steps"]
+    lines = ["", f"GTN (real batches of {g['real_batch']} at rate {g['real_lr']})", "",
+             "| inner steps | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+    for j, n in enumerate(acc["steps"]):
+        lines.append(f"| {n} | " + " | ".join(_cell_at(acc[a], j) for a in arms) + " |")
+    mg = g["meta_gradient"]
+    lines += ["", f"GTN meta-gradient norm at initialisation, log10 (inner rate {mg['lr']}), mean ± SE:", "",
+              "| unroll length | " + " | ".join(mg["log10_norm"]) + " |", "|---" * (len(mg["log10_norm"]) + 1) + "|"]
+    for j, n in enumerate(mg["lengths"]):
+        lines.append(f"| {n} | " + " | ".join(f"{r['mean'][j]:.2f} ± {r['se'][j]:.2f}"
+                                               for r in mg["log10_norm"].values()) + " |")
+    lines += ["", "GTN meta-training (one generator each): " + "; ".join(
+        f"{k}: meta-gradient norm median {np.median(v['meta_grad_norms']):.3g}, max {max(v['meta_grad_norms']):.3g}, "
+        f"final meta-loss {v['loss_curve'][-1]:.3f}" for k, v in g["meta_training"].items())]
+    return lines
+
+
+def _mnemonics_table(mn: dict) -> list[str]:
+    seen = np.cumsum(mn["phases"]).tolist()
+    lines = ["", f"Mnemonics vs herding ({mn['memory']} exemplars per old class), accuracy on the classes seen:", "",
+             "| phase (classes seen) | herding | mnemonics |", "|---|---|---|"]
+    for j, k in enumerate(seen):
+        lines.append(f"| {j + 1} ({k}) | {_cell_at(mn['herding']['per_phase'], j)} | "
+                     f"{_cell_at(mn['mnemonics']['per_phase'], j)} |")
+    lines.append("| average incremental | " + " | ".join(_cell(mn[ex]["average"]) for ex in ("herding", "mnemonics"))
+                 + " |")
     return lines
 
 
@@ -153,8 +266,47 @@ def _bars(ax, labels, rows, title):
     ax.grid(alpha=0.3, axis="y")
 
 
+def _curves(ax, xs, rows: dict, scale: float = 100.0):
+    for label, row in rows.items():
+        ax.errorbar(xs, scale * np.asarray(row["mean"]), yerr=scale * np.asarray(row["se"]), marker="o", capsize=2,
+                    label=label)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _gtn_axes(axes, g: dict):
+    acc = g["accuracy"]
+    _curves(axes[0], acc["steps"], {k: v for k, v in acc.items() if k != "steps"})
+    axes[0].set_xlabel("inner SGD steps")
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_title("GTN vs real data", fontsize=9)
+    mg = g["meta_gradient"]
+    _curves(axes[1], mg["lengths"], mg["log10_norm"], scale=1.0)
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("unroll length N")
+    axes[1].set_ylabel("log10 ||meta-gradient||")
+    axes[1].set_title("GTN meta-gradient at initialisation", fontsize=9)
+    for label, run in g["meta_training"].items():
+        axes[2].plot(range(1, len(run["meta_grad_norms"]) + 1), run["meta_grad_norms"], label=label, lw=1)
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("meta-iteration")
+    axes[2].set_title("GTN meta-gradient norm over meta-training", fontsize=9)
+    axes[2].legend(fontsize=7)
+    axes[2].grid(alpha=0.3)
+
+
+def _mnemonics_axes(ax, mn: dict):
+    seen = np.cumsum(mn["phases"]).tolist()
+    _curves(ax, seen, {f"{ex} (avg {100 * mn[ex]['average']['mean']:.1f}%)": mn[ex]["per_phase"]
+                       for ex in ("herding", "mnemonics")})
+    ax.set_xlabel("classes seen")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Mnemonics vs herding exemplars", fontsize=9)
+
+
 def _figure(m: dict):
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    fig, grid = plt.subplots(2, 4, figsize=(15, 7.2))
+    axes = grid[0]
     _bars(axes[0], list(m["dd"]["rows"]), list(m["dd"]["rows"].values()), "DD: steps x epochs, init")
     p = m["poison"]
     _bars(axes[1], ["attacked before", "attacked after", "others before", "others after"],
@@ -177,6 +329,8 @@ def _figure(m: dict):
             rows.append(row[key])
     _bars(axes[3], labels, rows, "LD: learned vs hard labels")
     axes[0].set_ylabel("test accuracy (%)")
+    _gtn_axes(grid[1, :3], m["gtn"])
+    _mnemonics_axes(grid[1, 3], m["mnemonics"])
     fig.tight_layout()
     return fig
 
@@ -189,8 +343,10 @@ def _replot(folder: Path, formats) -> list[Path]:
 
 
 register(Simulation(
-    "distill-bilevel", "bilevel dataset distillation: DD (+ poisoning), SLDD, TDD and LD at small scale",
-    "Wang et al. 2018; Sucholutsky & Schonlau 2021; Bohdal et al. 2020 (main tables, small scale)",
+    "distill-bilevel",
+    "bilevel dataset distillation: DD (+ poisoning), SLDD, TDD, LD, GTN and Mnemonics at small scale",
+    "Wang et al. 2018; Sucholutsky & Schonlau 2021; Bohdal et al. 2020; Such et al. 2020; Liu et al. 2020 "
+    "(main figures and tables, small scale)",
     {"small": {"runs": 16, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
     runner=run_distill_bilevel, replot=_replot,
     protocol=("the toolkit's own at small scale: 8x8 digits and a synthetic text task, ConvNet width 32 (the "

@@ -253,13 +253,26 @@ def test_tiny_bilevel_simulation_writes_its_files(tmp_path, monkeypatch):
     from teachtheory.io import result_folder
 
     monkeypatch.setitem(sim.SETTINGS, "small", {"sizes": (5, 10), "ld_ipcs": (1,), "epochs": 2,
-                                                "unrolls": ((1, 1),)})
+                                                "unrolls": ((1, 1),), "gtn_steps": (1, 2), "gtn_lengths": (1, 2),
+                                                "mn_phases": (4, 3, 3), "mn_memory": 1, "mn_epochs": 1})
     with result_folder(tmp_path / "bilevel") as folder:
         result = sim.run_distill_bilevel(folder, runs=2, steps=1, width=4, ceiling_epochs=1, pretrain_epochs=1)
     out = tmp_path / "bilevel"
     for name in ("config.json", "metrics.json", "bilevel.md", "bilevel.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) >= {"dd", "poison", "sldd", "tdd", "ld"}
+    assert set(metrics) >= {"dd", "poison", "sldd", "tdd", "ld", "gtn", "mnemonics"}
     assert "hard" in metrics["sldd"]["rows"]["10"] and "hard" not in metrics["sldd"]["rows"]["5"]
+    gtn = metrics["gtn"]
+    for arm in ("gtn (weight norm)", "gtn (plain)", "real data"):  # one accuracy per run and inner-step count
+        assert np.asarray(gtn["accuracy"][arm]["values"]).shape == (2, 2), arm
+    for arm in ("weight norm", "plain"):
+        assert np.isfinite(gtn["meta_gradient"]["log10_norm"][arm]["mean"]).all()
+        assert len(gtn["meta_training"][f"gtn ({arm})"]["meta_grad_norms"]) == 1
+    mn = metrics["mnemonics"]
+    for ex in ("herding", "mnemonics"):
+        per_phase = np.asarray(mn[ex]["per_phase"]["values"])
+        assert per_phase.shape == (2, 3) and np.allclose(per_phase.mean(1), mn[ex]["average"]["values"])
+    table = (out / "bilevel.md").read_text()
+    assert "GTN" in table and "average incremental" in table
     assert result["figures"]
