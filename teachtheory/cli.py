@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus", type=int, default=0, help="GPUs per SLURM job")
     dist = sub.add_parser("distill", help="distil a small training set, evaluate it and write images, table and curves")
     dist.add_argument("method", help="random, herding, kmeans, full, dm, kip, label-solve, dc, dsa, mtt, dd, sldd, "
-                                     "tdd or ld")
+                                     "tdd, ld, gtn or mnemonics")
     dist.add_argument("--dataset", required=True, help="digits, mnist1d, mnist, fashion-mnist, cifar10, cifar100, "
                                                         "text-synthetic or text:FOLDER (token-id files)")
     dist.add_argument("--ipc", type=int, required=True, help="images per class")
