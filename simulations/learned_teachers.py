@@ -77,35 +77,30 @@ for _scale, _cnn in CNN_SETTINGS.items():
 def cnn_problem(dataset: str, runs: int, seed: int, device: str = "cpu", *, width: int = 8, pool: int | None = 300,
                 test: int | None = 500) -> tuple[Problem, ConvNet]:
     """A Mixup-teaching problem for a ConvNet learner: 8x8 digits or CIFAR-10 (read from the folder named by the
-    environment variable ``TEACHTHEORY_CIFAR10``), flattened images, one-hot labels, ``pool`` training examples
-    (None: all) shared by the runs and per-run ConvNet initialisations. Black-box: w* is a placeholder (w0 of the
-    first run), only accuracies are measured.
+    environment variable ``TEACHTHEORY_CIFAR10``) as :func:`teachtheory.distill.data.load_dataset` gives them
+    (normalised per channel), flattened, one-hot labels, a class-balanced subset of ``pool`` training and ``test``
+    test examples (None: all) shared by the runs, and per-run ConvNet initialisations. Black-box: w* is a
+    placeholder (w0 of the first run), only losses and accuracies are measured.
 
     Raises:
         ValueError: an unknown dataset, or CIFAR-10 without its folder.
     """
-    if dataset == "digits":
-        base = problems.digits(runs=1, seed=seed, dtype=torch.float32, device=device)
-        X, y, X_test, y_test, shape = base.X, base.y, base.X_test, base.y_test, (1, 8, 8)
-        if pool is not None:  # the split's order is already random
-            X, y = X[:, :pool], y[:, :pool]
-        if test is not None:
-            X_test, y_test = X_test[:, :test], y_test[:, :test]
-    elif dataset == "cifar10":
-        from teachtheory.distill.data import load_dataset
+    from teachtheory.distill.data import load_dataset
 
+    if dataset not in ("digits", "cifar10"):
+        raise ValueError(f"dataset must be 'digits' or 'cifar10', got {dataset!r}")
+    folder = None
+    if dataset == "cifar10":
         folder = os.environ.get(CIFAR_ENV)
         if not folder:
             raise ValueError(f"CIFAR-10 is read from the folder named by the environment variable {CIFAR_ENV} (the "
                              "python batches data_batch_1 .. data_batch_5 and test_batch); it is not set")
-        data = load_dataset("cifar10", root=folder)
-        if pool is not None or test is not None:
-            data = data.subset(pool, test, seed=seed)
-        eye = torch.eye(10, dtype=torch.float32)
-        X, X_test = data.x_train.flatten(1)[None], data.x_test.flatten(1)[None]
-        y, y_test, shape = eye[data.y_train][None], eye[data.y_test][None], data.image_shape
-    else:
-        raise ValueError(f"dataset must be 'digits' or 'cifar10', got {dataset!r}")
+    data = load_dataset(dataset, root=folder)
+    if pool is not None or test is not None:
+        data = data.subset(pool, test, seed=0)  # the same class-balanced subset for every seed
+    eye = torch.eye(10, dtype=torch.float32)
+    X, X_test = data.x_train.flatten(1)[None], data.x_test.flatten(1)[None]
+    y, y_test, shape = eye[data.y_train][None], eye[data.y_test][None], data.image_shape
     learner = ConvNet(shape, 10, width=width, depth=1 if shape[-1] <= 8 else 2)
     w0 = learner.init(runs, seed, dtype=torch.float32)
     problem = Problem(X, y, w0[:1].clone(), w0, X_test, y_test, torch.eye(10, dtype=torch.float32),

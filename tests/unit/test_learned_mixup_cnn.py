@@ -64,7 +64,7 @@ def test_mixup_policy_state_and_teach_with_adam():
     x, y = problem.X.expand(2, -1, -1)[:, :3].contiguous(), problem.y.expand(2, -1, -1)[:, :3].contiguous()
     feats = policy.state(problem.w0, x, y, learner.mean_grad(problem.w0, problem.X, problem.y), (x, y))
     assert feats.shape == (2, 3, policy.feature_dim) and torch.isfinite(feats).all()
-    first = teach(problem, learner, MixupTeacher("beta"), 20, 1e-2, batch_size=4, update="adam", seed=1,
+    first = teach(problem, learner, MixupTeacher("beta"), 10, 1e-2, batch_size=4, update="adam", seed=1,
                   record=("loss", "test_accuracy"))
     assert first["loss"][:, -1].mean() < first["loss"][:, 0].mean()  # Adam on Mixup batches lowers the pool loss
 
@@ -84,6 +84,7 @@ def test_bad_input_is_named(monkeypatch):
         sims.cnn_problem("mnist", 2, 0)
 
 
+@pytest.mark.slow  # about a minute on a loaded 2-core machine: five teachers, two policy trainings
 def test_cnn_preset_runs(tmp_path, monkeypatch):
     monkeypatch.setitem(sims.SETTINGS["small"], "cnn", TINY_CNN)
     sim = SIMULATIONS["dht-mixup"]
