@@ -22,7 +22,8 @@ import torch
 
 from ..distill.nets import NetSpec
 from ..random import RunStreams, as_seeds
-from .base import Learner, softmax_residual
+from .base import Learner
+from .mlp import MLP
 
 __all__ = ["ConvNet"]
 
@@ -99,21 +100,11 @@ class ConvNet(Learner):
         """Gradient [R, p] of the mean cross-entropy over the examples (differentiable in w, X and y)."""
         return torch.func.grad(lambda v: self.loss(v, X, y).mean(-1).sum())(w)
 
-    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """Class probabilities [R, n, K]."""
-        return torch.softmax(self.outputs(w, X), -1)
-
-    def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """Predicted class indices [R, n]."""
-        return self.outputs(w, X).argmax(-1)
-
-    def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Fraction [R] of examples whose predicted class is the argmax of the label."""
-        return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)
-
-    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz = softmax(z) sum_k y_k - y at the logits z [..., K]."""
-        return softmax_residual(z, y)
+    # the softmax-classifier read-outs are the MLP's: they depend on the logits only
+    label_prediction = MLP.label_prediction
+    predict_labels = MLP.predict_labels
+    accuracy = MLP.accuracy
+    residual = MLP.residual
 
     def to_spec(self) -> dict:
         """Specification dictionary: the image shape, width and depth besides the sizes."""
