@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ import torch
 from teachtheory import problems
 from teachtheory.engine import Trajectory, teach
 from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
+from teachtheory.learners.convnet import ConvNet
+from teachtheory.problems import Problem
 from teachtheory.references import cite
 from teachtheory.simulation import Simulation, register, write_metrics
 from teachtheory.teachers import DHTTeacher, LASTTeacher, RandomTeacher
@@ -39,7 +42,7 @@ from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy, default_a
 from teachtheory.teachers.training import train_reinforce, train_unrolled
 from teachtheory.threads import intra_op_threads
 
-__all__ = ["CASES", "SETTINGS", "build_case", "run_case"]
+__all__ = ["CASES", "CNN_SETTINGS", "SETTINGS", "build_case", "cnn_problem", "run_case"]
 
 SETTINGS = {
     "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
@@ -53,6 +56,77 @@ SETTINGS = {
              "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32, "gen_hidden": (128, 128),
              "gen_iterations": 2000, "gen_policy_lr": 3e-3, "vae_iterations": 5000, "vae_latent": 8},
 }
+
+
+# DHT Sec. 4.1's setting: a small ConvNet trained with Adam (lr = Adam's step size at teaching time). The policies are
+# trained on unrolled / sampled SGD steps of step size train_lr (the trainers unroll SGD), then evaluated under Adam.
+CNN_SETTINGS = {
+    "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "train_lr": 0.05, "batch": 8, "hidden": (16,),
+              "horizon": 4, "unroll_iterations": 6, "episode_steps": 8, "pg_iterations": 6, "pg_episodes": 4,
+              "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0},
+    "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "train_lr": 0.05, "batch": 32, "hidden": (64,),
+             "horizon": 5, "unroll_iterations": 200, "episode_steps": 50, "pg_iterations": 200, "pg_episodes": 8,
+             "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0},
+}
+CIFAR_ENV = "TEACHTHEORY_CIFAR10"  # the folder the cifar10 preset reads (as the adversarial-ts preset does)
+UPDATES = {"mixup-cnn": "adam", "mixup-cifar10": "adam"}  # learner update rule per case (default SGD)
+for _scale, _cnn in CNN_SETTINGS.items():
+    SETTINGS[_scale]["cnn"] = _cnn
+
+
+def cnn_problem(dataset: str, runs: int, seed: int, device: str = "cpu", *, width: int = 8, pool: int | None = 300,
+                test: int | None = 500) -> tuple[Problem, ConvNet]:
+    """A Mixup-teaching problem for a ConvNet learner: 8x8 digits or CIFAR-10 (read from the folder named by the
+    environment variable ``TEACHTHEORY_CIFAR10``) as :func:`teachtheory.distill.data.load_dataset` gives them
+    (normalised per channel), flattened, one-hot labels, a class-balanced subset of ``pool`` training and ``test``
+    test examples (None: all) shared by the runs, and per-run ConvNet initialisations. Black-box: w* is a
+    placeholder (w0 of the first run), only losses and accuracies are measured.
+
+    Raises:
+        ValueError: an unknown dataset, or CIFAR-10 without its folder.
+    """
+    from teachtheory.distill.data import load_dataset
+
+    if dataset not in ("digits", "cifar10"):
+        raise ValueError(f"dataset must be 'digits' or 'cifar10', got {dataset!r}")
+    folder = None
+    if dataset == "cifar10":
+        folder = os.environ.get(CIFAR_ENV)
+        if not folder:
+            raise ValueError(f"CIFAR-10 is read from the folder named by the environment variable {CIFAR_ENV} (the "
+                             "python batches data_batch_1 .. data_batch_5 and test_batch); it is not set")
+    data = load_dataset(dataset, root=folder)
+    if pool is not None or test is not None:
+        data = data.subset(pool, test, seed=0)  # the same class-balanced subset for every seed
+    eye = torch.eye(10, dtype=torch.float32)
+    X, X_test = data.x_train.flatten(1)[None], data.x_test.flatten(1)[None]
+    y, y_test, shape = eye[data.y_train][None], eye[data.y_test][None], data.image_shape
+    learner = ConvNet(shape, 10, width=width, depth=1 if shape[-1] <= 8 else 2)
+    w0 = learner.init(runs, seed, dtype=torch.float32)
+    problem = Problem(X, y, w0[:1].clone(), w0, X_test, y_test, torch.eye(10, dtype=torch.float32),
+                      f"{dataset}-convnet", {"dataset": dataset, "pool": int(X.shape[1]), "learner": learner.to_spec()})
+    return problem.to(device), learner
+
+
+def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: float, batch: int) -> dict:
+    """ERM, Beta(1, 1) and {0, 0.5, 1} Mixup and the two black-box Mixup policies (unrolled on the validation loss,
+    policy gradient on the validation accuracy; validation = the pool with its true labels), as :func:`build_case`
+    returns them."""
+    cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=tuple(s["hidden"]))
+    disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=tuple(s["hidden"]))
+    v = s["horizon"]
+    return {
+        "ERM (SGD)": RandomTeacher(), "Mixup Beta(1, 1)": MixupTeacher("beta", 1.0),
+        "Mixup {0, 0.5, 1}": MixupTeacher("discrete"),
+        f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
+            cont, problem, lr=train_lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
+            episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
+            objective="loss", batch_size=batch, seed=seed, name="mixup-unrolled"),
+        "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
+            disc, problem, lr=train_lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
+            episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
+            batch_size=batch, seed=seed, name="mixup-reinforce"),
+    }
 
 
 def _lsr(settings, runs, seed, device):
@@ -146,22 +220,13 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
     if case == "mixup":
         problem = problems.digits(runs=runs, seed=seed, project_dim=s["mixup_dim"], learner="softmax", device=device)
         learner, lr, metrics = Softmax(problem.dim, 10), 0.1, ("loss", "test_accuracy")
-        cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=s["hidden"])
-        disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=s["hidden"])
-        v = s["horizon"]
-        teachers = {
-            "ERM (SGD)": RandomTeacher(), "Mixup Beta(1, 1)": MixupTeacher("beta", 1.0),
-            "Mixup {0, 0.5, 1}": MixupTeacher("discrete"),
-            f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
-                cont, problem, lr=lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
-                episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
-                objective="loss", batch_size=s["mixup_batch"], seed=seed, name="mixup-unrolled"),
-            "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
-                disc, problem, lr=lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
-                episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
-                batch_size=s["mixup_batch"], seed=seed, name="mixup-reinforce"),
-        }
-        return problem, learner, lr, metrics, teachers
+        return problem, learner, lr, metrics, mixup_teachers(problem, learner, s, seed, lr, s["mixup_batch"])
+    if case in ("mixup-cnn", "mixup-cifar10"):
+        c = s["cnn"]
+        problem, learner = cnn_problem("digits" if case == "mixup-cnn" else "cifar10", runs, seed, device,
+                                       width=c["width"], pool=c["pool"], test=c["test"])
+        return problem, learner, c["lr"], ("loss", "test_accuracy"), mixup_teachers(problem, learner, c, seed,
+                                                                                      c["train_lr"], c["batch"])
     if case in ("gen-digits", "gen-moons"):
         problem, learner, lr, metrics = _generative_problem(case, runs, seed, device)
         return problem, learner, lr, metrics, generative_teachers(problem, learner, lr, s, seed)
@@ -230,8 +295,9 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
             teacher = training.teacher
         else:
             teacher = entry
-        batch = settings["mixup_batch"] if case == "mixup" else 1
+        batch = settings["mixup_batch"] if case == "mixup" else settings["cnn"]["batch"] if case in UPDATES else 1
         traj = teach(problem, learner, teacher, steps, lr, batch_size=batch, seed=seed + 10_000, record=metrics,
+                     update=UPDATES.get(case, "sgd"),
                      progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
         trajectories[label] = traj
         used[label] = teacher
@@ -339,7 +405,8 @@ def moons_scatter(samples: dict, path: Path, formats, panels: int = 3, window: i
 
 
 EXTRA_FIGURES = {"gen-digits": digit_grid, "gen-moons": moons_scatter}
-CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup", "gen-digits", "gen-moons")
+CASES = ("last-lsr", "last-mlp", "blast", "dht-transform", "mixup", "mixup-cnn", "mixup-cifar10", "gen-digits",
+         "gen-moons")
 
 
 def _runner(cases: tuple[str, ...], reference: str):
@@ -399,12 +466,18 @@ register(Simulation(
     name="dht-mixup",
     description="Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
                 "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
-                "Mixup; softmax regression on the ten digits (a stand-in for the paper's small CNN with Adam)",
+                "Mixup; softmax regression on the ten digits (a stand-in); presets cnn (the paper's small ConvNet "
+                "with Adam, 8x8 digits) and cifar10 (the same on CIFAR-10 read from $TEACHTHEORY_CIFAR10)",
     reference=cite("dht", "Sec. 4.1, Table 1"),
     defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 5, "steps": 2000}},
     runner=_runner(("mixup",), cite("dht", "Sec. 4.1, Table 1")), replot=_replot,
+    presets={"cnn": _runner(("mixup-cnn",), cite("dht", "Sec. 4.1, Table 1")),
+             "cifar10": _runner(("mixup-cifar10",), cite("dht", "Sec. 4.1, Table 1"))},
+    preset_defaults={"cnn": {"small": {"runs": 4, "steps": 100}, "full": {"runs": 5, "steps": 2000}},
+                     "cifar10": {"small": {"runs": 2, "steps": 100}, "full": {"runs": 5, "steps": 5000}}},
     protocol=("the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN "
-              'with Adam'),
+              "with Adam; --preset cnn: a small ConvNet with Adam on the digits (policies trained with SGD steps); "
+              "--preset cifar10: the paper's data when the user has it"),
 ))
 register(Simulation(
     name="dht-transform",

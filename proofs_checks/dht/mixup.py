@@ -3,7 +3,9 @@ beats ERM, Beta Mixup and discrete Mixup, while the same policy trained by unrol
 explanation: the accuracy objective is not smooth).
 
 Small scale: softmax regression on the ten digits (16 projected dimensions) with SGD, instead of the paper's
-small CNN with Adam; the policies are black-box (validation = the pool with its true labels).
+small CNN with Adam; the policies are black-box (validation = the pool with its true labels). The CNN setting
+(ConvNet learner with Adam) is the ``dht-mixup`` simulation's ``cnn`` preset: its policy features are too costly on a
+CPU for a quick check well under a minute, so the claim keeps the stand-in.
 
 References:
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 4.1, Table 1.
