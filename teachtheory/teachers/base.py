@@ -19,6 +19,12 @@ __all__ = ["TeachingBatch", "TeachingContext", "Teacher", "gather_pool", "SAMPLE
 # The stream from which every "sample x uniformly from the pool" teacher draws, so SGD, LAST
 # and the label-policy teachers see the same x at the same step for the same seed.
 SAMPLE_STREAM = "pool-sample"
+# Pool samples are drawn and gathered for blocks of consecutive steps (one call instead of one per step):
+# the first block has SAMPLE_BLOCK_FIRST steps, each following one twice as many, up to SAMPLE_BLOCK_MAX
+# steps or SAMPLE_BLOCK_ELEMENTS gathered input values, whichever is fewer.
+SAMPLE_BLOCK_FIRST = 8
+SAMPLE_BLOCK_MAX = 512
+SAMPLE_BLOCK_ELEMENTS = 1 << 18
 
 
 @dataclass
@@ -51,6 +57,8 @@ class TeachingContext:
     sampling: str = "uniform"
     # (pool tensor, learner, constants): the learner's pool constants, memoised by identity.
     _pool_constants: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # The current block of pool samples (see :meth:`pool_sample`).
+    _samples: _SampleBlock | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def w_star(self) -> torch.Tensor:
@@ -70,6 +78,72 @@ class TeachingContext:
         if cached is None or cached[0] is not X or cached[1] is not self.learner:
             self._pool_constants = cached = (X, self.learner, self.learner.pool_constants(X))
         return cached[2]
+
+    def pool_sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pool examples of step ``step`` from the shared sampling stream: (index [R, m], x [R, m, d],
+        y [R, m(, K)]), uniformly with replacement or, with ``sampling="sequential"``, examples
+        step*m ... step*m + m - 1 (mod n).
+
+        Consecutive steps are drawn and gathered a block at a time (the numbers are those of one draw per
+        step: :meth:`~teachtheory.random.RunStreams.integers_block`), so a teacher that samples at every step
+        pays the per-call cost once per block. The tensors are views of the block: replace them, do not write
+        into them.
+        """
+        X, y = self.problem.X, self.problem.y
+        key = (X, y, self.batch_size, self.sampling, self.streams)
+        block = self._samples
+        if block is None or not block.holds(key, step):
+            if torch.is_grad_enabled() and (X.requires_grad or y.requires_grad):
+                # A block shared by several steps would share one autograd graph: draw this step alone.
+                return self._draw_samples(step, 1).step(step)
+            count = SAMPLE_BLOCK_FIRST
+            if block is not None and block.key_matches(key) and step == block.stop:  # the run goes on
+                count = 2 * (block.stop - block.start)
+            elements = self.streams.runs * self.batch_size * X.shape[-1]
+            count = max(1, min(count, SAMPLE_BLOCK_MAX, SAMPLE_BLOCK_ELEMENTS // max(1, elements)))
+            self._samples = block = self._draw_samples(step, count)
+        return block.step(step)
+
+    def _draw_samples(self, step0: int, count: int) -> _SampleBlock:
+        """The pool samples of steps step0 ... step0 + count - 1 as one block."""
+        X, y = self.problem.X, self.problem.y
+        n, m, R = self.problem.pool_size, self.batch_size, self.streams.runs
+        if self.sampling == "sequential":
+            index = (torch.arange(count * m) + step0 * m) % n
+            index = index.reshape(count, 1, m).expand(count, R, m)
+        else:
+            index = self.streams.integers_block(SAMPLE_STREAM, step0, count, n, (m,)).transpose(0, 1).contiguous()
+        index = index.to(X.device)  # [count, R, m]
+        # Advanced indexing writes [count, R, m, ...] contiguously, so every step's slice is contiguous.
+        runs = torch.arange(R, device=X.device)[None, :, None] if max(X.shape[0], y.shape[0]) > 1 else None
+        xs = X[0][index] if X.shape[0] == 1 else X[runs, index]
+        ys = y[0][index] if y.shape[0] == 1 else y[runs, index]
+        return _SampleBlock((X, y, m, self.sampling, self.streams), step0, index.unbind(0), xs.unbind(0),
+                            ys.unbind(0))
+
+
+class _SampleBlock:
+    """Pool samples for the steps start ... stop - 1, one (index, x, y) view per step."""
+
+    __slots__ = ("key", "start", "stop", "index", "x", "y")
+
+    def __init__(self, key: tuple, start: int, index: tuple, x: tuple, y: tuple) -> None:
+        self.key, self.start, self.stop = key, start, start + len(index)
+        self.index, self.x, self.y = index, x, y
+
+    def key_matches(self, key: tuple) -> bool:
+        """Whether the block was drawn for the same pool, batch size, sampling and streams (by identity)."""
+        X, y, m, sampling, streams = self.key
+        return X is key[0] and y is key[1] and m == key[2] and sampling == key[3] and streams is key[4]
+
+    def holds(self, key: tuple, step: int) -> bool:
+        """Whether the block has the samples of ``step`` for this configuration."""
+        return self.start <= step < self.stop and self.key_matches(key)
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(index, x, y) of ``step``."""
+        j = step - self.start
+        return self.index[j], self.x[j], self.y[j]
 
 
 def gather_pool(X: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,14 +177,7 @@ class Teacher:
         """m pool examples: uniformly with replacement from the shared sampling stream, or, with
         ``sampling="sequential"``, examples step*m ... step*m + m - 1 (mod n) in pool order (for an
         i.i.d. per-run pool this is fresh sampling, e.g. x ~ N(0, I) at every step)."""
-        n, m = ctx.problem.pool_size, ctx.batch_size
-        if ctx.sampling == "sequential":
-            index = (torch.arange(m) + step * m) % n
-            index = index.expand(ctx.streams.runs, m)
-        else:
-            index = ctx.streams.integers(SAMPLE_STREAM, step, n, (m,))
-        index = index.to(ctx.problem.X.device)
-        x, y = gather_pool(*ctx.pool(), index)
+        index, x, y = ctx.pool_sample(step)
         return TeachingBatch(x=x, y=y, index=index)
 
     def to_spec(self) -> dict:
