@@ -104,6 +104,25 @@ class TeachingContext:
             self._samples = block = self._draw_samples(step, count)
         return block.step(step)
 
+    def sample_constants(self, step: int) -> dict[str, torch.Tensor]:
+        """The learner's :meth:`~teachtheory.learners.Learner.pool_constants` of the examples of
+        :meth:`pool_sample` at ``step`` (each [R, m, ...]), gathered from :meth:`pool_constants` a block of
+        steps at a time. Constants that are not per example (named with a leading underscore) are left out."""
+        if torch.is_grad_enabled() and (self.problem.X.requires_grad or self.problem.y.requires_grad):
+            return {}  # no shared blocks under autograd (see pool_sample): the learner computes its own
+        self.pool_sample(step)  # the block that holds this step
+        block = self._samples
+        if block.constants is None or block.constants[0] is not self.learner:
+            pool = self.pool_constants()
+            index = torch.stack(block.index)  # [count, R, m]
+            n, gathered = self.problem.pool_size, {}
+            for name, values in pool.items():
+                if not name.startswith("_") and values.shape[:2] in ((1, n), (index.shape[1], n)):
+                    gathered[name] = _take(values, index).unbind(0)
+            block.constants = (self.learner, gathered)
+        j = step - block.start
+        return {name: values[j] for name, values in block.constants[1].items()}
+
     def _draw_samples(self, step0: int, count: int) -> _SampleBlock:
         """The pool samples of steps step0 ... step0 + count - 1 as one block."""
         X, y = self.problem.X, self.problem.y
@@ -114,10 +133,8 @@ class TeachingContext:
         else:
             index = self.streams.integers_block(SAMPLE_STREAM, step0, count, n, (m,)).transpose(0, 1).contiguous()
         index = index.to(X.device)  # [count, R, m]
-        # Advanced indexing writes [count, R, m, ...] contiguously, so every step's slice is contiguous.
-        runs = torch.arange(R, device=X.device)[None, :, None] if max(X.shape[0], y.shape[0]) > 1 else None
-        xs = X[0][index] if X.shape[0] == 1 else X[runs, index]
-        ys = y[0][index] if y.shape[0] == 1 else y[runs, index]
+        # [count, R, m, ...] written contiguously, so every step's slice is contiguous
+        xs, ys = _take(X, index), _take(y, index)
         return _SampleBlock((X, y, m, self.sampling, self.streams), step0, index.unbind(0), xs.unbind(0),
                             ys.unbind(0))
 
@@ -125,11 +142,12 @@ class TeachingContext:
 class _SampleBlock:
     """Pool samples for the steps start ... stop - 1, one (index, x, y) view per step."""
 
-    __slots__ = ("key", "start", "stop", "index", "x", "y")
+    __slots__ = ("key", "start", "stop", "index", "x", "y", "constants")
 
     def __init__(self, key: tuple, start: int, index: tuple, x: tuple, y: tuple) -> None:
         self.key, self.start, self.stop = key, start, start + len(index)
         self.index, self.x, self.y = index, x, y
+        self.constants: tuple | None = None  # (learner, name -> per-step views), see sample_constants
 
     def key_matches(self, key: tuple) -> bool:
         """Whether the block was drawn for the same pool, batch size, sampling and streams (by identity)."""
@@ -148,15 +166,16 @@ class _SampleBlock:
 
 def gather_pool(X: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``index`` [R, m] of a pool X [Rp, n, d], y [Rp, n(, K)] -> ([R, m, d], [R, m(, K)])."""
-    R = index.shape[0]
-    X = X.expand(R, *X.shape[1:])
-    y = y.expand(R, *y.shape[1:])
-    xi = torch.gather(X, 1, index[..., None].expand(*index.shape, X.shape[-1]))
-    if y.dim() == 2:
-        yi = torch.gather(y, 1, index)
-    else:
-        yi = torch.gather(y, 1, index[..., None].expand(*index.shape, y.shape[-1]))
-    return xi, yi
+    return _take(X, index), _take(y, index)
+
+
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` [..., R, m] of per-example values [1 or R, n, ...] -> [..., R, m, ...] (one indexing call,
+    written contiguously in the index's order)."""
+    if values.shape[0] == 1:
+        return values[0, index]
+    runs = torch.arange(values.shape[0], device=index.device)[:, None]  # broadcast against [..., R, m]
+    return values[runs, index]
 
 
 class Teacher:
