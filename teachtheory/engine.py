@@ -52,6 +52,7 @@ BLOW_UP = 1e3  # a run has diverged when ||w_t - w*|| exceeds BLOW_UP x its star
 BLOW_UP_FLOOR = 1e-3
 MAX_STEPS = 10**9  # beyond this a run cannot finish in any reasonable time: refused rather than left running
 AUTO_RECORD_POINTS = 1000  # record_every=None: about this many recorded steps once a run is longer
+FINITE_CHECK_BLOCK = 256  # teach looks for the first non-finite weights once per this many steps
 
 
 @dataclass
@@ -294,6 +295,13 @@ def _check_args(problem, learner, teacher, steps, lr, batch_size, interval, upda
     return steps, lr, batch_size, interval, record
 
 
+def _first_nonfinite(bad_w_step: torch.Tensor, flags: torch.Tensor, first_step: int) -> torch.Tensor:
+    """``bad_w_step`` [R] with, where still -1, the first step first_step + i whose flag row i [B, R] is NaN."""
+    nan = torch.isnan(flags)
+    step = first_step + nan.to(torch.uint8).argmax(0)  # argmax: the first of equal maxima
+    return torch.where((bad_w_step < 0) & nan.any(0), step, bad_w_step)
+
+
 def estimate_memory(runs: int, steps: int, metrics: int, itemsize: int = 8) -> int:
     """Bytes teach() holds for its metric histories: runs x (steps + 1) x metrics values, kept twice while stacked."""
     return 2 * int(runs) * (int(steps) + 1) * max(1, int(metrics)) * itemsize
@@ -410,6 +418,12 @@ def teach(
     # the same step, which find_divergence flags), so the loop skips it.
     track_w = not ("distance" in record and len(recorded) == steps + 1)
     bad_w_step = torch.where(torch.isfinite(w).all(-1), -1, 0).to(torch.int64)
+    if track_w:
+        # Per step, sum(w * 0) (0, or NaN exactly when a weight is not finite: no overflow) is written into a
+        # buffer, two cheap calls; the buffer is searched for the first NaN once per FINITE_CHECK_BLOCK steps.
+        zero = torch.zeros((), dtype=w.dtype, device=w.device)
+        flags = torch.empty(min(FINITE_CHECK_BLOCK, max(steps, 1)), R, dtype=w.dtype, device=w.device)
+        flag_rows, flagged = flags.unbind(0), 0
     seconds = [0.0]
     record_at = recorded.tolist()  # Python ints: compared at every step
     next_record = 1  # index into ``record_at`` of the next step to measure
@@ -431,7 +445,11 @@ def teach(
                 batch = plan[t % interval]
             w, state = rule.step(w, apply_batch_gradient(learner, w, batch), step_lr, state, t)
             if track_w:
-                bad_w_step = torch.where((bad_w_step < 0) & ~torch.isfinite(w).all(-1), t + 1, bad_w_step)
+                torch.sum(w * zero, -1, out=flag_rows[flagged])
+                flagged += 1
+                if flagged == len(flag_rows) or t + 1 == steps:
+                    bad_w_step = _first_nonfinite(bad_w_step, flags[:flagged], t + 2 - flagged)
+                    flagged = 0
             if t + 1 == record_at[next_record]:
                 next_record += 1
                 if measure_distance:

@@ -22,8 +22,8 @@ SAMPLE_STREAM = "pool-sample"
 # Pool samples are drawn and gathered for blocks of consecutive steps (one call instead of one per step):
 # the first block has SAMPLE_BLOCK_FIRST steps, each following one twice as many, up to SAMPLE_BLOCK_MAX
 # steps or SAMPLE_BLOCK_ELEMENTS gathered input values, whichever is fewer.
-SAMPLE_BLOCK_FIRST = 8
-SAMPLE_BLOCK_MAX = 512
+SAMPLE_BLOCK_FIRST = 32
+SAMPLE_BLOCK_MAX = 1024
 SAMPLE_BLOCK_ELEMENTS = 1 << 18
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from teachtheory.engine import find_divergence, teach
-from teachtheory.learners import SGD, Adam, LeastSquares, Logistic, Momentum, Softmax
+from teachtheory.learners import SGD, Adam, LeastSquares, Logistic, Momentum, Softmax, UpdateRule
 from teachtheory.learners.base import softmax_residual, softmax_residual_
 from teachtheory.problems import Problem
 from teachtheory.random import RunStreams, as_seeds
@@ -196,3 +196,33 @@ def test_softmax_residual_in_the_class_major_layout(shared_labels, dtype):
     torch.testing.assert_close(r, expected, **tol)
     r.sum().backward()
     assert torch.isfinite(z_grad.grad).all()
+
+
+class _PoisonRule(UpdateRule):
+    """SGD that makes one weight of run r NaN after step t, for each (r, t) in ``at``."""
+
+    name = "poison"
+
+    def __init__(self, at):
+        self.at = at
+
+    def step(self, w, grad, lr, state, t):
+        """SGD, then the planted NaNs."""
+        w = w - lr * grad
+        for run, step in self.at:
+            if t == step:
+                w = w.clone()
+                w[run, 0] = float("nan")
+        return w, state
+
+
+@pytest.mark.parametrize("record", [("loss",), ("distance",)])
+def test_first_nonfinite_weights_found_across_check_blocks(record):
+    """With sparse recording teach flags non-finite weights per step and searches the flags per block: the
+    first bad step is exact on either side of a block boundary (FINITE_CHECK_BLOCK = 256)."""
+    problem, learner = _problem("lsr", 4, 20, 5, 1, 10, True)
+    rule = _PoisonRule([(1, 300), (2, 5), (3, 255)])
+    traj = teach(problem, learner, make_teacher("sgd"), steps=400, lr=0.01, update=rule, record=record,
+                 record_every=1000, on_divergence="ignore")
+    np.testing.assert_array_equal(traj.steps_recorded, [0, 400])
+    np.testing.assert_array_equal(traj.diverged_step, [-1, 301, 6, 256])
