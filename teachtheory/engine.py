@@ -431,7 +431,8 @@ def teach(
     w_star = problem.w_star
     # The built-in rules take lr as a 0-dim float64 tensor: the same numbers as the Python float (a CPU
     # scalar either way, cast to the weights' dtype), without wrapping the float into a tensor at every step.
-    step_lr = torch.tensor(ctx.lr, dtype=torch.float64) if type(rule) in (SGD, Momentum, Adam) else ctx.lr
+    fast_lr = type(rule) in (SGD, Momentum, Adam) and w.device.type in ("cpu", "cuda")  # MPS has no float64
+    step_lr = torch.tensor(ctx.lr, dtype=torch.float64) if fast_lr else ctx.lr
     clock = time.perf_counter
     start = clock()
     plan: list[TeachingBatch] = []
