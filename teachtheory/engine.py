@@ -27,7 +27,7 @@ import torch
 
 from .io import atomic_write
 from .learners import Learner, make_update_rule
-from .learners.updates import UpdateRule
+from .learners.updates import SGD, Adam, Momentum, UpdateRule
 from .problems import Problem
 from .random import RunStreams
 from .teachers.base import Teacher, TeachingBatch, TeachingContext
@@ -52,6 +52,7 @@ BLOW_UP = 1e3  # a run has diverged when ||w_t - w*|| exceeds BLOW_UP x its star
 BLOW_UP_FLOOR = 1e-3
 MAX_STEPS = 10**9  # beyond this a run cannot finish in any reasonable time: refused rather than left running
 AUTO_RECORD_POINTS = 1000  # record_every=None: about this many recorded steps once a run is longer
+FINITE_CHECK_BLOCK = 256  # teach looks for the first non-finite weights once per this many steps
 
 
 @dataclass
@@ -294,6 +295,13 @@ def _check_args(problem, learner, teacher, steps, lr, batch_size, interval, upda
     return steps, lr, batch_size, interval, record
 
 
+def _first_nonfinite(bad_w_step: torch.Tensor, flags: torch.Tensor, first_step: int) -> torch.Tensor:
+    """``bad_w_step`` [R] with, where still -1, the first step first_step + i whose flag row i [B, R] is NaN."""
+    nan = torch.isnan(flags)
+    step = first_step + nan.to(torch.uint8).argmax(0)  # argmax: the first of equal maxima
+    return torch.where((bad_w_step < 0) & nan.any(0), step, bad_w_step)
+
+
 def estimate_memory(runs: int, steps: int, metrics: int, itemsize: int = 8) -> int:
     """Bytes teach() holds for its metric histories: runs x (steps + 1) x metrics values, kept twice while stacked."""
     return 2 * int(runs) * (int(steps) + 1) * max(1, int(metrics)) * itemsize
@@ -302,7 +310,7 @@ def estimate_memory(runs: int, steps: int, metrics: int, itemsize: int = 8) -> i
 def _measure(learner, problem, w, record) -> dict[str, torch.Tensor]:
     out = {}
     if "distance" in record:
-        out["distance"] = (w - problem.w_star).norm(dim=-1)
+        out["distance"] = torch.linalg.vector_norm(w - problem.w_star, dim=-1)  # = .norm(dim=-1), one call less
     if "loss" in record:
         out["loss"] = learner.loss(w, problem.X, problem.y).mean(-1)
     if problem.has_test:
@@ -405,25 +413,52 @@ def teach(
     w = problem.w0.clone()
     state = rule.init(w)
     history = {k: [v] for k, v in _measure(learner, problem, w, record).items()}
-    # First step at which each run's weights stop being finite (-1: never); cheap next to a step.
+    # First step at which each run's weights stop being finite (-1: never). When the distance to w* is
+    # recorded at every step the check is redundant (non-finite weights make that distance non-finite at
+    # the same step, which find_divergence flags), so the loop skips it.
+    track_w = not ("distance" in record and len(recorded) == steps + 1)
     bad_w_step = torch.where(torch.isfinite(w).all(-1), -1, 0).to(torch.int64)
+    if track_w:
+        # Per step, sum(w * 0) (0, or NaN exactly when a weight is not finite: no overflow) is written into a
+        # buffer, two cheap calls; the buffer is searched for the first NaN once per FINITE_CHECK_BLOCK steps.
+        zero = torch.zeros((), dtype=w.dtype, device=w.device)
+        flags = torch.empty(min(FINITE_CHECK_BLOCK, max(steps, 1)), R, dtype=w.dtype, device=w.device)
+        flag_rows, flagged = flags.unbind(0), 0
     seconds = [0.0]
-    next_record = 1  # index into ``recorded`` of the next step to measure
-    start = time.perf_counter()
+    record_at = recorded.tolist()  # Python ints: compared at every step
+    next_record = 1  # index into ``record_at`` of the next step to measure
+    measure_distance = record == ("distance",)  # the common cheap case, without _measure's dispatch
+    w_star = problem.w_star
+    # The built-in rules take lr as a 0-dim float64 tensor: the same numbers as the Python float (a CPU
+    # scalar either way, cast to the weights' dtype), without wrapping the float into a tensor at every step.
+    fast_lr = type(rule) in (SGD, Momentum, Adam) and w.device.type in ("cpu", "cuda")  # MPS has no float64
+    step_lr = torch.tensor(ctx.lr, dtype=torch.float64) if fast_lr else ctx.lr
+    clock = time.perf_counter
+    start = clock()
     plan: list[TeachingBatch] = []
     with torch.no_grad():
         for t in range(steps):
-            if t % interval == 0:
-                plan = _plan(teacher, ctx, learner, w, t, min(interval, steps - t))
-            batch = plan[t % interval]
-            grad = apply_batch_gradient(learner, w, batch)
-            w, state = rule.step(w, grad, ctx.lr, state, t)
-            bad_w_step = torch.where((bad_w_step < 0) & ~torch.isfinite(w).all(-1), t + 1, bad_w_step)
-            if t + 1 == recorded[next_record]:
+            if interval == 1:
+                batch = teacher.teach(ctx, w, t)
+            else:
+                if t % interval == 0:
+                    plan = _plan(teacher, ctx, learner, w, t, min(interval, steps - t))
+                batch = plan[t % interval]
+            w, state = rule.step(w, apply_batch_gradient(learner, w, batch), step_lr, state, t)
+            if track_w:
+                torch.sum(w * zero, -1, out=flag_rows[flagged])
+                flagged += 1
+                if flagged == len(flag_rows) or t + 1 == steps:
+                    bad_w_step = _first_nonfinite(bad_w_step, flags[:flagged], t + 2 - flagged)
+                    flagged = 0
+            if t + 1 == record_at[next_record]:
                 next_record += 1
-                for k, v in _measure(learner, problem, w, record).items():
-                    history[k].append(v)
-                seconds.append(time.perf_counter() - start)
+                if measure_distance:
+                    history["distance"].append(torch.linalg.vector_norm(w - w_star, dim=-1))
+                else:
+                    for k, v in _measure(learner, problem, w, record).items():
+                        history[k].append(v)
+                seconds.append(clock() - start)
             if progress is not None:
                 progress(t + 1)
     metrics = {k: torch.stack(v, dim=1).detach().cpu().numpy() for k, v in history.items()}

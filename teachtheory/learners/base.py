@@ -42,18 +42,39 @@ def can_overwrite(z: torch.Tensor, *others: torch.Tensor) -> bool:
     return tuple(torch.broadcast_shapes(z.shape, *(t.shape for t in others))) == tuple(z.shape)
 
 
+def _class_major(z: torch.Tensor) -> bool:
+    """True when z [..., n, K] is the transposed view of a contiguous [..., K, n] tensor (and not contiguous
+    itself): the layout of the shared-pool product, where every (run, class) row runs over the examples."""
+    return z.dim() >= 2 and not z.is_contiguous() and z.transpose(-1, -2).is_contiguous()
+
+
+def _residual_from_probabilities(s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """s sum_k y_k - y written into the probabilities s [..., n, K] (in class-major layout when s is)."""
+    if _class_major(s) and y.dim() >= 2:
+        # The whole computation in s's class-major layout: an elementwise op between tensors of different
+        # layouts iterates with the classes innermost and runs several times slower.
+        s_t, y_t = s.transpose(-1, -2), y.transpose(-1, -2)
+        if y.shape[:-2].numel() == 1:  # one label set for every run (the pool's): a small copy
+            y_t = y_t.contiguous()
+        return s_t.mul_(y.sum(-1, keepdim=True).transpose(-1, -2)).sub_(y_t).transpose(-1, -2)
+    return s.mul_(y.sum(-1, keepdim=True)).sub_(y)
+
+
 def softmax_residual(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """dl/dz = softmax(z) sum_k y_k - y of the cross-entropy -sum_k y_k log softmax(z)_k, over the last dim.
 
-    A strided z (e.g. the class-major view of a shared-pool product) is handled with reductions and
-    elementwise operations, which keep its layout: ``torch.softmax`` would copy it to a contiguous
-    tensor and then run over many tiny rows, several times slower for a few classes.
+    A class-major z (the transposed view of a contiguous [..., K, n] tensor, e.g. the shared-pool product)
+    is normalised over its class axis in that layout, vectorised over the examples: ``torch.softmax`` over
+    the last dim would copy it to a contiguous tensor and then run over many tiny rows, several times slower
+    for a few classes. Other strided layouts use reductions and elementwise operations, which keep them.
     """
     if z.is_contiguous():
         s = torch.softmax(z, -1)
-    else:
-        s = (z - z.amax(-1, keepdim=True)).exp()
-        s = s / s.sum(-1, keepdim=True)
+        return s * y.sum(-1, keepdim=True) - y
+    if _class_major(z) and not torch.is_grad_enabled():
+        return _residual_from_probabilities(torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2), y)
+    s = (z - z.amax(-1, keepdim=True)).exp()
+    s = s / s.sum(-1, keepdim=True)
     return s * y.sum(-1, keepdim=True) - y
 
 
@@ -61,6 +82,8 @@ def softmax_residual_(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """:func:`softmax_residual` written into z (consumed) when :func:`can_overwrite` allows it."""
     if not can_overwrite(z, y):
         return softmax_residual(z, y)
+    if _class_major(z):  # a fresh softmax in the class-major layout, then in place
+        return _residual_from_probabilities(torch.softmax(z.transpose(-1, -2), -2).transpose(-1, -2), y)
     z.sub_(z.amax(-1, keepdim=True)).exp_()
     z.div_(z.sum(-1, keepdim=True))
     return z.mul_(y.sum(-1, keepdim=True)).sub_(y)
@@ -187,7 +210,8 @@ class Learner:
 
     def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """Quantities of the inputs alone that :meth:`output_jacobian` reuses (e.g. squared norms): a
-        teacher computes them once per pool instead of at every step."""
+        teacher computes them once per pool instead of at every step. Per-example constants are shaped
+        [R or 1, n, ...]; the names of any others start with an underscore."""
         return {}
 
     def output_jacobian(

@@ -15,7 +15,10 @@ import torch
 
 from .base import Learner, OutputJacobian, can_overwrite, softmax_residual, softmax_residual_
 
-__all__ = ["LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times", "features_t_times"]
+__all__ = ["SMALL_BATCH", "LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times",
+           "features_t_times"]
+
+SMALL_BATCH = 8  # output_jacobian: up to this many examples by elementwise products, more by matrix products
 
 
 def features_times(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -75,7 +78,10 @@ class LinearLearner(Learner):
         """Gradient of the mean loss, [R, d*K], without materialising per-example gradients."""
         if X.shape[1] == 1 and X.shape[0] == w.shape[0]:
             # One example per run (the usual teaching step): an outer product, not R tiny GEMMs.
-            x = X[:, 0]
+            x = X.squeeze(1)
+            if self.output_dim == 1 and self.scalar_labels:
+                # K = 1: the same products and sum as below on [R, d] instead of [R, d, 1] views (fewer calls).
+                return x * self.residual((x * w).sum(-1, keepdim=True), y)
             z = (x.unsqueeze(-1) * self.weights(w)).sum(1)  # [R, K]
             r = self.residual(z, self.label_vector(y)[:, 0])
             return (x.unsqueeze(-1) * r.unsqueeze(1)).reshape(w.shape[0], -1)
@@ -83,8 +89,12 @@ class LinearLearner(Learner):
         return features_t_times(X, r).reshape(w.shape[0], -1) / X.shape[1]
 
     def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{"sqnorm": ||x||^2 [R or 1, n]}, the Gram J J^T / I_K of every example."""
-        return {"sqnorm": (X * X).sum(-1)}
+        """{"sqnorm": ||x||^2 [R or 1, n]}, the Gram J J^T / I_K of every example; for a shared pool also
+        "_pool_t", the view X^T [d, n] that :meth:`output_jacobian` multiplies by."""
+        constants = {"sqnorm": (X * X).sum(-1)}
+        if X.shape[0] == 1:
+            constants["_pool_t"] = X[0].T
+        return constants
 
     def output_jacobian(
         self, w: torch.Tensor, X: torch.Tensor, e: torch.Tensor, constants: dict | None = None,
@@ -99,19 +109,26 @@ class LinearLearner(Learner):
         if sqnorm is None:
             sqnorm = (X * X).sum(-1)
         R, d, K = w.shape[0], self.input_dim, self.output_dim
-        e = e.expand_as(w)
-        if X.shape[0] == 1:
-            if K == 1:
-                both = torch.cat([w, e])
+        if e.shape != w.shape:
+            e = e.expand_as(w)
+        if X.shape[1] <= SMALL_BATCH:
+            # A few examples (a LAST step; a tiny pool): products over d, not tiny GEMMs. Chosen by the
+            # number of examples alone, so a run computes the same numbers alone as inside a batch.
+            if K == 1:  # on [R, m, d] directly (fewer calls than the [R, m, d, 1] views)
+                z = (X * w[:, None]).sum(-1, keepdim=True)
+                jvp = (X * e[:, None]).sum(-1, keepdim=True)
+            else:
+                x = X.unsqueeze(-1)  # [R, m, d, 1]
+                z = (x * self.weights(w)[:, None]).sum(2)
+                jvp = (x * self.weights(e)[:, None]).sum(2)
+        elif X.shape[0] == 1:
+            pool_t = constants.get("_pool_t") if constants else None
+            pool_t = X[0].T if pool_t is None else pool_t
+            if K == 1:  # [2R, n] viewed as [2, R, n, 1]: the same layout as the general case, fewer calls
+                z, jvp = (torch.cat([w, e]) @ pool_t).view(2, R, X.shape[1], 1).unbind(0)
             else:
                 both = torch.cat([self.weights(w), self.weights(e)]).transpose(1, 2).reshape(2 * R * K, d)
-            out = (both @ X[0].T).view(2, R, K, X.shape[1]).transpose(-1, -2)
-            z, jvp = out[0], out[1]
-        elif X.shape[1] == 1:
-            # One example per run (a LAST step): products over d, not R tiny GEMMs.
-            x = X[:, 0].unsqueeze(-1)  # [R, d, 1]
-            z = (x * self.weights(w)).sum(1)[:, None]
-            jvp = (x * self.weights(e)).sum(1)[:, None]
+                z, jvp = (both @ pool_t).view(2, R, K, X.shape[1]).transpose(-1, -2).unbind(0)
         else:
             z, jvp = torch.matmul(X, self.weights(w)), torch.matmul(X, self.weights(e))
         return OutputJacobian(z=z, jvp={"all": jvp}, gram={"all": sqnorm})

@@ -19,6 +19,12 @@ __all__ = ["TeachingBatch", "TeachingContext", "Teacher", "gather_pool", "SAMPLE
 # The stream from which every "sample x uniformly from the pool" teacher draws, so SGD, LAST
 # and the label-policy teachers see the same x at the same step for the same seed.
 SAMPLE_STREAM = "pool-sample"
+# Pool samples are drawn and gathered for blocks of consecutive steps (one call instead of one per step):
+# the first block has SAMPLE_BLOCK_FIRST steps, each following one twice as many, up to SAMPLE_BLOCK_MAX
+# steps or SAMPLE_BLOCK_ELEMENTS gathered input values, whichever is fewer.
+SAMPLE_BLOCK_FIRST = 32
+SAMPLE_BLOCK_MAX = 1024
+SAMPLE_BLOCK_ELEMENTS = 1 << 18
 
 
 @dataclass
@@ -51,6 +57,8 @@ class TeachingContext:
     sampling: str = "uniform"
     # (pool tensor, learner, constants): the learner's pool constants, memoised by identity.
     _pool_constants: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # The current block of pool samples (see :meth:`pool_sample`).
+    _samples: _SampleBlock | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def w_star(self) -> torch.Tensor:
@@ -71,18 +79,103 @@ class TeachingContext:
             self._pool_constants = cached = (X, self.learner, self.learner.pool_constants(X))
         return cached[2]
 
+    def pool_sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pool examples of step ``step`` from the shared sampling stream: (index [R, m], x [R, m, d],
+        y [R, m(, K)]), uniformly with replacement or, with ``sampling="sequential"``, examples
+        step*m ... step*m + m - 1 (mod n).
+
+        Consecutive steps are drawn and gathered a block at a time (the numbers are those of one draw per
+        step: :meth:`~teachtheory.random.RunStreams.integers_block`), so a teacher that samples at every step
+        pays the per-call cost once per block. The tensors are views of the block: replace them, do not write
+        into them.
+        """
+        X, y = self.problem.X, self.problem.y
+        key = (X, y, self.batch_size, self.sampling, self.streams)
+        block = self._samples
+        if block is None or not block.holds(key, step):
+            if torch.is_grad_enabled() and (X.requires_grad or y.requires_grad):
+                # A block shared by several steps would share one autograd graph: draw this step alone.
+                return self._draw_samples(step, 1).step(step)
+            count = SAMPLE_BLOCK_FIRST
+            if block is not None and block.key_matches(key) and step == block.stop:  # the run goes on
+                count = 2 * (block.stop - block.start)
+            elements = self.streams.runs * self.batch_size * X.shape[-1]
+            count = max(1, min(count, SAMPLE_BLOCK_MAX, SAMPLE_BLOCK_ELEMENTS // max(1, elements)))
+            self._samples = block = self._draw_samples(step, count)
+        return block.step(step)
+
+    def sample_constants(self, step: int) -> dict[str, torch.Tensor]:
+        """The learner's :meth:`~teachtheory.learners.Learner.pool_constants` of the examples of
+        :meth:`pool_sample` at ``step`` (each [R, m, ...]), gathered from :meth:`pool_constants` a block of
+        steps at a time. Constants that are not per example (named with a leading underscore) are left out."""
+        if torch.is_grad_enabled() and (self.problem.X.requires_grad or self.problem.y.requires_grad):
+            return {}  # no shared blocks under autograd (see pool_sample): the learner computes its own
+        self.pool_sample(step)  # the block that holds this step
+        block = self._samples
+        if block.constants is None or block.constants[0] is not self.learner:
+            pool = self.pool_constants()
+            index = torch.stack(block.index)  # [count, R, m]
+            n, gathered = self.problem.pool_size, {}
+            for name, values in pool.items():
+                if not name.startswith("_") and values.shape[:2] in ((1, n), (index.shape[1], n)):
+                    gathered[name] = _take(values, index).unbind(0)
+            block.constants = (self.learner, gathered)
+        j = step - block.start
+        return {name: values[j] for name, values in block.constants[1].items()}
+
+    def _draw_samples(self, step0: int, count: int) -> _SampleBlock:
+        """The pool samples of steps step0 ... step0 + count - 1 as one block."""
+        X, y = self.problem.X, self.problem.y
+        n, m, R = self.problem.pool_size, self.batch_size, self.streams.runs
+        if self.sampling == "sequential":
+            index = (torch.arange(count * m) + step0 * m) % n
+            index = index.reshape(count, 1, m).expand(count, R, m)
+        else:
+            index = self.streams.integers_block(SAMPLE_STREAM, step0, count, n, (m,)).transpose(0, 1).contiguous()
+        index = index.to(X.device)  # [count, R, m]
+        # [count, R, m, ...] written contiguously, so every step's slice is contiguous
+        xs, ys = _take(X, index), _take(y, index)
+        return _SampleBlock((X, y, m, self.sampling, self.streams), step0, index.unbind(0), xs.unbind(0),
+                            ys.unbind(0))
+
+
+class _SampleBlock:
+    """Pool samples for the steps start ... stop - 1, one (index, x, y) view per step."""
+
+    __slots__ = ("key", "start", "stop", "index", "x", "y", "constants")
+
+    def __init__(self, key: tuple, start: int, index: tuple, x: tuple, y: tuple) -> None:
+        self.key, self.start, self.stop = key, start, start + len(index)
+        self.index, self.x, self.y = index, x, y
+        self.constants: tuple | None = None  # (learner, name -> per-step views), see sample_constants
+
+    def key_matches(self, key: tuple) -> bool:
+        """Whether the block was drawn for the same pool, batch size, sampling and streams (by identity)."""
+        X, y, m, sampling, streams = self.key
+        return X is key[0] and y is key[1] and m == key[2] and sampling == key[3] and streams is key[4]
+
+    def holds(self, key: tuple, step: int) -> bool:
+        """Whether the block has the samples of ``step`` for this configuration."""
+        return self.start <= step < self.stop and self.key_matches(key)
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(index, x, y) of ``step``."""
+        j = step - self.start
+        return self.index[j], self.x[j], self.y[j]
+
 
 def gather_pool(X: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``index`` [R, m] of a pool X [Rp, n, d], y [Rp, n(, K)] -> ([R, m, d], [R, m(, K)])."""
-    R = index.shape[0]
-    X = X.expand(R, *X.shape[1:])
-    y = y.expand(R, *y.shape[1:])
-    xi = torch.gather(X, 1, index[..., None].expand(*index.shape, X.shape[-1]))
-    if y.dim() == 2:
-        yi = torch.gather(y, 1, index)
-    else:
-        yi = torch.gather(y, 1, index[..., None].expand(*index.shape, y.shape[-1]))
-    return xi, yi
+    return _take(X, index), _take(y, index)
+
+
+def _take(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` [..., R, m] of per-example values [1 or R, n, ...] -> [..., R, m, ...] (one indexing call,
+    written contiguously in the index's order)."""
+    if values.shape[0] == 1:
+        return values[0, index]
+    runs = torch.arange(values.shape[0], device=index.device)[:, None]  # broadcast against [..., R, m]
+    return values[runs, index]
 
 
 class Teacher:
@@ -103,14 +196,7 @@ class Teacher:
         """m pool examples: uniformly with replacement from the shared sampling stream, or, with
         ``sampling="sequential"``, examples step*m ... step*m + m - 1 (mod n) in pool order (for an
         i.i.d. per-run pool this is fresh sampling, e.g. x ~ N(0, I) at every step)."""
-        n, m = ctx.problem.pool_size, ctx.batch_size
-        if ctx.sampling == "sequential":
-            index = (torch.arange(m) + step * m) % n
-            index = index.expand(ctx.streams.runs, m)
-        else:
-            index = ctx.streams.integers(SAMPLE_STREAM, step, n, (m,))
-        index = index.to(ctx.problem.X.device)
-        x, y = gather_pool(*ctx.pool(), index)
+        index, x, y = ctx.pool_sample(step)
         return TeachingBatch(x=x, y=y, index=index)
 
     def to_spec(self) -> dict:

@@ -23,7 +23,7 @@ import torch
 from ..constraints import LabelSet
 from ..theory.dht import solve_scaling_lsr
 from .base import Teacher, TeachingBatch, TeachingContext
-from .imt import example_scores
+from .imt import example_scores, scores_along
 from .last import _as_label_set, synthesize_labels
 
 __all__ = ["BOXES", "DHTTeacher", "ScalingMapTeacher", "feasible_box", "hallucinate"]
@@ -86,8 +86,11 @@ def hallucinate(
     S = x.shape[1]
     y_rep = y[:, None].expand(R, S, *y.shape[1:]).reshape(R, S * m, *y.shape[2:])
 
+    e, y_vector = w - ctx.w_star, ctx.learner.label_vector(y_rep)  # fixed during the search
+
     def objective(points):
-        return _scores(ctx, w, points.reshape(R, S * m, d), y_rep).reshape(R, S, m)
+        return scores_along(ctx.learner, w, e, points.reshape(R, S * m, d), y_rep, ctx.lr,
+                            y_vector=y_vector).reshape(R, S, m)
 
     width = (hi - lo).clamp_min(1e-12)
     with torch.enable_grad():

@@ -12,7 +12,7 @@ from ..learners import Learner
 from ..theory.last import greedy_score, greedy_score_linear, residual_objective, residual_quadratic
 from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
-__all__ = ["IMTTeacher", "example_scores", "pool_scores", "select_examples"]
+__all__ = ["IMTTeacher", "example_scores", "pool_scores", "scores_along", "select_examples"]
 
 
 def example_scores(
@@ -28,12 +28,21 @@ def example_scores(
 
     References: LAST Eq. (1); IMT (Liu et al. 2017).
     """
+    return scores_along(learner, w, w - w_star, X, y, lr, constants)
+
+
+def scores_along(
+    learner: Learner, w: torch.Tensor, e: torch.Tensor, X: torch.Tensor, y: torch.Tensor, lr: float,
+    constants: dict | None = None, y_vector: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`example_scores` with the direction e = w - w* given (and the labels in vector form, when the
+    caller has them): for a caller that scores many candidate sets against the same w, e.g. DHT's search."""
     try:
-        jac = learner.output_jacobian(w, X, w - w_star, constants)
+        jac = learner.output_jacobian(w, X, e, constants)
     except NotImplementedError:
-        inner, sqnorm = learner.grad_stats(w, w - w_star, X, y)
+        inner, sqnorm = learner.grad_stats(w, e, X, y)
         return greedy_score(inner, sqnorm, lr)
-    r = learner.residual_(jac.z, learner.label_vector(y))  # z is ours: no [R, n, K] allocation
+    r = learner.residual_(jac.z, learner.label_vector(y) if y_vector is None else y_vector)  # z is ours
     if len(jac.jvp) == 1:
         (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
         if gram.dim() < r.dim():

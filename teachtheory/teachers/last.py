@@ -224,13 +224,16 @@ def logistic_greedy_label(
 
 def _one_step_pieces(
     learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, lr: float, beta: float,
+    jac: OutputJacobian | None = None,
 ) -> tuple[OutputJacobian, torch.Tensor, torch.Tensor]:
     """(output Jacobian, A, b) with ||w - lr grad l - w*||_c^2 - ||w - w*||_c^2 = r^T A r - 2 b^T r.
 
-    c weighs the parameter block "first" (an MLP's first layer) by beta, LAST Eq. (4)."""
+    c weighs the parameter block "first" (an MLP's first layer) by beta, LAST Eq. (4). ``jac``: the output
+    Jacobian of x along w - w*, when the caller has it."""
     if learner.label_kind not in LABEL_KINDS:
         raise ValueError(f"learner: label_kind {learner.label_kind!r} is unknown; accepted: {', '.join(LABEL_KINDS)}")
-    jac = learner.output_jacobian(w, x, w - w_star)
+    if jac is None:
+        jac = learner.output_jacobian(w, x, w - w_star)
     weights = [beta if name == "first" else 1.0 for name in jac.jvp]
     A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr, weights)
     return jac, A, b
@@ -276,8 +279,29 @@ def synthesize_labels(
 
     Returns labels shaped like ``y_true``.
     """
-    label_set = _as_label_set(label_set)
-    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta)
+    return _synthesize(learner, w, w_star, x, y_true, lr, _as_label_set(label_set), beta)
+
+
+def _synthesize(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
+                lr: float, label_set: LabelSet, beta: float, constants: dict | None = None) -> torch.Tensor:
+    """:func:`synthesize_labels` for a LabelSet, with the learner's ``constants`` of x when the caller has them."""
+    jac = None
+    if learner.label_kind == "real" and not label_set.is_discrete:
+        jac = learner.output_jacobian(w, x, w - w_star, constants)
+        if len(jac.gram) == 1 and next(iter(jac.gram.values())).dim() < jac.z.dim() and (
+                beta == 1.0 or "first" not in jac.gram):
+            # One block with J J^T = s I (linear least squares): the quadratic is isotropic in y and its
+            # centre is the label that zeroes the step along e, z - J e / (eta s) (LAST Eq. 3).
+            truth = learner.label_vector(y_true)
+            (jvp,), (s,) = jac.jvp.values(), jac.gram.values()
+            s = s[..., None]
+            safe = s > 0  # s = 0 (x = 0): every label gives the same step; keep the true one
+            # z + (-1) * (J e / (eta s)) is z - J e / (eta s) exactly, in one call
+            centre = torch.where(safe, torch.addcdiv(jac.z, jvp, torch.where(safe, lr * s, 1.0), value=-1), truth)
+            y = centre if type(label_set) is Unconstrained else label_set.project(centre, prediction=jac.z,
+                                                                                    truth=truth)
+            return y[..., 0] if learner.scalar_labels else y
+    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta, jac)
     if learner.label_kind == "binary-logit":
         z = jac.z[..., 0]
         return logistic_greedy_label(A.expand(z.shape), b[..., 0], z, y_true, label_set)
@@ -315,7 +339,8 @@ class LASTTeacher(Teacher):
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
         """A uniformly sampled pool x with its greedy label."""
         batch = self.sample_uniform(ctx, step)
-        batch.y = synthesize_labels(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta)
+        batch.y = _synthesize(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta,
+                              ctx.sample_constants(step))
         return batch
 
     def to_spec(self) -> dict:
