@@ -18,7 +18,17 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import EXACT_REASON, ORDERING_REASON, CheckContext, Claim, Verdict, register, se_verdict
+from teachtheory.claims import (
+    ORDERING_REASON,
+    CheckContext,
+    Claim,
+    Verdict,
+    exact_verdict,
+    one_sided_better,
+    power_suffix,
+    register,
+    se_verdict,
+)
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.references import cite
 from teachtheory.stats import mean_se
@@ -45,8 +55,15 @@ def check_kernels(ctx: CheckContext) -> Verdict:
     depths = ctx.pick((1, 2, 3), (1, 2, 3, 4))
     networks = ctx.pick(200, 1500)
     x = _points(ctx.seed, 6, 10)
-    normaliser = WRONG_NORMALISER if ctx.power else 2 * math.pi
-    gen = torch.Generator().manual_seed(ctx.seed)
+    # the closed form's normaliser 2 pi of the ReLU expectations is the theory constant a sensitivity run scales
+    normaliser = WRONG_NORMALISER if ctx.power else ctx.perturb("normaliser", 2 * math.pi)
+
+    def sample():  # the finite networks, drawn once per context (sensitivity runs reuse them)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        return {(depth, width): empirical_kernels(x, width=width, depth=depth, networks=networks, generator=gen)
+                for depth in depths for width in widths}
+
+    drawn = ctx.memo(("kernels", tuple(widths), tuple(depths), networks), sample)
     unbiased, slopes, curves = [], {}, {}
     worst_slope = 0.0
     for depth in depths:
@@ -54,7 +71,7 @@ def check_kernels(ctx: CheckContext) -> Verdict:
         mse = {k: [] for k in ("nngp", "ntk")}
         mse_se = {k: [] for k in ("nngp", "ntk")}
         for width in widths:
-            estimates = empirical_kernels(x, width=width, depth=depth, networks=networks, generator=gen)
+            estimates = drawn[(depth, width)]
             for name, est, ref in zip(("nngp", "ntk"), estimates, closed):
                 sq = ((est - ref) ** 2).flatten(1).mean(1)  # per network
                 mse[name].append(float(sq.mean()))
@@ -108,8 +125,8 @@ def check_kernels(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kernels",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
+    id="distill.kernels", mutations=("normaliser",),
+    source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
     + cite("cho-saul", "Eq. (6)") + "; " + cite("ntk", "Thm 1"),
     statement=r"\Sigma^{l+1} = \sigma_w^2 \tfrac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}(\sin\theta + (\pi - \theta)"
               r"\cos\theta) + \sigma_b^2,\ \Theta^{l+1} = \Sigma^{l+1} + \sigma_w^2\tfrac{\pi-\theta}{2\pi}\Theta^l;\ "
@@ -153,7 +170,7 @@ def check_label_solve(ctx: CheckContext) -> Verdict:
         k_ts = relu_kernels(xt, xs, depth=depth)[kernel_index]
         lam = 1e-6 * torch.diagonal(k_ss).sum() / k_ss.shape[0]
         A = k_ts @ torch.linalg.inv(k_ss + lam * torch.eye(k_ss.shape[0], dtype=torch.float64))
-        closed = (A.T @ yt) if ctx.power else label_solve(k_ts, k_ss, yt)
+        closed = (A.T @ yt) if ctx.power else ctx.perturb("label-solve", label_solve(k_ts, k_ss, yt))
         # iterative solve: conjugate gradients on A^T A y = A^T y_t, column by column
         iterative = _conjugate_gradient(A.T @ A, A.T @ yt, iterations=10 * A.shape[1])
         loss_closed = float(krr_loss(k_ts, k_ss, closed, yt))
@@ -201,8 +218,7 @@ def _conjugate_gradient(M: torch.Tensor, B: torch.Tensor, iterations: int) -> to
 
 
 register(Claim(
-    id="distill.label-solve",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 3, Label Solve"),
+    id="distill.label-solve", mutations=("label-solve",), source=cite("kip", "Sec. 3, Label Solve"),
     statement=r"y_s^* = \operatorname{argmin}_{y_s} \tfrac12\|y_t - K_{ts}(K_{ss} + \lambda I)^{-1} y_s\|^2"
               r" = A^{+} y_t,\quad A = K_{ts}(K_{ss} + \lambda I)^{-1}",
     assumptions=["fixed support images; lambda = 1e-6 tr(K_ss)/M; A has full column rank (checked: finite cond)",
@@ -226,7 +242,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
 
     data = _digits_small(ctx, ctx.pick(600, 1438), None)
     ipc, depth = 1, 2
-    kip_set = distill("kip", data, ipc, steps=ctx.pick(150, 600), seed=ctx.seed, target_batch=600, depth=depth)
+    kip_set = ctx.memo(("kip-set", ipc, depth), lambda: distill("kip", data, ipc, steps=ctx.pick(150, 600),
+                                                                seed=ctx.seed, target_batch=600, depth=depth))
     init = distill("random", data, ipc, seed=ctx.seed)  # KIP starts from exactly these images
     if ctx.power:
         kip_set = init
@@ -261,7 +278,8 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
     z_strong = strong_gain / strong_se if strong_se > 0 else (math.inf if strong_gain > 0 else 0.0)
     z_weak = weak_gain / weak_se if weak_se > 0 else (math.inf if weak_gain > 0 else 0.0)
     L, S = float(full_l.mean()), float(kip_s.mean())
-    link_slack = S + 2 * math.sqrt(L * S) - weak_kip  # >= 0 always (Minkowski)
+    # the theory's bound, which a sensitivity run scales (only a smaller bound can be caught: it is one-sided)
+    link_slack = ctx.perturb("link-bound", S + 2 * math.sqrt(L * S)) - weak_kip  # >= 0 always (Minkowski)
     holds = z_strong > ctx.z and z_weak > ctx.z and link_slack >= -1e-12
     return Verdict(
         "", "holds" if holds else "fails", statistic=min(z_strong, z_weak), tolerance=ctx.z,
@@ -277,8 +295,12 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.kip-epsilon",
-    sensitivity_reason=EXACT_REASON, source=cite("kip", "Sec. 2, Definitions 1 and 2"),
+    id="distill.kip-epsilon", mutations=("link-bound",), one_sided={"link-bound": -1}, sensitivity_target=0.6,
+    sensitivity_reason="its one theory constant is the bound |L - L~| <= S + 2 sqrt(L S), a general inequality "
+                       "with slack ~48% on this set at quick scale (measured: 0.162 vs 0.085), so only a bound at "
+                       "least that much smaller can be caught; that KIP lowers both epsilons is an ordering (power "
+                       "run: the initial set, which must fail)",
+    source=cite("kip", "Sec. 2, Definitions 1 and 2"),
     statement=r"\varepsilon_{weak} = |E_P\ell(f(x),y) - E_P\ell(\tilde f(x),y)|,\ \varepsilon_{strong} = "
               r"E_P\ell(f(x),\tilde f(x));\ \text{KIP lowers both};\ "
               r"\varepsilon_{weak} \le \varepsilon_{strong} + 2\sqrt{L\,\varepsilon_{strong}}",
@@ -317,9 +339,12 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
     draws = ctx.pick(50, 500)
     eps, soft = np.finfo(np.float64).eps, 1e-6  # soft: the paper's 1e-6 in the cosine's denominator
 
+    # the theory's values, which a sensitivity run scales: the 1e-6 of the paper and the 2 per node of opposite rows
+    soft_theory, opposite_per_node = ctx.perturb("soft", soft), ctx.perturb("opposite", 2.0)
+
     def aligned(a, b):  # the exact distance of row-wise aligned gradients: sum_i soft / (|a_i||b_i| + soft)
         prod = a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)
-        return float((soft / (prod + soft)).sum())
+        return float((soft_theory / (prod + soft_theory)).sum())
 
     worst = {"invariance": 0.0, "same": 0.0, "opposite": 0.0}
     smallest_turned = math.inf
@@ -331,7 +356,7 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
             worst["invariance"] = max(worst["invariance"], abs(float(distance(a, scale * a)) - aligned(a, scale * a))
                                       / unit)
             worst["same"] = max(worst["same"], abs(float(distance(a, a.clone())) - aligned(a, a)) / unit)
-            opposite = 2 * shape[0] - aligned(a, a)  # 1 + |a_i|^2 / (|a_i|^2 + soft) per node
+            opposite = opposite_per_node * shape[0] - aligned(a, a)  # 1 + |a_i|^2 / (|a_i|^2 + soft) per node
             worst["opposite"] = max(worst["opposite"], abs(float(distance(a, -a)) - opposite) / unit)
             turned = a.clone()
             turned[0] = torch.randn(*shape[1:], generator=gen, dtype=torch.float64)
@@ -360,8 +385,7 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
 
 
 register(Claim(
-    id="distill.dc-distance",
-    sensitivity_reason=EXACT_REASON, source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
+    id="distill.dc-distance", mutations=("soft", "opposite"), source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
     statement=r"d(A, B) = \sum_{i=1}^{out}\Big(1 - \frac{A_{i\cdot}\cdot B_{i\cdot}}{\|A_{i\cdot}\|\|B_{i\cdot}\|}"
               r"\Big) = 0 \iff B_{i\cdot} = c_i A_{i\cdot},\ c_i > 0\ \forall i\ (\text{up to the }10^{-6}"
               r"\text{ in the denominator});\ d = 0\ \text{for bias/norm}",
@@ -484,4 +508,333 @@ register(Claim(
               r"\ \text{at 1 image per class}",
     assumptions=_ORDER_ASSUMPTIONS, check=check_beats_kmeans, statistical=True,
     method="as distill.beats-random, against scikit-learn k-means centroids per class (at ipc 1: the class means)",
+))
+
+
+# -- the bilevel family: DD, SLDD, LD ---------------------------------------------------------------------------
+
+
+def _least_squares_problem(seed: int, n: int = 40, d: int = 5):
+    """A random least-squares problem ``(X [n, d], y [n])`` in float64, with a spread of curvatures."""
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64) * torch.linspace(0.4, 1.6, d, dtype=torch.float64)
+    return X, torch.randn(n, generator=gen, dtype=torch.float64)
+
+
+def check_dd_size_bound(ctx: CheckContext) -> Verdict:
+    """For every M = 1..d: the best expected excess loss L-BFGS finds over synthetic sets and step sizes equals the
+    closed form sigma^2/2 x (sum of the d - M smallest eigenvalues of H), positive for every M < d and 0 at M = d."""
+    from teachtheory.distill.dd import least_squares_dd, one_step_lower_bound
+
+    X, y = _least_squares_problem(ctx.seed)
+    d, sigma = X.shape[1], 1.0
+    best = ctx.memo(("dd-size-bound",), lambda: [least_squares_dd(X, y, M, sigma=sigma, restarts=ctx.pick(3, 6),
+                                                                   seed=ctx.seed) for M in range(1, d + 1)])
+    H = best[0]["H"]
+    scale = float(0.5 * sigma**2 * torch.trace(H))  # the excess loss at theta_0 itself
+    errors, rows = [], []
+    for M, fit in zip(range(1, d + 1), best):
+        bound = float(ctx.perturb("eigenvalue-sum", one_step_lower_bound(H, M, sigma)))
+        if ctx.power:
+            bound = float(0.5 * sigma**2 * torch.linalg.eigvalsh(H)[: d - M + 1].sum()) if M < d else bound
+        errors.append(abs(float(fit["value"]) - bound) / scale)
+        rows.append({"M": M, "optimised": float(fit["value"]), "closed_form": bound})
+    positive = all(r["closed_form"] > 0 for r in rows[:-1])
+    return exact_verdict(
+        np.array(errors), 1e-8,
+        "|optimised - closed form| / (sigma^2 tr H / 2) <= 1e-8 for every M (L-BFGS in float64)",
+        f"d={d}: " + ", ".join(f"M={r['M']}: {r['optimised']:.5g} vs {r['closed_form']:.5g}" for r in rows)
+        + power_suffix(ctx, "one more eigenvalue in the sum"), conditions=positive,
+        details={"rows": rows, "scale": scale, "positive_below_d": positive})
+
+
+register(Claim(
+    id="distill.dd-size-bound",
+    mutations=("eigenvalue-sum",), source=cite("dd", "Sec. 3.2, the linear case's lower bound on M"),
+    statement=r"\min_{\tilde X\in\mathbb R^{M\times d},\tilde y,\eta} E_{\theta_0\sim N(\theta^*,\sigma^2 I)}"
+              r"[f(\theta_1)] - f(\theta^*) = \tfrac{\sigma^2}{2}\sum_{i=1}^{d-M}\lambda_i^{\uparrow}(H) > 0"
+              r"\ \text{for } M < d,\ = 0 \text{ for } M \ge d",
+    assumptions=["f(theta) = |X theta - y|^2 / (2n), H = X^T X / n positive definite (random X, d = 5, n = 40)",
+                 "one GD step on the mean squared error of the M synthetic pairs with a learned step size",
+                 "initialisations centred at the optimum (the mean's part can then be matched exactly)"],
+    check=check_dd_size_bound, statistical=False,
+    method="L-BFGS (float64, several random starts) on the exact expected excess loss, against the closed form",
+))
+
+
+def check_dd_one_step(ctx: CheckContext) -> Verdict:
+    """DD's own optimiser (Adam on Monte Carlo losses over random theta_0, hypergradients through the unrolled step
+    by teachtheory.unroll) with M = d reaches the closed form: eta/M X~^T X~ = I and y~ = X~ theta*, so theta_1 =
+    theta* from every theta_0."""
+    from teachtheory.distill.dd import expected_excess_loss, least_squares_dd, one_step_exact_set
+
+    X, y = _least_squares_problem(ctx.seed, d=4)
+    d = X.shape[1]
+    fit = ctx.memo(("dd-one-step",), lambda: least_squares_dd(X, y, d, objective="sampled", restarts=1,
+                                                              iterations=ctx.pick(1000, 3000), runs=32,
+                                                              seed=ctx.seed))
+    M, lr = d, fit["lr"]
+    identity = ctx.perturb("step-identity", lr / M * fit["X"].T @ fit["X"])
+    if ctx.power:
+        identity = 2 * identity  # the step without the 1/M of the mean
+    gap_step = float((identity - torch.eye(d, dtype=torch.float64)).norm())
+    gap_labels = float((fit["y"] - ctx.perturb("labels", fit["X"] @ fit["theta_star"])).norm() / fit["y"].norm())
+    # the closed-form set itself lands exactly (an independent construction)
+    Xc, yc = one_step_exact_set(fit["theta_star"], M, 0.5, torch.Generator().manual_seed(ctx.seed))
+    exact_loss = float(expected_excess_loss(Xc, yc, torch.tensor(0.5, dtype=torch.float64), fit["H"],
+                                            fit["theta_star"], 1.0))
+    scale = float(0.5 * torch.trace(fit["H"]))
+    rel_loss = float(fit["value"]) / scale
+    return exact_verdict(
+        np.array([gap_step, gap_labels, rel_loss, exact_loss / scale]), 1e-4,
+        "|eta/M X~^T X~ - I|_F, |y~ - X~ theta*| / |y~| and the excess loss / (tr H / 2) each <= 1e-4 (the excess "
+        "loss is quadratic in the gaps, so gaps of 1e-4 mean an excess of order 1e-8 of the starting loss)",
+        f"d = M = {d}: |eta/M X^T X - I| = {gap_step:.2g}, label gap {gap_labels:.2g}, relative excess loss "
+        f"{rel_loss:.2g} (closed-form set {exact_loss / scale:.2g})" + power_suffix(ctx, "step without 1/M"),
+        details={"gap_step": gap_step, "gap_labels": gap_labels, "relative_excess_loss": rel_loss,
+                 "learned_lr": float(lr)})
+
+
+register(Claim(
+    id="distill.dd-one-step",
+    mutations=("step-identity", "labels"), source=cite("dd", "Sec. 3.2, one GD step on a linear model"),
+    statement=r"\theta_1 = \theta^*\ \forall\theta_0 \iff \tfrac{\eta}{M}\tilde X^\top\tilde X = I,\ "
+              r"\tilde y = \tilde X\theta^*\ (M \ge d)",
+    assumptions=["least squares, d = 4, n = 40, M = d synthetic pairs, one GD step with a learned step size",
+                 "DD's optimiser: Adam on the mean excess loss of 32 fresh initialisations per iteration"],
+    check=check_dd_one_step, statistical=False,
+    method="distil with the unrolled hypergradient, then compare the learned set with the closed form",
+))
+
+
+def check_ld_ridge(ctx: CheckContext) -> Verdict:
+    """The labels' ridge pseudo-gradient (autograd through Eq. 3's solve, as the method runs it, and its closed
+    form) equals the exact hypergradient of the ridge inner problem, computed independently by reverse-mode
+    differentiation through gradient descent run to convergence on the inner objective."""
+    from teachtheory.distill.ld import ridge_label_gradient, ridge_weights
+    from teachtheory.unroll import hypergradient
+
+    gen = torch.Generator().manual_seed(30_000 + ctx.seed)
+    N, d, K, n, lam, alpha = 12, 8, 4, 30, 0.5, 0.3
+    errors, rows = [], []
+    for case in range(ctx.pick(3, 10)):
+        fs = torch.randn(N, d, generator=gen, dtype=torch.float64)
+        ft = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        yt = torch.randint(K, (n,), generator=gen)
+        w_prev = 0.1 * torch.randn(d, K, generator=gen, dtype=torch.float64)
+        labels = torch.softmax(torch.randn(N, K, generator=gen, dtype=torch.float64), -1)
+        lam_theory = ctx.perturb("lambda", lam) * (2.0 if ctx.power else 1.0)
+        Y = labels.clone().requires_grad_(True)
+        W = (1 - alpha) * w_prev + alpha * ridge_weights(fs, Y, lam_theory)
+        auto = torch.autograd.grad(torch.nn.functional.cross_entropy(ft @ W, yt), Y)[0]
+        closed = ridge_label_gradient(fs, labels, ft, yt, lam_theory, alpha, w_prev)
+        # the reference: GD on 1/2 |fs W - Y|^2 + lam/2 |W|^2 from 0, to convergence, differentiated in Y
+        eig = torch.linalg.eigvalsh(fs.T @ fs)
+        step = 1.0 / float(eig[-1] + lam)
+        rho = 1 - step * float(eig[0] + lam)
+        iters = int(math.ceil(math.log(1e-15) / math.log(rho)))
+
+        def inner(theta, phi, i, fs=fs):
+            return 0.5 * ((fs @ theta[0] - phi[0]) ** 2).sum() + 0.5 * lam * (theta[0] ** 2).sum()
+
+        def outer(theta, ft=ft, yt=yt, w_prev=w_prev):
+            return torch.nn.functional.cross_entropy(ft @ ((1 - alpha) * w_prev + alpha * theta[0]), yt)
+
+        ref = hypergradient(inner, outer, (torch.zeros(d, K, dtype=torch.float64),), (labels,), iters, step).grad_phi[0]
+        norm = float(ref.norm())
+        errors += [float((auto - ref).norm()) / norm, float((closed - ref).norm()) / norm]
+        rows.append({"case": case, "gd_iterations": iters, "contraction": rho,
+                     "autograd_vs_reference": errors[-2], "closed_vs_reference": errors[-1]})
+    return exact_verdict(
+        np.array(errors), 1e-9, "relative difference <= 1e-9 (GD to contraction^iters <= 1e-15, float64)",
+        f"{len(rows)} cases (N={N} base examples, d={d} features, K={K}, lambda={lam}, alpha={alpha}): worst relative "
+        f"difference {max(errors):.2g}" + power_suffix(ctx, "2 lambda in the pseudo-gradient"),
+        details={"cases": rows})
+
+
+register(Claim(
+    id="distill.ld-ridge",
+    mutations=("lambda",), source=cite("ld", "Sec. 3, Eq. (3) and Algorithm 1"),
+    statement=r"\nabla_{\tilde Y} L\big((1-\alpha)W + \alpha\Phi_s^\top(\Phi_s\Phi_s^\top + \lambda I)^{-1}"
+              r"\tilde Y\big)"
+              r" = \nabla_{\tilde Y} L\big((1-\alpha)W + \alpha W^*(\tilde Y)\big),\ W^* = \arg\min_W "
+              r"\tfrac12\|\Phi_s W - \tilde Y\|^2 + \tfrac\lambda2\|W\|^2",
+    assumptions=["L: mean cross-entropy of a real batch's features through W (fixed features)",
+                 "the reference W* is reached by gradient descent, differentiated in reverse mode "
+                 "(teachtheory.unroll)"],
+    check=check_ld_ridge, statistical=False,
+    method="autograd through the solve and the closed form, against the unrolled-GD hypergradient, float64",
+))
+
+
+def check_ld_beats_hard(ctx: CheckContext) -> Verdict:
+    """At 1 image per class on digits, the same real base images with LD's learned labels train networks to a higher
+    accuracy than with their hard labels (paired over the same R initialisations)."""
+    from teachtheory.distill import distill, evaluate, load_dataset
+
+    data = load_dataset("digits")
+    runs, epochs = ctx.pick(8, 16), ctx.pick(100, 300)
+
+    def measure():
+        learned = distill("ld", data, 1, steps=ctx.pick(150, 600), seed=ctx.seed, mode="unroll")
+        hard = distill("random", data, 1, seed=ctx.seed)  # the same base images (same seed), hard labels
+        same = bool(torch.equal(learned.images, hard.images))
+        return (evaluate(learned, data, width=32, runs=runs, epochs=epochs, seed=ctx.seed).accuracy,
+                evaluate(hard, data, width=32, runs=runs, epochs=epochs, seed=ctx.seed).accuracy, same)
+
+    acc_ld, acc_hard, same = ctx.memo(("ld-beats-hard",), measure)
+    verdict = one_sided_better(1 - acc_ld, 1 - acc_hard, z=ctx.z, what="test error, LD labels vs hard labels",
+                               power=ctx.power, details={"accuracy_ld": acc_ld.tolist(),
+                                                         "accuracy_hard": acc_hard.tolist(), "same_images": same})
+    if not same:
+        verdict.verdict = "error"
+    return verdict
+
+
+register(Claim(
+    id="distill.ld-beats-hard",
+    sensitivity_reason=ORDERING_REASON, source=cite("ld", "Table 1"),
+    statement=r"\mathrm{acc}(\text{base images} + \text{learned labels}) > \mathrm{acc}(\text{base images} + "
+              r"\text{hard labels})\ \text{at 1 image per class}",
+    assumptions=["digits, ConvNet width 32, the protocol's training (SGD, momentum 0.9), 8 (quick) / 16 (full) "
+                 "networks with paired initialisations", "LD's second-order (unrolled) mode, 150 / 600 steps"],
+    check=check_ld_beats_hard, statistical=True,
+    method="one distillation, both label sets trained from the same R initialisations; paired z test",
+))
+
+
+def check_sldd_fewer_than_classes(ctx: CheckContext) -> Verdict:
+    """With M = K/2 distilled images and learned soft labels, networks trained on them (the set's own schedule)
+    recognise more than M classes: the number of classes whose mean recall exceeds chance 1/K by more than z SE
+    (over R networks) is above M. Power: the same images with hard labels (the argmax of the learned ones)."""
+    from teachtheory.distill import load_dataset
+    from teachtheory.distill.sldd import sldd
+    from teachtheory.distill.synthetic import SyntheticSet
+
+    data = load_dataset("digits")
+    K, M = data.num_classes, data.num_classes // 2
+    runs = ctx.pick(64, 128)  # replay is one GD step: many networks are cheap
+
+    def measure():
+        return sldd(data, 1, size=M, steps=ctx.pick(100, 400), seed=ctx.seed, runs=2, image_init="real",
+                    lr_label=0.1)
+
+    syn = ctx.memo(("sldd-fewer",), measure)
+    if ctx.power:
+        syn = SyntheticSet(syn.images, syn.hard_labels, K, "sldd-hard", syn.dataset, syn.ipc,
+                           provenance=dict(syn.provenance))
+    recall, accuracy = _replay_recall(syn, data, runs, ctx.seed)  # [R, K], mean accuracy
+    mean, se = recall.mean(0), recall.std(0, ddof=1) / math.sqrt(runs)
+    z = (mean - 1.0 / K) / np.maximum(se, 1e-12)
+    recognised = int((z > ctx.z).sum())
+    return conclude_count(recognised, M, ctx, mean, z, accuracy)
+
+
+def _replay_recall(syn, data, runs: int, seed: int) -> tuple[np.ndarray, float]:
+    """Per-class test recall ``[R, K]`` of R networks trained the way the set was distilled, and their accuracy."""
+    from teachtheory.distill.dd import replay_networks
+
+    spec, params = replay_networks(syn, data, runs=runs, seed=seed)
+    with torch.no_grad():
+        pred = spec(params, data.x_test).argmax(-1).cpu()
+    y = data.y_test.cpu()
+    recall = np.stack([(pred[:, y == c] == c).double().mean(1).numpy() for c in range(syn.num_classes)], 1)
+    return recall, float((pred == y).double().mean())
+
+
+def conclude_count(recognised: int, M: int, ctx: CheckContext, mean, z, accuracy: float) -> Verdict:
+    """The verdict of :func:`check_sldd_fewer_than_classes`: holds iff more than M classes are recognised."""
+    from teachtheory.claims import bound_verdict
+
+    return bound_verdict(
+        float(recognised), float(M), f"classes with mean recall > 1/K + {ctx.z:g} SE must number more than M = {M}",
+        f"{M} images, soft labels: {recognised} of {len(mean)} classes recognised (accuracy {100 * accuracy:.1f}%); "
+        "recall per class " + ", ".join(f"{100 * m:.0f}" for m in mean) + power_suffix(ctx, "hard labels"),
+        above=True, details={"recall_mean": [float(m) for m in mean], "z": [float(v) for v in z],
+                             "accuracy": accuracy})
+
+
+register(Claim(
+    id="distill.sldd-fewer-than-classes",
+    sensitivity_reason=ORDERING_REASON, source=cite("sldd", "Sec. 4, fewer distilled images than classes"),
+    statement=r"M < K\ \text{soft-labelled images train networks that recognise more than } M \text{ classes}",
+    assumptions=["digits (K = 10), M = 5 images started from real images, labels started as mixtures of two classes",
+                 "networks trained by the set's own schedule (one GD step with the learned step size), 64 (quick) / "
+                 "128 (full) networks",
+                 "recognised: mean recall over R networks above chance 1/K by more than z SE"],
+    check=check_sldd_fewer_than_classes, statistical=True,
+    method="SLDD with M = K/2, replay on R fresh networks, count classes above chance; power: hard labels",
+))
+
+
+# -- GTN and Mnemonics (Such et al., ICML 2020; Liu et al., CVPR 2020) --------------------------------------------
+
+
+def check_gtn_weight_norm(ctx: CheckContext) -> Verdict:
+    """Over unroll lengths N = 1 .. N_max, the growth log(||meta-gradient(N_max)|| / ||meta-gradient(1)||) of R
+    independent generator/learner pairs at initialisation is smaller with weight normalisation than without
+    (paired over the same draws; one-sided z test; EFFECT mutation handicaps the weight-normalised arm)."""
+    from teachtheory.distill import load_dataset
+    from teachtheory.distill.gtn import meta_gradient_norms
+
+    data = load_dataset("digits")
+    lengths = ctx.pick((1, 4, 16), (1, 2, 4, 8, 16, 32))
+    runs = ctx.pick(8, 32)
+
+    def measure():
+        return {wn: meta_gradient_norms(data, lengths, weight_norm=wn, runs=runs, seed=ctx.seed, lr=1.0)
+                for wn in (True, False)}
+
+    norms = ctx.memo(("gtn-weight-norm",), measure)
+    growth = {wn: np.log(n[:, -1] / n[:, 0]) for wn, n in norms.items()}
+    return one_sided_better(growth[True], growth[False], z=ctx.z, power=ctx.power,
+                            what=f"log meta-gradient growth over N = {lengths[0]}..{lengths[-1]}, weight norm vs plain",
+                            details={"lengths": list(lengths), "median_norm_wn": np.median(norms[True], 0).tolist(),
+                                     "median_norm_plain": np.median(norms[False], 0).tolist()})
+
+
+register(Claim(
+    id="distill.gtn-weight-norm",
+    mutations=("effect",), source=cite("gtn", "Sec. 2, weight normalization for stable meta-gradients"),
+    statement=r"\log\frac{\|\nabla_\psi e(\theta^{N})\|}{\|\nabla_\psi e(\theta^{1})\|}\Big|_{W = gV/\|V\|} < "
+              r"\log\frac{\|\nabla_\psi e(\theta^{N})\|}{\|\nabla_\psi e(\theta^{1})\|}\Big|_{\text{plain}}",
+    assumptions=["digits; MLP learner width 32, MLP generator (hidden 128), 1 image per class curriculum",
+                 "inner SGD rate 1.0, meta-gradient at initialisation, unrolled by autograd (teachtheory.unroll)",
+                 "8 (quick) / 32 (full) independent generator/learner pairs, the same draws with and without"],
+    check=check_gtn_weight_norm, statistical=True,
+    method="meta-gradient norms over unroll lengths with and without weight norm, paired z test on log growth",
+))
+
+
+def check_mnemonics_beats_herding(ctx: CheckContext) -> Verdict:
+    """On digits split into 2 + 4x2 classes, networks keeping Mnemonics exemplars reach a higher average
+    incremental accuracy than with the herding exemplars they start from (paired over R initialisations)."""
+    from teachtheory.distill import load_dataset
+    from teachtheory.distill.mnemonics import incremental
+
+    data = load_dataset("digits")
+    options = {"memory": 2, "runs": ctx.pick(8, 16), "epochs": ctx.pick(10, 30), "steps": ctx.pick(20, 100),
+               "seed": ctx.seed}
+
+    def measure():
+        return {ex: incremental(data, exemplars=ex, **options)["average"] for ex in ("mnemonics", "herding")}
+
+    avg = ctx.memo(("mnemonics-herding",), measure)
+    return one_sided_better(1 - avg["mnemonics"], 1 - avg["herding"], z=ctx.z, power=ctx.power,
+                            what="1 - average incremental accuracy, mnemonics vs herding",
+                            details={"average_mnemonics": avg["mnemonics"].tolist(),
+                                     "average_herding": avg["herding"].tolist(), **options})
+
+
+register(Claim(
+    id="distill.mnemonics-beats-herding",
+    mutations=("effect",), source=cite("mnemonics", "Table 1"),
+    statement=r"\overline{\mathrm{acc}}_{\text{incremental}}(\text{mnemonics exemplars}) > "
+              r"\overline{\mathrm{acc}}_{\text{incremental}}(\text{herding exemplars})",
+    assumptions=["digits, phases 2 + 4x2 classes, 2 exemplars per old class, MLP width 64, protocol SGD",
+                 "herding in pixel space; mnemonics starts from the herding exemplars, bilevel fit through one "
+                 "fine-tuning step from the phase's trained networks, 20 (quick) / 100 (full) iterations",
+                 "8 (quick) / 16 (full) networks with paired initialisations"],
+    check=check_mnemonics_beats_herding, statistical=True,
+    method="class-incremental protocol twice (mnemonics, herding), paired z test on average incremental accuracy",
 ))

@@ -13,7 +13,16 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, conclude, outcome, register
+from teachtheory.claims import (
+    CheckContext,
+    Claim,
+    Verdict,
+    bound_verdict,
+    conclude,
+    outcome,
+    register,
+    verdict_line,
+)
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.references import cite
@@ -88,16 +97,17 @@ def _scaled_hessian(rev, first_order, c: float):
     return replace(rev, grad_phi=tuple(f + c * (r - f) for r, f in zip(rev.grad_phi, first_order.grad_phi)))
 
 
-def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int):
+def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first: int, offset: int = 0):
     r"""The reverse recurrence of Eqs. (4)-(6) written out, run for i = ``first``, ..., 1: from
     grad theta^N = de/dtheta^N, grad phi -= lr d^2L/(dtheta dphi)(theta^{i-1}) grad theta^i and
     grad theta^{i-1} = grad theta^i - lr d^2L/dtheta^2(theta^{i-1}) grad theta^i. ``first = steps`` is
-    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. Returns grad phi (tuple)."""
+    Algorithm 1's range; ``first = steps - 1`` the range printed in the text. ``offset``: the index of the
+    stage's first step (N for the second stage, whose steps are N + 1 .. 2N). Returns grad phi (tuple)."""
     from teachtheory.unroll import sgd_steps
 
     thetas = [tuple(t.detach() for t in theta0)]
     for i in range(steps):
-        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=i))
+        thetas.append(sgd_steps(train_loss, thetas[-1], phi, 1, lr, start=offset + i))
     with torch.enable_grad():
         last = tuple(t.detach().requires_grad_(True) for t in thetas[-1])
         g_theta = torch.autograd.grad(val_loss(last), last)
@@ -105,12 +115,31 @@ def reverse_loop(train_loss, val_loss, theta0, phi, steps: int, lr: float, first
         for i in range(first, 0, -1):
             th = tuple(t.detach().requires_grad_(True) for t in thetas[i - 1])
             ph = tuple(p.detach().requires_grad_(True) for p in phi)
-            grads = torch.autograd.grad(train_loss(th, ph, i - 1), th, create_graph=True)
+            grads = torch.autograd.grad(train_loss(th, ph, offset + i - 1), th, create_graph=True)
             products = torch.autograd.grad(grads, th + ph, grad_outputs=g_theta, allow_unused=True)
             hvp, mixed = products[:len(th)], products[len(th):]
             g_phi = tuple(g - lr * (m if m is not None else 0.0) for g, m in zip(g_phi, mixed))
             g_theta = tuple(g - lr * h for g, h in zip(g_theta, hvp))
     return tuple(g.detach() for g in g_phi)
+
+
+def printed_triple_partial(train_loss, theta, phi1_of, varphi, g_theta, step: int) -> tuple[float, int]:
+    r"""Eq. (8)'s term as printed, by autograd: \partial^3 L_{\phi^1}(\theta)/(\partial\theta\,\partial\phi^1\,
+    \partial\varphi) contracted with grad theta, with theta, phi^1 and varphi independent variables.
+
+    L_{phi^1} depends on the teacher's varphi only through phi^1, so with phi^1 held fixed the partial in varphi
+    is identically zero (autograd finds no path). Returns (its largest absolute entry, the number of entries
+    autograd reached); the printed update then leaves grad varphi at 0."""
+    with torch.enable_grad():
+        th = tuple(t.detach().requires_grad_(True) for t in theta)
+        vp = tuple(v.detach().requires_grad_(True) for v in varphi)
+        ph1 = tuple(p.detach().requires_grad_(True) for p in phi1_of(vp))  # phi^1 a leaf: held fixed
+        grads = torch.autograd.grad(train_loss(th, ph1, step), th, create_graph=True)
+        mixed = torch.autograd.grad(grads, ph1, grad_outputs=g_theta, create_graph=True, allow_unused=True)
+        mixed = [m for m in mixed if m is not None and m.requires_grad]
+        third = torch.autograd.grad([m.sum() for m in mixed], vp, allow_unused=True) if mixed else ()
+    reached = [t for t in third if t is not None]
+    return (max((float(t.abs().max()) for t in reached), default=0.0), len(reached))
 
 
 def check_rmd(ctx: CheckContext) -> Verdict:
@@ -124,7 +153,9 @@ def check_rmd(ctx: CheckContext) -> Verdict:
     (a') the recurrence written out for Algorithm 1's range i = N..1 (must match) and for the text's
         printed range i = N-1..1 (evaluated as printed: its error against autograd is reported);
     (c) the teacher gradient of Eq. (8) (phi^1 = phi^0 + gamma T(grad phi^0); second stage) vs full autograd
-        and finite differences in the teacher's parameters.
+        and finite differences in the teacher's parameters; Eq. (8) as printed (the triple partial by autograd,
+        :func:`printed_triple_partial`) beside the chain rule, the latter over Algorithm 1's loop range
+        i = 2N..N+1 and the text's i = 2N-1..N+1.
     Power: the reverse recurrence without the Hessian term of Eq. (5) must fail."""
     from teachtheory.nets import flatten as flat_runs
     from teachtheory.nets import unflatten
@@ -198,6 +229,25 @@ def check_rmd(ctx: CheckContext) -> Verdict:
             th = tuple(t - 0.1 * g for t, g in zip(th, grads))
         teacher_auto = torch.autograd.grad(val2(th), leaves2)
     exact["teacher_rmd_vs_autograd"] = _rel(teacher_rmd, teacher_auto)
+    # Eq. (8) as printed beside the chain rule: the triple partial by autograd (identically zero), and the chain
+    # rule over the text's loop range i = 2N-1..N+1 against Algorithm 1's i = 2N..N+1
+    with torch.enable_grad():
+        last2 = tuple(t.detach().requires_grad_(True) for t in second.theta)
+        g_theta_2n = torch.autograd.grad(val2(last2), last2)
+    # at theta^N (the stage's first step); the term vanishes for every theta and every contracting vector
+    triple_max, triple_reached = printed_triple_partial(alg.train_loss, theta_N, lambda v: unflatten(
+        phi1_of(v), phi0), varphi0, g_theta_2n, N)
+    chain = {}
+    for label, first in (("2N..N+1 (Algorithm 1)", N), ("2N-1..N+1 (text)", N - 1)):
+        g_phi1 = reverse_loop(alg.train_loss, val2, theta_N, phi1, N, 0.1, first, offset=N)
+        with torch.enable_grad():  # a fresh graph of phi^1(varphi) per range (chain_to frees the one it uses)
+            leaves_k = tuple(p.detach().requires_grad_(True) for p in varphi0)
+            phi1_k = phi1_of(leaves_k)
+        chain[label] = _rel(chain_to((phi1_k,), leaves_k, (flat_runs(g_phi1),)), teacher_auto)
+    exact["teacher_chain_rule_loop_2N_to_N+1_vs_autograd"] = chain["2N..N+1 (Algorithm 1)"]
+    eq8 = {"printed_triple_partial_max_abs": triple_max, "printed_triple_partial_entries_reached": triple_reached,
+           "printed_as_update_vs_autograd": 1.0,  # grad varphi stays 0: relative error ||0 - g|| / ||g|| = 1
+           "chain_rule_vs_autograd": chain}
 
     def e_of_varphi(varphi):
         from teachtheory.unroll import sgd_steps
@@ -223,8 +273,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
         exact_ok = exact_ok and exact["no_hessian_vs_autograd_phi"] <= exact_tol
     no_hessian_fd = _fd_check(e_of_phi, phi0, first_order.grad_phi, directions[:1], u)[0]
     figure = _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd)
-    return bound_verdict(
-        statistic, tolerance,
+    # the recurrence as implemented (Algorithm 1's ranges, Eq. 8 by the chain rule) is the corrected form; the
+    # printed text also has the loop ranges i = N-1..1 / 2N-1..N+1 and Eq. (8) as a triple partial derivative
+    corrected_ok = bool(statistic <= tolerance and per_direction_ok and exact_ok)
+    ranges_ok = text_range_error <= exact_tol and chain["2N-1..N+1 (text)"] <= exact_tol
+    eq8_ok = eq8["printed_as_update_vs_autograd"] <= exact_tol
+    lines = [
+        verdict_line("Eqs. (4)-(6), Algorithm 1's loop i = N..1", "holds" if corrected_ok else "fails",
+                     f"RMD vs autograd {exact['rmd_vs_autograd_phi']:.1e}, vs central FD {statistic:.1e} "
+                     f"(bound {tolerance:.1e})"),
+        verdict_line("loop range as printed in the text (i = N-1..1; teacher i = 2N-1..N+1)",
+                     "holds" if ranges_ok else "fails",
+                     f"misses step N's terms: relative error {text_range_error:.2g} (DLN) and "
+                     f"{chain['2N-1..N+1 (text)']:.2g} (teacher) against autograd"),
+        verdict_line("Eq. (8) as printed (triple partial by autograd)", "holds" if eq8_ok else "fails",
+                     f"identically {triple_max:g}: varphi enters L only through phi^1; grad varphi stays 0"),
+        verdict_line("Eq. (8) by the chain rule, i = 2N..N+1", "holds" if corrected_ok else "fails",
+                     f"{chain['2N..N+1 (Algorithm 1)']:.1e} against autograd"),
+    ]
+    return conclude(
+        outcome(corrected_ok and ranges_ok and eq8_ok, corrected_ok), statistic, tolerance,
         "largest relative FD bound over directions: 2 x (Richardson truncation |D(2h)-D(h)|/3 + "
         "rounding eps_f/h, eps_f by ECnoise), h = (3 eps_f/|f'''|)^(1/3); RMD vs autograd (whole "
         f"vectors) <= 1e3 (N+1) u = {exact_tol:.1e}",
@@ -237,14 +305,26 @@ def check_rmd(ctx: CheckContext) -> Verdict:
          f"{exact['no_hessian_vs_autograd_phi']:.1e} vs autograd, FD rel. error "
          f"{no_hessian_fd['relative_error']:.1e}; loop range: i = N..1 (Algorithm 1) "
          f"{exact['loop_N_to_1_vs_autograd']:.1e} vs autograd, i = N-1..1 as printed in the text "
-         f"{text_range_error:.2g}"),
-        conditions=per_direction_ok and exact_ok,
-        details={"exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi, "fd_teacher": fd_teacher,
+         f"{text_range_error:.2g}; Eq. (8) as printed: the triple partial d^3L/(dtheta dphi^1 dvarphi) by autograd "
+         f"is {triple_max:g} ({triple_reached} teacher tensors reached: varphi enters only through phi^1), so the "
+         f"printed update leaves grad varphi = 0 (relative error 1); chain rule (d^2L/(dtheta dphi^1) grad theta "
+         f"through dphi^1/dvarphi) over i = 2N..N+1 (Algorithm 1) {chain['2N..N+1 (Algorithm 1)']:.1e}, over "
+         f"i = 2N-1..N+1 (text) {chain['2N-1..N+1 (text)']:.2g} vs autograd"),
+        details={"verdict_lines": lines,
+                 "corrected_form": r"\nabla\varphi^0 \mathrel{-}= \eta\gamma w\,\Big(\frac{\partial T}"
+                                   r"{\partial\varphi^0}\Big)^{\!\top}\frac{\partial^2 L_{\phi^1}(S_\theta^{i-1})}"
+                                   r"{\partial\phi^1\,\partial\theta^{i-1}}\nabla\theta^i,\ i = 2N, \dots, N + 1;\ "
+                                   r"\text{Eqs. (5)-(6) for } i = N, \dots, 1",
+                 "corrected_holds": corrected_ok, "exact": exact, "exact_tolerance": exact_tol, "fd_dln": fd_phi,
+                 "fd_teacher": fd_teacher,
                  "fd_autograd": fd_auto, "no_hessian_fd": no_hessian_fd, "N": N, "runs": R, "power": ctx.power,
-                 "text_range_vs_autograd": text_range_error,
+                 "text_range_vs_autograd": text_range_error, "eq8": eq8,
                  "note": "the text's loop range i = N-1..1 for Eq. (5), evaluated as printed, misses step N's terms "
                          f"(relative error {text_range_error:.2g} against autograd); Algorithm 1 (lines 9-12) loops "
-                         "over all N steps, as implemented"},
+                         "over all N steps, as implemented. Eq. (8) as printed (a third partial derivative with "
+                         "theta, phi^1 and varphi independent) is identically zero; the update Algorithm 1 needs "
+                         "is the mixed second derivative in (theta, phi^1) chained through dphi^1/dvarphi (the chain "
+                         "rule), which matches autograd over i = 2N..N+1"},
         figure=figure,
     )
 
@@ -288,6 +368,177 @@ register(Claim(
 ))
 
 
+# -- l2t.tables: the orderings of Tables 1, 4, 5 and 6 under the paper's protocol, at small scale ------------------
+
+TABLES_SOURCE = f"{SOURCE}, Sec. 5.2-5.3"
+_TABLE_RUNS: dict = {}  # (scale, seed, row) -> (entry, per-round seconds): rows shared by the l2t.tables claims
+
+
+def _tables_setup(ctx: CheckContext) -> dict:
+    """The paper's protocol (hai2023: Adam-trained LSTM teacher, DLN lr 1e-3, stage III continuing, redivision per
+    epoch of validation rounds, rounds fixed across N), scaled. Quick: 12 rounds, N in (2, 5, 10), main N 5, R = 5,
+    and the toolkit's small teacher (20, 20, 1) at Adam 1e-2 (the paper-size teacher costs ~0.5 s a round here);
+    full: the paper's 10 epochs (60 rounds on the digits), N in (5, 10, 25), main N 25, R = 10, the paper-size
+    teacher."""
+    return {"runs": ctx.pick(5, 10), "rounds": ctx.pick(12, 60), "lengths": ctx.pick((2, 5, 10), (5, 10, 25)),
+            "main_N": ctx.pick(5, 25),
+            "ratios": (0.1, 0.5, 0.9), "teacher": {} if ctx.full else {"lstm_hidden": (20, 20, 1), "teacher_lr": 1e-2}}
+
+
+def _table_row(ctx: CheckContext, job, ratio: float = 0.5):
+    """One row under the paper's protocol (cached per scale, seed and row): (metrics entry, seconds per round)."""
+    from teachtheory.l2t import PROTOCOLS, make_task, run_job
+
+    setup = _tables_setup(ctx)
+    key = (ctx.scale, ctx.seed, job.label, ratio)
+    if key not in _TABLE_RUNS:
+        protocol = {**PROTOCOLS["hai2023"], **setup["teacher"], "val_ratio": ratio}
+        task = make_task(protocol, ctx.seed, setup["runs"], dtype=torch.float32)
+        steps = setup["rounds"] * 2 * setup["main_N"]
+        entry, res = run_job(job, protocol, task, rounds=setup["rounds"], steps=steps)
+        seconds = res["seconds"].numpy() if isinstance(res.get("seconds"), torch.Tensor) else None
+        _TABLE_RUNS[key] = (entry, seconds)
+    return _TABLE_RUNS[key]
+
+
+def _errors(entry: dict) -> np.ndarray:
+    """Per-run test error in % (lower is better) for the paired one-sided comparisons."""
+    return 100.0 - np.asarray(entry["per_run"], float)
+
+
+def _ordering(ctx: CheckContext, better: dict, worse: dict, what: str) -> Verdict:
+    """Paired one-sided verdict: ``better`` rows have lower test error than their ``worse`` partner by > z SE."""
+    from teachtheory.claims import one_sided_better
+
+    return one_sided_better(_errors(better), _errors(worse), z=ctx.z, power=ctx.power, what=what)
+
+
+def _combined(ctx: CheckContext, parts: list, what: str, details: dict) -> Verdict:
+    """All paired comparisons must hold; a gap in the claimed direction below z SE is reported with the runs a
+    test at this scale would need (underpowered, not reversed)."""
+    from teachtheory.claims import combine, required_runs
+
+    setup = _tables_setup(ctx)
+    notes = []
+    for p in parts:
+        d = p.details
+        if not p.ok and d["gap_mean"] > 0 and math.isfinite(d["gap_se"]):
+            d["runs_needed"] = required_runs(d["gap_mean"], d["gap_se"], d["runs"], z=ctx.z)
+            notes.append(f"~{d['runs_needed']} runs would be needed")
+    message = "; ".join(p.message for p in parts) + (f" (underpowered: {', '.join(notes)})" if notes else "")
+    return combine(parts, parts[0].tolerance_rule, f"{what} ({setup['rounds']} rounds, R={setup['runs']}): {message}",
+                   details={**details, "setup": {k: list(v) if isinstance(v, tuple) else v for k, v in setup.items()},
+                            "parts": [p.details for p in parts]})
+
+
+def check_table5_accuracy(ctx: CheckContext) -> Verdict:
+    """Table 5: at a fixed number of teacher rounds, test accuracy rises with the stage length N (consecutive N,
+    paired over runs)."""
+    from teachtheory.l2t import Job
+
+    lengths = _tables_setup(ctx)["lengths"]
+    rows = {N: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0] for N in lengths}
+    parts = [_ordering(ctx, rows[b], rows[a], f"N={b} over N={a}") for a, b in zip(lengths, lengths[1:])]
+    return _combined(ctx, parts, "accuracy rises with N at fixed rounds",
+                     {"accuracy": {N: rows[N]["mean"] for N in lengths},
+                      "student_steps": {N: rows[N]["student_steps"] for N in lengths}})
+
+
+def check_table5_time(ctx: CheckContext) -> Verdict:
+    """Table 5: the time of a teacher round grows with N (per-round times as samples; round 1 left out as warm-up)."""
+    from teachtheory.claims import conclude, power_suffix
+    from teachtheory.l2t import Job
+
+    lengths = _tables_setup(ctx)["lengths"]
+    times = {N: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[1][1:] for N in lengths}
+    stats, lines = [], []
+    for a, b in zip(lengths, lengths[1:]):
+        gap = times[b].mean() - times[a].mean()
+        se = math.sqrt(times[a].var(ddof=1) / times[a].size + times[b].var(ddof=1) / times[b].size)
+        z = (-gap if ctx.power else gap) / max(se, 1e-12)
+        stats.append(z)
+        lines.append(f"N={a}->{b}: {times[a].mean():.3f} -> {times[b].mean():.3f} s ({z:.1f} SE)")
+    worst = min(stats)
+    ratios = {N: float(times[N].mean() / times[lengths[0]].mean()) for N in lengths}
+    return conclude(worst > ctx.z, worst, ctx.z, f"every consecutive gap in mean seconds per round > {ctx.z:g} SE "
+                    "(Welch, rounds as samples)",
+                    "time per round grows with N: " + "; ".join(lines) + power_suffix(ctx, "reversed order"),
+                    details={"seconds_per_round": {N: float(times[N].mean()) for N in lengths},
+                             "ratio_to_smallest_N": ratios})
+
+
+def check_table6_optimizer(ctx: CheckContext) -> Verdict:
+    """Table 6: the LSTM teacher beats Adam, SGD and RMSProp as the DLN's optimiser (paired over runs)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    lstm = _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0]
+    others = {opt: _table_row(ctx, Job(f"DLN + {opt}", optimizer=opt, N=N))[0] for opt in ("adam", "sgd", "rmsprop")}
+    parts = [_ordering(ctx, lstm, entry, f"LSTM over {opt}") for opt, entry in others.items()]
+    return _combined(ctx, parts, "the LSTM teacher is the best DLN optimiser",
+                     {"accuracy": {"lstm": lstm["mean"], **{k: e["mean"] for k, e in others.items()}}})
+
+
+def check_table1_loss(ctx: CheckContext) -> Verdict:
+    """Table 1: L2T-DLN beats CE, the large-margin softmax, the smooth 0-1 loss and L2T-DLF (paired over runs; the
+    baselines take as many student steps as L2T-DLN, on the whole pool)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    main = _table_row(ctx, Job(f"L2T-DLN N={N}", N=N))[0]
+    rows = {name: _table_row(ctx, Job(name, kind="baseline", loss=name))[0]
+            for name in ("CE", "L-M softmax", "smooth 0-1")}
+    rows["L2T-DLF"] = _table_row(ctx, Job("L2T-DLF", kind="dlf", N=N))[0]
+    parts = [_ordering(ctx, main, entry, f"L2T-DLN over {name}") for name, entry in rows.items()]
+    return _combined(ctx, parts, "L2T-DLN wins Table 1",
+                     {"accuracy": {"L2T-DLN": main["mean"], **{k: e["mean"] for k, e in rows.items()}}})
+
+
+def check_table4_ratio(ctx: CheckContext) -> Verdict:
+    """Table 4: the validation ratio 50% beats the extreme ratios 10% and 90% (paired over runs by seed)."""
+    from teachtheory.l2t import Job
+
+    N = _tables_setup(ctx)["main_N"]
+    rows = {r: _table_row(ctx, Job(f"L2T-DLN N={N}", N=N), ratio=r)[0] for r in _tables_setup(ctx)["ratios"]}
+    parts = [_ordering(ctx, rows[0.5], rows[r], f"50% over {r:.0%}") for r in rows if r != 0.5]
+    return _combined(ctx, parts, "the 50% validation ratio is best",
+                     {"accuracy": {r: e["mean"] for r, e in rows.items()}})
+
+
+_TABLES_ASSUMPTIONS = [
+    "the paper's protocol (hai2023): LSTM teacher trained by Adam, DLN lr 1e-3, student "
+    "SGD lr 0.1, batches 25/100, stage III continuing from theta^N, data redivided per epoch of validation rounds",
+    "small scale: the 8x8 digits with a one-hidden-layer MLP student instead of CIFAR-10 with ResNet8; quick: 12 "
+    "rounds and the toolkit's small teacher (20, 20, 1) at Adam 1e-2, full: 60 rounds (the paper's 10 epochs) and "
+    "the paper-size teacher",
+]
+def _register_tables() -> None:
+    """Register the l2t.tables claims (ordering claims: no theory constant to mutate; see ORDERING_REASON)."""
+    from teachtheory.claims import ORDERING_REASON
+
+    for cid, check, statement, method in TABLE_CLAIMS:
+        register(Claim(id=cid, source=TABLES_SOURCE, statement=statement, assumptions=_TABLES_ASSUMPTIONS, check=check,
+                       statistical=True, method=method, sensitivity_reason=ORDERING_REASON))
+
+
+TABLE_CLAIMS = (
+    ("l2t.tables.t1-loss", check_table1_loss,
+     r"\mathrm{acc}(\text{L2T-DLN}) > \mathrm{acc}(\text{CE}), \mathrm{acc}(\text{L-M softmax}), "
+     r"\mathrm{acc}(\text{smooth}), \mathrm{acc}(\text{L2T-DLF})", "paired test-error gaps over runs > z SE"),
+    ("l2t.tables.t4-ratio", check_table4_ratio,
+     r"\mathrm{acc}(\text{ratio } 50\%) > \mathrm{acc}(10\%), \mathrm{acc}(90\%)",
+     "paired (by seed) test-error gaps > z SE"),
+    ("l2t.tables.t5-accuracy", check_table5_accuracy,
+     r"\text{fixed rounds}: N_1 < N_2 \Rightarrow \mathrm{acc}(N_1) < \mathrm{acc}(N_2)",
+     "paired test-error gaps between consecutive N > z SE"),
+    ("l2t.tables.t5-time", check_table5_time,
+     r"N_1 < N_2 \Rightarrow t_{\text{round}}(N_1) < t_{\text{round}}(N_2)",
+     "Welch gap of mean seconds per round between consecutive N > z SE"),
+    ("l2t.tables.t6-optimizer", check_table6_optimizer,
+     r"\mathrm{acc}(\text{LSTM}) > \mathrm{acc}(\text{Adam}), \mathrm{acc}(\text{SGD}), \mathrm{acc}(\text{RMSProp})",
+     "paired test-error gaps over runs > z SE"),
+)
+_register_tables()
 # -- l2t.eq7 --------------------------------------------------------------------------------------
 
 
@@ -454,4 +705,100 @@ register(Claim(
                  "eta = f / L_max with f in (0.1, 0.9)"],
     check=check_linearised_recursion, statistical=False, mutations=("eta*H_l",),
     method="exact AGD sweep vs Eq. (13) with quadrature mean values; remainder of M^-1 G vs ||v|| (log-log slope)",
+))
+
+
+# -- l2t.dln-range ---------------------------------------------------------------------------------
+
+
+def _dln_range_runs(ctx: CheckContext) -> dict:
+    """L2T-DLN training runs (LSTM teacher) with the DLN's output on a grid of (p_true, p_wrong) probability
+    pairs (p_true + p_wrong <= 1) at every round: per run, the minimum and maximum over the grid [R, rounds + 1]."""
+    from teachtheory.l2t import L2TDLN, DynamicLossNetwork, L2TConfig, LSTMTeacher, MLPStudent, load_digits_task
+    from teachtheory.random import as_seeds
+
+    runs, rounds = ctx.pick(4, 8), ctx.pick(6, 20)
+    hidden = ctx.pick((16, 16, 16, 16), (40, 40, 40, 40))  # full: the paper's four layers of 40
+    seeds = [int(s) for s in as_seeds(ctx.case_seeds(runs, "dln-range"))]
+    task = load_digits_task(seeds, runs, dtype=torch.float32)
+    dln = DynamicLossNetwork(hidden=hidden)
+    alg = L2TDLN(MLPStudent(64, 10, (8,)), dln, task, L2TConfig(stage_length=5, dln_lr=0.02), LSTMTeacher())
+    state = alg.init(None)
+    g = torch.linspace(0.0, 1.0, 41)
+    grid = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    grid = grid[grid.sum(-1) <= 1 + 1e-9]  # a true-class and a wrong-class probability
+    lows, highs = [], []
+
+    def measure():
+        with torch.no_grad():
+            v = dln.value(tuple(p.detach() for p in state.phi), grid.expand(runs, -1, -1)).to(torch.float64)
+        lows.append(v.amin(1))
+        highs.append(v.amax(1))
+
+    measure()
+    for _ in range(rounds):
+        alg.round(state)
+        measure()
+    return {"low": torch.stack(lows, 1).numpy(), "high": torch.stack(highs, 1).numpy(), "rounds": rounds,
+            "hidden": hidden}
+
+
+def check_dln_range(ctx: CheckContext) -> Verdict:
+    """Fig. 3's statement: the DLN's output range over (prediction for the correct class, prediction for a wrong
+    class) first expands, then contracts. Per run, width(t) = max - min of L_phi over a grid of probability pairs
+    after t rounds of Algorithm 1; the stages are the paper's (initial, 2nd, 5th, last; here rounds 0, 2, 5 and the
+    last). Expansion = max(width at 2, 5) - width at 0; contraction = max(width at 2, 5) - width at the last round.
+    Holds iff both exceed z SE over runs. Power: the reversed statement (contract, then expand), which must fail."""
+    out = ctx.memo("dln-range", lambda: _dln_range_runs(ctx))
+    width = out["high"] - out["low"]  # [R, rounds + 1]
+    last = out["rounds"]
+    peak = np.maximum(width[:, 2], width[:, 5])
+    expand, contract = peak - width[:, 0], peak - width[:, last]
+    if ctx.power:
+        expand, contract = -expand, -contract
+    stats = {}
+    for name, diff in (("expansion", expand), ("contraction", contract)):
+        mean, se = float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(diff.size))
+        stats[name] = {"mean": mean, "se": se, "z": mean / se if se > 0 else (math.inf if mean > 0 else -math.inf)}
+    worst = min(s["z"] for s in stats.values())
+    stages = {t: (float(out["low"][:, t].mean()), float(out["high"][:, t].mean())) for t in (0, 2, 5, last)}
+    figure = None
+    path = ctx.figure_path("l2t.dln-range")
+    if path is not None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.4))
+        t = np.arange(last + 1)
+        for r in range(width.shape[0]):
+            ax.fill_between(t, out["low"][r], out["high"][r], alpha=0.15, color="C0")
+        ax.plot(t, out["low"].mean(0), color="C0")
+        ax.plot(t, out["high"].mean(0), color="C0")
+        ax.set_xlabel("round of Algorithm 1")
+        ax.set_ylabel("DLN output over the grid (min, max)")
+        figure = finish_figure(fig, path, title="l2t.dln-range")
+    return bound_verdict(
+        worst, ctx.z, f"expansion and contraction of the DLN's output range, each over its SE across runs, must both "
+        f"exceed {ctx.z:g}",
+        "range (mean min, mean max) by round: " + ", ".join(f"{t}: ({lo:.3g}, {hi:.3g})" for t, (lo, hi)
+                                                             in stages.items())
+        + "; " + ", ".join(f"{k} {v['mean']:.3g} ± {v['se']:.2g} ({v['z']:.1f} SE)" for k, v in stats.items())
+        + (" [power: contract, then expand]" if ctx.power else ""),
+        above=True, figure=figure,
+        details={"stats": stats, "stages": {str(k): v for k, v in stages.items()}, "rounds": last,
+                 "dln_hidden": list(out["hidden"]), "runs": int(width.shape[0]),
+                 "width_by_round_mean": width.mean(0).tolist()},
+    )
+
+
+register(Claim(
+    id="l2t.dln-range", source=f"{SOURCE}, Fig. 3 and its caption",
+    statement=r"\text{the range of } L_\phi(p_0, p_1) \text{ over predictions first expands, then contracts "
+              r"over the teacher's training}",
+    assumptions=["digits task, MLP student (one hidden layer of 8), LSTM teacher, N = 5 steps per stage, DLN "
+                 "step 0.02 (quick: DLN of four layers of 16 and 6 rounds; full: the paper's four layers of 40 and "
+                 "20 rounds), far fewer teacher steps than the paper's ten epochs",
+                 "DLN inputs are softmax probabilities (the 1-vs-1 reading of teachtheory.l2t.dln); grid of "
+                 "probability pairs with p_true + p_wrong <= 1"],
+    check=check_dln_range, statistical=True,
+    sensitivity_reason="an ordering claim between measured ranges at different stages, with no constant of the "
+                       "theory to perturb; the power run checks the reversed statement, which must fail",
+    method="L2T-DLN runs batched over runs; min and max of the DLN over a probability grid after every round",
 ))

@@ -93,4 +93,5 @@ register(Simulation(
     runner=run_agd_saddle,
     minimum={"runs": 1, "steps": MIN_STEPS},
     minimum_reason="the growth rate is fitted while ||v_k|| crosses [1e-5, 7e-3], which takes up to about 125 sweeps",
+    protocol="the paper's alternating update on random strict saddles (Conclusion 1 as stated)",
 ))

@@ -182,4 +182,6 @@ register(Simulation(
     "committee", "soft committee machine: online SGD vs the Saad-Solla ODEs (plateau, order parameters, 1/sqrt N gap)",
     "Saad & Solla 1995 / Goldt et al. 2019", DEFAULTS, runner=run_committee, minimum=MINIMUM,
     minimum_reason=f"alpha = steps / N must reach {ESCAPE_ALPHA:g} to show the escape from the plateau",
+    protocol=("Saad & Solla's order-parameter ODEs against online SGD at finite N, the papers' K, M and learning "
+              'rates'),
 ))

@@ -6,18 +6,30 @@ results into ``out`` (see :class:`teachtheory.simulation.Simulation`). This modu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from teachtheory.simulation import mean_se_entry
+from teachtheory.plotting import convergence_figure, save_figure
+from teachtheory.simulation import (
+    Setup,
+    file_slug,
+    get_simulation,
+    mean_se_entry,
+    run_teaching,
+    teacher_summary,
+    write_metrics,
+)
+from teachtheory.teachers import Teacher
 from teachtheory.threads import intra_op_threads
 from teachtheory.validation import check_device, check_positive_int
 
-__all__ = ["TEACHING_MEMORY_PER_RUN_STEP", "Progress", "final_summary", "labelled_progress", "prepare_output",
-           "single_threaded"]
+__all__ = ["TEACHING_MEMORY_PER_RUN_STEP", "Progress", "StateRecorder", "final_summary", "labelled_progress",
+           "prepare_output", "single_threaded", "teaching_preset"]
 
 # teaching simulations: metric histories of every teacher, kept while stacked and in the trajectories
 # ((6 teachers x 2 metrics x 8 bytes) x 2 copies, with headroom), for the memory check before a run
@@ -70,3 +82,77 @@ def final_summary(values) -> dict:
     if out["se"] is not None:
         out["se"] = float(out["se"])
     return out
+
+
+StateMetric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class StateRecorder(Teacher):
+    """A teacher that measures ``metric(w, w_star)`` [R] on the learner's state each time it is asked to teach,
+    then delegates to ``inner`` (with one update per teaching call, this is the state before every step).
+
+    It lets a simulation record a metric the engine does not know (e.g. a paper's own distance) without
+    changing what is taught: the batches are ``inner``'s.
+    """
+
+    def __init__(self, inner: Teacher, metric: StateMetric) -> None:
+        self.inner, self.metric, self.values = inner, metric, []
+        self.name, self.omniscient = inner.name, inner.omniscient
+
+    def teach(self, ctx, w: torch.Tensor, step: int):
+        """Record the metric at ``w``, then return ``inner``'s batch."""
+        self.values.append(self.metric(w, ctx.w_star).detach().cpu().numpy())
+        return self.inner.teach(ctx, w, step)
+
+    def history(self, final_w, w_star: torch.Tensor) -> np.ndarray:
+        """The recorded values with the metric at the final weights appended, [R, T + 1]."""
+        final = self.metric(torch.as_tensor(final_w, dtype=w_star.dtype), w_star).detach().cpu().numpy()
+        return np.stack([*self.values, final], 1)
+
+    def to_spec(self) -> dict:
+        """The wrapped teacher's specification (recording does not change the teaching)."""
+        return self.inner.to_spec()
+
+
+def teaching_preset(name: str, reference: str, build: Callable[..., Setup],
+                    extra: tuple[str, StateMetric] | None = None) -> Callable[..., dict]:
+    """A preset runner for the teaching simulation ``name``: ``build`` replaces its setup and ``reference`` its
+    caption (which protocol the figure shows); an ``extra`` metric (name, metric(w, w_star) -> [R]) is recorded
+    at every step beside the engine's metrics, in metrics.json, the trajectories and the figure.
+
+    With ``extra``, the setup must teach one example per update (batch size 1) so every state is seen.
+    """
+
+    @single_threaded
+    def _preset(out, scale: str, runs: int, steps: int, seed: int, device: str, formats, progress) -> dict:
+        recorders: dict[str, StateRecorder] = {}
+        targets: list[torch.Tensor] = []
+
+        def recorded_build(**kwargs) -> Setup:
+            setup = build(**kwargs)
+            if extra is not None:
+                recorders.update({label: StateRecorder(t, extra[1]) for label, t in setup.teachers})
+                setup.teachers = [(label, recorders[label]) for label, _ in setup.teachers]
+                targets.append(setup.problem.w_star.cpu())
+            return setup
+
+        sim = dataclasses.replace(get_simulation(name), build=recorded_build, reference=reference)
+        out = Path(out)
+        result = run_teaching(sim, out, scale, runs, steps, seed, device, formats, progress)
+        if extra is None:
+            return result
+        trajectories = result["trajectories"]
+        for label, traj in trajectories.items():
+            traj.metrics[extra[0]] = recorders[label].history(traj.final_w, targets[0])[:, traj.steps_recorded]
+            traj.save(out / "trajectories" / f"{file_slug(label)}.npz")
+        summary = {label: teacher_summary(traj) for label, traj in trajectories.items()}
+        grid = next(iter(trajectories.values())).steps_recorded
+        write_metrics(out, {"simulation": sim.name, "runs": runs, "steps": steps, "steps_recorded": grid,
+                            "teachers": summary})
+        fig = convergence_figure(trajectories, tuple(next(iter(trajectories.values())).metrics),
+                                 title=f"{sim.name}: {reference} (R={runs}, mean ± SE)")
+        result["figures"] = [str(f) for f in save_figure(fig, out / "convergence", formats)]
+        result["summary"] = summary
+        return result
+
+    return _preset

@@ -235,7 +235,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
                      progress=None if progress is None else (lambda t, label=label: progress(label, t, steps)))
         trajectories[label] = traj
         used[label] = teacher
-        traj.save(out / f"{case}__{_slug(label)}.npz")
+        traj.save(out / f"{case}__{file_slug(label)}.npz")
         summary[label] = {m: _stats(traj[m][:, -1]) for m in metrics}
         summary[label]["train_seconds"] = train_seconds
         summary[label]["teach_seconds"] = float(traj.seconds[-1])
@@ -252,7 +252,7 @@ def run_case(case: str, out: Path, scale: str, runs: int, steps: int, seed: int,
             "teachers": summary}
 
 
-def _slug(label: str) -> str:
+def file_slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label).strip("-").lower()
 
 
@@ -377,32 +377,37 @@ def _replot(folder: Path, formats: tuple[str, ...]) -> list[Path]:
     return written
 
 
-# name, cases, reference, (runs, steps) at small and at full scale, description
+# name, cases, reference, (runs, steps) at small and at full scale, protocol, description
 CATALOGUE = (
     ("last-parameterized", ("last-lsr", "last-mlp"), cite("last", "Sec. 4, Fig. 12"), (8, 200), (32, 1000),
+     "the toolkit's own sizes: least squares d=10 and a two-layer MLP on digits 3 vs 5",
      "parameterized LAST: label policies trained by unrolling (v=1, v>1 with the auxiliary term) and by "
      "policy gradient, vs greedy LAST and SGD, for least squares and a two-layer MLP"),
     ("blast", ("blast",), cite("last", "Sec. 7"), (8, 200), (32, 1000),
+     "the toolkit's own sizes: logistic regression on digits 3 vs 5",
      "black-box LAST (no w*): label policies trained on the learner's own loss (unrolling) and on "
      "validation accuracy (policy gradient), logistic regression on digits 3 vs 5"),
     ("dht-mixup", ("mixup",), cite("dht", "Sec. 4.1, Table 1"), (8, 200), (5, 2000),
+     "the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN with Adam",
      "Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
      "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
      "Mixup; softmax regression on the ten digits (a stand-in for the paper's small CNN with Adam)"),
     ("dht-transform", ("dht-transform",), cite("dht", "Sec. 3.3.1, Figs. 4 and 8"), (8, 200), (32, 1000),
+     "the toolkit's own: logistic regression on digits 3 vs 5 (the paper: half-moons and MNIST)",
      "DHT's learner-conditioned data transformation policy (unrolled, auxiliary term) and the black-box "
      "policy over the full teaching space (x and y, no w*) vs greedy DHT and SGD, logistic regression on "
      "digits 3 vs 5"),
     ("dht-generative", ("gen-digits", "gen-moons"), cite("dht", "Sec. 3.3.2, Figs. 5-7"), (8, 100), (10, 300),
+     "the toolkit's own (the paper gives no sizes): raw 8x8 digits 3 vs 5 and half-moons",
      "DHT's generative teachers: a GAN-based teacher (generator + discriminator + teaching objective) and "
      "a VAE-based one (pre-trained conditional VAE, teaching in its latent space with the KL constraint), "
      "both unrolled, vs greedy DHT and SGD; logistic regression on raw 8x8 digits 3 vs 5 and on the "
      "half-moons; synthesized samples as image grids and scatter plots"),
 )
 
-for _name, _cases, _reference, _small, _full, _description in CATALOGUE:
+for _name, _cases, _reference, _small, _full, _protocol, _description in CATALOGUE:
     register(Simulation(
-        name=_name, description=_description, reference=_reference,
+        name=_name, description=_description, reference=_reference, protocol=_protocol,
         defaults={scale: {"runs": r, "steps": t} for scale, (r, t) in (("small", _small), ("full", _full))},
         runner=_runner(_cases, _reference), replot=_replot,
     ))

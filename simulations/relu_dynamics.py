@@ -154,4 +154,6 @@ run_relu_dynamics = single_threaded(_run_relu_dynamics)
 register(Simulation(
     "relu-dynamics", "population-gradient descent of ReLU nets: K=1, K=2 in the plane, symmetric (x, y) dynamics",
     "Tian ICML 2017 (dynamics)", DEFAULTS,
-    runner=run_relu_dynamics))
+    runner=run_relu_dynamics,
+    protocol="Tian ICML 2017's population-gradient setting (Gaussian input, closed-form expected gradient)",
+))

@@ -191,7 +191,9 @@ run_specialization_deep = single_threaded(_run_specialization_deep)
 register(Simulation(
     "specialization-deep", "multi-layer ReLU teacher-student: per-layer recovery, L shape",
     "Tian ICML 2020 (multi-layer)", DEFAULTS_DEEP,
-    runner=run_specialization_deep))
+    runner=run_specialization_deep,
+    protocol="the toolkit's own (N(0, I) input, Gaussian teachers, momentum SGD)",
+))
 
 
 # -- the tian2020 preset ------------------------------------------------------------------------------------
@@ -251,4 +253,7 @@ register(Simulation(
     "specialization", "two-layer ReLU teacher-student: recovery vs teacher strength 1/j^p, L shape, augmentation",
     "Tian ICML 2020 (specialization experiments)", DEFAULTS,
     runner=run_specialization, presets={"tian2020": run_tian2020},
-    preset_defaults={"tian2020": DEFAULTS_TIAN2020}))
+    preset_defaults={"tian2020": DEFAULTS_TIAN2020},
+    protocol=("the toolkit's own (N(0, I) input, d=20, Gaussian teachers, momentum SGD); --preset tian2020: the "
+              'reference setup of Tian ICML 2020'),
+))

@@ -257,4 +257,6 @@ register(Simulation(
     reference="Tian et al. 2020 Sec. 5-6",
     defaults={"small": {"runs": 4, "steps": 500}, "full": {"runs": 16, "steps": 3000}},
     runner=run_ssl_hltm,
+    protocol=("the toolkit's own: hierarchical latent tree models of small depth, as defined in Tian et al. 2020 "
+              'Sec. 5'),
 ))

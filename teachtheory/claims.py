@@ -77,6 +77,7 @@ __all__ = [
     "run_claims",
     "se_verdict",
     "select_claims",
+    "verdict_line",
 ]
 
 VERDICTS = ("holds", "fails", "printed-form-wrong", "holds-in-regime", "error")
@@ -721,6 +722,20 @@ def combine(
         raise ValueError(f"combine: the parts must share one tolerance, got {sorted(tolerances)}")
     holds = all(p.ok for p in parts) and bool(conditions)
     return conclude(holds, max(p.statistic for p in parts), parts[0].tolerance, rule, message, details, figure)
+
+
+def verdict_line(label: str, verdict: str, text: str) -> dict[str, str]:
+    """One line of a claim checked under several readings or regimes (kept in ``details["verdict_lines"]``, shown
+    under the claim's verdict): e.g. ``verdict_line("literal reading", "printed-form-wrong", "...")``.
+
+    Raises:
+        ValueError: when ``verdict`` is not one of :data:`VERDICTS` or ``label`` is empty.
+    """
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"label must be a non-empty string, got {label!r}")
+    return {"label": label, "verdict": verdict, "text": str(text)}
 
 
 def power_suffix(ctx: CheckContext, note: str) -> str:

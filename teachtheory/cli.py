@@ -68,7 +68,7 @@ def _cmd_list(args, console: Console) -> int:
         table.add_column(col)
     for sim in sorted(SIMULATIONS.values(), key=lambda s: s.name):
         small, full = sim.defaults["small"], sim.defaults["full"]
-        table.add_row(sim.name, sim.reference, sim.description, f"{small['runs']} x {small['steps']}",
+        table.add_row(sim.name, sim.reproduces, sim.description, f"{small['runs']} x {small['steps']}",
                       f"{full['runs']} x {full['steps']}")
     console.print(table)
     return 0
@@ -433,8 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--time", type=int, default=60, help="SLURM time limit per cell in minutes")
     sw.add_argument("--gpus", type=int, default=0, help="GPUs per SLURM job")
     dist = sub.add_parser("distill", help="distil a small training set, evaluate it and write images, table and curves")
-    dist.add_argument("method", help="random, herding, kmeans, full, dm, kip, label-solve, dc, dsa or mtt")
-    dist.add_argument("--dataset", required=True, help="digits, mnist1d, mnist, fashion-mnist, cifar10 or cifar100")
+    dist.add_argument("method", help="random, herding, kmeans, full, dm, kip, label-solve, dc, dsa, mtt, dd, sldd, "
+                                     "tdd or ld")
+    dist.add_argument("--dataset", required=True, help="digits, mnist1d, mnist, fashion-mnist, cifar10, cifar100, "
+                                                        "text-synthetic or text:FOLDER (token-id files)")
     dist.add_argument("--ipc", type=int, required=True, help="images per class")
     dist.add_argument("--eval-runs", type=int, default=8, help="evaluation networks trained at once (default 8)")
     dist.add_argument("--steps", type=int, default=None, help="distillation steps (default: the method's)")

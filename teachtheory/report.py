@@ -12,7 +12,8 @@ from .claims import Claim, Verdict, format_number
 from .io import atomic_write, write_json
 from .references import REFERENCES
 
-__all__ = ["claim_families", "sensitivity_cell", "verdict_rows", "write_bibtex", "write_claims_pages",
+__all__ = ["claim_families", "sensitivity_cell", "verdict_line_bullets", "verdict_rows", "write_bibtex",
+           "write_claims_pages",
            "write_docs_page",
            "write_verdicts_json"]
 
@@ -28,6 +29,14 @@ def sensitivity_cell(v: Verdict) -> str:
         return "none" + ("" if s.meets_target else " !")
     text = ">100%" if worst == float("inf") else f"{100 * worst:.3g}%"
     return text + ("" if s.meets_target else " !")
+
+
+def verdict_line_bullets(v: Verdict) -> list[str]:
+    """The per-reading or per-regime lines of a verdict (``details["verdict_lines"]``) as Markdown bullets."""
+    entries = v.details.get("verdict_lines") if isinstance(v.details, dict) else None
+    if not entries:
+        return []
+    return [f"- *{e['label']}:* `{e['verdict']}` — {e['text']}" for e in entries] + [""]
 
 
 def verdict_rows(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[list[str]]:
@@ -67,6 +76,7 @@ def write_docs_page(claims: Sequence[Claim], verdicts: Sequence[Verdict], path: 
         lines += [f"*Verdict:* **{v.verdict}** — {v.message}", "",
                   f"*Statistic:* {format_number(v.statistic)}; *tolerance:* {format_number(v.tolerance)} "
                   f"({v.tolerance_rule or 'exact'})", ""]
+        lines += verdict_line_bullets(v)
         if v.sensitivity is not None:
             lines += [f"*Sensitivity:* {v.sensitivity.describe()}", ""]
         corrected = v.details.get("corrected_form") if isinstance(v.details, dict) else None
@@ -112,6 +122,7 @@ def _claim_section(claim: Claim, v: Verdict, folder: Path) -> list[str]:
     lines += [f"**Verdict:** `{v.verdict}` — {v.message}", "",
               (f"**Statistic:** {format_number(v.statistic)}; **tolerance:** {format_number(v.tolerance)} "
                f"({v.tolerance_rule or 'exact'})"), ""]
+    lines += verdict_line_bullets(v)
     if v.sensitivity is not None:
         per = ", ".join(f"{k}: {'>100%' if e is None else f'{100 * e:.3g}%'}"
                         for k, e in v.sensitivity.smallest.items())

@@ -43,6 +43,7 @@ __all__ = [
     "Setup",
     "Simulation",
     "check_run_arguments",
+    "file_slug",
     "get_simulation",
     "load_simulations",
     "mean_se_entry",
@@ -50,7 +51,9 @@ __all__ = [
     "register",
     "replot",
     "run_simulation",
+    "run_teaching",
     "split_timings",
+    "teacher_summary",
     "write_metrics",
     "write_run_record",
 ]
@@ -92,6 +95,8 @@ class Simulation:
 
     Attributes:
         name: CLI name. description: one line. reference: paper and figure.
+        protocol: whose setup it runs (the paper's, the authors' code's, or the toolkit's own and how it differs);
+            ``teachtheory list`` shows it beside the reference (where the reference does not already name it).
         defaults: per scale, the default runs and steps.
         minimum: the least runs and steps that give complete metrics ({"runs", "steps"}, or one such dict
             per scale); smaller sizes are refused, with ``minimum_reason`` in the message.
@@ -135,6 +140,12 @@ class Simulation:
                 raise ValueError(f"{self.name} needs {arg} >= {low} for complete metrics, got {value}{why}")
     presets: dict[str, Callable[..., dict]] = field(default_factory=dict)
     preset_defaults: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    protocol: str = ""
+
+    @property
+    def reproduces(self) -> str:
+        """The reference with its protocol, as ``teachtheory list`` shows it."""
+        return f"{self.reference}; protocol: {self.protocol}" if self.protocol else self.reference
 
 
 SIMULATIONS: dict[str, Simulation] = {}
@@ -211,7 +222,7 @@ def run_simulation(
             result = runner(out=partial, scale=scale, runs=runs, steps=steps, seed=seed, device=device,
                             formats=formats, progress=progress)
         else:
-            result = _run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
+            result = run_teaching(sim, partial, scale, runs, steps, seed, device, formats, progress)
         warnings_found = list(result.get("warnings", []))
         metrics_file = partial / "metrics.json"
         if metrics_file.exists():
@@ -348,7 +359,7 @@ def write_run_record(folder: str | Path, *, device: str, seconds: float) -> Path
     return folder / "run.json"
 
 
-def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int, seed: int, device: str,
+def run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int, seed: int, device: str,
                   formats: tuple[str, ...], progress) -> dict:
     """The generic runner of teaching simulations: each teacher through :func:`teachtheory.teach`."""
     setup = sim.build(scale=scale, runs=runs, steps=steps, seed=seed, device=device)
@@ -371,9 +382,9 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
 
         traj = teach(setup.problem, setup.learner, teacher, setup.steps, setup.lr, setup.batch_size,
                      seed=seed, record=setup.metrics, progress=report, device=device, on_divergence="ignore")
-        traj.save(out / "trajectories" / f"{_slug(label)}.npz")
+        traj.save(out / "trajectories" / f"{file_slug(label)}.npz")
         trajectories[label] = traj
-    summary = {label: _teacher_summary(traj) for label, traj in trajectories.items()}
+    summary = {label: teacher_summary(traj) for label, traj in trajectories.items()}
     warnings_found = [f"{label}: {traj.divergence_message()}" for label, traj in trajectories.items()
                       if traj.divergence_message()]
     # every teacher runs the same steps with the same metrics, so they share one recording grid
@@ -386,7 +397,7 @@ def _run_teaching(sim: Simulation, out: Path, scale: str, runs: int, steps: int,
             "warnings": warnings_found}
 
 
-def _teacher_summary(traj: Trajectory) -> dict:
+def teacher_summary(traj: Trajectory) -> dict:
     """One teacher's entry of metrics.json: per metric the per-step mean and SE and the final values."""
     entry: dict[str, Any] = {}
     for metric in traj.metrics:
@@ -435,13 +446,13 @@ def replot(folder: str | Path, formats: tuple[str, ...] = ("png",), style: str =
 def _replot_teaching(sim: Simulation, folder: Path, config: dict, formats: tuple[str, ...]) -> list[Path]:
     trajectories = {}
     for label in config["teachers"]:
-        path = folder / "trajectories" / f"{_slug(label)}.npz"
+        path = folder / "trajectories" / f"{file_slug(label)}.npz"
         if not path.is_file():
             raise ValueError(f"RESULT_DIR {str(folder)!r} lacks {path.relative_to(folder)}")
         trajectories[label] = Trajectory.load(path)
     metrics = tuple(next(iter(trajectories.values())).metrics)
-    fig = convergence_figure(trajectories, metrics,
-                             title=f"{sim.name}: {sim.reference} (R={config['runs']}, mean ± SE)")
+    reference = config.get("reference", sim.reference)  # a preset run's caption names its own protocol
+    fig = convergence_figure(trajectories, metrics, title=f"{sim.name}: {reference} (R={config['runs']}, mean ± SE)")
     return save_figure(fig, folder / "convergence", formats)
 
 
@@ -460,5 +471,6 @@ def _replot_sweep(folder: Path, formats: tuple[str, ...]) -> list[Path]:
     return save_figure(fig, folder / "sweep", formats)
 
 
-def _slug(label: str) -> str:
+def file_slug(label: str) -> str:
+    """A label made safe as a file name: alphanumerics and ``-_.`` kept, the rest dashes, lower case."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in label).strip("-").lower()

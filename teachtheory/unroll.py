@@ -22,6 +22,12 @@ and a validation loss :math:`e(\theta^N)` is differentiated with respect to :mat
   vector-Jacobian product from the same graph), built and freed per step; only the weight trajectory
   is stored (``checkpoint_every=k`` stores every k-th iterate and recomputes the rest, memory
   O(N/k + k) parameter vectors).
+* ``"backgradient"``: the same recurrence, but the trajectory is not stored: each earlier iterate is
+  reconstructed by running the step backwards, :math:`\theta^{i-1} \approx \theta^i + \eta w
+  \nabla_\theta L_\phi(\theta^i; i)` (Domke 2012; Maclaurin et al. 2015; the back-gradient of
+  Mu\~noz-Gonz\'alez et al. 2017, which Wang et al.'s Dataset Distillation uses for long unrolls). Memory is
+  O(1) in N (two parameter vectors); the price is an :math:`O(\eta^2)` error per step in the reconstructed
+  iterates, so it equals the other two methods only to first order in the step size.
 
 Parameters are tuples of tensors. ``train_loss(theta, phi, i)`` returns a scalar (sum the per-run
 losses for a batch of independent runs: the gradient of a sum of independent terms is the per-run
@@ -31,7 +37,10 @@ the loss pick its mini-batch deterministically, so forward recomputation is exac
 References:
     Hai et al., L2T-DLN, NeurIPS 2023, Eqs. (2), (4)-(6), (8) and Algorithm 1; Maclaurin, Duvenaud &
     Adams, "Gradient-based hyperparameter optimization through reversible learning", ICML 2015;
-    Franceschi et al., "Forward and reverse gradient-based hyperparameter optimization", ICML 2017.
+    Franceschi et al., "Forward and reverse gradient-based hyperparameter optimization", ICML 2017;
+    Domke, "Generic methods for optimization-based modeling", AISTATS 2012; Munoz-Gonzalez et al., "Towards
+    poisoning of deep learning algorithms with back-gradient optimization", AISec 2017; Wang et al., "Dataset
+    Distillation", arXiv 2018, Sec. 3.3.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ __all__ = ["METHODS", "Rollout", "Unrolled", "central_difference", "chain_to", "
 Params = tuple[torch.Tensor, ...]
 TrainLoss = Callable[[Params, Params, int], torch.Tensor]
 ValLoss = Callable[[Params], torch.Tensor]
-METHODS = ("reverse", "autograd")
+METHODS = ("reverse", "autograd", "backgradient")
 
 
 @dataclass
@@ -138,9 +147,10 @@ def hypergradient(
         theta0, phi: tensors or tuples of tensors (detached copies are used).
         steps: N >= 0. lr: eta > 0 (a number or a tensor broadcasting against each parameter).
         weight: the example weight w of Eq. (2).
-        method: ``"reverse"`` (Eqs. 4-6) or ``"autograd"`` (through the unrolled graph).
+        method: ``"reverse"`` (Eqs. 4-6), ``"autograd"`` (through the unrolled graph) or ``"backgradient"``
+            (Eqs. 4-6 on iterates reconstructed by reversed steps: memory O(1) in N, exact to first order in lr).
         hessian: keep the Hessian term of Eq. (5) (``False`` drops it: first-order approximation,
-            used as the power check; only for ``"reverse"``).
+            used as the power check; only for ``"reverse"`` and ``"backgradient"``).
         checkpoint_every: with ``"reverse"``, store every k-th iterate and recompute the others.
         start: global index of the first step (passed to ``train_loss``).
 
@@ -149,14 +159,16 @@ def hypergradient(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if not hessian and method != "reverse":
-        raise ValueError("hessian=False is only defined for method='reverse'")
+    if not hessian and method == "autograd":
+        raise ValueError("hessian=False is only defined for method='reverse' or 'backgradient'")
     theta0 = tuple(p.detach() for p in _as_params("theta0", theta0))
     phi = tuple(p.detach() for p in _as_params("phi", phi))
     _check(steps, lr, weight, checkpoint_every)
     scale = lr * weight
     if method == "autograd":
         return _autograd(train_loss, val_loss, theta0, phi, steps, scale, start)
+    if method == "backgradient":
+        return _backgradient(train_loss, val_loss, theta0, phi, steps, scale, start, hessian)
     return _reverse(train_loss, val_loss, theta0, phi, steps, scale, start, hessian, checkpoint_every)
 
 
@@ -179,6 +191,50 @@ def _autograd(train_loss, val_loss, theta0, phi, steps, scale, start) -> Unrolle
                     tuple(t.detach() for t in theta))
 
 
+def _final_gradient(val_loss, theta: Params) -> tuple[torch.Tensor, Params]:
+    """e(theta^N) and its gradient in theta^N (Eq. 4)."""
+    with torch.enable_grad():
+        leaves = _leaves(theta)
+        value = val_loss(leaves)
+        return value, _zeros_for(torch.autograd.grad(value, leaves, allow_unused=True), theta)
+
+
+def _reverse_step(train_loss, prev: Params, phi: Params, i: int, scale, g_theta: Params, g_phi: Params,
+                  hessian: bool) -> tuple[Params, Params]:
+    """One step of the recurrence (Eqs. 5-6) at theta^{i-1} = ``prev``: one double-backward pass gives the
+    Hessian-vector and the mixed products with the adjoint ``g_theta``."""
+    with torch.enable_grad():
+        t_leaves, p_leaves = _leaves(prev), _leaves(phi)
+        grads = torch.autograd.grad(train_loss(t_leaves, p_leaves, i), t_leaves, create_graph=True,
+                                    allow_unused=True)
+        dot = sum(((g * v).sum() for g, v in zip(grads, g_theta) if g is not None),
+                  torch.zeros((), dtype=g_theta[0].dtype, device=g_theta[0].device))
+        if dot.requires_grad:
+            second = torch.autograd.grad(dot, t_leaves + p_leaves, allow_unused=True)
+        else:
+            second = (None,) * (len(t_leaves) + len(p_leaves))
+    hv_theta = _zeros_for(second[:len(t_leaves)], prev)
+    hv_phi = _zeros_for(second[len(t_leaves):], phi)
+    g_phi = tuple(gp - scale * h for gp, h in zip(g_phi, hv_phi))  # Eq. (6)
+    if hessian:
+        g_theta = tuple(gt - scale * h for gt, h in zip(g_theta, hv_theta))  # Eq. (5)
+    return g_theta, g_phi
+
+
+def _backgradient(train_loss, val_loss, theta0, phi, steps, scale, start, hessian) -> Unrolled:
+    theta = theta0
+    for i in range(steps):
+        theta = _step(train_loss, theta, phi, start + i, scale)
+    theta_final = theta
+    value, g_theta = _final_gradient(val_loss, theta)
+    g_phi = tuple(torch.zeros_like(p) for p in phi)
+    for i in range(steps, 0, -1):
+        # reverse step: theta^{i-1} ~ theta^i + lr w grad L(theta^i; i - 1) (the gradient at the later iterate)
+        theta = _step(train_loss, theta, phi, start + i - 1, -scale)
+        g_theta, g_phi = _reverse_step(train_loss, theta, phi, start + i - 1, scale, g_theta, g_phi, hessian)
+    return Unrolled(value.detach(), g_phi, g_theta, theta_final)
+
+
 def _reverse(train_loss, val_loss, theta0, phi, steps, scale, start, hessian, checkpoint_every) -> Unrolled:
     k = checkpoint_every or 1
     # forward: keep theta^i for i = 0, k, 2k, ... (all of them when k = 1)
@@ -188,10 +244,7 @@ def _reverse(train_loss, val_loss, theta0, phi, steps, scale, start, hessian, ch
         theta = _step(train_loss, theta, phi, start + i, scale)
         if (i + 1) % k == 0 and i + 1 < steps:
             checkpoints[i + 1] = theta
-    with torch.enable_grad():
-        leaves = _leaves(theta)
-        value = val_loss(leaves)
-        g_theta = _zeros_for(torch.autograd.grad(value, leaves, allow_unused=True), theta)  # Eq. (4)
+    value, g_theta = _final_gradient(val_loss, theta)  # Eq. (4)
     g_phi = tuple(torch.zeros_like(p) for p in phi)
     theta_final = theta
     # reverse, one checkpoint segment at a time: [s, e) holds the steps i = s+1 .. e
@@ -202,22 +255,8 @@ def _reverse(train_loss, val_loss, theta0, phi, steps, scale, start, hessian, ch
         for i in range(s, e - 1):  # recompute theta^{s+1} .. theta^{e-1}
             trajectory.append(_step(train_loss, trajectory[-1], phi, start + i, scale))
         for i in range(e, s, -1):  # step i maps theta^{i-1} -> theta^i
-            prev = trajectory[i - 1 - s]
-            with torch.enable_grad():
-                t_leaves, p_leaves = _leaves(prev), _leaves(phi)
-                grads = torch.autograd.grad(train_loss(t_leaves, p_leaves, start + i - 1), t_leaves,
-                                            create_graph=True, allow_unused=True)
-                dot = sum(((g * v).sum() for g, v in zip(grads, g_theta) if g is not None),
-                          torch.zeros((), dtype=g_theta[0].dtype, device=g_theta[0].device))
-                if dot.requires_grad:
-                    second = torch.autograd.grad(dot, t_leaves + p_leaves, allow_unused=True)
-                else:
-                    second = (None,) * (len(t_leaves) + len(p_leaves))
-            hv_theta = _zeros_for(second[:len(t_leaves)], prev)
-            hv_phi = _zeros_for(second[len(t_leaves):], phi)
-            g_phi = tuple(gp - scale * h for gp, h in zip(g_phi, hv_phi))  # Eq. (6)
-            if hessian:
-                g_theta = tuple(gt - scale * h for gt, h in zip(g_theta, hv_theta))  # Eq. (5)
+            g_theta, g_phi = _reverse_step(train_loss, trajectory[i - 1 - s], phi, start + i - 1, scale, g_theta,
+                                           g_phi, hessian)
         del trajectory
     return Unrolled(value.detach(), g_phi, g_theta, theta_final)
 

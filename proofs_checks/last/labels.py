@@ -22,10 +22,10 @@ from teachtheory.claims import (
     conclude,
     exact_verdict,
     mean_se,
-    outcome,
     power_suffix,
     register,
     se_verdict,
+    verdict_line,
 )
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax
@@ -915,12 +915,27 @@ def _paired_curves(problem, learner, teachers: dict, lr_of: dict, steps: int, se
             for name, teacher in teachers.items()}
 
 
+def _myopic_problem(runs: int, seed: int) -> tuple[problems.Problem, float]:
+    """Noise-free LSR on a shared anisotropic pool (feature scales 1 .. 10^-1.5, d = 10, n = 50), every run from
+    the same w_0; the step 1/L_max. SGD has no noise floor here, and the greedy label's one-step gain ignores the
+    direction of w - w*, which decides how fast the later steps contract."""
+    d, n = 10, 50
+    streams = RunStreams(as_seeds(seed, 1))
+    X = streams.normal("myopic-x", 0, (n, d)) * torch.logspace(0, -1.5, d, dtype=torch.float64)
+    w_star = streams.normal("myopic-w", 0, (d,))
+    w0 = (w_star + streams.normal("myopic-e0", 0, (d,))).expand(runs, d).clone()
+    problem = problems.Problem(X, X @ w_star[0], w_star, w0, name="anisotropic noise-free LSR")
+    return problem, 1.0 / float((X[0] ** 2).sum(-1).max())
+
+
 def check_monotonicity(ctx: CheckContext) -> Verdict:
     """Prop. 1 through the engine: SGD and LAST share the initialisation, the step size and the
     sampled x (one sampling stream; same seed). Per run and step, D_t = ||w_t^LAST - w*||^2 -
     ||w_t^SGD - w*||^2; the claim E D_t <= 0 is tested one-sided at every t: mean(D_t) <= z SE(D_t).
     LSR: fresh x ~ N(0, I_d) each step (then E_x min_y G = (1 - 1/d)||e||^2, so Prop. 1's
-    hypothesis holds exactly); LR: Gaussian clusters, uniform sampling from the shared pool.
+    hypothesis holds exactly); LR: Gaussian clusters, uniform sampling from the shared pool; and a setting where
+    greedy teaching could be myopic (:func:`_myopic_problem`: no SGD noise floor, anisotropic pool, tight label
+    ball), reported on its own line.
     Power: the 'teacher' is SGD with half the step size, claimed no slower than SGD, which must fail."""
     from teachtheory.teachers import RandomTeacher
 
@@ -930,12 +945,17 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
                                      target="given")
     lr_problem = problems.gaussian_clusters(pool_size=100, runs=runs, seed=_base_seed(ctx) + 200_000, dim=2,
                                             test_size=0)
+    myopic, lr_myopic = _myopic_problem(runs, _base_seed(ctx) + 300_000)
     settings = [
         ("LSR", lsr, LeastSquares(d), lr_lsr, "sequential", ("none", "ball-truth:0.5")),
         ("LR", lr_problem, Logistic(lr_problem.dim), lr_lr, "uniform", ("none", "signs", "box:-1:1")),
+        # where greedy could be myopic: no noise floor for SGD (noise-free labels), an anisotropic shared pool (the
+        # direction of w - w* decides later progress, which the one-step greedy label ignores), a tight label ball
+        ("LSR noise-free, anisotropic", myopic, LeastSquares(myopic.dim), lr_myopic, "uniform",
+         ("none", "ball-truth:0.05")),
     ]
     worst, where = -math.inf, ""
-    panels, summary = [], {}
+    panels, summary, per_setting = [], {}, {}
     for name, problem, learner, lr, sampling, specs in settings:
         teachers = {"SGD": RandomTeacher()}
         lr_of = {"SGD": lr}
@@ -958,6 +978,8 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
                                           "final_ratio": float(sq[:, -1].mean() / curves["SGD"][:, -1].mean())}
             if z[t_worst] > worst:
                 worst, where = float(z[t_worst]), f"{name} {label} at t={t_worst + 1}"
+            if z[t_worst] > per_setting.get(name, (-math.inf, ""))[0]:
+                per_setting[name] = (float(z[t_worst]), f"{label} at t={t_worst + 1}")
         panels.append((name, curves, runs))
     # Prop. 1's hypothesis, LSR with x ~ N(0, I): E_x min_y G(x, y | w) = (1 - 1/d) ||w - w*||^2 (Kaczmarz),
     # increasing in ||w - w*||: checked by Monte Carlo over the pool of fresh x at one state per run.
@@ -970,12 +992,18 @@ def check_monotonicity(ctx: CheckContext) -> Verdict:
                             [(curves, f"{name}, R={R}, same x for all teachers") for name, curves, R in panels],
                             r"$E\|w_t - w^*\|^2$ (mean ± SE)",
                             "last.monotonicity (Prop. 1)" + power_suffix(ctx, "SGD(eta/2) claimed no slower"))
+    lines = [verdict_line(f"{name}" + (" (SGD has a noise floor)" if name in ("LSR", "LR") else
+                                       " (SGD has no noise floor; greedy may be myopic)"),
+                          "holds" if z_max <= ctx.z else "fails",
+                          f"worst standardised excess of LAST over SGD {z_max:.2f} SE ({at})")
+             for name, (z_max, at) in per_setting.items()]
     return bound_verdict(
         worst, ctx.z, f"one-sided paired test at every t: mean(d_LAST^2 - d_SGD^2) <= {ctx.z:g} x SE over runs",
         f"worst standardised excess of LAST over SGD {worst:.2f} SE ({where}); hypothesis (LSR, x ~ N(0,I)): "
         f"E min_y G/||e||^2 = {ratio:.3f} vs 1 - 1/d = {1 - 1 / d:.3f}" + power_suffix(ctx, "SGD(eta/2) vs SGD"),
         conditions=hypothesis_ok,
         details={"per_teacher": summary, "runs": runs, "steps": steps, "lsr_lr": lr_lsr, "lr_lr": lr_lr,
+                 "myopic_lr": lr_myopic, "verdict_lines": lines,
                  "hypothesis_ratio": ratio, "hypothesis_note": "for LR and for constrained LAST the hypothesis of "
                  "Prop. 1 has no closed form; those cases test the conclusion only"},
         figure=figure,
@@ -1100,14 +1128,63 @@ def _fastest_test(curves: dict[str, np.ndarray], subject: str, floor: float, eve
     return worst, where, per
 
 
+def mixed_crossover(ctx: CheckContext, dim: int, noise: float, runs: int, every: int = 5) -> dict:
+    """Mixed teaching against LAST (NC) and IMT on the LSR recipe of LAST Fig. 7 (x ~ N(0, I_d), n = 10 d,
+    lr = 0.5/d) with label noise ``noise``, 30 d steps, paired per run (same pool and start).
+
+    With z the paired statistic of mean(log d_mixed - log d_LAST) / SE at every ``every``-th step: mixed is
+    ahead of LAST until ``ahead_until`` (last t with z < -z_crit), the ``crossover`` is the first t from which
+    the mean gap stays positive, and LAST is ahead from ``overtaken_at`` (first t with z > z_crit). The early
+    regime holds when mixed is ahead of LAST somewhere and never behind IMT by z_crit SE up to ``ahead_until``;
+    the stall: at the last step mixed is behind LAST and within z_crit SE of IMT (IMT's noise floor).
+    """
+    from teachtheory.teachers import IMTTeacher, MixedTeacher
+
+    steps = 30 * dim
+    seed = _base_seed(ctx) + 1000 * dim + int(round(1000 * noise))
+    problem = problems.linear_regression(dim=dim, pool_size=10 * dim, runs=runs, seed=seed, noise=noise)
+    learner, lr, floor = LeastSquares(dim), 0.5 / dim, 1e-9
+    logs = {name: np.log(np.maximum(teach(problem, learner, teacher, steps, lr, seed=seed,
+                                          record=("distance",))["distance"], floor))[:, ::every]
+            for name, teacher in (("mixed", MixedTeacher()), ("LAST", LASTTeacher()), ("IMT", IMTTeacher()))}
+    t = np.arange(0, steps + 1, every)
+
+    def paired_z(other):
+        mean, se = mean_se(logs["mixed"] - logs[other])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return mean, np.where(se > 0, mean / se, np.sign(mean) * np.inf)
+
+    gap_last, z_last = paired_z("LAST")
+    gap_imt, z_imt = paired_z("IMT")
+    ahead = np.flatnonzero(z_last < -ctx.z)
+    behind = np.flatnonzero(z_last > ctx.z)
+    not_positive = np.flatnonzero(gap_last <= 0)
+    ahead_until = int(t[ahead.max()]) if ahead.size else None
+    crossover = int(t[not_positive.max() + 1]) if not_positive.size and not_positive.max() + 1 < t.size else None
+    early_end = ahead.max() if ahead.size else -1
+    early = bool(ahead.size and (z_imt[1:early_end + 1] <= ctx.z).all())
+    stall = bool(z_last[-1] > ctx.z and abs(z_imt[-1]) <= ctx.z)
+    return {"dim": dim, "noise": noise, "steps": steps, "runs": runs, "ahead_until": ahead_until,
+            "crossover": crossover, "overtaken_at": int(t[behind.min()]) if behind.size else None,
+            "early_fastest": early,
+            "max_z_vs_imt_early": float(z_imt[1:early_end + 1].max()) if early_end > 0 else None,
+            "stalls_at_imt_floor": stall, "final_gap_vs_last": float(gap_last[-1]),
+            "final_z_vs_last": float(z_last[-1]), "final_gap_vs_imt": float(gap_imt[-1]),
+            "final_z_vs_imt": float(z_imt[-1])}
+
+
 def check_mixed(ctx: CheckContext) -> Verdict:
     """(1) One engine step from the same state: mixed <= IMT per run (exact: mixed keeps IMT's x and the
     true label is feasible); mixed vs LAST per sample (LAST's own random x) and vs LAST's exact
     expectation over the pool; an explicit 2-D counterexample. (2) Convergence on the LSR setting of
     LAST Fig. 7 (the ``lsr`` simulation's teachers, lr = 0.5/d, label noise 0.1): paired one-sided test
     that mixed's log-distance is not above any other teacher's at every 5th step; the same on
-    noise-free labels (interpolation). Power: a joint (x, y) greedy teacher joins the noise-free
-    comparison; mixed is then not fastest and the corrected form must fail."""
+    noise-free labels (interpolation), a restriction of the claim. (3) The crossover against LAST over a grid of
+    d and label noise (:func:`mixed_crossover`): a verdict line per regime, mixed fastest early, stalled at IMT's
+    noise floor later. The overall verdict is ``holds-in-regime``: mixed <= IMT per step, fastest before the
+    crossover and on noise-free labels; not per step against LAST and not after the crossover.
+    Power: a joint (x, y) greedy teacher joins the noise-free comparison; mixed is then not fastest there and
+    the verdict must be ``fails``."""
     from teachtheory.teachers import IMTTeacher, MixedTeacher, RandomTeacher
     from teachtheory.teachers.presets import regression_teachers
 
@@ -1145,7 +1222,31 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     clean_fastest = clean_z <= ctx.z
     never_worse_than_last = one["worse_than_last_sample"] == 0 and not counter["mixed_worse_than_some_last"]
     stated_holds = exact_ok and never_worse_than_last and noisy_fastest
-    corrected_holds = exact_ok and clean_fastest
+    restricted_holds = bool(exact_ok and clean_fastest)
+
+    grid = [mixed_crossover(ctx, d, noise, ctx.pick(24, 48)) for d in ctx.pick((5, 10), (5, 10, 20, 50))
+            for noise in (0.1, 0.3)]
+    early_ok = all(cell["early_fastest"] for cell in grid)
+    stalls = all(cell["stalls_at_imt_floor"] for cell in grid)
+    crossings = ", ".join(f"d={c['dim']}, noise {c['noise']:g}: {c['crossover']}" for c in grid)
+    regime_holds = bool(stated_holds or (restricted_holds and early_ok))
+    lines = [
+        verdict_line("one step vs IMT", "holds" if exact_ok else "fails",
+                     f"mixed <= IMT per run, max gap {one['mixed_minus_imt']:.1e} (it keeps IMT's x)"),
+        verdict_line("one step vs LAST", "holds" if never_worse_than_last else "fails",
+                     f"mixed worse than LAST on {one['worse_than_last_sample']}/{one['states']} samples; 2-D "
+                     f"counterexample: mixed {counter['mixed']:.3f} vs E LAST {counter['last_mean']:.3f}"),
+        verdict_line("early: before the crossover with LAST", "holds-in-regime" if early_ok else "fails",
+                     f"mixed ahead of LAST (paired, z SE) and not behind IMT in every grid cell; crossover step "
+                     f"by (d, noise): {crossings} (30 d steps, lr = 0.5/d, n = 10 d)"),
+        verdict_line("late: after the crossover", "fails",
+                     "mixed stalls " + ("at IMT's noise floor (final log-distance within z SE of IMT's) "
+                                        if stalls else "(not at IMT's floor in every cell) ")
+                     + f"while LAST reaches w*; Fig. 7 setting: overtaken, worst {noisy_z:.1f} SE ({noisy_where})"),
+        verdict_line("restriction: noise-free labels", "holds" if clean_fastest else "fails",
+                     f"with interpolating labels mixed is fastest at every step (worst {clean_z:.1f} SE, "
+                     f"{clean_where}); a restriction of the claim, not a correction of it"),
+    ]
     final = {name: {"mean_log_distance": float(np.log(np.maximum(c[:, -1], floor)).mean()),
                     "se": float(np.log(np.maximum(c[:, -1], floor)).std(ddof=1) / math.sqrt(c.shape[0])),
                     "mean_distance": float(c[:, -1].mean()),
@@ -1159,24 +1260,28 @@ def check_mixed(ctx: CheckContext) -> Verdict:
                              (clean_curves, "noise-free labels (interpolation)")],
                             r"mean $\log_{10}\max(\|w_t - w^*\|, 10^{-9})$ (± SE)",
                             f"last.mixed: R={problem.runs}, eta={lr:g}", log_floor=floor)
+    verdict = "holds" if stated_holds else ("holds-in-regime" if regime_holds else "fails")
     return conclude(
-        outcome(stated_holds, corrected_holds), noisy_z, ctx.z,
+        verdict, noisy_z, ctx.z,
         f"one-sided paired test at every {every}th step: mean(log d_mixed - log d_other) <= "
-        f"{ctx.z:g} SE over runs (distances floored at {floor:g}); one-step parts exact (1e-12 relative)",
-        f"mixed <= IMT per run: max gap {one['mixed_minus_imt']:.1e}; mixed worse than LAST on "
+        f"{ctx.z:g} SE over runs (distances floored at {floor:g}); one-step parts exact (1e-12 relative); "
+        "crossover: first step from which mean(log d_mixed - log d_LAST) stays positive",
+        ("regime: mixed <= IMT per step, fastest before the crossover with LAST and on noise-free labels; not per "
+         "step against LAST and not after the crossover — " if verdict == "holds-in-regime" else "")
+        + f"mixed <= IMT per run: max gap {one['mixed_minus_imt']:.1e}; mixed worse than LAST on "
         f"{one['worse_than_last_sample']}/{one['states']} samples, than LAST's expectation in "
         f"{one['worse_than_last_mean']}/{one['states']} states (2-D counterexample: mixed "
-        f"{counter['mixed']:.3f} vs E LAST {counter['last_mean']:.3f}); convergence with label noise: "
-        f"worst {noisy_z:.1f} SE ({noisy_where}), mixed stalls (log-distance change over the second half "
-        f"{stall:+.2f}); noise-free: worst {clean_z:.1f} SE ({clean_where})" + power_suffix(ctx, "joint greedy added"),
+        f"{counter['mixed']:.3f} vs E LAST {counter['last_mean']:.3f}); crossover with LAST by (d, noise): "
+        f"{crossings}; with label noise (Fig. 7 setting): worst {noisy_z:.1f} SE ({noisy_where}), mixed stalls "
+        f"(log-distance change over the second half {stall:+.2f}); noise-free: worst {clean_z:.1f} SE "
+        f"({clean_where})" + power_suffix(ctx, "joint greedy added"),
         details={"one_step": one, "counterexample": counter, "final": final, "noisy_fastest_test": noisy_per,
                  "noise_free_fastest_test": clean_per, "stall_second_half": stall, "steps": steps,
-                 "runs": problem.runs, "lr": lr,
-                 "corrected_form": r"d^{mixed}_{t+1} \le d^{IMT}_{t+1}\ \text{(same } w_t,\ \tilde y \in \mathcal Y);\ "
-                                   r"\text{no per-sample order with LAST; fastest when the labels interpolate "
-                                   r"(}\tilde y = \langle w^*, x\rangle),\ \text{with label noise mixed stalls at "
-                                   r"IMT's floor}",
-                 "corrected_holds": bool(corrected_holds),
+                 "runs": problem.runs, "lr": lr, "crossover_grid": grid, "verdict_lines": lines,
+                 "restricted_form": r"d^{mixed}_{t+1} \le d^{IMT}_{t+1}\ \text{(same } w_t,\ \tilde y \in "
+                                    r"\mathcal Y);\ \text{fastest for } t \text{ below the crossover with LAST, and at "
+                                    r"every } t \text{ when the labels interpolate (}\tilde y = \langle w^*, x\rangle)",
+                 "restricted_holds": restricted_holds, "early_regime_holds": early_ok, "stalls_at_imt_floor": stalls,
                  "stall_mechanism": "near w*, IMT's true-label score is dominated by the label noise and keeps "
                                     "picking an example with a tiny residual; after one greedy-label step on it "
                                     "w - w* is orthogonal to that x and mixed teaching stops moving"},
@@ -1195,7 +1300,8 @@ register(Claim(
     sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest "
                        "(power run: a joint greedy teacher added, "
                        "which must beat mixed teaching)",
-    method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free)",
+    method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free); "
+           "crossover with LAST over a grid of d and label noise",
 ))
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import baselines, dc, dm, kip, mtt
+from . import baselines, dc, dd, dm, gtn, kip, ld, mnemonics, mtt, sldd, tdd
 from .data import DistillData, load_dataset
 from .synthetic import SyntheticSet
 
-__all__ = ["BASELINES", "LEARNED", "METHODS", "Method", "distill"]
+__all__ = ["BASELINES", "LEARNED", "METHODS", "Method", "distill", "load_any"]
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,20 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dc", dc.dc, 200, "Zhao, Mopuri & Bilen, ICLR 2021", "gradient matching"),
     Method("dsa", dc.dsa, 200, "Zhao & Bilen, ICML 2021", "gradient matching with siamese augmentation"),
     Method("mtt", mtt.mtt, 300, "Cazenavette et al., CVPR 2022", "matching training trajectories"),
+    Method("dd", dd.dd, 300, "Wang et al., arXiv 2018",
+           "dataset distillation through unrolled GD (learned step sizes)"),
+    Method("sldd", sldd.sldd, 300, "Sucholutsky & Schonlau, IJCNN 2021", "soft-label dataset distillation"),
+    Method("tdd", tdd.tdd, 300, "Sucholutsky & Schonlau, IJCNN 2021",
+           "text dataset distillation (SLDD on embeddings)"),
+    Method("ld", ld.ld, 300, "Bohdal, Yang & Hospedales, NeurIPS 2020 workshop",
+           "label distillation of real base images (ridge pseudo-gradient or unrolled)"),
+    Method("gtn", gtn.gtn, 300, "Such et al., ICML 2020",
+           "generative teaching network: generator + learned curriculum, weight-normalised meta-gradients"),
+    Method("mnemonics", mnemonics.mnemonics, 100, "Liu et al., CVPR 2020",
+           "bilevel-optimised exemplars over class-incremental phases"),
 )}
 BASELINES = ("random", "herding", "kmeans", "full")
-LEARNED = ("dm", "kip", "label-solve", "dc", "dsa", "mtt")
+LEARNED = ("dm", "kip", "label-solve", "dc", "dsa", "mtt", "dd", "sldd", "tdd", "ld", "gtn", "mnemonics")
 
 
 def _rich_progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -74,8 +85,9 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
 
     Args:
         method: one of :data:`METHODS` (``random``, ``herding``, ``kmeans``, ``full``, ``dm``, ``kip``,
-            ``label-solve``, ``dc``, ``dsa``, ``mtt``).
-        dataset: a name of :data:`teachtheory.distill.data.DATASETS` or a loaded :class:`DistillData`.
+            ``label-solve``, ``dc``, ``dsa``, ``mtt``, ``dd``, ``sldd``, ``tdd``, ``ld``, ``gtn``, ``mnemonics``).
+        dataset: a name of :data:`teachtheory.distill.data.DATASETS`, a text set name (``text-synthetic`` or
+            ``text:FOLDER``, see :mod:`teachtheory.distill.tdd`) or a loaded :class:`DistillData`.
         ipc: images per class.
         steps: distillation steps (the method's default when None; ignored by the baselines).
         seed: seeds every random draw of the method (same seed, same set on one device).
@@ -100,7 +112,7 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available; use cpu")
     spec = METHODS[method]
     check_options(method, options)
-    data = dataset if isinstance(dataset, DistillData) else load_dataset(dataset, root=data_root)
+    data = dataset if isinstance(dataset, DistillData) else load_any(dataset, root=data_root)
     data = data.to(device)
     close = None
     if progress is True:
@@ -123,6 +135,17 @@ def distill(method: str, dataset: str | DistillData, ipc: int, *, steps: int | N
                           seconds=time.perf_counter() - started, torch=torch.__version__,
                           python=platform.python_version(), steps=kwargs.get("steps"))
     return syn
+
+
+def load_any(name: str, *, root: str | None = None, device: str | torch.device = "cpu") -> DistillData:
+    """An image set of :data:`~teachtheory.distill.data.DATASETS` or a text set (``text-synthetic``, ``text:FOLDER``).
+
+    Raises:
+        ValueError: an unknown name (see :func:`~teachtheory.distill.data.load_dataset`).
+    """
+    if tdd.is_text_dataset(name):
+        return tdd.resolve_dataset(name).to(device)
+    return load_dataset(name, root=root, device=device)
 
 
 def _plain(value) -> bool:

@@ -22,8 +22,8 @@ import torch
 
 from ..io import check_writable_folder, result_folder, write_json
 from ..plotting import BAND_ALPHA, plt, save_figure
-from .api import METHODS, distill
-from .data import DATASETS, FILE_DATASETS, DistillData, load_dataset
+from .api import METHODS, distill, load_any
+from .data import DATASETS, FILE_DATASETS, DistillData
 from .evaluate import EvalResult, evaluate, evaluate_full
 from .nets import transfer_depth
 from .synthetic import SyntheticSet
@@ -159,8 +159,11 @@ def check_inputs(method: str, dataset: str, ipc: int, eval_runs: int = 8, epochs
     """
     if method not in METHODS:
         raise ValueError(f"METHOD {method!r} is unknown; accepted: {', '.join(METHODS)}")
-    if dataset not in DATASETS:
-        raise ValueError(f"--dataset {dataset!r} is unknown; accepted: {', '.join(DATASETS)}")
+    from .tdd import is_text_dataset
+
+    if dataset not in DATASETS and not is_text_dataset(dataset):
+        raise ValueError(f"--dataset {dataset!r} is unknown; accepted: {', '.join(DATASETS)}, text-synthetic or "
+                         "text:FOLDER (token-id files)")
     if dataset in FILE_DATASETS and data_root is None:
         raise ValueError(f"--dataset {dataset} is read from files: pass --data-root naming the folder that holds "
                          "them (nothing is downloaded)")
@@ -213,7 +216,7 @@ def run_distill(
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
     width, epochs = auto_width(device, width), auto_epochs(device, epochs)
-    data = load_dataset(dataset, root=data_root, device=device)
+    data = load_any(dataset, root=data_root, device=device)
     options = dict(options or {})
     if method in ("dm", "dc", "dsa", "mtt") or (method == "herding" and options.get("features", "trained") != "pixels"):
         options.setdefault("width", width)

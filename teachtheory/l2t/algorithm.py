@@ -16,6 +16,19 @@ The student is never reset: a round advances it by 2N steps. The teacher's LSTM 
 across rounds (truncated back-propagation: one round). Ablations (Table 6): the DLN is updated by
 Adam, SGD or RMSProp on :math:`\nabla\phi^m` instead of the LSTM (stage 3 is then a plain student
 stage), or not at all (``"fixed"``: the student trains on the initial DLN).
+
+Options that follow the authors' released code rather than the paper text (code, not paper):
+``stage3="restart"`` runs stage III again from the round's starting student :math:`\theta^0` on the same
+training batches and the same validation batch, and keeps its end point, so a round advances the
+student N steps, not 2N; ``same_val_batch=True`` uses one validation batch for stages I and III (implied by
+``"restart"``); ``resplit="validation-epoch"`` redraws the training/validation division after every
+``task.val_batches_per_epoch`` rounds (one validation batch per round, as the authors' loop over the
+validation loader) instead of after every pass of student steps over the training part.
+
+Every round records the diagnostics that show whether the teacher still helps: the validation loss,
+the mean teacher output :math:`|g|` and the fraction of coordinates with :math:`|g| > 0.9` (the LSTM's
+output saturates at 1), and the cosine between the DLN update and :math:`-\nabla\phi^m` (a positive
+cosine: the update points downhill on the stage-I validation error).
 """
 
 from __future__ import annotations
@@ -34,9 +47,12 @@ from .losses import get_loss, per_run_cross_entropy
 from .student import MLPStudent
 from .teacher import LSTMTeacher
 
-__all__ = ["L2TDLN", "OPTIMIZERS", "L2TConfig", "train_fixed_loss"]
+__all__ = ["HISTORY", "L2TDLN", "OPTIMIZERS", "RESPLITS", "STAGE3", "L2TConfig", "train_fixed_loss"]
 
 OPTIMIZERS = ("lstm", "adam", "sgd", "rmsprop", "fixed")
+STAGE3 = ("continue", "restart")
+RESPLITS = ("student-epoch", "validation-epoch")
+SATURATION = 0.9  # |g| above this counts as a saturated teacher output (the LSTM's output lies in (-1, 1))
 
 
 @dataclass
@@ -46,6 +62,11 @@ class L2TConfig:
     Attributes:
         stage_length: N, student steps per stage. optimizer: who updates the DLN (one of OPTIMIZERS).
         weight: the example weight w of Eq. (2). checkpoint_every: passed to the hypergradient.
+        stage3: ``"continue"`` (paper text: stage III continues from theta^N, 2N student steps a round) or
+            ``"restart"`` (the authors' code: from the round's theta^0 on the same batches, N steps a round).
+        same_val_batch: one validation batch for stages I and III (always so with ``"restart"``).
+        resplit: ``"student-epoch"`` (a new division after each pass of student steps over the training
+            part) or ``"validation-epoch"`` (after each pass of rounds over the validation part).
     """
 
     stage_length: int = 25
@@ -55,6 +76,9 @@ class L2TConfig:
     optimizer: str = "lstm"
     weight: float = 1.0
     checkpoint_every: int | None = None
+    stage3: str = "continue"
+    same_val_batch: bool = False
+    resplit: str = "student-epoch"
 
     def __post_init__(self) -> None:
         if isinstance(self.stage_length, bool) or not isinstance(self.stage_length, int) or self.stage_length < 1:
@@ -65,6 +89,17 @@ class L2TConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.stage3 not in STAGE3:
+            raise ValueError(f"stage3 must be one of {', '.join(STAGE3)}, got {self.stage3!r}")
+        if self.resplit not in RESPLITS:
+            raise ValueError(f"resplit must be one of {', '.join(RESPLITS)}, got {self.resplit!r}")
+        if not isinstance(self.same_val_batch, bool):
+            raise TypeError(f"same_val_batch must be True or False, got {self.same_val_batch!r}")
+
+    @property
+    def steps_per_round(self) -> int:
+        """Student steps a round advances the student: 2N, or N with the authors' stage III."""
+        return self.stage_length if self.stage3 == "restart" else 2 * self.stage_length
 
 
 @dataclass
@@ -77,7 +112,17 @@ class L2TState:
     round: int = 0
     dln_optimizer: object = None
     teacher_optimizer: object = None
-    history: dict = field(default_factory=lambda: {"val_loss": [], "seconds": [], "grad_norm": [], "update_norm": []})
+    history: dict = field(default_factory=lambda: {key: [] for key in HISTORY})
+
+
+HISTORY = ("val_loss", "seconds", "grad_norm", "update_norm", "update_cosine", "g_abs_mean", "g_saturated")
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-run cosine of two [R, P] tensors, in float64 (a blown-up gradient overflows float32 products);
+    0 where either is zero."""
+    a, b = a.double(), b.double()
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-300)
 
 
 class L2TDLN:
@@ -89,16 +134,17 @@ class L2TDLN:
             teacher = LSTMTeacher()
         self.student, self.dln, self.task, self.config, self.teacher = student, dln, task, config, teacher
         self._last_val: torch.Tensor | None = None
+        self._epoch: int | None = None  # the division in force this round (None: by student step)
 
     # -- losses -----------------------------------------------------------------------------
     def train_loss(self, theta, phi, i: int) -> torch.Tensor:
         """Sum over runs of the DLN loss on the student's step-i mini-batch (per-run gradients)."""
-        x, y = self.task.train_batch(i)
+        x, y = self.task.train_batch(i, self._epoch)
         return self.dln.loss(phi, self.student.forward(theta, x), y).sum()
 
     def val_loss(self, index: int, step: int) -> Callable:
         """e_val: cross entropy on validation mini-batch ``index`` (sum over runs; per-run kept)."""
-        x, y = self.task.val_batch(index, step)
+        x, y = self.task.val_batch(index, step, self._epoch)
 
         def loss(theta) -> torch.Tensor:
             per_run = per_run_cross_entropy(self.student.forward(theta, x), y)
@@ -139,59 +185,73 @@ class L2TDLN:
         cfg, N = self.config, self.config.stage_length
         start = time.perf_counter()
         k = state.round
+        restart = cfg.stage3 == "restart"
+        self._epoch = k // self.task.val_batches_per_epoch if cfg.resplit == "validation-epoch" else None
+        # stage III's validation batch, its first step and its starting student
+        val3 = 2 * k if (cfg.same_val_batch or restart) else 2 * k + 1
+        start3 = state.step if restart else state.step + N
         phi = tuple(p.detach() for p in state.phi)
+        h = state.history
         if cfg.optimizer == "fixed":
-            state.theta = sgd_steps(self.train_loss, state.theta, phi, 2 * N, cfg.student_lr, weight=cfg.weight,
-                                    start=state.step)
-            state.step += 2 * N
+            state.theta = sgd_steps(self.train_loss, state.theta, phi, cfg.steps_per_round, cfg.student_lr,
+                                    weight=cfg.weight, start=state.step)
+            state.step += cfg.steps_per_round
             with torch.no_grad():
-                self.val_loss(2 * k + 1, state.step)(state.theta)
+                self.val_loss(val3, state.step)(state.theta)
         else:
+            theta0 = state.theta
             # stages I and II: N student steps, then the hypergradient of e_val(theta^N) w.r.t. phi (Eqs. 4-6)
-            first = hypergradient(self.train_loss, self.val_loss(2 * k, state.step + N), state.theta, phi, N,
+            first = hypergradient(self.train_loss, self.val_loss(2 * k, state.step + N), theta0, phi, N,
                                   cfg.student_lr, weight=cfg.weight, start=state.step,
                                   checkpoint_every=cfg.checkpoint_every)
-            state.theta, state.step = first.theta, state.step + N
+            theta3 = theta0 if restart else first.theta
             grad_phi = flatten(first.grad_phi)
-            state.history["grad_norm"].append(grad_phi.norm(dim=-1))
+            h["grad_norm"].append(grad_phi.norm(dim=-1))
             if cfg.optimizer == "lstm":
                 with torch.enable_grad():
                     g, new_state = self.teacher.step(state.teacher, grad_phi, state.teacher_state)
                     phi_next_flat = flatten(phi) + cfg.dln_lr * g  # Eq. (3)
                 phi_next = unflatten(phi_next_flat.detach(), phi)
                 # stage III: N more steps with the new DLN; the teacher learns from e_val(theta^{2N})
-                second = hypergradient(self.train_loss, self.val_loss(2 * k + 1, state.step + N), state.theta,
-                                       phi_next, N, cfg.student_lr, weight=cfg.weight, start=state.step,
+                second = hypergradient(self.train_loss, self.val_loss(val3, start3 + N), theta3, phi_next, N,
+                                       cfg.student_lr, weight=cfg.weight, start=start3,
                                        checkpoint_every=cfg.checkpoint_every)
-                state.theta, state.step = second.theta, state.step + N
+                state.theta = second.theta
                 teacher_grads = chain_to((phi_next_flat,), state.teacher, (flatten(second.grad_phi),))  # Eq. (8)
                 state.teacher_optimizer.zero_grad(set_to_none=True)
                 for p, gp in zip(state.teacher, teacher_grads):
                     p.grad = gp
                 state.teacher_optimizer.step()
-                state.teacher_state = tuple((h.detach(), c.detach()) for h, c in new_state)
-                state.history["update_norm"].append((phi_next_flat.detach() - flatten(phi)).norm(dim=-1))
+                state.teacher_state = tuple((hs.detach(), c.detach()) for hs, c in new_state)
+                g = g.detach()
+                h["g_abs_mean"].append(g.abs().mean(-1))
+                h["g_saturated"].append((g.abs() > SATURATION).to(g.dtype).mean(-1))
+                update = phi_next_flat.detach() - flatten(phi)
                 state.phi = phi_next
             else:
                 before = flatten(phi)
                 for p, gp in zip(state.phi, first.grad_phi):
                     p.grad = gp.clone()
                 state.dln_optimizer.step()
-                state.history["update_norm"].append((flatten(state.phi).detach() - before).norm(dim=-1))
-                state.theta = sgd_steps(self.train_loss, state.theta, tuple(p.detach() for p in state.phi), N,
-                                        cfg.student_lr, weight=cfg.weight, start=state.step)
-                state.step += N
+                update = flatten(state.phi).detach() - before
+                state.theta = sgd_steps(self.train_loss, theta3, tuple(p.detach() for p in state.phi), N,
+                                        cfg.student_lr, weight=cfg.weight, start=start3)
                 with torch.no_grad():
-                    self.val_loss(2 * k + 1, state.step)(state.theta)
-        state.history["val_loss"].append(self._last_val)
-        state.history["seconds"].append(time.perf_counter() - start)
+                    self.val_loss(val3, start3 + N)(state.theta)
+            state.step += cfg.steps_per_round
+            h["update_norm"].append(update.norm(dim=-1))
+            h["update_cosine"].append(_cosine(update, -grad_phi))
+        h["val_loss"].append(self._last_val)
+        h["seconds"].append(time.perf_counter() - start)
         state.round += 1
         return state
 
     def run(self, rounds: int, seed=None, *, dtype=torch.float32, device="cpu", eval_every: int = 0,
             progress: Callable[[int, int], None] | None = None) -> dict:
         """``rounds`` teacher rounds from a fresh state; returns final per-run test accuracy, the
-        per-round validation loss [R, rounds], seconds per round and (optionally) a test-accuracy curve."""
+        per-round histories [R, rounds] (validation loss, DLN gradient and update norms, the update's cosine
+        with -grad phi, the teacher output's mean |g| and saturated fraction), seconds per round and
+        (optionally) a test-accuracy curve."""
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
         state = self.init(seed, dtype=dtype, device=device)
@@ -204,14 +264,13 @@ class L2TDLN:
             if progress is not None:
                 progress(r + 1, rounds)
         h = state.history
-        return {
-            "test_accuracy": self.test_accuracy(state.theta), "val_loss": torch.stack(h["val_loss"], -1),
-            "seconds": torch.tensor(h["seconds"]), "steps": state.step, "rounds": rounds,
-            "curve_steps": curve_steps, "curve": torch.stack(curve, -1) if curve else None,
-            "grad_norm": torch.stack(h["grad_norm"], -1) if h["grad_norm"] else None,
-            "update_norm": torch.stack(h["update_norm"], -1) if h["update_norm"] else None,
-            "state": state,
-        }
+        out = {"test_accuracy": self.test_accuracy(state.theta), "seconds": torch.tensor(h["seconds"]),
+               "steps": state.step, "rounds": rounds, "curve_steps": curve_steps,
+               "curve": torch.stack(curve, -1) if curve else None, "state": state}
+        for key in HISTORY:  # per-run histories [R, rounds]; None for what this optimiser does not record
+            if key != "seconds":
+                out[key] = torch.stack(h[key], -1) if h[key] else None
+        return out
 
     def test_accuracy(self, theta) -> torch.Tensor:
         """Per-run accuracy [R] of the student parameters ``theta`` on the task's test set."""

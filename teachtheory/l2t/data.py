@@ -61,6 +61,12 @@ class DigitsTask:
         return self.X.shape[0] - self.n_val
 
     @property
+    def val_batches_per_epoch(self) -> int:
+        """Validation mini-batches per pass over the validation part (at least one): the authors' code takes one
+        per teacher round and redivides the data after a pass."""
+        return max(1, self.n_val // self.val_batch_size)
+
+    @property
     def steps_per_epoch(self) -> int:
         """Student steps per pass over the training part (at least one)."""
         return max(1, self.n_train // self.batch_size)
@@ -77,15 +83,16 @@ class DigitsTask:
     def _gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.X[index], self.y[index]
 
-    def train_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mini-batch of student step ``step`` (global index): x [R, B, d], y [R, B]."""
-        perm = self.division(step // self.steps_per_epoch)
+    def train_batch(self, step: int, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mini-batch of student step ``step`` (global index): x [R, B, d], y [R, B], from the division of
+        ``epoch`` (default: the epoch of student steps that ``step`` falls in)."""
+        perm = self.division(step // self.steps_per_epoch if epoch is None else epoch)
         pick = self.streams.integers("train-batch", step, self.n_train, (self.batch_size,)).to(perm.device)
         return self._gather(torch.gather(perm[:, : self.n_train], 1, pick))
 
-    def val_batch(self, index: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validation mini-batch number ``index`` drawn from the division in force at ``step``."""
-        perm = self.division(step // self.steps_per_epoch)
+    def val_batch(self, index: int, step: int, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validation mini-batch number ``index`` drawn from the division in force at ``step`` (or of ``epoch``)."""
+        perm = self.division(step // self.steps_per_epoch if epoch is None else epoch)
         pick = self.streams.integers("val-batch", index, self.n_val, (self.val_batch_size,)).to(perm.device)
         return self._gather(torch.gather(perm[:, self.n_train:], 1, pick))
 

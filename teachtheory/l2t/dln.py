@@ -8,11 +8,18 @@ value), each example contributes the mean over the K - 1 wrong classes j of
 raw logits instead). The supplementary material that fixes the exact input is not in the seed; this
 is the reading used here. Kaiming-normal initialisation for LeakyReLU (Sec. 5.3), zero biases.
 
-Parameters are a run-batched tuple (W1 [R, 2, 40], b1 [R, 40], ..., W5 [R, 40, 1], b5 [R, 1]).
+``inputs="authors"`` is the input of the authors' released code (code, not paper): per example and
+class j a row :math:`[\sigma(z_y), \sigma(z_j), 1, 0]` of *sigmoid* (not softmax) outputs, the row of the
+true class set to zeros, the loss the mean over all K rows; that code's DLN has no biases and draws its
+weights Kaiming-normal with fan-out scaling (``bias=False, init="fan_out"``, see :meth:`authors_code`).
+
+Parameters are a run-batched tuple (W1 [R, d, 40], b1 [R, 40], ..., W5 [R, 40, 1], b5 [R, 1]; d = 2, or 4
+for the authors' input; no b's without biases).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,16 +28,27 @@ import torch
 from ..nets import ACTIVATIONS, Architecture, count
 from ..random import RunStreams, as_seeds
 
-__all__ = ["DynamicLossNetwork"]
+__all__ = ["DLN_INITS", "DLN_INPUTS", "DynamicLossNetwork"]
+
+DLN_INPUTS = ("probabilities", "logits", "authors")
+DLN_INITS = ("fan_in", "fan_out")
 
 
 @dataclass
 class DynamicLossNetwork:
-    """Configuration of the DLN: hidden widths (paper: four layers of 40), activation, input kind."""
+    """Configuration of the DLN: hidden widths (paper: four layers of 40), activation, input kind, biases, init.
+
+    Attributes:
+        hidden: hidden widths. act: activation between layers. inputs: one of DLN_INPUTS (see the module).
+        bias: whether the layers have biases (the authors' code: none).
+        init_mode: Kaiming-normal scaled by fan-in (default) or by fan-out (the authors' code).
+    """
 
     hidden: Sequence[int] = field(default=(40, 40, 40, 40))
     act: str = "leaky_relu"
     inputs: str = "probabilities"
+    bias: bool = True
+    init_mode: str = "fan_in"
 
     def __post_init__(self) -> None:
         self.hidden = tuple(self.hidden)
@@ -38,42 +56,74 @@ class DynamicLossNetwork:
             raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}")
         if self.act not in ACTIVATIONS:
             raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {self.act!r}")
-        if self.inputs not in ("probabilities", "logits"):
-            raise ValueError(f"inputs must be 'probabilities' or 'logits', got {self.inputs!r}")
+        if self.inputs not in DLN_INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(map(repr, DLN_INPUTS))}, got {self.inputs!r}")
+        if not isinstance(self.bias, bool):
+            raise TypeError(f"bias must be True or False, got {self.bias!r}")
+        if self.init_mode not in DLN_INITS:
+            raise ValueError(f"init_mode must be one of {', '.join(DLN_INITS)}, got {self.init_mode!r}")
+
+    @classmethod
+    def authors_code(cls, hidden: Sequence[int] = (40, 40, 40, 40), act: str = "leaky_relu") -> DynamicLossNetwork:
+        """The DLN of the authors' released code (code, not paper): sigmoid rows [s_y, s_j, 1, 0], no biases,
+        fan-out Kaiming-normal weights."""
+        return cls(hidden, act=act, inputs="authors", bias=False, init_mode="fan_out")
+
+    @property
+    def in_dim(self) -> int:
+        """Width of one input row: 2 (a prediction pair), 4 for the authors' rows."""
+        return 4 if self.inputs == "authors" else 2
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """Layer widths (2, *hidden, 1)."""
-        return (2, *self.hidden, 1)
+        """Layer widths (in_dim, *hidden, 1)."""
+        return (self.in_dim, *self.hidden, 1)
 
     @property
     def architecture(self) -> Architecture:
         """The network (:class:`teachtheory.nets.Architecture`): ``act`` between layers, a linear output."""
-        return Architecture(self.sizes, act=self.act, bias=True)
+        return Architecture(self.sizes, act=self.act, bias=self.bias)
 
     def init(self, seed, runs: int | None = None, *, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, ...]:
-        """Kaiming-normal weights for ``act``, zero biases, one set per run."""
+        """Kaiming-normal weights for ``act`` (fan-in or fan-out scaling), zero biases, one set per run."""
         streams = RunStreams(as_seeds(seed, runs))
-        return self.architecture.init(streams, tag="dln", dtype=dtype, device=device)
+        params = self.architecture.init(streams, tag="dln", dtype=dtype, device=device)
+        if self.init_mode == "fan_out":  # std gain/sqrt(fan_out) instead of gain/sqrt(fan_in): rescale the draw
+            params = tuple(p * math.sqrt(p.shape[-2] / p.shape[-1]) if p.dim() == 3 else p for p in params)
+        return params
 
     def value(self, phi, pairs: torch.Tensor) -> torch.Tensor:
-        """L_phi on pairs [R, ..., 2] -> [R, ...]."""
-        if pairs.shape[-1] != 2:
-            raise ValueError(f"pairs must end in a dimension of size 2, got shape {tuple(pairs.shape)}")
+        """L_phi on input rows [R, ..., in_dim] -> [R, ...]."""
+        if pairs.shape[-1] != self.in_dim:
+            raise ValueError(f"pairs must end in a dimension of size {self.in_dim}, got shape {tuple(pairs.shape)}")
         return self.architecture.outputs(phi, pairs)[..., 0]
 
+    def rows(self, true: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+        """Input rows from the prediction for the true class and for a wrong class (same shapes) -> [..., in_dim]."""
+        if self.inputs != "authors":
+            return torch.stack([true, wrong], dim=-1)
+        ones = torch.ones_like(true)
+        return torch.stack([true, wrong, ones, torch.zeros_like(true)], dim=-1)
+
     def pairs(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """1-vs-1 pairs (prediction for the true class, prediction for each wrong class): [R, B, K-1, 2]."""
+        """1-vs-1 input rows: [R, B, K-1, 2] (true class, each wrong class), or, for the authors' input,
+        [R, B, K, 4] with the true class's row zero."""
+        if self.inputs == "authors":
+            s = torch.sigmoid(logits)
+            wrong = (torch.arange(s.shape[-1], device=y.device) != y[..., None]).to(s.dtype)  # [R, B, K]
+            true = s.gather(-1, y[..., None]).expand_as(s)
+            return self.rows(true, s) * wrong[..., None]
         pred = torch.softmax(logits, -1) if self.inputs == "probabilities" else logits
         K = pred.shape[-1]
         true = pred.gather(-1, y[..., None])  # [R, B, 1]
         classes = torch.arange(K, device=y.device)
         wrong_index = classes.expand(*y.shape, K)[(classes != y[..., None])].reshape(*y.shape, K - 1)
         wrong = pred.gather(-1, wrong_index)
-        return torch.stack([true.expand_as(wrong), wrong], dim=-1)
+        return self.rows(true.expand_as(wrong), wrong)
 
     def loss(self, phi, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-run training loss [R]: mean over the batch and the wrong classes of L_phi(p_y, p_j)."""
+        """Per-run training loss [R]: mean over the batch and the rows of L_phi (the wrong classes; all K rows,
+        the true class's zero row included, for the authors' input)."""
         return self.value(phi, self.pairs(logits, y)).mean((-1, -2))
 
     def num_parameters(self, phi) -> int:
@@ -82,5 +132,5 @@ class DynamicLossNetwork:
 
     def to_spec(self) -> dict:
         """JSON-ready configuration."""
-        return {"name": "dln", "sizes": list(self.sizes), "act": self.act, "inputs": self.inputs}
-
+        return {"name": "dln", "sizes": list(self.sizes), "act": self.act, "inputs": self.inputs, "bias": self.bias,
+                "init": self.init_mode}

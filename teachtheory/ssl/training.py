@@ -34,11 +34,14 @@ __all__ = [
     "batch_norm",
     "byol_loss",
     "contrastive_l2",
+    "eval_set",
     "exact_expected_gradient",
     "exact_expected_loss",
     "info_nce",
+    "init_mlp",
     "latent_correlations",
     "linear_probe_accuracy",
+    "mlp_activations",
     "sampled_gradients",
     "split_half_covariance_trace",
     "train_byol",
@@ -165,10 +168,17 @@ def batch_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (h - mean) / torch.sqrt(var + eps)
 
 
-def _mlp_activations(weights: Sequence[torch.Tensor], x: torch.Tensor, *, bn: bool = False) -> list[torch.Tensor]:
+def mlp_activations(weights: Sequence[torch.Tensor], x: torch.Tensor, *, bn: bool | str = False) -> list[torch.Tensor]:
     """Bias-free MLP (:func:`teachtheory.nets.forward`): hidden layers Linear -> (BN) -> ReLU, last layer
-    linear. Returns every activation [x, h_1, ..., output], each [R, B, n]."""
-    return nets.forward([(w, None) for w in weights], x, act="relu", hidden_norm=batch_norm if bn else None).post
+    linear. ``bn``: True (full BatchNorm), False, or a mode of :func:`teachtheory.theory.ssl.bn_forward`.
+    Returns every activation [x, h_1, ..., output], each [R, B, n]."""
+    if isinstance(bn, str):
+        from ..theory.ssl import bn_forward
+
+        norm = None if bn == "none" else (lambda h: bn_forward(h, bn))
+    else:
+        norm = batch_norm if bn else None
+    return nets.forward([(w, None) for w in weights], x, act="relu", hidden_norm=norm).post
 
 
 def latent_correlations(acts: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
@@ -226,7 +236,8 @@ def linear_probe_accuracy(feats_train: torch.Tensor, y_train: torch.Tensor, feat
     return (pred == y_test.to(pred)).to(torch.float64).mean(1)
 
 
-def _init_mlp(streams: RunStreams, widths: Sequence[int], tag: str, dtype, device) -> list[torch.Tensor]:
+def init_mlp(streams: RunStreams, widths: Sequence[int], tag: str, dtype, device) -> list[torch.Tensor]:
+    """Bias-free MLP weights of the given widths from the runs' streams under ``tag`` (how every SSL network starts)."""
     net = ReLUNet(list(widths))
     return [w.to(dtype=dtype, device=device) for w in net.init(streams, tag=tag)]
 
@@ -247,7 +258,12 @@ class SimCLRConfig:
 
 @dataclass
 class BYOLConfig:
-    """BYOL switches (the seed's ablation): a predictor, an EMA target, BatchNorm in the hidden layers."""
+    """BYOL switches (the seed's ablation): a predictor, an EMA target, BatchNorm in the hidden layers.
+
+    ``bn_mode`` picks a BatchNorm component variant (:data:`teachtheory.theory.ssl.BN_MODES`: mu, sigma, detached
+    mu#, sigma#, ...) and overrides ``bn``; ``predictor_kind`` is a two-layer "mlp" or a bias-free "linear" map;
+    ``predictor_reinit`` > 0 re-initialises the predictor (and its momentum) every that many steps.
+    """
 
     widths: tuple[int, ...] = (32, 64, 64, 32)
     predictor: bool = True
@@ -262,6 +278,28 @@ class BYOLConfig:
     eval_every: int = 25
     eval_samples: int = 2048
     extra: dict = field(default_factory=dict)
+    bn_mode: str | None = None
+    predictor_kind: str = "mlp"
+    predictor_reinit: int = 0
+
+    def __post_init__(self) -> None:
+        from ..theory.ssl import BN_MODES
+
+        if self.bn_mode is not None and self.bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be None or one of {', '.join(BN_MODES)}, got {self.bn_mode!r}")
+        if self.predictor_kind not in PREDICTOR_KINDS:
+            raise ValueError(f"predictor_kind must be one of {', '.join(PREDICTOR_KINDS)}, got {self.predictor_kind!r}")
+        if isinstance(self.predictor_reinit, bool) or not isinstance(self.predictor_reinit, int) \
+                or self.predictor_reinit < 0:
+            raise ValueError(f"predictor_reinit must be a non-negative integer, got {self.predictor_reinit!r}")
+
+    @property
+    def norm_mode(self) -> str:
+        """The BatchNorm variant in use: ``bn_mode``, else "mu,sigma" with ``bn`` and "none" without."""
+        return self.bn_mode if self.bn_mode is not None else ("mu,sigma" if self.bn else "none")
+
+
+PREDICTOR_KINDS = ("mlp", "linear")
 
 
 def _check_training_args(model, runs: int, steps: int, cfg) -> None:
@@ -292,7 +330,7 @@ class _SGD:
                 p.copy_(new)
 
 
-def _eval_set(model, runs: int, seed: int, n: int, dtype, device):
+def eval_set(model, runs: int, seed: int, n: int, dtype, device):
     """A fixed evaluation sample (class-balanced root: the first half -1, the second +1 within each half)."""
     streams = RunStreams(as_seeds(seed + 7_919_000, runs), device="cpu")
     quarter = n // 4
@@ -333,7 +371,7 @@ def train_simclr(model, runs: int, steps: int, seed: int, cfg: SimCLRConfig | No
     net = ReLUNet(list(cfg.widths), normalize=True)
     weights = [w.to(dtype=dtype, device=device).requires_grad_(True) for w in net.init(streams, tag="simclr-init")]
     opt = _SGD(weights, cfg.lr, cfg.momentum, cfg.weight_decay)
-    levels, x_eval = _eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
+    levels, x_eval = eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
     body = ReLUNet(list(cfg.widths))  # the un-normalised network whose connections are tracked
     record: dict[str, list] = {"steps": [], "corr": [], "cov_trace": [], "probe": []}
     losses = []
@@ -393,18 +431,20 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
     encoder = [w.to(dtype=dtype, device=device).requires_grad_(True)
                for w in ReLUNet(list(cfg.widths)).init(streams, tag="simclr-init")]
     out_dim = cfg.widths[-1]
-    predictor = ([w.requires_grad_(True) for w in _init_mlp(streams, (out_dim, cfg.predictor_hidden, out_dim),
-                                                             "byol-pred", dtype, device)] if cfg.predictor else [])
+    pred_widths = (out_dim, cfg.predictor_hidden, out_dim) if cfg.predictor_kind == "mlp" else (out_dim, out_dim)
+    predictor = ([w.requires_grad_(True) for w in init_mlp(streams, pred_widths, "byol-pred", dtype, device)]
+                 if cfg.predictor else [])
+    mode = cfg.norm_mode
     target = [w.detach().clone() for w in encoder]
     params = encoder + predictor
     opt = _SGD(params, cfg.lr, cfg.momentum, cfg.weight_decay)
-    levels, x_eval = _eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
+    levels, x_eval = eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
     record: dict[str, list] = {"steps": [], "corr": [], "probe": [], "spread": []}
     losses = []
 
     def evaluate(t: int) -> None:
         with torch.no_grad():
-            acts = _mlp_activations([w.detach() for w in encoder], x_eval, bn=cfg.bn)
+            acts = mlp_activations([w.detach() for w in encoder], x_eval, bn=mode)
             record["corr"].append(_track(acts, levels)["corr"])
             record["probe"].append(_probe(acts[-2], levels[0][..., 0]))
             out = torch.nn.functional.normalize(acts[-1], dim=-1)
@@ -412,8 +452,8 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
             record["steps"].append(t)
 
     def online(x):
-        h = _mlp_activations(encoder, x, bn=cfg.bn)[-1]
-        return _mlp_activations(predictor, h, bn=cfg.bn)[-1] if cfg.predictor else h
+        h = mlp_activations(encoder, x, bn=mode)[-1]
+        return mlp_activations(predictor, h, bn=mode)[-1] if cfg.predictor else h
 
     evaluate(0)
     for t in range(steps):
@@ -421,8 +461,8 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
         x = x.to(device)
         with torch.no_grad():
             tgt = target if cfg.ema else [w.detach() for w in encoder]
-            t1 = _mlp_activations(tgt, x[:, :, 0], bn=cfg.bn)[-1]
-            t2 = _mlp_activations(tgt, x[:, :, 1], bn=cfg.bn)[-1]
+            t1 = mlp_activations(tgt, x[:, :, 0], bn=mode)[-1]
+            t2 = mlp_activations(tgt, x[:, :, 1], bn=mode)[-1]
         loss = byol_loss(online(x[:, :, 0]), t2) + byol_loss(online(x[:, :, 1]), t1)
         grads = torch.autograd.grad(loss.sum(), params)
         opt.step(grads)
@@ -430,12 +470,20 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
             with torch.no_grad():
                 for wt, wo in zip(target, encoder):
                     wt.mul_(cfg.ema_decay).add_((1.0 - cfg.ema_decay) * wo.detach())
+        if cfg.predictor and cfg.predictor_reinit and (t + 1) % cfg.predictor_reinit == 0 and t + 1 < steps:
+            # a fresh draw per re-initialisation (the tag names the step); momentum restarts with it
+            fresh = init_mlp(streams, pred_widths, f"byol-pred-reinit-{t + 1}", dtype, device)
+            with torch.no_grad():
+                for i, w in enumerate(fresh):
+                    predictor[i].copy_(w)
+                    opt.buf[len(encoder) + i].zero_()
         losses.append(loss.detach())
         if (t + 1) % cfg.eval_every == 0 or t + 1 == steps:
             evaluate(t + 1)
         if progress is not None:
             progress(t + 1, steps)
     return {
+        "predictor": [w.detach().cpu() for w in predictor], "encoder": [w.detach().cpu() for w in encoder],
         "steps": torch.tensor(record["steps"]), "corr": torch.stack(record["corr"], 1).cpu(),
         "probe": torch.stack(record["probe"], 1).cpu(), "spread": torch.stack(record["spread"], 1).cpu(),
         "loss": torch.stack(losses, 1).cpu(), "seconds": time.perf_counter() - start, "config": asdict(cfg),

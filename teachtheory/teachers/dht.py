@@ -1,5 +1,11 @@
 """Greedy data hallucination teaching (DHT): synthesise x inside the data box for a uniform label.
 
+The paper constrains "the value of each dimension to be within the minimum and maximum of the original
+dataset" (Sec. 5.1), which reads two ways: per feature ([min_i X_ij, max_i X_ij] for each j,
+``box="per-feature"``, the default) or one global range ([min X, max X] for every feature,
+``box="global"``, how the authors' released code reads it). In both, a constant feature of the pool
+(a bias column of ones) is kept at its value and never optimised.
+
 Solves min_{x in box} eta^2 ||grad l(w; x, y)||^2 - 2 eta <w - w*, grad l(w; x, y)>, y drawn
 uniformly from the label space, by projected Adam from several starts: the best pool example
 carrying label y (so the result is never worse than any pool example with that label) and
@@ -20,7 +26,29 @@ from .base import Teacher, TeachingBatch, TeachingContext
 from .imt import example_scores
 from .last import _as_label_set, synthesize_labels
 
-__all__ = ["DHTTeacher", "ScalingMapTeacher", "hallucinate"]
+__all__ = ["BOXES", "DHTTeacher", "ScalingMapTeacher", "feasible_box", "hallucinate"]
+
+BOXES = ("per-feature", "global")
+
+
+def feasible_box(X: torch.Tensor, box: str = "per-feature") -> tuple[torch.Tensor, torch.Tensor]:
+    """The hallucinated input's feasible box (lo, hi), each [Rp, d], from the pool X [Rp, n, d].
+
+    ``"per-feature"``: each feature's own pool range. ``"global"``: one range [min X, max X] over every
+    non-constant feature. A constant feature (a bias column) keeps lo = hi = its value in both.
+
+    Raises:
+        ValueError: ``box`` is not one of :data:`BOXES`.
+    """
+    if box not in BOXES:
+        raise ValueError(f"box must be one of {', '.join(map(repr, BOXES))}; got {box!r}")
+    lo, hi = X.amin(1), X.amax(1)
+    if box == "global":
+        constant = lo == hi  # [Rp, d]: the bias column stays fixed, and its 1 does not widen the range
+        g_lo = torch.where(constant, torch.inf, lo).amin(-1, keepdim=True)
+        g_hi = torch.where(constant, -torch.inf, hi).amax(-1, keepdim=True)
+        lo, hi = torch.where(constant, lo, g_lo), torch.where(constant, hi, g_hi)
+    return lo, hi
 
 
 def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -31,13 +59,14 @@ def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Ten
 
 def hallucinate(
     ctx: TeachingContext, w: torch.Tensor, y: torch.Tensor, step: int, *, iterations: int, restarts: int,
-    step_fraction: float,
+    step_fraction: float, box: str = "per-feature",
 ) -> torch.Tensor:
-    """Greedy DHT inputs for labels y [R, m(, K)]; returns x [R, m, d] inside the pool's box."""
+    """Greedy DHT inputs for labels y [R, m(, K)]; returns x [R, m, d] inside the feasible box
+    (:func:`feasible_box` of the pool, ``box`` = "per-feature" or "global")."""
     X, Y = ctx.pool()
     R, m = y.shape[:2]
     n, d = X.shape[1], X.shape[2]
-    lo, hi = ctx.problem.box()  # [Rp, d]
+    lo, hi = feasible_box(ctx.problem.X, box)  # [Rp, d]
     lo, hi = lo[:, None, None, :], hi[:, None, None, :]
     # Start 0: per slot, the best pool example among those whose label equals the drawn one.
     starts = []
@@ -92,14 +121,19 @@ class DHTTeacher(Teacher):
         restarts: random starts in the box besides the best pool example.
         step_fraction: Adam step as a fraction of each coordinate's box width.
         synthesize: a label set for LAST label synthesis after x is generated (e.g. the DHT
-            paper's "nonneg+ball-origin:2"), or None to keep the drawn label.
+            paper's "nonneg+ball-origin:2" on two-class one-hot labels), or None to keep the drawn label.
+        beta: weight of the first layer in LAST Eq. (4) for the label synthesis (MLP learners only).
+        box: the feasible set of x, "per-feature" or "global" (see :func:`feasible_box`).
     """
 
     name = "dht"
     omniscient = True
 
     def __init__(self, iterations: int = 50, restarts: int = 4, step_fraction: float = 0.05,
-                 synthesize: LabelSet | str | None = None, beta: float = 1.0) -> None:
+                 synthesize: LabelSet | str | None = None, beta: float = 1.0, box: str = "per-feature") -> None:
+        if box not in BOXES:
+            raise ValueError(f"box must be one of {', '.join(map(repr, BOXES))}; got {box!r}")
+        self.box = box
         if iterations < 0 or restarts < 0:
             raise ValueError(f"iterations and restarts must be non-negative, got {iterations}, {restarts}")
         if step_fraction <= 0:
@@ -116,16 +150,17 @@ class DHTTeacher(Teacher):
         pick = ctx.streams.integers("dht-label", step, values.shape[0], (ctx.batch_size,)).to(values.device)
         y = values[pick]  # [R, m(, K)]
         x = hallucinate(ctx, w, y, step, iterations=self.iterations, restarts=self.restarts,
-                        step_fraction=self.step_fraction)
+                        step_fraction=self.step_fraction, box=self.box)
         if self.label_set is not None:
             y = synthesize_labels(ctx.learner, w, ctx.w_star, x, y, ctx.lr, self.label_set, self.beta)
         return TeachingBatch(x=x, y=y)
 
     def to_spec(self) -> dict:
-        """Specification dictionary: search iterations, restarts, step fraction, label synthesis and beta."""
+        """Specification dictionary: search iterations, restarts, step fraction, label synthesis, beta and box."""
         return {"name": self.name, "iterations": self.iterations, "restarts": self.restarts,
                 "step_fraction": self.step_fraction,
-                "synthesize": None if self.label_set is None else self.label_set.spec(), "beta": self.beta}
+                "synthesize": None if self.label_set is None else self.label_set.spec(), "beta": self.beta,
+                "box": self.box}
 
 
 class ScalingMapTeacher(Teacher):

@@ -3,7 +3,7 @@
 References:
     Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Fig. 7 (linear regression),
     Fig. 8 (classification), Fig. 10 (two-layer MLP).
-    Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Fig. 3.
+    Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Fig. 3 and Sec. 5.1.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from .imt import IMTTeacher
 from .last import LASTTeacher, MixedTeacher
 from .sgd import RandomTeacher
 
-__all__ = ["regression_teachers", "classification_teachers", "mlp_teachers"]
+__all__ = ["classification_teachers", "dht_fig3_teachers", "last_fig8_teachers", "mlp_teachers",
+           "regression_teachers"]
 
 
 def regression_teachers() -> list[tuple[str, Teacher]]:
@@ -41,6 +42,25 @@ def classification_teachers(magnitude: str) -> list[tuple[str, Teacher]]:
         ("Mixed", MixedTeacher()),
         ("DHT", DHTTeacher()),
         ("DHT + label", DHTTeacher(synthesize=magnitude)),
+    ]
+
+
+def last_fig8_teachers() -> list[tuple[str, Teacher]]:
+    """LAST Fig. 8 alone: SGD, IMT, LAST (one-hot = {-1, +1}, soft = [-1, 1], unconstrained) and mixed teaching on a
+    +-1 logistic learner (the soft set is the two-class simplex (p, 1 - p) written as y = 2p - 1)."""
+    return [pair for pair in classification_teachers("box:-2:2") if not pair[0].startswith("DHT")]
+
+
+def dht_fig3_teachers(label_set: str = "nonneg+ball-origin:2", box: str = "global") -> list[tuple[str, Teacher]]:
+    """DHT Fig. 3's six curves on a two-output softmax learner: SGD, IMT, DHT, and each with label synthesis
+    ("+ label") in ``label_set`` (the paper: y >= 0, ||y||_2 <= 2); DHT's inputs in the ``box`` feasible set."""
+    return [
+        ("SGD", RandomTeacher()),
+        ("IMT", IMTTeacher()),
+        ("DHT", DHTTeacher(box=box)),
+        ("SGD + label", LASTTeacher(label_set)),
+        ("IMT + label", MixedTeacher(label_set)),
+        ("DHT + label", DHTTeacher(synthesize=label_set, box=box)),
     ]
 
 

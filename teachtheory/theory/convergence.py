@@ -63,7 +63,8 @@ __all__ = [
     "PoolConstants", "quadratic_pool_constants", "printed_thm1_bound", "scaled_gradient_bound",
     "scaled_gradient_bound_condition", "constant_step_bound", "printed_thm2_bound", "armijo_step_floor",
     "armijo_bound", "logistic_hessian_lipschitz", "hessian_step_order", "hessian_step_constant",
-    "estimate_order", "LOGISTIC_MAX_SIGMA2",
+    "estimate_order", "LOGISTIC_MAX_SIGMA2", "sgd_expected_sq_error", "sgd_rate", "mixed_rate_bound",
+    "subsampled_newton_matrix", "subsampled_newton_rate",
     "symbolic_thm1_radial_factor", "symbolic_thm1_bound_shape", "symbolic_hessian_step_error",
 ]
 
@@ -172,6 +173,78 @@ def constant_step_bound(a: float, mu_bar: float, L_max: float, e0_sq: float, ste
     """
     rate = 1.0 - a * (2.0 - a * L_max) * mu_bar
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
+
+
+def sgd_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, a: float, steps: int) -> torch.Tensor:
+    r"""Exact E||e_t||^2, t = 0..steps, of constant-step SGD on noise-free least squares (x uniform on a pool).
+
+    One step is e' = (I - a x x^T) e, so with S = mean_i x_i x_i^T and Sigma_t = E[e_t e_t^T]:
+
+    .. math:: \Sigma_{t+1} = \Sigma_t - a(S\Sigma_t + \Sigma_t S) + a^2\,\mathrm{mean}_i (x_i^T\Sigma_t x_i)\,x_i x_i^T
+
+    a linear map of Sigma, so E||e_t||^2 decays geometrically at the rate :func:`sgd_rate`.
+
+    Args:
+        sigma0: E[e_0 e_0^T], [..., d, d]. pool: the inputs [..., n, d]. a: the step. steps: T.
+
+    Returns:
+        [..., T + 1] expected squared distances (the trace of Sigma_t).
+
+    References: LAST Thm 1 setting (interpolation); Strohmer & Vershynin, J. Fourier Anal. Appl. 2009 (a = 1/||x||^2).
+    """
+    n = pool.shape[-2]
+    S = pool.transpose(-1, -2) @ pool / n
+    sigma = sigma0
+    out = [torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)]
+    for _ in range(steps):
+        quad = torch.einsum("...ni,...ij,...nj->...n", pool, sigma, pool)
+        sigma = (sigma - a * (S @ sigma + sigma @ S)
+                 + (a * a / n) * torch.einsum("...n,...ni,...nj->...ij", quad, pool, pool))
+        out.append(torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1))
+    return torch.stack(out, -1)
+
+
+def sgd_rate(pool: torch.Tensor, a: float) -> float:
+    r"""The asymptotic per-step factor of E||e_t||^2 under :func:`sgd_expected_sq_error`: the spectral radius of
+    the linear map Sigma -> E[(I - a x x^T) Sigma (I - a x x^T)] (a d^2 x d^2 matrix; pool [n, d])."""
+    n, d = pool.shape[-2:]
+    eye = torch.eye(d, dtype=pool.dtype)
+    steps = eye - a * pool[:, :, None] * pool[:, None, :]  # [n, d, d]
+    op = sum(torch.kron(m, m) for m in steps) / n  # vec(M S M^T) = (M kron M) vec(S) for symmetric M
+    return float(torch.linalg.eigvals(op).abs().max())
+
+
+def mixed_rate_bound(pool: torch.Tensor, eta: float) -> float:
+    r"""lambda_max(mean_i (I - eta x_i x_i^T)^2): a per-step factor of ||e||^2 for mixed teaching on noise-free LSR.
+
+    Mixed teaching (LAST Sec. 3.5) takes IMT's example x_{i*} (true labels) and then the greedy label, which for
+    an unconstrained LSR label projects e onto x_{i*}'s orthogonal complement, the best step along x_{i*}. So
+    ||e'||^2 <= ||(I - eta x_{i*} x_{i*}^T) e||^2 = min_i ||(I - eta x_i x_i^T) e||^2 (interpolation: IMT's true-label
+    step is this one) <= mean_i ||(I - eta x_i x_i^T) e||^2 <= rho ||e||^2: exponential teachability when rho < 1.
+
+    References: LAST Sec. 3.5; Liu et al., "Iterative Machine Teaching", ICML 2017 (the ET of IMT).
+    """
+    d = pool.shape[-1]
+    steps = torch.eye(d, dtype=pool.dtype) - eta * pool[:, :, None] * pool[:, None, :]
+    return float(torch.linalg.eigvalsh((steps @ steps).mean(0))[-1])
+
+
+def subsampled_newton_matrix(H: torch.Tensor, H_S: torch.Tensor) -> torch.Tensor:
+    r"""I - H_S^{-1} H: the linear part of one step e' = e - H_S^{-1} grad F(w*+e) with a sub-sampled Hessian H_S.
+
+    grad F(w* + e) = H e + O(||e||^2), so e' = (I - H_S^{-1} H) e + O(||e||^2): linear convergence at the
+    spectral radius of this matrix, super-exponential (order 2) only when H_S = H. Batched over leading dims.
+
+    References: LAST Sec. 3.4 (Thm 3 with a sub-sampled Hessian); Roosta-Khorasani & Mahoney, "Sub-sampled Newton
+    methods", Math. Program. 2019.
+    """
+    eye = torch.eye(H.shape[-1], dtype=H.dtype)
+    return eye - torch.linalg.solve(H_S, H.expand_as(H_S))
+
+
+def subsampled_newton_rate(H: torch.Tensor, H_S: torch.Tensor) -> torch.Tensor:
+    """The spectral radius of :func:`subsampled_newton_matrix` (the linear rate near w*), batched."""
+    return torch.linalg.eigvals(subsampled_newton_matrix(H, H_S)).abs().amax(-1)
 
 
 def printed_thm2_bound(mu_bar: float, L_max: float, eta_max: float, e0_sq: float, steps: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from .last import one_step_change
 
 __all__ = [
     "lsr_grad", "logistic_grad", "one_step_change", "ratio_lsr", "ratio_logistic", "printed_ratio_lsr",
-    "printed_ratio_logistic", "scaling_multiplier_lsr", "solve_scaling_lsr",
+    "printed_ratio_logistic", "scaling_multiplier_lsr", "scaling_multiplier_range_lsr", "solve_scaling_lsr",
     "symbolic_ratio_lsr", "symbolic_ratio_logistic",
 ]
 
@@ -77,6 +77,24 @@ def printed_ratio_logistic(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, be
 def scaling_multiplier_lsr(m: torch.Tensor, y: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     r"""g_s = \beta g(\tilde x) = \beta(\beta m - y)/(m - y): grad l(\beta x) = g_s grad l(x) for LSR (m = <w, x>)."""
     return beta * (beta * m - y) / (m - y)
+
+
+def scaling_multiplier_range_lsr(m: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The range over real beta of g_s = \beta(\beta m - y)/(m - y) (LSR, m = <w, x> != y): (low, high).
+
+    g_s is a parabola in beta with vertex beta = y/(2m) and vertex value v = -y^2/(4 m (m - y)). When
+    m (m - y) > 0 it opens upwards: [v, inf); when m (m - y) < 0 downwards: (-inf, v]; when m = 0 it is
+    -beta y/(0 - y) = beta, all of R. A label-synthesis multiplier (m - y')/(m - y) takes every real value, so
+    a scaling map reproduces LAST's step only inside this range (e.g. m = 1, y = 2: g_s <= 1).
+
+    References: DHT (Qiu, Liu et al., AISTATS 2023), Thm 1 and Appendix A, Eq. (13).
+    """
+    curvature = m * (m - y)
+    vertex = -y * y / (4.0 * torch.where(curvature != 0, curvature, torch.ones_like(curvature)))
+    inf = torch.full_like(vertex, torch.inf)
+    low = torch.where(curvature > 0, vertex, -inf)
+    high = torch.where(curvature < 0, vertex, inf)
+    return low, high
 
 
 def solve_scaling_lsr(m: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

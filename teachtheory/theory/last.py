@@ -30,10 +30,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .convergence import sgd_expected_sq_error
+
 __all__ = [
     "LabelQuadratic", "one_step_change", "greedy_score", "greedy_score_linear", "residual_quadratic",
     "residual_objective", "label_quadratic", "greedy_label_lsr", "greedy_lsr_change", "kaczmarz_projection",
-    "kaczmarz_expected_sq_error", "LOGISTIC_CRITICAL_MARGIN",
+    "kaczmarz_expected_sq_error", "mlp_label_objective", "LOGISTIC_CRITICAL_MARGIN",
     "symbolic_greedy_label_lsr", "symbolic_kaczmarz_identity",
     "rescaling_lsr", "rescaling_lr", "rescaling_vector_lsr", "softmax_plane_centre",
     "symbolic_rescaling", "symbolic_softmax_label_isotropy",
@@ -258,6 +260,9 @@ def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: 
 
     .. math:: \Sigma_{t+1} = \Sigma_t - P\Sigma_t - \Sigma_t P + \mathrm{mean}_i (q_i^T \Sigma_t q_i)\, q_i q_i^T
 
+    (constant-step SGD on the normalised pool with step 1,
+    :func:`~teachtheory.theory.convergence.sgd_expected_sq_error`).
+
     Args:
         sigma0: E[e_0 e_0^T], [..., d, d] (e_0 e_0^T for a fixed start).
         pool: the pool inputs [..., n, d].
@@ -268,15 +273,25 @@ def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: 
 
     References: LAST Eq. (3); randomized Kaczmarz (Strohmer & Vershynin 2009).
     """
-    q = pool / pool.norm(dim=-1, keepdim=True)
-    P = q.transpose(-1, -2) @ q / q.shape[-2]
-    sigma = sigma0
-    out = [torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)]
-    for _ in range(steps):
-        quad = torch.einsum("...ni,...ij,...nj->...n", q, sigma, q)
-        sigma = sigma - P @ sigma - sigma @ P + torch.einsum("...n,...ni,...nj->...ij", quad, q, q) / q.shape[-2]
-        out.append(torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1))
-    return torch.stack(out, -1)
+    return sgd_expected_sq_error(sigma0, pool / pool.norm(dim=-1, keepdim=True), 1.0, steps)
+
+
+def mlp_label_objective(
+    e_first: torch.Tensor, e_output: torch.Tensor, g_first: torch.Tensor, g_output: torch.Tensor, lr: float,
+    beta: float | torch.Tensor,
+) -> torch.Tensor:
+    r"""LAST Eq. (4) from its definition: the MLP label objective after one step,
+
+    .. math:: \|W - \eta\,\partial_W\ell - W^*\|_F^2 + \beta\,\|V - \eta\,\partial_V\ell - V^*\|_F^2
+
+    with e = w - w* and g = the gradient, each split into the first layer (V) and the output layer (W),
+    flattened over their last dimension ([..., p_V] and [..., p_W]). With beta = 1 it is the squared
+    distance of the concatenated weights [W; V] to [W*; V*].
+
+    References: LAST Sec. 3.2.2, Eq. (4).
+    """
+    out = ((e_output - lr * g_output) ** 2).sum(-1)
+    return out + beta * ((e_first - lr * g_first) ** 2).sum(-1)
 
 
 # -- sympy twins -----------------------------------------------------------------------

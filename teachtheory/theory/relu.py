@@ -42,6 +42,9 @@ import torch
 
 __all__ = [
     "INV_2PI",
+    "ALIGNMENT_CONSTANT",
+    "alignment_epsilon",
+    "alignment_gradient_bound",
     "angle",
     "gate_correlation",
     "in_omega",
@@ -768,3 +771,44 @@ def recursive_gradient(teacher, student, X: torch.Tensor, *, scale_A: float = 1.
     return {"A": As, "B": Bs, "D": gates, "D_star": gates_star, "g": gs,
             "f": [_augment(f) for f in fs[1:]], "f_star": [_augment(f) for f in fs_star[1:]],
             "g_out": out_star - out}
+
+
+# -- epsilon-alignment from a small gradient (Tian 2020, two-layer, finite samples) -----------------------
+
+ALIGNMENT_CONSTANT = 5.0  # the 5 in the gradient condition ||g_1||_inf <= alpha eps / (5 K^{3/2} sqrt(d))
+
+
+def alignment_gradient_bound(alpha, K: int, d: int, eps, *, aware: bool = False,
+                             constant: float = ALIGNMENT_CONSTANT):
+    r"""The largest ``||g_1(x)||_inf`` on the (augmented) data that guarantees epsilon-alignment of teacher node j
+    (Tian, "Student Specialization in Deep Rectified Networks With Finite Width and Input Dimension", ICML 2020,
+    two-layer finite-sample theorem; the talk's slide "Polynomial Complexity for 2-layered Network"):
+
+    .. math:: \|g_1(x)\|_\infty \le \frac{\alpha_{kj}\,\epsilon}{5 K_1^{3/2} \sqrt d},\quad K_1 = m_1 + n_1,
+        \ \alpha_{kj} = v_k^\top v^*_j,
+
+    without the :math:`\sqrt d` for teacher-aware augmentation. Works on numbers, arrays and tensors alike.
+
+    Raises:
+        ValueError: when K or d is not a positive integer.
+    """
+    for name, value in (("K", K), ("d", d)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    scale = constant * K ** 1.5 * (1.0 if aware else math.sqrt(d))
+    return alpha * eps / scale
+
+
+def alignment_epsilon(g_inf, alpha, K: int, d: int, *, aware: bool = False, constant: float = ALIGNMENT_CONSTANT):
+    r"""The epsilon the gradient condition guarantees, solved for epsilon:
+    :math:`\epsilon = 5 K_1^{3/2} \sqrt d\, \|g_1\|_\infty / \alpha_{kj}` (no :math:`\sqrt d` when ``aware``);
+    infinite where :math:`\alpha_{kj} \le 0` (the condition cannot hold). Above 1 the guarantee is vacuous
+    (:math:`\sin\tilde\theta \le 1` always). The inverse of :func:`alignment_gradient_bound` in epsilon."""
+    unit = alignment_gradient_bound(1.0, K, d, 1.0, aware=aware, constant=constant)
+    if isinstance(alpha, torch.Tensor) or isinstance(g_inf, torch.Tensor):
+        alpha = torch.as_tensor(alpha)
+        return torch.where(alpha > 0, torch.as_tensor(g_inf) / (unit * alpha.clamp_min(1e-300)),
+                           torch.full_like(alpha, math.inf))
+    alpha = np.asarray(alpha, float)
+    with np.errstate(divide="ignore"):
+        return np.where(alpha > 0, np.asarray(g_inf, float) / (unit * np.maximum(alpha, 1e-300)), np.inf)

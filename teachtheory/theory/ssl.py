@@ -41,6 +41,9 @@ __all__ = [
     "bn_forward",
     "bn_input_gradient",
     "bn_weight_update",
+    "commutator_misalignment",
+    "directpred_predictor",
+    "effective_rank",
     "infonce_distance",
     "ONE_NEURON_CONSTANT",
     "TWO_LAYER_RATE",
@@ -576,3 +579,41 @@ def bn_weight_update(f: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor
     fc, gc = f - f.mean(-2, keepdim=True), g - g.mean(-2, keepdim=True)
     return {"plain": plain, "correction": correction, "modified": plain + correction,
             "covariance": fc.transpose(-1, -2) @ gc / B}
+
+
+# -- BYOL's linear predictor (Tian, Chen, Ganguli 2021) ---------------------------------------------------------
+
+
+def commutator_misalignment(Wp: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+    r""":math:`\|W_p F - F W_p\|_F / (\|W_p\|_F \|F\|_F)` over the last two axes, [...]: 0 exactly when a symmetric
+    :math:`W_p` and the symmetric :math:`F` share an eigenbasis (they commute), at most 2 in general.
+
+    References:
+        Tian, Chen, Ganguli, "Understanding self-supervised learning dynamics without contrastive pairs",
+        ICML 2021, Sec. 4 (eigenspace alignment of the linear predictor W_p with F = E[f f^T]).
+    """
+    if Wp.shape[-2:] != F.shape[-2:] or Wp.shape[-1] != Wp.shape[-2]:
+        raise ValueError(f"Wp and F must be square matrices of one size, got {tuple(Wp.shape)} and {tuple(F.shape)}")
+    num = (Wp @ F - F @ Wp).flatten(-2).norm(dim=-1)
+    return num / (Wp.flatten(-2).norm(dim=-1) * F.flatten(-2).norm(dim=-1)).clamp_min(1e-300)
+
+
+def directpred_predictor(F: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    r"""DirectPred's predictor from the output correlation :math:`F = U \mathrm{diag}(s) U^\top`:
+    :math:`W_p = U \mathrm{diag}(\sqrt{s_j / \max_k s_k} + \epsilon) U^\top`, which commutes with F by construction.
+
+    References:
+        Tian, Chen, Ganguli (ICML 2021), Sec. 5 (DirectPred, Eq. for p_j = sqrt(s_j) / max sqrt(s)).
+    """
+    s, U = torch.linalg.eigh(F)
+    s = s.clamp_min(0.0)
+    p = torch.sqrt(s / s.amax(-1, keepdim=True).clamp_min(1e-300)) + eps
+    return U @ torch.diag_embed(p) @ U.transpose(-1, -2)
+
+
+def effective_rank(F: torch.Tensor) -> torch.Tensor:
+    r"""exp of the entropy of the normalised eigenvalues of a PSD matrix F (last two axes), [...]: 1 for rank one
+    (a collapsed representation), n for a multiple of the identity."""
+    s = torch.linalg.eigvalsh(F).clamp_min(0.0)
+    p = s / s.sum(-1, keepdim=True).clamp_min(1e-300)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-300))).sum(-1))

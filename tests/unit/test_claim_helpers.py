@@ -112,3 +112,22 @@ def test_draw_figure_only_draws_with_a_path(tmp_path):
 
     assert draw_figure(draw, 1, None, title="t") is None and not calls
     assert draw_figure(draw, 1, tmp_path / "f", title="t") == str(tmp_path / "f.png") and calls == [(1, "t")]
+
+
+def test_verdict_line_validates_and_reports_render_it(tmp_path):
+    from teachtheory.claims import Claim, Verdict, verdict_line
+    from teachtheory.report import verdict_line_bullets, write_claims_pages
+
+    line = verdict_line("literal reading", "holds-in-regime", "t < 600")
+    assert line == {"label": "literal reading", "verdict": "holds-in-regime", "text": "t < 600"}
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        verdict_line("x", "mostly", "")
+    with pytest.raises(ValueError, match="label"):
+        verdict_line("", "holds", "")
+    v = Verdict("test.lines", "holds", details={"verdict_lines": [line]})
+    assert verdict_line_bullets(v) == ["- *literal reading:* `holds-in-regime` — t < 600", ""]
+    assert verdict_line_bullets(Verdict("test.lines", "holds")) == []
+    claim = Claim("test.lines", "none", "x", check=lambda ctx: v)
+    write_claims_pages([claim], [v], tmp_path, "full")
+    page = (tmp_path / "test.md").read_text()
+    assert "`holds-in-regime` — t < 600" in page and "at the `full` scale" in page

@@ -21,8 +21,8 @@ EXPECTED = {
     "last.one-step-monotone": "holds",
     "last.monotonicity": "holds",
     # mixed <= IMT holds exactly, but "never worse than LAST" has counterexamples and with label noise
-    # mixed stalls at IMT's floor; the corrected statement (noise-free: fastest) holds.
-    "last.mixed": "printed-form-wrong",
+    # mixed stalls at IMT's floor after the crossover with LAST: fastest only early (and on noise-free labels).
+    "last.mixed": "holds-in-regime",
     "last.soft-label-views": "holds",
 }
 # claims whose check honours ctx.power (statistical ones, and exact ones with a wrong-method variant)
@@ -80,8 +80,19 @@ def test_mixed_details_are_honest():
     assert d["counterexample"]["mixed_worse_than_some_last"] and d["counterexample"]["mixed_worse_than_mean_last"]
     assert v.statistic > v.tolerance  # with label noise mixed is overtaken (it stalls at IMT's floor)
     assert abs(d["stall_second_half"]) < 0.1
-    assert d["corrected_holds"] is True and d["corrected_form"]
-    assert verdict("last.mixed", power=True).details["corrected_holds"] is False
+    assert d["restricted_holds"] is True and d["restricted_form"] and "corrected_form" not in d
+    assert verdict("last.mixed", power=True).details["restricted_holds"] is False
+    lines = {line["label"]: line["verdict"] for line in d["verdict_lines"]}
+    assert lines["one step vs IMT"] == "holds" and lines["one step vs LAST"] == "fails"
+    assert lines["early: before the crossover with LAST"] == "holds-in-regime"
+    assert lines["late: after the crossover"] == "fails"
+    for cell in d["crossover_grid"]:  # mixed is ahead early, LAST overtakes, mixed ends at IMT's floor
+        assert cell["early_fastest"] and cell["stalls_at_imt_floor"]
+        assert 0 < cell["ahead_until"] < cell["crossover"] <= cell["overtaken_at"] < cell["steps"]
+    by_dim = {}
+    for cell in d["crossover_grid"]:
+        by_dim.setdefault(cell["dim"], []).append(cell["crossover"])
+    assert min(by_dim[10]) > max(by_dim[5])  # the crossover comes later in higher dimension
 
 
 def test_mixed_counterexample_is_exact():
@@ -148,3 +159,10 @@ def test_figures_are_written(tmp_path):
     ctx = CheckContext(scale="quick", plots_dir=tmp_path)
     v = CLAIMS["last.rescaling"].run(ctx)
     assert v.figure is not None and (tmp_path / "last_rescaling.png").exists()
+
+
+def test_monotonicity_reports_the_myopic_setting_on_its_own_line():
+    lines = verdict("last.monotonicity").details["verdict_lines"]
+    myopic = [line for line in lines if "no noise floor" in line["label"]]
+    assert len(myopic) == 1 and myopic[0]["verdict"] in ("holds", "fails")
+    assert {line["verdict"] for line in verdict("last.monotonicity", power=True).details["verdict_lines"]} == {"fails"}

@@ -82,6 +82,16 @@ def test_thm1_details(verdicts):
     assert d["assumptions"]["gaussian_lsr"]["mean_mu_i"] == pytest.approx(0.0, abs=1e-12)  # rank-one l_i
     assert d["assumptions"]["radial"]["mean_mu_i"] > 0  # every l_i strongly convex
     assert d["constant_g"]["printed_check"]["holds"] and d["constant_g"]["derived_check"]["holds"]
+    # literal reading (Lipschitz losses, order-1 strong convexity): radial absolute deviation, rate attained exactly
+    lines = {line["label"].split(" ")[0]: line["verdict"] for line in d["verdict_lines"]}
+    assert lines == {"smooth": "printed-form-wrong", "literal": "printed-form-wrong"}
+    plain, scaled = d["literal"]["inputs_x1"], d["literal"]["inputs_x4"]
+    for case in (plain, scaled):
+        assert case["assumptions"]["ok"] and case["derived_step_check"]["attained"]
+        assert abs(case["measured_rate"] - case["corrected_rate"]) <= 5 * case["measured_rate_se"]
+    assert plain["printed_check"]["holds"]  # L_max >= mean L_i^2 at unit scale
+    assert not scaled["printed_check"]["holds"] and scaled["printed_rate"] < scaled["corrected_rate"] < 1
+    assert "geometric only" not in str(d["corrected_form"])
 
 
 def test_thm2_details(verdicts):
@@ -90,6 +100,13 @@ def test_thm2_details(verdicts):
     assert not d["tight_frame"]["printed_check"]["holds"]
     assert d["tight_frame"]["s_lo"] == pytest.approx(0.05 * 10.0 * 0.1 * 10, rel=1e-12)  # eta g_max / 2 = 0.5
     assert d["tight_frame"]["steps_at_w0"]["min_times_L_i"] == pytest.approx(0.51, rel=1e-9)
+    sharp = d["tight_frame_sharp"]
+    assert sharp["s_lo"] == pytest.approx(1.0) and sharp["steps_at_w0"]["min_times_L_i"] == pytest.approx(0.99)
+    # every step is s_lo: the one-step factor is exactly 1 - s_lo (2 - 0.99) mu_bar, just below the derived one
+    exact = 1 - sharp["s_lo"] * (2 - 0.99) * sharp["mu_bar"]
+    step = sharp["derived_step_check"]
+    assert step["holds"] and abs(step["mean_ratio"] * sharp["derived_rate"] - exact) <= 5 * step["se"] * sharp[
+        "derived_rate"]
 
 
 def test_thm3_orders(verdicts):
@@ -104,6 +121,9 @@ def test_dht_thm1_matches_last_thm1(verdicts):
     d = verdicts["dht.thm1-et"].details
     assert d["identity_gap_vs_last_thm1"] < 1e-9
     assert d["max_infeasible_fraction"] == 0.0
+    # on the tight frame the derivation's one-step inequality is an equality: the mean ratio is 1 within its SE
+    step = d["tight_frame"]["derived_step_check"]
+    assert step["holds"] and abs(step["mean_ratio"] - 1.0) <= 5 * step["se"] and step["se"] < 1e-3
 
 
 def test_dht_greedy_details(verdicts):

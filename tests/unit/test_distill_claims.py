@@ -28,8 +28,8 @@ def verdict(cid: str, power: bool = False):
 
 def test_claims_are_registered_with_source_statement_assumptions_and_method():
     ids = {cid for cid in CLAIMS if cid.startswith("distill.")}
-    assert ids == set(EXPECTED)
-    for cid in ids:
+    assert set(EXPECTED) <= ids  # the bilevel family's claims are tested in test_distill_bilevel.py
+    for cid in EXPECTED:
         claim = CLAIMS[cid]
         assert claim.statement and claim.assumptions and claim.method
         assert any(cite(key) in claim.source for key in ("kip", "dc", "dm", "mtt"))

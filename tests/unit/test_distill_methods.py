@@ -23,7 +23,9 @@ FAST = {"dm": {"steps": 3, "width": 4, "batch_real": 4}, "kip": {"steps": 3, "ta
         "dc": {"steps": 1, "width": 4, "batch_real": 4, "outer_loop": 2, "inner_loop": 1},
         "dsa": {"steps": 1, "width": 4, "batch_real": 4, "outer_loop": 2, "inner_loop": 1},
         "mtt": {"steps": 2, "width": 4, "expert_train_epochs": 3, "max_start_epoch": 1, "syn_steps": 2, "experts": 2},
-        "herding": {"width": 4, "epochs": 1}}
+        "herding": {"width": 4, "epochs": 1},
+        "gtn": {"steps": 1, "inner_steps": 2, "runs": 1, "hidden": 8, "width": 4},
+        "mnemonics": {"steps": 1, "epochs": 1, "runs": 1, "width": 4}}
 
 
 @pytest.mark.parametrize("method", list(METHODS))

@@ -263,7 +263,7 @@ def test_ssl_masked_init_and_byol_mlp_are_bit_identical():
     encoder = ReLUNet([8, 6, 4]).init(0, 3)
     x = _randn(5, 3, 16, 8)
     for bn in (False, True):
-        ours = ssl_training._mlp_activations(encoder, x, bn=bn)
+        ours = ssl_training.mlp_activations(encoder, x, bn=bn)
         assert all(torch.equal(a, b) for a, b in zip(ours, _ref_byol_mlp(encoder, x, bn)))
 
 

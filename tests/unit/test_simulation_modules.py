@@ -30,6 +30,8 @@ EXPECTED = {
     "adversarial": {"adversarial-ts"},
     "learned_teachers": {"last-parameterized", "blast", "dht-transform", "dht-mixup", "dht-generative"},
     "distill_table": {"distill-table"},
+    "distill_bilevel": {"distill-bilevel"},
+    "dht_learned": {"dht-performative", "dht-privacy"},
 }
 SHARED = {"common"}  # helpers of the runners; registers nothing
 
@@ -72,3 +74,10 @@ def test_pyproject_entry_points_name_every_simulation_module():
     entries = dict(re.findall(r'^(\w+)\s*=\s*"simulations\.(\w+)"', section, flags=re.MULTILINE))
     assert set(entries.values()) == set(EXPECTED)
     assert all(key == value for key, value in entries.items())  # entry-point name = module name
+
+
+def test_every_simulation_names_its_protocol():
+    """What `teachtheory list` shows as "reproduces" says whose setup runs: the paper's, the authors' or ours."""
+    for names in _registered_by_module().values():
+        for name in names:
+            assert "protocol" in SIMULATIONS[name].reproduces, name

@@ -426,3 +426,56 @@ def test_exact_ssl_claims_hold(cid):
     assert v.statistic <= 1e-9 and claim.mutations
     mutated = claim.run(CheckContext(scale="quick", seed=0).mutated(claim.mutations[0], 0.05))
     assert mutated.verdict == "fails"
+
+
+def test_byol_bn_modes_linear_predictor_and_reinit():
+    model = HLTM(3, 0.8)
+    base = dict(widths=(8, 6, 4), predictor_hidden=4, batch=16, eval_every=2, eval_samples=32)
+    full = tr.train_byol(model, 2, 3, 10, tr.BYOLConfig(**base), dtype=DT)
+    same = tr.train_byol(model, 2, 3, 10, tr.BYOLConfig(**base, bn_mode="mu,sigma"), dtype=DT)
+    assert torch.allclose(full["loss"], same["loss"], atol=1e-12)  # bn=True is the mu,sigma variant
+    plain = tr.train_byol(model, 2, 3, 10, tr.BYOLConfig(**base, bn=False), dtype=DT)
+    none = tr.train_byol(model, 2, 3, 10, tr.BYOLConfig(**base, bn_mode="none"), dtype=DT)
+    assert torch.allclose(plain["loss"], none["loss"], atol=1e-12)
+    detached = tr.train_byol(model, 2, 3, 10, tr.BYOLConfig(**base, bn_mode="mu#,sigma#"), dtype=DT)
+    assert torch.allclose(detached["loss"][:, 0], full["loss"][:, 0], atol=1e-12)  # same forward pass at step 0
+    assert not torch.allclose(detached["loss"][:, -1], full["loss"][:, -1], atol=1e-9)  # different gradients
+    lin = tr.train_byol(model, 2, 4, 10, tr.BYOLConfig(**base, predictor_kind="linear"), dtype=DT)
+    assert [tuple(w.shape) for w in lin["predictor"]] == [(2, 4, 4)]
+    reinit = tr.train_byol(model, 2, 4, 10, tr.BYOLConfig(**base, predictor_kind="linear", predictor_reinit=2),
+                           dtype=DT)
+    assert torch.allclose(reinit["loss"][:, :2], lin["loss"][:, :2], atol=1e-12)
+    assert not torch.allclose(reinit["predictor"][0], lin["predictor"][0])
+    for bad, arg in (({"bn_mode": "mu-sigma"}, "bn_mode"), ({"predictor_kind": "deep"}, "predictor_kind"),
+                     ({"predictor_reinit": -1}, "predictor_reinit")):
+        with pytest.raises(ValueError, match=arg):
+            tr.BYOLConfig(**base, **bad)
+
+
+# -- BYOL's linear predictor ---------------------------------------------------------------------------------
+
+
+def test_predictor_alignment_closed_forms():
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(4, 5, 5, generator=g, dtype=DT)
+    F = A @ A.transpose(1, 2)
+    assert float(theory.commutator_misalignment(theory.directpred_predictor(F), F).max()) < 1e-12
+    sym = A + A.transpose(1, 2)  # a generic symmetric matrix does not commute with F
+    assert float(theory.commutator_misalignment(sym, F).min()) > 1e-3
+    assert torch.allclose(theory.effective_rank(torch.eye(5, dtype=DT)), torch.tensor(5.0, dtype=DT))
+    u = torch.randn(5, 1, generator=g, dtype=DT)
+    assert abs(float(theory.effective_rank(u @ u.T)) - 1.0) < 1e-9
+    with pytest.raises(ValueError, match="Wp and F"):
+        theory.commutator_misalignment(torch.zeros(3, 4), torch.zeros(3, 3))
+
+
+@pytest.mark.slow
+def test_byol_predictor_claim_holds_and_power_fails():
+    (claim,) = select_claims(["ssl.byol-predictor"])
+    v = claim.run(CheckContext(scale="quick", seed=0))
+    assert v.verdict == "holds", (v.message, v.details.get("traceback"))
+    table = v.details["table_mean_se"]
+    assert table["no predictor"]["spread"][0] < table["linear P"]["spread"][0]
+    assert table["linear P"]["commutator"][0] < table["linear P"]["commutator_start"][0]
+    assert claim.source.startswith(cite("tian-talk")) and claim.mutations
+    assert claim.run(CheckContext(scale="quick", seed=0, power=True)).verdict == "fails"

@@ -4,6 +4,7 @@ correlation metrics, the simulation runners' outputs, and argument errors."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -263,3 +264,32 @@ def test_tian2020_preset_runs_through_run_simulation(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "t" / "config.json").read_text())["preset"] == "tian2020"
     with pytest.raises(ValueError, match="no preset 'paper'"):
         simulation.run_simulation("specialization", tmp_path / "u", preset="paper", runs=2, steps=20)
+
+
+# -- spec.augmentation -------------------------------------------------------------------------------------
+
+
+def test_samples_to_level_interpolates_and_censors():
+    from proofs_checks.spec import _samples_to_level
+
+    Ns = np.array([8, 16, 32, 64])
+    rec = np.array([[0.0, 0.25, 0.75, 1.0],  # crosses 0.5 halfway between 16 and 32 in log N
+                    [0.0, 0.6, 0.4, 0.9],  # the running maximum crosses at 16 already
+                    [0.0, 0.1, 0.2, 0.3],  # never: censored at the grid's end
+                    [0.7, 0.8, 0.9, 1.0]])  # already at the first point
+    got = np.exp(_samples_to_level(Ns, rec))
+    assert np.allclose(got[[0, 2, 3]], [math.sqrt(16 * 32), 64, 8])
+    assert 8 < got[1] <= 16
+
+
+@pytest.mark.slow
+def test_augmentation_claim_reports_exponents():
+    from teachtheory.claims import CheckContext, select_claims
+
+    (claim,) = select_claims(["spec.augmentation"])
+    v = claim.run(CheckContext(scale="quick", seed=0))
+    assert v.verdict in ("holds", "fails"), v.details.get("traceback")
+    exps = v.details["exponents"]
+    assert all(math.isfinite(e["a"]) and e["se"] > 0 for e in exps.values())
+    # teacher-aware augmentation needs fewer samples at every d (a constant-factor gain, whatever the exponents)
+    assert all(a < g for a, g in zip(v.details["n50"]["aware"], v.details["n50"]["agnostic"]))
