@@ -93,6 +93,16 @@ def _final(res, name: str) -> np.ndarray:
     return np.asarray(getattr(res, name))[:, -1]
 
 
+def _finals(a, b, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The final ``name`` per run of two results, the pair that :func:`_greater` compares."""
+    return _final(a, name), _final(b, name)
+
+
+def _vs(a, b, name: str) -> str:
+    """``"mean ± SE vs mean ± SE"`` of the final ``name`` of two results."""
+    return f"{_ms(_final(a, name))} vs {_ms(_final(b, name))}"
+
+
 # -- the checks ------------------------------------------------------------------------------------
 
 
@@ -133,7 +143,7 @@ def check_st_out_of_plane(ctx: CheckContext) -> Verdict:
     msg = (f"eps_out: ST {_ms(_final(st, 'eps_out'))} (start {_ms(st.eps_out[:, 0])}), AT {_ms(_final(at, 'eps_out'))};"
            f" eps_in: ST {_ms(_final(st, 'eps_in'))}, AT {_ms(_final(at, 'eps_in'))}")
     frozen = _frozen_out_of_plane(st)
-    verdict = _greater(ctx, {"eps_out ST - AT": (_final(st, "eps_out"), _final(at, "eps_out"))},
+    verdict = _greater(ctx, {"eps_out ST - AT": _finals(st, at, "eps_out")},
                        msg + f"; premise: max relative change of (I - P) W1 under ST {frozen:.1e}",
                        {"premise_out_of_plane_frozen": frozen})
     if frozen > 1e-5:  # float32 rounding only; anything larger breaks the premise
@@ -160,9 +170,8 @@ def check_lowrank_vulnerable(ctx: CheckContext) -> Verdict:
     runs = _runs(ctx.scale, ctx.seed)
     low, full = runs["st"], runs["st-full-rank"]
     msg = (f"oracle-robust accuracy: full rank {_ms(_final(full, 'robust_oracle'))}, low rank "
-           f"{_ms(_final(low, 'robust_oracle'))}; clean {_ms(_final(full, 'clean_acc'))} vs "
-           f"{_ms(_final(low, 'clean_acc'))}")
-    return _greater(ctx, {"full - low": (_final(full, "robust_oracle"), _final(low, "robust_oracle"))}, msg, {})
+           f"{_ms(_final(low, 'robust_oracle'))}; clean {_vs(full, low, 'clean_acc')}")
+    return _greater(ctx, {"full - low": _finals(full, low, "robust_oracle")}, msg, {})
 
 
 def check_at_rises(ctx: CheckContext) -> Verdict:
@@ -188,7 +197,7 @@ def check_at_rises(ctx: CheckContext) -> Verdict:
         plt.close(fig)
         figure = str(written)
     return _greater(ctx, {"AT end - AT first record": (at.robust_oracle[:, -1], at.robust_oracle[:, 1]),
-                          "AT end - ST end": (_final(at, "robust_oracle"), _final(st, "robust_oracle"))},
+                          "AT end - ST end": _finals(at, st, "robust_oracle")},
                     f"AT oracle-robust accuracy over epochs {at.epochs.tolist()}: {curve}", {}, figure)
 
 
@@ -203,7 +212,7 @@ def check_logit_vs_label(ctx: CheckContext) -> Verdict:
            f"{_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs 0.258); clean {_ms(_final(logit, 'clean_acc'))} "
            f"vs {_ms(_final(label, 'clean_acc'))}; under AT (not tested): {_ms(_final(at_logit, 'robust_oracle'))} "
            f"vs {_ms(_final(at_label, 'robust_oracle'))}")
-    return _greater(ctx, {"logit - label (ST)": (_final(logit, "robust_oracle"), _final(label, "robust_oracle"))},
+    return _greater(ctx, {"logit - label (ST)": _finals(logit, label, "robust_oracle")},
                     msg, {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}})
 
 
@@ -214,8 +223,8 @@ def check_label_eps(ctx: CheckContext) -> Verdict:
     logit, label = runs["st"], runs["st-label"]
     msg = (f"eps_out: logit {_ms(_final(logit, 'eps_out'))}, label {_ms(_final(label, 'eps_out'))}; eps_in: logit "
            f"{_ms(_final(logit, 'eps_in'))}, label {_ms(_final(label, 'eps_in'))}")
-    return _greater(ctx, {"eps_out logit - label": (_final(logit, "eps_out"), _final(label, "eps_out")),
-                          "eps_in label - logit": (_final(label, "eps_in"), _final(logit, "eps_in"))}, msg,
+    return _greater(ctx, {"eps_out logit - label": _finals(logit, label, "eps_out"),
+                          "eps_in label - logit": _finals(label, logit, "eps_in")}, msg,
                     {"note": "eps_out is measured relative to the in-plane norm; under ST (I - P) W1 is frozen, so a "
                              "lower eps_out means a larger in-plane norm, not a trained out-of-plane part"})
 
@@ -225,9 +234,8 @@ def check_ccat_below(ctx: CheckContext) -> Verdict:
     runs = _runs(ctx.scale, ctx.seed)
     at, ccat = runs["at-logit"], runs["ccat"]
     msg = (f"oracle-robust accuracy: logit AT {_ms(_final(at, 'robust_oracle'))}, CCAT "
-           f"{_ms(_final(ccat, 'robust_oracle'))}; data-robust {_ms(_final(at, 'robust_data'))} vs "
-           f"{_ms(_final(ccat, 'robust_data'))}")
-    return _greater(ctx, {"AT - CCAT": (_final(at, "robust_oracle"), _final(ccat, "robust_oracle"))}, msg, {})
+           f"{_ms(_final(ccat, 'robust_oracle'))}; data-robust {_vs(at, ccat, 'robust_data')}")
+    return _greater(ctx, {"AT - CCAT": _finals(at, ccat, "robust_oracle")}, msg, {})
 
 
 def check_augment(ctx: CheckContext) -> Verdict:
@@ -239,7 +247,7 @@ def check_augment(ctx: CheckContext) -> Verdict:
            f"{_ms(_final(plain, 'robust_oracle'))}; data-robust {_ms(_final(aug, 'robust_data'))} vs "
            f"{_ms(_final(plain, 'robust_data'))}; eps_out {_ms(_final(aug, 'eps_out'))} vs "
            f"{_ms(_final(plain, 'eps_out'))}")
-    return _greater(ctx, {"augmented - plain": (_final(aug, "robust_oracle"), _final(plain, "robust_oracle"))},
+    return _greater(ctx, {"augmented - plain": _finals(aug, plain, "robust_oracle")},
                     msg, {})
 
 
@@ -272,7 +280,7 @@ def check_image_logit_vs_label(ctx: CheckContext) -> Verdict:
            f"{_ms(_final(logit, 'robust_oracle'))}, label {_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs "
            f"0.258); clean {_ms(_final(logit, 'clean_acc'))} vs {_ms(_final(label, 'clean_acc'))}; data-robust "
            f"{_ms(_final(logit, 'robust_data'))} vs {_ms(_final(label, 'robust_data'))}")
-    return _greater(ctx, {"logit - label": (_final(logit, "robust_oracle"), _final(label, "robust_oracle"))}, msg,
+    return _greater(ctx, {"logit - label": _finals(logit, label, "robust_oracle")}, msg,
                     {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}, "oracle": "digits",
                      "eps": IMAGE["threat"]["eps"], "epochs": IMAGE[ctx.scale]["epochs"]})
 

@@ -30,6 +30,7 @@ from teachtheory.references import cite
 from teachtheory.ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
 from teachtheory.ssl.training import exact_expected_gradient, sampled_gradients
 from teachtheory.theory import ssl as theory
+from teachtheory.theory.ode import rk4
 
 SOURCE = cite("tian-talk")
 DT = torch.float64
@@ -419,12 +420,7 @@ def _rk4(block: _BlockNet, w1, w2, enumeration, rate, dt, steps):
     sub = 4
     h = dt / sub
     for _ in range(steps):
-        for _ in range(sub):
-            k1 = f(y)
-            k2 = f(y + 0.5 * h * k1)
-            k3 = f(y + 0.5 * h * k2)
-            k4 = f(y + h * k3)
-            y = y + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        y = rk4(f, y, h, sub)
         out.append(y)
     return torch.stack(out, 1)
 

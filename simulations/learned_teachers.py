@@ -444,59 +444,50 @@ def _replot(folder: Path, formats: tuple[str, ...]) -> list[Path]:
     return written
 
 
-register(Simulation(
-    name="last-parameterized",
-    description="parameterized LAST: label policies trained by unrolling (v=1, v>1 with the auxiliary term) and by "
-                "policy gradient, vs greedy LAST and SGD, for least squares and a two-layer MLP",
-    reference=cite("last", "Sec. 4, Fig. 12"),
-    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
-    runner=_runner(("last-lsr", "last-mlp"), cite("last", "Sec. 4, Fig. 12")), replot=_replot,
-    protocol="the toolkit's own sizes: least squares d=10 and a two-layer MLP on digits 3 vs 5",
-))
-register(Simulation(
-    name="blast",
-    description="black-box LAST (no w*): label policies trained on the learner's own loss (unrolling) and on "
-                "validation accuracy (policy gradient), logistic regression on digits 3 vs 5",
-    reference=cite("last", "Sec. 7"),
-    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
-    runner=_runner(("blast",), cite("last", "Sec. 7")), replot=_replot,
-    protocol="the toolkit's own sizes: logistic regression on digits 3 vs 5",
-))
-register(Simulation(
-    name="dht-mixup",
-    description="Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
-                "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
-                "Mixup; softmax regression on the ten digits (a stand-in); presets cnn (the paper's small ConvNet "
-                "with Adam, 8x8 digits) and cifar10 (the same on CIFAR-10 read from $TEACHTHEORY_CIFAR10)",
-    reference=cite("dht", "Sec. 4.1, Table 1"),
-    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 5, "steps": 2000}},
-    runner=_runner(("mixup",), cite("dht", "Sec. 4.1, Table 1")), replot=_replot,
-    presets={"cnn": _runner(("mixup-cnn",), cite("dht", "Sec. 4.1, Table 1")),
-             "cifar10": _runner(("mixup-cifar10",), cite("dht", "Sec. 4.1, Table 1"))},
-    preset_defaults={"cnn": {"small": {"runs": 4, "steps": 100}, "full": {"runs": 5, "steps": 2000}},
-                     "cifar10": {"small": {"runs": 2, "steps": 100}, "full": {"runs": 5, "steps": 5000}}},
-    protocol=("the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN "
-              "with Adam; --preset cnn: a small ConvNet with Adam on the digits (policies trained with SGD steps); "
-              "--preset cifar10: the paper's data when the user has it"),
-))
-register(Simulation(
-    name="dht-transform",
-    description="DHT's learner-conditioned data transformation policy (unrolled, auxiliary term) and the black-box "
-                "policy over the full teaching space (x and y, no w*) vs greedy DHT and SGD, logistic regression on "
-                "digits 3 vs 5",
-    reference=cite("dht", "Sec. 3.3.1, Figs. 4 and 8"),
-    defaults={"small": {"runs": 8, "steps": 200}, "full": {"runs": 32, "steps": 1000}},
-    runner=_runner(("dht-transform",), cite("dht", "Sec. 3.3.1, Figs. 4 and 8")), replot=_replot,
-    protocol="the toolkit's own: logistic regression on digits 3 vs 5 (the paper: half-moons and MNIST)",
-))
-register(Simulation(
-    name="dht-generative",
-    description="DHT's generative teachers: a GAN-based teacher (generator + discriminator + teaching objective) and "
-                "a VAE-based one (pre-trained conditional VAE, teaching in its latent space with the KL constraint), "
-                "both unrolled, vs greedy DHT and SGD; logistic regression on raw 8x8 digits 3 vs 5 and on the "
-                "half-moons; synthesized samples as image grids and scatter plots",
-    reference=cite("dht", "Sec. 3.3.2, Figs. 5-7"),
-    defaults={"small": {"runs": 8, "steps": 100}, "full": {"runs": 10, "steps": 300}},
-    runner=_runner(("gen-digits", "gen-moons"), cite("dht", "Sec. 3.3.2, Figs. 5-7")), replot=_replot,
-    protocol="the toolkit's own (the paper gives no sizes): raw 8x8 digits 3 vs 5 and half-moons",
-))
+# name, cases, reference, (runs, steps) at small and at full scale, protocol, description
+CATALOGUE = (
+    ("last-parameterized", ("last-lsr", "last-mlp"), cite("last", "Sec. 4, Fig. 12"), (8, 200), (32, 1000),
+     "the toolkit's own sizes: least squares d=10 and a two-layer MLP on digits 3 vs 5",
+     "parameterized LAST: label policies trained by unrolling (v=1, v>1 with the auxiliary term) and by "
+     "policy gradient, vs greedy LAST and SGD, for least squares and a two-layer MLP"),
+    ("blast", ("blast",), cite("last", "Sec. 7"), (8, 200), (32, 1000),
+     "the toolkit's own sizes: logistic regression on digits 3 vs 5",
+     "black-box LAST (no w*): label policies trained on the learner's own loss (unrolling) and on "
+     "validation accuracy (policy gradient), logistic regression on digits 3 vs 5"),
+    ("dht-mixup", ("mixup",), cite("dht", "Sec. 4.1, Table 1"), (8, 200), (5, 2000),
+     "the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN with Adam; "
+     "--preset cnn: a small ConvNet with Adam on the digits (policies trained with SGD steps); --preset cifar10: "
+     "the paper's data when the user has it",
+     "Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
+     "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
+     "Mixup; softmax regression on the ten digits (a stand-in); presets cnn (the paper's small ConvNet "
+     "with Adam, 8x8 digits) and cifar10 (the same on CIFAR-10 read from $TEACHTHEORY_CIFAR10)"),
+    ("dht-transform", ("dht-transform",), cite("dht", "Sec. 3.3.1, Figs. 4 and 8"), (8, 200), (32, 1000),
+     "the toolkit's own: logistic regression on digits 3 vs 5 (the paper: half-moons and MNIST)",
+     "DHT's learner-conditioned data transformation policy (unrolled, auxiliary term) and the black-box "
+     "policy over the full teaching space (x and y, no w*) vs greedy DHT and SGD, logistic regression on "
+     "digits 3 vs 5"),
+    ("dht-generative", ("gen-digits", "gen-moons"), cite("dht", "Sec. 3.3.2, Figs. 5-7"), (8, 100), (10, 300),
+     "the toolkit's own (the paper gives no sizes): raw 8x8 digits 3 vs 5 and half-moons",
+     "DHT's generative teachers: a GAN-based teacher (generator + discriminator + teaching objective) and "
+     "a VAE-based one (pre-trained conditional VAE, teaching in its latent space with the KL constraint), "
+     "both unrolled, vs greedy DHT and SGD; logistic regression on raw 8x8 digits 3 vs 5 and on the "
+     "half-moons; synthesized samples as image grids and scatter plots"),
+)
+# presets of a catalogue entry: name -> {preset: (cases, small (runs, steps), full (runs, steps))}
+PRESETS = {"dht-mixup": {"cnn": (("mixup-cnn",), (4, 100), (5, 2000)),
+                         "cifar10": (("mixup-cifar10",), (2, 100), (5, 5000))}}
+
+
+def _sizes(small, full) -> dict:
+    return {scale: {"runs": r, "steps": t} for scale, (r, t) in (("small", small), ("full", full))}
+
+
+for _name, _cases, _reference, _small, _full, _protocol, _description in CATALOGUE:
+    _presets = PRESETS.get(_name, {})
+    register(Simulation(
+        name=_name, description=_description, reference=_reference, protocol=_protocol,
+        defaults=_sizes(_small, _full), runner=_runner(_cases, _reference), replot=_replot,
+        presets={p: _runner(cases, _reference) for p, (cases, _, _) in _presets.items()},
+        preset_defaults={p: _sizes(small, full) for p, (_, small, full) in _presets.items()},
+    ))

@@ -464,6 +464,14 @@ def register(claim: Claim) -> Claim:
     return claim
 
 
+def register_ordering(id: str, source: str, statement: str, check: Callable[[CheckContext], Verdict],
+                      **fields: Any) -> Claim:
+    """Register a statistical ordering claim (one measured arm beats another; no theory constant to mutate):
+    a :class:`Claim` with ``statistical=True`` and :data:`ORDERING_REASON`, the other ``fields`` as given."""
+    return register(Claim(id=id, source=source, statement=statement, check=check, statistical=True,
+                          sensitivity_reason=ORDERING_REASON, **fields))
+
+
 CLAIMS_GROUP = "teachtheory.claims"
 
 

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .validation import cannot_write_in, nearest_existing
+from .validation import check_writable_in, nearest_existing
 
 __all__ = [
     "TEMP_MARK",
@@ -124,11 +124,7 @@ def check_writable_folder(path: str | os.PathLike, what: str = "--out") -> Path:
         raise ValueError(f"{what} {str(path)!r} exists and is not a folder")
     # the folder is built beside its destination (in its parent) and, when it exists, written into
     for place in dict.fromkeys([nearest_existing(path.absolute().parent), *([path] if path.exists() else [])]):
-        if not place.is_dir():
-            raise ValueError(f"{what} {str(path)!r}: {str(place)!r} is not a folder")
-        reason = cannot_write_in(place)
-        if reason:
-            raise ValueError(f"{what} {str(path)!r}: cannot write in {str(place)!r} ({reason})")
+        check_writable_in(place, what, path)
     return path
 
 
@@ -188,18 +184,40 @@ def result_folder(out: str | os.PathLike, *, force: bool = False) -> Iterator[Pa
     out = check_writable_folder(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
-    parent = out.parent
+    with _staging_folder(out) as partial:
+        yield partial
+        _commit(partial, out, force)
+
+
+@contextlib.contextmanager
+def _staging_folder(target: Path) -> Iterator[Path]:
+    """A new temporary folder beside ``target``, removed at the end unless renamed; SIGTERM acts as Ctrl-C inside.
+
+    Staging folders of killed runs for the same ``target`` are removed first.
+    """
+    parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent, out.name)
-    partial = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}{TEMP_MARK}{os.getpid()}-"))
-    os.chmod(partial, 0o777 & ~_umask())
+    _clean_stale(parent, target.name)
+    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}{TEMP_MARK}{os.getpid()}-"))
+    os.chmod(stage, 0o777 & ~_umask())
     try:
         with _sigterm_as_interrupt():
-            yield partial
-            _commit(partial, out, force)
+            yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(new: Path, target: Path, owner: Path) -> None:
+    """Replace the folder ``target`` by ``new`` whole: ``target`` is moved aside (named after ``owner``, so that
+    a killed run's leftover is cleaned like a staging folder), restored if the rename fails, then removed."""
+    aside = owner.parent / f".{owner.name}{ASIDE_MARK}{os.getpid()}-{time.monotonic_ns()}"
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        os.rename(aside, target)
         raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _commit(partial: Path, out: Path, force: bool) -> None:
@@ -207,14 +225,7 @@ def _commit(partial: Path, out: Path, force: bool) -> None:
     if out.exists():
         if any(out.iterdir()) and not force:
             raise FileExistsError(f"--out {str(out)!r} was written by another run meanwhile; nothing replaced")
-        aside = parent_aside = out.parent / f".{out.name}{ASIDE_MARK}{os.getpid()}-{time.monotonic_ns()}"
-        os.rename(out, aside)
-        try:
-            os.rename(partial, out)
-        except BaseException:
-            os.rename(parent_aside, out)
-            raise
-        shutil.rmtree(aside, ignore_errors=True)
+        _swap_in(partial, out, out)
     else:
         try:
             os.rename(partial, out)
@@ -235,23 +246,12 @@ def atomic_folder_update(folder: str | os.PathLike, what: str = "--out") -> Iter
         ValueError: ``folder`` cannot be written (see :func:`check_writable_folder`).
     """
     folder = check_writable_folder(folder, what)
-    parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent, folder.name)
-    stage = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}{TEMP_MARK}{os.getpid()}-"))
-    os.chmod(stage, 0o777 & ~_umask())
-    try:
-        with _sigterm_as_interrupt():
-            yield stage
-            folder.mkdir(parents=True, exist_ok=True)
-            for entry in sorted(stage.iterdir()):
-                target = folder / entry.name
-                if entry.is_dir() and target.exists():
-                    aside = parent / f".{folder.name}{ASIDE_MARK}{os.getpid()}-{time.monotonic_ns()}"
-                    os.rename(target, aside)
-                    os.rename(entry, target)
-                    shutil.rmtree(aside, ignore_errors=True)
-                else:
-                    os.replace(entry, target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    with _staging_folder(folder) as stage:
+        yield stage
+        folder.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(stage.iterdir()):
+            target = folder / entry.name
+            if entry.is_dir() and target.exists():
+                _swap_in(entry, target, folder)
+            else:
+                os.replace(entry, target)

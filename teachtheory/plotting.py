@@ -27,6 +27,7 @@ __all__ = [
     "draw_figure",
     "figure_style",
     "finish_figure",
+    "laid_out",
     "plot_metric",
     "save_figure",
     "scatter_vs_theory",
@@ -179,6 +180,15 @@ def finish_figure(
     fig.tight_layout()
     written = save_figure(fig, path, formats)
     return str(written[0])
+
+
+def laid_out(fig, path: str | os.PathLike | None, formats: Sequence[str] = ("png",)):
+    """Lay ``fig`` out tightly, then save it at ``path`` (the files written) or, with ``path`` None, return it.
+
+    The ending of the domain figure functions, which give the figure back to a caller that composes it.
+    """
+    fig.tight_layout()
+    return fig if path is None else save_figure(fig, path, formats)
 
 
 def draw_figure(draw, data, path: str | os.PathLike | None, formats: Sequence[str] = ("png",), **kwargs) -> str | None:

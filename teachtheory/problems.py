@@ -465,31 +465,22 @@ def gaussian_clusters(
     References: LAST Sec. 6.1 and Appendix F (Gaussian cluster data).
     """
     device = _check_common(runs, dtype, device)
-    check_positive_int(pool_size, "pool_size")
     check_positive_int(dim, "dim")
-    test_size = check_int(test_size, "test_size", min=0)
     separation = check_finite_scalar(separation, "separation")
-    l2 = check_non_negative(l2, "l2")
-    init_scale = check_non_negative(init_scale, "init_scale")
-    check_choice(learner, "learner", ("logistic", "softmax"))
-    streams = _split_streams(seed, runs)
-    pool_streams = _pool_streams(streams, shared_pool, pool_seed)
 
-    def draw(tag, n):
-        labels = (pool_streams.uniform(tag + "_label", 0, (n,)) < 0.5).to(torch.int64)
+    def draw_x(pool_streams, tag, labels):
         centre = torch.zeros(dim, dtype=dtype)
         centre[0] = separation / 2
-        X = pool_streams.normal(tag + "_x", 0, (n, dim), dtype=dtype) + (2 * labels - 1)[..., None].to(dtype) * centre
-        return (_add_bias(X) if bias else X), labels
+        n = labels.shape[-1]
+        sign = (2 * labels - 1)[..., None].to(dtype)
+        return pool_streams.normal(tag + "_x", 0, (n, dim), dtype=dtype) + sign * centre
 
-    X, labels = draw("pool", pool_size)
-    X_test, labels_test = draw("test", test_size) if test_size else (None, None)
-    model, fmt = _learner_for(learner, X.shape[-1], 2, 0)
-    return _classification_problem(
-        X, labels, X_test, labels_test, learner=model, label_format=fmt, streams=streams, init_scale=init_scale,
-        l2=l2, name=f"gaussian-clusters(d={dim}, n={pool_size})", dtype=dtype,
-        meta={"generator": "gaussian_clusters", "separation": separation, "bias": bias, "learner": learner},
-    ).to(device)
+    return _two_class_problem(
+        draw_x, pool_size=pool_size, runs=runs, seed=seed, test_size=test_size, learner=learner, bias=bias,
+        shared_pool=shared_pool, l2=l2, init_scale=init_scale, dtype=dtype, device=device, pool_seed=pool_seed,
+        name=f"gaussian-clusters(d={dim}, n={pool_size})",
+        meta={"generator": "gaussian_clusters", "separation": separation},
+    )
 
 
 def moons(
@@ -508,9 +499,28 @@ def moons(
     References: LAST Fig. 8-9; DHT Fig. 3 (half-moon data).
     """
     device = _check_common(runs, dtype, device)
+    noise = check_non_negative(noise, "noise")
+
+    def draw_x(pool_streams, tag, labels):
+        n = labels.shape[-1]
+        t = math.pi * pool_streams.uniform(tag + "_t", 0, (n,), dtype=dtype)
+        outer = torch.stack([torch.cos(t), torch.sin(t)], -1)
+        inner = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], -1)
+        X = torch.where(labels[..., None] == 0, outer, inner) + torch.tensor([-0.5, -0.25], dtype=dtype)
+        return X + noise * pool_streams.normal(tag + "_noise", 0, (n, 2), dtype=dtype)
+
+    return _two_class_problem(
+        draw_x, pool_size=pool_size, runs=runs, seed=seed, test_size=test_size, learner=learner, bias=bias,
+        shared_pool=shared_pool, l2=l2, init_scale=init_scale, dtype=dtype, device=device, pool_seed=pool_seed,
+        name=f"moons(n={pool_size})", meta={"generator": "moons", "noise": noise},
+    )
+
+
+def _two_class_problem(draw_x, *, pool_size, runs, seed, test_size, learner, bias, shared_pool, l2, init_scale, dtype,
+                       device, pool_seed, name, meta) -> Problem:
+    """The two-class generators' shared body: balanced labels, inputs ``draw_x(streams, tag, labels)``, target fit."""
     check_positive_int(pool_size, "pool_size")
     test_size = check_int(test_size, "test_size", min=0)
-    noise = check_non_negative(noise, "noise")
     l2 = check_non_negative(l2, "l2")
     init_scale = check_non_negative(init_scale, "init_scale")
     check_choice(learner, "learner", ("logistic", "softmax"))
@@ -519,11 +529,7 @@ def moons(
 
     def draw(tag, n):
         labels = (pool_streams.uniform(tag + "_label", 0, (n,)) < 0.5).to(torch.int64)
-        t = math.pi * pool_streams.uniform(tag + "_t", 0, (n,), dtype=dtype)
-        outer = torch.stack([torch.cos(t), torch.sin(t)], -1)
-        inner = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], -1)
-        X = torch.where(labels[..., None] == 0, outer, inner) + torch.tensor([-0.5, -0.25], dtype=dtype)
-        X = X + noise * pool_streams.normal(tag + "_noise", 0, (n, 2), dtype=dtype)
+        X = draw_x(pool_streams, tag, labels)
         return (_add_bias(X) if bias else X), labels
 
     X, labels = draw("pool", pool_size)
@@ -531,8 +537,7 @@ def moons(
     model, fmt = _learner_for(learner, X.shape[-1], 2, 0)
     return _classification_problem(
         X, labels, X_test, labels_test, learner=model, label_format=fmt, streams=streams, init_scale=init_scale,
-        l2=l2, name=f"moons(n={pool_size})", dtype=dtype,
-        meta={"generator": "moons", "noise": noise, "bias": bias, "learner": learner},
+        l2=l2, name=name, dtype=dtype, meta=meta | {"bias": bias, "learner": learner},
     ).to(device)
 
 

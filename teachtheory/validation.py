@@ -47,6 +47,7 @@ __all__ = [
     "check_seeds",
     "check_tensor",
     "check_writable_file",
+    "check_writable_in",
     "format_bytes",
     "nearest_existing",
 ]
@@ -388,10 +389,14 @@ def check_writable_file(path: Any, name: str) -> Path:
         raise ValueError(f"{name} must be a file path, got {str(path)!r}")
     if path.is_dir():
         raise ValueError(f"{name} {str(path)!r} is a folder; give a file path")
-    parent = nearest_existing(path.parent)
-    if not parent.is_dir():
-        raise ValueError(f"{name} {str(path)!r}: {str(parent)!r} is not a folder")
-    reason = cannot_write_in(parent)
-    if reason:
-        raise ValueError(f"{name} {str(path)!r}: cannot write in {str(parent)!r} ({reason})")
+    check_writable_in(nearest_existing(path.parent), name, path)
     return path
+
+
+def check_writable_in(place: Path, name: str, path: Path) -> None:
+    """ValueError naming ``name`` and ``path`` unless ``place`` (where ``path`` is written) is a writable folder."""
+    if not place.is_dir():
+        raise ValueError(f"{name} {str(path)!r}: {str(place)!r} is not a folder")
+    reason = cannot_write_in(place)
+    if reason:
+        raise ValueError(f"{name} {str(path)!r}: cannot write in {str(place)!r} ({reason})")

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from teachtheory import problems
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
+from teachtheory.claims import CheckContext, Verdict, register_ordering
 from teachtheory.engine import teach
 from teachtheory.learners import Softmax
 from teachtheory.references import cite
@@ -74,13 +74,12 @@ def check_mixup(ctx: CheckContext) -> Verdict:
                    details=details)
 
 
-register(Claim(
-    id="dht.mixup",
-    sensitivity_reason=ORDERING_REASON, source=SOURCE,
+register_ordering(
+    id="dht.mixup", source=SOURCE,
     statement=r"\mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{PG}}) > \max(\mathrm{ERM}, \mathrm{Beta\ Mixup}, "
               r"\{0, 0.5, 1\}\ \mathrm{Mixup}) \ge \mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{unrolled}})",
     assumptions=["softmax regression on the ten digits with SGD, batch 8 (not the paper's CNN with Adam)",
                  "black-box policies: validation = the pool with its true labels"],
-    check=check_mixup, statistical=True,
+    check=check_mixup,
     method="each teacher through teach() on the same samples; paired test-accuracy gaps against the best baseline",
-))
+)

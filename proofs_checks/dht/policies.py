@@ -20,7 +20,7 @@ References:
 from __future__ import annotations
 
 from teachtheory import problems
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, one_sided_better, register
+from teachtheory.claims import CheckContext, Verdict, one_sided_better, register_ordering
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
 from teachtheory.references import cite
@@ -46,16 +46,15 @@ def check_transform(ctx: CheckContext) -> Verdict:
                             details={"v": v, "eps": eps, "lr": lr})
 
 
-register(Claim(
-    id="dht.policies.transform",
-    sensitivity_reason=ORDERING_REASON, source=SOURCE,
+register_ordering(
+    id="dht.policies.transform", source=SOURCE,
     statement=r"x' = x + \epsilon\tanh(\pi_\theta(x, y, w_t, w^*)),\ \theta \text{ unrolled}:\ "
               r"\|w_T^{\pi} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|",
     assumptions=["logistic regression on digits 3 vs 5 (24 standardised dims), eps = 0.5 per coordinate",
                  "v = 5 with the stop-gradient auxiliary term; teaching-time samples differ from training samples"],
-    check=check_transform, statistical=True,
+    check=check_transform,
     method="input-transformation policy per run trained by unrolling, then teach() vs SGD; paired gap > z SE",
-))
+)
 
 
 # -- dht.policies.blackbox --------------------------------------------------------------------------------------
@@ -78,19 +77,18 @@ def check_blackbox(ctx: CheckContext) -> Verdict:
                                                                                       float(sgd[:, -1].mean())]})
 
 
-register(Claim(
-    id="dht.policies.blackbox",
-    sensitivity_reason=ORDERING_REASON, source=cite("dht", "Sec. 5.2, Fig. 8"),
+register_ordering(
+    id="dht.policies.blackbox", source=cite("dht", "Sec. 5.2, Fig. 8"),
     statement=r"\tfrac{1}{T}\sum_t \mathrm{acc}(w_t^{\pi,\ \text{no } w^*}) > \tfrac{1}{T}\sum_t "
               r"\mathrm{acc}(w_t^{\mathrm{SGD}})",
     assumptions=["logistic regression on digits 3 vs 5 (24 standardised dims); the paper: half-moon and MNIST",
                  "full teaching space: x' = x + 0.5 tanh(.), y' = y + (.), trained by unrolling v = 5 steps of the "
                  "learner's mean loss on the pool with its true labels (the teacher's validation set)",
                  "teaching-time samples differ from training samples; accuracy on the held-out test split"],
-    check=check_blackbox, statistical=True,
+    check=check_blackbox,
     method="black-box full-space policy per run trained by unrolling the validation loss, then teach() vs SGD; "
            "paired gap of the mean test accuracy over the trajectory > z SE",
-))
+)
 
 
 # -- dht.policies.gan-vs-vae ------------------------------------------------------------------------------------
@@ -115,15 +113,14 @@ def check_gan_vs_vae(ctx: CheckContext) -> Verdict:
                                      "discriminator": gan.config.get("discriminator")})
 
 
-register(Claim(
-    id="dht.policies.gan-vs-vae",
-    sensitivity_reason=ORDERING_REASON, source=cite("dht", "Sec. 3.3.2, Sec. 5.1, Fig. 5"),
+register_ordering(
+    id="dht.policies.gan-vs-vae", source=cite("dht", "Sec. 3.3.2, Sec. 5.1, Fig. 5"),
     statement=r"\|w_T^{\mathrm{GAN}} - w^*\| < \|w_T^{\mathrm{VAE}} - w^*\|",
     assumptions=["logistic regression on raw 8x8 digits 3 vs 5 (64 standardised pixels; the paper: MNIST 3/5)",
                  "both teachers unrolled v = 5 steps with the auxiliary term and the same budget; synthesized inputs "
                  "inside the pool's per-pixel range; VAE pre-trained on the pool",
                  "teaching-time samples differ from training samples"],
-    check=check_gan_vs_vae, statistical=True,
+    check=check_gan_vs_vae,
     method="GAN-based and VAE-based teachers per run trained by unrolling, then teach() on the same samples; "
            "paired gap of the final distance > z SE",
-))
+)

@@ -18,7 +18,6 @@ import torch
 
 from teachtheory import problems
 from teachtheory.claims import (
-    ORDERING_REASON,
     CheckContext,
     Claim,
     Verdict,
@@ -26,6 +25,7 @@ from teachtheory.claims import (
     one_sided_better,
     power_suffix,
     register,
+    register_ordering,
     required_runs,
 )
 from teachtheory.engine import teach
@@ -162,14 +162,13 @@ def check_horizon(ctx: CheckContext) -> Verdict:
                             details={"v": v, "lr": lr, "ratio_mean": float((planned.numpy() / greedy_value).mean())})
 
 
-register(Claim(
-    id="last.parameterized.horizon",
-    sensitivity_reason=ORDERING_REASON, source=f"{SOURCE}, Sec. 4",
+register_ordering(
+    id="last.parameterized.horizon", source=f"{SOURCE}, Sec. 4",
     statement=r"v > 1:\ \min_{y_1..y_v}\|w_v - w^*\|^2 < \|w_v^{\mathrm{greedy}} - w^*\|^2 \text{ on the same inputs}",
     assumptions=["least squares, one example per step, v = 5", "unrolled labels free per step (the policy's limit)"],
-    check=check_horizon, statistical=True,
+    check=check_horizon,
     method="Adam on the v labels through unroll.rollout from the greedy labels; paired gap over runs > z SE",
-))
+)
 
 
 # -- last.parameterized.beats-sgd -------------------------------------------------------------
@@ -203,13 +202,12 @@ def check_beats_sgd(ctx: CheckContext) -> Verdict:
                                                           float(sgd[:, T // 2].mean())]})
 
 
-register(Claim(
-    id="last.parameterized.beats-sgd",
-    sensitivity_reason=ORDERING_REASON, source=f"{SOURCE}, Sec. 4, Fig. 12",
+register_ordering(
+    id="last.parameterized.beats-sgd", source=f"{SOURCE}, Sec. 4, Fig. 12",
     statement=r"\|w_T^{\pi_\theta} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|,\ \theta \text{ trained by unrolling}",
     assumptions=["least squares, d = 10, policy MLP (32 tanh units), unrolled at v = 1",
                  "teaching-time samples differ from training samples (separate streams)"],
-    check=check_beats_sgd, statistical=True,
+    check=check_beats_sgd,
     method="policy per run trained by unrolling, then teach() against SGD on the same samples; paired gap of the "
            "final distance > z SE, runs sized by claims.required_runs from a pilot",
-))
+)

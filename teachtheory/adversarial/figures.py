@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import laid_out, plt, style_axes
 from .training import AdversarialResult
 
 __all__ = ["ARRAYS", "figure_eps_traces", "figure_robust_over_epochs", "figure_sorted_best_nc", "result_arrays"]
@@ -36,11 +36,6 @@ def _band(ax, x, values, label, **style):
     return line
 
 
-def _finish(fig, path, formats):
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
-
-
 def figure_robust_over_epochs(results: Mapping[str, Mapping[str, np.ndarray]], path, formats: Sequence[str] = ("png",),
                               title: str = ""):
     """Oracle-robust and data-robust accuracy against epochs, per regime (mean ± SE over runs)."""
@@ -55,7 +50,7 @@ def figure_robust_over_epochs(results: Mapping[str, Mapping[str, np.ndarray]], p
     axes[0].set_ylabel("accuracy (mean ± SE)")
     axes[0].legend(fontsize=7)
     fig.suptitle(title or "robust accuracy over training", fontsize=11)
-    return _finish(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 
 def figure_eps_traces(results: Mapping[str, Mapping[str, np.ndarray]], path, formats: Sequence[str] = ("png",),
@@ -73,7 +68,7 @@ def figure_eps_traces(results: Mapping[str, Mapping[str, np.ndarray]], path, for
     axes[0].legend(fontsize=7)
     fig.suptitle(title or r"$W_k = w^*_j + \epsilon_{in} u^{in}_k + \epsilon_{out} u^{out}_k$ over training",
                  fontsize=11)
-    return _finish(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 
 def figure_sorted_best_nc(results: Mapping[str, Mapping[str, np.ndarray]], path, formats: Sequence[str] = ("png",),
@@ -83,9 +78,6 @@ def figure_sorted_best_nc(results: Mapping[str, Mapping[str, np.ndarray]], path,
     for label, arr in results.items():
         final = np.sort(np.asarray(arr["best_corr"])[:, -1], axis=1)[:, ::-1]
         _band(ax, np.arange(1, final.shape[1] + 1), final, label)
-    ax.set_xlabel("rank of teacher node (by best correlation)")
-    ax.set_ylabel("best normalised correlation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(title or "sorted best-NC curves (first layer)", fontsize=10)
-    return _finish(fig, path, formats)
+    style_axes(ax, "rank of teacher node (by best correlation)", "best normalised correlation",
+               title or "sorted best-NC curves (first layer)", legend=7)
+    return laid_out(fig, path, formats)

@@ -1,21 +1,7 @@
 """Embedded data and file loaders (MNIST IDX, CIFAR python batches) for data the user has on disk."""
 
-from .loaders import (
-    load_cifar,
-    load_class_subset,
-    load_mnist,
-    read_idx,
-    safe_unpickle,
-    write_cifar_batch,
-    write_idx,
-)
+# the public names are listed once, in the submodule's __all__
+from . import loaders
+from .loaders import *  # noqa: F403
 
-__all__ = [
-    "load_cifar",
-    "load_class_subset",
-    "load_mnist",
-    "read_idx",
-    "safe_unpickle",
-    "write_cifar_batch",
-    "write_idx",
-]
+__all__ = list(loaders.__all__)

@@ -21,7 +21,7 @@ from .evaluate import train_networks
 from .nets import make_net
 from .synthetic import SyntheticSet
 
-__all__ = ["HERDING_FEATURES", "full_set", "herding", "kmeans", "random_real", "real_init"]
+__all__ = ["HERDING_FEATURES", "descend", "full_set", "herding", "kmeans", "random_real", "real_init"]
 
 HERDING_FEATURES = ("trained", "random", "pixels")
 
@@ -39,6 +39,17 @@ def real_init(data: DistillData, ipc: int, generator: torch.Generator) -> tuple[
         chosen.append(idx[torch.randperm(idx.numel(), generator=generator)[:ipc]])
     index = torch.cat(chosen).to(data.x_train.device)
     return data.x_train[index].clone(), data.y_train[index].clone()
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, curve: list[float], progress, step: int,
+            steps: int) -> None:
+    """One optimiser step on ``loss`` for a learned synthetic set: its value joins ``curve`` and ``progress`` hears."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    curve.append(float(loss.detach()))
+    if progress is not None:
+        progress(step + 1, steps)
 
 
 def random_real(data: DistillData, ipc: int, *, seed: int = 0, **_) -> SyntheticSet:

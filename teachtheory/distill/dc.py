@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from .augment import apply, default_strategy, sample_params
-from .baselines import real_init
 from .data import DistillData
-from .dm import sample_real_per_class
+from .dm import learnable_images, matching_batches
 from .evaluate import batched_loss, train_networks
 from .nets import make_net
 from .synthetic import SyntheticSet
@@ -99,12 +97,7 @@ def dc(data: DistillData, ipc: int, *, steps: int = 200, seed: int = 0, progress
     lr_img = default_lr_img(data.name) if lr_img is None else float(lr_img)
     if not lr_img > 0:
         raise ValueError(f"lr_img must be positive, got {lr_img!r}")
-    gen = torch.Generator().manual_seed(seed)
-    images, labels = real_init(data, ipc, gen)
-    images.requires_grad_(True)
-    opt = torch.optim.SGD([images], lr=lr_img, momentum=momentum)
-    strategy = default_strategy(data.name, data.spatial) if augment else None
-    syn_group = torch.arange(K).repeat_interleave(ipc)
+    gen, images, labels, opt, strategy = learnable_images(data, ipc, seed, lr_img, momentum, augment)
     class_of = torch.arange(K, device=images.device)
     curve = []
     for step in range(steps):
@@ -112,12 +105,7 @@ def dc(data: DistillData, ipc: int, *, steps: int = 200, seed: int = 0, progress
         total = 0.0
         for ol in range(outer_loop):
             copies = {k: v.detach().expand(K, *v.shape[1:]).clone().requires_grad_(True) for k, v in params.items()}
-            real, b = sample_real_per_class(data, batch_real, gen)
-            syn = images
-            if strategy is not None:
-                aug = sample_params(strategy, K, data.spatial, gen)
-                real = apply(real, aug, torch.arange(K).repeat_interleave(b))
-                syn = apply(syn, aug, syn_group)
+            real, syn, b = matching_batches(data, images, batch_real, strategy, gen)
             names = list(copies)
             real_loss = batched_loss(spec(copies, real.view(K, b, *data.image_shape)), class_of[:, None].expand(K, b),
                                      "ce")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .baselines import real_init
+from .baselines import descend, real_init
 from .data import DistillData
 from .kernels import (
     DEFAULT_REG,
@@ -68,12 +68,7 @@ def kip(data: DistillData, ipc: int, *, steps: int = 500, seed: int = 0, progres
         idx = torch.randperm(N, generator=gen)[:min(target_batch, N)].to(data.x_train.device)
         x_t, y_t = data.x_train[idx].double(), targets_all[idx]
         loss = krr_loss(k_fn(x_t, support), k_fn(support), labels, y_t, reg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        curve.append(float(loss.detach()))
-        if progress is not None:
-            progress(step + 1, steps)
+        descend(opt, loss, curve, progress, step, steps)
     settings = {"seed": seed, "steps": steps, "kernel": kernel, "depth": depth, "lr": lr, "target_batch": target_batch,
                 "reg": reg, "learn_labels": learn_labels, "sigma_w2": sigma_w2, "sigma_b2": sigma_b2,
                 "loss_curve": curve, "loss_name": "KRR loss on a target batch"}

@@ -6,60 +6,10 @@ References:
     ICML 2020.
 """
 
-from .analysis import (
-    figure_alignment_over_time,
-    figure_l_shape,
-    figure_recovery_by_node,
-    figure_sorted_best_corr,
-    figure_symmetric_dynamics,
-    l_shape_statistics,
-    specialization_config,
-)
-from .population import (
-    monte_carlo_init_in_omega,
-    monte_carlo_population_gradient,
-    monte_carlo_population_gradient_k,
-    population_gradient_descent,
-)
-from .training import (
-    AUGMENTATIONS,
-    Network,
-    TeacherStudentConfig,
-    TeacherStudentResult,
-    activation_correlations,
-    fanout_strengths,
-    final_correlations,
-    forward,
-    make_dataset,
-    make_student_network,
-    make_teacher_network,
-    train_teacher_student,
-    with_options,
-)
+# the public names are listed once, in each submodule's __all__
+from . import analysis, population, training
+from .analysis import *  # noqa: F403
+from .population import *  # noqa: F403
+from .training import *  # noqa: F403
 
-__all__ = [
-    "AUGMENTATIONS",
-    "Network",
-    "TeacherStudentConfig",
-    "TeacherStudentResult",
-    "activation_correlations",
-    "fanout_strengths",
-    "figure_alignment_over_time",
-    "figure_l_shape",
-    "figure_recovery_by_node",
-    "figure_sorted_best_corr",
-    "figure_symmetric_dynamics",
-    "final_correlations",
-    "forward",
-    "l_shape_statistics",
-    "make_dataset",
-    "make_student_network",
-    "make_teacher_network",
-    "monte_carlo_init_in_omega",
-    "monte_carlo_population_gradient",
-    "monte_carlo_population_gradient_k",
-    "population_gradient_descent",
-    "specialization_config",
-    "train_teacher_student",
-    "with_options",
-]
+__all__ = sorted([*analysis.__all__, *population.__all__, *training.__all__])

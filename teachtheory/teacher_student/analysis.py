@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import plt, save_figure
+from ..plotting import laid_out, plt, style_axes
 from ..theory import relu as theory
 from .training import TeacherStudentConfig, TeacherStudentResult
 
@@ -66,6 +66,11 @@ def l_shape_statistics(result: TeacherStudentResult, corr_low: float = 0.8, acti
 # -- figures ---------------------------------------------------------------------------------
 
 
+def _threshold(results: Mapping[str, TeacherStudentResult]) -> float:
+    """The alignment threshold of the compared configurations (the first one's)."""
+    return next(iter(results.values())).config.threshold
+
+
 def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
                             title: str = "") -> list[Path] | plt.Figure:
     """Recovery rate (mean ± SE over runs) and median time to alignment against the teacher index j."""
@@ -84,7 +89,7 @@ def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, f
             top = res.steps[-1] * 1.05
             axes[1].plot(j[never], np.full(never.sum(), top), "x", color=line.get_color(), ms=6)
     axes[0].set_xlabel("teacher node j (fan-out ∝ 1/j^p)")
-    axes[0].set_ylabel(f"recovery rate (best corr ≥ {next(iter(results.values())).config.threshold})")
+    axes[0].set_ylabel(f"recovery rate (best corr ≥ {_threshold(results)})")
     axes[0].set_ylim(-0.05, 1.05)
     axes[1].set_xlabel("teacher node j")
     axes[1].set_ylabel("median time to alignment (steps; x = never)")
@@ -92,8 +97,7 @@ def figure_recovery_by_node(results: Mapping[str, TeacherStudentResult], path, f
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title or "strong teacher nodes are learned first", fontsize=11)
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 
 def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
@@ -102,15 +106,12 @@ def figure_l_shape(results: Mapping[str, TeacherStudentResult], path, formats=("
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     for label, res in results.items():
         ax.scatter(res.student_best[layer].ravel(), res.fanout[layer].ravel(), s=7, alpha=0.55, label=label)
-    ax.axvline(next(iter(results.values())).config.threshold, color="k", ls=":", lw=1)
-    ax.set_xlabel("best correlation with a teacher node")
-    ax.set_ylabel("fan-out norm ||v_k||")
+    ax.axvline(_threshold(results), color="k", ls=":", lw=1)
     ax.set_xlim(-0.05, 1.02)
-    ax.grid(alpha=0.3)
+    style_axes(ax, "best correlation with a teacher node", "fan-out norm ||v_k||", title or "L shape at convergence",
+               legend=None)
     ax.legend(fontsize=8, markerscale=2)
-    ax.set_title(title or "L shape at convergence", fontsize=10)
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 
 def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, formats=("png",), layer: int = -1,
@@ -124,14 +125,10 @@ def figure_sorted_best_corr(results: Mapping[str, TeacherStudentResult], path, f
         k = np.arange(1, mean.shape[0] + 1)
         line = ax.plot(k, mean, "o-", ms=3, lw=1.4, label=label)[0]
         ax.fill_between(k, mean - se, mean + se, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axhline(next(iter(results.values())).config.threshold, color="k", ls=":", lw=1)
-    ax.set_xlabel("rank of teacher node (by best correlation)")
-    ax.set_ylabel("best correlation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(title or "sorted best-correlation curves", fontsize=10)
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
+    ax.axhline(_threshold(results), color="k", ls=":", lw=1)
+    style_axes(ax, "rank of teacher node (by best correlation)", "best correlation",
+               title or "sorted best-correlation curves")
+    return laid_out(fig, path, formats)
 
 
 def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png",), layer: int = -1,
@@ -157,8 +154,7 @@ def figure_alignment_over_time(result: TeacherStudentResult, path, formats=("png
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"alignment over time (p = {result.config.strength_decay:g})", fontsize=11)
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 
 def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("png",),
@@ -187,7 +183,6 @@ def figure_symmetric_dynamics(trajectories: Mapping[str, dict], path, formats=("
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title or "population-gradient descent from symmetric starts", fontsize=11)
-    fig.tight_layout()
-    return fig if path is None else save_figure(fig, path, formats)
+    return laid_out(fig, path, formats)
 
 

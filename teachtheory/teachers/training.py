@@ -90,6 +90,23 @@ def _check_problem(policy: TeachingPolicy, problem: Problem) -> None:
     problem.check_learner(policy.learner)
 
 
+def _non_negative_number(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+def _check_training(policy: TeachingPolicy, problem: Problem, mode: str, trainers: tuple[str, str], goal: str,
+                    value: str, choices: tuple[str, str]) -> None:
+    """The trainers' shared checks: the problem, the policy's mode, and the goal (``choices[0]`` needs w*)."""
+    _check_problem(policy, problem)
+    if policy.mode != mode:
+        raise ValueError(f"{trainers[0]} needs a {mode} policy (mode='{mode}'); use {trainers[1]}")
+    if value not in choices:
+        raise ValueError(f"{goal} must be one of {', '.join(choices)}, got {value!r}")
+    if value == choices[0] and not policy.omniscient:
+        raise ValueError(f"{goal}='{choices[0]}' needs w*: use an omniscient policy or {goal}='{choices[1]}'")
+
+
 def _validation(problem: Problem, validation) -> tuple[torch.Tensor, torch.Tensor]:
     """The black-box teacher's validation set: given, or the pool with its true labels."""
     if validation is None:
@@ -145,21 +162,15 @@ def train_unrolled(
     Returns:
         :class:`PolicyTraining`.
     """
-    _check_problem(policy, problem)
-    if policy.mode != "continuous":
-        raise ValueError("train_unrolled needs a continuous policy (mode='continuous'); use train_reinforce")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    if objective == "distance" and not policy.omniscient:
-        raise ValueError("objective='distance' needs w*: use an omniscient policy or objective='loss'")
+    _check_training(policy, problem, "continuous", ("train_unrolled", "train_reinforce"), "objective", objective,
+                    OBJECTIVES)
     lr, policy_lr = _positive_float("lr", lr), _positive_float("policy_lr", policy_lr)
     horizon, iterations = _positive_int("horizon", horizon), _positive_int("iterations", iterations)
     batch_size = _positive_int("batch_size", batch_size)
     episode_steps = horizon if episode_steps is None else _positive_int("episode_steps", episode_steps)
     if episode_steps % horizon:
         raise ValueError(f"episode_steps={episode_steps} must be a multiple of horizon={horizon}")
-    if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or not aux_weight >= 0:
-        raise ValueError(f"aux_weight must be a non-negative number, got {aux_weight!r}")
+    _non_negative_number("aux_weight", aux_weight)
     learner = policy.learner
     R = problem.runs
     streams = RunStreams(as_seeds(seed, R), device=problem.X.device)
@@ -253,20 +264,13 @@ def train_reinforce(
         :class:`PolicyTraining`; ``history`` holds the mean over episodes of the final distance
         (or accuracy) per run.
     """
-    _check_problem(policy, problem)
-    if policy.mode != "discrete":
-        raise ValueError("train_reinforce needs a discrete policy (mode='discrete'); use train_unrolled")
-    if reward not in REWARDS:
-        raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
-    if reward == "distance" and not policy.omniscient:
-        raise ValueError("reward='distance' needs w*: use an omniscient policy or reward='accuracy'")
+    _check_training(policy, problem, "discrete", ("train_reinforce", "train_unrolled"), "reward", reward, REWARDS)
     if reward == "accuracy" and not policy.learner.classification:
         raise ValueError(f"reward='accuracy' needs a classifier, got {policy.learner.name}")
     lr, policy_lr = _positive_float("lr", lr), _positive_float("policy_lr", policy_lr)
     episode_steps, iterations = _positive_int("episode_steps", episode_steps), _positive_int("iterations", iterations)
     B, batch_size = _positive_int("episodes", episodes, 2), _positive_int("batch_size", batch_size)
-    if isinstance(entropy, bool) or not isinstance(entropy, (int, float)) or not entropy >= 0:
-        raise ValueError(f"entropy must be a non-negative number, got {entropy!r}")
+    _non_negative_number("entropy", entropy)
     learner = policy.learner
     R, n = problem.runs, problem.pool_size
     streams = RunStreams(as_seeds(seed, R), device=problem.X.device)

@@ -80,6 +80,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .ode import rk4
+
 __all__ = [
     "I2",
     "I3",
@@ -607,13 +609,7 @@ def _integrate_rk4(f, y0, alphas, T, v_star, K, M, dt, tol, max_halvings, estima
         ys, y = [y0], y0
         for a, b in itertools.pairwise(alphas):
             n = max(1, math.ceil((b - a) / h - 1e-9))
-            step = (b - a) / n
-            for _ in range(n):
-                k1 = f(y)
-                k2 = f(y + 0.5 * step * k1)
-                k3 = f(y + 0.5 * step * k2)
-                k4 = f(y + step * k3)
-                y = y + step / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+            y = rk4(f, y, (b - a) / n, n)
             ys.append(y)
         return torch.from_numpy(np.stack(ys, axis=-2))
 
