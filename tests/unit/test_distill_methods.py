@@ -25,10 +25,14 @@ FAST = {"dm": {"steps": 3, "width": 4, "batch_real": 4}, "kip": {"steps": 3, "ta
         "mtt": {"steps": 2, "width": 4, "expert_train_epochs": 3, "max_start_epoch": 1, "syn_steps": 2, "experts": 2},
         "herding": {"width": 4, "epochs": 1},
         "gtn": {"steps": 1, "inner_steps": 2, "runs": 1, "hidden": 8, "width": 4},
-        "mnemonics": {"steps": 1, "epochs": 1, "runs": 1, "width": 4}}
+        "mnemonics": {"steps": 1, "epochs": 1, "runs": 1, "width": 4},
+        "dd": {"steps": 1, "width": 4, "runs": 1, "batch_real": 16},
+        "sldd": {"steps": 1, "width": 4, "runs": 1, "batch_real": 16},
+        "ld": {"steps": 1, "width": 4, "batch_real": 16}}
+TEXT_METHODS = {"tdd"}  # distil text sets; tests/unit/test_distill_bilevel.py runs them on the synthetic text task
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in TEXT_METHODS])
 def test_every_method_returns_a_set_ordered_by_class(tiny, method):
     syn = distill(method, tiny, 2, seed=1, **FAST.get(method, {}))
     assert isinstance(syn, SyntheticSet) and syn.method == method and syn.dataset == "digits"
@@ -36,6 +40,9 @@ def test_every_method_returns_a_set_ordered_by_class(tiny, method):
         assert syn.size == tiny.x_train.shape[0]
         return
     assert syn.images.shape == (20, 1, 8, 8) and torch.isfinite(syn.images).all()
+    if method == "ld":  # real base images ordered by class; their learned soft labels may point elsewhere
+        assert syn.soft
+        return
     assert syn.hard_labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert syn.provenance["seed"] == 1 and syn.provenance["ipc"] == 2 and "seconds" in syn.provenance
     if method in ("kip", "label-solve"):
@@ -49,7 +56,9 @@ def test_distill_is_reproducible_and_refuses_bad_input(tiny):
     b = distill("dm", tiny, 1, seed=3, **FAST["dm"])
     assert torch.equal(a.images, b.images)
     with pytest.raises(ValueError, match="method must be one of"):
-        distill("dd", tiny, 1)
+        distill("nope", tiny, 1)
+    with pytest.raises(ValueError, match="tdd distils text sets"):
+        distill("tdd", tiny, 1)
     with pytest.raises(ValueError, match="does not take option"):
         distill("dm", tiny, 1, lr_image=0.1)
     with pytest.raises(ValueError, match="ipc"):
