@@ -163,7 +163,7 @@ def test_cli_distill_writes_its_folder_and_reproduces(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["distill", "dm", "--dataset", "digits", "--ipc", "0"], "--ipc must be a positive integer"),
-    (["distill", "dd", "--dataset", "digits", "--ipc", "1"], "METHOD 'dd' is unknown"),
+    (["distill", "nope", "--dataset", "digits", "--ipc", "1"], "METHOD 'nope' is unknown"),
     (["distill", "dm", "--dataset", "svhn", "--ipc", "1"], "--dataset 'svhn' is unknown"),
     (["distill", "dm", "--dataset", "mnist", "--ipc", "1"], "--data-root"),
     (["distill", "dm", "--ipc", "1"], "--dataset"),
