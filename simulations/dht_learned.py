@@ -12,13 +12,13 @@ References:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from teachtheory.references import cite
 from teachtheory.simulation import Simulation, register, write_metrics
+from teachtheory.stats import mean_se
 from teachtheory.threads import intra_op_threads
 
 # (kind, depth): depth counts MLP hidden layers or ConvNet blocks (8x8 images allow at most 3 blocks)
@@ -28,9 +28,10 @@ WIDTH = {"small": 32, "full": 64}
 
 
 def _stats(values) -> dict:
+    """Mean, SD (as the paper reports) and SE over runs; with one run both spreads are NaN, never 0."""
     v = np.asarray(values, float)
-    sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
-    return {"mean": float(v.mean()), "sd": sd, "se": sd / math.sqrt(v.size) if v.size > 1 else 0.0}
+    mean, se = mean_se(v)
+    return {"mean": float(mean), "sd": float(v.std(ddof=1)) if v.size > 1 else float("nan"), "se": float(se)}
 
 
 def run_performative(out: Path, scale: str, runs: int, steps: int, seed: int, device: str, formats=("png",),
@@ -57,8 +58,7 @@ def run_performative(out: Path, scale: str, runs: int, steps: int, seed: int, de
                                             batch_size=32, lr=0.02)
                 acc = result.test_accuracy.numpy()
                 table[name][policy] = _stats(100 * result.final.numpy())
-                se_band(ax, result.steps, acc.mean(0), acc.std(0, ddof=1) / math.sqrt(runs) if runs > 1 else 0 * acc[0],
-                        label=policy)
+                se_band(ax, result.steps, *mean_se(acc), label=policy)
             ax.set(title=name, xlabel="step", ylabel="test accuracy")
             ax.legend()
     save_figure(fig, out / "performative", formats)
@@ -116,8 +116,7 @@ def run_privacy(out: Path, scale: str, runs: int, steps: int, seed: int, device:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     plot_metric(trajs, "distance", ax=a)
     a.set_title("convergence (Fig. 9)")
-    se_band(b, np.arange(1, steps + 1), D.mean(0), D.std(0, ddof=1) / math.sqrt(runs) if runs > 1 else 0 * D[0],
-            label="private DHT")
+    se_band(b, np.arange(1, steps + 1), *mean_se(D), label="private DHT")
     b.axhline(s["epsilon"], color="k", ls="--", label="epsilon")
     b.set(title="private perceptual distance (Fig. 10)", xlabel="step", ylabel="min distance to privacy set")
     b.legend()
