@@ -43,6 +43,7 @@ from .validation import (
     NonConvergenceWarning,
     check_choice,
     check_positive,
+    check_positive_int,
     check_seed,
 )
 
@@ -510,22 +511,71 @@ def run_claims(
     progress: Callable[[Claim, int], None] | None = None,
     *,
     sensitivity: bool = False,
+    jobs: int = 1,
 ) -> list[Verdict]:
-    """Run the checks in order; ``progress(claim, done)`` is called before each one.
+    """Run the checks; the verdicts come back in the order of ``claims``.
 
     With ``sensitivity`` each verdict also carries :func:`measure_sensitivity`'s result. Each claim gets a
-    fresh memo cache, so nothing measured for one claim leaks into another.
+    fresh memo cache, so nothing measured for one claim leaks into another, and its verdict depends only
+    on the claim, the scale and the seed: ``jobs`` worker processes give the same verdicts as one.
+
+    Args:
+        claims: the claims to check. ctx: the scale, seed and figure folder they share.
+        progress: ``progress(claim, done)``, called before each check with one job, and as each check
+            finishes (with the count finished) with several.
+        sensitivity: also measure each claim's sensitivity.
+        jobs: worker processes (started with ``spawn``, one torch thread each). Workers find the claims
+            through the ``teachtheory.claims`` entry points, so with ``jobs > 1`` every claim must be
+            registered by an installed family, not only in this process.
+
+    Raises:
+        ValueError: ``jobs`` is not a positive integer, or a claim is unknown to the worker processes.
     """
+    jobs = check_positive_int(jobs, "jobs")
+    if jobs > 1 and len(claims) > 1:
+        return _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs)
     results = []
     for i, claim in enumerate(claims):
         if progress is not None:
             progress(claim, i)
-        own = replace(ctx, cache={}, perturbed=set(), mutation=None)
-        verdict = claim.run(own)
-        if sensitivity:
-            verdict.sensitivity = measure_sensitivity(claim, own, verdict)
-        results.append(verdict)
+        results.append(_check_one(claim, ctx, sensitivity))
     return results
+
+
+def _check_one(claim: Claim, ctx: CheckContext, sensitivity: bool) -> Verdict:
+    own = replace(ctx, cache={}, perturbed=set(), mutation=None, figure_notes=[])
+    verdict = claim.run(own)
+    if sensitivity:
+        verdict.sensitivity = measure_sensitivity(claim, own, verdict)
+    return verdict
+
+
+def _check_one_in_worker(claim_id: str, ctx: CheckContext, sensitivity: bool) -> Verdict:
+    """A worker process's share of :func:`run_claims`: load the families, then check one claim."""
+    import torch
+
+    torch.set_num_threads(1)  # the workers share the machine's cores
+    load_claims()
+    if claim_id not in CLAIMS:
+        raise ValueError(f"claim {claim_id!r} is not registered through a 'teachtheory.claims' entry point, so "
+                         "worker processes cannot find it; check it with jobs=1")
+    return _check_one(CLAIMS[claim_id], ctx, sensitivity)
+
+
+def _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs) -> list[Verdict]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = replace(ctx, cache={}, perturbed=set(), mutation=None, figure_notes=[])
+    results: dict[int, Verdict] = {}
+    with ProcessPoolExecutor(min(jobs, len(claims)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_check_one_in_worker, claim.id, ctx, sensitivity): i for i, claim in enumerate(claims)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if progress is not None:
+                progress(claims[i], len(results))
+    return [results[i] for i in range(len(claims))]
 
 
 def mutation_signs(claim: Claim, name: str, baseline: Verdict) -> tuple[float, ...]:

@@ -26,7 +26,13 @@ from rich.progress import (
 from rich.table import Table
 
 from .io import check_writable_folder
-from .validation import DivergenceWarning, NonConvergenceError, NonConvergenceWarning, check_writable_file
+from .validation import (
+    DivergenceWarning,
+    NonConvergenceError,
+    NonConvergenceWarning,
+    check_positive_int,
+    check_writable_file,
+)
 
 __all__ = ["main"]
 
@@ -156,7 +162,7 @@ def _run_checks(args, console: Console, plots_dir):
             what = f" ({len(claim.mutations)} mutations)" if sensitivity and claim.mutations else ""
             bar.update(task, completed=done, description=f"check {claim.id}{what}")
 
-        verdicts = run_claims(claims, ctx, progress, sensitivity=sensitivity)
+        verdicts = run_claims(claims, ctx, progress, sensitivity=sensitivity, jobs=args.jobs)
         bar.update(task, completed=len(claims), description="check")
     return claims, verdicts
 
@@ -187,6 +193,7 @@ def _cmd_check(args, console: Console) -> int:
     from .report import write_verdicts_json
 
     CheckContext(scale=args.scale, seed=args.seed)  # refuse a bad seed before any work
+    check_positive_int(args.jobs, "--jobs")
     if args.json:
         check_writable_file(args.json, "--json")
     if args.plots:
@@ -217,6 +224,7 @@ def _cmd_docs(args, console: Console) -> int:
     from .docsite import build_site
 
     CheckContext(scale=args.scale, seed=args.seed)  # refuse a bad seed before any work
+    check_positive_int(args.jobs, "--jobs")
     run_checks = None
     errors = []
     if not args.no_checks:
@@ -396,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-sensitivity", action="store_true",
                        help="skip measuring the smallest theory error each check catches")
     check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--jobs", type=int, default=1, help="worker processes checking claims in parallel (default 1)")
     docs = sub.add_parser("docs", help="build the documentation site (claims pages, gallery, API reference)")
     docs.add_argument("ids", nargs="*", help="claim ids or prefixes to check (default: all)")
     docs.add_argument("--scale", choices=("quick", "full"), default="quick", help="scale of the claim checks")
@@ -405,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--no-checks", action="store_true",
                       help="reuse the saved verdicts instead of rerunning the checks")
     docs.add_argument("--seed", type=int, default=0)
+    docs.add_argument("--jobs", type=int, default=1, help="worker processes checking claims in parallel (default 1)")
     bench = sub.add_parser("bench", help="learner-steps per second, batched against a per-run loop")
     bench.add_argument("--json", default=None, help="write the rows to this JSON file")
     bench.add_argument("--runs", default="1,64,256", help="comma-separated run counts")

@@ -258,3 +258,28 @@ def test_cli_check_json_carries_sensitivity_and_strict_fails_below_target(check,
     assert row["sensitivity"]["smallest"] == {"c": 0.0562 if check is _synthetic_check else None}
     assert cli.main(["check", claim.id, "--strict"]) == code
     assert cli.main(["check", claim.id, "--strict", "--no-sensitivity"]) == 0  # not measured: nothing to fail
+
+
+# -- several worker processes --------------------------------------------------------------------------
+
+
+def test_run_claims_in_worker_processes_gives_the_verdicts_of_one_process():
+    """``jobs=2`` checks in spawned workers that load the families themselves; verdicts, statistics and
+    messages equal the single-process run's, in the order asked."""
+    load_claims()
+    claims = [CLAIMS["last.greedy-lsr"], CLAIMS["last.soft-label-views"]]
+    one = run_claims(claims, CheckContext())
+    seen = []
+    two = run_claims(claims, CheckContext(), lambda claim, done: seen.append((claim.id, done)), jobs=2)
+    assert [v.claim_id for v in two] == [c.id for c in claims]
+    for a, b in zip(one, two):
+        assert (a.verdict, a.statistic, a.tolerance, a.message) == (b.verdict, b.statistic, b.tolerance, b.message)
+    assert sorted(done for _, done in seen) == [1, 2]
+
+
+def test_run_claims_refuses_a_bad_jobs_value_and_claims_workers_cannot_find():
+    with pytest.raises(ValueError, match="jobs"):
+        run_claims([], CheckContext(), jobs=0)
+    local = Claim(id="local.only", source="test", statement="x", check=_synthetic_check)
+    with pytest.raises(ValueError, match="not registered through"):
+        run_claims([local, local], CheckContext(), jobs=2)
