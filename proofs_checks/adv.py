@@ -99,6 +99,17 @@ def _vs(a, b, name: str) -> str:
     return f"{_ms(_final(a, name))} vs {_ms(_final(b, name))}"
 
 
+def _robust_above(ctx: CheckContext, regimes: tuple[str, str], labels: tuple[str, str], name: str,
+                  shown: tuple[str, str]) -> Verdict:
+    """Final oracle-robust accuracy of regime ``regimes[0]`` above that of ``regimes[1]`` (paired over runs, the
+    comparison called ``name``); the message names the two by ``labels`` and adds, for context, both final values of
+    the metric ``shown = (label, metric)``."""
+    better, worse = (_runs(ctx.scale, ctx.seed)[regime] for regime in regimes)
+    msg = (f"oracle-robust accuracy: {labels[0]} {_ms(_final(better, 'robust_oracle'))}, {labels[1]} "
+           f"{_ms(_final(worse, 'robust_oracle'))}; {shown[0]} {_vs(better, worse, shown[1])}")
+    return _greater(ctx, {name: _finals(better, worse, "robust_oracle")}, msg, {})
+
+
 # -- the checks ------------------------------------------------------------------------------------
 
 
@@ -163,11 +174,7 @@ def _frozen_out_of_plane(res) -> float:
 def check_lowrank_vulnerable(ctx: CheckContext) -> Verdict:
     """ST students of a full-rank oracle are more robust to the oracle adversary than ST students of a
     low-rank one (the untrained out-of-plane weights are the attack surface), at equal clean accuracy."""
-    runs = _runs(ctx.scale, ctx.seed)
-    low, full = runs["st"], runs["st-full-rank"]
-    msg = (f"oracle-robust accuracy: full rank {_ms(_final(full, 'robust_oracle'))}, low rank "
-           f"{_ms(_final(low, 'robust_oracle'))}; clean {_vs(full, low, 'clean_acc')}")
-    return _greater(ctx, {"full - low": _finals(full, low, "robust_oracle")}, msg, {})
+    return _robust_above(ctx, ("st-full-rank", "st"), ("full rank", "low rank"), "full - low", ("clean", "clean_acc"))
 
 
 def check_at_rises(ctx: CheckContext) -> Verdict:
@@ -227,11 +234,7 @@ def check_label_eps(ctx: CheckContext) -> Verdict:
 
 def check_ccat_below(ctx: CheckContext) -> Verdict:
     """CCAT (oracle labels, rho = 10) is well below logit AT in oracle-robust accuracy."""
-    runs = _runs(ctx.scale, ctx.seed)
-    at, ccat = runs["at-logit"], runs["ccat"]
-    msg = (f"oracle-robust accuracy: logit AT {_ms(_final(at, 'robust_oracle'))}, CCAT "
-           f"{_ms(_final(ccat, 'robust_oracle'))}; data-robust {_vs(at, ccat, 'robust_data')}")
-    return _greater(ctx, {"AT - CCAT": _finals(at, ccat, "robust_oracle")}, msg, {})
+    return _robust_above(ctx, ("at-logit", "ccat"), ("logit AT", "CCAT"), "AT - CCAT", ("data-robust", "robust_data"))
 
 
 def check_augment(ctx: CheckContext) -> Verdict:
