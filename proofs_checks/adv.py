@@ -212,9 +212,8 @@ def check_logit_vs_label(ctx: CheckContext) -> Verdict:
     logit, label = runs["st"], runs["st-label"]
     at_logit, at_label = runs["at-logit"], runs["at-label"]
     msg = (f"ST oracle-robust accuracy: logit {_ms(_final(logit, 'robust_oracle'))}, label "
-           f"{_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs 0.258); clean {_ms(_final(logit, 'clean_acc'))} "
-           f"vs {_ms(_final(label, 'clean_acc'))}; under AT (not tested): {_ms(_final(at_logit, 'robust_oracle'))} "
-           f"vs {_ms(_final(at_label, 'robust_oracle'))}")
+           f"{_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs 0.258); clean {_vs(logit, label, 'clean_acc')}; "
+           f"under AT (not tested): {_vs(at_logit, at_label, 'robust_oracle')}")
     return _greater(ctx, {"logit - label (ST)": _finals(logit, label, "robust_oracle")},
                     msg, {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}})
 
@@ -243,11 +242,9 @@ def check_augment(ctx: CheckContext) -> Verdict:
     runs = _runs(ctx.scale, ctx.seed)
     plain, aug = runs["ccat"], runs["ccat-augment"]
     msg = (f"CCAT oracle-robust accuracy: with augmentation {_ms(_final(aug, 'robust_oracle'))}, without "
-           f"{_ms(_final(plain, 'robust_oracle'))}; data-robust {_ms(_final(aug, 'robust_data'))} vs "
-           f"{_ms(_final(plain, 'robust_data'))}; eps_out {_ms(_final(aug, 'eps_out'))} vs "
-           f"{_ms(_final(plain, 'eps_out'))}")
-    return _greater(ctx, {"augmented - plain": _finals(aug, plain, "robust_oracle")},
-                    msg, {})
+           f"{_ms(_final(plain, 'robust_oracle'))}; data-robust {_vs(aug, plain, 'robust_data')}; eps_out "
+           f"{_vs(aug, plain, 'eps_out')}")
+    return _greater(ctx, {"augmented - plain": _finals(aug, plain, "robust_oracle")}, msg, {})
 
 
 # the real-image oracle: scikit-learn digits, trained (no augmentation), pruned to the talk's widths
@@ -277,8 +274,7 @@ def check_image_logit_vs_label(ctx: CheckContext) -> Verdict:
     msg = (f"digits oracle (held-out accuracy {_ms(image.accuracy.numpy())}, plane rank "
            f"{float(image.rank.double().mean()):.0f} of 64): oracle-robust accuracy logit "
            f"{_ms(_final(logit, 'robust_oracle'))}, label {_ms(_final(label, 'robust_oracle'))} (talk: 0.628 vs "
-           f"0.258); clean {_ms(_final(logit, 'clean_acc'))} vs {_ms(_final(label, 'clean_acc'))}; data-robust "
-           f"{_ms(_final(logit, 'robust_data'))} vs {_ms(_final(label, 'robust_data'))}")
+           f"0.258); clean {_vs(logit, label, 'clean_acc')}; data-robust {_vs(logit, label, 'robust_data')}")
     return _greater(ctx, {"logit - label": _finals(logit, label, "robust_oracle")}, msg,
                     {"talk": {"logit": 0.628, "label": 0.258, "epochs": 300, "regime": "st"}, "oracle": "digits",
                      "eps": IMAGE["threat"]["eps"], "epochs": IMAGE[ctx.scale]["epochs"]})

@@ -20,15 +20,7 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import (
-    CheckContext,
-    Verdict,
-    conclude,
-    mean_se,
-    outcome,
-    power_suffix,
-    register_table,
-)
+from teachtheory.claims import CheckContext, Verdict, conclude, mean_se, outcome, power_suffix, register_table
 from teachtheory.engine import apply_batch_gradient, teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.plotting import theory_vs_measured
