@@ -14,13 +14,10 @@ import math
 import numpy as np
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, mean_se, register
+from teachtheory.claims import CheckContext, Verdict, bound_verdict, mean_se, register_table
 from teachtheory.plotting import finish_figure, plt, se_band, style_axes
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.theory import agd as theory
-
-SOURCE = cite("l2t-dln")
 
 __all__ = ["check_agd_saddle", "draw_saddle_cases"]
 
@@ -285,21 +282,4 @@ def check_agd_saddle(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="agd.saddle", source=f"{SOURCE}, Eq. (9)-(14), Conclusion 1",
-    statement=r"\lambda_{\min}(\mathcal H) \le -\gamma < 0,\ \eta < 1/L_{\max} \Rightarrow \operatorname{spec}(M^{-1}G)"
-              r"\subset \mathbb R,\ \lambda_{\max}(M^{-1}G) > 1 + \frac{\eta\gamma}{1 + L/L_{\max}},\quad "
-              r"M = I + \eta\mathcal H_l,\ G = I - \eta\mathcal H_u",
-    assumptions=["quadratic model: H is the Hessian at the saddle (Eq. 10), two blocks split at an index",
-                 "L = ||H||_2, L_max = max(||A||_2, ||C||_2) (diagonal-block Lipschitz constants)",
-                 "gamma = -lambda_min(H) > 0 (a strict saddle), 0 < eta < 1/L_max (checked per draw)"],
-    check=check_agd_saddle, statistical=True, mutations=("printed-term", "sharp-term"),
-    one_sided={"printed-term": 1, "sharp-term": 1}, sensitivity_target=1.0,
-    sensitivity_reason="the printed bound is loose by the factor 1 + L/L_max >= 2 (measured minimum ratio 2.000), "
-                       "so only a 100% error in its term can be caught; the derived sharp bound 1 + eta gamma, "
-                       "asserted alongside, is tight",
-    method="sympy (scalar blocks); batched eigenvalues over block sizes, spectra, step sizes; Nelder-Mead "
-           "adversary; eta >= 1/L_max counterexamples; PA-GD escape simulation",
-))
-
-
+register_table(__name__, globals())

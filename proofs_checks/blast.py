@@ -16,15 +16,13 @@ from __future__ import annotations
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Verdict, one_sided_better, register_ordering
+from teachtheory.claims import CheckContext, Verdict, one_sided_better, register_table
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
-from teachtheory.references import cite
 from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_reinforce, train_unrolled
 
-SOURCE = cite("last", "Sec. 7")
 LR, STEPS = 0.05, 100
 
 
@@ -47,19 +45,6 @@ def check_unrolled(ctx: CheckContext) -> Verdict:
                             details={"v": v, "lr": LR})
 
 
-register_ordering(
-    id="blast.unrolled", source=SOURCE,
-    statement=r"\pi_\theta(x, y, w_t) \text{ trained on } \tfrac1n\sum_i \ell(w_v(\theta); x_i, y_i):\ "
-              r"L(w_T^{\pi}) < L(w_T^{\mathrm{SGD}})",
-    assumptions=["logistic regression on digits 3 vs 5; the policy sees w and the validation-loss gradient, not w*",
-                 "unrolled over v = 5 steps with the stop-gradient auxiliary term",
-                 "teaching-time samples differ from training samples"],
-    check=check_unrolled,
-    method="policy per run trained by unrolling on the pool loss, then teach() vs SGD on the same samples; "
-           "paired gap > z SE",
-)
-
-
 def check_policy_gradient(ctx: CheckContext) -> Verdict:
     """REINFORCE label-offset policy vs SGD: the paired final test-error gap over runs."""
     problem, learner = _problem(ctx)
@@ -76,12 +61,4 @@ def check_policy_gradient(ctx: CheckContext) -> Verdict:
                             details={"lr": LR})
 
 
-register_ordering(
-    id="blast.policy-gradient", source=SOURCE,
-    statement=r"\pi_\theta \text{ trained by REINFORCE on validation accuracy}:\ "
-              r"\mathrm{acc}(w_T^{\pi}) > \mathrm{acc}(w_T^{\mathrm{SGD}})",
-    assumptions=["logistic regression on digits 3 vs 5; label offsets in {0, +-0.5, +-1, +-2, +-4}",
-                 "episodes of 20 steps, 8 per run, leave-one-out baseline"],
-    check=check_policy_gradient,
-    method="REINFORCE policy per run, then teach() (argmax action) vs SGD; paired test-error gap > z SE",
-)
+register_table(__name__, globals())

@@ -19,18 +19,15 @@ import numpy as np
 import torch
 
 from teachtheory.claims import (
-    ORDERING_REASON,
     CheckContext,
-    Claim,
     Verdict,
     exact_verdict,
     one_sided_better,
     power_suffix,
-    register,
+    register_table,
     se_verdict,
 )
 from teachtheory.plotting import finish_figure, plt
-from teachtheory.references import cite
 from teachtheory.stats import mean_se
 
 WRONG_NORMALISER = math.pi  # power check of the kernels: 1/pi in place of the ReLU expectations' 1/(2 pi)
@@ -124,23 +121,6 @@ def check_kernels(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="distill.kernels", mutations=("normaliser",),
-    source=cite("kip", "Sec. 2 and App. (NNGP/NTK of FC ReLU networks)") + "; "
-    + cite("cho-saul", "Eq. (6)") + "; " + cite("ntk", "Thm 1"),
-    statement=r"\Sigma^{l+1} = \sigma_w^2 \tfrac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}(\sin\theta + (\pi - \theta)"
-              r"\cos\theta) + \sigma_b^2,\ \Theta^{l+1} = \Sigma^{l+1} + \sigma_w^2\tfrac{\pi-\theta}{2\pi}\Theta^l;\ "
-              r"E\|\hat K_n - K\|^2 = O(1/n)",
-    assumptions=["fully connected ReLU network, NTK parameterisation, standard normal weights and biases",
-                 "sigma_w^2 = 2, sigma_b^2 = 0.01 (KIP's defaults); inputs in general position",
-                 "finite-network kernels: NNGP = readout feature kernel, NTK = inner product of parameter gradients"],
-    check=check_kernels, statistical=True,
-    method="Monte Carlo over random finite networks of widths 32..256 (quick), 64..2048 (full): mean at depth 1, "
-           "error scaling at "
-           "depths 1-3",
-))
-
-
 # -- distill.label-solve ----------------------------------------------------------------------------
 
 
@@ -217,17 +197,6 @@ def _conjugate_gradient(M: torch.Tensor, B: torch.Tensor, iterations: int) -> to
     return X
 
 
-register(Claim(
-    id="distill.label-solve", mutations=("label-solve",), source=cite("kip", "Sec. 3, Label Solve"),
-    statement=r"y_s^* = \operatorname{argmin}_{y_s} \tfrac12\|y_t - K_{ts}(K_{ss} + \lambda I)^{-1} y_s\|^2"
-              r" = A^{+} y_t,\quad A = K_{ts}(K_{ss} + \lambda I)^{-1}",
-    assumptions=["fixed support images; lambda = 1e-6 tr(K_ss)/M; A has full column rank (checked: finite cond)",
-                 "NNGP and NTK of FC ReLU networks of depths 1-3; digits training images as targets"],
-    check=check_label_solve, statistical=False,
-    method="closed form against conjugate gradients on the normal equations; the loss's gradient at the closed form",
-))
-
-
 # -- distill.kip-epsilon ----------------------------------------------------------------------------
 
 
@@ -292,24 +261,6 @@ def check_kip_epsilon(ctx: CheckContext) -> Verdict:
                  "strong": {"init": float(init_s.mean()), "kip": S, "z": z_strong}, "full_set_loss": L,
                  "link_slack": link_slack, "test_points": n, "kip_steps": kip_set.provenance.get("steps")},
     )
-
-
-register(Claim(
-    id="distill.kip-epsilon", mutations=("link-bound",), one_sided={"link-bound": -1}, sensitivity_target=0.6,
-    sensitivity_reason="its one theory constant is the bound |L - L~| <= S + 2 sqrt(L S), a general inequality "
-                       "with slack ~48% on this set at quick scale (measured: 0.162 vs 0.085), so only a bound at "
-                       "least that much smaller can be caught; that KIP lowers both epsilons is an ordering (power "
-                       "run: the initial set, which must fail)",
-    source=cite("kip", "Sec. 2, Definitions 1 and 2"),
-    statement=r"\varepsilon_{weak} = |E_P\ell(f(x),y) - E_P\ell(\tilde f(x),y)|,\ \varepsilon_{strong} = "
-              r"E_P\ell(f(x),\tilde f(x));\ \text{KIP lowers both};\ "
-              r"\varepsilon_{weak} \le \varepsilon_{strong} + 2\sqrt{L\,\varepsilon_{strong}}",
-    assumptions=["f = KRR on the whole training set, f~ = KRR on the support set (same NTK, depth 2)",
-                 "loss: half squared error on mean-centred one-hot labels; P: the held-out test split",
-                 "the initial support set is the random real set KIP starts from (same seed)"],
-    check=check_kip_epsilon, statistical=True,
-    method="KIP at 1 image per class on digits; both epsilons paired over test points against the initial set",
-))
 
 
 # -- distill.dc-distance ----------------------------------------------------------------------------
@@ -382,18 +333,6 @@ def check_dc_distance(ctx: CheckContext) -> Verdict:
         details={"worst": worst, "smallest_turned": smallest_turned, "network_zero": network_zero,
                  "vector_zero": vector_zero, "power": ctx.power},
     )
-
-
-register(Claim(
-    id="distill.dc-distance", mutations=("soft", "opposite"), source=cite("dc", "Sec. 2.2, Eq. (6)-(7)"),
-    statement=r"d(A, B) = \sum_{i=1}^{out}\Big(1 - \frac{A_{i\cdot}\cdot B_{i\cdot}}{\|A_{i\cdot}\|\|B_{i\cdot}\|}"
-              r"\Big) = 0 \iff B_{i\cdot} = c_i A_{i\cdot},\ c_i > 0\ \forall i\ (\text{up to the }10^{-6}"
-              r"\text{ in the denominator});\ d = 0\ \text{for bias/norm}",
-    assumptions=["gradients of a layer read as one row per output node (conv kernels flattened)",
-                 "the paper's 1e-6 in the denominator; float64 arithmetic"],
-    check=check_dc_distance, statistical=False,
-    method="random conv/linear-shaped gradients: per-node rescaling, equal, opposite and one turned node",
-))
 
 
 # -- distill.beats-random and distill.beats-kmeans ---------------------------------------------------
@@ -481,36 +420,6 @@ def check_beats_kmeans(ctx: CheckContext) -> Verdict:
                         "KIP/DM/DC > k-means at ipc 1")
 
 
-_ORDER_SOURCE = (cite("dc", "Table 1") + "; " + cite("dm", "Table 1") + "; " + cite("mtt", "Table 1") + "; "
-                 + cite("kip", "Table 1"))
-_ORDER_ASSUMPTIONS = [
-    ("small scale: scikit-learn digits (8x8), ConvNet of width 16 (quick) or 32 (full), no augmentation at "
-     "evaluation, SGD 0.01 with momentum 0.9, mean over 6 (quick) or 10 (full) networks"),
-    "distillation steps far below the papers' (40-1200 instead of 1000-20000); ipc 1 (quick), 1 and 10 (full)",
-    "KIP's set evaluated by the same ConvNet (squared error on its labels), not by KRR",
-    "one distillation seed: the SE is over evaluation networks for these sets",
-]
-
-register(Claim(
-    id="distill.beats-random",
-    sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
-    statement=r"\mathrm{acc}(\text{DM, KIP, DC, DSA, MTT}) > \mathrm{acc}(\text{random real images})\ "
-              r"\text{at equal images per class}",
-    assumptions=_ORDER_ASSUMPTIONS, check=check_beats_random, statistical=True,
-    method="distil each method from the random set of the same seed, train R ConvNets on each set at once, "
-           "compare mean accuracies (z SE)",
-))
-
-register(Claim(
-    id="distill.beats-kmeans",
-    sensitivity_reason=ORDERING_REASON, source=_ORDER_SOURCE,
-    statement=r"\mathrm{acc}(\text{KIP, DM, DC}) > \mathrm{acc}(k\text{-means centroids})"
-              r"\ \text{at 1 image per class}",
-    assumptions=_ORDER_ASSUMPTIONS, check=check_beats_kmeans, statistical=True,
-    method="as distill.beats-random, against scikit-learn k-means centroids per class (at ipc 1: the class means)",
-))
-
-
 # -- the bilevel family: DD, SLDD, LD ---------------------------------------------------------------------------
 
 
@@ -548,20 +457,6 @@ def check_dd_size_bound(ctx: CheckContext) -> Verdict:
         details={"rows": rows, "scale": scale, "positive_below_d": positive})
 
 
-register(Claim(
-    id="distill.dd-size-bound",
-    mutations=("eigenvalue-sum",), source=cite("dd", "Sec. 3.2, the linear case's lower bound on M"),
-    statement=r"\min_{\tilde X\in\mathbb R^{M\times d},\tilde y,\eta} E_{\theta_0\sim N(\theta^*,\sigma^2 I)}"
-              r"[f(\theta_1)] - f(\theta^*) = \tfrac{\sigma^2}{2}\sum_{i=1}^{d-M}\lambda_i^{\uparrow}(H) > 0"
-              r"\ \text{for } M < d,\ = 0 \text{ for } M \ge d",
-    assumptions=["f(theta) = |X theta - y|^2 / (2n), H = X^T X / n positive definite (random X, d = 5, n = 40)",
-                 "one GD step on the mean squared error of the M synthetic pairs with a learned step size",
-                 "initialisations centred at the optimum (the mean's part can then be matched exactly)"],
-    check=check_dd_size_bound, statistical=False,
-    method="L-BFGS (float64, several random starts) on the exact expected excess loss, against the closed form",
-))
-
-
 def check_dd_one_step(ctx: CheckContext) -> Verdict:
     """DD's own optimiser (Adam on Monte Carlo losses over random theta_0, hypergradients through the unrolled step
     by teachtheory.unroll) with M = d reaches the closed form: eta/M X~^T X~ = I and y~ = X~ theta*, so theta_1 =
@@ -593,18 +488,6 @@ def check_dd_one_step(ctx: CheckContext) -> Verdict:
         f"{rel_loss:.2g} (closed-form set {exact_loss / scale:.2g})" + power_suffix(ctx, "step without 1/M"),
         details={"gap_step": gap_step, "gap_labels": gap_labels, "relative_excess_loss": rel_loss,
                  "learned_lr": float(lr)})
-
-
-register(Claim(
-    id="distill.dd-one-step",
-    mutations=("step-identity", "labels"), source=cite("dd", "Sec. 3.2, one GD step on a linear model"),
-    statement=r"\theta_1 = \theta^*\ \forall\theta_0 \iff \tfrac{\eta}{M}\tilde X^\top\tilde X = I,\ "
-              r"\tilde y = \tilde X\theta^*\ (M \ge d)",
-    assumptions=["least squares, d = 4, n = 40, M = d synthetic pairs, one GD step with a learned step size",
-                 "DD's optimiser: Adam on the mean excess loss of 32 fresh initialisations per iteration"],
-    check=check_dd_one_step, statistical=False,
-    method="distil with the unrolled hypergradient, then compare the learned set with the closed form",
-))
 
 
 def check_ld_ridge(ctx: CheckContext) -> Verdict:
@@ -652,21 +535,6 @@ def check_ld_ridge(ctx: CheckContext) -> Verdict:
         details={"cases": rows})
 
 
-register(Claim(
-    id="distill.ld-ridge",
-    mutations=("lambda",), source=cite("ld", "Sec. 3, Eq. (3) and Algorithm 1"),
-    statement=r"\nabla_{\tilde Y} L\big((1-\alpha)W + \alpha\Phi_s^\top(\Phi_s\Phi_s^\top + \lambda I)^{-1}"
-              r"\tilde Y\big)"
-              r" = \nabla_{\tilde Y} L\big((1-\alpha)W + \alpha W^*(\tilde Y)\big),\ W^* = \arg\min_W "
-              r"\tfrac12\|\Phi_s W - \tilde Y\|^2 + \tfrac\lambda2\|W\|^2",
-    assumptions=["L: mean cross-entropy of a real batch's features through W (fixed features)",
-                 "the reference W* is reached by gradient descent, differentiated in reverse mode "
-                 "(teachtheory.unroll)"],
-    check=check_ld_ridge, statistical=False,
-    method="autograd through the solve and the closed form, against the unrolled-GD hypergradient, float64",
-))
-
-
 def check_ld_beats_hard(ctx: CheckContext) -> Verdict:
     """At 1 image per class on digits, the same real base images with LD's learned labels train networks to a higher
     accuracy than with their hard labels (paired over the same R initialisations)."""
@@ -689,18 +557,6 @@ def check_ld_beats_hard(ctx: CheckContext) -> Verdict:
     if not same:
         verdict.verdict = "error"
     return verdict
-
-
-register(Claim(
-    id="distill.ld-beats-hard",
-    sensitivity_reason=ORDERING_REASON, source=cite("ld", "Table 1"),
-    statement=r"\mathrm{acc}(\text{base images} + \text{learned labels}) > \mathrm{acc}(\text{base images} + "
-              r"\text{hard labels})\ \text{at 1 image per class}",
-    assumptions=["digits, ConvNet width 32, the protocol's training (SGD, momentum 0.9), 8 (quick) / 16 (full) "
-                 "networks with paired initialisations", "LD's second-order (unrolled) mode, 150 / 600 steps"],
-    check=check_ld_beats_hard, statistical=True,
-    method="one distillation, both label sets trained from the same R initialisations; paired z test",
-))
 
 
 def check_sldd_fewer_than_classes(ctx: CheckContext) -> Verdict:
@@ -754,19 +610,6 @@ def conclude_count(recognised: int, M: int, ctx: CheckContext, mean, z, accuracy
                              "accuracy": accuracy})
 
 
-register(Claim(
-    id="distill.sldd-fewer-than-classes",
-    sensitivity_reason=ORDERING_REASON, source=cite("sldd", "Sec. 4, fewer distilled images than classes"),
-    statement=r"M < K\ \text{soft-labelled images train networks that recognise more than } M \text{ classes}",
-    assumptions=["digits (K = 10), M = 5 images started from real images, labels started as mixtures of two classes",
-                 "networks trained by the set's own schedule (one GD step with the learned step size), 64 (quick) / "
-                 "128 (full) networks",
-                 "recognised: mean recall over R networks above chance 1/K by more than z SE"],
-    check=check_sldd_fewer_than_classes, statistical=True,
-    method="SLDD with M = K/2, replay on R fresh networks, count classes above chance; power: hard labels",
-))
-
-
 # -- GTN and Mnemonics (Such et al., ICML 2020; Liu et al., CVPR 2020) --------------------------------------------
 
 
@@ -793,19 +636,6 @@ def check_gtn_weight_norm(ctx: CheckContext) -> Verdict:
                                      "median_norm_plain": np.median(norms[False], 0).tolist()})
 
 
-register(Claim(
-    id="distill.gtn-weight-norm",
-    mutations=("effect",), source=cite("gtn", "Sec. 2, weight normalization for stable meta-gradients"),
-    statement=r"\log\frac{\|\nabla_\psi e(\theta^{N})\|}{\|\nabla_\psi e(\theta^{1})\|}\Big|_{W = gV/\|V\|} < "
-              r"\log\frac{\|\nabla_\psi e(\theta^{N})\|}{\|\nabla_\psi e(\theta^{1})\|}\Big|_{\text{plain}}",
-    assumptions=["digits; MLP learner width 32, MLP generator (hidden 128), 1 image per class curriculum",
-                 "inner SGD rate 1.0, meta-gradient at initialisation, unrolled by autograd (teachtheory.unroll)",
-                 "8 (quick) / 32 (full) independent generator/learner pairs, the same draws with and without"],
-    check=check_gtn_weight_norm, statistical=True,
-    method="meta-gradient norms over unroll lengths with and without weight norm, paired z test on log growth",
-))
-
-
 def check_mnemonics_beats_herding(ctx: CheckContext) -> Verdict:
     """On digits split into 2 + 4x2 classes, networks keeping Mnemonics exemplars reach a higher average
     incremental accuracy than with the herding exemplars they start from (paired over R initialisations)."""
@@ -826,15 +656,4 @@ def check_mnemonics_beats_herding(ctx: CheckContext) -> Verdict:
                                      "average_herding": avg["herding"].tolist(), **options})
 
 
-register(Claim(
-    id="distill.mnemonics-beats-herding",
-    mutations=("effect",), source=cite("mnemonics", "Table 1"),
-    statement=r"\overline{\mathrm{acc}}_{\text{incremental}}(\text{mnemonics exemplars}) > "
-              r"\overline{\mathrm{acc}}_{\text{incremental}}(\text{herding exemplars})",
-    assumptions=["digits, phases 2 + 4x2 classes, 2 exemplars per old class, MLP width 64, protocol SGD",
-                 "herding in pixel space; mnemonics starts from the herding exemplars, bilevel fit through one "
-                 "fine-tuning step from the phase's trained networks, 20 (quick) / 100 (full) iterations",
-                 "8 (quick) / 16 (full) networks with paired initialisations"],
-    check=check_mnemonics_beats_herding, statistical=True,
-    method="class-incremental protocol twice (mnemonics, herding), paired z test on average incremental accuracy",
-))
+register_table(__name__, globals())

@@ -15,19 +15,15 @@ import torch
 
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     conclude,
     outcome,
-    register,
+    register_table,
     verdict_line,
 )
 from teachtheory.plotting import finish_figure, plt
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
-
-SOURCE = cite("l2t-dln")
 
 __all__ = ["check_rmd"]
 
@@ -356,21 +352,8 @@ def _rmd_figure(ctx, fd_phi, fd_teacher, exact, exact_tol, no_hessian_fd) -> str
     return finish_figure(fig, path, title="l2t.rmd: Eqs. (4)-(6), (8) vs autograd and finite differences (float64)")
 
 
-register(Claim(
-    id="l2t.rmd", source=f"{SOURCE}, Eqs. (4)-(6), (8), Algorithm 1",
-    statement=r"\nabla\phi = -\eta w\sum_{i=N}^{1} \partial^2_{\theta\phi}L_\phi(\theta^{i-1})\,\nabla\theta^i,\quad "
-              r"\nabla\theta^{i-1} = (I - \eta w\,\partial^2_{\theta\theta}L_\phi(\theta^{i-1}))\nabla\theta^i,\quad "
-              r"\nabla\theta^N = \partial e_{val}/\partial\theta^N \;=\; \frac{d\, e_{val}(\theta^N(\phi))}{d\phi}",
-    assumptions=["student updated by N plain SGD steps (Eq. 2) on the DLN loss", ("float64; smooth activations for "
-                 "the finite-difference part (the paper's LeakyReLU/ReLU nets are compared with autograd only)")],
-    check=check_rmd, statistical=False, mutations=("hessian-term",),
-    method="reverse recurrence vs autograd through the unrolled graph vs central differences (ECnoise + Richardson)",
-))
-
-
 # -- l2t.tables: the orderings of Tables 1, 4, 5 and 6 under the paper's protocol, at small scale ------------------
 
-TABLES_SOURCE = f"{SOURCE}, Sec. 5.2-5.3"
 _TABLE_RUNS: dict = {}  # (scale, seed, row) -> (entry, per-round seconds): rows shared by the l2t.tables claims
 
 
@@ -505,40 +488,6 @@ def check_table4_ratio(ctx: CheckContext) -> Verdict:
                      {"accuracy": {r: e["mean"] for r, e in rows.items()}})
 
 
-_TABLES_ASSUMPTIONS = [
-    "the paper's protocol (hai2023): LSTM teacher trained by Adam, DLN lr 1e-3, student "
-    "SGD lr 0.1, batches 25/100, stage III continuing from theta^N, data redivided per epoch of validation rounds",
-    "small scale: the 8x8 digits with a one-hidden-layer MLP student instead of CIFAR-10 with ResNet8; quick: 12 "
-    "rounds and the toolkit's small teacher (20, 20, 1) at Adam 1e-2, full: 60 rounds (the paper's 10 epochs) and "
-    "the paper-size teacher",
-]
-def _register_tables() -> None:
-    """Register the l2t.tables claims (ordering claims: no theory constant to mutate; see ORDERING_REASON)."""
-    from teachtheory.claims import ORDERING_REASON
-
-    for cid, check, statement, method in TABLE_CLAIMS:
-        register(Claim(id=cid, source=TABLES_SOURCE, statement=statement, assumptions=_TABLES_ASSUMPTIONS, check=check,
-                       statistical=True, method=method, sensitivity_reason=ORDERING_REASON))
-
-
-TABLE_CLAIMS = (
-    ("l2t.tables.t1-loss", check_table1_loss,
-     r"\mathrm{acc}(\text{L2T-DLN}) > \mathrm{acc}(\text{CE}), \mathrm{acc}(\text{L-M softmax}), "
-     r"\mathrm{acc}(\text{smooth}), \mathrm{acc}(\text{L2T-DLF})", "paired test-error gaps over runs > z SE"),
-    ("l2t.tables.t4-ratio", check_table4_ratio,
-     r"\mathrm{acc}(\text{ratio } 50\%) > \mathrm{acc}(10\%), \mathrm{acc}(90\%)",
-     "paired (by seed) test-error gaps > z SE"),
-    ("l2t.tables.t5-accuracy", check_table5_accuracy,
-     r"\text{fixed rounds}: N_1 < N_2 \Rightarrow \mathrm{acc}(N_1) < \mathrm{acc}(N_2)",
-     "paired test-error gaps between consecutive N > z SE"),
-    ("l2t.tables.t5-time", check_table5_time,
-     r"N_1 < N_2 \Rightarrow t_{\text{round}}(N_1) < t_{\text{round}}(N_2)",
-     "Welch gap of mean seconds per round between consecutive N > z SE"),
-    ("l2t.tables.t6-optimizer", check_table6_optimizer,
-     r"\mathrm{acc}(\text{LSTM}) > \mathrm{acc}(\text{Adam}), \mathrm{acc}(\text{SGD}), \mathrm{acc}(\text{RMSProp})",
-     "paired test-error gaps over runs > z SE"),
-)
-_register_tables()
 # -- l2t.eq7 --------------------------------------------------------------------------------------
 
 
@@ -597,21 +546,6 @@ def check_eq7(ctx: CheckContext) -> Verdict:
 
 CORRECTED_EQ7 = (r"\nabla\phi^0 = -\eta w\,\frac{\partial e_{val}}{\partial\theta^1}\Big(\frac{\partial S^0_\theta}"
                  r"{\partial\theta^0}\Big)^\top\frac{\partial^2 L_\phi^0}{\partial S^0\,\partial\phi^0}")
-
-
-register(Claim(
-    id="l2t.eq7", source=f"{SOURCE}, Eq. (7) against Eq. (6) at N = 1",
-    statement=r"\nabla\phi^0 = \eta w\,\frac{\partial e_{val}}{\partial S_\theta^1(x_{val})}"
-              r"\frac{\partial S_\theta^1(x_{val})}{\partial\theta^1}\Big(\frac{\partial\theta^1}{\partial"
-              r"\frac{\partial L_\phi^0}{\partial S_\theta^0}}"
-              r"\frac{\partial\frac{\partial L_\phi^0}{\partial S_\theta^0}}"
-              r"{\partial\phi^0}\Big)\frac{\partial S_\theta^0(x)}{\partial\theta^0}\quad"
-              r"\text{(corrected: } -\eta w\,\nabla\theta^{1\top}(\partial S^0/\partial\theta^0)^\top"
-              r"\partial^2 L/\partial S^0\partial\phi^0)",
-    assumptions=["one plain SGD step of the student (Eq. 2) with weight w", "float64, smooth DLN activation"],
-    check=check_eq7, statistical=False, mutations=("eta*w",),
-    method="Eq. (6), the corrected and the printed Eq. (7) (two readings) from autograd pieces vs autograd",
-))
 
 
 # -- l2t.linearised-recursion ----------------------------------------------------------------------
@@ -696,18 +630,6 @@ def check_linearised_recursion(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="l2t.linearised-recursion", source=f"{SOURCE}, Eqs. (9)-(13)",
-    statement=r"(I + \eta\mathcal H_l)v^{k+1} = v^k - \eta\mathcal H_u v^k - \eta\Delta_u^k v^k - \eta\Delta_l^k "
-              r"v^{k+1},\quad v^{k+1} = M^{-1}Gv^k - \eta M^{-1}\Delta_u^k v^k - \eta M^{-1}\Delta_l^k v^{k+1}",
-    assumptions=["a strict saddle of e at v* = 0 (grad e(0) = 0, lambda_min(H) < 0), e smooth (here cubic + quartic)",
-                 "Delta's are the mean-value integrals of the Hessian along the segments the sweep uses",
-                 "eta = f / L_max with f in (0.1, 0.9)"],
-    check=check_linearised_recursion, statistical=False, mutations=("eta*H_l",),
-    method="exact AGD sweep vs Eq. (13) with quadrature mean values; remainder of M^-1 G vs ||v|| (log-log slope)",
-))
-
-
 # -- l2t.dln-range ---------------------------------------------------------------------------------
 
 
@@ -788,17 +710,4 @@ def check_dln_range(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="l2t.dln-range", source=f"{SOURCE}, Fig. 3 and its caption",
-    statement=r"\text{the range of } L_\phi(p_0, p_1) \text{ over predictions first expands, then contracts "
-              r"over the teacher's training}",
-    assumptions=["digits task, MLP student (one hidden layer of 8), LSTM teacher, N = 5 steps per stage, DLN "
-                 "step 0.02 (quick: DLN of four layers of 16 and 6 rounds; full: the paper's four layers of 40 and "
-                 "20 rounds), far fewer teacher steps than the paper's ten epochs",
-                 "DLN inputs are softmax probabilities (the 1-vs-1 reading of teachtheory.l2t.dln); grid of "
-                 "probability pairs with p_true + p_wrong <= 1"],
-    check=check_dln_range, statistical=True,
-    sensitivity_reason="an ordering claim between measured ranges at different stages, with no constant of the "
-                       "theory to perturb; the power run checks the reversed statement, which must fail",
-    method="L2T-DLN runs batched over runs; min and max of the DLN over a probability grid after every round",
-))
+register_table(__name__, globals())

@@ -17,24 +17,20 @@ import torch
 
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     combine,
     conclude,
     outcome,
     power_suffix,
-    register,
+    register_table,
     se_verdict,
 )
 from teachtheory.plotting import finish_figure, plt, scatter_vs_theory, style_axes, tolerance_lines
 from teachtheory.random import RunStreams
-from teachtheory.references import cite
 from teachtheory.teacher_student import population
 from teachtheory.theory import relu as theory
 
-SOURCE_2017 = cite("tian2017")
-SOURCE_2020 = cite("tian2020")
 WRONG_CONSTANT = 1.0 / math.pi  # the power checks' deliberately wrong 1/(2 pi)
 
 
@@ -148,20 +144,6 @@ def _gradient_figure(path, theory_values, estimate, se, ctx: CheckContext, title
     return finish_figure(fig, path, title="relu.population-gradient: closed form vs Monte Carlo")
 
 
-register(Claim(
-    id="relu.population-gradient",
-    source=f"{SOURCE_2017}, analytical population gradient (talk: 'An Analytic Formula')",
-    statement=r"E\nabla_w J = \tfrac12 (w - w^*) + \frac{1}{2\pi}\Big(\theta w^* - "
-              r"\frac{\|w^*\|}{\|w\|}\sin\theta\,w\Big),"
-              r"\quad J = \frac{\|w\|^2}{4} + \frac{\|w^*\|^2}{4} - \frac{\|w\|\|w^*\|}{2\pi}(\sin\theta + "
-              r"(\pi-\theta)\cos\theta)",
-    assumptions=["x ~ N(0, I_d)", "per-sample loss 1/2 (relu(w*.x) - relu(w.x))^2 (the talk's N = number of samples)",
-                 "w != 0, w* != 0 (checked: the functions raise ValueError)"],
-    check=check_population_gradient, statistical=True, mutations=("1/(2pi)",),
-    method="sympy (plane integral; gradient in ||w||, w.w*); autograd; polar quadrature; Monte Carlo ± SE",
-))
-
-
 # -- relu.population-gradient-k --------------------------------------------------------------
 
 
@@ -227,17 +209,6 @@ def check_population_gradient_k(ctx: CheckContext) -> Verdict:
                  "samples": samples, "constant": constant},
         figure=figure,
     )
-
-
-register(Claim(
-    id="relu.population-gradient-k", source=f"{SOURCE_2017}, K-node population gradient (multiple-ReLU case)",
-    statement=r"E\frac{\partial J}{\partial w_j} = a_j\Big[\sum_k a_k h(w_j, w_k) - \sum_k a^*_k h(w_j, w^*_k)\Big],\ "
-              r"h(w,u) = \frac{1}{2\pi}\Big[(\pi - \theta_{wu})u + \|u\|\sin\theta_{wu}\frac{w}{\|w\|}\Big]",
-    assumptions=["x ~ N(0, I_d)", "f(x) = sum_j a_j relu(w_j.x), teacher likewise with (W*, a*)",
-                 "every w_j and w*_k non-zero (checked)"],
-    check=check_population_gradient_k, statistical=True, mutations=("1/(2pi)",),
-    method="autograd of the closed-form K-node loss; K=1 reduction; Monte Carlo ± SE for W and a",
-))
 
 
 # -- relu.lyapunov ---------------------------------------------------------------------------
@@ -337,16 +308,6 @@ def check_lyapunov(ctx: CheckContext) -> Verdict:
                  "mc_estimates": est, "mc_theory": th},
         figure=figure,
     )
-
-
-register(Claim(
-    id="relu.lyapunov", source=f"{SOURCE_2017}, one-ReLU convergence: Lyapunov region and random init ((1-eps)/2)",
-    statement=r"(w - w^*)^\top E\nabla_w J > 0 \text{ on } \Omega = \{\|w - w^*\| < \|w^*\|\};\ "
-              r"w_0 \sim U(B(0, \epsilon\sqrt{2\pi/(d+1)}\|w^*\|)):\ P(w_0 \in \Omega) \ge (1-\epsilon)/2",
-    assumptions=["one ReLU node, x ~ N(0, I_d)", "w* != 0", "0 < eps <= 1"],
-    check=check_lyapunov, statistical=True, mutations=("radius-2pi",),
-    method="plane grid + SLSQP minimum; GD from starts in Omega; exact cap formula vs quadrature vs Monte Carlo",
-))
 
 
 # -- relu.symmetry-breaking ------------------------------------------------------------------
@@ -449,21 +410,6 @@ def check_symmetry_breaking(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="relu.symmetry-breaking",
-    source=f"{SOURCE_2017}, multiple-ReLU symmetric dynamics, spontaneous symmetry breaking",
-    statement=r"w^*_j = e_j,\ w_j = x e_j + y\sum_{k\ne j} e_k:\ x^* = y^* = \frac{\sqrt{K-1} - \arccos(1/\sqrt K) + "
-              r"\pi}{\pi K}"
-              r"\text{ is a fixed point; an infinitesimal asymmetry leads to } w^* \text{ (up to permutation)}",
-    assumptions=["orthonormal teacher, top weights a = a* = 1 (only W trained)", "x ~ N(0, I_K)",
-                 "gradient flow approximated by population GD with lr 2/K (stable: largest Hessian eigenvalue K/2)"],
-    check=check_symmetry_breaking, statistical=False, mutations=("x*",),
-    method="sympy solve; population GD from symmetric, x0 = y0 +- 1e-6 and random 1e-6-perturbed starts; Hessians",
-))
-
-
-
-
 # -- relu.recursive-gradient -------------------------------------------------------------------------
 
 
@@ -564,14 +510,4 @@ def check_recursive_gradient(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="relu.recursive-gradient",
-    source=f"{SOURCE_2020}, Lemma 1 (talk: 'Lemma1: Recursive Gradient Rule')",
-    statement=r"\mathbf g_l(x) = D_l(x)\big[A_l(x)\mathbf f^*_l(x) - B_l(x)\mathbf f_l(x)\big],\ "
-              r"A_l, B_l \text{ piecewise constant};\ \dot W_l = E_x[\mathbf f_{l-1}(x)\mathbf g_l^\top(x)]",
-    assumptions=["ReLU hidden layers, linear output, loss 1/2 ||f*_L - f_L||^2 per sample",
-                 "biases enter as the weights of a constant node (f~ = [f, 1])",
-                 "teacher and student share input and output sizes (checked)"],
-    check=check_recursive_gradient, statistical=False, mutations=("A_l", "B_l"),
-    method="recursion for A_l, B_l against autograd on random 2-4 layer nets (float64); same-region inputs",
-))
+register_table(__name__, globals())

@@ -17,23 +17,20 @@ import torch
 from teachtheory import committee as engine
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     combine,
     conclude,
     mean_se,
     one_sided_better,
     power_suffix,
-    register,
+    register_table,
     se_verdict,
 )
 from teachtheory.plotting import finish_figure, plt, se_band, style_axes, tolerance_lines
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.theory import committee as theory
 from teachtheory.threads import intra_op_threads
 
-SOURCE = cite("tian-talk")
 WRONG_FACTOR = 0.5  # power check: 2/pi -> 1/pi in I2, J2, I3 (4/pi^2 -> 2/pi^2 in I4)
 
 # name -> (number of fields, integrand on samples u [..., n], closed form on C [..., n, n], index patterns
@@ -158,19 +155,6 @@ def _integrals_figure(path, panels, z, title: str) -> str | None:
         ax.set_xlabel("drawn covariance (blue full rank, red singular, green repeated fields)", fontsize=7)
         style_axes(ax, title=f"{name}: (MC - closed form) / SE", legend=None)
     return finish_figure(fig, path, title=title)
-
-
-register(Claim(
-    id="scm.integrals", source=f"{SOURCE}; Saad & Solla 1995 (I2, I3, I4), Goldt et al. 2019 (J2)",
-    statement=r"g(x)=\mathrm{erf}(x/\sqrt2),\ u\sim N(0,C):\ "
-              r"I_2 = \tfrac{2}{\pi}\arcsin\tfrac{C_{12}}{\sqrt{(1+C_{11})(1+C_{22})}},\ "
-              r"J_2 = \tfrac{2}{\pi}[(1+C_{11})(1+C_{22})-C_{12}^2]^{-1/2},\ "
-              r"I_3 = \tfrac{2}{\pi}\tfrac{1}{\sqrt{\Lambda_3}}\tfrac{C_{23}(1+C_{11})-C_{12}C_{13}}{1+C_{11}},\ "
-              r"I_4 = \tfrac{4}{\pi^2}\tfrac{1}{\sqrt{\Lambda_4}}\arcsin\tfrac{\Lambda_0}{\sqrt{\Lambda_1\Lambda_2}}",
-    assumptions=["u jointly Gaussian with mean 0 and PSD covariance C (singular allowed)", "g(x) = erf(x/sqrt 2)"],
-    check=check_integrals, statistical=True, mutations=("2/pi",),
-    method="Monte Carlo mean ± SE on drawn covariances vs closed forms; sympy (Price, Stein, Gaussian integral)",
-))
 
 
 # -- scm.ode ------------------------------------------------------------------------------------
@@ -354,23 +338,6 @@ def _ode_figure(path, results, target) -> str | None:
     return finish_figure(fig, path, title="scm.ode: Saad-Solla ODEs vs online SGD; sup-gap ~ N^(-1/2)")
 
 
-register(Claim(
-    id="scm.ode", source=f"{SOURCE}; Saad & Solla 1995; Goldt et al. 2019 (ODEs (C6)-(C8))",
-    statement=r"\alpha = t/N:\ \frac{dR_{kn}}{d\alpha} = \eta v_k\sum_c s_c I_3(k,n,c),\ "
-              r"\frac{dQ_{kl}}{d\alpha} = \eta v_k\sum_c s_c I_3(k,l,c) + \eta v_l\sum_c s_c I_3(l,k,c) "
-              r"+ \eta^2 v_k v_l\big[\sum_{cd} s_c s_d I_4(k,l,c,d) + \sigma^2 J_2(k,l)\big],\ "
-              r"\frac{dv_k}{d\alpha} = \eta_v\sum_c s_c I_2(k,c),\ s = (-v, v^*);\ "
-              r"\sup_\alpha|\epsilon_g^{SGD} - \epsilon_g^{ODE}| = O(N^{-1/2})",
-    assumptions=["x ~ N(0, I_N) fresh each step (online)", "first-layer step eta/sqrt(N) along x, second layer eta/N",
-                 "SGD and ODE start from the same order parameters (weights built to realise them exactly)",
-                 "alpha in a fixed window [0, 5]"],
-    check=check_ode, statistical=True, mutations=ODE_TERMS,
-    method="ODE (scipy DOP853, error estimated) vs batched SGD (exact order-parameter engine, cross-checked on the "
-           "weights); "
-           "log-log slope of the mean sup-gap with a bootstrap SE",
-))
-
-
 # -- scm.plateau --------------------------------------------------------------------------------
 
 
@@ -520,15 +487,4 @@ def _plateau_figure(path, m, finite) -> str | None:
     return finish_figure(fig, path, title="scm.plateau: the symmetric plateau and its escape")
 
 
-register(Claim(
-    id="scm.plateau", source=f"{cite('saad-solla')}, the symmetric phase; {SOURCE} ('Old History')",
-    statement=r"Q = C = \tfrac{1}{2K-1},\ R = S = \tfrac{1}{\sqrt{K(2K-1)}},\ \epsilon^* = \tfrac{K}{\pi}"
-              r"\big(\tfrac{\pi}{6} - K\arcsin\tfrac{1}{2K}\big)\ (\eta\to0);\quad "
-              r"\alpha_{esc} \simeq c_1\log(1/\delta) + c_0",
-    assumptions=["K = M, T = I, v = v* = 1, only the first layer trained, g = erf(x/sqrt 2)",
-                 "the plateau height's closed form is the eta -> 0 limit (at eta = 1 the fixed point is higher)",
-                 "delta: the initial asymmetry of the student-teacher overlaps R0 = 0.05 (1 + delta I)"],
-    check=check_plateau, statistical=True, mutations=("eps*",),
-    method="O(eta) part of the ODE at the closed form; root finding at finite eta; ODE escape times vs log(1/delta); "
-           "SGD on the weights vs the ODE",
-))
+register_table(__name__, globals())

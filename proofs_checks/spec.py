@@ -16,17 +16,15 @@ import numpy as np
 
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     case_seeds,
     conclude,
     power_suffix,
-    register,
+    register_table,
     required_runs,
 )
 from teachtheory.plotting import draw_figure, finish_figure, plt, style_axes
-from teachtheory.references import cite
 from teachtheory.teacher_student import (
     figure_alignment_over_time,
     figure_l_shape,
@@ -34,9 +32,6 @@ from teachtheory.teacher_student import (
     final_correlations,
     l_shape_statistics,
 )
-
-SOURCE_2020 = cite("tian2020")
-
 
 # -- specialization claims (shared, cached training runs) --------------------------------------
 
@@ -109,22 +104,6 @@ def check_alignment(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="spec.alignment", source=f"{SOURCE_2020}, alignment theorems (talk: 'Main results: Alignment could happen!')",
-    statement=r"\mathbf{g}_1(x) \approx 0\ \forall x \in D \ \wedge\ \partial E^*_j \cap E_k \ne \emptyset"
-              r"\ \Rightarrow\ \exists k': \rho_{jk'} > 0.95",
-    assumptions=["Gaussian input, teacher nodes observed (active on 1-99% of held-out inputs; checked)",
-                 ("student over-realised (5x), both layers trained by SGD (momentum 0.9, batch 64) to small gradient "
-                 "(max_x ||g_1(x)||_inf reported)"),
-                 "equal teacher strengths (p = 0) so that every node is learnable within the budget"],
-    check=check_alignment, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; whether students align "
-                       "with teachers (power run: students paired with "
-                       "other runs' teachers, which must fail)",
-    method="batched SGD on teacher-student MLPs; held-out activation correlations; null pairing for power",
-))
-
-
 def _spearman(x: np.ndarray, y: np.ndarray, never: float) -> float:
     """Spearman rank correlation; y = inf (never aligned) ranks after every finite time (as ``never``)."""
     from scipy.stats import spearmanr
@@ -183,21 +162,6 @@ def check_strength(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="spec.strength",
-    source=f"{SOURCE_2020}, finite-sample alignment (talk: 'Lesson 1: Stronger teacher node learns faster')",
-    statement=r"\|v^*_j\| \propto j^{-p}:\ \text{teacher nodes with larger } \alpha_{kj} = v_k^\top v^*_j"
-              r"\text{ align first; weak nodes slower or never}",
-    assumptions=["two-layer teacher, fan-out of node j scaled by 1/j^p, p in {0, 1, 2} (quick) / {0, 1, 2, 2.5} (full)",
-                 "same SGD budget for every p"],
-    check=check_strength, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a rank correlation of "
-                       "strength and time to alignment (power run: the "
-                       "ordering reversed, which must fail)",
-    method="Spearman rank correlation of teacher index and time to alignment per run; mean ± SE over runs",
-))
-
-
 def check_l_shape(ctx: CheckContext) -> Verdict:
     """At the end of training, the share of squared fan-out norm carried by unspecialised student nodes
     (best correlation < 0.8, observed: active on 5-95% of held-out inputs) should be near zero. "Near
@@ -248,21 +212,6 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
         details={"per_p": per_p, "runs": int(share.size), "ratio_mean": q_mean, "ratio_se": q_se},
         figure=figure,
     )
-
-
-register(Claim(
-    id="spec.l-shape", source=f"{SOURCE_2020}, unaligned student nodes (talk: 'L-shape curve at convergence')",
-    statement=r"\text{at convergence, } \max_j \rho_{jk} < 1 \Rightarrow \|v_k\| \approx 0"
-              r"\ (\text{best correlation vs fan-out norm forms an L})",
-    assumptions=["two-layer teacher-student as in spec.alignment, p in {0, 1, 2} (quick)",
-                 ("only observed student nodes (active on 5-95% of held-out inputs) count as unspecialised; "
-                 "dead or always-on nodes are outside the theorem")],
-    check=check_l_shape, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; the share of fan-out norm "
-                       "on unspecialised nodes falls (power run: "
-                       "students paired with other runs' teachers)",
-    method="share of squared fan-out norm held by unspecialised nodes, mean ± SE over runs, vs its value at init",
-))
 
 
 # -- spec.over-realisation ----------------------------------------------------------------------------
@@ -333,17 +282,6 @@ def check_over_realisation(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="spec.over-realisation", source=f"{SOURCE_2020}, over-realisation (Sec. 6 experiments)",
-    statement=r"\text{recovery of the teacher's nodes rises with the student's over-realisation } n/m",
-    assumptions=["two-layer teacher-student as in spec.strength, p = 1; the same teachers at every multiple"],
-    check=check_over_realisation, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a paired gain in "
-                       "recovery (power run: the multiples reversed, which must fail)",
-    method="batched SGD at multiples 1, 2, 5 with the same seeds; paired recovery gain, mean ± SE over runs",
-))
-
-
 # -- spec.beta-diagonal --------------------------------------------------------------------------------
 
 
@@ -393,17 +331,6 @@ def check_beta_diagonal(ctx: CheckContext) -> Verdict:
         f"{spread:.1e}); three-layer, first layer, against the RMS gated fan-out: {rows[1]['relative_gap']:.1e}",
         details={"cases": rows, "pointwise_two_layer_gap": spread},
     )
-
-
-register(Claim(
-    id="spec.beta-diagonal", source=f"{SOURCE_2020}, Lemma 1 and the two-layer case (talk: 'Multi-Layer case')",
-    statement=r"\text{two-layer: } \sqrt{E_x[\beta_{kk}(x)]} = \|v_k\|\quad"
-              r"(\beta_k^\top(x) \text{ the } k\text{-th row of } B_1(x))",
-    assumptions=["ReLU hidden layers with biases, linear output, B_1 from the recursion of relu.recursive-gradient",
-                 "v_k = the fan-out weights of student node k (for deeper nets: the gated fan-out v_k(x))"],
-    check=check_beta_diagonal, statistical=False, mutations=("||v_k||",),
-    method="diagonal of the recursion's B_1 on random nets against the fan-out norms read off the weights",
-))
 
 
 # -- spec.epsilon-alignment ------------------------------------------------------------------------------
@@ -503,26 +430,6 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="spec.epsilon-alignment",
-    source=f"{SOURCE_2020}, two-layer finite-sample theorem (talk: 'Polynomial Complexity for 2-layered Network')",
-    statement=r"\|\mathbf{g}_1(\mathbf{x}, \hat{\mathcal{W}})\|_\infty \le \frac{\alpha_{kj}\,\epsilon}{5K_1^{3/2}"
-              r"\sqrt d}\ \forall \mathbf{x} \in D\ \Rightarrow\ \exists k': \sin\tilde\theta_{jk'} \le \epsilon"
-              r"\ \wedge\ |b_j - b^*_{k'}| \le \epsilon",
-    assumptions=["two-layer ReLU teacher and student with biases, Gaussian input, student 2x over-realised",
-                 "the gradient is measured at every training sample (no augmentation: D' = D), full-batch training",
-                 "biases compared after normalising each node's weight vector to unit norm; the sample-size "
-                 "condition N = O(K^{5/2} d^2 / (eps kappa)) is not checked (its constants are unstated)"],
-    check=check_epsilon_alignment, statistical=True,
-    sensitivity_reason="a universal bound, checked pair by pair; a mutation of its constant 5 is caught only where "
-                       "the measured epsilon comes within that factor of the guarantee, and the details report the "
-                       "largest measured/guaranteed ratio (far below 1 in the runs so far); the power run pairs "
-                       "students with other runs' teachers, which must violate it",
-    method="full-batch training of small teacher-student nets; max_x ||g_1||_inf over the training set; guaranteed "
-           "epsilon from the gradient condition vs measured alignment, per teacher node",
-))
-
-
 # -- spec.augmentation ------------------------------------------------------------------------------------
 
 AUG_LEVEL = 0.5  # samples-to-alignment: the |D| at which half of the (run, teacher node) pairs are recovered
@@ -616,17 +523,4 @@ def _augmentation_figure(path, dims, Ns, rec, points, slopes) -> str | None:
     return finish_figure(fig, path, title="spec.augmentation: samples to alignment vs input dimension")
 
 
-register(Claim(
-    id="spec.augmentation",
-    source=f"{SOURCE_2020}, finite-sample analysis (talk: 'Lesson 2: Data augmentation matters')",
-    statement=r"|D|_{\mathrm{align}} = O(d^2)\ \text{(teacher-agnostic augmentation)}\ \text{vs}\ O(d)\ "
-              r"\text{(teacher-aware)}",
-    assumptions=["two-layer ReLU teacher (4 nodes) and a 2x student with biases, Gaussian input, SGD 400 steps "
-                 "(quick) / 1500 (full), batch 64",
-                 "alignment = best activation correlation >= 0.95; |D|_50 = |D| where half the teacher nodes align",
-                 "equal augmented set sizes (2d|D| extra points for both kinds)"],
-    check=check_augmentation, statistical=True,
-    sensitivity_reason="an ordering of two fitted exponents with no constant of the theory to perturb; the power run "
-                       "reverses the order and must fail",
-    method="grid over d and |D|, R runs per cell batched; log-log fit of |D|_50 against d, bootstrap SE over runs",
-))
+register_table(__name__, globals())

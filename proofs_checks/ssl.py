@@ -13,26 +13,22 @@ import numpy as np
 import torch
 
 from teachtheory.claims import (
-    EFFECT,
     CheckContext,
-    Claim,
     Verdict,
     combine,
     exact_verdict,
     one_sided_better,
     power_suffix,
-    register,
+    register_table,
     se_verdict,
 )
 from teachtheory.plotting import finish_figure, plt, se_band, style_axes, tolerance_lines
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.ssl import HLTM, Blocks, CircularTranslation, ReLUNet, population_operators
 from teachtheory.ssl.training import exact_expected_gradient, sampled_gradients
 from teachtheory.theory import ssl as theory
 from teachtheory.theory.ode import rk4
 
-SOURCE = cite("tian-talk")
 DT = torch.float64
 EXACT_TOLERANCE = 1e-9  # relative error of float64 identities
 
@@ -231,20 +227,6 @@ def _covariance_figure(path, scatter, z_scores, z, constant) -> str | None:
     return finish_figure(fig, path, title="ssl.covariance-operator")
 
 
-register(Claim(
-    id="ssl.covariance-operator", source=f"{SOURCE}, slide 'The Covariance Operator'; Tian et al. 2020 Thm. 1",
-    statement=r"E\,\nabla_{\mathrm{vec}W_l} L = "
-              r"-2\big(V_{z_0}[\bar K_l] - \beta E_{z_0}V_{x|z_0}[K_l]\big)\mathrm{vec}(W_l),"
-              r"\ L = \tfrac12[(1+\beta)\|f(x_1)-f(x_+)\|^2 - \|f(x_1)-f(x_-)\|^2],\ K_l = f_{l-1}\otimes J_l^\top,"
-              r"\ \bar K_l(z_0) = E_{x|z_0}K_l(x)",
-    assumptions=["bias-free ReLU network (positively homogeneous above every layer), unnormalised output",
-                 "x1, x+ conditionally i.i.d. p(x|z0) given z0; x- independent of x1 with the marginal p(x)",
-                 "gradients flow through all three branches (through the anchor only: the constant halves)"],
-    check=check_covariance_operator, statistical=True, mutations=("constant-2",),
-    method="exact enumeration + autograd on 4 finite models, 2- and 3-layer nets; sampled triples within z SE",
-))
-
-
 # -- ssl.one-neuron ------------------------------------------------------------------------------
 
 
@@ -337,19 +319,6 @@ def _one_neuron_figure(path, length: int = 6) -> str | None:
         ax.set_aspect("equal")
     return finish_figure(fig, path,
                          title="ssl.one-neuron: '11' vs '101', receptive field 2 (red: flow from a few starts)")
-
-
-register(Claim(
-    id="ssl.one-neuron", source=f"{SOURCE}, slide 'One-layer one-neuron example'; Tian et al. 2020 Sec. 4",
-    statement=r"V_{z_0}[\bar K] = \frac{1}{4d^2} u u^\top,\ "
-              r"u = \tilde x_{11} + \tilde x_{00} - \tilde x_{01} - \tilde x_{10},"
-              r"\ \tilde x = x\,\mathbb{1}[w^\top x > 0];\ \text{linear node: } u = 0",
-    assumptions=["two equiprobable patterns '11', '101' on a circle of length d >= 4, uniform shifts",
-                 "one node, receptive field of 2 (a fixed window), no bias",
-                 "any two pixel values (pattern, background)"],
-    check=check_one_neuron, statistical=False, mutations=("1/(4d^2)",),
-    method="exact enumeration of the generative model vs closed form over d, background and drawn w; sympy",
-))
 
 
 # -- ssl.two-layer ---------------------------------------------------------------------------------
@@ -579,19 +548,6 @@ def _two_layer_figure(path, block, mean_path, se_path, ode, pop_path, lr, residu
     return finish_figure(fig, path, title="ssl.two-layer: Thm. 4 on independent HLTM blocks (local receptive fields)")
 
 
-register(Claim(
-    id="ssl.two-layer", source=f"{SOURCE}, slide 'A two-layer example'; Tian et al. 2020 Thm. 4",
-    statement=r"\mathrm{Cov}_z[u_j, u_k] = 0\ (j\ne k) \Rightarrow \dot w_{2j} = w_{2j}\, w_{1j}^\top A_j w_{1j},\ "
-              r"\dot w_{1j} = w_{2j}^2 A_j w_{1j},\ A_j = V_z[u_j(z)],\ "
-              r"u_j(z) = E_{z'|z}[x\,\mathbb{1}(w_{1j}^\top x \ge 0)]",
-    assumptions=["two-layer bias-free ReLU net, scalar linear output, node j with its own receptive field",
-                 "Cov_z[u_j, u_k] = 0 for j != k (independent latents per block; checked by enumeration)",
-                 "time in units where the flow is V[Kbar] w (for the loss of Tian et al. (2020): t = 2 x lr x steps)"],
-    check=check_two_layer, statistical=True, mutations=("rate-2",),
-    method="population GD by enumeration vs the field; SGD drift residuals (R runs) within z SE; shared-root contrast",
-))
-
-
 # -- ssl.infonce-l2 -----------------------------------------------------------------------------------
 
 
@@ -638,18 +594,6 @@ def check_infonce_l2(ctx: CheckContext) -> Verdict:
         conditions=symbolic == 0 and min(raw_gaps) > 1e-3,
         details={"normalised_gaps": gaps, "unnormalised_gaps": raw_gaps, "symbolic": str(symbolic)},
     )
-
-
-register(Claim(
-    id="ssl.infonce-l2", source=f"{SOURCE}, slide 'SimCLR'; {cite('simclr')}",
-    statement=r"\|u\| = \|v\| = 1:\ -r = -\|u - v\|^2 = 2\,\mathrm{sim}(u, v) - 2 \ \Rightarrow\ "
-              r"L_\tau(r_+, r_{1-}, \dots) = -\log\frac{e^{\mathrm{sim}_+/(\tau/2)}}{e^{\mathrm{sim}_+/(\tau/2)} + "
-              r"\sum_k e^{\mathrm{sim}_{k-}/(\tau/2)}}",
-    assumptions=["embeddings normalised to unit length (the identity needs it; the check shows it fails without)",
-                 "negatives: the other 2B - 2 views of the batch (SimCLR's NT-Xent)"],
-    check=check_infonce_l2, statistical=False, mutations=("temperature-factor-2",),
-    method="slide's distance form vs the library's NT-Xent on random unit embeddings (float64); sympy",
-))
 
 
 # -- ssl.bn-zero-mean -----------------------------------------------------------------------------------
@@ -701,23 +645,8 @@ def check_bn_zero_mean(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="ssl.bn-zero-mean", source=f"{SOURCE}, slides 'Is BatchNorm the Secret Weapon?', 'Zero-mean Gradient matters'",
-    statement=r"\tilde g_l^i = g_l^i - \frac{1}{|B|}\sum_{i\in B} g_l^i \ (\text{zero batch mean});\quad "
-              r"\mathrm{vec}(\widetilde{\Delta W_l}) = \mathrm{vec}(\Delta W_l) + \mathrm{vec}(\delta W_l^{BN}),\ "
-              r"\delta W_l^{BN} = -\bar f_{l-1}\bar g_l^\top",
-    assumptions=["BatchNorm without affine part over the minibatch; its statistics live (not detached) for the "
-                 "zero-mean property (the check shows detached means break it)",
-                 "the update's closed form is for mean-centring (the mu variant); the full form with sigma is "
-                 "checked through the closed-form input gradient"],
-    check=check_bn_zero_mean, statistical=False, mutations=("delta-W-BN",),
-    method="closed-form gradients of 9 BN variants vs autograd (float64); batch means; weight update decomposition",
-))
-
-
 # -- ssl.byol-predictor -------------------------------------------------------------------------------------
 
-SOURCE_DIRECTPRED = cite("directpred")
 # (label, BYOLConfig changes): the linear-predictor baseline (full BatchNorm), no predictor, predictor
 # re-initialisation, and the BatchNorm component variants (all with the linear predictor)
 BYOL_ARMS = (("linear P", {}), ("no predictor", {"predictor": False}), ("linear P, re-init", {"predictor_reinit": 25}),
@@ -825,16 +754,4 @@ def _byol_figure(path, table: dict) -> str | None:
     return finish_figure(fig, path, title="ssl.byol-predictor: BYOL on HLTM(3, 0.8), linear predictor")
 
 
-register(Claim(
-    id="ssl.byol-predictor",
-    source=f"{SOURCE}, slides on BYOL without negative pairs; {SOURCE_DIRECTPRED}, Sec. 4-5; {cite('byol')}",
-    statement=r"\text{linear predictor } W_p,\ F = E[f f^\top]:\ W_pF - FW_p \to 0\ (\text{eigenspace alignment});\ "
-              r"\text{without } W_p\text{ the representation collapses}",
-    assumptions=["HLTM(depth 3, delta 0.8) inputs; bias-free encoder 8-16-8 with BatchNorm (no affine part) in the "
-                 "hidden layer, EMA target (decay 0.99), symmetrised 2 - 2 cos loss, SGD lr 0.05, momentum 0.9",
-                 "alignment is measured, not assumed complete: the check asks that training reduces the misalignment",
-                 "arms share initial weights and data streams (paired over runs)"],
-    check=check_byol_predictor, statistical=True, mutations=(EFFECT,),
-    method="R runs per arm, one batched training each; commutator misalignment start vs end, output spread with vs "
-           "without predictor (paired one-sided); BN variants and predictor re-init reported",
-))
+register_table(__name__, globals())

@@ -16,24 +16,32 @@ between the honest and the mutated runs through :meth:`CheckContext.memo`.
 Ordering claims ("A beats B", decided by :func:`one_sided_better`) have no constant of a theory; they declare
 the generic mutation :data:`EFFECT` instead, which handicaps the favoured arm (see :func:`effect_shift`), so their
 sensitivity is the margin by which the ordering is established, as a fraction of the compared quantity.
+
+A family module holds its check functions; its claims' metadata (source, statement, assumptions, method, mutations)
+is data, in a claim table beside it (``proofs_checks/ssl.toml`` for ``proofs_checks/ssl.py``), which the module
+registers with :func:`register_table` as its last line.
 """
 
 from __future__ import annotations
 
 import contextvars
+import importlib.resources
 import itertools
 import math
 import os
+import re
 import time
+import tomllib
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .references import cite
 from .registry import load_entry_points
 from .stats import mean_se
 from .threads import intra_op_threads
@@ -74,6 +82,7 @@ __all__ = [
     "outcome",
     "power_suffix",
     "register",
+    "register_table",
     "required_runs",
     "run_claims",
     "se_verdict",
@@ -473,14 +482,139 @@ def register_ordering(id: str, source: str, statement: str, check: Callable[[Che
                           sensitivity_reason=ORDERING_REASON, **fields))
 
 
+# the keys of a claim table's [[claim]] entry (see register_table): required, then optional with their TOML types
+_TABLE_REQUIRED = {"id": str, "source": str, "statement": str, "check": str}
+_TABLE_OPTIONAL = {"kind": str, "statistical": bool, "assumptions": list, "method": str, "mutations": list,
+                   "one_sided": dict, "sensitivity_target": float, "sensitivity_reason": str}
+_TABLE_KINDS = ("claim", "ordering")
+_CITATION = re.compile(r"\{([^{}]*)\}")
+
+
+def register_table(module: str, namespace: Mapping[str, Any], path: str | os.PathLike | None = None) -> list[Claim]:
+    """Register the claims of a family module from its claim table, in the table's order.
+
+    The table is the TOML file named after the module, beside it (``proofs_checks/last/labels.toml`` for
+    ``proofs_checks.last.labels``), read with :mod:`importlib.resources` so that it is found in an installed
+    wheel too; a module ends with ``register_table(__name__, globals())``. The file holds one ``[[claim]]``
+    table per claim, with the keys:
+
+    - ``id``, ``source``, ``statement`` (LaTeX, best as a TOML literal string ``'''...'''``) and ``check`` (the
+      name of the check function in ``namespace``): required strings;
+    - ``assumptions`` and ``mutations`` (lists of strings), ``method`` and ``sensitivity_reason`` (strings),
+      ``statistical`` (boolean), ``sensitivity_target`` (number), ``one_sided`` (table of mutation -> +1 or -1):
+      optional, as the :class:`Claim` fields of those names;
+    - ``kind``: ``"claim"`` (the default) or ``"ordering"``, a statistical ordering claim as made by
+      :func:`register_ordering` (``statistical`` and ``sensitivity_reason`` are then implied and must not be given).
+
+    In ``source``, ``{key}`` stands for :func:`teachtheory.references.cite` of that reference key, so a source reads
+    ``"{last}, Sec. 3.4, Thm 1"``; no other braces are allowed there. Every claim is checked before any is
+    registered, so a faulty table registers nothing.
+
+    Args:
+        module: the family module's name (``__name__``), inside a package.
+        namespace: the module's globals, where the check functions are looked up by name.
+        path: read this file instead of the module's own table (for tests and user families).
+
+    Returns:
+        The registered claims, in the table's order.
+
+    Raises:
+        ValueError: naming the file and the claim id, for an unreadable TOML file, a missing or unknown key, a value
+            of the wrong type, an unknown check function or reference key, a duplicate id (in the table or already
+            registered), or a field :class:`Claim` refuses.
+        FileNotFoundError: when the table does not exist.
+    """
+    if path is None:
+        package, _, stem = module.rpartition(".")
+        if not package:
+            raise ValueError(f"module must be a module inside a package (its table lies beside it), got {module!r}")
+        origin = module.replace(".", "/") + ".toml"
+        resource = importlib.resources.files(package).joinpath(stem + ".toml")
+        if not resource.is_file():
+            raise FileNotFoundError(f"no claim table {origin} for module {module!r}")
+        text = resource.read_text(encoding="utf-8")
+    else:
+        origin = str(path)
+        text = Path(path).read_text(encoding="utf-8")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{origin}: not valid TOML: {exc}") from exc
+    if set(table) - {"claim"}:
+        raise ValueError(f"{origin}: unknown top-level key(s) {sorted(set(table) - {'claim'})}; a claim table holds "
+                         "only [[claim]] tables")
+    entries = table.get("claim")
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{origin}: no [[claim]] tables")
+    claims: list[Claim] = []
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{origin}, claim #{number}: must be a [[claim]] table, got {entry!r}")
+        claim = _table_claim(entry, f"{origin}, claim {entry.get('id', f'#{number}')!r}", module, namespace)
+        if claim.id in CLAIMS or any(c.id == claim.id for c in claims):
+            raise ValueError(f"{origin}, claim {claim.id!r}: duplicate id (declared twice)")
+        claims.append(claim)
+    return [register(claim) for claim in claims]
+
+
+def _table_claim(entry: dict[str, Any], where: str, module: str, namespace: Mapping[str, Any]) -> Claim:
+    """One [[claim]] table as a :class:`Claim`; ``where`` names the file and the claim in errors."""
+    unknown = set(entry) - set(_TABLE_REQUIRED) - set(_TABLE_OPTIONAL)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; accepted: "
+                         f"{', '.join([*_TABLE_REQUIRED, *_TABLE_OPTIONAL])}")
+    missing = [key for key in _TABLE_REQUIRED if key not in entry]
+    if missing:
+        raise ValueError(f"{where}: missing required key(s) {missing}")
+    empty = [key for key in _TABLE_REQUIRED if entry[key] == ""]
+    if empty:
+        raise ValueError(f"{where}: required key(s) {empty} must not be empty")
+    fields = dict(entry)
+    if isinstance(fields.get("sensitivity_target"), int) and not isinstance(fields["sensitivity_target"], bool):
+        fields["sensitivity_target"] = float(fields["sensitivity_target"])
+    for key, kind in {**_TABLE_REQUIRED, **_TABLE_OPTIONAL}.items():
+        if key in fields and not isinstance(fields[key], kind):
+            raise ValueError(f"{where}: {key} must be a {kind.__name__}, got {fields[key]!r}")
+    for key in ("assumptions", "mutations"):
+        if not all(isinstance(item, str) for item in fields.get(key, [])):
+            raise ValueError(f"{where}: {key} must be a list of strings, got {fields[key]!r}")
+    name = fields.pop("check")
+    check = namespace.get(name)
+    if not callable(check):
+        raise ValueError(f"{where}: unknown check {name!r}: module {module!r} has no function of that name")
+    kind = fields.pop("kind", "claim")
+    if kind not in _TABLE_KINDS:
+        raise ValueError(f"{where}: kind must be one of {_TABLE_KINDS}, got {kind!r}")
+    if kind == "ordering":
+        given = sorted({"statistical", "sensitivity_reason"} & set(fields))
+        if given:
+            raise ValueError(f"{where}: an ordering claim implies statistical and sensitivity_reason; remove {given}")
+        fields.update(statistical=True, sensitivity_reason=ORDERING_REASON)
+
+    def citation(match: re.Match) -> str:
+        try:
+            return cite(match.group(1))
+        except KeyError as exc:
+            raise ValueError(f"{where}: unknown reference {{{match.group(1)}}} in source ({exc.args[0]})") from None
+
+    fields["source"] = _CITATION.sub(citation, fields["source"])
+    if "{" in fields["source"] or "}" in fields["source"]:
+        raise ValueError(f"{where}: unbalanced brace in source {entry['source']!r}")
+    try:
+        return Claim(check=check, **fields)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+
+
 CLAIMS_GROUP = "teachtheory.claims"
 
 
 def load_claims() -> dict[str, Claim]:
     """Import every claim family registered under the ``teachtheory.claims`` entry-point group.
 
-    Each family module registers its claims on import. The toolkit's own families live in
-    ``proofs_checks/``; a user's package adds its own by declaring an entry point in that group.
+    Each family module registers its claims on import (from its claim table, see :func:`register_table`). The
+    toolkit's own families live in ``proofs_checks/``; a user's package adds its own by declaring an entry point in
+    that group.
     """
     load_entry_points(CLAIMS_GROUP)
     return CLAIMS

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, register
-from teachtheory.references import cite
+from teachtheory.claims import CheckContext, Verdict, register_table
 
 from ..last.figures import final_values, ordering_verdict
 
@@ -38,13 +37,4 @@ def check_fig3(ctx: CheckContext) -> Verdict:
                             protocol="qiu2023, digits 3/5")
 
 
-register(Claim(
-    id="dht.fig3-order", source=cite("dht", "Sec. 5.1, Fig. 3"), check=check_fig3, statistical=True,
-    sensitivity_reason=ORDERING_REASON,
-    method="the six teachers of Fig. 3 under the authors' protocol (qiu2023), paired over runs; each ordering's gap "
-           "in the authors' metric against z SE (quick: step 100 of 12 runs; full: step 300 of 30 runs)",
-    statement=r"\mathrm{gap}_T:\ \mathrm{DHT} < \mathrm{SGD}, \mathrm{IMT};\ \mathrm{DHT{+}label} < "
-              r"\mathrm{SGD{+}label}, \mathrm{IMT{+}label},\ \ \mathrm{gap} = \|W/\|W\|_F - W^*/\|W^*\|_F\|_2^2",
-    assumptions=["two-output softmax learner without bias, lr 1e-3, w0 ~ U(-1/sqrt(d), 1/sqrt(d)), w* trained by SGD "
-                 "from w0", "8x8 digits 3/5 in [-1, 1] projected to 24 dims by N(0, 0.1^2) (MNIST stand-in)",
-                 "DHT inputs in the global box [min X, max X]; + label: y >= 0, ||y||_2 <= 2"]))
+register_table(__name__, globals())

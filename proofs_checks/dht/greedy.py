@@ -18,19 +18,17 @@ import torch
 from teachtheory import problems
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     conclude,
     outcome,
     power_suffix,
-    register,
+    register_table,
 )
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.plotting import finish_figure, plt, style_axes, theory_vs_measured
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.teachers import DHTTeacher, ScalingMapTeacher, TeachingContext
 from teachtheory.teachers.dht import hallucinate
 from teachtheory.teachers.imt import pool_scores
@@ -45,9 +43,6 @@ from ..last.theorems import (
     tight_frame_problem,
     unmet_prefix,
 )
-
-SOURCE = DHT = cite("dht")
-
 
 # -- dht.greedy -----------------------------------------------------------------------------
 
@@ -253,20 +248,6 @@ def check_greedy(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="dht.greedy", source=f"{SOURCE}, Eq. (4), Sec. 3.2",
-    statement=r"x_{t+1} = \arg\min_{x\in\mathcal X} \eta^2\|\nabla_w \ell(x, y|w_t)\|^2 - 2\eta\langle w_t - w^*, "
-              r"\nabla_w \ell(x, y|w_t)\rangle,\ y\sim U(\mathcal Y);\ \text{one step: never worse than IMT, } "
-              r"\le \min_i (\text{pool})",
-    assumptions=["the box is the pool's per-feature range, so the pool lies inside it (checked)",
-                 "logistic learner, labels in {-1, +1} drawn uniformly", "the teacher keeps its best iterate"],
-    check=check_greedy, statistical=False,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a comparison of "
-                       "one-step changes (power run: the restricted statement against any label, which must fail)",
-    method="greedy DHT on drawn states (moons, Gaussian clusters); exact Eq. 4 values vs every pool example",
-))
-
-
 # -- dht.ratio ------------------------------------------------------------------------------
 
 
@@ -350,17 +331,6 @@ def check_ratio(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="dht.ratio", source=f"{SOURCE}, Eq. (5)",
-    statement=r"\nabla_w\ell(\tilde x) = g(\tilde x)\,\beta\,\nabla_w\ell(x),\ \tilde x = \beta x;\ "
-              r"\text{printed: } g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,\tilde x\rangle - y},\ "
-              r"g_{LR} = \frac{1 + e^{y\langle w,\tilde x\rangle}}{1 + e^{y\langle w,x\rangle}}",
-    assumptions=["linear learner: the gradient is dl/dm (m = <w,x>) times x", "beta != 0; for LSR <w,x> != y"],
-    check=check_ratio, statistical=False, mutations=("g-derived",),
-    method="sympy derivation of the ratio from each loss; torch.func gradients on drawn (w, x, y, beta), d in {1,3,8}",
-))
-
-
 # -- dht.thm1-et ------------------------------------------------------------------------------
 
 
@@ -435,13 +405,4 @@ def check_dht_thm1(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="dht.thm1-et", source=f"{DHT}, Sec. 3.4, Thm 1, Eq. (6)",
-    statement=r"\tilde x = \beta x,\ g_s(\tilde x) = \beta g(\tilde x) = c_1\|w_t - w^*\|:\ E\|w_T - w^*\|^2 \le "
-              r"(1 - c_1\eta_t\bar\mu + c_1^2\eta_t^2 L_{max})^T\|w_0 - w^*\|^2",
-    assumptions=["as last.thm1-et (noiseless Gaussian LSR and a tight-frame pool; checked)",
-                 "a real beta exists for every sample (c1 ||e_0|| <= 1 guarantees it; checked: none infeasible)"],
-    check=check_dht_thm1, statistical=True, mutations=("mu_bar",), one_sided={"mu_bar": 1},
-    method="scaling-map teacher through the engine on its own Gaussian LSR and tight-frame runs; identity with "
-           "last.thm1-et's teacher on shared seeds; one-sided mean ± z SE vs bounds, and per step",
-))
+register_table(__name__, globals())

@@ -18,15 +18,12 @@ import math
 import numpy as np
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Verdict, register_ordering
+from teachtheory.claims import CheckContext, Verdict, register_table
 from teachtheory.engine import teach
 from teachtheory.learners import Softmax
-from teachtheory.references import cite
 from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy
 from teachtheory.teachers.training import train_reinforce, train_unrolled
-
-SOURCE = cite("dht", "Sec. 4.1, Table 1")
 
 
 def _gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -74,12 +71,4 @@ def check_mixup(ctx: CheckContext) -> Verdict:
                    details=details)
 
 
-register_ordering(
-    id="dht.mixup", source=SOURCE,
-    statement=r"\mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{PG}}) > \max(\mathrm{ERM}, \mathrm{Beta\ Mixup}, "
-              r"\{0, 0.5, 1\}\ \mathrm{Mixup}) \ge \mathrm{acc}(\text{Mixup}_{\pi}^{\mathrm{unrolled}})",
-    assumptions=["softmax regression on the ten digits with SGD, batch 8 (not the paper's CNN with Adam)",
-                 "black-box policies: validation = the pool with its true labels"],
-    check=check_mixup,
-    method="each teacher through teach() on the same samples; paired test-accuracy gaps against the best baseline",
-)
+register_table(__name__, globals())

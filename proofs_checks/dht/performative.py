@@ -16,9 +16,8 @@ References:
 from __future__ import annotations
 
 from simulations.dht_learned import PRIVACY, privacy_trajectories
-from teachtheory.claims import EFFECT, CheckContext, Claim, Verdict, combine, one_sided_better, register
+from teachtheory.claims import CheckContext, Verdict, combine, one_sided_better, register_table
 from teachtheory.distill.nets import NetSpec
-from teachtheory.references import cite
 from teachtheory.teachers.performative import digits_images, train_performative
 
 PERFORMATIVE = {"width": 32, "depth": 1, "steps": 300, "batch_size": 32, "lr": 0.02, "epsilon": 0.3}
@@ -41,21 +40,6 @@ def check_performative(ctx: CheckContext) -> Verdict:
                    details={"test_error_mean": {k: float(v.mean()) for k, v in error.items()}, "settings": s})
 
 
-register(Claim(
-    id="dht.performative",
-    source=cite("dht", "Sec. 4.2, Algorithm 1, Table 2"),
-    statement=r"\mathrm{acc}(\text{performative}) > \max(\mathrm{acc}(\mathrm{SGD}), \mathrm{acc}(\text{random on "
-              r"the }\epsilon\text{-cap}))",
-    assumptions=["one-hidden-layer MLP (width 32) on the 8x8 digits, SGD with momentum 0.9, 300 steps of batch 32 "
-                 "(not the paper's CIFAR/MNIST schedules)",
-                 "epsilon = 0.3 rad on the representation sphere; target head from 5 gradient steps on the batch"],
-    check=check_performative, statistical=True, mutations=(EFFECT,), sensitivity_target=1.0,
-    sensitivity_reason=("the measured gap points the other way (performative 1.5 +- 0.3 points worse than SGD, "
-                        "-4.7 SE at quick scale), so a 10% change of the effect cannot move the verdict"),
-    method="the three policies with shared initialisations and mini-batches; paired one-sided test-error gaps",
-))
-
-
 def check_privacy(ctx: CheckContext) -> Verdict:
     """Every private sample at least epsilon from the privacy set; final distance within the factor of DHT's."""
     s = PRIVACY
@@ -74,18 +58,4 @@ def check_privacy(ctx: CheckContext) -> Verdict:
                                                  "final_mean": {k: float(v.mean()) for k, v in out["final"].items()}})
 
 
-register(Claim(
-    id="dht.privacy",
-    source=cite("dht", "Sec. 5.3, Eq. (10), Figs. 9-10"),
-    statement=r"\min_{t, p \in P} \|\phi(\tilde x_t) - \phi(p)\|^2 \ge \epsilon \ \wedge\ "
-              r"\|w_T - w^*\|_{\mathrm{private}} < 1.25\, \|w_T - w^*\|_{\mathrm{DHT}}",
-    assumptions=["softmax regression on the ten digits projected to 16 dimensions, 60 greedy steps of batch 1",
-                 "phi: hidden layer (16 tanh units) of a classifier of the pool trained by Adam; privacy set = the "
-                 "first 50 pool examples; epsilon = 2 (squared distance)",
-                 "greedy teacher (Eq. 10 with horizon v = 1)"],
-    check=check_privacy, statistical=True, mutations=(EFFECT,), sensitivity_target=1.0,
-    sensitivity_reason=("the private run stays far inside the stated factor (5.29 vs 1.25 x 5.21, about 46 SE at "
-                        "quick scale), so a 10% shrink of the margin cannot flip it"),
-    method="both teachers through teach() on the same runs; the constraint over all steps and runs, and a paired "
-           "one-sided gap against the factor times DHT's final distance",
-))
+register_table(__name__, globals())

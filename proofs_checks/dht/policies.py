@@ -20,16 +20,13 @@ References:
 from __future__ import annotations
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Verdict, one_sided_better, register_ordering
+from teachtheory.claims import CheckContext, Verdict, one_sided_better, register_table
 from teachtheory.engine import teach
 from teachtheory.learners import Logistic
-from teachtheory.references import cite
 from teachtheory.teachers import RandomTeacher
 from teachtheory.teachers.generative import GenerativePolicy, pretrain_vae, train_generative
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import train_unrolled
-
-SOURCE = cite("dht", "Sec. 3.3.1, Fig. 4")
 
 
 def check_transform(ctx: CheckContext) -> Verdict:
@@ -44,17 +41,6 @@ def check_transform(ctx: CheckContext) -> Verdict:
     return one_sided_better(learned, sgd, z=ctx.z, power=ctx.power,
                             what=f"||w_T - w*|| at T={steps}: SGD minus transformation policy",
                             details={"v": v, "eps": eps, "lr": lr})
-
-
-register_ordering(
-    id="dht.policies.transform", source=SOURCE,
-    statement=r"x' = x + \epsilon\tanh(\pi_\theta(x, y, w_t, w^*)),\ \theta \text{ unrolled}:\ "
-              r"\|w_T^{\pi} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|",
-    assumptions=["logistic regression on digits 3 vs 5 (24 standardised dims), eps = 0.5 per coordinate",
-                 "v = 5 with the stop-gradient auxiliary term; teaching-time samples differ from training samples"],
-    check=check_transform,
-    method="input-transformation policy per run trained by unrolling, then teach() vs SGD; paired gap > z SE",
-)
 
 
 # -- dht.policies.blackbox --------------------------------------------------------------------------------------
@@ -75,20 +61,6 @@ def check_blackbox(ctx: CheckContext) -> Verdict:
                             what=f"test accuracy averaged over T={steps} steps: black-box policy minus SGD",
                             details={"v": v, "eps": eps, "lr": lr, "final_accuracy": [float(learned[:, -1].mean()),
                                                                                       float(sgd[:, -1].mean())]})
-
-
-register_ordering(
-    id="dht.policies.blackbox", source=cite("dht", "Sec. 5.2, Fig. 8"),
-    statement=r"\tfrac{1}{T}\sum_t \mathrm{acc}(w_t^{\pi,\ \text{no } w^*}) > \tfrac{1}{T}\sum_t "
-              r"\mathrm{acc}(w_t^{\mathrm{SGD}})",
-    assumptions=["logistic regression on digits 3 vs 5 (24 standardised dims); the paper: half-moon and MNIST",
-                 "full teaching space: x' = x + 0.5 tanh(.), y' = y + (.), trained by unrolling v = 5 steps of the "
-                 "learner's mean loss on the pool with its true labels (the teacher's validation set)",
-                 "teaching-time samples differ from training samples; accuracy on the held-out test split"],
-    check=check_blackbox,
-    method="black-box full-space policy per run trained by unrolling the validation loss, then teach() vs SGD; "
-           "paired gap of the mean test accuracy over the trajectory > z SE",
-)
 
 
 # -- dht.policies.gan-vs-vae ------------------------------------------------------------------------------------
@@ -113,14 +85,4 @@ def check_gan_vs_vae(ctx: CheckContext) -> Verdict:
                                      "discriminator": gan.config.get("discriminator")})
 
 
-register_ordering(
-    id="dht.policies.gan-vs-vae", source=cite("dht", "Sec. 3.3.2, Sec. 5.1, Fig. 5"),
-    statement=r"\|w_T^{\mathrm{GAN}} - w^*\| < \|w_T^{\mathrm{VAE}} - w^*\|",
-    assumptions=["logistic regression on raw 8x8 digits 3 vs 5 (64 standardised pixels; the paper: MNIST 3/5)",
-                 "both teachers unrolled v = 5 steps with the auxiliary term and the same budget; synthesized inputs "
-                 "inside the pool's per-pixel range; VAE pre-trained on the pool",
-                 "teaching-time samples differ from training samples"],
-    check=check_gan_vs_vae,
-    method="GAN-based and VAE-based teachers per run trained by unrolling, then teach() on the same samples; "
-           "paired gap of the final distance > z SE",
-)
+register_table(__name__, globals())

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from teachtheory.claims import CheckContext, Claim, Verdict, conclude, outcome, register
+from teachtheory.claims import CheckContext, Verdict, conclude, outcome, register_table
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.theory import dht as theory
 from teachtheory.theory import last as last_theory
 
-SOURCE = cite("dht")
 BETAS = torch.linspace(-30.0, 30.0, 20001, dtype=torch.float64)  # the brute-force sweep (step 3e-3)
 
 
@@ -85,12 +83,4 @@ def check_scaling_recovers_last(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="dht.scaling-recovers-last", source=f"{SOURCE}, Sec. 3.4 (after Thm 1), Appendix A Eq. (13)",
-    statement=r"T_{x\to\tilde x} = \beta\,\cdot:\ \text{DHT recovers label synthesis, so DHT always converges at "
-              r"least as fast as LAST}",
-    assumptions=["least squares, one example per step, the label y kept by DHT and synthesized by LAST (unconstrained)",
-                 "beta any real number (swept over [-30, 30]); m = <w, x> != y"],
-    check=check_scaling_recovers_last, mutations=("vertex",),
-    method="closed-form range vs a dense beta sweep; one-step changes of the best scaling vs greedy LAST",
-))
+register_table(__name__, globals())

@@ -17,9 +17,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from teachtheory.claims import ORDERING_REASON, CheckContext, Claim, Verdict, conclude, one_sided_better, register
+from teachtheory.claims import (
+    CheckContext,
+    Verdict,
+    conclude,
+    one_sided_better,
+    register_table,
+)
 from teachtheory.engine import teach
-from teachtheory.references import cite
 from teachtheory.simulation import Setup
 
 __all__ = ["COMPARABLE_FACTOR", "final_values", "ordering_verdict"]
@@ -85,9 +90,6 @@ def ordering_verdict(ctx: CheckContext, values: dict[str, np.ndarray], better: S
                     + (" [power: reversed]" if ctx.power else ""), details)
 
 
-SOURCE = cite("last", "Sec. 6.1")
-
-
 def check_fig7(ctx: CheckContext) -> Verdict:
     """LAST Fig. 7 (linear regression, liu2021): NC < r = 2 < r = 0.5, r = 2 < IMT, and every LAST beats SGD.
 
@@ -132,27 +134,4 @@ def check_fig10(ctx: CheckContext) -> Verdict:
     return ordering_verdict(ctx, values, better, horizon=horizon, protocol="liu2021")
 
 
-_COMMON = dict(statistical=True, sensitivity_reason=ORDERING_REASON,
-               method="teachers of the figure under the paper's protocol (liu2021), paired over runs; each "
-                      "ordering's gap against z SE at the stated horizon")
-
-register(Claim(
-    id="last.fig7-order", source=cite("last", "Sec. 6.1, Fig. 7"), check=check_fig7,
-    statement=r"\|w_T - w^*\|:\ \mathrm{NC} < (r{=}2) < (r{=}0.5),\ (r{=}2) < \mathrm{IMT},\ "
-              r"\mathrm{LAST} < \mathrm{SGD}\quad (T = 100)",
-    assumptions=["least squares, x ~ N(0, I_20), y = <w*, x> + 0.1 N(0, 1), 200-point pool, w* the generating w "
-                 "(liu2021)", "magnitude constraint ||y - y_true||_2 <= r around the ground truth",
-                 "lr 0.5/d, batch 1"], **_COMMON))
-register(Claim(
-    id="last.fig8-order", source=cite("last", "Sec. 6.1, Fig. 8"), check=check_fig8,
-    statement=r"\|w_T - w^*\|:\ \mathrm{LAST}_{\text{1-hot, soft, NC}} < \mathrm{SGD},\ "
-              r"\mathrm{LAST}_{\mathrm{NC}} \approx \mathrm{IMT}\ (\times 2)\quad (T = 300)",
-    assumptions=["logistic regression on half-moons (noise 0.1, 200-point pool, bias column)",
-                 "one-hot = {-1, +1}, soft = [-1, 1] (the two-class simplex), NC = any real label", "lr 0.1"],
-    **_COMMON))
-register(Claim(
-    id="last.fig10-order", source=cite("last", "Sec. 6.1, Fig. 10"), check=check_fig10,
-    statement=r"\|w_T - w^*\|:\ \mathrm{LAST}_{\text{1-hot, soft, NC}} < \mathrm{SGD},\ "
-              r"\mathrm{LAST}_{\mathrm{NC}}, \mathrm{Mixed} < \mathrm{IMT}\quad (T = 300)",
-    assumptions=["two-layer ReLU MLP (16 hidden units) on 8x8 digits 3/5 projected to 24 dims",
-                 "LAST beta = 1; w* an L-BFGS local minimum on the pool", "lr 0.05"], **_COMMON))
+register_table(__name__, globals())

@@ -15,7 +15,6 @@ import torch
 from teachtheory import problems
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     combine,
@@ -23,7 +22,7 @@ from teachtheory.claims import (
     exact_verdict,
     mean_se,
     power_suffix,
-    register,
+    register_table,
     se_verdict,
     verdict_line,
 )
@@ -31,12 +30,8 @@ from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic, Softmax
 from teachtheory.plotting import finish_figure, plt, se_band, style_axes, theory_vs_measured
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.teachers import JointGreedyLSRTeacher, LASTTeacher
 from teachtheory.theory import last as theory
-
-SOURCE = cite("last")
-
 
 # -- last.greedy-lsr ------------------------------------------------------------------------
 
@@ -78,16 +73,6 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
         conditions=symbolic_gap == 0 and bool(curvature.is_positive is not False),
         details={"symbolic_solution": str(solution), "curvature": str(curvature)},
     )
-
-
-register(Claim(
-    id="last.greedy-lsr", source=f"{SOURCE}, Eq. (1)-(3)",
-    statement=r"y^* = \arg\min_y \|w - \eta \nabla_w \ell(w;x,y) - w^*\|^2 = (1-\lambda)\langle w,x\rangle"
-              r" + \lambda\langle w^*,x\rangle,\quad \lambda = \frac{1}{\eta\langle x,x\rangle}",
-    assumptions=["least-squares loss l = 1/2 (<w,x> - y)^2", "eta > 0 and x != 0 (then G is strictly convex in y)"],
-    check=check_greedy_lsr, mutations=("label",),
-    method="sympy solve of dG/dy = 0; scipy minimize_scalar on drawn cases",
-))
 
 
 # -- last.kaczmarz --------------------------------------------------------------------------
@@ -178,17 +163,6 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
                  "runs": runs, "steps": steps, "d": d},
         figure=figure,
     )
-
-
-register(Claim(
-    id="last.kaczmarz", source=f"{SOURCE}, Eq. (3)",
-    statement=r"e_{t+1} = \left(I - \frac{x x^\top}{\|x\|^2}\right) e_t;\quad x\sim N(0,I_d):\ "
-              r"E\|e_T\|^2 = (1 - 1/d)^T \|e_0\|^2;\quad \text{pool: } E[\|e_{t+1}\|^2 | e_t] = \|e_t\|^2 - e_t^\top P "
-              r"e_t",
-    assumptions=["least-squares learner, unconstrained greedy LAST", "x != 0 almost surely"],
-    check=check_kaczmarz, statistical=True, mutations=("rate-1/d", "decrease-term"),
-    method="engine runs; Monte Carlo mean ± SE vs (1-1/d)^t and vs the exact covariance recursion",
-))
 
 
 # -- helpers shared by the claims below -------------------------------------------------------
@@ -577,23 +551,6 @@ def check_constraints(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.constraints", source=f"{SOURCE}, Sec. 3.2 (constraints), Eq. (1)",
-    statement=r"y^\star_{\mathcal Y} = \arg\min_{y\in\mathcal Y} \|w - \eta\nabla_w\ell(w;x,y) - w^*\|^2;\ "
-              r"\text{LSR: } y^\star_{\mathcal Y} = \Pi_{\mathcal Y}(y^\star);\ "
-              r"\text{softmax, } \mathcal Y\subset\{\mathbf 1^\top y = 1\}: "
-              r"y^\star_{\mathcal Y} = \Pi_{\mathcal Y}(s - b/a)",
-    assumptions=[("sets: none, ball around the prediction / the truth (p = 2, inf), one-hot, simplex, "
-                 "simplex + ball-truth, nonneg + origin ball; {-1,+1} and intervals for logistic regression"),
-                 "every set used is non-empty on the drawn cases (checked: SLSQP finds a feasible point)",
-                 "eta > 0, x != 0 (drawn Gaussian)"],
-    check=check_constraints,
-    sensitivity_reason="the theory side is an independent numerical optimum (SLSQP, enumeration, Brent), no "
-                       "printed constant enters; the power run swaps in the naive projection, which must fail",
-    method="library label vs SLSQP multi-start (numpy objective) / enumeration / grid + Brent; sympy isotropy",
-))
-
-
 # -- last.rescaling -------------------------------------------------------------------------
 
 RESCALING_TOLERANCE = 1e-10
@@ -705,20 +662,6 @@ def _rescaling_figure(path, scatter: list, errors: dict, title: str) -> str | No
         style_axes(ax, "closed form g(y)", r"$\nabla\ell(y)/\nabla\ell(\tilde y)$ (library gradients)",
                    f"{name}: max rel. error {errors[name]:.1e}")
     return finish_figure(fig, path, title=title)
-
-
-register(Claim(
-    id="last.rescaling", source=f"{SOURCE}, Sec. 3.4",
-    statement=r"\nabla'_w\ell = g(y)\nabla_w\ell:\ g_{LSR} = \frac{\langle w,x\rangle - y}{\langle w,x\rangle - \tilde "
-              r"y},\ "
-              r"g_{LR} = \frac{y(1+e^{\tilde y\langle w,x\rangle})}{\tilde y(1+e^{y\langle w,x\rangle})},\ "
-              r"g_{vec} = (y - W^\top x)\oslash(\tilde y - W^\top x)\ (\nabla' = \nabla\,\mathrm{diag}(g))",
-    assumptions=[("linear learners: LSR l = 1/2(<w,x> - y)^2, LR l = log(1 + exp(-y<w,x>)), vector LSR "
-                 "l = 1/2||W^T x - y||^2"), ("y_true != <w,x> componentwise (LSR), y_true != 0 (LR): g is a ratio "
-                 "(cases within 1e-3 are skipped)")],
-    check=check_rescaling, mutations=("g",),
-    method="sympy gradients and their ratio vs printed g(y); library gradients on drawn cases",
-))
 
 
 # -- last.one-step-monotone -----------------------------------------------------------------
@@ -889,22 +832,6 @@ def _one_step_figure(path, scatter_ok: list, scatter_bad: list, violations: int)
     return finish_figure(fig, path)
 
 
-register(Claim(
-    id="last.one-step-monotone", source=f"{SOURCE}, Sec. 3.2.1 (Fig. 3), Eq. (1); IMT greedy",
-    statement=r"\tilde y\in\mathcal Y \Rightarrow \min_{y\in\mathcal Y}\|w - \eta\nabla\ell(x,y) - w^*\|^2 \le "
-              r"\|w - \eta\nabla\ell(x,\tilde y) - w^*\|^2;\quad "
-              r"\min_{i}\|w - \eta\nabla\ell(x_i,\tilde y_i) - w^*\|^2 \le "
-              r"\|w - \eta\nabla\ell(x_j,\tilde y_j) - w^*\|^2\ \forall j",
-    assumptions=[("the true label lies in the label set (checked per draw; draws where it does not are reported "
-                 "separately)"), "same state w, same x (engine: same seed, shared sampling stream)", "eta > 0"],
-    check=check_one_step_monotone,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; an exact inequality "
-                       "between two computed distances (power run: the "
-                       "infeasible labels included, which must fail)",
-    method="drawn states, library LAST labels vs true labels (distances from loss definitions); engine one step",
-))
-
-
 # -- last.monotonicity ----------------------------------------------------------------------
 
 
@@ -1024,21 +951,6 @@ def _curves_figure(path, panels: list[tuple[dict[str, np.ndarray], str]], ylabel
             se_band(ax, np.arange(values.shape[1]), *mean_se(values), label=label)
         style_axes(ax, "t", ylabel, panel_title, yscale=None if log_floor is not None else "log")
     return finish_figure(fig, path, title=title)
-
-
-register(Claim(
-    id="last.monotonicity", source=f"{SOURCE}, Sec. 3.2.1, Proposition 1",
-    statement=r"\text{same } w_0,\ \eta,\ x_t:\quad E\|w^{LAST}_t - w^*\|^2 \le E\|w^{SGD}_t - w^*\|^2\quad \forall t",
-    assumptions=[("same initialisation, step size and sampled x for LAST and SGD (engine: one sampling stream, same "
-                 "seed)"), ("Prop. 1 hypothesis, E G monotone in ||w - w*||: exact for unconstrained LAST on LSR with "
-                 "x ~ N(0, I) (checked: E min_y G = (1 - 1/d)||e||^2); not checkable in closed form for LR"),
-                 "true label feasible for the constrained variants (ball-truth, signs, [-1, 1])"],
-    check=check_monotonicity, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; a one-sided ordering of "
-                       "two learning curves (power run: SGD against "
-                       "SGD with half the step, which must fail)",
-    method="engine, paired runs; one-sided z-test of mean(d_LAST^2 - d_SGD^2) at every t",
-))
 
 
 # -- last.mixed -----------------------------------------------------------------------------
@@ -1289,22 +1201,6 @@ def check_mixed(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.mixed", source=f"{SOURCE}, Sec. 3.5 and Sec. 6.1 (Fig. 7)",
-    statement=r"d(\text{mixed}) \le \min\{d(\text{IMT}), d(\text{LAST})\}\ \text{per step; mixed converges fastest}",
-    assumptions=["mixed = IMT's x (true labels) then the greedy label for it (one alternation)",
-                 "true label feasible (checked: the sets used contain it)",
-                 ("LSR setting of Fig. 7: x ~ N(0, I), y = <w_gen, x> + 0.1 N(0, 1), w* = least-squares fit, "
-                 "eta = 0.5/d")],
-    check=check_mixed, statistical=True,
-    sensitivity_reason="a sign or ordering claim with no constant of the theory to perturb; which teacher is fastest "
-                       "(power run: a joint greedy teacher added, "
-                       "which must beat mixed teaching)",
-    method="engine one step (exact), 2-D counterexample; paired z-test of log-distance curves (noisy, noise-free); "
-           "crossover with LAST over a grid of d and label noise",
-))
-
-
 # -- last.soft-label-views ------------------------------------------------------------------
 
 
@@ -1386,12 +1282,4 @@ def check_soft_label_views(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.soft-label-views", source=f"{SOURCE}, Sec. 3.1",
-    statement=r"\text{KD: } y_i = \frac{\exp(z_i(x)/\psi)}{\sum_j \exp(z_j(x)/\psi)};\ "
-              r"\text{LS: } y = \mu\tilde y + \frac{1-\mu}{K}\mathbf 1;\ \text{ST: } y = \mathrm{softmax}(W_t^\top x)",
-    assumptions=["softmax cross-entropy learner, K classes, one-hot true labels", ("x drawn uniformly from the pool "
-                 "with SGD's sampling stream (checked: the same x as SGD)"), "psi > 0, mu in [0, 1]"],
-    check=check_soft_label_views, mutations=("temperature", "smoothing"),
-    method="teacher labels vs numpy formulas on drawn states; engine steps replayed by hand",
-))
+register_table(__name__, globals())

@@ -14,14 +14,19 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, bound_verdict, conclude, power_suffix, register
+from teachtheory.claims import (
+    CheckContext,
+    Verdict,
+    bound_verdict,
+    conclude,
+    power_suffix,
+    register_table,
+)
 from teachtheory.learners import MLP, LeastSquares, Logistic, Softmax
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.teachers import synthesize_labels
 from teachtheory.theory import last as theory
 
-SOURCE = cite("last")
 DT = torch.float64
 
 
@@ -79,17 +84,6 @@ def check_mlp_objective(ctx: CheckContext) -> Verdict:
         details={"concatenated_gap": concat_gap, "teacher_above_solve": solve_gap, "solve_above_teacher": beaten,
                  "cases": cases, "lr": lr, "architecture": [d, h, K]},
     )
-
-
-register(Claim(
-    id="last.mlp-objective", source=f"{SOURCE}, Sec. 3.2.2, Eq. (4)",
-    statement=r"y^* = \arg\min_y \|W - \eta\partial_W\ell - W^*\|_F^2 + \beta\|V - \eta\partial_V\ell - V^*\|_F^2;\ "
-              r"\beta = 1:\ \|[W_{t+1}; V_{t+1}] - [W^*; V^*]\|_F^2",
-    assumptions=["two-layer ReLU MLP without biases, softmax cross-entropy with soft labels y in R^K",
-                 "one example per step, no label constraint"],
-    check=check_mlp_objective, mutations=("beta",),
-    method="Eq. (4) from its definition (backprop gradients); scipy BFGS from 3 starts per case",
-))
 
 
 # -- last.greedy-optimal-v1 -----------------------------------------------------------------------
@@ -162,17 +156,6 @@ def check_greedy_optimal_v1(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.greedy-optimal-v1", source=f"{SOURCE}, Sec. 3.3, Eq. (5)",
-    statement=r"v = 1:\ \arg\min_{y\in\mathcal Y}\|w_1(y) - w^*\|^2 = y^{\mathrm{greedy}}\ "
-              r"(\text{the greedy policy solves Eq. 5 exactly})",
-    assumptions=["one example per step; finite label sets: signs {-1, 1} (LSR, logistic), one-hot (K = 4 softmax)",
-                 "the box [-1, 1] against a 9-point grid (greedy must not be worse)"],
-    check=check_greedy_optimal_v1, mutations=("eta",),
-    method="batched exhaustive search over the label set (and label pairs at v = 2)",
-))
-
-
 # -- last.separable-labels ------------------------------------------------------------------------
 
 
@@ -230,13 +213,4 @@ def check_separable_labels(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.separable-labels", source=f"{SOURCE}, Sec. 6.1, Fig. 9",
-    statement=r"\text{labels synthesized by greedy LAST (one-hot constraint) are always linearly separable}",
-    assumptions=["logistic regression with a bias feature on half-moons (binary one-hot = signs {-1, 1})",
-                 "greedy labels for the whole pool at the learner's current state along LAST trajectories"],
-    check=check_separable_labels, statistical=False,
-    sensitivity_reason="an existence claim (separable or not, by an exact LP per labelling) with no constant of the "
-                       "theory to perturb; its power run feeds the true moon labels, which the LP must reject",
-    method="LAST trajectories in a batched loop; scipy linprog feasibility per labelling",
-))
+register_table(__name__, globals())

@@ -19,26 +19,21 @@ import torch
 from teachtheory import problems
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     bound_verdict,
     one_sided_better,
     power_suffix,
-    register,
-    register_ordering,
+    register_table,
     required_runs,
 )
 from teachtheory.engine import teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.stats import mean_se
 from teachtheory.teachers import RandomTeacher, synthesize_labels
 from teachtheory.teachers.learned import TeachingPolicy
 from teachtheory.teachers.training import plan_labels, train_unrolled
 from teachtheory.unroll import rollout
-
-SOURCE = cite("last")
 
 
 def _draws(R: int, v: int, seed: int, dim: int = 6):
@@ -126,22 +121,6 @@ def check_v1_greedy(ctx: CheckContext) -> Verdict:
         details=cases)
 
 
-register(Claim(
-    id="last.parameterized.v1-greedy",
-    mutations=("eta",), source=f"{SOURCE}, Sec. 4",
-    statement=r"v = 1:\ \min_y \|w_1(y) - w^*\|^2 = \|w_1(y^{\mathrm{LAST}}) - w^*\|^2,\ "
-              r"w_1(y) = w_0 - \eta\nabla_w\ell(w_0; x, y)",
-    assumptions=["one example per step (with m > 1 the greedy teacher labels each example alone)",
-                 "no label constraint", "least squares and logistic learners",
-                 "logistic: the objective is not convex in y, so the claim is about the minimum value; the minimiser "
-                 "is unique for least squares only"],
-    check=check_v1_greedy, statistical=False,
-    method="autograd of the one-step unrolled objective at the greedy label (LSR, logistic); Adam label plans from "
-           "greedy +- 1 and from -4, 0, 4 through unroll.rollout: none beats the greedy label and the best reaches "
-           "it; mutation 'eta' scales the step size in the greedy closed form",
-))
-
-
 # -- last.parameterized.horizon ---------------------------------------------------------------
 
 
@@ -160,15 +139,6 @@ def check_horizon(ctx: CheckContext) -> Verdict:
     return one_sided_better(planned.numpy(), greedy_value, z=ctx.z, power=ctx.power,
                             what=f"||w_v - w*||^2 at v={v}: greedy minus unrolled",
                             details={"v": v, "lr": lr, "ratio_mean": float((planned.numpy() / greedy_value).mean())})
-
-
-register_ordering(
-    id="last.parameterized.horizon", source=f"{SOURCE}, Sec. 4",
-    statement=r"v > 1:\ \min_{y_1..y_v}\|w_v - w^*\|^2 < \|w_v^{\mathrm{greedy}} - w^*\|^2 \text{ on the same inputs}",
-    assumptions=["least squares, one example per step, v = 5", "unrolled labels free per step (the policy's limit)"],
-    check=check_horizon,
-    method="Adam on the v labels through unroll.rollout from the greedy labels; paired gap over runs > z SE",
-)
 
 
 # -- last.parameterized.beats-sgd -------------------------------------------------------------
@@ -202,12 +172,4 @@ def check_beats_sgd(ctx: CheckContext) -> Verdict:
                                                           float(sgd[:, T // 2].mean())]})
 
 
-register_ordering(
-    id="last.parameterized.beats-sgd", source=f"{SOURCE}, Sec. 4, Fig. 12",
-    statement=r"\|w_T^{\pi_\theta} - w^*\| < \|w_T^{\mathrm{SGD}} - w^*\|,\ \theta \text{ trained by unrolling}",
-    assumptions=["least squares, d = 10, policy MLP (32 tanh units), unrolled at v = 1",
-                 "teaching-time samples differ from training samples (separate streams)"],
-    check=check_beats_sgd,
-    method="policy per run trained by unrolling, then teach() against SGD on the same samples; paired gap of the "
-           "final distance > z SE, runs sized by claims.required_runs from a pilot",
-)
+register_table(__name__, globals())

@@ -20,21 +20,17 @@ import numpy as np
 import torch
 
 from teachtheory import problems
-from teachtheory.claims import CheckContext, Claim, Verdict, conclude, mean_se, outcome, power_suffix, register
+from teachtheory.claims import CheckContext, Verdict, conclude, mean_se, outcome, power_suffix, register_table
 from teachtheory.engine import apply_batch_gradient, teach
 from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.plotting import theory_vs_measured
 from teachtheory.problems import Problem, fit_target
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.teachers import MixedTeacher, RandomTeacher, TeachingContext
 from teachtheory.theory import convergence as conv
 from teachtheory.theory import dht as dht_theory
 
 from .theorems import _start_at, lsr_pool_problem, unmet_prefix
-
-SOURCE = cite("last")
-
 
 # -- last.thm3-subsampled -----------------------------------------------------------------------
 
@@ -130,18 +126,6 @@ def check_thm3_subsampled(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.thm3-subsampled", source=f"{SOURCE}, Sec. 3.4 (after Thm 3)",
-    statement=r"g(y) = \eta^{-1}\Big(\tfrac{1}{|S|}\textstyle\sum_{i\in S}\nabla^2\ell_i(w^*)\Big)^{-1}:\ "
-              r"\text{Thm 3 (super-exponential teachability) extends to the sub-sampled Hessian}",
-    assumptions=["grad F(w*) = 0: unregularised logistic fit of a non-separable pool (checked)",
-                 "H_S positive definite for every subset drawn (checked: lambda_min > 0)",
-                 "||w_0 - w*|| = r in {1e-3, 1e-5}, inside the region where the Taylor bound is used"],
-    check=check_thm3_subsampled, mutations=("linear-step",),
-    method="batched sub-sampled chord steps on logistic regression; exact remainder bound; |S| in {n/10 .. n}",
-))
-
-
 # -- last.mixed-et -------------------------------------------------------------------------------
 
 
@@ -220,17 +204,6 @@ def check_mixed_et(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.mixed-et", source=f"{SOURCE}, Sec. 3.5",
-    statement=r"\text{mixed teaching achieves ET: } \|w_{t+1} - w^*\|^2 \le \rho\,\|w_t - w^*\|^2,\ "
-              r"\rho = \lambda_{max}\big(\tfrac1n\textstyle\sum_i (I - \eta x_i x_i^\top)^2\big) < 1",
-    assumptions=["least squares with noise-free labels (interpolation), unconstrained synthesized labels",
-                 "eta = 1/L_max, rho < 1 computed on the pool", "one example per step, IMT on true labels then LAST"],
-    check=check_mixed_et, mutations=("projection",),
-    method="MixedTeacher stepped in a batched loop; per-step projection identity and contraction factor",
-))
-
-
 # -- last.sgd-not-et ----------------------------------------------------------------------------
 
 
@@ -289,12 +262,4 @@ def check_sgd_not_et(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.sgd-not-et", source=f"{SOURCE}, Sec. 3.4 (after Thm 1)",
-    statement=r"\text{a random teacher (vanilla SGD) cannot achieve ET}",
-    assumptions=["Thm 1's: interpolation, each l_i convex and L_i-smooth, mean loss mu_bar-strongly convex (checked)",
-                 "constant step a = mu_bar/(2 L_max), inside the printed range 0 < c1 eta < mu_bar/L_max",
-                 "examples drawn uniformly from a shared pool"],
-    check=check_sgd_not_et, statistical=True, mutations=("step",),
-    method="RandomTeacher through the engine; mean ± z SE against the exact covariance recursion",
-))
+register_table(__name__, globals())

@@ -21,13 +21,12 @@ import torch
 from teachtheory import problems
 from teachtheory.claims import (
     CheckContext,
-    Claim,
     Verdict,
     conclude,
     mean_se,
     outcome,
     power_suffix,
-    register,
+    register_table,
     verdict_line,
 )
 from teachtheory.engine import teach
@@ -35,7 +34,6 @@ from teachtheory.learners import LeastSquares, Logistic
 from teachtheory.plotting import finish_figure, plt, style_axes, theory_vs_measured
 from teachtheory.problems import Problem, fit_target
 from teachtheory.random import RunStreams, as_seeds
-from teachtheory.references import cite
 from teachtheory.teachers import (
     ArmijoTeacher,
     HessianTeacher,
@@ -45,8 +43,6 @@ from teachtheory.teachers import (
 )
 from teachtheory.theory import convergence as conv
 
-LAST = cite("last")
-DHT = cite("dht")
 ROUNDING = 1e-12  # relative slack for comparisons where the SE is 0 (the deterministic start)
 
 
@@ -467,24 +463,6 @@ def check_thm1(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.thm1-et", source=f"{LAST}, Sec. 3.4, Thm 1",
-    statement=r"g(y) = c_1\|w_t - w^*\|,\ 0 < c_1\eta < \bar\mu/L_{max}:\ E\|w_T - w^*\|^2 \le "
-              r"(1 - c_1\eta\bar\mu + c_1^2\eta^2 L_{max})^T\|w_0 - w^*\|^2",
-    assumptions=["interpolation: grad l_i(w*) = 0 (checked: max norm at w*; literal: l_i(w*) = 0)",
-                 "smooth reading: each l_i convex and L_i-smooth (checked: Hessian eigenvalues; L_i = "
-                 "lambda_max(x_i x_i^T)); (1/n) f mu_bar-strongly convex (checked: lambda_min(mean_i x_i x_i^T) > 0)",
-                 "literal reading: each l_i convex, L_i-Lipschitz and order-1 strongly convex, l_i(w) - l_i(w*) >= "
-                 "mu_i/2 ||w - w*|| (checked at drawn w: gradient norms and loss gaps)",
-                 "0 < c1 eta < mu_bar/L_max (smooth: c1 eta = mu_bar/(2 L_max), derived bound needs c1 eta ||e_0|| "
-                 "L_max <= 1/3; literal: c1 eta = mu_bar/(16 L_max))"],
-    check=check_thm1, statistical=True, mutations=("mu_bar", "mean_L_sq"), one_sided={"mu_bar": 1},
-    method="ScaledGradientTeacher through the engine: smooth reading on noiseless Gaussian and radial LSR, literal "
-           "reading on radial absolute-deviation regression at input scales 1 and 4; one-sided mean ± z SE vs "
-           "printed and derived bounds, and per step",
-))
-
-
 # -- last.thm2-armijo ---------------------------------------------------------------------------
 
 
@@ -621,19 +599,6 @@ def check_thm2(ctx: CheckContext) -> Verdict:
     )
 
 
-register(Claim(
-    id="last.thm2-armijo", source=f"{LAST}, Sec. 3.4, Thm 2",
-    statement=r"\ell_i(w_t - \eta g\nabla\ell_i) \le \ell_i(w_t) - c_2\eta g\|\nabla\ell_i\|^2,\ c_2 = \tfrac12:\ "
-              r"E\|w_T - w^*\|^2 \le \max(1 - \bar\mu/L_{max},\ 1 - \bar\mu\eta_{max})^T\|w_0 - w^*\|^2",
-    assumptions=["interpolation, each l_i convex and L_i-smooth, (1/n) f mu_bar-strongly convex (checked on the pool)",
-                 "g: the largest of g_max 2^-k meeting Armijo with c2 = 1/2 (checked at w_0 for every example)",
-                 "eta_max = eta g_max (the largest effective step)"],
-    check=check_thm2, statistical=True, mutations=("s_lo",), one_sided={"s_lo": 1},
-    method="ArmijoTeacher through the engine on Gaussian LSR and two tight-frame pools (one where the derived rate is "
-           "nearly attained); one-sided mean ± z SE vs bounds",
-))
-
-
 # -- last.thm3-superet -------------------------------------------------------------------------
 
 
@@ -727,17 +692,4 @@ def _order_figure(path, scatter: dict, title: str) -> str | None:
     return finish_figure(fig, path)
 
 
-register(Claim(
-    id="last.thm3-superet", source=f"{LAST}, Sec. 3.4, Thm 3",
-    statement=r"g(y) = \eta^{-1}\left(\nabla^2 f(\alpha w^* + (1-\alpha)w_t)\right)^{-1},\ \alpha\in[0,1],\ "
-              r"\|w_0 - w^*\|\le\delta:\ \|w_{t+1} - w^*\| = O(\|w_t - w^*\|^{q}),\ q \ge 2",
-    assumptions=["grad f(w*) = 0: unregularised logistic fit on a non-separable pool (checked: gradient norm, accuracy "
-                 "< 1)",
-                 "lambda_min(Hess f) >= mu on the delta-ball, Hessian L_H-Lipschitz, L_H delta/mu < 2 (checked, bounds "
-                 "computed)",
-                 "w_0 within delta of w*"],
-    check=check_thm3, statistical=True, mutations=("order",),
-    method="HessianTeacher (alpha 0, 1/2, 1) through the engine; order from log e_1 vs log e_0 regression over runs",
-))
-
-
+register_table(__name__, globals())
