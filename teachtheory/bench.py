@@ -261,6 +261,7 @@ def _loop_last(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, **_):
 def _loop_dht(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, label_values, iterations, restarts,
               step_fraction, **_):
     """DHT (greedy hallucination, projected Adam in box coordinates) for one run."""
+    from .teachers.dht import box_search
     from .theory.last import greedy_score, greedy_score_linear
 
     d = X.shape[1]
@@ -285,23 +286,8 @@ def _loop_dht(X, Y, w0, w_star, lr, steps, rng, stamps, *, learner, label_values
             r = learner.residual(points @ W, label)
             return greedy_score(((points @ E) * r).sum(1), (points * points).sum(1) * (r * r).sum(1), lr)
 
-        best_x, best_val = starts.clone(), objective(starts)
-        u = ((starts - lo) / width).clone().requires_grad_(True)
-        opt = torch.optim.Adam([u], lr=step_fraction)
-        with torch.enable_grad():
-            for k in range(iterations + 1):
-                opt.zero_grad()
-                current = lo + width * u
-                value = objective(current)
-                improved = value.detach() < best_val
-                best_val = torch.where(improved, value.detach(), best_val)
-                best_x = torch.where(improved[:, None], current.detach(), best_x)
-                if k == iterations:
-                    break
-                value.sum().backward()
-                opt.step()
-                with torch.no_grad():
-                    u.clamp_(0.0, 1.0)
+        best_x, best_val = box_search(objective, starts, lo, width, iterations=iterations,
+                                      step_fraction=step_fraction)
         x = best_x[int(best_val.argmin())]
         W.addr_(x, learner.residual(x @ W, label), alpha=-lr)
         dist[t + 1] = (W - W_star).norm()

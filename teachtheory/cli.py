@@ -34,7 +34,7 @@ from .validation import (
     check_writable_file,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "progress_bar"]
 
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError, FloatingPointError, NonConvergenceError, MemoryError,
                OverflowError)
@@ -57,11 +57,11 @@ def _warn(message: str) -> None:
     sys.stderr.flush()
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal and False,
-    )
+def progress_bar(console: Console) -> Progress:
+    """The toolkit's rich progress bar on ``console`` (description, bar, done/total, elapsed, remaining): the
+    command line's, and :func:`teachtheory.distill.api.distill`'s with ``progress=True``."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)
 
 
 def _cmd_list(args, console: Console) -> int:
@@ -91,7 +91,7 @@ def _cmd_simulate(args, console: Console) -> int:
     check_writable_folder(out, "--out")
     if out.exists() and any(out.iterdir()) and not args.force:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task(sim.name, total=None)
 
         def progress(label: str, done: int, total: int) -> None:
@@ -155,7 +155,7 @@ def _run_checks(args, console: Console, plots_dir):
     claims = select_claims(args.ids)
     ctx = CheckContext(scale=args.scale, seed=args.seed, plots_dir=plots_dir)
     sensitivity = not getattr(args, "no_sensitivity", False)
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task("check", total=len(claims))
 
         def progress(claim, done):
@@ -274,7 +274,7 @@ def _cmd_bench(args, console: Console) -> int:
                "distill": args.distill}
     if args.json:
         check_writable_file(args.json, "--json")
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task("bench", total=bench.total_items(runs, teachers, **options))
 
         def progress(text: str) -> None:
@@ -297,7 +297,7 @@ def _cmd_sweep(args, console: Console) -> int:
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.spec).stem}"
     cells = len(spec.settings) * len(spec.seeds)
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task(f"sweep {spec.target}", total=cells)
 
         def progress(outcome, done: int, total: int) -> None:
@@ -339,7 +339,7 @@ def _cmd_distill(args, console: Console) -> int:
         raise FileExistsError(f"--out {str(out)!r} exists and is not empty; pass --force to replace it")
     options = parse_options(args.option or [])
     check_options(args.method, options)
-    with _progress(console) as bar:
+    with progress_bar(console) as bar:
         task = bar.add_task(f"distill {args.method}", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .random import RunStreams
+from .validation import check_bool
 
 __all__ = [
     "ACTIVATIONS",
@@ -332,8 +333,7 @@ class Architecture:
         object.__setattr__(self, "sizes", sizes)
         _check_activation(self.act, "act")
         _check_activation(self.output, "output")
-        if not isinstance(self.bias, bool):
-            raise TypeError(f"bias must be True or False, got {self.bias!r}")
+        check_bool(self.bias, "bias")
 
     @property
     def depth(self) -> int:

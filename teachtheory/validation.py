@@ -31,6 +31,7 @@ __all__ = [
     "NonConvergenceWarning",
     "available_memory",
     "cannot_write_in",
+    "check_bool",
     "check_choice",
     "check_device",
     "check_finite_scalar",
@@ -174,6 +175,17 @@ def check_choice(value: Any, name: str, choices: Iterable[str]) -> str:
         raise TypeError(f"{name} must be one of {', '.join(map(repr, choices))}; got {_describe(value)}")
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False itself (not 0 or 1, nor a string).
+
+    Raises:
+        TypeError: anything else.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
     return value
 
 

@@ -47,9 +47,9 @@ import torch.nn.functional as F
 
 from .. import nets
 from ..learners.updates import momentum_step
-from ..random import RunStreams, as_seeds
+from ..random import RunStreams
 from ..teacher_student import TeacherStudentConfig, activation_correlations, make_student_network, make_teacher_network
-from ..teacher_student.training import Network
+from ..teacher_student.training import Network, check_training_call
 from ..threads import intra_op_threads
 from .attacks import NORMS, data_adversary, logits, oracle_adversary, pgd
 
@@ -348,18 +348,10 @@ def train_adversarial(config: AdversarialConfig, *, runs: int | None = None,
         progress: ``progress(done_epochs, epochs)`` after every record.
         keep_networks: keep the final student, the oracle and the held-out inputs in ``result.extra``.
     """
-    if not isinstance(config, AdversarialConfig):
-        raise TypeError(f"config must be an AdversarialConfig, got {type(config).__name__}")
-    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
-    if isinstance(seed, int) and runs is None:
-        raise ValueError("runs is required when seed is a single integer")
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
+    seeds = check_training_call(config, AdversarialConfig, runs, seed, device)
     if config.regime == "ccat" and config.eps == 0:
         raise ValueError("regime 'ccat' needs eps > 0")
-    seeds = as_seeds(seed, runs) if isinstance(seed, int) else as_seeds(seed)
     if (oracle is None) != (data is None):
         raise ValueError("oracle and data go together: give both or neither")
     if oracle is not None:

@@ -62,17 +62,10 @@ LEARNED = ("dm", "kip", "label-solve", "dc", "dsa", "mtt", "dd", "sldd", "tdd", 
 def _rich_progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A rich progress bar on stderr: (update(done, total), close())."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True))
+    from ..cli import progress_bar
+
+    bar = progress_bar(Console(stderr=True))
     bar.start()
     task = bar.add_task(label, total=None)
     return (lambda done, total: bar.update(task, completed=done, total=total)), bar.stop

@@ -41,6 +41,7 @@ import torch
 
 from ..nets import flatten, unflatten
 from ..unroll import chain_to, hypergradient, sgd_steps
+from ..validation import check_bool, check_choice
 from .data import DigitsTask
 from .dln import DynamicLossNetwork
 from .losses import get_loss, per_run_cross_entropy
@@ -87,14 +88,9 @@ class L2TConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.stage3 not in STAGE3:
-            raise ValueError(f"stage3 must be one of {', '.join(STAGE3)}, got {self.stage3!r}")
-        if self.resplit not in RESPLITS:
-            raise ValueError(f"resplit must be one of {', '.join(RESPLITS)}, got {self.resplit!r}")
-        if not isinstance(self.same_val_batch, bool):
-            raise TypeError(f"same_val_batch must be True or False, got {self.same_val_batch!r}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("stage3", STAGE3), ("resplit", RESPLITS)):
+            check_choice(getattr(self, name), name, allowed)
+        check_bool(self.same_val_batch, "same_val_batch")
 
     @property
     def steps_per_round(self) -> int:

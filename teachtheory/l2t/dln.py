@@ -27,6 +27,7 @@ import torch
 
 from ..nets import ACTIVATIONS, Architecture, count
 from ..random import RunStreams, as_seeds
+from ..validation import check_bool, check_choice
 
 __all__ = ["DLN_INITS", "DLN_INPUTS", "DynamicLossNetwork"]
 
@@ -54,14 +55,9 @@ class DynamicLossNetwork:
         self.hidden = tuple(self.hidden)
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {self.hidden!r}")
-        if self.act not in ACTIVATIONS:
-            raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {self.act!r}")
-        if self.inputs not in DLN_INPUTS:
-            raise ValueError(f"inputs must be one of {', '.join(map(repr, DLN_INPUTS))}, got {self.inputs!r}")
-        if not isinstance(self.bias, bool):
-            raise TypeError(f"bias must be True or False, got {self.bias!r}")
-        if self.init_mode not in DLN_INITS:
-            raise ValueError(f"init_mode must be one of {', '.join(DLN_INITS)}, got {self.init_mode!r}")
+        for name, allowed in (("act", ACTIVATIONS), ("inputs", DLN_INPUTS), ("init_mode", DLN_INITS)):
+            check_choice(getattr(self, name), name, allowed)
+        check_bool(self.bias, "bias")
 
     @classmethod
     def authors_code(cls, hidden: Sequence[int] = (40, 40, 40, 40), act: str = "leaky_relu") -> DynamicLossNetwork:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Learner", "OutputJacobian", "LABEL_KINDS", "check_finite", "can_overwrite", "softmax_residual"]
+__all__ = ["Learner", "OutputJacobian", "LABEL_KINDS", "SoftmaxClassifier", "check_finite", "can_overwrite",
+           "softmax_residual"]
 
 # How the label enters the gradient, a capability teachers read instead of the learner's class:
 #   "real"           r = z - y, affine in a real label (least squares);
@@ -238,3 +239,42 @@ class Learner:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.to_spec().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+class SoftmaxClassifier(Learner):
+    """A classifier with softmax cross-entropy on its logits z = :meth:`outputs` [R, n, K] and (soft) probability
+    labels: the loss, residual and read-outs that depend on the logits only, whatever computes them (softmax
+    regression, the MLP, the ConvNet)."""
+
+    scalar_labels = False
+    classification = True
+    label_kind = "probabilities"
+
+    def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """-sum_k y_k log softmax(z)_k, per example."""
+        return -(y * torch.log_softmax(z, -1)).sum(-1)
+
+    def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example cross-entropy [R, n] of the logits against the (soft) labels y [R, n, K]."""
+        return self.loss_from_logits(self.outputs(w, X), y)
+
+    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """dl/dz = softmax(z) sum_k y_k - y at the logits z [..., K]."""
+        return softmax_residual(z, y)
+
+    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """dr/dy = softmax(z) 1^T - I, [..., K, K] (r is linear in y)."""
+        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
+        return torch.softmax(z, -1)[..., :, None] - eye
+
+    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (softmax of the logits) [R, n, K]."""
+        return torch.softmax(self.outputs(w, X), -1)
+
+    def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """Predicted class indices [R, n] (argmax of the logits)."""
+        return self.outputs(w, X).argmax(-1)
+
+    def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Fraction [R] of examples whose predicted class is the argmax of the label."""
+        return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)

@@ -22,19 +22,15 @@ import torch
 
 from ..distill.nets import NetSpec
 from ..random import RunStreams, as_seeds
-from .base import Learner
-from .mlp import MLP
+from .base import SoftmaxClassifier
 
 __all__ = ["ConvNet"]
 
 
-class ConvNet(Learner):
+class ConvNet(SoftmaxClassifier):
     """Run-batched ConvNet classifier (width ``width``, ``depth`` blocks) on flattened ``image_shape`` inputs."""
 
     name = "convnet"
-    scalar_labels = False
-    classification = True
-    label_kind = "probabilities"
 
     def __init__(self, image_shape: tuple[int, ...] = (1, 8, 8), num_classes: int = 10, width: int = 16,
                  depth: int = 1) -> None:
@@ -83,10 +79,6 @@ class ConvNet(Learner):
             images = images[0]
         return self.spec(self.unflatten(w), images)
 
-    def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example cross-entropy [R, n] of the logits against the (soft) labels y [R, n, K]."""
-        return -(y * torch.log_softmax(self.outputs(w, X), -1)).sum(-1)
-
     def grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example gradients [R, n, p]: one parameter copy per example, differentiated together."""
         R, n = w.shape[0], X.shape[-2]
@@ -99,12 +91,6 @@ class ConvNet(Learner):
     def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Gradient [R, p] of the mean cross-entropy over the examples (differentiable in w, X and y)."""
         return torch.func.grad(lambda v: self.loss(v, X, y).mean(-1).sum())(w)
-
-    # the softmax-classifier read-outs are the MLP's: they depend on the logits only
-    label_prediction = MLP.label_prediction
-    predict_labels = MLP.predict_labels
-    accuracy = MLP.accuracy
-    residual = MLP.residual
 
     def to_spec(self) -> dict:
         """Specification dictionary: the image shape, width and depth besides the sizes."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Learner, OutputJacobian, can_overwrite, softmax_residual, softmax_residual_
+from .base import Learner, OutputJacobian, SoftmaxClassifier, can_overwrite, softmax_residual_
 
 __all__ = ["SMALL_BATCH", "LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times",
            "features_t_times"]
@@ -229,7 +229,7 @@ class Logistic(LinearLearner):
         return (self.predict_labels(w, X) == torch.sign(y)).to(w.dtype).mean(-1)
 
 
-class Softmax(LinearLearner):
+class Softmax(SoftmaxClassifier, LinearLearner):
     """Softmax regression with cross-entropy, l(W; x, y) = -sum_k y_k log softmax(W^T x)_k.
 
     Labels are vectors (one-hot or soft). dl/dz = softmax(z) sum_k y_k - y, which is the
@@ -239,40 +239,12 @@ class Softmax(LinearLearner):
     """
 
     name = "softmax"
-    scalar_labels = False
-    classification = True
-    label_kind = "probabilities"
 
     def __init__(self, input_dim: int, num_classes: int) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         super().__init__(input_dim, num_classes)
 
-    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz = softmax(z) sum_k y_k - y."""
-        return softmax_residual(z, y)
-
     def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """dl/dz = softmax(z) sum_k y_k - y, in z's memory (z is consumed)."""
         return softmax_residual_(z, y)
-
-    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """dr/dy = softmax(z) 1^T - I, [..., K, K] (r is linear in y)."""
-        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-        return torch.softmax(z, -1)[..., :, None] - eye
-
-    def loss_from_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """-sum_k y_k log softmax(z)_k."""
-        return -(y * torch.log_softmax(z, -1)).sum(-1)
-
-    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """The class probabilities softmax(W^T x)."""
-        return torch.softmax(self.outputs(w, X), -1)
-
-    def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """The most probable class index."""
-        return self.outputs(w, X).argmax(-1)
-
-    def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Fraction of examples whose predicted class is the label's argmax, per run."""
-        return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)

@@ -13,18 +13,15 @@ from __future__ import annotations
 import torch
 
 from .. import nets
-from .base import Learner, OutputJacobian, softmax_residual
+from .base import OutputJacobian, SoftmaxClassifier
 
 __all__ = ["MLP"]
 
 
-class MLP(Learner):
+class MLP(SoftmaxClassifier):
     """Two-layer ReLU MLP classifier (no biases, as in LAST Sec. 3.2.2)."""
 
     name = "mlp"
-    scalar_labels = False
-    classification = True
-    label_kind = "probabilities"
 
     def __init__(self, input_dim: int, hidden: int, num_classes: int) -> None:
         if hidden < 1:
@@ -62,10 +59,6 @@ class MLP(Learner):
         """Logits [R, n, K] of the network at the inputs X [R, n, d]."""
         return self._forward(w, X)[1].output
 
-    def loss(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-example cross-entropy [R, n] of the logits against the (soft) labels y [R, n, K]."""
-        return -(y * torch.log_softmax(self.outputs(w, X), -1)).sum(-1)
-
     def _backprop(self, w, X, y):
         """(layers, forward pass, cotangents [dl/dU, dl/dz]) of the per-example cross-entropy."""
         layers, fwd = self._forward(w, X)
@@ -83,27 +76,6 @@ class MLP(Learner):
         layers, fwd, deltas = self._backprop(w, X, y)
         grads = nets.weight_grads(layers, fwd, deltas, reduce="mean")
         return nets.flatten([g for g, _ in grads])
-
-    def label_prediction(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (softmax of the logits) [R, n, K]."""
-        return torch.softmax(self.outputs(w, X), -1)
-
-    def predict_labels(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-        """Predicted class indices [R, n] (argmax of the logits)."""
-        return self.outputs(w, X).argmax(-1)
-
-    def accuracy(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Fraction [R] of examples whose predicted class is the argmax of the label."""
-        return (self.predict_labels(w, X) == y.argmax(-1)).to(w.dtype).mean(-1)
-
-    def residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz = softmax(z) sum_k y_k - y at the logits z [..., K]."""
-        return softmax_residual(z, y)
-
-    def residual_label_jacobian(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """dr/dy = softmax(z) 1^T - I, [..., K, K] (r is linear in y)."""
-        eye = torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-        return torch.softmax(z, -1)[..., :, None] - eye
 
     def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"sqnorm": ||x||^2 [R or 1, n]} (the first layer's Jacobian Gram is ||x||^2 (D W)^T (D W))."""

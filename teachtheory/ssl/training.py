@@ -351,6 +351,26 @@ def _probe(feats: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     return linear_probe_accuracy(feats[:, :M], root[:, :M], feats[:, M:], root[:, M:])
 
 
+def _views(model, streams: RunStreams, t: int, batch: int, dtype, device) -> torch.Tensor:
+    """Step t's two augmented views [R, batch, 2, d] of the SimCLR/BYOL data stream (the same for both methods)."""
+    return model.sample_views(streams, t, batch, 2, dtype, tag="simclr-data")[1].to(device)
+
+
+def _run_steps(steps: int, eval_every: int, step: Callable[[int], torch.Tensor], evaluate: Callable[[int], None],
+               progress: Callable[[int, int], None] | None) -> torch.Tensor:
+    """The SSL training loop: ``step(t)`` for t < steps (it returns the loss [R]); ``evaluate`` at 0, after every
+    ``eval_every`` steps and at the end. Returns the losses [R, steps] on the CPU."""
+    losses = []
+    evaluate(0)
+    for t in range(steps):
+        losses.append(step(t).detach())
+        if (t + 1) % eval_every == 0 or t + 1 == steps:
+            evaluate(t + 1)
+        if progress is not None:
+            progress(t + 1, steps)
+    return torch.stack(losses, 1).cpu()
+
+
 def train_simclr(model, runs: int, steps: int, seed: int, cfg: SimCLRConfig | None = None, *,
                  dtype: torch.dtype = torch.float32, device: str = "cpu",
                  progress: Callable[[int, int], None] | None = None) -> dict:
@@ -374,7 +394,6 @@ def train_simclr(model, runs: int, steps: int, seed: int, cfg: SimCLRConfig | No
     levels, x_eval = eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
     body = ReLUNet(list(cfg.widths))  # the un-normalised network whose connections are tracked
     record: dict[str, list] = {"steps": [], "corr": [], "cov_trace": [], "probe": []}
-    losses = []
 
     def evaluate(t: int) -> None:
         with torch.no_grad():
@@ -386,24 +405,20 @@ def train_simclr(model, runs: int, steps: int, seed: int, cfg: SimCLRConfig | No
             record["probe"].append(_probe(acts[-2], levels[0][..., 0]))
             record["steps"].append(t)
 
-    evaluate(0)
-    for t in range(steps):
-        _, x = model.sample_views(streams, t, cfg.batch, 2, dtype, tag="simclr-data")
-        x = x.to(device)
+    def step(t: int) -> torch.Tensor:
+        x = _views(model, streams, t, cfg.batch, dtype, device)
         z1 = net.outputs(weights, x[:, :, 0])
         z2 = net.outputs(weights, x[:, :, 1])
         loss = info_nce(z1, z2, cfg.temperature)
         grads = torch.autograd.grad(loss.sum(), weights)
         opt.step(grads)
-        losses.append(loss.detach())
-        if (t + 1) % cfg.eval_every == 0 or t + 1 == steps:
-            evaluate(t + 1)
-        if progress is not None:
-            progress(t + 1, steps)
+        return loss
+
+    losses = _run_steps(steps, cfg.eval_every, step, evaluate, progress)
     return {
         "steps": torch.tensor(record["steps"]), "corr": torch.stack(record["corr"], 1).cpu(),
         "cov_trace": torch.stack(record["cov_trace"], 1).cpu(), "probe": torch.stack(record["probe"], 1).cpu(),
-        "loss": torch.stack(losses, 1).cpu(), "weights": [w.detach().cpu() for w in weights],
+        "loss": losses, "weights": [w.detach().cpu() for w in weights],
         "seconds": time.perf_counter() - start, "config": asdict(cfg),
     }
 
@@ -440,7 +455,6 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
     opt = _SGD(params, cfg.lr, cfg.momentum, cfg.weight_decay)
     levels, x_eval = eval_set(model, runs, seed, cfg.eval_samples, dtype, device)
     record: dict[str, list] = {"steps": [], "corr": [], "probe": [], "spread": []}
-    losses = []
 
     def evaluate(t: int) -> None:
         with torch.no_grad():
@@ -455,10 +469,8 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
         h = mlp_activations(encoder, x, bn=mode)[-1]
         return mlp_activations(predictor, h, bn=mode)[-1] if cfg.predictor else h
 
-    evaluate(0)
-    for t in range(steps):
-        _, x = model.sample_views(streams, t, cfg.batch, 2, dtype, tag="simclr-data")
-        x = x.to(device)
+    def step(t: int) -> torch.Tensor:
+        x = _views(model, streams, t, cfg.batch, dtype, device)
         with torch.no_grad():
             tgt = target if cfg.ema else [w.detach() for w in encoder]
             t1 = mlp_activations(tgt, x[:, :, 0], bn=mode)[-1]
@@ -477,14 +489,12 @@ def train_byol(model, runs: int, steps: int, seed: int, cfg: BYOLConfig | None =
                 for i, w in enumerate(fresh):
                     predictor[i].copy_(w)
                     opt.buf[len(encoder) + i].zero_()
-        losses.append(loss.detach())
-        if (t + 1) % cfg.eval_every == 0 or t + 1 == steps:
-            evaluate(t + 1)
-        if progress is not None:
-            progress(t + 1, steps)
+        return loss
+
+    losses = _run_steps(steps, cfg.eval_every, step, evaluate, progress)
     return {
         "predictor": [w.detach().cpu() for w in predictor], "encoder": [w.detach().cpu() for w in encoder],
         "steps": torch.tensor(record["steps"]), "corr": torch.stack(record["corr"], 1).cpu(),
         "probe": torch.stack(record["probe"], 1).cpu(), "spread": torch.stack(record["spread"], 1).cpu(),
-        "loss": torch.stack(losses, 1).cpu(), "seconds": time.perf_counter() - start, "config": asdict(cfg),
+        "loss": losses, "seconds": time.perf_counter() - start, "config": asdict(cfg),
     }

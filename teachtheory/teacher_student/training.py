@@ -461,16 +461,30 @@ def train_teacher_student(
                       keep_networks=keep_networks)
 
 
-def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> TeacherStudentResult:
-    if not isinstance(config, TeacherStudentConfig):
-        raise TypeError(f"config must be a TeacherStudentConfig, got {type(config).__name__}")
-    if runs is not None and (not isinstance(runs, int) or runs < 1):
+def check_training_call(config, config_type: type, runs: int | None, seed, device: torch.device) -> torch.Tensor:
+    """The argument checks a teacher-student trainer runs first (this module's and the adversarial one's).
+
+    Returns:
+        the per-run seeds [R]: ``seed + r`` for one integer ``seed`` (``runs`` required), else ``seed`` itself.
+
+    Raises:
+        TypeError: ``config`` is not a ``config_type``. ValueError: ``runs`` not a positive integer or missing,
+            or a CUDA ``device`` on a machine without one.
+    """
+    if not isinstance(config, config_type):
+        article = "an" if config_type.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"config must be {article} {config_type.__name__}, got {type(config).__name__}")
+    if runs is not None and (isinstance(runs, bool) or not isinstance(runs, int) or runs < 1):
         raise ValueError(f"runs must be a positive integer, got {runs!r}")
     if isinstance(seed, int) and runs is None:
         raise ValueError("runs is required when seed is a single integer")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
-    seeds = as_seeds(seed, runs) if isinstance(seed, int) else as_seeds(seed)
+    return as_seeds(seed, runs) if isinstance(seed, int) else as_seeds(seed)
+
+
+def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> TeacherStudentResult:
+    seeds = check_training_call(config, TeacherStudentConfig, runs, seed, device)
     streams = RunStreams(seeds)
     started = time.perf_counter()
     teacher = make_teacher_network(config, streams, dtype, device)

@@ -26,7 +26,7 @@ from .base import Teacher, TeachingBatch, TeachingContext
 from .imt import example_scores, scores_along
 from .last import _as_label_set, synthesize_labels
 
-__all__ = ["BOXES", "DHTTeacher", "ScalingMapTeacher", "feasible_box", "hallucinate"]
+__all__ = ["BOXES", "DHTTeacher", "ScalingMapTeacher", "box_search", "feasible_box", "hallucinate"]
 
 BOXES = ("per-feature", "global")
 
@@ -49,6 +49,35 @@ def feasible_box(X: torch.Tensor, box: str = "per-feature") -> tuple[torch.Tenso
         g_hi = torch.where(constant, -torch.inf, hi).amax(-1, keepdim=True)
         lo, hi = torch.where(constant, lo, g_lo), torch.where(constant, hi, g_hi)
     return lo, hi
+
+
+def box_search(objective, starts: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, *, iterations: int,
+               step_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected Adam in the box [lo, lo + width] from every start: (best point [..., d], its value [...]).
+
+    ``objective`` maps points [..., d] (the starts' shape) to one value each [...], to be minimised; each start
+    keeps the best of its ``iterations`` + 1 iterates (the start itself included, so never worse than it).
+    """
+    with torch.enable_grad():
+        best_x = starts.clone()
+        best_val = objective(starts)
+        # Optimise in box coordinates u in [0, 1]^d so one Adam step is step_fraction of the box.
+        u = ((starts - lo) / width).clone().requires_grad_(True)
+        opt = torch.optim.Adam([u], lr=step_fraction)
+        for k in range(iterations + 1):
+            opt.zero_grad()
+            current = lo + width * u
+            value = objective(current)
+            improved = value.detach() < best_val
+            best_val = torch.where(improved, value.detach(), best_val)
+            best_x = torch.where(improved[..., None], current.detach(), best_x)
+            if k == iterations:
+                break
+            value.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                u.clamp_(0.0, 1.0)
+    return best_x, best_val
 
 
 def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
@@ -92,26 +121,8 @@ def hallucinate(
         return scores_along(ctx.learner, w, e, points.reshape(R, S * m, d), y_rep, ctx.lr,
                             y_vector=y_vector).reshape(R, S, m)
 
-    width = (hi - lo).clamp_min(1e-12)
-    with torch.enable_grad():
-        best_x = x.clone()
-        best_val = objective(x)
-        # Optimise in box coordinates u in [0, 1]^d so one Adam step is step_fraction of the box.
-        u = ((x - lo) / width).clone().requires_grad_(True)
-        opt = torch.optim.Adam([u], lr=step_fraction)
-        for _ in range(iterations + 1):
-            opt.zero_grad()
-            current = lo + width * u
-            value = objective(current)
-            improved = value.detach() < best_val
-            best_val = torch.where(improved, value.detach(), best_val)
-            best_x = torch.where(improved[..., None], current.detach(), best_x)
-            if _ == iterations:
-                break
-            value.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                u.clamp_(0.0, 1.0)
+    best_x, best_val = box_search(objective, x, lo, (hi - lo).clamp_min(1e-12), iterations=iterations,
+                                  step_fraction=step_fraction)
     pick = best_val.argmin(1)  # [R, m]
     return best_x.gather(1, pick[:, None, :, None].expand(R, 1, m, d))[:, 0]
 

@@ -175,7 +175,8 @@ def constant_step_bound(a: float, mu_bar: float, L_max: float, e0_sq: float, ste
     return e0_sq * rate ** np.arange(steps + 1, dtype=float)
 
 
-def sgd_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, a: float, steps: int) -> torch.Tensor:
+def sgd_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, a: float, steps: int, *,
+                          quad_weight: float | None = None) -> torch.Tensor:
     r"""Exact E||e_t||^2, t = 0..steps, of constant-step SGD on noise-free least squares (x uniform on a pool).
 
     One step is e' = (I - a x x^T) e, so with S = mean_i x_i x_i^T and Sigma_t = E[e_t e_t^T]:
@@ -186,6 +187,8 @@ def sgd_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, a: float, st
 
     Args:
         sigma0: E[e_0 e_0^T], [..., d, d]. pool: the inputs [..., n, d]. a: the step. steps: T.
+        quad_weight: the weight of the mean_i term in place of a^2 (None: a^2, the SGD step itself; another value
+            gives the same recursion with that term reweighted, e.g. a rescaled one-step change).
 
     Returns:
         [..., T + 1] expected squared distances (the trace of Sigma_t).
@@ -193,13 +196,14 @@ def sgd_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, a: float, st
     References: LAST Thm 1 setting (interpolation); Strohmer & Vershynin, J. Fourier Anal. Appl. 2009 (a = 1/||x||^2).
     """
     n = pool.shape[-2]
+    b = a * a if quad_weight is None else quad_weight
     S = pool.transpose(-1, -2) @ pool / n
     sigma = sigma0
     out = [torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)]
     for _ in range(steps):
         quad = torch.einsum("...ni,...ij,...nj->...n", pool, sigma, pool)
         sigma = (sigma - a * (S @ sigma + sigma @ S)
-                 + (a * a / n) * torch.einsum("...n,...ni,...nj->...ij", quad, pool, pool))
+                 + (b / n) * torch.einsum("...n,...ni,...nj->...ij", quad, pool, pool))
         out.append(torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1))
     return torch.stack(out, -1)
 

@@ -253,7 +253,8 @@ def kaczmarz_projection(e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return e - ((e * x).sum(-1, keepdim=True) / (x * x).sum(-1, keepdim=True)) * x
 
 
-def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: int) -> torch.Tensor:
+def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: int, scale: float = 1.0
+                               ) -> torch.Tensor:
     r"""Exact E||e_t||^2, t = 0..steps, for unconstrained greedy LAST on LSR with x uniform on a pool.
 
     With unit vectors q_i = x_i / ||x_i||, P = mean_i q_i q_i^T and Sigma_t = E[e_t e_t^T]:
@@ -267,13 +268,16 @@ def kaczmarz_expected_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: 
         sigma0: E[e_0 e_0^T], [..., d, d] (e_0 e_0^T for a fixed start).
         pool: the pool inputs [..., n, d].
         steps: number of steps T.
+        scale: c, the one-step change scaled by it:
+            Sigma' = Sigma + c [mean_i (q_i^T Sigma q_i) q_i q_i^T - P Sigma - Sigma P], so that
+            E[||e'||^2 | e] = ||e||^2 - c e^T P e (1: the greedy step itself; other values: a perturbed decrease).
 
     Returns:
         [..., T + 1] expected squared distances (the trace of Sigma_t).
 
     References: LAST Eq. (3); randomized Kaczmarz (Strohmer & Vershynin 2009).
     """
-    return sgd_expected_sq_error(sigma0, pool / pool.norm(dim=-1, keepdim=True), 1.0, steps)
+    return sgd_expected_sq_error(sigma0, pool / pool.norm(dim=-1, keepdim=True), scale, steps, quad_weight=scale)
 
 
 def mlp_label_objective(

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
+import teachtheory.constraints as tc
 from teachtheory.constraints import (
     Ball,
     Box,
@@ -28,12 +29,6 @@ from teachtheory.constraints import (
     dykstra,
     interval,
     parse_label_set,
-    project_ball,
-    project_box,
-    project_box_l1_ball,
-    project_capped_simplex,
-    project_simplex,
-    project_simplex_l1_ball,
 )
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -473,10 +468,10 @@ def make_pure_case(name: str, k: int, seed: int, r: float) -> tuple[np.ndarray, 
     if name == "box":
         lo = rng.uniform(-2, 0, size=k)
         hi = lo + rng.uniform(0, 2, size=k)
-        return y, (run(project_box, lo, hi), lambda z: bool(((z >= lo - tol) & (z <= hi + tol)).all()),
+        return y, (run(tc.project_box, lo, hi), lambda z: bool(((z >= lo - tol) & (z <= hi + tol)).all()),
                    lambda n: rng.uniform(lo, hi, size=(n, k)))
     if name == "simplex-scaled":
-        return y, (run(project_simplex, r), lambda z: bool((z >= -tol).all() and abs(z.sum() - r) <= tol),
+        return y, (run(tc.project_simplex, r), lambda z: bool((z >= -tol).all() and abs(z.sum() - r) <= tol),
                    lambda n: r * _dirichlet(rng, n, k))
     if name in ("ball1", "ball2", "ballinf"):
         p = {"ball1": 1, "ball2": 2, "ballinf": np.inf}[name]
@@ -485,14 +480,15 @@ def make_pure_case(name: str, k: int, seed: int, r: float) -> tuple[np.ndarray, 
             2: lambda n: _in_l2(rng, n, k, c, r),
             np.inf: lambda n: c + rng.uniform(-r, r, size=(n, k)),
         }[p]
-        return y, (run(project_ball, c, r, float(p)), lambda z: bool(np.linalg.norm(z - c, ord=p) <= r + tol), sample)
+        return y, (run(tc.project_ball, c, r, float(p)), lambda z: bool(np.linalg.norm(z - c, ord=p) <= r + tol),
+                   sample)
     if name == "capped-simplex":
         lo, hi = _capped_box(rng, k)
 
         def in_capped(z: np.ndarray) -> bool:
             return bool(abs(z.sum() - 1) <= tol and ((z >= lo - tol) & (z <= hi + tol)).all())
 
-        return y, (run(project_capped_simplex, lo, hi), in_capped, lambda n: _capped_samples(rng, n, k, lo, hi))
+        return y, (run(tc.project_capped_simplex, lo, hi), in_capped, lambda n: _capped_samples(rng, n, k, lo, hi))
     if name == "box-l1":
         lo = rng.uniform(-2, 0, size=k)
         hi = lo + rng.uniform(0.1, 2, size=k)
@@ -501,7 +497,7 @@ def make_pure_case(name: str, k: int, seed: int, r: float) -> tuple[np.ndarray, 
         def in_box_l1(z: np.ndarray) -> bool:
             return bool(((z >= lo - tol) & (z <= hi + tol)).all() and np.abs(z - c).sum() <= r + tol)
 
-        return y, (run(project_box_l1_ball, lo, hi, c, r), in_box_l1,
+        return y, (run(tc.project_box_l1_ball, lo, hi, c, r), in_box_l1,
                    lambda n: _shrink_l1(rng.uniform(lo, hi, size=(n, k)), c, r))
     if name == "simplex-l1":
         lo, hi = _capped_box(rng, k)
@@ -511,7 +507,7 @@ def make_pure_case(name: str, k: int, seed: int, r: float) -> tuple[np.ndarray, 
             in_capped = abs(z.sum() - 1) <= tol and ((z >= lo - tol) & (z <= hi + tol)).all()
             return bool(in_capped and np.abs(z - c).sum() <= r + tol)
 
-        return y, (run(project_simplex_l1_ball, lo, hi, c, r), in_simplex_l1,
+        return y, (run(tc.project_simplex_l1_ball, lo, hi, c, r), in_simplex_l1,
                    lambda n: _shrink_l1(_capped_samples(rng, n, k, lo, hi), c, r))
     raise AssertionError(name)
 
@@ -536,14 +532,14 @@ def test_pure_projection_feasible_idempotent_nearest(name: str, k: int, seed: in
 def test_pure_projections_raise_empty_set_error_as_value_error() -> None:
     y = t64([[0.2, 0.3, 0.5]])
     with pytest.raises(EmptySetError, match="no point with sum 1") as err:
-        project_capped_simplex(y, 0.5, 1.0)  # every coordinate >= 0.5: the sum is at least 1.5
+        tc.project_capped_simplex(y, 0.5, 1.0)  # every coordinate >= 0.5: the sum is at least 1.5
     assert isinstance(err.value, ValueError) and (err.value.n_empty, err.value.n_total) == (1, 1)
     with pytest.raises(ValueError, match="farther than 0.1"):
-        project_box_l1_ball(y, 1.0, 2.0, t64([0.0, 0.0, 0.0]), 0.1)
+        tc.project_box_l1_ball(y, 1.0, 2.0, t64([0.0, 0.0, 0.0]), 0.1)
     with pytest.raises(ValueError, match="z must be a non-negative number"):
-        project_simplex(y, -1.0)
+        tc.project_simplex(y, -1.0)
     with pytest.raises(ValueError, match="1, 2, inf"):
-        project_ball(y, t64([0.0]), 1.0, 3.0)
+        tc.project_ball(y, t64([0.0]), 1.0, 3.0)
 
 
 # ---------------------------------------------------------------------------

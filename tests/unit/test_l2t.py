@@ -431,3 +431,15 @@ def test_dln_range_measures_both_directions_and_power_fails():
     assert v.details["rounds"] == 6 and len(v.details["width_by_round_mean"]) == 7
     power = CLAIMS["l2t.dln-range"].run(CheckContext(scale="quick", seed=0, power=True, cache=ctx.cache))
     assert power.verdict == "fails", power.message
+
+
+@pytest.mark.parametrize("bad,name", [
+    (lambda: L2TConfig(same_val_batch=1), "same_val_batch"),
+    (lambda: DynamicLossNetwork(bias="no"), "bias"),
+    (lambda: __import__("teachtheory.nets", fromlist=["Architecture"]).Architecture((3, 2), bias=0), "bias"),
+    (lambda: L2TConfig(optimizer=None), "optimizer"),
+    (lambda: DynamicLossNetwork(act=3), "act"),
+])
+def test_flags_and_choices_of_the_wrong_type_raise_type_error(bad, name):
+    with pytest.raises(TypeError, match=f"^{name} must be"):
+        bad()
