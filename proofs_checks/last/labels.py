@@ -78,22 +78,6 @@ def check_greedy_lsr(ctx: CheckContext) -> Verdict:
 # -- last.kaczmarz --------------------------------------------------------------------------
 
 
-def scaled_kaczmarz_sq_error(sigma0: torch.Tensor, pool: torch.Tensor, steps: int, c: float) -> torch.Tensor:
-    r"""The covariance recursion of LAST Eq. (3) with its one-step change scaled by c, q = x/||x|| uniform on
-    the pool: Sigma' = Sigma + c [mean_i (q_i^T Sigma q_i) q_i q_i^T - P Sigma - Sigma P], so that
-    E[||e'||^2 | e] = ||e||^2 - c e^T P e (c = 1: the printed decrease)."""
-    q = pool / pool.norm(dim=-1, keepdim=True)
-    P = q.transpose(-1, -2) @ q / q.shape[-2]
-    sigma = sigma0
-    out = [torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1)]
-    for _ in range(steps):
-        quad = torch.einsum("...ni,...ij,...nj->...n", q, sigma, q)
-        change = torch.einsum("...n,...ni,...nj->...ij", quad, q, q) / q.shape[-2] - P @ sigma - sigma @ P
-        sigma = sigma + c * change
-        out.append(torch.diagonal(sigma, dim1=-2, dim2=-1).sum(-1))
-    return torch.stack(out, -1)
-
-
 def check_kaczmarz(ctx: CheckContext) -> Verdict:
     """(a) exact identity e' = (I - x x^T/||x||^2) e through the engine, for several eta;
     (b) x ~ N(0, I_d) fresh each step: E||e_t||^2/||e_0||^2 = (1 - 1/d)^t within z SE;
@@ -144,8 +128,7 @@ def check_kaczmarz(ctx: CheckContext) -> Verdict:
     sigma0, pool_X, (sq_mean, sq_se) = ctx.memo("pool", pool_run)
     # the printed decrease e^T P e per step has coefficient 1; the mutation scales it in the covariance recursion
     c = ctx.perturb("decrease-term", 1.0)
-    pool_theory = (theory.kaczmarz_expected_sq_error(sigma0, pool_X, steps) if c == 1.0
-                   else scaled_kaczmarz_sq_error(sigma0, pool_X, steps, c)).numpy()
+    pool_theory = theory.kaczmarz_expected_sq_error(sigma0, pool_X, steps, scale=c).numpy()
     pool_check = se_verdict(sq_mean, pool_theory, sq_se, z=ctx.z, what="mean ||e_t||^2")
 
     figure = theory_vs_measured(ctx.figure_path("last.kaczmarz"), [
