@@ -111,7 +111,8 @@ class L2TState:
     history: dict = field(default_factory=lambda: {key: [] for key in HISTORY})
 
 
-HISTORY = ("val_loss", "seconds", "grad_norm", "update_norm", "update_cosine", "g_abs_mean", "g_saturated")
+HISTORY = ("val_loss", "seconds", "cpu_seconds", "grad_norm", "update_norm", "update_cosine", "g_abs_mean",
+           "g_saturated")
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -179,7 +180,7 @@ class L2TDLN:
     def round(self, state: L2TState) -> L2TState:
         """One round of Algorithm 1 of Hai et al. (NeurIPS 2023): student stages with a DLN update between them."""
         cfg, N = self.config, self.config.stage_length
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         k = state.round
         restart = cfg.stage3 == "restart"
         self._epoch = k // self.task.val_batches_per_epoch if cfg.resplit == "validation-epoch" else None
@@ -239,6 +240,8 @@ class L2TDLN:
             h["update_cosine"].append(_cosine(update, -grad_phi))
         h["val_loss"].append(self._last_val)
         h["seconds"].append(time.perf_counter() - start)
+        # this process's CPU time: the round's cost even while other processes share the cores (wall time is not)
+        h["cpu_seconds"].append(time.process_time() - cpu_start)
         state.round += 1
         return state
 
@@ -261,10 +264,11 @@ class L2TDLN:
                 progress(r + 1, rounds)
         h = state.history
         out = {"test_accuracy": self.test_accuracy(state.theta), "seconds": torch.tensor(h["seconds"]),
-               "steps": state.step, "rounds": rounds, "curve_steps": curve_steps,
+               "cpu_seconds": torch.tensor(h["cpu_seconds"]), "steps": state.step, "rounds": rounds,
+               "curve_steps": curve_steps,
                "curve": torch.stack(curve, -1) if curve else None, "state": state}
         for key in HISTORY:  # per-run histories [R, rounds]; None for what this optimiser does not record
-            if key != "seconds":
+            if key not in ("seconds", "cpu_seconds"):
                 out[key] = torch.stack(h[key], -1) if h[key] else None
         return out
 

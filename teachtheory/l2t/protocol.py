@@ -149,5 +149,6 @@ def run_job(job: Job, protocol: dict, task: DigitsTask, *, rounds: int, steps: i
     entry = {"kind": "l2t", "optimizer": job.optimizer, "N": N, "rounds": rounds, "student_steps": int(res["steps"]),
              **summary(res["test_accuracy"]), "seconds_per_round": float(sec.mean()),
              "seconds_per_round_median": float(np.median(sec)),
+             "cpu_seconds_per_round": float(res["cpu_seconds"].numpy().mean()),
              "final_val_loss": res["val_loss"][:, -1].double().cpu().numpy().tolist(), **diagnostics(res)}
     return entry, res
