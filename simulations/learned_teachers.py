@@ -58,13 +58,14 @@ SETTINGS = {
 }
 
 
-# DHT Sec. 4.1's setting: a small ConvNet trained with Adam (lr = Adam's step size at teaching time). The policies are
-# trained on unrolled / sampled SGD steps of step size train_lr (the trainers unroll SGD), then evaluated under Adam.
+# DHT Sec. 4.1's setting: a small ConvNet trained with Adam (lr = Adam's step size). The policies are trained through
+# the same Adam steps (learner_optimizer="adam": unrolled with the moments in the graph, or sampled episodes) that the
+# learner takes at teaching time.
 CNN_SETTINGS = {
-    "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "train_lr": 0.05, "batch": 8, "hidden": (16,),
+    "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "batch": 8, "hidden": (16,),
               "horizon": 4, "unroll_iterations": 6, "episode_steps": 8, "pg_iterations": 6, "pg_episodes": 4,
               "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0},
-    "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "train_lr": 0.05, "batch": 32, "hidden": (64,),
+    "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "batch": 32, "hidden": (64,),
              "horizon": 5, "unroll_iterations": 200, "episode_steps": 50, "pg_iterations": 200, "pg_episodes": 8,
              "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0},
 }
@@ -108,10 +109,11 @@ def cnn_problem(dataset: str, runs: int, seed: int, device: str = "cpu", *, widt
     return problem.to(device), learner
 
 
-def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: float, batch: int) -> dict:
+def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: float, batch: int,
+                   learner_optimizer: str = "sgd") -> dict:
     """ERM, Beta(1, 1) and {0, 0.5, 1} Mixup and the two black-box Mixup policies (unrolled on the validation loss,
     policy gradient on the validation accuracy; validation = the pool with its true labels), as :func:`build_case`
-    returns them."""
+    returns them; the policies are trained through the learner's ``learner_optimizer`` steps of size ``train_lr``."""
     cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=tuple(s["hidden"]))
     disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=tuple(s["hidden"]))
     v = s["horizon"]
@@ -121,11 +123,12 @@ def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: floa
         f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
             cont, problem, lr=train_lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
             episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
-            objective="loss", batch_size=batch, seed=seed, name="mixup-unrolled"),
+            objective="loss", batch_size=batch, learner_optimizer=learner_optimizer, seed=seed,
+            name="mixup-unrolled"),
         "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
             disc, problem, lr=train_lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
             episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
-            batch_size=batch, seed=seed, name="mixup-reinforce"),
+            batch_size=batch, learner_optimizer=learner_optimizer, seed=seed, name="mixup-reinforce"),
     }
 
 
@@ -225,8 +228,8 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
         c = s["cnn"]
         problem, learner = cnn_problem("digits" if case == "mixup-cnn" else "cifar10", runs, seed, device,
                                        width=c["width"], pool=c["pool"], test=c["test"])
-        return problem, learner, c["lr"], ("loss", "test_accuracy"), mixup_teachers(problem, learner, c, seed,
-                                                                                      c["train_lr"], c["batch"])
+        teachers = mixup_teachers(problem, learner, c, seed, c["lr"], c["batch"], learner_optimizer=UPDATES[case])
+        return problem, learner, c["lr"], ("loss", "test_accuracy"), teachers
     if case in ("gen-digits", "gen-moons"):
         problem, learner, lr, metrics = _generative_problem(case, runs, seed, device)
         return problem, learner, lr, metrics, generative_teachers(problem, learner, lr, s, seed)
@@ -456,8 +459,8 @@ CATALOGUE = (
      "validation accuracy (policy gradient), logistic regression on digits 3 vs 5"),
     ("dht-mixup", ("mixup",), cite("dht", "Sec. 4.1, Table 1"), (8, 200), (5, 2000),
      "the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN with Adam; "
-     "--preset cnn: a small ConvNet with Adam on the digits (policies trained with SGD steps); --preset cifar10: "
-     "the paper's data when the user has it",
+     "--preset cnn: a small ConvNet with Adam on the digits (policies trained through its Adam steps); "
+     "--preset cifar10: the paper's data when the user has it",
      "Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
      "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
      "Mixup; softmax regression on the ten digits (a stand-in); presets cnn (the paper's small ConvNet "

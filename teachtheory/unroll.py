@@ -34,13 +34,18 @@ losses for a batch of independent runs: the gradient of a sum of independent ter
 gradient); ``val_loss(theta)`` returns a scalar. The step index ``i`` (global, ``start + k``) lets
 the loss pick its mini-batch deterministically, so forward recomputation is exact.
 
+:func:`rollout` unrolls any differentiable update map (a teaching policy's steps); its state may carry an
+optimiser's moments besides the weights: :class:`LearnerOptimizer` and :func:`adam_step` give the learner's Adam
+as a pure function, so a hypergradient runs through Adam steps as well as SGD steps.
+
 References:
     Hai et al., L2T-DLN, NeurIPS 2023, Eqs. (2), (4)-(6), (8) and Algorithm 1; Maclaurin, Duvenaud &
     Adams, "Gradient-based hyperparameter optimization through reversible learning", ICML 2015;
     Franceschi et al., "Forward and reverse gradient-based hyperparameter optimization", ICML 2017;
     Domke, "Generic methods for optimization-based modeling", AISTATS 2012; Munoz-Gonzalez et al., "Towards
     poisoning of deep learning algorithms with back-gradient optimization", AISec 2017; Wang et al., "Dataset
-    Distillation", arXiv 2018, Sec. 3.3.
+    Distillation", arXiv 2018, Sec. 3.3; Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015,
+    Algorithm 1.
 """
 
 from __future__ import annotations

@@ -217,11 +217,12 @@ def unrolled_objective(
     objective: str = "distance",
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     learner_optimizer: str | LearnerOptimizer = "sgd",
-    learner_betas: tuple[float, float] = (0.9, 0.999),
-    learner_eps: float = 1e-8,
     seed: int | Sequence[int] = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The two terms of :func:`train_unrolled`'s first window (from w0), differentiable in ``params``.
+
+    The arguments are :func:`train_unrolled`'s (``learner_optimizer``: ``"sgd"``, ``"adam"`` with its defaults, or
+    a :class:`~teachtheory.unroll.LearnerOptimizer` with other betas and epsilon).
 
     Returns:
         (main [R], aux [R]): :math:`\|w_v - w^*\|^2` (or the validation loss) and
@@ -235,7 +236,7 @@ def unrolled_objective(
     lr, horizon = _positive_float("lr", lr), _positive_int("horizon", horizon)
     unroller = _unroller(policy, problem, lr=lr, batch_size=_positive_int("batch_size", batch_size),
                          objective=objective, validation=validation, learner_optimizer=learner_optimizer,
-                         learner_betas=learner_betas, learner_eps=learner_eps, episode_steps=horizon,
+                         learner_betas=(0.9, 0.999), learner_eps=1e-8, episode_steps=horizon,
                          streams=RunStreams(as_seeds(seed, problem.runs), device=problem.X.device))
     policy.architecture.layers(tuple(params))
     with torch.enable_grad():

@@ -146,8 +146,8 @@ def test_unrolled_hypergradient_through_three_adam_steps_matches_finite_differen
     learner = LeastSquares(4)
     policy = TeachingPolicy(learner, hidden=(6,))
     params = tuple(p.requires_grad_(True) for p in policy.init(RunStreams(as_seeds(8, 2)), last_gain=0.5))
-    kw = {"lr": 0.05, "horizon": 3, "batch_size": 2, "learner_optimizer": "adam", "learner_betas": (0.9, 0.99),
-          "learner_eps": 1e-6, "seed": 4}
+    kw = {"lr": 0.05, "horizon": 3, "batch_size": 2, "learner_optimizer": LearnerOptimizer("adam", (0.9, 0.99), 1e-6),
+          "seed": 4}
     main, _ = unrolled_objective(policy, problem, params, **kw)
     grads = torch.autograd.grad(main.sum(), params)
     gen = torch.Generator().manual_seed(1)
