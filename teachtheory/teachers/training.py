@@ -9,11 +9,13 @@ r"""Training a teaching policy, two ways, batched over runs.
             \ell\big(\pi_\theta(x_i, y_i, w_i^{SG}, w^*);\, y_i \mid w_i^{SG}\big),
             \qquad w_i^{SG} = \mathrm{StopGradient}(w_i),
 
-  the second term being the auxiliary intermediate loss: the learner's loss on the example the policy makes
-  at the stop-gradient iterate :math:`w_i^{SG}` (the state the i-th example is given at), so its gradient
-  reaches :math:`\theta` only through the transformed example, never through :math:`w_i`. For a policy
-  that also changes the label (``kind="label"``, ``"both"``, ``"mixup"``) the loss is on the example the
-  learner receives, :math:`(x'_i, y'_i)`; for an input transformation :math:`y'_i = y_i`, the printed term.
+  the second term being the auxiliary intermediate loss: the learner's loss, at the stop-gradient iterate
+  :math:`w_i^{SG}` (the state the i-th example is given at), on the input the policy makes from the sampled
+  example, scored against that example's label :math:`y_i` as printed; its gradient reaches :math:`\theta`
+  only through the transformed input, never through :math:`w_i`. A policy's label change (``kind="label"``,
+  the label part of ``"both"``, Mixup's mixed label) is not in the term: for a label-only policy the
+  term does not depend on :math:`\theta` and changes nothing; for Mixup it is the loss of the mixed input
+  against the first example's label.
   The black-box surrogate (BLAST, LAST Sec. 7) replaces :math:`\|w - w^*\|^2` with the learner's own loss
   on a validation set. Training runs along one trajectory in windows of v steps (truncated
   back-propagation), restarting at w0 (and the learner optimiser's state) every ``episode_steps``; the
@@ -163,8 +165,9 @@ class _Unroller:
             return ((w - self.problem.w_star.expand_as(w)) ** 2).sum(-1)
         return self.policy.learner.loss(w, *self.validation).mean(-1)
 
-    def transformed(self, theta, w: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The examples of global step i (the training stream) after the policy's action at w."""
+    def transformed(self, theta, w: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The examples of global step i (the training stream) after the policy's action at w: (x', y', y), the
+        last being the sampled label."""
         X, Y, n = self.problem.X, self.problem.y, self.problem.pool_size
         x, y = gather_pool(X, Y, self.streams.integers(TRAIN_STREAM, i, n, (self.batch_size,)).to(X.device))
         partner = None
@@ -172,7 +175,7 @@ class _Unroller:
             index = self.streams.integers(TRAIN_PARTNER_STREAM, i, n, (self.batch_size,)).to(X.device)
             partner = gather_pool(X, Y, index)
         e = self.policy.direction(w, self.problem.w_star.expand_as(w), self.validation)
-        return self.policy.apply(theta, w, x, y, e, partner)
+        return (*self.policy.apply(theta, w, x, y, e, partner), y)
 
     def start(self) -> tuple[torch.Tensor, ...]:
         """The state at an episode's start: w0 and the optimiser's fresh state."""
@@ -186,13 +189,15 @@ class _Unroller:
 
         def step(ws, i):
             w = ws[0]
-            grad = learner.mean_grad(w, *self.transformed(theta, w, i))
+            x2, y2, _ = self.transformed(theta, w, i)
+            grad = learner.mean_grad(w, x2, y2)
             w, moments = self.optimizer.step(w, grad, tuple(ws[1:]), self.lr, i % self.episode_steps)
             return (w, *moments)
 
         def auxiliary(ws, i):  # DHT Sec. 3.3.1: l(pi_theta(x_i, y_i, w_i^SG, w*); y_i | w_i^SG), ws already detached
             w = ws[0]
-            return learner.loss(w, *self.transformed(theta, w, i)).mean(-1)
+            x2, _, y = self.transformed(theta, w, i)
+            return learner.loss(w, x2, y).mean(-1)
 
         result = rollout(step, state, horizon, start=start, aux=auxiliary if aux else None)
         final = result.iterates[-1]
@@ -227,7 +232,8 @@ def unrolled_objective(
     Returns:
         (main [R], aux [R]): :math:`\|w_v - w^*\|^2` (or the validation loss) and
         :math:`\sum_{i=1}^{v} \ell(\pi_\theta(x_i, y_i, w_i^{SG}, w^*); y_i \mid w_i^{SG})`, the batch-mean
-        learner loss on the transformed examples at the stop-gradient iterates (DHT Sec. 3.3.1). The training
+        learner loss on the transformed inputs with their sampled labels at the stop-gradient iterates (DHT
+        Sec. 3.3.1). The training
         objective is ``main + aux_weight * aux`` summed over runs; the examples are those ``train_unrolled``
         draws with the same ``seed``.
     """
@@ -278,8 +284,8 @@ def train_unrolled(
         episode_steps: restart at w0 after this many learner steps (default: ``horizon``, every window
             starts at w0); must be a multiple of ``horizon``.
         batch_size: examples per learner step. policy_lr: Adam step size.
-        aux_weight: lambda of the auxiliary term, the learner's loss on the transformed examples at the
-            stop-gradient iterates (DHT Sec. 3.3.1); 0 drops it.
+        aux_weight: lambda of the auxiliary term, the learner's loss on the transformed inputs (with the sampled
+            labels) at the stop-gradient iterates (DHT Sec. 3.3.1); 0 drops it.
         objective: ``"distance"`` (||w - w*||^2, omniscient) or ``"loss"`` (mean learner loss on the
             validation set, black-box).
         validation: (X, y) for ``objective="loss"``; default the pool with its true labels.

@@ -72,8 +72,9 @@ def test_aux_gradient_is_the_printed_term_with_stop_gradient(clusters, kind):
             for i in range(2):
                 x2, y2 = policy.apply(theta, w, *_examples(problem, streams, i, m), w - w_star)
                 at = w.detach() if stop else w
-                xs, ys = policy.apply(theta, at, *_examples(problem, streams, i, m), at - w_star)
-                total = total + learner.loss(at, xs, ys).mean(-1).sum()
+                x, y = _examples(problem, streams, i, m)
+                xs, _ = policy.apply(theta, at, x, y, at - w_star)
+                total = total + learner.loss(at, xs, y).mean(-1).sum()  # the transformed input, the sampled label
                 w = w - lr * learner.mean_grad(w, x2, y2)
             return torch.autograd.grad(total, theta)
 
@@ -82,6 +83,16 @@ def test_aux_gradient_is_the_printed_term_with_stop_gradient(clusters, kind):
     # power: without the stop-gradient the hand-built gradient differs, so the comparison above can fail
     leaky = hand(stop=False)
     assert max(float((a - b).abs().max()) for a, b in zip(auto, leaky)) > 1e-6
+
+
+def test_aux_term_of_a_label_policy_does_not_depend_on_theta(clusters):
+    """The printed term scores the policy's input against the sampled label: a label-only policy leaves it fixed."""
+    problem, learner = clusters
+    policy = TeachingPolicy(learner, hidden=(6,))
+    theta = tuple(p.requires_grad_(True) for p in policy.init(RunStreams(as_seeds(2, problem.runs)), last_gain=1.0))
+    main, aux = unrolled_objective(policy, problem, theta, lr=0.4, horizon=2, seed=2)
+    assert not aux.requires_grad  # no path from theta to the term at all
+    assert any(g.abs().max() > 0 for g in torch.autograd.grad(main.sum(), theta))
 
 
 def test_aux_term_lowers_the_learner_loss_of_the_teaching_examples():
