@@ -44,17 +44,21 @@ from teachtheory.threads import intra_op_threads
 
 __all__ = ["CASES", "CNN_SETTINGS", "SETTINGS", "build_case", "cnn_problem", "run_case"]
 
+# aux_weight: lambda of DHT Sec. 3.3.1's auxiliary loss term for train_unrolled (the paper leaves it unset; in the
+# learner's loss units, 1 outweighs ||w_v - w*||^2 and the policies fall behind SGD); gen_aux_weight: the same term in
+# train_generative.
 SETTINGS = {
     "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
-              "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0,
+              "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 0.1,
               "lsr_dim": 10, "lsr_pool": 100, "mlp_hidden": 8, "dht_iterations": 20, "dht_restarts": 2,
               "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8, "gen_hidden": (64,), "gen_iterations": 200,
-              "gen_policy_lr": 1e-2, "vae_iterations": 800, "vae_latent": 4},
+              "gen_policy_lr": 1e-2, "gen_aux_weight": 1.0, "vae_iterations": 800, "vae_latent": 4},
     "full": {"hidden": (64, 64), "horizon": 10, "unroll_iterations": 5000, "pg_iterations": 600,
-             "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0,
+             "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 0.1,
              "lsr_dim": 20, "lsr_pool": 200, "mlp_hidden": 16, "dht_iterations": 50, "dht_restarts": 4,
              "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32, "gen_hidden": (128, 128),
-             "gen_iterations": 2000, "gen_policy_lr": 3e-3, "vae_iterations": 5000, "vae_latent": 8},
+             "gen_iterations": 2000, "gen_policy_lr": 3e-3, "gen_aux_weight": 1.0,
+             "vae_iterations": 5000, "vae_latent": 8},
 }
 
 
@@ -64,10 +68,10 @@ SETTINGS = {
 CNN_SETTINGS = {
     "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "batch": 8, "hidden": (16,),
               "horizon": 4, "unroll_iterations": 6, "episode_steps": 8, "pg_iterations": 6, "pg_episodes": 4,
-              "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0},
+              "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 0.1},
     "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "batch": 32, "hidden": (64,),
              "horizon": 5, "unroll_iterations": 200, "episode_steps": 50, "pg_iterations": 200, "pg_episodes": 8,
-             "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0},
+             "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 0.1},
 }
 CIFAR_ENV = "TEACHTHEORY_CIFAR10"  # the folder the cifar10 preset reads (as the adversarial-ts preset does)
 UPDATES = {"mixup-cnn": "adam", "mixup-cifar10": "adam"}  # learner update rule per case (default SGD)
@@ -251,7 +255,7 @@ def generative_teachers(problem, learner, lr: float, s: dict, seed: int) -> dict
     term; the VAE pre-trained on the pool first), as :func:`build_case` returns them."""
     v, hidden = s["horizon"], tuple(s["gen_hidden"])
     common = {"lr": lr, "horizon": v, "iterations": max(1, s["gen_iterations"]), "episode_steps": s["episode_steps"],
-              "policy_lr": s["gen_policy_lr"], "aux_weight": s["aux_weight"], "seed": seed}
+              "policy_lr": s["gen_policy_lr"], "aux_weight": s["gen_aux_weight"], "seed": seed}
 
     def gan():
         return train_generative(GenerativePolicy(learner, kind="gan", hidden=hidden), problem, name="gan", **common)
