@@ -44,29 +44,34 @@ from teachtheory.threads import intra_op_threads
 
 __all__ = ["CASES", "CNN_SETTINGS", "SETTINGS", "build_case", "cnn_problem", "run_case"]
 
+# aux_weight: lambda of DHT Sec. 3.3.1's auxiliary loss term for train_unrolled (the paper leaves it unset; in the
+# learner's loss units, 1 outweighs ||w_v - w*||^2 and the policies fall behind SGD); gen_aux_weight: the same term in
+# train_generative.
 SETTINGS = {
     "small": {"hidden": (32,), "horizon": 5, "unroll_iterations": 800, "pg_iterations": 60,
-              "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0,
+              "pg_episodes": 8, "pg_episode_steps": 20, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 0.1,
               "lsr_dim": 10, "lsr_pool": 100, "mlp_hidden": 8, "dht_iterations": 20, "dht_restarts": 2,
               "input_bound": 0.5, "mixup_dim": 16, "mixup_batch": 8, "gen_hidden": (64,), "gen_iterations": 200,
-              "gen_policy_lr": 1e-2, "vae_iterations": 800, "vae_latent": 4},
+              "gen_policy_lr": 1e-2, "gen_aux_weight": 1.0, "vae_iterations": 800, "vae_latent": 4},
     "full": {"hidden": (64, 64), "horizon": 10, "unroll_iterations": 5000, "pg_iterations": 600,
-             "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0,
+             "pg_episodes": 32, "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 0.1,
              "lsr_dim": 20, "lsr_pool": 200, "mlp_hidden": 16, "dht_iterations": 50, "dht_restarts": 4,
              "input_bound": 0.5, "mixup_dim": None, "mixup_batch": 32, "gen_hidden": (128, 128),
-             "gen_iterations": 2000, "gen_policy_lr": 3e-3, "vae_iterations": 5000, "vae_latent": 8},
+             "gen_iterations": 2000, "gen_policy_lr": 3e-3, "gen_aux_weight": 1.0,
+             "vae_iterations": 5000, "vae_latent": 8},
 }
 
 
-# DHT Sec. 4.1's setting: a small ConvNet trained with Adam (lr = Adam's step size at teaching time). The policies are
-# trained on unrolled / sampled SGD steps of step size train_lr (the trainers unroll SGD), then evaluated under Adam.
+# DHT Sec. 4.1's setting: a small ConvNet trained with Adam (lr = Adam's step size). The policies are trained through
+# the same Adam steps (learner_optimizer="adam": unrolled with the moments in the graph, or sampled episodes) that the
+# learner takes at teaching time.
 CNN_SETTINGS = {
-    "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "train_lr": 0.05, "batch": 8, "hidden": (16,),
+    "small": {"width": 8, "pool": 300, "test": 500, "lr": 3e-3, "batch": 8, "hidden": (16,),
               "horizon": 4, "unroll_iterations": 6, "episode_steps": 8, "pg_iterations": 6, "pg_episodes": 4,
-              "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 1.0},
-    "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "train_lr": 0.05, "batch": 32, "hidden": (64,),
+              "pg_episode_steps": 8, "policy_lr": 3e-3, "pg_policy_lr": 1e-2, "aux_weight": 0.1},
+    "full": {"width": 32, "pool": None, "test": None, "lr": 1e-3, "batch": 32, "hidden": (64,),
              "horizon": 5, "unroll_iterations": 200, "episode_steps": 50, "pg_iterations": 200, "pg_episodes": 8,
-             "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 1.0},
+             "pg_episode_steps": 50, "policy_lr": 1e-3, "pg_policy_lr": 3e-3, "aux_weight": 0.1},
 }
 CIFAR_ENV = "TEACHTHEORY_CIFAR10"  # the folder the cifar10 preset reads (as the adversarial-ts preset does)
 UPDATES = {"mixup-cnn": "adam", "mixup-cifar10": "adam"}  # learner update rule per case (default SGD)
@@ -108,10 +113,11 @@ def cnn_problem(dataset: str, runs: int, seed: int, device: str = "cpu", *, widt
     return problem.to(device), learner
 
 
-def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: float, batch: int) -> dict:
+def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: float, batch: int,
+                   learner_optimizer: str = "sgd") -> dict:
     """ERM, Beta(1, 1) and {0, 0.5, 1} Mixup and the two black-box Mixup policies (unrolled on the validation loss,
     policy gradient on the validation accuracy; validation = the pool with its true labels), as :func:`build_case`
-    returns them."""
+    returns them; the policies are trained through the learner's ``learner_optimizer`` steps of size ``train_lr``."""
     cont = TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=tuple(s["hidden"]))
     disc = TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=tuple(s["hidden"]))
     v = s["horizon"]
@@ -121,11 +127,12 @@ def mixup_teachers(problem: Problem, learner, s: dict, seed: int, train_lr: floa
         f"Mixup policy, unrolled (loss, v={v})": lambda: train_unrolled(
             cont, problem, lr=train_lr, horizon=v, iterations=max(1, s["unroll_iterations"] // v),
             episode_steps=s["episode_steps"], policy_lr=s["policy_lr"], aux_weight=s["aux_weight"],
-            objective="loss", batch_size=batch, seed=seed, name="mixup-unrolled"),
+            objective="loss", batch_size=batch, learner_optimizer=learner_optimizer, seed=seed,
+            name="mixup-unrolled"),
         "Mixup policy, policy gradient (accuracy)": lambda: train_reinforce(
             disc, problem, lr=train_lr, episode_steps=s["pg_episode_steps"], iterations=s["pg_iterations"],
             episodes=s["pg_episodes"], policy_lr=s["pg_policy_lr"], reward="accuracy",
-            batch_size=batch, seed=seed, name="mixup-reinforce"),
+            batch_size=batch, learner_optimizer=learner_optimizer, seed=seed, name="mixup-reinforce"),
     }
 
 
@@ -225,8 +232,8 @@ def build_case(case: str, settings: dict, runs: int, steps: int, seed: int, devi
         c = s["cnn"]
         problem, learner = cnn_problem("digits" if case == "mixup-cnn" else "cifar10", runs, seed, device,
                                        width=c["width"], pool=c["pool"], test=c["test"])
-        return problem, learner, c["lr"], ("loss", "test_accuracy"), mixup_teachers(problem, learner, c, seed,
-                                                                                      c["train_lr"], c["batch"])
+        teachers = mixup_teachers(problem, learner, c, seed, c["lr"], c["batch"], learner_optimizer=UPDATES[case])
+        return problem, learner, c["lr"], ("loss", "test_accuracy"), teachers
     if case in ("gen-digits", "gen-moons"):
         problem, learner, lr, metrics = _generative_problem(case, runs, seed, device)
         return problem, learner, lr, metrics, generative_teachers(problem, learner, lr, s, seed)
@@ -248,7 +255,7 @@ def generative_teachers(problem, learner, lr: float, s: dict, seed: int) -> dict
     term; the VAE pre-trained on the pool first), as :func:`build_case` returns them."""
     v, hidden = s["horizon"], tuple(s["gen_hidden"])
     common = {"lr": lr, "horizon": v, "iterations": max(1, s["gen_iterations"]), "episode_steps": s["episode_steps"],
-              "policy_lr": s["gen_policy_lr"], "aux_weight": s["aux_weight"], "seed": seed}
+              "policy_lr": s["gen_policy_lr"], "aux_weight": s["gen_aux_weight"], "seed": seed}
 
     def gan():
         return train_generative(GenerativePolicy(learner, kind="gan", hidden=hidden), problem, name="gan", **common)
@@ -456,8 +463,8 @@ CATALOGUE = (
      "validation accuracy (policy gradient), logistic regression on digits 3 vs 5"),
     ("dht-mixup", ("mixup",), cite("dht", "Sec. 4.1, Table 1"), (8, 200), (5, 2000),
      "the toolkit's own: softmax regression on the ten 8x8 digits, a stand-in for the paper's small CNN with Adam; "
-     "--preset cnn: a small ConvNet with Adam on the digits (policies trained with SGD steps); --preset cifar10: "
-     "the paper's data when the user has it",
+     "--preset cnn: a small ConvNet with Adam on the digits (policies trained through its Adam steps); "
+     "--preset cifar10: the paper's data when the user has it",
      "Mixup teaching: learner-conditioned Mixup coefficients from a black-box policy trained by unrolling "
      "(validation loss) and by policy gradient (validation accuracy) vs ERM, Beta(1, 1) and {0, 0.5, 1} "
      "Mixup; softmax regression on the ten digits (a stand-in); presets cnn (the paper's small ConvNet "

@@ -34,31 +34,36 @@ losses for a batch of independent runs: the gradient of a sum of independent ter
 gradient); ``val_loss(theta)`` returns a scalar. The step index ``i`` (global, ``start + k``) lets
 the loss pick its mini-batch deterministically, so forward recomputation is exact.
 
+:func:`rollout` unrolls any differentiable update map (a teaching policy's steps); its state may carry an
+optimiser's moments besides the weights: :class:`LearnerOptimizer` and :func:`adam_step` give the learner's Adam
+as a pure function, so a hypergradient runs through Adam steps as well as SGD steps.
+
 References:
     Hai et al., L2T-DLN, NeurIPS 2023, Eqs. (2), (4)-(6), (8) and Algorithm 1; Maclaurin, Duvenaud &
     Adams, "Gradient-based hyperparameter optimization through reversible learning", ICML 2015;
     Franceschi et al., "Forward and reverse gradient-based hyperparameter optimization", ICML 2017;
     Domke, "Generic methods for optimization-based modeling", AISTATS 2012; Munoz-Gonzalez et al., "Towards
     poisoning of deep learning algorithms with back-gradient optimization", AISec 2017; Wang et al., "Dataset
-    Distillation", arXiv 2018, Sec. 3.3.
+    Distillation", arXiv 2018, Sec. 3.3; Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015,
+    Algorithm 1.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["METHODS", "Rollout", "Unrolled", "central_difference", "chain_to", "hypergradient", "noise_level",
-           "rollout",
-           "sgd_steps"]
+__all__ = ["LEARNER_OPTIMIZERS", "METHODS", "LearnerOptimizer", "Rollout", "Unrolled", "adam_step",
+           "central_difference", "chain_to", "hypergradient", "noise_level", "rollout", "sgd_steps"]
 
 Params = tuple[torch.Tensor, ...]
 TrainLoss = Callable[[Params, Params, int], torch.Tensor]
 ValLoss = Callable[[Params], torch.Tensor]
 METHODS = ("reverse", "autograd", "backgradient")
+LEARNER_OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -268,31 +273,37 @@ class Rollout:
     Attributes:
         iterates: theta^0 .. theta^N, each a tuple of tensors carrying the graph back to phi (and theta^0).
         greedy: per step i = 1 .. N, the step applied to the *detached* theta^{i-1} (empty unless asked for):
-            the stop-gradient one-step iterates of the auxiliary loss of DHT Sec. 3.3.1.
+            the stop-gradient one-step iterates (each reaches the step's parameters only through step i).
+        aux: per step i = 1 .. N, ``aux(sg(theta^{i-1}), i)`` (empty without ``aux``): a term evaluated at the
+            stop-gradient state entering the step, such as the auxiliary loss of DHT Sec. 3.3.1.
     """
 
     iterates: list[Params]
     greedy: list[Params]
+    aux: list[torch.Tensor] = field(default_factory=list)
 
 
 def rollout(step: Callable[[Params, int], Params], theta0, steps: int, *, start: int = 0,
-            stop_gradient_steps: bool = False) -> Rollout:
+            stop_gradient_steps: bool = False, aux: Callable[[Params, int], torch.Tensor] | None = None) -> Rollout:
     r"""Differentiable rollout of an arbitrary update map :math:`\theta^i = T(\theta^{i-1}, i)`, keeping the graph.
 
     The general form of the unrolled training of :func:`hypergradient`'s ``"autograd"`` method, for updates
     that are not plain SGD on a loss: a teaching policy that chooses the label or the input from the
     current learner state makes the step depend on :math:`\theta^{i-1}` through the policy too, and the
     full derivative of :math:`e(\theta^N)` must carry that path. The caller closes ``step`` over the
-    policy parameters and back-propagates any function of the iterates.
+    policy parameters and back-propagates any function of the iterates. The carried state may hold more
+    than the learner's weights (an optimiser's moments, see :class:`LearnerOptimizer`).
 
     Args:
         step: (theta, i) -> theta', differentiable; ``i`` is the global step (``start + k``) so the
             caller picks its mini-batch deterministically.
         theta0: tensor or tuple of tensors (used as given: pass a detached copy to cut the graph).
         steps: N >= 0.
-        stop_gradient_steps: also return :math:`T(\mathrm{sg}(\theta^{i-1}), i)` for every step (the
-            greedy one-step terms of DHT Sec. 3.3.1's auxiliary loss, whose gradient reaches the policy
-            only through step i).
+        stop_gradient_steps: also return :math:`T(\mathrm{sg}(\theta^{i-1}), i)` for every step (greedy
+            one-step iterates whose gradient reaches the policy only through step i).
+        aux: (theta, i) -> tensor, evaluated at the stop-gradient state :math:`\mathrm{sg}(\theta^{i-1})` of
+            every step: the terms :math:`\ell(\pi_\theta(x_i, y_i, w_i^{SG}, w^*); y_i \mid w_i^{SG})` of DHT
+            Sec. 3.3.1's auxiliary loss, whose gradient reaches the policy only through the example it makes.
 
     Returns:
         :class:`Rollout`.
@@ -303,8 +314,10 @@ def rollout(step: Callable[[Params, int], Params], theta0, steps: int, *, start:
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if aux is not None and not callable(aux):
+        raise TypeError(f"aux must be callable (theta, i) -> tensor or None, got {type(aux).__name__}")
     theta = _as_params("theta0", theta0)
-    iterates, greedy = [theta], []
+    iterates, greedy, terms = [theta], [], []
     for k in range(steps):
         prev = iterates[-1]
         nxt = step(prev, start + k)
@@ -312,10 +325,86 @@ def rollout(step: Callable[[Params, int], Params], theta0, steps: int, *, start:
         if len(nxt) != len(prev):
             raise ValueError(f"step returned {len(nxt)} tensors for {len(prev)} parameters")
         iterates.append(nxt)
+        if stop_gradient_steps or aux is not None:
+            detached = tuple(t.detach() for t in prev)
         if stop_gradient_steps:
-            detached = step(tuple(t.detach() for t in prev), start + k)
-            greedy.append((detached,) if isinstance(detached, torch.Tensor) else tuple(detached))
-    return Rollout(iterates, greedy)
+            out = step(detached, start + k)
+            greedy.append((out,) if isinstance(out, torch.Tensor) else tuple(out))
+        if aux is not None:
+            terms.append(aux(detached, start + k))
+    return Rollout(iterates, greedy, terms)
+
+
+def adam_step(w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, lr,
+              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""One functional, differentiable Adam step (Kingma & Ba, ICLR 2015, Algorithm 1), elementwise, so a
+    leading run axis R is batched for free:
+
+    .. math:: m' = \beta_1 m + (1 - \beta_1) g,\quad v' = \beta_2 v + (1 - \beta_2) g^2,\quad
+              w' = w - \frac{\eta}{1 - \beta_1^{t+1}} \frac{m'}{\sqrt{v'} / \sqrt{1 - \beta_2^{t+1}} + \epsilon},
+
+    torch.optim.Adam's arrangement of the bias corrections. ``t`` counts the steps taken before this one
+    (0 for the first, as :class:`teachtheory.learners.updates.Adam`). Nothing is modified in place, so the
+    graph runs through w, g and the moments. Where :math:`v' = 0` (a coordinate whose gradient has been
+    exactly zero so far) the square root's derivative is infinite; there the root is taken as a constant 0
+    (its one-sided limit times the zero change of :math:`v'`), which keeps the hypergradient finite.
+
+    Returns:
+        (w', m', v').
+    """
+    beta1, beta2 = betas
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    positive = v > 0
+    root = torch.where(positive, torch.where(positive, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
+    bias1, bias2 = 1 - beta1 ** (t + 1), 1 - beta2 ** (t + 1)
+    return w - (lr / bias1) * m / (root / math.sqrt(bias2) + eps), m, v
+
+
+@dataclass(frozen=True)
+class LearnerOptimizer:
+    r"""The learner's update rule inside an unrolled rollout, as a pure function of a carried state.
+
+    ``"sgd"``: :math:`w' = w - \eta g`, no state. ``"adam"``: :func:`adam_step` with ``betas`` =
+    (:math:`\beta_1`, :math:`\beta_2`), the decay rates of the first and second moment estimates (default
+    (0.9, 0.999)), and ``eps`` the :math:`\epsilon` added to the root of the second moment (default 1e-8),
+    torch.optim.Adam's defaults; the moments (m, v), each shaped like w, ride in the rollout's state after w,
+    so the hypergradient flows through them.
+    """
+
+    name: str = "sgd"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.name not in LEARNER_OPTIMIZERS:
+            raise ValueError(f"learner_optimizer must be one of {', '.join(LEARNER_OPTIMIZERS)}, got {self.name!r}")
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else None
+        if (betas is None or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"learner_betas must be two numbers in [0, 1), got {self.betas!r}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not (0 < self.eps < math.inf):
+            raise ValueError(f"learner_eps must be a positive finite number, got {self.eps!r}")
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        object.__setattr__(self, "eps", float(self.eps))
+
+    def init(self, w: torch.Tensor) -> Params:
+        """The initial state: () for SGD, zero moments (m, v) shaped like w for Adam."""
+        return () if self.name == "sgd" else (torch.zeros_like(w), torch.zeros_like(w))
+
+    def step(self, w: torch.Tensor, grad: torch.Tensor, state: Params, lr, t: int) -> tuple[torch.Tensor, Params]:
+        """One update at step t (0 for the first since the state was initialised): (w', state')."""
+        if self.name == "sgd":
+            return w - lr * grad, state
+        w, m, v = adam_step(w, grad, *state, t, lr, self.betas, self.eps)
+        return w, (m, v)
+
+    def to_spec(self) -> dict:
+        """A JSON-able description."""
+        if self.name == "sgd":
+            return {"name": "sgd"}
+        return {"name": "adam", "betas": list(self.betas), "eps": self.eps}
 
 
 def chain_to(outputs: Params, inputs: Params, cotangent: Params) -> Params:

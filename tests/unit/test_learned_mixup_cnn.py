@@ -13,7 +13,7 @@ from teachtheory.learners.convnet import ConvNet
 from teachtheory.simulation import SIMULATIONS
 from teachtheory.teachers.learned import MixupTeacher, TeachingPolicy
 
-TINY_CNN = {"width": 2, "pool": 40, "test": 30, "lr": 1e-2, "train_lr": 0.05, "batch": 2, "hidden": (4,),
+TINY_CNN = {"width": 2, "pool": 40, "test": 30, "lr": 1e-2, "batch": 2, "hidden": (4,),
             "horizon": 2, "unroll_iterations": 2, "episode_steps": 2, "pg_iterations": 1, "pg_episodes": 2,
             "pg_episode_steps": 2, "policy_lr": 1e-3, "pg_policy_lr": 1e-3, "aux_weight": 1.0}
 

@@ -14,7 +14,7 @@ TINY = {"hidden": (4,), "horizon": 2, "unroll_iterations": 2, "pg_iterations": 1
         "pg_episode_steps": 2, "policy_lr": 1e-3, "pg_policy_lr": 1e-3, "aux_weight": 1.0, "lsr_dim": 3,
         "lsr_pool": 10, "mlp_hidden": 3, "dht_iterations": 1, "dht_restarts": 0, "input_bound": 0.5,
         "mixup_dim": 8, "mixup_batch": 2, "gen_hidden": (4,), "gen_iterations": 1, "gen_policy_lr": 1e-3,
-        "vae_iterations": 2, "vae_latent": 2}
+        "gen_aux_weight": 1.0, "vae_iterations": 2, "vae_latent": 2}
 
 
 @pytest.mark.parametrize("name", ["last-parameterized", "blast", "dht-transform", "dht-mixup", "dht-generative"])
