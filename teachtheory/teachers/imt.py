@@ -47,10 +47,28 @@ def scores_along(
         (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
         if gram.dim() < r.dim():
             # One block with J J^T = ||x||^2 I (linear learners): the fused closed form per output.
-            score = greedy_score_linear(r, jvp, gram[..., None], lr)
+            score = _linear_scores(r, jvp, gram, lr, constants)
             return score[..., 0] if score.shape[-1] == 1 else score.sum(-1)
     A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr)
     return residual_objective(r, A, b)
+
+
+def _linear_scores(r: torch.Tensor, jvp: torch.Tensor, gram: torch.Tensor, lr: float,
+                   constants: dict | None) -> torch.Tensor:
+    """:func:`~teachtheory.theory.last.greedy_score_linear` (r, jvp, gram[..., None], lr), jvp overwritten, with
+    its constants of the pool and lr (eta^2 ||x||^2 and -2 eta as a 0-dim tensor) made once and kept in
+    ``constants`` (the pool constants that hold ``gram``): the same operations on the same numbers, without
+    a pass over the pool and two scalar conversions at every step."""
+    if (constants is None or constants.get("sqnorm") is not gram or type(lr) is not float
+            or (torch.is_grad_enabled() and (r.requires_grad or jvp.requires_grad or gram.requires_grad))):
+        return greedy_score_linear(r, jvp, gram[..., None], lr)
+    cached = constants.get("_linear_score")
+    if cached is None or cached[0] != lr:
+        # a Python float multiplies a tensor as its value rounded to the tensor's dtype: so does this scalar
+        minus_two_lr = torch.tensor(-2.0 * lr, dtype=jvp.dtype)
+        constants["_linear_score"] = cached = (lr, gram[..., None] * (lr * lr), minus_two_lr)
+    _, a, minus_two_lr = cached
+    return jvp.mul_(minus_two_lr).addcmul_(r, a).mul_(r)
 
 
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:

@@ -129,6 +129,30 @@ def test_rules_take_lr_as_a_float_or_a_float64_scalar_tensor_alike(rule, dtype):
     b, state_b = rule.step(w, grad, torch.tensor(0.0123, dtype=torch.float64), state, 4)
     assert a.dtype == b.dtype == dtype and torch.equal(a, b)
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    c, state_c = rule.step(w, grad, torch.tensor(0.0123, dtype=dtype), state, 4)  # teach's: the weights' dtype
+    assert c.dtype == dtype and torch.equal(a, c)
+    assert all(torch.equal(state_a[k], state_c[k]) for k in state_a)
+
+
+@pytest.mark.parametrize("kind", ["lsr", "softmax"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_imt_scores_with_cached_pool_constants_equal_the_closed_form(kind, dtype):
+    """IMT keeps eta^2 ||x||^2 and -2 eta in the pool constants: the scores are greedy_score_linear's, bit for
+    bit, at every call and after lr changes."""
+    from teachtheory.teachers.imt import pool_scores
+    from teachtheory.theory.last import greedy_score_linear
+
+    problem, learner = _problem(kind, 3, 30, 5, 3, 6, True, dtype)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.07, batch_size=1, streams=RunStreams(as_seeds(0, 3)))
+    w = problem.w0
+    for lr in (0.07, 0.07, 0.3):
+        ctx.lr = lr
+        X, y = ctx.pool()
+        jac = learner.output_jacobian(w, X, w - problem.w_star)  # as IMT scores, in the same layouts
+        r = learner.residual_(jac.z, learner.label_vector(y))
+        expected = greedy_score_linear(r, jac.jvp["all"], jac.gram["all"][..., None], lr).sum(-1)
+        assert torch.equal(pool_scores(ctx, w), expected)
+        assert ctx.pool_constants()["_linear_score"][0] == lr
 
 
 def test_divergence_found_at_the_same_step_without_the_weight_check():
