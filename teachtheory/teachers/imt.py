@@ -9,10 +9,14 @@ from __future__ import annotations
 import torch
 
 from ..learners import Learner
+from ..learners.linear import LinearLearner
 from ..theory.last import greedy_score, greedy_score_linear, residual_objective, residual_quadratic
 from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
 __all__ = ["IMTTeacher", "example_scores", "pool_scores", "scores_along", "select_examples"]
+
+SCORE_GROUP_BYTES = 1 << 21  # select_examples: outputs of a group of runs scored at once (about one core's L2)
+SUM_BY_ADDS = 4  # _sum_outputs: up to this many outputs by additions in class order, the numbers of sum(-1)
 
 
 def example_scores(
@@ -48,7 +52,7 @@ def scores_along(
         if gram.dim() < r.dim():
             # One block with J J^T = ||x||^2 I (linear learners): the fused closed form per output.
             score = _linear_scores(r, jvp, gram, lr, constants)
-            return score[..., 0] if score.shape[-1] == 1 else score.sum(-1)
+            return score[..., 0] if score.shape[-1] == 1 else _sum_outputs(score)
     A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr)
     return residual_objective(r, A, b)
 
@@ -71,6 +75,19 @@ def _linear_scores(r: torch.Tensor, jvp: torch.Tensor, gram: torch.Tensor, lr: f
     return jvp.mul_(minus_two_lr).addcmul_(r, a).mul_(r)
 
 
+def _sum_outputs(score: torch.Tensor) -> torch.Tensor:
+    """score [..., n, K] summed over its outputs: in the class-major layout of the shared-pool product by K - 1
+    additions of contiguous [..., n] rows, in class order (``sum(-1)`` there first zero-fills its result and
+    then adds every class, one pass more over the runs)."""
+    rows = score.transpose(-1, -2)
+    if score.shape[-1] > SUM_BY_ADDS or not rows.is_contiguous() or (torch.is_grad_enabled() and score.requires_grad):
+        return score.sum(-1)
+    total = rows[..., 0, :] + rows[..., 1, :]
+    for k in range(2, rows.shape[-2]):
+        total += rows[..., k, :]
+    return total
+
+
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
     """eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every pool example, [R, n], in one batched call."""
     X, y = ctx.pool()
@@ -78,14 +95,44 @@ def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
 
 
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:
-    """The batch_size pool examples with the lowest scores (each scored for a single step)."""
-    scores = pool_scores(ctx, w)
-    if ctx.batch_size == 1:  # min over a dim is several times faster than topk on CPU
-        index = scores.min(-1, keepdim=True).indices
+    """The batch_size pool examples with the lowest scores (each scored for a single step).
+
+    Many runs on a shared CPU pool are scored a group of runs at a time (:func:`_run_group`): every run's
+    scores are its own (one row of each product), and the group's outputs stay in the cache between the
+    product and the passes that follow it instead of streaming through memory at every pass.
+    """
+    X, y = ctx.pool()
+    R = w.shape[0]
+    group = _run_group(ctx, w)
+    if group >= R:
+        index = _best(pool_scores(ctx, w), ctx.batch_size)
     else:
-        index = torch.topk(scores, ctx.batch_size, dim=-1, largest=False).indices
-    x, y = gather_pool(*ctx.pool(), index)
+        constants, w_star = ctx.pool_constants(), ctx.w_star
+        index = torch.cat([
+            _best(example_scores(ctx.learner, w[i:i + group], w_star if w_star.shape[0] == 1 else w_star[i:i + group],
+                                 X, y, ctx.lr, constants), ctx.batch_size)
+            for i in range(0, R, group)])
+    x, y = gather_pool(X, y, index)
     return TeachingBatch(x=x, y=y, index=index)
+
+
+def _best(scores: torch.Tensor, m: int) -> torch.Tensor:
+    """Indices [R, m] of the m lowest scores of every run."""
+    if m == 1:  # min over a dim is several times faster than topk on CPU
+        return scores.min(-1, keepdim=True).indices
+    return torch.topk(scores, m, dim=-1, largest=False).indices
+
+
+def _run_group(ctx: TeachingContext, w: torch.Tensor) -> int:
+    """How many runs :func:`select_examples` scores at once: all of them, but for a shared pool on the CPU
+    with a factored linear Jacobian, as many as keep the group's outputs within about SCORE_GROUP_BYTES."""
+    X, y = ctx.pool()
+    R = w.shape[0]
+    if (X.shape[0] != 1 or y.shape[0] != 1 or X.device.type != "cpu"
+            or not isinstance(ctx.learner, LinearLearner)):
+        return R
+    per_run = 2 * ctx.learner.output_dim * X.shape[1] * X.element_size()  # z and J e of one run
+    return max(1, SCORE_GROUP_BYTES // per_run)
 
 
 class IMTTeacher(Teacher):

@@ -250,3 +250,22 @@ def test_first_nonfinite_weights_found_across_check_blocks(record):
                  record_every=1000, on_divergence="ignore")
     np.testing.assert_array_equal(traj.steps_recorded, [0, 400])
     np.testing.assert_array_equal(traj.diverged_step, [-1, 301, 6, 256])
+
+
+@pytest.mark.parametrize("kind", ["lsr", "softmax"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_imt_scoring_runs_in_groups_selects_as_all_at_once(kind, batch_size, monkeypatch):
+    """select_examples scores many runs on a shared pool a group at a time: the same examples, the same run."""
+    import teachtheory.teachers.imt as imt
+
+    problem, learner = _problem(kind, 8, 50, 6, 3, 7, True, torch.float32)
+    options = {"steps": 20, "lr": 0.05, "batch_size": batch_size, "record": ("distance",)}
+    whole = teach(problem, learner, make_teacher("imt"), seed=1, **options)
+    per_run = 2 * learner.output_dim * 50 * 4
+    monkeypatch.setattr(imt, "SCORE_GROUP_BYTES", 3 * per_run)  # groups of 3, 3 and 2 runs
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.05, batch_size=batch_size,
+                          streams=RunStreams(as_seeds(0, 8)))
+    assert imt._run_group(ctx, problem.w0) == 3
+    grouped = teach(problem, learner, make_teacher("imt"), seed=1, **options)
+    assert np.array_equal(whole.final_w, grouped.final_w)
+    assert np.array_equal(whole["distance"], grouped["distance"])
