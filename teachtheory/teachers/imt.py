@@ -16,6 +16,7 @@ from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 __all__ = ["IMTTeacher", "example_scores", "pool_scores", "scores_along", "select_examples"]
 
 SCORE_GROUP_BYTES = 1 << 21  # select_examples: outputs of a group of runs scored at once (about one core's L2)
+SCORE_GROUP_MIN_RUNS = 32  # ... unless fewer runs than this would fit: then all runs at once
 SUM_BY_ADDS = 4  # _sum_outputs: up to this many outputs by additions in class order, the numbers of sum(-1)
 
 
@@ -124,15 +125,20 @@ def _best(scores: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def _run_group(ctx: TeachingContext, w: torch.Tensor) -> int:
-    """How many runs :func:`select_examples` scores at once: all of them, but for a shared pool on the CPU
-    with a factored linear Jacobian, as many as keep the group's outputs within about SCORE_GROUP_BYTES."""
+    """How many runs :func:`select_examples` scores at once: all of them, but for a shared pool on the CPU and a
+    linear learner, as many as keep the group's outputs within about SCORE_GROUP_BYTES (if that is at least
+    SCORE_GROUP_MIN_RUNS runs)."""
     X, y = ctx.pool()
     R = w.shape[0]
     if (X.shape[0] != 1 or y.shape[0] != 1 or X.device.type != "cpu"
             or not isinstance(ctx.learner, LinearLearner)):
         return R
     per_run = 2 * ctx.learner.output_dim * X.shape[1] * X.element_size()  # z and J e of one run
-    return max(1, SCORE_GROUP_BYTES // per_run)
+    group = SCORE_GROUP_BYTES // per_run
+    # Few runs a group: the products get too thin and the calls too many to gain (a softmax pool of 2,000
+    # examples, R = 256: groups of 8 runs took 1.5x as long as all at once, of 16 1.1x, of 32 0.85x), so a
+    # large pool is scored all at once.
+    return group if group >= SCORE_GROUP_MIN_RUNS else R
 
 
 class IMTTeacher(Teacher):

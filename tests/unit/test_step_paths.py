@@ -263,9 +263,12 @@ def test_imt_scoring_runs_in_groups_selects_as_all_at_once(kind, batch_size, mon
     whole = teach(problem, learner, make_teacher("imt"), seed=1, **options)
     per_run = 2 * learner.output_dim * 50 * 4
     monkeypatch.setattr(imt, "SCORE_GROUP_BYTES", 3 * per_run)  # groups of 3, 3 and 2 runs
+    monkeypatch.setattr(imt, "SCORE_GROUP_MIN_RUNS", 2)
     ctx = TeachingContext(problem=problem, learner=learner, lr=0.05, batch_size=batch_size,
                           streams=RunStreams(as_seeds(0, 8)))
     assert imt._run_group(ctx, problem.w0) == 3
     grouped = teach(problem, learner, make_teacher("imt"), seed=1, **options)
     assert np.array_equal(whole.final_w, grouped.final_w)
     assert np.array_equal(whole["distance"], grouped["distance"])
+    monkeypatch.setattr(imt, "SCORE_GROUP_MIN_RUNS", 4)  # groups of 3 runs are too few: all at once
+    assert imt._run_group(ctx, problem.w0) == 8
