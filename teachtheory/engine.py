@@ -429,10 +429,12 @@ def teach(
     next_record = 1  # index into ``record_at`` of the next step to measure
     measure_distance = record == ("distance",)  # the common cheap case, without _measure's dispatch
     w_star = problem.w_star
-    # The built-in rules take lr as a 0-dim float64 tensor: the same numbers as the Python float (a CPU
-    # scalar either way, cast to the weights' dtype), without wrapping the float into a tensor at every step.
+    # The built-in rules take lr as a 0-dim tensor: the same numbers as the Python float (a CPU scalar either
+    # way, rounded to the weights' dtype when the rule multiplies a tensor by it), without wrapping the float
+    # into a tensor at every step. In the weights' own dtype (float32/64) it is not even cast at every step.
     fast_lr = type(rule) in (SGD, Momentum, Adam) and w.device.type in ("cpu", "cuda")  # MPS has no float64
-    step_lr = torch.tensor(ctx.lr, dtype=torch.float64) if fast_lr else ctx.lr
+    lr_dtype = w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float64
+    step_lr = torch.tensor(ctx.lr, dtype=lr_dtype) if fast_lr else ctx.lr
     clock = time.perf_counter
     start = clock()
     plan: list[TeachingBatch] = []

@@ -19,6 +19,7 @@ __all__ = ["SMALL_BATCH", "LinearLearner", "LeastSquares", "Logistic", "Softmax"
            "features_t_times"]
 
 SMALL_BATCH = 8  # output_jacobian: up to this many examples by elementwise products, more by matrix products
+POOL_T_COPY = 1 << 24  # pool_constants: a shared pool up to this many values gets a contiguous X^T
 
 
 def features_times(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -90,10 +91,12 @@ class LinearLearner(Learner):
 
     def pool_constants(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"sqnorm": ||x||^2 [R or 1, n]}, the Gram J J^T / I_K of every example; for a shared pool also
-        "_pool_t", the view X^T [d, n] that :meth:`output_jacobian` multiplies by."""
+        "_pool_t", X^T [d, n] that :meth:`output_jacobian` multiplies by: a contiguous copy up to
+        POOL_T_COPY values (the product with it runs faster than with the transposed view, e.g. about 1.5x
+        for [2, 100] @ [100, 2000] on one CPU thread), else the view."""
         constants = {"sqnorm": (X * X).sum(-1)}
         if X.shape[0] == 1:
-            constants["_pool_t"] = X[0].T
+            constants["_pool_t"] = X[0].T.contiguous() if X[0].numel() <= POOL_T_COPY else X[0].T
         return constants
 
     def output_jacobian(

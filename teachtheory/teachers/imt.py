@@ -9,10 +9,15 @@ from __future__ import annotations
 import torch
 
 from ..learners import Learner
+from ..learners.linear import LinearLearner
 from ..theory.last import greedy_score, greedy_score_linear, residual_objective, residual_quadratic
 from .base import Teacher, TeachingBatch, TeachingContext, gather_pool
 
 __all__ = ["IMTTeacher", "example_scores", "pool_scores", "scores_along", "select_examples"]
+
+SCORE_GROUP_BYTES = 1 << 21  # select_examples: outputs of a group of runs scored at once (about one core's L2)
+SCORE_GROUP_MIN_RUNS = 32  # ... unless fewer runs than this would fit: then all runs at once
+SUM_BY_ADDS = 4  # _sum_outputs: up to this many outputs by additions in class order, the numbers of sum(-1)
 
 
 def example_scores(
@@ -47,10 +52,41 @@ def scores_along(
         (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
         if gram.dim() < r.dim():
             # One block with J J^T = ||x||^2 I (linear learners): the fused closed form per output.
-            score = greedy_score_linear(r, jvp, gram[..., None], lr)
-            return score[..., 0] if score.shape[-1] == 1 else score.sum(-1)
+            score = _linear_scores(r, jvp, gram, lr, constants)
+            return score[..., 0] if score.shape[-1] == 1 else _sum_outputs(score)
     A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr)
     return residual_objective(r, A, b)
+
+
+def _linear_scores(r: torch.Tensor, jvp: torch.Tensor, gram: torch.Tensor, lr: float,
+                   constants: dict | None) -> torch.Tensor:
+    """:func:`~teachtheory.theory.last.greedy_score_linear` (r, jvp, gram[..., None], lr), jvp overwritten, with
+    its constants of the pool and lr (eta^2 ||x||^2 and -2 eta as a 0-dim tensor) made once and kept in
+    ``constants`` (the pool constants that hold ``gram``): the same operations on the same numbers, without
+    a pass over the pool and two scalar conversions at every step."""
+    if (constants is None or constants.get("sqnorm") is not gram or type(lr) is not float
+            or (torch.is_grad_enabled() and (r.requires_grad or jvp.requires_grad or gram.requires_grad))):
+        return greedy_score_linear(r, jvp, gram[..., None], lr)
+    cached = constants.get("_linear_score")
+    if cached is None or cached[0] != lr:
+        # a Python float multiplies a tensor as its value rounded to the tensor's dtype: so does this scalar
+        minus_two_lr = torch.tensor(-2.0 * lr, dtype=jvp.dtype)
+        constants["_linear_score"] = cached = (lr, gram[..., None] * (lr * lr), minus_two_lr)
+    _, a, minus_two_lr = cached
+    return jvp.mul_(minus_two_lr).addcmul_(r, a).mul_(r)
+
+
+def _sum_outputs(score: torch.Tensor) -> torch.Tensor:
+    """score [..., n, K] summed over its outputs: in the class-major layout of the shared-pool product by K - 1
+    additions of contiguous [..., n] rows, in class order (``sum(-1)`` there first zero-fills its result and
+    then adds every class, one pass more over the runs)."""
+    rows = score.transpose(-1, -2)
+    if score.shape[-1] > SUM_BY_ADDS or not rows.is_contiguous() or (torch.is_grad_enabled() and score.requires_grad):
+        return score.sum(-1)
+    total = rows[..., 0, :] + rows[..., 1, :]
+    for k in range(2, rows.shape[-2]):
+        total += rows[..., k, :]
+    return total
 
 
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
@@ -60,14 +96,49 @@ def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
 
 
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:
-    """The batch_size pool examples with the lowest scores (each scored for a single step)."""
-    scores = pool_scores(ctx, w)
-    if ctx.batch_size == 1:  # min over a dim is several times faster than topk on CPU
-        index = scores.min(-1, keepdim=True).indices
+    """The batch_size pool examples with the lowest scores (each scored for a single step).
+
+    Many runs on a shared CPU pool are scored a group of runs at a time (:func:`_run_group`): every run's
+    scores are its own (one row of each product), and the group's outputs stay in the cache between the
+    product and the passes that follow it instead of streaming through memory at every pass.
+    """
+    X, y = ctx.pool()
+    R = w.shape[0]
+    group = _run_group(ctx, w)
+    if group >= R:
+        index = _best(pool_scores(ctx, w), ctx.batch_size)
     else:
-        index = torch.topk(scores, ctx.batch_size, dim=-1, largest=False).indices
-    x, y = gather_pool(*ctx.pool(), index)
+        constants, w_star = ctx.pool_constants(), ctx.w_star
+        index = torch.cat([
+            _best(example_scores(ctx.learner, w[i:i + group], w_star if w_star.shape[0] == 1 else w_star[i:i + group],
+                                 X, y, ctx.lr, constants), ctx.batch_size)
+            for i in range(0, R, group)])
+    x, y = gather_pool(X, y, index)
     return TeachingBatch(x=x, y=y, index=index)
+
+
+def _best(scores: torch.Tensor, m: int) -> torch.Tensor:
+    """Indices [R, m] of the m lowest scores of every run."""
+    if m == 1:  # min over a dim is several times faster than topk on CPU
+        return scores.min(-1, keepdim=True).indices
+    return torch.topk(scores, m, dim=-1, largest=False).indices
+
+
+def _run_group(ctx: TeachingContext, w: torch.Tensor) -> int:
+    """How many runs :func:`select_examples` scores at once: all of them, but for a shared pool on the CPU and a
+    linear learner, as many as keep the group's outputs within about SCORE_GROUP_BYTES (if that is at least
+    SCORE_GROUP_MIN_RUNS runs)."""
+    X, y = ctx.pool()
+    R = w.shape[0]
+    if (X.shape[0] != 1 or y.shape[0] != 1 or X.device.type != "cpu"
+            or not isinstance(ctx.learner, LinearLearner)):
+        return R
+    per_run = 2 * ctx.learner.output_dim * X.shape[1] * X.element_size()  # z and J e of one run
+    group = SCORE_GROUP_BYTES // per_run
+    # Few runs a group: the products get too thin and the calls too many to gain (a softmax pool of 2,000
+    # examples, R = 256: groups of 8 runs took 1.5x as long as all at once, of 16 1.1x, of 32 0.85x), so a
+    # large pool is scored all at once.
+    return group if group >= SCORE_GROUP_MIN_RUNS else R
 
 
 class IMTTeacher(Teacher):

@@ -129,6 +129,30 @@ def test_rules_take_lr_as_a_float_or_a_float64_scalar_tensor_alike(rule, dtype):
     b, state_b = rule.step(w, grad, torch.tensor(0.0123, dtype=torch.float64), state, 4)
     assert a.dtype == b.dtype == dtype and torch.equal(a, b)
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    c, state_c = rule.step(w, grad, torch.tensor(0.0123, dtype=dtype), state, 4)  # teach's: the weights' dtype
+    assert c.dtype == dtype and torch.equal(a, c)
+    assert all(torch.equal(state_a[k], state_c[k]) for k in state_a)
+
+
+@pytest.mark.parametrize("kind", ["lsr", "softmax"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_imt_scores_with_cached_pool_constants_equal_the_closed_form(kind, dtype):
+    """IMT keeps eta^2 ||x||^2 and -2 eta in the pool constants: the scores are greedy_score_linear's, bit for
+    bit, at every call and after lr changes."""
+    from teachtheory.teachers.imt import pool_scores
+    from teachtheory.theory.last import greedy_score_linear
+
+    problem, learner = _problem(kind, 3, 30, 5, 3, 6, True, dtype)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.07, batch_size=1, streams=RunStreams(as_seeds(0, 3)))
+    w = problem.w0
+    for lr in (0.07, 0.07, 0.3):
+        ctx.lr = lr
+        X, y = ctx.pool()
+        jac = learner.output_jacobian(w, X, w - problem.w_star)  # as IMT scores, in the same layouts
+        r = learner.residual_(jac.z, learner.label_vector(y))
+        expected = greedy_score_linear(r, jac.jvp["all"], jac.gram["all"][..., None], lr).sum(-1)
+        assert torch.equal(pool_scores(ctx, w), expected)
+        assert ctx.pool_constants()["_linear_score"][0] == lr
 
 
 def test_divergence_found_at_the_same_step_without_the_weight_check():
@@ -226,3 +250,25 @@ def test_first_nonfinite_weights_found_across_check_blocks(record):
                  record_every=1000, on_divergence="ignore")
     np.testing.assert_array_equal(traj.steps_recorded, [0, 400])
     np.testing.assert_array_equal(traj.diverged_step, [-1, 301, 6, 256])
+
+
+@pytest.mark.parametrize("kind", ["lsr", "softmax"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_imt_scoring_runs_in_groups_selects_as_all_at_once(kind, batch_size, monkeypatch):
+    """select_examples scores many runs on a shared pool a group at a time: the same examples, the same run."""
+    import teachtheory.teachers.imt as imt
+
+    problem, learner = _problem(kind, 8, 50, 6, 3, 7, True, torch.float32)
+    options = {"steps": 20, "lr": 0.05, "batch_size": batch_size, "record": ("distance",)}
+    whole = teach(problem, learner, make_teacher("imt"), seed=1, **options)
+    per_run = 2 * learner.output_dim * 50 * 4
+    monkeypatch.setattr(imt, "SCORE_GROUP_BYTES", 3 * per_run)  # groups of 3, 3 and 2 runs
+    monkeypatch.setattr(imt, "SCORE_GROUP_MIN_RUNS", 2)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.05, batch_size=batch_size,
+                          streams=RunStreams(as_seeds(0, 8)))
+    assert imt._run_group(ctx, problem.w0) == 3
+    grouped = teach(problem, learner, make_teacher("imt"), seed=1, **options)
+    assert np.array_equal(whole.final_w, grouped.final_w)
+    assert np.array_equal(whole["distance"], grouped["distance"])
+    monkeypatch.setattr(imt, "SCORE_GROUP_MIN_RUNS", 4)  # groups of 3 runs are too few: all at once
+    assert imt._run_group(ctx, problem.w0) == 8
