@@ -115,12 +115,15 @@ class StateRecorder(Teacher):
 
 
 def teaching_preset(name: str, reference: str, build: Callable[..., Setup],
-                    extra: tuple[str, StateMetric] | None = None) -> Callable[..., dict]:
+                    extra: tuple[str, StateMetric] | None = None,
+                    paper: Callable[[dict], dict] | None = None) -> Callable[..., dict]:
     """A preset runner for the teaching simulation ``name``: ``build`` replaces its setup and ``reference`` its
     caption (which protocol the figure shows); an ``extra`` metric (name, metric(w, w_star) -> [R]) is recorded
     at every step beside the engine's metrics, in metrics.json, the trajectories and the figure.
 
     With ``extra``, the setup must teach one example per update (batch size 1) so every state is seen.
+    ``paper(summary) -> dict`` sets the run beside the paper's published result (the numbers, and whether the
+    paper's ordering appears); its dict goes to metrics.json and the result under ``"paper"``.
     """
 
     @single_threaded
@@ -139,6 +142,7 @@ def teaching_preset(name: str, reference: str, build: Callable[..., Setup],
         sim = dataclasses.replace(get_simulation(name), build=recorded_build, reference=reference)
         out = Path(out)
         result = run_teaching(sim, out, scale, runs, steps, seed, device, formats, progress)
+        result["reference"] = reference
         if extra is None:
             return result
         trajectories = result["trajectories"]
@@ -147,8 +151,10 @@ def teaching_preset(name: str, reference: str, build: Callable[..., Setup],
             traj.save(out / "trajectories" / f"{file_slug(label)}.npz")
         summary = {label: teacher_summary(traj) for label, traj in trajectories.items()}
         grid = next(iter(trajectories.values())).steps_recorded
-        write_metrics(out, {"simulation": sim.name, "runs": runs, "steps": steps, "steps_recorded": grid,
-                            "teachers": summary})
+        metrics = {"simulation": sim.name, "runs": runs, "steps": steps, "steps_recorded": grid, "teachers": summary}
+        if paper is not None:
+            metrics["paper"] = result["paper"] = paper(summary)
+        write_metrics(out, metrics)
         fig = convergence_figure(trajectories, tuple(next(iter(trajectories.values())).metrics),
                                  title=f"{sim.name}: {reference} (R={runs}, mean ± SE)")
         result["figures"] = [str(f) for f in save_figure(fig, out / "convergence", formats)]

@@ -101,7 +101,8 @@ def _cmd_simulate(args, console: Console) -> int:
                                 device=args.device, formats=formats, progress=progress, force=args.force,
                                 preset=preset)
     if "trajectories" in result:
-        _print_teaching_summary(console, sim, result["summary"])
+        _print_teaching_summary(console, f"{sim.name} ({result.get('reference', sim.reference)})", result["summary"],
+                                result.get("paper"))
     elif isinstance(result.get("table"), dict) and result["table"]:
         _print_generic_table(console, f"{sim.name} ({sim.reference})", result["table"])
     figures = ", ".join(Path(f).name for f in result.get("figures", []))
@@ -111,18 +112,32 @@ def _cmd_simulate(args, console: Console) -> int:
     return 0
 
 
-def _print_teaching_summary(console: Console, sim, summary: dict) -> None:
-    table = Table(title=f"{sim.name} ({sim.reference}): final values, mean ± SE over runs (SE -: one run)")
+def _print_teaching_summary(console: Console, title: str, summary: dict, paper: dict | None = None) -> None:
+    """The final values per teacher; with ``paper``, the published values beside and whether the paper's
+    ordering appears in this run."""
+    table = Table(title=f"{title}: final values, mean ± SE over runs (SE -: one run)")
     first = next(iter(summary.values()))
     metrics = sorted(k for k, v in first.items() if isinstance(v, dict) and "final" in v)
+    published = (paper or {}).get("published", {})
     table.add_column("teacher")
     for metric in metrics:
         table.add_column(metric, justify="right")
+    if published:
+        table.add_column(f"{paper['metric']}, published", justify="right")
     table.add_column("seconds", justify="right")
     for label, entry in summary.items():
         cells = [f"{entry[m]['final']['mean']:.4g} ± {_se_text(entry[m]['final']['se'])}" for m in metrics]
+        if published:
+            value = published.get(label)
+            cells.append(f"{value['mean']:.4g} ± {_se_text(value['se'])}" if value else "-")
         table.add_row(label, *cells, f"{entry['seconds']:.1f}")
     console.print(table)
+    if paper:
+        if published:
+            console.print(f"published: {paper['published_source']}", markup=False, highlight=False)
+        verdict = "appears" if paper["ordering_shown"] else "does NOT appear"
+        console.print(f"the paper's ordering, {paper['ordering']}: {verdict} in this run's means", markup=False,
+                      highlight=False)
 
 
 def _se_text(se) -> str:

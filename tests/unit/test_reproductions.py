@@ -165,6 +165,35 @@ def test_qiu2023_preset_records_the_authors_metric(tmp_path):
     assert len(firsts) == 1
     traj = result["trajectories"]["SGD"]
     assert traj["direction_gap"].shape == (2, 4)
+    # beside the paper: the published Fig. 3 values, and whether the paper's ordering appears in this run's means
+    paper = metrics["paper"]
+    assert {k: (v["mean"], v["se"]) for k, v in paper["published"].items()} == classification.QIU2023_PUBLISHED["moons"]
+    final = {label: entry["direction_gap"]["final"]["mean"] for label, entry in metrics["teachers"].items()}
+    expected = (final["DHT"] < min(final["SGD"], final["IMT"])
+                and all(final["DHT + label"] <= v for v in final.values()))
+    assert paper["ordering_shown"] is expected and result["paper"] == paper
+
+
+def test_qiu2023_ordering_is_reported_either_way():
+    def summary(**finals):
+        return {label.replace("_", " + "): {"direction_gap": {"final": {"mean": v}}} for label, v in finals.items()}
+
+    paper_order = summary(SGD=2.0, IMT=1.4, DHT=0.8, SGD_label=1.7, IMT_label=1.0, DHT_label=0.6)
+    assert classification.qiu2023_beside_paper("moons", paper_order)["ordering_shown"] is True
+    dht_behind_imt = summary(SGD=2.0, IMT=0.7, DHT=0.8, SGD_label=1.7, IMT_label=1.0, DHT_label=0.6)
+    assert classification.qiu2023_beside_paper("moons", dht_behind_imt)["ordering_shown"] is False
+    label_not_fastest = summary(SGD=2.0, IMT=1.4, DHT=0.8, SGD_label=1.7, IMT_label=0.5, DHT_label=0.6)
+    assert classification.qiu2023_beside_paper("digits35", label_not_fastest)["ordering_shown"] is False
+
+
+def test_cli_prints_the_preset_caption_and_the_published_numbers(tmp_path, capsys):
+    from teachtheory.cli import main
+
+    assert main(["simulate", "moons", "--preset", "qiu2023", "--runs", "2", "--steps", "3", "--out",
+                 str(tmp_path / "m")]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "authors' protocol (qiu2023)" in text and "toolkit protocol" not in text
+    assert "published" in text and "the paper's ordering" in text
 
 
 def test_cli_simulate_lsr_with_the_paper_preset(tmp_path):
