@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -39,8 +40,12 @@ def _parse(path: Path) -> _Links:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
+    # built from a private copy of docs/: the build rewrites docs/generated, and pytest-xdist workers that each run
+    # a test of this module would otherwise race on it
+    source = tmp_path_factory.mktemp("docs-source") / "docs"
+    shutil.copytree(ROOT / "docs", source, ignore=shutil.ignore_patterns("_build", "generated"))
     out = tmp_path_factory.mktemp("site")
-    index = build_site(out, source=ROOT / "docs", gallery=False, run_checks=None)
+    index = build_site(out, source=source, gallery=False, run_checks=None)
     return index.parent
 
 
