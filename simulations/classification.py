@@ -44,9 +44,8 @@ from teachtheory.validation import check_seeds
 from .common import TEACHING_MEMORY_PER_RUN_STEP, teaching_preset
 
 __all__ = ["DEFAULTS", "MNIST_ENV", "QIU2023", "QIU2023_DEFAULTS", "QIU2023_ORDERING", "QIU2023_PUBLISHED", "SETTINGS",
-           "build_digits35", "qiu2023_beside_paper",
-           "build_digits35_liu2021", "build_digits35_qiu2023", "build_moons", "build_moons_liu2021",
-           "build_moons_qiu2023", "direction_gap", "load_mnist35", "sgd_target"]
+           "build_digits35", "build_digits35_liu2021", "build_digits35_qiu2023", "build_moons", "build_moons_liu2021",
+           "build_moons_qiu2023", "direction_gap", "load_mnist35", "qiu2023_beside_paper", "sgd_target"]
 
 # per scale: the size of the moons pool (digits35 uses the whole data set at both scales)
 SETTINGS = {"small": {"moons_pool": 200}, "full": {"moons_pool": 1000}}

@@ -57,12 +57,8 @@ def test_claims_registered_with_source_statement_and_assumptions():
 
 
 @pytest.mark.parametrize("cid", list(EXPECTED))
-def test_quick_verdict(verdicts, cid):
-    v = verdicts[cid]
-    assert v.verdict == EXPECTED[cid], (cid, v.message, v.details.get("traceback"))
-    assert v.statistic is not None and v.tolerance is not None and v.tolerance_rule
-    if v.verdict == "printed-form-wrong":
-        assert v.details["corrected_form"] and v.details["corrected_holds"] is True
+def test_quick_verdict(verdicts, cid, assert_quick_verdict):
+    assert_quick_verdict(verdicts[cid], EXPECTED[cid])
 
 
 @pytest.mark.parametrize("cid", WITH_POWER)
