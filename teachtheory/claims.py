@@ -353,6 +353,9 @@ class Claim:
         sensitivity_reason: why the target differs from 10% or why there are no mutations.
         one_sided: mutations tested in one direction only, name -> +1 or -1 (the sign of eps that tightens a
             one-sided bound; the other direction loosens it, which a bound check cannot and need not catch).
+        shares: a name for a computation this claim's check shares with other claims' checks (a run cached in
+            its family module, keyed by scale and seed); :func:`run_claims` with several jobs checks the claims
+            sharing one name in one worker, one after another, so the shared run is made once, not once per worker.
     """
 
     id: str
@@ -366,6 +369,7 @@ class Claim:
     sensitivity_target: float = SENSITIVITY_TARGET
     sensitivity_reason: str = ""
     one_sided: dict[str, int] = field(default_factory=dict)
+    shares: str = ""
 
     def __post_init__(self) -> None:
         self.mutations = tuple(self.mutations)
@@ -485,7 +489,7 @@ def register_ordering(id: str, source: str, statement: str, check: Callable[[Che
 # the keys of a claim table's [[claim]] entry (see register_table): required, then optional with their TOML types
 _TABLE_REQUIRED = {"id": str, "source": str, "statement": str, "check": str}
 _TABLE_OPTIONAL = {"kind": str, "statistical": bool, "assumptions": list, "method": str, "mutations": list,
-                   "one_sided": dict, "sensitivity_target": float, "sensitivity_reason": str}
+                   "one_sided": dict, "sensitivity_target": float, "sensitivity_reason": str, "shares": str}
 _TABLE_KINDS = ("claim", "ordering")
 _CITATION = re.compile(r"\{([^{}]*)\}")
 
@@ -646,6 +650,7 @@ def run_claims(
     *,
     sensitivity: bool = False,
     jobs: int = 1,
+    expected_seconds: Mapping[str, float] | None = None,
 ) -> list[Verdict]:
     """Run the checks; the verdicts come back in the order of ``claims``.
 
@@ -660,14 +665,18 @@ def run_claims(
         sensitivity: also measure each claim's sensitivity.
         jobs: worker processes (started with ``spawn``, one torch thread each). Workers find the claims
             through the ``teachtheory.claims`` entry points, so with ``jobs > 1`` every claim must be
-            registered by an installed family, not only in this process.
+            registered by an installed family, not only in this process. Claims with the same
+            :attr:`Claim.shares` name go to one worker together.
+        expected_seconds: claim id -> its expected time (e.g. from an earlier run's verdicts); with several
+            jobs the longest work starts first, so no worker is left with a long check at the end. Claims
+            missing from it count as the mean of the others.
 
     Raises:
         ValueError: ``jobs`` is not a positive integer, or a claim is unknown to the worker processes.
     """
     jobs = check_positive_int(jobs, "jobs")
     if jobs > 1 and len(claims) > 1:
-        return _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs)
+        return _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs, expected_seconds or {})
     results = []
     for i, claim in enumerate(claims):
         if progress is not None:
@@ -684,31 +693,52 @@ def _check_one(claim: Claim, ctx: CheckContext, sensitivity: bool) -> Verdict:
     return verdict
 
 
-def _check_one_in_worker(claim_id: str, ctx: CheckContext, sensitivity: bool) -> Verdict:
-    """A worker process's share of :func:`run_claims`: load the families, then check one claim."""
+def _check_in_worker(claim_ids: Sequence[str], ctx: CheckContext, sensitivity: bool) -> list[Verdict]:
+    """A worker process's share of :func:`run_claims`: load the families, then check claims one after another."""
     import torch
 
     torch.set_num_threads(1)  # the workers share the machine's cores
     load_claims()
-    if claim_id not in CLAIMS:
-        raise ValueError(f"claim {claim_id!r} is not registered through a 'teachtheory.claims' entry point, so "
+    unknown = [cid for cid in claim_ids if cid not in CLAIMS]
+    if unknown:
+        raise ValueError(f"claim {unknown[0]!r} is not registered through a 'teachtheory.claims' entry point, so "
                          "worker processes cannot find it; check it with jobs=1")
-    return _check_one(CLAIMS[claim_id], ctx, sensitivity)
+    return [_check_one(CLAIMS[cid], ctx, sensitivity) for cid in claim_ids]
 
 
-def _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs) -> list[Verdict]:
+def work_units(claims: Sequence[Claim], expected_seconds: Mapping[str, float]) -> list[list[int]]:
+    """The claims (as indices) grouped into work units for parallel checking, longest expected first.
+
+    Claims naming the same :attr:`Claim.shares` form one unit (in their given order); every other claim is a
+    unit of its own. A unit's expected time is the sum of its claims' ``expected_seconds`` (a claim not listed
+    counts as the mean of those listed, or 1 when none is); ties keep the claims' order.
+    """
+    known = [float(expected_seconds[c.id]) for c in claims if c.id in expected_seconds]
+    default = sum(known) / len(known) if known else 1.0
+    units: dict[str, list[int]] = {}
+    for i, claim in enumerate(claims):
+        units.setdefault(claim.shares or f"\0{i}", []).append(i)
+    cost = {key: sum(float(expected_seconds.get(claims[i].id, default)) for i in unit) for key, unit in units.items()}
+    order = sorted(units, key=lambda key: (-cost[key], units[key][0]))
+    return [units[key] for key in order]
+
+
+def _run_claims_in_processes(claims, ctx, progress, sensitivity, jobs, expected_seconds) -> list[Verdict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = replace(ctx, cache={}, perturbed=set(), mutation=None, figure_notes=[])
     results: dict[int, Verdict] = {}
-    with ProcessPoolExecutor(min(jobs, len(claims)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_check_one_in_worker, claim.id, ctx, sensitivity): i for i, claim in enumerate(claims)}
+    units = work_units(claims, expected_seconds)
+    with ProcessPoolExecutor(min(jobs, len(units)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_check_in_worker, [claims[i].id for i in unit], ctx, sensitivity): unit
+                   for unit in units}
         for future in as_completed(futures):
-            i = futures[future]
-            results[i] = future.result()
-            if progress is not None:
-                progress(claims[i], len(results))
+            unit = futures[future]
+            for i, verdict in zip(unit, future.result(), strict=True):
+                results[i] = verdict
+                if progress is not None:
+                    progress(claims[i], len(results))
     return [results[i] for i in range(len(claims))]
 
 

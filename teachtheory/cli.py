@@ -166,6 +166,7 @@ def _print_generic_table(console: Console, title: str, rows: dict) -> None:
 
 def _run_checks(args, console: Console, plots_dir):
     from .claims import CheckContext, run_claims, select_claims
+    from .report import saved_seconds
 
     claims = select_claims(args.ids)
     ctx = CheckContext(scale=args.scale, seed=args.seed, plots_dir=plots_dir)
@@ -177,7 +178,10 @@ def _run_checks(args, console: Console, plots_dir):
             what = f" ({len(claim.mutations)} mutations)" if sensitivity and claim.mutations else ""
             bar.update(task, completed=done, description=f"check {claim.id}{what}")
 
-        verdicts = run_claims(claims, ctx, progress, sensitivity=sensitivity, jobs=args.jobs)
+        # the saved verdicts' times (docs: of its source) let parallel workers start the longest checks first
+        saved = Path(getattr(args, "source", "docs")) / "claims" / "verdicts.json"
+        verdicts = run_claims(claims, ctx, progress, sensitivity=sensitivity, jobs=args.jobs,
+                              expected_seconds=saved_seconds(saved) if args.jobs > 1 else None)
         bar.update(task, completed=len(claims), description="check")
     return claims, verdicts
 

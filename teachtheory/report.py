@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,10 +13,8 @@ from .claims import Claim, Verdict, format_number
 from .io import atomic_write, write_json
 from .references import REFERENCES
 
-__all__ = ["claim_families", "sensitivity_cell", "verdict_line_bullets", "verdict_rows", "write_bibtex",
-           "write_claims_pages",
-           "write_docs_page",
-           "write_verdicts_json"]
+__all__ = ["claim_families", "saved_seconds", "sensitivity_cell", "verdict_line_bullets", "verdict_rows",
+           "write_bibtex", "write_claims_pages", "write_docs_page", "write_verdicts_json"]
 
 
 def sensitivity_cell(v: Verdict) -> str:
@@ -53,6 +52,22 @@ def verdict_rows(claims: Sequence[Claim], verdicts: Sequence[Verdict]) -> list[l
 def write_verdicts_json(verdicts: Sequence[Verdict], path: str | os.PathLike, scale: str) -> Path:
     """Write the verdicts as a JSON list (one object per claim, with the scale it was checked at), atomically."""
     return write_json(path, [dict(v.to_json(), scale=scale) for v in verdicts])
+
+
+def saved_seconds(path: str | os.PathLike) -> dict[str, float]:
+    """Claim id -> seconds its check and sensitivity took, from a verdicts file (:func:`write_verdicts_json`).
+
+    What :func:`teachtheory.claims.run_claims` uses to start the longest checks first: only the relative sizes
+    matter, so a file of another scale serves too. Empty when the file is missing or unreadable: an estimate,
+    never an error.
+    """
+    try:
+        rows = json.loads(Path(path).read_text())
+        return {str(row["id"]): float(row.get("seconds", 0.0))
+                + float((row.get("sensitivity") or {}).get("seconds", 0.0))
+                for row in rows}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
 
 
 def write_docs_page(claims: Sequence[Claim], verdicts: Sequence[Verdict], path: str | os.PathLike, scale: str) -> Path:

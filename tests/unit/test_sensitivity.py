@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,8 +25,9 @@ from teachtheory.claims import (
     mutation_signs,
     one_sided_better,
     run_claims,
+    work_units,
 )
-from teachtheory.report import sensitivity_cell, verdict_rows, write_docs_page
+from teachtheory.report import saved_seconds, sensitivity_cell, verdict_rows, write_docs_page
 
 # -- the framework, on a synthetic claim -------------------------------------------------------------------
 
@@ -275,6 +277,54 @@ def test_run_claims_in_worker_processes_gives_the_verdicts_of_one_process():
     for a, b in zip(one, two):
         assert (a.verdict, a.statistic, a.tolerance, a.message) == (b.verdict, b.statistic, b.tolerance, b.message)
     assert sorted(done for _, done in seen) == [1, 2]
+
+
+def test_work_units_keep_shared_claims_together_and_start_with_the_longest():
+    def claim(cid, shares=""):
+        return Claim(id=cid, source="test", statement="x", check=_synthetic_check, shares=shares)
+
+    claims = [claim("a.one"), claim("a.two", "runs"), claim("a.three"), claim("a.four", "runs"), claim("a.five")]
+    seconds = {"a.one": 5.0, "a.two": 2.0, "a.three": 1.0, "a.four": 4.0}  # a.five unknown: the mean, 3.0
+    assert work_units(claims, seconds) == [[1, 3], [0], [4], [2]]
+    # without times every unit weighs its number of claims; ties keep the claims' order
+    assert work_units(claims, {}) == [[1, 3], [0], [2], [4]]
+    # every claim is in exactly one unit
+    assert sorted(i for unit in work_units(claims, seconds) for i in unit) == list(range(len(claims)))
+
+
+def test_shared_claims_checked_in_one_worker_give_the_verdicts_of_one_process():
+    load_claims()
+    claims = [replace(CLAIMS["last.greedy-lsr"], shares="pair"),
+              replace(CLAIMS["last.soft-label-views"], shares="pair"), CLAIMS["last.one-step-monotone"]]
+    one = run_claims(claims, CheckContext())
+    seen = []
+    two = run_claims(claims, CheckContext(), lambda claim, done: seen.append((claim.id, done)), jobs=2,
+                     expected_seconds={"last.one-step-monotone": 100.0})
+    assert [v.claim_id for v in two] == [c.id for c in claims]
+    for a, b in zip(one, two):
+        assert (a.verdict, a.statistic, a.message) == (b.verdict, b.statistic, b.message)
+    assert sorted(done for _, done in seen) == [1, 2, 3]
+
+
+def test_every_shared_name_is_declared_by_more_than_one_claim_of_one_family():
+    load_claims()
+    by_name: dict[str, list[str]] = {}
+    for cid, c in CLAIMS.items():
+        if c.shares:
+            by_name.setdefault(c.shares, []).append(cid)
+    assert by_name, "the families declare shared runs (adv, spec, l2t tables, distill ordering)"
+    for name, ids in by_name.items():
+        assert len(ids) > 1 and len({cid.split(".")[0] for cid in ids}) == 1, (name, ids)
+
+
+def test_saved_seconds_reads_check_and_sensitivity_time_and_never_fails(tmp_path):
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps([{"id": "a.one", "seconds": 2.0, "sensitivity": {"seconds": 3.5}},
+                                {"id": "a.two", "seconds": 1.0, "sensitivity": None}]))
+    assert saved_seconds(path) == {"a.one": 5.5, "a.two": 1.0}
+    assert saved_seconds(tmp_path / "missing.json") == {}
+    path.write_text("not json")
+    assert saved_seconds(path) == {}
 
 
 def test_run_claims_refuses_a_bad_jobs_value_and_claims_workers_cannot_find():
