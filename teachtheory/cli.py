@@ -165,6 +165,8 @@ def _print_generic_table(console: Console, title: str, rows: dict) -> None:
 
 
 def _run_checks(args, console: Console, plots_dir):
+    import time
+
     from .claims import CheckContext, run_claims, select_claims
     from .report import saved_seconds
 
@@ -174,9 +176,15 @@ def _run_checks(args, console: Console, plots_dir):
     with progress_bar(console) as bar:
         task = bar.add_task("check", total=len(claims))
 
+        start = time.perf_counter()
+
         def progress(claim, done):
             what = f" ({len(claim.mutations)} mutations)" if sensitivity and claim.mutations else ""
             bar.update(task, completed=done, description=f"check {claim.id}{what}")
+            if not console.is_terminal:  # a log (CI, nohup) gets a line per claim where a terminal gets the bar
+                state = "checking" if args.jobs == 1 else "checked"
+                console.print(f"[{done + (args.jobs == 1)}/{len(claims)}] {state} {claim.id}{what}, "
+                              f"{time.perf_counter() - start:.0f} s elapsed", markup=False, highlight=False)
 
         # the saved verdicts' times (docs: of its source) let parallel workers start the longest checks first
         saved = Path(getattr(args, "source", "docs")) / "claims" / "verdicts.json"

@@ -164,3 +164,10 @@ def test_every_simulation_is_in_the_tiny_table():
 
     names = {case.values[0] if hasattr(case, "values") else case[0] for case in TINY}
     assert names == set(load_simulations())
+
+
+def test_check_writes_a_line_per_claim_to_a_log(capsys):
+    """Off a terminal (a CI log, nohup) the progress bar shows nothing live: each claim gets a line instead."""
+    assert main(["check", "last.greedy-lsr", "last.kaczmarz", "--no-sensitivity"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] checking last.greedy-lsr" in out and "[2/2] checking last.kaczmarz" in out
