@@ -359,17 +359,23 @@ def ordering_results(ctx: CheckContext) -> dict:
     options = {
         "dm": {"steps": steps, "width": width, "batch_real": 64},
         "kip": {"steps": 2 * steps, "target_batch": 600},
-        "dc": {"steps": ctx.pick(40, 200), "width": width, "batch_real": 64},
-        "dsa": {"steps": ctx.pick(40, 200), "width": width, "batch_real": 64},
+        "dc": {"width": width, "batch_real": 64},
+        "dsa": {"width": width, "batch_real": 64},
         "mtt": {"steps": steps, "width": width, "experts": ctx.pick(3, 4), "expert_train_epochs": ctx.pick(10, 15),
                 "max_start_epoch": ctx.pick(6, 10), "syn_steps": 10},
     }
-    out = {"settings": {"width": width, "runs": runs, "epochs": epochs, "steps": steps}, "results": {}}
+    # DC/DSA iterations per ipc: an iteration at 10 images per class costs ~50x one at 1 (its inner loop
+    # trains on every class's synthetic images), so full scale runs 200 at ipc 1 and 20 at ipc 10, as the
+    # standard table's small scale does (simulations/distill_table.py), not the papers' 1000
+    dc_steps = ctx.pick({1: 40}, {1: 200, 10: 20})
+    out = {"settings": {"width": width, "runs": runs, "epochs": epochs, "steps": steps, "dc_steps": dc_steps},
+           "results": {}}
     for ipc in ctx.pick((1,), (1, 10)):
         sets = {"random": distill("random", data, ipc, seed=ctx.seed),
                 "kmeans": distill("kmeans", data, ipc, seed=ctx.seed)}
         for method in ORDER_METHODS:
-            sets[method] = distill(method, data, ipc, seed=ctx.seed, **options[method])
+            extra = {"steps": dc_steps[ipc]} if method in ("dc", "dsa") else {}
+            sets[method] = distill(method, data, ipc, seed=ctx.seed, **options[method], **extra)
         out["results"][ipc] = {name: evaluate(syn, data, width=width, runs=runs, epochs=epochs, seed=ctx.seed)
                                for name, syn in sets.items()}
     _ORDER_CACHE[key] = out
