@@ -1,4 +1,4 @@
-"""Claims of black-box label synthesis (BLAST, LAST Sec. 7): a label policy that never sees w*.
+"""Claims of black-box label synthesis (BLAST, LAST Sec. 4): a label policy that never sees w*.
 
 * ``blast.unrolled``: a label policy trained by unrolling v learner steps against the learner's own loss on a
   validation set (the pool with its true labels) lowers that loss faster than SGD.
@@ -8,7 +8,7 @@
 Both run on logistic regression on digits 3 vs 5 (24 projected dimensions); the policies see w, never w*.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 7.
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4.
 """
 
 from __future__ import annotations

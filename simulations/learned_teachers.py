@@ -1,5 +1,5 @@
-"""Simulations of learned teaching policies: parameterized LAST (LAST Sec. 4, Fig. 12), black-box LAST (BLAST,
-LAST Sec. 7), DHT's learner-conditioned data transformation (DHT Sec. 3.3.1, Fig. 4) with the black-box
+"""Simulations of learned teaching policies: parameterized LAST (LAST Secs. 3.3 and 6.2, Fig. 12), black-box
+LAST (BLAST, LAST Sec. 4), DHT's learner-conditioned data transformation (DHT Sec. 3.3.1, Fig. 4) with the black-box
 policy over the full teaching space (Fig. 8), and DHT's GAN- and VAE-based generative teachers (Sec. 3.3.2,
 Figs. 5-7: convergence, and the synthesized samples as image grids and scatter plots).
 
@@ -13,7 +13,7 @@ stream. Results: ``metrics.json`` (final distance / test accuracy, mean, SD and 
 time), one ``.npz`` trajectory per teacher and case, and a convergence figure per case.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4 (Fig. 12), Sec. 7;
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Secs. 3.3 and 6.2 (Fig. 12), Sec. 4 (BLAST);
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1 (Fig. 4), Sec. 3.3.2
     (Figs. 5-7), Sec. 5.2 (Fig. 8).
 """
@@ -453,11 +453,11 @@ def _replot(folder: Path, formats: tuple[str, ...]) -> list[Path]:
 
 # name, cases, reference, (runs, steps) at small and at full scale, protocol, description
 CATALOGUE = (
-    ("last-parameterized", ("last-lsr", "last-mlp"), cite("last", "Sec. 4, Fig. 12"), (8, 200), (32, 1000),
+    ("last-parameterized", ("last-lsr", "last-mlp"), cite("last", "Secs. 3.3 and 6.2, Fig. 12"), (8, 200), (32, 1000),
      "the toolkit's own sizes: least squares d=10 and a two-layer MLP on digits 3 vs 5",
      "parameterized LAST: label policies trained by unrolling (v=1, v>1 with the auxiliary term) and by "
      "policy gradient, vs greedy LAST and SGD, for least squares and a two-layer MLP"),
-    ("blast", ("blast",), cite("last", "Sec. 7"), (8, 200), (32, 1000),
+    ("blast", ("blast",), cite("last", "Sec. 4"), (8, 200), (32, 1000),
      "the toolkit's own sizes: logistic regression on digits 3 vs 5",
      "black-box LAST (no w*): label policies trained on the learner's own loss (unrolling) and on "
      "validation accuracy (policy gradient), logistic regression on digits 3 vs 5"),

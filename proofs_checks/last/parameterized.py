@@ -9,7 +9,7 @@
   ``teach()`` on examples it was not trained on.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4, Fig. 12.
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Secs. 3.3 and 6.2, Fig. 12.
 """
 
 from __future__ import annotations

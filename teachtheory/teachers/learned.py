@@ -14,14 +14,14 @@ label change; ``"mixup"`` feeds :math:`\lambda x_i + (1 - \lambda) x_j` with the
 :math:`\lambda` is sigmoid(out) (continuous) or one of ``actions``, default {0, 0.5, 1} (discrete). Actions are
 either *continuous* (the network output itself, trained by unrolling) or *discrete* (a softmax over a
 fixed action set, trained by policy gradient). The omniscient policy sees :math:`w - w^*`; the
-black-box one (``omniscient=False``: BLAST, LAST Sec. 7; DHT Fig. 8) sees only w.
+black-box one (``omniscient=False``: BLAST, LAST Sec. 4; DHT Fig. 8) sees only w.
 
 Every parameter carries the leading run axis R of :mod:`teachtheory.nets`: run r trains and uses its
 own policy on its own problem, so R policies train together in one batched computation.
 Training lives in :mod:`teachtheory.teachers.training`.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4 and Sec. 7;
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Secs. 3.3 and 4;
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1.
 """
 

@@ -16,7 +16,7 @@ r"""Training a teaching policy, two ways, batched over runs.
   the label part of ``"both"``, Mixup's mixed label) is not in the term: for a label-only policy the
   term does not depend on :math:`\theta` and changes nothing; for Mixup it is the loss of the mixed input
   against the first example's label.
-  The black-box surrogate (BLAST, LAST Sec. 7) replaces :math:`\|w - w^*\|^2` with the learner's own loss
+  The black-box surrogate (BLAST, LAST Sec. 4) replaces :math:`\|w - w^*\|^2` with the learner's own loss
   on a validation set. Training runs along one trajectory in windows of v steps (truncated
   back-propagation), restarting at w0 (and the learner optimiser's state) every ``episode_steps``; the
   graph runs through :func:`teachtheory.unroll.rollout`.
@@ -30,7 +30,7 @@ Both sample their training examples from their own stream (``"policy-train"``), 
 teacher uses at teaching time, so a policy is evaluated on examples it was not trained on.
 
 References:
-    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Sec. 4 (Fig. 12) and Sec. 7;
+    Liu et al., "Iterative Teaching by Label Synthesis", NeurIPS 2021, Secs. 3.3 and 6.2 (Fig. 12) and Sec. 4 (BLAST);
     Qiu, Liu et al., "Iterative Teaching by Data Hallucination", AISTATS 2023, Sec. 3.3.1;
     Williams, "Simple statistical gradient-following algorithms for connectionist reinforcement
     learning", Machine Learning 8, 1992.
