@@ -402,7 +402,7 @@ def _plateau_measurements(ctx: CheckContext) -> dict:
     R0 = 0.05 * (torch.ones(K, K, dtype=torch.float64) + 1e-3 * torch.eye(K, dtype=torch.float64))
     problem = engine.CommitteeProblem(Q0=0.2 * torch.eye(K, dtype=torch.float64), R0=R0, T=T, v0=v, v_star=v, lr=lr,
                                       train_second_layer=False)
-    N, runs = ctx.pick(100, 1000), ctx.pick(16, 64)
+    N, runs = ctx.pick(100, 1000), ctx.pick(16, 32)  # full: 32 runs of 250,000 steps (64 took 7.5 minutes)
     grid = np.linspace(0, 250, 251)
     record = engine.simulate_sgd(problem, N, grid, runs=runs, seed=ctx.case_seeds(1, "plateau-sgd")[0],
                                  dtype=torch.float64)

@@ -37,6 +37,8 @@ def _gap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def check_mixup(ctx: CheckContext) -> Verdict:
     """Mixup teachers (learned, Beta, fixed lambda, ERM) through teach(): paired test-accuracy gaps."""
+    # full: 16 runs, 100 policy-gradient and 150 unrolled iterations (300 and 400 took 12.4 minutes, a fifth of
+    # the one-hour budget of the whole full-scale build)
     R, T, lr, m = ctx.pick(8, 16), 100, 0.1, 8
     problem = problems.digits(runs=R, seed=ctx.seed + 5, project_dim=16, learner="softmax")
     learner = Softmax(problem.dim, 10)
@@ -49,10 +51,10 @@ def check_mixup(ctx: CheckContext) -> Verdict:
     baselines = {"ERM": final(RandomTeacher()), "Beta(1,1)": final(MixupTeacher("beta", 1.0)),
                  "{0,0.5,1}": final(MixupTeacher("discrete"))}
     pg = train_reinforce(TeachingPolicy(learner, kind="mixup", mode="discrete", omniscient=False, hidden=(32,)),
-                         problem, lr=lr, episode_steps=10, iterations=ctx.pick(15, 300), episodes=6, batch_size=m,
+                         problem, lr=lr, episode_steps=10, iterations=ctx.pick(15, 100), episodes=6, batch_size=m,
                          policy_lr=1e-2, reward="accuracy", seed=ctx.seed)
     unrolled = train_unrolled(TeachingPolicy(learner, kind="mixup", omniscient=False, hidden=(32,)), problem, lr=lr,
-                              horizon=5, iterations=ctx.pick(20, 400), episode_steps=T, batch_size=m, policy_lr=3e-3,
+                              horizon=5, iterations=ctx.pick(20, 150), episode_steps=T, batch_size=m, policy_lr=3e-3,
                               aux_weight=AUX_WEIGHT, objective="loss", seed=ctx.seed)
     acc_pg, acc_un = final(pg.teacher), final(unrolled.teacher)
     best_name = max(baselines, key=lambda k: baselines[k].mean())

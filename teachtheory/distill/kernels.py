@@ -83,17 +83,30 @@ def relu_kernels(x1: torch.Tensor, x2: torch.Tensor | None = None, *, depth: int
 
 def empirical_kernels(x: torch.Tensor, *, width: int, depth: int, networks: int, generator: torch.Generator,
                       sigma_w2: float = DEFAULT_SIGMA_W2, sigma_b2: float = DEFAULT_SIGMA_B2,
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+                      chunk_bytes: int = 256 * 2**20) -> tuple[torch.Tensor, torch.Tensor]:
     """NNGP and NTK of ``networks`` random finite networks of ``width`` units, ``[networks, n, n]`` each.
 
     The NNGP estimate of one network is its readout feature kernel :math:`\\sigma_w^2 \\phi(h^L)\\cdot\\phi(h^L)'/n
     + \\sigma_b^2` (the covariance of the output given the hidden layers); the NTK estimate is the inner
     product of the output's parameter gradients (NTK parameterisation), computed layer by layer in
-    closed form (back-propagated signals times forward activations), batched over networks.
+    closed form (back-propagated signals times forward activations), batched over networks. The networks are
+    drawn in chunks whose largest weight tensor stays under ``chunk_bytes`` (1,500 networks of width 2,048
+    would need 50 GB at once); one chunk when they all fit, so the draws do not depend on the chunking then.
     """
     depth = _check_depth(depth)
     if depth < 1:
         raise ValueError("empirical kernels need at least one hidden layer")
+    per_network = 8 * width * max(width if depth > 1 else 0, x.flatten(1).shape[1])
+    chunk = max(1, min(networks, chunk_bytes // per_network))
+    parts = [_empirical_kernels(x, width, depth, min(chunk, networks - start), generator, sigma_w2, sigma_b2)
+             for start in range(0, networks, chunk)]
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _empirical_kernels(x, width, depth, networks, generator, sigma_w2, sigma_b2):
+    """:func:`empirical_kernels` for one chunk of networks (drawn from ``generator`` in this order)."""
     x = x.flatten(1).double()
     n_pts, d = x.shape
     sw, sb = math.sqrt(sigma_w2), math.sqrt(sigma_b2)

@@ -9,7 +9,7 @@ from teachtheory.cli import main
 from teachtheory.distill import METHODS, SyntheticSet, distill, load_dataset, make_net
 from teachtheory.distill.dc import layer_distance, match_distance
 from teachtheory.distill.evaluate import batched_loss
-from teachtheory.distill.kernels import krr_loss, relu_kernels
+from teachtheory.distill.kernels import empirical_kernels, krr_loss, relu_kernels
 from teachtheory.distill.kip import centred_one_hot
 
 
@@ -189,3 +189,22 @@ def test_bench_distill_rows_time_batched_against_sequential_training():
     assert row["seconds"] > 0 and row["loop_seconds"] > 0
     assert row["loop_ratio"] == pytest.approx(row["steps_per_second"] / row["loop_steps_per_second"])
     assert "distill-eval digits mlp ipc=1" in bench.format_rows(rows)
+
+
+def test_empirical_kernels_in_memory_bounded_chunks():
+    """Drawn in chunks (a weight budget of ~3 networks here), the kernels are those of the same networks drawn
+    chunk by chunk: the first chunk's equal a draw of that many networks alone, and every network's kernel is
+    finite and symmetric."""
+    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    budget = 3 * 8 * 16 * 16  # three networks' 16 x 16 weights
+    nngp, ntk = empirical_kernels(x, width=16, depth=2, networks=7, generator=torch.Generator().manual_seed(2),
+                                  chunk_bytes=budget)
+    assert nngp.shape == ntk.shape == (7, 5, 5)
+    first = empirical_kernels(x, width=16, depth=2, networks=3, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(nngp[:3], first[0]) and torch.equal(ntk[:3], first[1])
+    assert torch.isfinite(ntk).all() and torch.allclose(ntk, ntk.transpose(1, 2))
+    # one chunk when everything fits: the default budget reproduces the unchunked draw
+    whole = empirical_kernels(x, width=16, depth=2, networks=7, generator=torch.Generator().manual_seed(2))
+    again = empirical_kernels(x, width=16, depth=2, networks=7, generator=torch.Generator().manual_seed(2),
+                              chunk_bytes=10**9)
+    assert torch.equal(whole[0], again[0])
