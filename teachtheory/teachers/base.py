@@ -66,6 +66,8 @@ class TeachingContext:
     _samples: _SampleBlock | None = field(default=None, init=False, repr=False, compare=False)
     # (w, w*, w's version, e = w - w*, e's version): the last direction, see :meth:`direction`.
     _direction: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # (X, y, key -> value): see :meth:`pool_memo`.
+    _pool_memo: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def w_star(self) -> torch.Tensor:
@@ -85,6 +87,17 @@ class TeachingContext:
         if cached is None or cached[0] is not X or cached[1] is not self.learner:
             self._pool_constants = cached = (X, self.learner, self.learner.pool_constants(X))
         return cached[2]
+
+    def pool_memo(self, key, make: Callable[[], object]):
+        """``make()``, a teacher's own quantity of the pool (e.g. DHT's feasible box), computed once and reused
+        while the pool tensors are the same objects; ``key`` names it (with what else it depends on)."""
+        X, y = self.problem.X, self.problem.y
+        memo = self._pool_memo
+        if memo is None or memo[0] is not X or memo[1] is not y:
+            self._pool_memo = memo = (X, y, {})
+        if key not in memo[2]:
+            memo[2][key] = make()
+        return memo[2][key]
 
     def direction(self, w: torch.Tensor) -> torch.Tensor:
         """e = w - w* [R, p] (omniscient teachers only), computed once per parameter tensor: the engine's

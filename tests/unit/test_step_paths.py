@@ -333,3 +333,19 @@ def test_outputs_of_a_teacher_are_reused_only_at_their_own_weights():
     assert torch.equal(apply_batch_gradient(learner, w_other, batch), learner.mean_grad(w_other, batch.x, batch.y))
     w.add_(0.0)  # modified in place (a new version): no longer the weights they were computed at
     assert torch.equal(apply_batch_gradient(learner, w, batch), expected)
+
+
+def test_pool_memo_is_made_once_per_pool():
+    problem, learner = _problem("lsr", 2, 9, 3, 1, 9, True)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.1, batch_size=1, streams=RunStreams(as_seeds(0, 2)))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return ctx.problem.X.amax(1)
+
+    first = ctx.pool_memo("box", make)
+    assert ctx.pool_memo("box", make) is first and len(calls) == 1
+    other, _ = _problem("lsr", 2, 9, 3, 1, 10, True)
+    ctx.problem = other  # another pool: made again, from it
+    assert torch.equal(ctx.pool_memo("box", make), other.X.amax(1)) and len(calls) == 2
