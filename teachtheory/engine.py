@@ -260,7 +260,11 @@ def apply_batch_gradient(learner: Learner, w: torch.Tensor, batch: TeachingBatch
     """The gradient the learner steps along: mean over the batch of g_i * grad l(w; x_i, y_i),
     optionally multiplied by the teacher's preconditioner."""
     if batch.grad_scale is None:
-        grad = learner.mean_grad(w, batch.x, batch.y)
+        outputs = batch.outputs
+        if outputs is not None and outputs[0] is w and outputs[1] == w._version and outputs[2] is batch.x:
+            grad = learner.mean_grad(w, batch.x, batch.y, outputs=outputs[3])  # z of this x at this very w
+        else:
+            grad = learner.mean_grad(w, batch.x, batch.y)
     else:
         per_example = learner.grad(w, batch.x, batch.y)
         grad = (batch.grad_scale.unsqueeze(-1) * per_example).mean(1)
@@ -307,10 +311,12 @@ def estimate_memory(runs: int, steps: int, metrics: int, itemsize: int = 8) -> i
     return 2 * int(runs) * (int(steps) + 1) * max(1, int(metrics)) * itemsize
 
 
-def _measure(learner, problem, w, record) -> dict[str, torch.Tensor]:
+def _measure(learner, problem, w, record, ctx: TeachingContext | None = None) -> dict[str, torch.Tensor]:
+    """The recorded metrics at w, each [R]; ``ctx`` shares w - w* with an omniscient teacher's next step."""
     out = {}
     if "distance" in record:
-        out["distance"] = torch.linalg.vector_norm(w - problem.w_star, dim=-1)  # = .norm(dim=-1), one call less
+        e = w - problem.w_star if ctx is None else ctx.direction(w)
+        out["distance"] = torch.linalg.vector_norm(e, dim=-1)  # = .norm(dim=-1), one call less
     if "loss" in record:
         out["loss"] = learner.loss(w, problem.X, problem.y).mean(-1)
     if problem.has_test:
@@ -412,7 +418,7 @@ def teach(
 
     w = problem.w0.clone()
     state = rule.init(w)
-    history = {k: [v] for k, v in _measure(learner, problem, w, record).items()}
+    history = {k: [v] for k, v in _measure(learner, problem, w, record, ctx).items()}
     # First step at which each run's weights stop being finite (-1: never). When the distance to w* is
     # recorded at every step the check is redundant (non-finite weights make that distance non-finite at
     # the same step, which find_divergence flags), so the loop skips it.
@@ -428,7 +434,6 @@ def teach(
     record_at = recorded.tolist()  # Python ints: compared at every step
     next_record = 1  # index into ``record_at`` of the next step to measure
     measure_distance = record == ("distance",)  # the common cheap case, without _measure's dispatch
-    w_star = problem.w_star
     # The built-in rules take lr as a 0-dim tensor: the same numbers as the Python float (a CPU scalar either
     # way, rounded to the weights' dtype when the rule multiplies a tensor by it), without wrapping the float
     # into a tensor at every step. In the weights' own dtype (float32/64) it is not even cast at every step.
@@ -456,9 +461,9 @@ def teach(
             if t + 1 == record_at[next_record]:
                 next_record += 1
                 if measure_distance:
-                    history["distance"].append(torch.linalg.vector_norm(w - w_star, dim=-1))
+                    history["distance"].append(torch.linalg.vector_norm(ctx.direction(w), dim=-1))
                 else:
-                    for k, v in _measure(learner, problem, w, record).items():
+                    for k, v in _measure(learner, problem, w, record, ctx).items():
                         history[k].append(v)
                 seconds.append(clock() - start)
             if progress is not None:

@@ -75,14 +75,21 @@ class LinearLearner(Learner):
         g = X.unsqueeze(-1) * r.unsqueeze(-2)  # [R, n, d, K]
         return g.reshape(r.shape[0], r.shape[1], -1)
 
-    def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Gradient of the mean loss, [R, d*K], without materialising per-example gradients."""
+    def mean_grad(self, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor, *,
+                  outputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Gradient of the mean loss, [R, d*K], without materialising per-example gradients.
+
+        ``outputs``: optionally z = <w, x> [R, 1, 1] of a single scalar-output example per run as
+        :meth:`output_jacobian` computes it (by elementwise products, the numbers this method would compute),
+        when the caller has them; ignored otherwise.
+        """
         if X.shape[1] == 1 and X.shape[0] == w.shape[0]:
             # One example per run (the usual teaching step): an outer product, not R tiny GEMMs.
             x = X.squeeze(1)
             if self.output_dim == 1 and self.scalar_labels:
                 # K = 1: the same products and sum as below on [R, d] instead of [R, d, 1] views (fewer calls).
-                return x * self.residual((x * w).sum(-1, keepdim=True), y)
+                z = (x * w).sum(-1, keepdim=True) if outputs is None else outputs[:, 0]
+                return x * self.residual(z, y)
             z = (x.unsqueeze(-1) * self.weights(w)).sum(1)  # [R, K]
             r = self.residual(z, self.label_vector(y)[:, 0])
             return (x.unsqueeze(-1) * r.unsqueeze(1)).reshape(w.shape[0], -1)

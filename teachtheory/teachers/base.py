@@ -6,6 +6,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +37,9 @@ class TeachingBatch:
         grad_scale: optional per-example gradient multiplier g [R, m] (LAST Sec. 3.4).
         preconditioner: optional matrix [R, p, p] applied to the mean gradient (LAST Thm 3).
         index: pool indices [R, m] when the examples come from the pool (else None).
+        outputs: optionally (w, w._version, x, z): the learner's outputs z of x at the parameters w, when the
+            teacher computed them with the numbers the learner's gradient would (one example per run): a step
+            from that same, unmodified w on this same x reuses them (:func:`~teachtheory.engine.apply_batch_gradient`).
     """
 
     x: torch.Tensor
@@ -43,6 +47,7 @@ class TeachingBatch:
     grad_scale: torch.Tensor | None = None
     preconditioner: torch.Tensor | None = None
     index: torch.Tensor | None = None
+    outputs: tuple | None = None
 
 
 @dataclass
@@ -59,6 +64,10 @@ class TeachingContext:
     _pool_constants: tuple | None = field(default=None, init=False, repr=False, compare=False)
     # The current block of pool samples (see :meth:`pool_sample`).
     _samples: _SampleBlock | None = field(default=None, init=False, repr=False, compare=False)
+    # (w, w*, w's version, e = w - w*, e's version): the last direction, see :meth:`direction`.
+    _direction: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # (X, y, key -> value): see :meth:`pool_memo`.
+    _pool_memo: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def w_star(self) -> torch.Tensor:
@@ -79,6 +88,34 @@ class TeachingContext:
             self._pool_constants = cached = (X, self.learner, self.learner.pool_constants(X))
         return cached[2]
 
+    def pool_memo(self, key, make: Callable[[], object]):
+        """``make()``, a teacher's own quantity of the pool (e.g. DHT's feasible box), computed once and reused
+        while the pool tensors are the same objects; ``key`` names it (with what else it depends on)."""
+        X, y = self.problem.X, self.problem.y
+        memo = self._pool_memo
+        if memo is None or memo[0] is not X or memo[1] is not y:
+            self._pool_memo = memo = (X, y, {})
+        if key not in memo[2]:
+            memo[2][key] = make()
+        return memo[2][key]
+
+    def direction(self, w: torch.Tensor) -> torch.Tensor:
+        """e = w - w* [R, p] (omniscient teachers only), computed once per parameter tensor: the engine's
+        distance ||w_t - w*|| and the teacher's next step at the same w_t share it. Reused while ``w`` is the
+        same tensor, unmodified (its version counter), and w* the same; never under autograd."""
+        w_star = self.problem.w_star
+        cached = self._direction
+        if cached is not None and cached[0] is w and cached[1] is w_star and cached[2] == w._version:
+            e = cached[3]
+            if e._version == cached[4]:
+                return e
+        e = w - w_star
+        if torch.is_grad_enabled() and (w.requires_grad or w_star.requires_grad):
+            self._direction = None
+        else:
+            self._direction = (w, w_star, w._version, e, e._version)
+        return e
+
     def pool_sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The pool examples of step ``step`` from the shared sampling stream: (index [R, m], x [R, m, d],
         y [R, m(, K)]), uniformly with replacement or, with ``sampling="sequential"``, examples
@@ -89,39 +126,75 @@ class TeachingContext:
         pays the per-call cost once per block. The tensors are views of the block: replace them, do not write
         into them.
         """
-        X, y = self.problem.X, self.problem.y
-        key = (X, y, self.batch_size, self.sampling, self.streams)
-        block = self._samples
-        if block is None or not block.holds(key, step):
-            if torch.is_grad_enabled() and (X.requires_grad or y.requires_grad):
-                # A block shared by several steps would share one autograd graph: draw this step alone.
-                return self._draw_samples(step, 1).step(step)
-            count = SAMPLE_BLOCK_FIRST
-            if block is not None and block.key_matches(key) and step == block.stop:  # the run goes on
-                count = 2 * (block.stop - block.start)
-            elements = self.streams.runs * self.batch_size * X.shape[-1]
-            count = max(1, min(count, SAMPLE_BLOCK_MAX, SAMPLE_BLOCK_ELEMENTS // max(1, elements)))
-            self._samples = block = self._draw_samples(step, count)
+        block = self._block(step)
+        if block is None:  # A block shared by several steps would share one autograd graph: draw this step alone.
+            return self._draw_samples(step, 1).step(step)
         return block.step(step)
+
+    def _block(self, step: int) -> _SampleBlock | None:
+        """The block of pool samples that holds ``step``, drawn when needed; None under autograd on the pool."""
+        X, y = self.problem.X, self.problem.y
+        block = self._samples
+        if block is not None and block.holds(X, y, self.batch_size, self.sampling, self.streams, step):
+            return block
+        if torch.is_grad_enabled() and (X.requires_grad or y.requires_grad):
+            return None
+        count = SAMPLE_BLOCK_FIRST
+        if block is not None and block.key_matches(X, y, self.batch_size, self.sampling, self.streams) and (
+                step == block.stop):  # the run goes on
+            count = 2 * (block.stop - block.start)
+        elements = self.streams.runs * self.batch_size * X.shape[-1]
+        count = max(1, min(count, SAMPLE_BLOCK_MAX, SAMPLE_BLOCK_ELEMENTS // max(1, elements)))
+        self._samples = block = self._draw_samples(step, count)
+        return block
 
     def sample_constants(self, step: int) -> dict[str, torch.Tensor]:
         """The learner's :meth:`~teachtheory.learners.Learner.pool_constants` of the examples of
         :meth:`pool_sample` at ``step`` (each [R, m, ...]), gathered from :meth:`pool_constants` a block of
         steps at a time. Constants that are not per example (named with a leading underscore) are left out."""
-        if torch.is_grad_enabled() and (self.problem.X.requires_grad or self.problem.y.requires_grad):
+        block = self._block(step)
+        if block is None:
             return {}  # no shared blocks under autograd (see pool_sample): the learner computes its own
-        self.pool_sample(step)  # the block that holds this step
-        block = self._samples
-        if block.constants is None or block.constants[0] is not self.learner:
-            pool = self.pool_constants()
-            index = torch.stack(block.index)  # [count, R, m]
-            n, gathered = self.problem.pool_size, {}
-            for name, values in pool.items():
-                if not name.startswith("_") and values.shape[:2] in ((1, n), (index.shape[1], n)):
-                    gathered[name] = _take(values, index).unbind(0)
-            block.constants = (self.learner, gathered)
         j = step - block.start
-        return {name: values[j] for name, values in block.constants[1].items()}
+        return {name: values[j] for name, values in self._block_constants(block).items()}
+
+    def sample_derived(self, step: int, key, make: Callable[[dict[str, torch.Tensor]], tuple]) -> tuple | None:
+        """A teacher's own per-example quantities of the examples of :meth:`pool_sample` at ``step``, made from
+        their :meth:`sample_constants` once per block of steps instead of at every step.
+
+        Args:
+            step: the learner step.
+            key: names the quantities (with whatever they depend on besides the constants, e.g. the step size)
+                among those cached for the block.
+            make: maps the block's constants (name -> [count, R, m, ...]) to a tuple whose tensors have the
+                block's steps as their leading axis (None entries allowed); elementwise in the constants, so
+                that a step's rows are the numbers it would get alone.
+
+        Returns:
+            The tuple with each tensor's row of ``step``, or None under autograd on the pool (no blocks).
+        """
+        block = self._block(step)
+        if block is None:
+            return None
+        derived = block.derived
+        if derived is None or derived[0] is not self.learner:
+            block.derived = derived = (self.learner, {})
+        values = derived[1].get(key)
+        if values is None:
+            values = derived[1][key] = make(self._block_constants(block))
+        j = step - block.start
+        return tuple(None if v is None else v[j] for v in values)
+
+    def _block_constants(self, block: _SampleBlock) -> dict[str, torch.Tensor]:
+        """The learner's per-example pool constants of a block's examples, [count, R, m, ...] each (cached)."""
+        if block.constants is None or block.constants[0] is not self.learner:
+            index = block.index  # [count, R, m]
+            n, gathered = self.problem.pool_size, {}
+            for name, values in self.pool_constants().items():
+                if not name.startswith("_") and values.shape[:2] in ((1, n), (index.shape[1], n)):
+                    gathered[name] = _take(values, index)
+            block.constants = (self.learner, gathered)
+        return block.constants[1]
 
     def _draw_samples(self, step0: int, count: int) -> _SampleBlock:
         """The pool samples of steps step0 ... step0 + count - 1 as one block."""
@@ -135,28 +208,30 @@ class TeachingContext:
         index = index.to(X.device)  # [count, R, m]
         # [count, R, m, ...] written contiguously, so every step's slice is contiguous
         xs, ys = _take(X, index), _take(y, index)
-        return _SampleBlock((X, y, m, self.sampling, self.streams), step0, index.unbind(0), xs.unbind(0),
-                            ys.unbind(0))
+        return _SampleBlock((X, y, m, self.sampling, self.streams), step0, index, xs, ys)
 
 
 class _SampleBlock:
-    """Pool samples for the steps start ... stop - 1, one (index, x, y) view per step."""
+    """Pool samples for the steps start ... stop - 1: (index, x, y) of all of them, [count, R, ...] each, and
+    one view of each per step on demand (``unbind`` would make every view up front, several times dearer
+    per view than the one indexing call a step asks for)."""
 
-    __slots__ = ("key", "start", "stop", "index", "x", "y", "constants")
+    __slots__ = ("key", "start", "stop", "index", "x", "y", "constants", "derived")
 
-    def __init__(self, key: tuple, start: int, index: tuple, x: tuple, y: tuple) -> None:
-        self.key, self.start, self.stop = key, start, start + len(index)
+    def __init__(self, key: tuple, start: int, index: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.key, self.start, self.stop = key, start, start + index.shape[0]
         self.index, self.x, self.y = index, x, y
-        self.constants: tuple | None = None  # (learner, name -> per-step views), see sample_constants
+        self.constants: tuple | None = None  # (learner, name -> [count, R, m, ...]), see sample_constants
+        self.derived: tuple | None = None  # (learner, key -> tuple), see sample_derived
 
-    def key_matches(self, key: tuple) -> bool:
+    def key_matches(self, X, y, batch_size, sampling, streams) -> bool:
         """Whether the block was drawn for the same pool, batch size, sampling and streams (by identity)."""
-        X, y, m, sampling, streams = self.key
-        return X is key[0] and y is key[1] and m == key[2] and sampling == key[3] and streams is key[4]
+        key = self.key
+        return key[0] is X and key[1] is y and key[2] == batch_size and key[3] == sampling and key[4] is streams
 
-    def holds(self, key: tuple, step: int) -> bool:
+    def holds(self, X, y, batch_size, sampling, streams, step: int) -> bool:
         """Whether the block has the samples of ``step`` for this configuration."""
-        return self.start <= step < self.stop and self.key_matches(key)
+        return self.start <= step < self.stop and self.key_matches(X, y, batch_size, sampling, streams)
 
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(index, x, y) of ``step``."""

@@ -23,7 +23,7 @@ import torch
 from ..constraints import LabelSet
 from ..theory.dht import solve_scaling_lsr
 from .base import Teacher, TeachingBatch, TeachingContext
-from .imt import example_scores, scores_along
+from .imt import scores_along
 from .last import _as_label_set, synthesize_labels
 
 __all__ = ["BOXES", "DHTTeacher", "ScalingMapTeacher", "box_search", "feasible_box", "hallucinate"]
@@ -83,7 +83,7 @@ def box_search(objective, starts: torch.Tensor, lo: torch.Tensor, width: torch.T
 def _scores(ctx: TeachingContext, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
             constants: dict | None = None) -> torch.Tensor:
     """DHT Eq. (4) = IMT's score of the examples (x, y), [R, n]."""
-    return example_scores(ctx.learner, w, ctx.w_star, x, y, ctx.lr, constants)
+    return scores_along(ctx.learner, w, ctx.direction(w), x, y, ctx.lr, constants)
 
 
 def hallucinate(
@@ -95,7 +95,11 @@ def hallucinate(
     X, Y = ctx.pool()
     R, m = y.shape[:2]
     n, d = X.shape[1], X.shape[2]
-    lo, hi = feasible_box(ctx.problem.X, box)  # [Rp, d]
+    X_box = ctx.problem.X
+    if torch.is_grad_enabled() and X_box.requires_grad:
+        lo, hi = feasible_box(X_box, box)  # [Rp, d]
+    else:  # a constant of the pool: found once, not at every step
+        lo, hi = ctx.pool_memo(("dht-box", box), lambda: feasible_box(X_box, box))
     lo, hi = lo[:, None, None, :], hi[:, None, None, :]
     # Start 0: per slot, the best pool example among those whose label equals the drawn one.
     starts = []
@@ -115,7 +119,7 @@ def hallucinate(
     S = x.shape[1]
     y_rep = y[:, None].expand(R, S, *y.shape[1:]).reshape(R, S * m, *y.shape[2:])
 
-    e, y_vector = w - ctx.w_star, ctx.learner.label_vector(y_rep)  # fixed during the search
+    e, y_vector = ctx.direction(w), ctx.learner.label_vector(y_rep)  # fixed during the search
 
     def objective(points):
         return scores_along(ctx.learner, w, e, points.reshape(R, S * m, d), y_rep, ctx.lr,

@@ -92,7 +92,7 @@ def _sum_outputs(score: torch.Tensor) -> torch.Tensor:
 def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
     """eta^2 ||g_i||^2 - 2 eta <w - w*, g_i> for every pool example, [R, n], in one batched call."""
     X, y = ctx.pool()
-    return example_scores(ctx.learner, w, ctx.w_star, X, y, ctx.lr, ctx.pool_constants())
+    return scores_along(ctx.learner, w, ctx.direction(w), X, y, ctx.lr, ctx.pool_constants())
 
 
 def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:

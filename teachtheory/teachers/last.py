@@ -21,11 +21,13 @@ References:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 
 from ..constraints import LabelSet, Unconstrained, interval, parse_label_set
 from ..learners import LABEL_KINDS, Learner, OutputJacobian
+from ..learners.linear import LinearLearner
 from ..theory.last import (
     LOGISTIC_CRITICAL_MARGIN,
     LabelQuadratic,
@@ -224,16 +226,17 @@ def logistic_greedy_label(
 
 def _one_step_pieces(
     learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, lr: float, beta: float,
-    jac: OutputJacobian | None = None,
+    jac: OutputJacobian | None = None, constants: dict | None = None, e: torch.Tensor | None = None,
 ) -> tuple[OutputJacobian, torch.Tensor, torch.Tensor]:
     """(output Jacobian, A, b) with ||w - lr grad l - w*||_c^2 - ||w - w*||_c^2 = r^T A r - 2 b^T r.
 
     c weighs the parameter block "first" (an MLP's first layer) by beta, LAST Eq. (4). ``jac``: the output
-    Jacobian of x along w - w*, when the caller has it."""
+    Jacobian of x along w - w*, when the caller has it; else made with the learner's ``constants`` of x and
+    ``e`` = w - w*, when the caller has them."""
     if learner.label_kind not in LABEL_KINDS:
         raise ValueError(f"learner: label_kind {learner.label_kind!r} is unknown; accepted: {', '.join(LABEL_KINDS)}")
     if jac is None:
-        jac = learner.output_jacobian(w, x, w - w_star)
+        jac = learner.output_jacobian(w, x, w - w_star if e is None else e, constants)
     weights = [beta if name == "first" else 1.0 for name in jac.jvp]
     A, b = residual_quadratic(list(jac.jvp.values()), list(jac.gram.values()), lr, weights)
     return jac, A, b
@@ -283,28 +286,63 @@ def synthesize_labels(
 
 
 def _synthesize(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
-                lr: float, label_set: LabelSet, beta: float, constants: dict | None = None) -> torch.Tensor:
-    """:func:`synthesize_labels` for a LabelSet, with the learner's ``constants`` of x when the caller has them."""
+                lr: float, label_set: LabelSet, beta: float, constants: dict | None = None, *,
+                e: torch.Tensor | None = None, denominators: tuple | None = None) -> torch.Tensor:
+    """:func:`synthesize_labels` for a LabelSet, with the learner's ``constants`` of x when the caller has them.
+
+    ``e``: w - w_star when the caller has it. ``denominators``: (eta s, mask or None) of x from
+    :func:`_lsr_denominators` for the closed form of linear least squares, made from ``constants["sqnorm"]``.
+    """
+    return _synthesize_jac(learner, w, w_star, x, y_true, lr, label_set, beta, constants, e, denominators)[0]
+
+
+def _lsr_denominators(lr: float) -> Callable[[dict], tuple]:
+    """For :meth:`TeachingContext.sample_derived`: from the squared norms s [..., m] of a block of examples,
+    (where(s > 0, eta s, 1) [..., m, 1], s > 0 or None when every s is positive), the divisor and mask of
+    the closed-form least-squares label (the numbers of a step alone: the same elementwise operations)."""
+
+    def make(constants: dict) -> tuple:
+        s = constants["sqnorm"][..., None]
+        safe = s > 0
+        if bool(safe.all()):  # no x = 0 in the block: the masks below would keep every value
+            return lr * s, None
+        return torch.where(safe, lr * s, 1.0), safe
+
+    return make
+
+
+def _synthesize_jac(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
+                    lr: float, label_set: LabelSet, beta: float, constants: dict | None = None,
+                    e: torch.Tensor | None = None, denominators: tuple | None = None,
+                    ) -> tuple[torch.Tensor, OutputJacobian | None]:
+    """:func:`_synthesize`, and the output Jacobian of x at w when the labels came from the closed form of linear
+    least squares (else None)."""
     jac = None
     if learner.label_kind == "real" and not label_set.is_discrete:
-        jac = learner.output_jacobian(w, x, w - w_star, constants)
+        jac = learner.output_jacobian(w, x, w - w_star if e is None else e, constants)
         if len(jac.gram) == 1 and next(iter(jac.gram.values())).dim() < jac.z.dim() and (
                 beta == 1.0 or "first" not in jac.gram):
             # One block with J J^T = s I (linear least squares): the quadratic is isotropic in y and its
             # centre is the label that zeroes the step along e, z - J e / (eta s) (LAST Eq. 3).
             truth = learner.label_vector(y_true)
             (jvp,), (s,) = jac.jvp.values(), jac.gram.values()
-            s = s[..., None]
-            safe = s > 0  # s = 0 (x = 0): every label gives the same step; keep the true one
+            if denominators is not None and s is constants.get("sqnorm"):
+                divisor, safe = denominators
+            else:
+                s = s[..., None]
+                safe = s > 0  # s = 0 (x = 0): every label gives the same step; keep the true one
+                divisor = torch.where(safe, lr * s, 1.0)
             # z + (-1) * (J e / (eta s)) is z - J e / (eta s) exactly, in one call
-            centre = torch.where(safe, torch.addcdiv(jac.z, jvp, torch.where(safe, lr * s, 1.0), value=-1), truth)
+            centre = torch.addcdiv(jac.z, jvp, divisor, value=-1)
+            if safe is not None:
+                centre = torch.where(safe, centre, truth)
             y = centre if type(label_set) is Unconstrained else label_set.project(centre, prediction=jac.z,
                                                                                     truth=truth)
-            return y[..., 0] if learner.scalar_labels else y
-    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta, jac)
+            return (y[..., 0] if learner.scalar_labels else y), jac
+    jac, A, b = _one_step_pieces(learner, w, w_star, x, lr, beta, jac, constants, e)
     if learner.label_kind == "binary-logit":
         z = jac.z[..., 0]
-        return logistic_greedy_label(A.expand(z.shape), b[..., 0], z, y_true, label_set)
+        return logistic_greedy_label(A.expand(z.shape), b[..., 0], z, y_true, label_set), None
     truth = learner.label_vector(y_true)
     # The learner's label_prediction, from the outputs at hand: z itself, or the class probabilities.
     prediction = jac.z if learner.label_kind == "real" else torch.softmax(jac.z, -1)
@@ -312,10 +350,10 @@ def _synthesize(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torc
         # On {sum y = 1} the objective with an isotropic A (softmax regression) is isotropic in y:
         # the label is an exact projection.
         centre = softmax_plane_centre(prediction, b, A.clamp_min(torch.finfo(A.dtype).tiny))
-        return label_set.project(centre, prediction=prediction, truth=truth)
+        return label_set.project(centre, prediction=prediction, truth=truth), None
     quad = _quadratic_from(learner, jac, A, b)
     y = solve_label_quadratic(quad.H, quad.q, label_set, isotropic=quad.isotropic, prediction=prediction, truth=truth)
-    return y[..., 0] if learner.scalar_labels else y
+    return (y[..., 0] if learner.scalar_labels else y), None
 
 
 class LASTTeacher(Teacher):
@@ -339,8 +377,17 @@ class LASTTeacher(Teacher):
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
         """A uniformly sampled pool x with its greedy label."""
         batch = self.sample_uniform(ctx, step)
-        batch.y = _synthesize(ctx.learner, w, ctx.w_star, batch.x, batch.y, ctx.lr, self.label_set, self.beta,
-                              ctx.sample_constants(step))
+        learner, lr, label_set = ctx.learner, ctx.lr, self.label_set
+        constants = ctx.sample_constants(step)
+        denominators = None
+        if learner.label_kind == "real" and not label_set.is_discrete and "sqnorm" in constants:
+            # the closed form's divisors, a block of steps at a time (used only where "sqnorm" is the Gram)
+            denominators = ctx.sample_derived(step, ("last-lsr", lr), _lsr_denominators(lr))
+        y, jac = _synthesize_jac(learner, w, ctx.w_star, batch.x, batch.y, lr, label_set, self.beta, constants,
+                                 ctx.direction(w), denominators)
+        if jac is not None and batch.x.shape[1] == 1 and isinstance(learner, LinearLearner):
+            batch.outputs = (w, w._version, batch.x, jac.z)  # the learner's step reuses z = <w, x>
+        batch.y = y
         return batch
 
     def to_spec(self) -> dict:

@@ -272,3 +272,80 @@ def test_imt_scoring_runs_in_groups_selects_as_all_at_once(kind, batch_size, mon
     assert np.array_equal(whole["distance"], grouped["distance"])
     monkeypatch.setattr(imt, "SCORE_GROUP_MIN_RUNS", 4)  # groups of 3 runs are too few: all at once
     assert imt._run_group(ctx, problem.w0) == 8
+
+
+# -- per-step reuse: w - w*, the LAST divisors per block, the outputs z of the taught x ----------------------
+
+
+def test_direction_is_computed_once_per_weights_and_follows_changes():
+    problem, learner = _problem("lsr", 2, 9, 3, 1, 5, True)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.1, batch_size=1, streams=RunStreams(as_seeds(0, 2)))
+    w = problem.w0.clone()
+    e = ctx.direction(w)
+    assert torch.equal(e, w - problem.w_star) and ctx.direction(w) is e
+    w.add_(1.0)  # changed in place: its version moves on, the cached e is stale
+    assert torch.equal(ctx.direction(w), w - problem.w_star)
+    e = ctx.direction(w)
+    e.mul_(2.0)  # a caller wrote into e: not handed out again
+    assert torch.equal(ctx.direction(w), w - problem.w_star)
+    ctx.problem = Problem(problem.X, problem.y, problem.w_star + 1.0, problem.w0)  # another target
+    assert torch.equal(ctx.direction(w), w - ctx.problem.w_star)
+    v = w.clone().requires_grad_(True)  # under autograd: always fresh, part of the graph
+    first = ctx.direction(v)
+    assert first.grad_fn is not None and ctx.direction(v) is not first
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("zero", [True, False])
+def test_last_least_squares_labels_per_block_equal_labels_per_step(dtype, m, zero):
+    problem, learner = _problem("lsr", 3, 12, 4, 1, 6, True, dtype)
+    X = problem.X.clone()
+    if zero:  # x = 0: the label stays the true one (the masked path; without a zero row, no mask)
+        X[0, 5] = 0.0
+    problem = Problem(X, problem.y, problem.w_star, problem.w0)
+    teacher = make_teacher("last")
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.3, batch_size=m, streams=RunStreams(as_seeds(2, 3)))
+    gen = torch.Generator().manual_seed(1)
+    masked = 0
+    for step in range(70):
+        w = problem.w0 + 0.1 * torch.randn(problem.w0.shape, generator=gen, dtype=dtype)
+        index, x, y = ctx.pool_sample(step)
+        masked += int((index == 5).sum())
+        batch = teacher.teach(ctx, w, step)
+        assert torch.equal(batch.y, synthesize_labels(learner, w, problem.w_star, x, y, 0.3))
+    assert masked > 0  # row 5 was drawn
+
+
+def test_outputs_of_a_teacher_are_reused_only_at_their_own_weights():
+    from teachtheory.engine import apply_batch_gradient
+
+    problem, learner = _problem("lsr", 3, 12, 4, 1, 7, True)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.3, batch_size=1, streams=RunStreams(as_seeds(2, 3)))
+    w = problem.w0.clone()
+    batch = make_teacher("last").teach(ctx, w, 0)
+    assert batch.outputs is not None and batch.outputs[0] is w
+    expected = learner.mean_grad(w, batch.x, batch.y)
+    assert torch.equal(apply_batch_gradient(learner, w, batch), expected)  # the same numbers as recomputing z
+    w_other = w.clone()
+    batch.outputs = (*batch.outputs[:3], batch.outputs[3] + 1.0)  # outputs that are not z: shows when they are read
+    assert not torch.equal(apply_batch_gradient(learner, w, batch), expected)
+    assert torch.equal(apply_batch_gradient(learner, w_other, batch), learner.mean_grad(w_other, batch.x, batch.y))
+    w.add_(0.0)  # modified in place (a new version): no longer the weights they were computed at
+    assert torch.equal(apply_batch_gradient(learner, w, batch), expected)
+
+
+def test_pool_memo_is_made_once_per_pool():
+    problem, learner = _problem("lsr", 2, 9, 3, 1, 9, True)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.1, batch_size=1, streams=RunStreams(as_seeds(0, 2)))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return ctx.problem.X.amax(1)
+
+    first = ctx.pool_memo("box", make)
+    assert ctx.pool_memo("box", make) is first and len(calls) == 1
+    other, _ = _problem("lsr", 2, 9, 3, 1, 10, True)
+    ctx.problem = other  # another pool: made again, from it
+    assert torch.equal(ctx.pool_memo("box", make), other.X.amax(1)) and len(calls) == 2
