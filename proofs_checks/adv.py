@@ -153,7 +153,9 @@ def check_st_out_of_plane(ctx: CheckContext) -> Verdict:
     verdict = _greater(ctx, {"eps_out ST - AT": _finals(st, at, "eps_out")},
                        msg + f"; premise: max relative change of (I - P) W1 under ST {frozen:.1e}",
                        {"premise_out_of_plane_frozen": frozen})
-    if frozen > 1e-5:  # float32 rounding only; anything larger breaks the premise
+    # float32 rounding accumulates with the updates (2.8e-6 after quick scale's 30 epochs, 2.4e-5 after full scale's
+    # 100); a gradient with an out-of-plane part would move (I - P) W1 by O(lr), orders of magnitude more
+    if frozen > 1e-4:
         verdict.verdict = "fails"
     return verdict
 

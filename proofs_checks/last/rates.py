@@ -151,8 +151,11 @@ def _mixed_steps(problem: Problem, lr: float, steps: int, seed: int, perturb) ->
         now = ((w - w_star) ** 2).sum(-1)
         # rounding: relative 1e-9 of ||e||^2, plus e's own rounding (~1e-16 ||w*||) times 2 ||e||, with room
         scale = sq[-1] * 1e-9 + 1e-13 * w_star.norm(dim=-1) * sq[-1].sqrt()
-        gap = max(gap, float(((now - predicted).abs() / scale).max()))
-        ratio.append(now / sq[-1])
+        # a run whose error has reached the rounding floor of w (||e||^2 below 1e-24 ||w*||^2; at 60 steps some
+        # reach exactly 0, and 0/0 made the step factor NaN) has no step factor left to measure
+        live = sq[-1] > 1e-24 * (w_star * w_star).sum(-1)
+        gap = max(gap, float(torch.where(live, (now - predicted).abs() / scale, 0.0).max()))
+        ratio.append(torch.where(live, now / sq[-1], 0.0))
         sq.append(now)
     return {"sq": torch.stack(sq, -1), "gap": gap, "ratio": torch.stack(ratio, -1)}
 

@@ -108,3 +108,10 @@ def test_scaling_range_and_mlp_objective():
     e1, e2, g1, g2 = (torch.randn(4, dtype=DT) for _ in range(4))
     value = last_theory.mlp_label_objective(e1, e2, g1, g2, 0.3, 1.0)
     assert float(value) == pytest.approx(float(((torch.cat([e1, e2]) - 0.3 * torch.cat([g1, g2])) ** 2).sum()))
+
+
+def test_mixed_et_at_full_scale_measures_no_step_factor_past_the_rounding_floor():
+    """At full scale (60 steps) some runs reach ||e|| = 0 exactly; 0/0 step factors made the verdict fail on NaN."""
+    v = CLAIMS["last.mixed-et"].run(CheckContext(scale="full"))
+    assert v.verdict == "holds-in-regime", v.message
+    assert 0 < v.details["worst_factor"] < v.details["rho"]
