@@ -112,6 +112,6 @@ def test_scaling_range_and_mlp_objective():
 
 def test_mixed_et_at_full_scale_measures_no_step_factor_past_the_rounding_floor():
     """At full scale (60 steps) some runs reach ||e|| = 0 exactly; 0/0 step factors made the verdict fail on NaN."""
-    v = CLAIMS["last.mixed-et"].run(CheckContext(scale="full"))
+    v = select_claims(["last.mixed-et"])[0].run(CheckContext(scale="full"))
     assert v.verdict == "holds-in-regime", v.message
     assert 0 < v.details["worst_factor"] < v.details["rho"]
