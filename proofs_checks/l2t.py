@@ -573,7 +573,7 @@ def check_linearised_recursion(ctx: CheckContext) -> Verdict:
     v - eta H_u^k v^k - eta H_l^k v^{k+1} with the mean-value matrices (Eq. 9 / 11), and Eq. (13)
     v^{k+1} = M^{-1}G v^k - eta M^{-1}Delta_u^k v^k - eta M^{-1}Delta_l^k v^{k+1} holds (relative residual, float64);
     (b) the linearised map M^{-1}G is the sweep to second order: ||v^{k+1} - M^{-1}G v^k|| / ||v^k||^2 stays bounded
-    as ||v^k|| -> 0 and its log-log slope in ||v^k|| is 2 (fitted over 1e-6..1e-3; tolerance 0.05). Mutation: the
+    as ||v^k|| -> 0 and its log-log slope in ||v^k|| is 2 (fitted over 1e-6..3.2e-5; tolerance 0.05). Mutation: the
     coupling eta H_l in M."""
     from proofs_checks.agd import draw_saddle_cases
     from teachtheory.theory import agd as agd_theory
@@ -611,7 +611,10 @@ def check_linearised_recursion(ctx: CheckContext) -> Verdict:
                                           - agd_theory.alternating_map(H, n1, eta)).abs().max()))
             remainders.append((nxt - mv(T, v)).norm(dim=-1).numpy())
         rem = np.stack(remainders, -1)  # [C, radii]
-        fit = np.polyfit(np.log(radii), np.log(rem.T), 1)[0]  # per case
+        # the order is a limit as ||v|| -> 0: fit over the four smallest radii (1e-6..3.2e-5), where the r^2 term
+        # dominates; over the whole range a cubic term of opposite sign can bend one case's slope (1.78 of 96 at
+        # full scale) while remainder / r^2 stays bounded
+        fit = np.polyfit(np.log(radii[:4]), np.log(rem[:, :4].T), 1)[0]  # per case
         slopes.extend(fit.tolist())
         rows.append({"blocks": (n1, n2), "cases": C, "slope_min": float(fit.min()), "slope_max": float(fit.max()),
                      "remainder_over_r2_max": float((rem / radii**2).max())})
