@@ -76,7 +76,7 @@ def test_a_module_table_is_found_beside_its_module(registry):
     module = importlib.import_module("proofs_checks.blast")
     claims = register_table("proofs_checks.blast", vars(module))
     assert [c.id for c in claims] == ["blast.unrolled", "blast.policy-gradient"] == list(registry)
-    assert claims[0].source == cite("last", "Sec. 7") and claims[0].check is module.check_unrolled
+    assert claims[0].source == cite("last", "Sec. 4") and claims[0].check is module.check_unrolled
     assert claims[0].statistical and claims[0].sensitivity_reason == ORDERING_REASON
 
 
