@@ -73,27 +73,35 @@ def check_alignment(ctx: CheckContext) -> Verdict:
     cases = [("two-layer", results[("two-layer", 0.0)])]
     if ("deep", 0.0) in results:
         cases.append(("deep", results[("deep", 0.0)]))
-    rows, all_rec, premise = {}, [], []
+    rows, all_rec, premise = {}, {}, []
     for name, res in cases:
         corr = final_correlations(res, _null_order(res.runs)) if ctx.power else res.corr
         for layer, rho in enumerate(corr):
             observed = (res.teacher_active[layer] > 0.01) & (res.teacher_active[layer] < 0.99)
             rec = rho.max(-1) >= res.config.threshold
-            all_rec.append(rec[observed])
+            all_rec.setdefault(name, []).append(rec[observed])
             rows[f"{name} layer {layer + 1}"] = {"recovered": int(rec[observed].sum()), "observed": int(observed.sum()),
                                                  "min_best_corr": float(rho.max(-1)[observed].min())}
         premise.append({"case": name, "g1_inf_start": float(res.g1_inf[:, 0].mean()),
                         "g1_inf_end": float(res.g1_inf[:, -1].mean()),
                         "eval_loss_end": float(res.eval_loss[:, -1].mean())})
-    rec = np.concatenate([r.ravel() for r in all_rec])
-    unaligned = int((~rec).sum())
+    rec = {name: np.concatenate([r.ravel() for r in parts]) for name, parts in all_rec.items()}
+    unaligned = {name: int((~r).sum()) for name, r in rec.items()}
+    # the statement is the two-layer theorem (g_1, one hidden layer); the 3-layer case at full scale extends it
+    # to a deeper layer, whose premise (g_2 = 0 there, lower layers aligned) is reported but is not the statement's
+    deep_only = unaligned["two-layer"] == 0 and unaligned.get("deep", 0) > 0
+    verdict = "holds-in-regime" if deep_only else unaligned["two-layer"] == 0
+    total = sum(r.size for r in rec.values())
     figure = draw_figure(figure_alignment_over_time, cases[0][1], ctx.figure_path("spec.alignment"),
                          title="spec.alignment: p = 0, best correlation per teacher node")
-    return bound_verdict(
-        float(unaligned), 0.0,
-        "the theorem is universal: number of observed teacher nodes without a student node at "
-        "correlation >= 0.95 must be 0 (pooled over runs and layers)",
-        f"{rec.size - unaligned}/{rec.size} observed teacher nodes aligned; "
+    return conclude(
+        verdict, float(unaligned["two-layer"]), 0.0,
+        "the theorem is universal: number of observed teacher nodes of the two-layer case (the statement's "
+        "setting) without a student node at correlation >= 0.95 must be 0 (pooled over runs); the 3-layer "
+        "case's count is reported beside it (holds-in-regime: two layers only)",
+        (f"regime: two layers (the statement's); the 3-layer extension leaves {unaligned['deep']} observed "
+         "node(s) unaligned at the trained gradient; " if deep_only else "")
+        + f"{total - sum(unaligned.values())}/{total} observed teacher nodes aligned; "
         + "; ".join(f"{k}: {v['recovered']}/{v['observed']} (min best corr {v['min_best_corr']:.3f})"
                     for k, v in rows.items())
         + "; premise: max_x ||g_1||_inf " + ", ".join(f"{p['g1_inf_start']:.2g} -> {p['g1_inf_end']:.2g}"
@@ -336,12 +344,12 @@ def check_beta_diagonal(ctx: CheckContext) -> Verdict:
 # -- spec.epsilon-alignment ------------------------------------------------------------------------------
 
 # (label, d, m, multi, N, steps quick, steps full, dtype): a spec-like case and a small near-exact-fit case
-EPS_CASES = (("spec-like", 20, 5, 2, 1000, 300, 3000, "float32"), ("near-exact", 5, 2, 2, 200, 1200, 6000, "float64"))
+EPS_CASES = (("spec-like", 20, 5, 2, 250, 300, 3000, "float32"), ("near-exact", 5, 2, 2, 200, 1200, 6000, "float64"))
 
 
 def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
-    """Train one case (full batch on its N samples) and measure, per run and teacher node j: the gradient
-    max over the training set of ||g_1(x)||_inf, the best alpha_kj = v_k^T v*_j over student nodes, and the
+    """Train one case (full batch on D' = Aug(D), its N samples and their 2dN axis neighbours) and measure, per
+    run and teacher node j: the gradient max over D' of ||g_1(x)||_inf, the best alpha_kj = v_k^T v*_j over student nodes, and the
     measured alignment min_k max(sin of the angle of (w_k, b_k) and (w*_j, b*_j), normalised bias gap)."""
     import torch
 
@@ -357,14 +365,16 @@ def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
     dtype = getattr(torch, dtype_name)
     steps = ctx.pick(steps_q, steps_f)
     runs = ctx.pick(6, 32)
+    # the theorem's premise is a small gradient on D' = Aug(D), the teacher-agnostic augmentation with all 2d
+    # axes (|D'| = (2d + 1)|D|): train on D' by full-batch gradient descent and measure the gradient there
     cfg = TeacherStudentConfig(input_dim=d, teacher_widths=(m,), output_dim=m, multi=multi, train_size=N,
-                               eval_size=1000, batch_size=N, lr=0.05, momentum=0.9, steps=steps,
-                               record_every=steps)
+                               eval_size=1000, full_batch=True, lr=0.05, momentum=0.9, steps=steps,
+                               record_every=steps, augment="agnostic", augment_count=d)
     res = train_teacher_student(cfg, runs=runs, seed=case_seeds(ctx.seed, runs, f"eps-{label}"), dtype=dtype,
                                 keep_networks=True)
     T, S = res.extra["teacher"], res.extra["student"]
-    X = make_dataset(cfg, T, RunStreams(res.seeds.tolist()), dtype)  # the same training set (same streams)
-    G = _hidden_grad_inf(S, T, X).to(torch.float64)  # [R]: max over every training sample
+    X = make_dataset(cfg, T, RunStreams(res.seeds.tolist()), dtype)  # the same D' (same streams)
+    G = _hidden_grad_inf(S, T, X).to(torch.float64)  # [R]: max over every point of D'
     alpha = torch.einsum("rkc,rjc->rkj", S.weights[1], T.weights[1]).to(torch.float64)  # [R, n, m]
 
     def augmented(W, b):  # [R, d + 1, nodes], unit columns
@@ -379,22 +389,32 @@ def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
         sin = (t[:, :, None, :] - cos[:, None] * s[:, :, :, None]).norm(dim=1)
         sb = S.biases[0].to(torch.float64) / S.weights[0].to(torch.float64).norm(dim=1)
         tb = (T.biases[0].to(torch.float64) / T.weights[0].to(torch.float64).norm(dim=1))[order]
-        eps = torch.maximum(sin, (sb[:, :, None] - tb[:, None, :]).abs())
-        return torch.where(cos > 0, eps, torch.full_like(eps, math.inf))  # opposite directions never align
+        # as printed: sin of the angle (blind to orientation) and the gap of the normalised biases (which flips
+        # sign with the orientation, so an anti-parallel node aligns only where b_j ~ 0)
+        printed = torch.maximum(sin, (sb[:, :, None] - tb[:, None, :]).abs())
+        # the same hyperplane in either orientation (ReLU(z) = z + ReLU(-z): a kink can be matched reversed)
+        hyperplane = torch.maximum(sin, torch.where(cos > 0, sb[:, :, None] - tb[:, None, :],
+                                                    sb[:, :, None] + tb[:, None, :]).abs())
+        return printed.amin(1), hyperplane.amin(1)
 
-    own = list(range(runs))
+    own, null = gap(list(range(runs))), gap(_null_order(runs))
     return {"label": label, "d": d, "K": m + m * multi, "G": G, "alpha": alpha.amax(1),
-            "measured": gap(own).amin(1), "measured_null": gap(_null_order(runs)).amin(1),
+            "teacher_active": torch.as_tensor(res.teacher_active[0]),
+            "measured": own[0], "measured_hyperplane": own[1], "measured_null": null[0],
             "loss": float(res.eval_loss[:, -1].mean())}
 
 
 def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
-    """Two-layer teacher-student nets trained full batch on N samples. Per run and teacher node j, the theorem's
-    guaranteed epsilon from the measured max_x ||g_1(x)||_inf over the whole training set (the condition solved
+    """Two-layer teacher-student nets trained full batch on D' = Aug(D) (N samples and, as the theorem's premise
+    reads, their teacher-agnostic neighbours x +- delta e_k on all 2d axes). Per run and teacher node j, the
+    theorem's guaranteed epsilon from the measured max_x ||g_1(x)||_inf over D' (the condition solved
     for epsilon, with the best alpha_kj over student nodes: theory.relu.alignment_epsilon) against the measured
-    epsilon-alignment (min over student nodes of max(sin angle of the augmented weights, normalised bias gap)).
-    The theorem holds iff measured <= guaranteed wherever the guarantee is below 1 (non-vacuous); at least one
-    non-vacuous pair is required. A spec-like case (d = 20, K_1 = 15) shows how vacuous the bound is at this scale;
+    epsilon-alignment (min over student nodes of max(sin angle of the augmented weights, normalised bias gap)),
+    as printed: the sine is blind to orientation, the bias gap is not. The theorem holds iff measured <=
+    guaranteed wherever the guarantee is below 1 (non-vacuous) and teacher node j is observed (active on 1-99%
+    of held-out inputs); at least one such pair is required. A violation where some student node carries the
+    same hyperplane with reversed orientation (ReLU(z) = z + ReLU(-z), the linear part supplied by a node active
+    on almost all of D') is counted as a violation and reported as such. A spec-like case (d = 20, K_1 = 15) shows how vacuous the bound is at this scale;
     a small near-exact fit (d = 5, K_1 = 6, float64) is where it bites. Power: each student measured against
     another run's teacher (with the bound of its own run), which must violate the bound."""
     from teachtheory.theory import relu as relu_theory
@@ -404,8 +424,10 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
         out = ctx.memo(("eps", case), lambda case=case: _eps_alignment_case(ctx, case))
         bound = relu_theory.alignment_epsilon(out["G"][:, None], out["alpha"], out["K"], out["d"]).numpy()
         measured = (out["measured_null"] if ctx.power else out["measured"]).numpy()
-        live = bound < 1
+        active = out["teacher_active"].numpy()
+        live = (bound < 1) & (active > 0.01) & (active < 0.99)  # non-vacuous, and the node observed (a premise)
         bad = live & (measured > bound)
+        reversed_ = int((bad & (out["measured_hyperplane"].numpy() <= bound)).sum())
         violations += int(bad.sum())
         nonvacuous += int(live.sum())
         if live.any():
@@ -414,6 +436,7 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
                      "violations": int(bad.sum()), "bound_median": float(np.median(bound)),
                      "bound_min": float(bound.min()), "measured_median": float(np.median(measured)),
                      "measured_max": float(measured.max()), "G_median": float(out["G"].median()),
+                     "reversed": reversed_, "unobserved": int(((active <= 0.01) | (active >= 0.99)).sum()),
                      "eval_loss": out["loss"]})
     worst = max(slack) if slack else math.nan
     holds = violations == 0 and nonvacuous > 0
@@ -425,7 +448,9 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
         "must be 0, with at least one non-vacuous pair",
         "; ".join(f"{r['case']}: guaranteed eps median {r['bound_median']:.3g} (min {r['bound_min']:.2g}), "
                   f"non-vacuous {r['nonvacuous']}/{r['pairs']}, measured median {r['measured_median']:.2g}, "
-                  f"violations {r['violations']} (max_x ||g_1||_inf median {r['G_median']:.2g})" for r in rows)
+                  f"violations {r['violations']}"
+                  + (f" ({r['reversed']} of them the same hyperplane with reversed orientation)" if r["reversed"] else "")
+                  + f" (max_x ||g_1||_inf median {r['G_median']:.2g})" for r in rows)
         + f"; largest measured/guaranteed ratio where non-vacuous {worst:.3g}"
         + power_suffix(ctx, "students measured against other runs' teachers"),
         details={"cases": rows, "largest_ratio": worst, "power": ctx.power},

@@ -86,6 +86,8 @@ class TeacherStudentConfig:
         bias: use biases (teacher and student). data_std: sigma of x ~ N(0, sigma^2 I_d).
         train_size: size of the finite training set per run; None draws fresh samples every step.
         eval_size: held-out samples for the correlation metrics. batch_size, lr, momentum: SGD.
+        full_batch: every step uses the whole training set D' (augmentation included) instead of a
+            minibatch of ``batch_size`` indices drawn with replacement (gradient descent, not SGD).
         steps: SGD steps. record_every: metrics every this many steps (and at 0 and the end).
         student_scale: multiplies the default initialisation of the student.
         student_init_std: if set, the student's weights start N(0, std^2) and its biases at zero instead
@@ -107,6 +109,7 @@ class TeacherStudentConfig:
     train_size: int | None = 4000
     eval_size: int = 2000
     batch_size: int = 64
+    full_batch: bool = False
     lr: float = 0.05
     momentum: float = 0.9
     steps: int = 5000
@@ -162,6 +165,10 @@ class TeacherStudentConfig:
                              f"{self.teacher_weights!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {self.augment!r}")
+        if not isinstance(self.full_batch, bool):
+            raise ValueError(f"full_batch must be True or False, got {self.full_batch!r}")
+        if self.full_batch and self.train_size is None:
+            raise ValueError("full_batch needs a finite training set: set train_size")
         if self.augment != "none" and self.train_size is None:
             raise ValueError("augment needs a finite training set: set train_size (augmentation applies to D)")
 
@@ -532,6 +539,8 @@ def _train(config, *, runs, seed, device, dtype, progress, keep_networks) -> Tea
         return cache[block][:, step % chunk]
 
     def batch(step: int):
+        if config.full_batch:
+            return X_train, y_train
         if config.train_size is None:
             xb = draws(step)
             return xb, forward(teacher, xb)[2]

@@ -120,6 +120,26 @@ def test_full_agnostic_augmentation_uses_every_axis():
     assert X.shape[1] == cfg.train_size * (2 * cfg.input_dim + 1)  # Tian's |D'| = (2d + 1)|D|
 
 
+def test_full_batch_step_is_gradient_descent_on_the_augmented_set():
+    """One full-batch step (no momentum) from the initial student equals a hand-computed gradient-descent step
+    on 1/2||f - f*||^2 averaged over all of D' (the augmentation points included); the runs stay independent."""
+    cfg = TeacherStudentConfig(**{**SMALL, "augment": "agnostic", "augment_count": 6, "full_batch": True,
+                                  "momentum": 0.0, "steps": 0, "record_every": 1})
+    start = train_teacher_student(cfg, runs=2, seed=3, dtype=torch.float64, keep_networks=True)
+    after = train_teacher_student(TeacherStudentConfig(**{**cfg.__dict__, "steps": 1}), runs=2, seed=3,
+                                  dtype=torch.float64, keep_networks=True)
+    T, S = start.extra["teacher"], start.extra["student"]
+    X = make_dataset(cfg, T, RunStreams(start.seeds.tolist()), torch.float64)
+    params = [p.clone().requires_grad_() for pair in zip(S.weights, S.biases) for p in pair]
+    net = type(S)(weights=params[0::2], biases=params[1::2])
+    loss = (0.5 * ((forward(net, X)[2] - forward(T, X)[2]) ** 2).sum(-1).mean(-1)).sum()
+    grads = torch.autograd.grad(loss, params)
+    expected = [p.detach() - cfg.lr * g for p, g in zip(params, grads)]
+    got = [p for pair in zip(after.extra["student"].weights, after.extra["student"].biases) for p in pair]
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+
+
 def test_activation_correlations():
     g = torch.Generator().manual_seed(0)
     a = torch.relu(torch.randn(2, 50, 3, dtype=torch.float64, generator=g))
@@ -160,6 +180,8 @@ def test_intra_op_threads_restores_the_setting():
     ({"threshold": 1.5}, "threshold"),
     ({"augment": "magic"}, "augment must be one of"),
     ({"augment": "aware", "train_size": None}, "augment needs a finite training set"),
+    ({"full_batch": True, "train_size": None}, "full_batch needs a finite training set"),
+    ({"full_batch": 1}, "full_batch must be True or False"),
     ({"train_size": 0}, "train_size"),
     ({"batch_size": 0}, "batch_size"),
 ])
