@@ -349,8 +349,9 @@ EPS_CASES = (("spec-like", 20, 5, 2, 250, 300, 3000, "float32"), ("near-exact", 
 
 def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
     """Train one case (full batch on D' = Aug(D), its N samples and their 2dN axis neighbours) and measure, per
-    run and teacher node j: the gradient max over D' of ||g_1(x)||_inf, the best alpha_kj = v_k^T v*_j over student nodes, and the
-    measured alignment min_k max(sin of the angle of (w_k, b_k) and (w*_j, b*_j), normalised bias gap)."""
+    run and teacher node j: the gradient max over D' of ||g_1(x)||_inf, the best alpha_kj = v_k^T v*_j over
+    student nodes, and the measured alignment min_k max(sin of the angle of (w_k, b_k) and (w*_j, b*_j),
+    normalised bias gap)."""
     import torch
 
     from teachtheory.random import RunStreams
@@ -414,9 +415,10 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
     guaranteed wherever the guarantee is below 1 (non-vacuous) and teacher node j is observed (active on 1-99%
     of held-out inputs); at least one such pair is required. A violation where some student node carries the
     same hyperplane with reversed orientation (ReLU(z) = z + ReLU(-z), the linear part supplied by a node active
-    on almost all of D') is counted as a violation and reported as such. A spec-like case (d = 20, K_1 = 15) shows how vacuous the bound is at this scale;
-    a small near-exact fit (d = 5, K_1 = 6, float64) is where it bites. Power: each student measured against
-    another run's teacher (with the bound of its own run), which must violate the bound."""
+    on almost all of D') is counted as a violation and reported as such. A spec-like case (d = 20, K_1 = 15)
+    shows how vacuous the bound is at this scale; a small near-exact fit (d = 5, K_1 = 6, float64) is where it
+    bites. Power: each student measured against another run's teacher (with the bound of its own run), which
+    must violate the bound."""
     from teachtheory.theory import relu as relu_theory
 
     rows, violations, nonvacuous, slack = [], 0, 0, []
@@ -449,7 +451,8 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
         "; ".join(f"{r['case']}: guaranteed eps median {r['bound_median']:.3g} (min {r['bound_min']:.2g}), "
                   f"non-vacuous {r['nonvacuous']}/{r['pairs']}, measured median {r['measured_median']:.2g}, "
                   f"violations {r['violations']}"
-                  + (f" ({r['reversed']} of them the same hyperplane with reversed orientation)" if r["reversed"] else "")
+                  + (f" ({r['reversed']} of them the same hyperplane with reversed orientation)"
+                     if r["reversed"] else "")
                   + f" (max_x ||g_1||_inf median {r['G_median']:.2g})" for r in rows)
         + f"; largest measured/guaranteed ratio where non-vacuous {worst:.3g}"
         + power_suffix(ctx, "students measured against other runs' teachers"),
