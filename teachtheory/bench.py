@@ -329,13 +329,13 @@ AUTOGRAD_LOOPS: dict[str, Callable] = {"imt": _loop_imt_autograd}
 # -- the benchmark ---------------------------------------------------------------------------
 
 
-def _make_teacher(name: str, dht: dict, compiled: bool = False):
+def _make_teacher(name: str, dht: dict):
     from .teachers import DHTTeacher, IMTTeacher, LASTTeacher, RandomTeacher
 
     if name == "sgd":
         return RandomTeacher()
     if name == "imt":
-        return IMTTeacher(compiled=compiled)
+        return IMTTeacher()
     if name == "last":
         return LASTTeacher()
     if name == "dht":
@@ -415,7 +415,6 @@ def run_benchmark(
     learner: str = "lsr",
     classes: int = 2,
     distill: bool | dict = False,
-    compiled: bool = False,
 ) -> list[dict]:
     """Learner-steps per second of ``teach`` against per-run loops, per teacher and run count, and the
     committee rows.
@@ -453,8 +452,6 @@ def run_benchmark(
         matmul_seconds: about how long the GEMM-rate measurement runs per R.
         distill: also append the dataset-distillation evaluation rows (:func:`distill_rows`; a dict passes
             its keyword arguments).
-        compiled: IMT with ``IMTTeacher(compiled=True)``: its selection passes fused by ``torch.compile``
-            (compiled during the untimed warm-up); its rows carry ``compiled: True``.
 
     Returns:
         A list of rows, one dict per teacher and R, with the fields kind ("teaching"), teacher, runs, steps,
@@ -491,8 +488,6 @@ def run_benchmark(
             raise ValueError(f"teachers: unknown teacher {name!r}; accepted: {', '.join(LOOPS)}")
     if learner not in LEARNERS:
         raise ValueError(f"learner: unknown learner {learner!r}; accepted: {', '.join(LEARNERS)}")
-    if not isinstance(compiled, bool):
-        raise ValueError(f"compiled must be True or False, got {compiled!r}")
     if learner == "softmax" and (not isinstance(classes, int) or isinstance(classes, bool) or classes < 2):
         raise ValueError(f"classes must be an integer >= 2 for the softmax learner, got {classes!r}")
     settings = {"runs": runs, "steps": steps, "dim": dim, "pool_size": pool_size, "teachers": tuple(teachers),
@@ -500,7 +495,7 @@ def run_benchmark(
                 "device": torch.device(device), "lr": lr, "repeats": repeats, "warmup_steps": warmup_steps,
                 "seed": seed, "dht": {**DEFAULT_DHT, **(dht or {})}, "clock": clock,
                 "matmul_seconds": matmul_seconds, "autograd_steps": autograd_steps, "learner": learner,
-                "classes": classes, "compiled": compiled}
+                "classes": classes}
     with intra_op_threads(None if torch.device(device).type == "cuda" else threads):
         rows = _teaching_rows(**settings)
         rows += _committee_rows(committee_runs, committee_dim, committee_steps, ode_alpha, settings)
@@ -511,8 +506,7 @@ def run_benchmark(
 
 
 def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dtype, device, lr, repeats,
-                   warmup_steps, seed, dht, clock, matmul_seconds, autograd_steps, learner, classes,
-                   compiled) -> list[dict]:
+                   warmup_steps, seed, dht, clock, matmul_seconds, autograd_steps, learner, classes) -> list[dict]:
     """The teaching rows of :func:`run_benchmark` (its arguments, validated)."""
     from .engine import teach
 
@@ -534,7 +528,7 @@ def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dty
             gemm.sample()
         between = None if gemm is None else gemm.sample
         for name in teachers:
-            teacher = _make_teacher(name, dht, compiled)
+            teacher = _make_teacher(name, dht)
             T = _teacher_steps(name, steps, dht)
 
             def batched(n_steps, teacher=teacher, problem=problem, model=model):
@@ -574,7 +568,6 @@ def _teaching_rows(*, runs, steps, dim, pool_size, teachers, loop_runs, say, dty
                 "repeats": repeats, "warmup_steps": warmup_steps, "clock": getattr(clock, "__name__", str(clock)),
             }
             if name == "imt":
-                row["compiled"] = compiled
                 # X W and X E per step, 2 n d R K flops each
                 row.update(_roofline(gemm, 4.0 * pool_size * dim * R * K * T, seconds,
                                      None if median_step is None else median_step * T, repeats))
@@ -789,8 +782,7 @@ def format_rows(rows: Sequence[dict]) -> str:
               "loop runs", "median: steps/s", "loop ratio", "roofline")
     body = [
         (
-            str(row["teacher"]) + (" (compiled)" if row.get("compiled") else ""), str(row["runs"]), str(row["steps"]),
-            _fmt(row["steps_per_second"], ",.0f"),
+            str(row["teacher"]), str(row["runs"]), str(row["steps"]), _fmt(row["steps_per_second"], ",.0f"),
             _fmt(row["loop_steps_per_second"], ",.0f"), _fmt(row["loop_ratio"], ".1f"),
             _fmt(row.get("autograd_ratio"), ",.0f"),
             _fmt(row.get("roofline_ratio"), ".2f"), _fmt(row["seconds"], ".3f"), str(row["loop_runs_timed"]),

@@ -309,7 +309,7 @@ def _cmd_bench(args, console: Console) -> int:
 
         rows = bench.run_benchmark(runs=runs, steps=args.steps, teachers=teachers, progress=progress,
                                    threads=args.threads, repeats=args.repeats, learner=args.learner,
-                                   classes=args.classes, compiled=args.compile,
+                                   classes=args.classes,
                                    clock=time.process_time if args.clock == "cpu" else time.perf_counter, **options)
     console.print(bench.format_rows(rows), soft_wrap=True, highlight=False, markup=False)
     if args.json:
@@ -450,8 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--teachers", default="sgd,imt,last,dht", help="comma-separated teachers")
     bench.add_argument("--repeats", type=int, default=3, help="each time is the best of this many")
     bench.add_argument("--committee-runs", default="16,64", help="run counts of the committee SGD rows ('' skips)")
-    bench.add_argument("--compile", action="store_true",
-                       help="IMT's selection fused by torch.compile (compiled once before timing, ~20 s)")
     bench.add_argument("--ode-alpha", type=float, default=200.0, help="committee ODE to this alpha (0 skips)")
     bench.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                        help="time totals by wall clock or by this process's CPU time (steadier on a busy machine)")

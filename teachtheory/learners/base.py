@@ -75,17 +75,14 @@ def _residual_from_probabilities(s: torch.Tensor, y: torch.Tensor) -> torch.Tens
     return s.mul_(y.sum(-1, keepdim=True)).sub_(y)
 
 
-def softmax_residual(z: torch.Tensor, y: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """dl/dz = softmax(z) sum_k y_k - y of the cross-entropy -sum_k y_k log softmax(z)_k, over the last dim
-    (or over ``dim``, plainly: for tensors whose classes lie on another axis).
+def softmax_residual(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """dl/dz = softmax(z) sum_k y_k - y of the cross-entropy -sum_k y_k log softmax(z)_k, over the last dim.
 
     A class-major z (the transposed view of a contiguous [..., K, n] tensor, e.g. the shared-pool product)
     is normalised over its class axis in that layout, vectorised over the examples: ``torch.softmax`` over
     the last dim would copy it to a contiguous tensor and then run over many tiny rows, several times slower
     for a few classes. Other strided layouts use reductions and elementwise operations, which keep them.
     """
-    if dim != -1 and dim != z.dim() - 1:
-        return torch.softmax(z, dim) * y.sum(dim, keepdim=True) - y
     if z.is_contiguous():
         s = torch.softmax(z, -1)
         return s * y.sum(-1, keepdim=True) - y

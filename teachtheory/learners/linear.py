@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Learner, OutputJacobian, SoftmaxClassifier, can_overwrite, softmax_residual, softmax_residual_
+from .base import Learner, OutputJacobian, SoftmaxClassifier, can_overwrite, softmax_residual_
 
 __all__ = ["SMALL_BATCH", "LinearLearner", "LeastSquares", "Logistic", "Softmax", "features_times",
            "features_t_times"]
@@ -55,11 +55,6 @@ class LinearLearner(Learner):
     def logits(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """z = W^T x as [R, n, K] (also for scalar models, K = 1)."""
         return features_times(X, self.weights(w))
-
-    def residual_classes_first(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz with the outputs on dim -2 (class-major [..., K, n], the shared-pool product's layout), out of
-        place and without layout branches (for ``torch.compile``): a pointwise residual is layout-free."""
-        return self.residual(z, y)
 
     def outputs(self, w: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
         """z = W^T x, [R, n] for scalar labels, else [R, n, K]."""
@@ -263,7 +258,3 @@ class Softmax(SoftmaxClassifier, LinearLearner):
     def residual_(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """dl/dz = softmax(z) sum_k y_k - y, in z's memory (z is consumed)."""
         return softmax_residual_(z, y)
-
-    def residual_classes_first(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """dl/dz = softmax(z) sum_k y_k - y over the classes on dim -2 (see the base class)."""
-        return softmax_residual(z, y, dim=-2)

@@ -95,69 +95,26 @@ def pool_scores(ctx: TeachingContext, w: torch.Tensor) -> torch.Tensor:
     return scores_along(ctx.learner, w, ctx.direction(w), X, y, ctx.lr, ctx.pool_constants())
 
 
-def select_examples(ctx: TeachingContext, w: torch.Tensor, compiled: bool = False) -> TeachingBatch:
+def select_examples(ctx: TeachingContext, w: torch.Tensor) -> TeachingBatch:
     """The batch_size pool examples with the lowest scores (each scored for a single step).
 
     Many runs on a shared CPU pool are scored a group of runs at a time (:func:`_run_group`): every run's
     scores are its own (one row of each product), and the group's outputs stay in the cache between the
     product and the passes that follow it instead of streaming through memory at every pass.
-    ``compiled``: the passes after the product (residual, score, sum over outputs, selection) run as one
-    kernel made by ``torch.compile`` for linear learners (see :class:`IMTTeacher`).
     """
     X, y = ctx.pool()
     R = w.shape[0]
     group = _run_group(ctx, w)
-    constants, w_star = ctx.pool_constants(), ctx.w_star
-    if compiled and isinstance(ctx.learner, LinearLearner) and not torch.is_grad_enabled():
-        y_vector = ctx.pool_memo("labels_classes_first", lambda: _classes_first(ctx.learner.label_vector(y)))
-        index = torch.cat([
-            _compiled_best(ctx.learner, w[i:i + group], w_star if w_star.shape[0] == 1 else w_star[i:i + group],
-                           X, y_vector, ctx.lr, constants, ctx.batch_size)
-            for i in range(0, R, group)])
-    elif group >= R:
+    if group >= R:
         index = _best(pool_scores(ctx, w), ctx.batch_size)
     else:
+        constants, w_star = ctx.pool_constants(), ctx.w_star
         index = torch.cat([
             _best(example_scores(ctx.learner, w[i:i + group], w_star if w_star.shape[0] == 1 else w_star[i:i + group],
                                  X, y, ctx.lr, constants), ctx.batch_size)
             for i in range(0, R, group)])
     x, y = gather_pool(X, y, index)
     return TeachingBatch(x=x, y=y, index=index)
-
-
-def _selection_kernel(learner: LinearLearner, z: torch.Tensor, jvp: torch.Tensor, y: torch.Tensor,
-                      sqnorm: torch.Tensor, lr: float, m: int) -> torch.Tensor:
-    """The passes of IMT's selection after the product, written plainly for ``torch.compile`` to fuse: the
-    learner's residual, the closed-form score of a linear learner, its sum over outputs, the m lowest. All in
-    the class-major layout [G, K, n] (z, jvp, y; sqnorm [1 or G, n]): the fused loops then run over contiguous
-    examples (over [G, n, K] views the compiled kernel was slower than the default path)."""
-    r = learner.residual_classes_first(z, y)
-    score = greedy_score_linear(r, jvp.clone(), sqnorm[..., None, :], lr).sum(-2)
-    return _best(score, m)
-
-
-_COMPILED_KERNEL = None
-
-
-def _classes_first(y: torch.Tensor) -> torch.Tensor:
-    """Label vectors [R, n(, K)] as a contiguous class-major [R, K or 1, n]."""
-    return (y[:, None, :] if y.dim() == 2 else y.transpose(-1, -2)).contiguous()
-
-
-def _compiled_best(learner: LinearLearner, w: torch.Tensor, w_star: torch.Tensor, X: torch.Tensor,
-                   y_classes_first: torch.Tensor, lr: float, constants: dict, m: int) -> torch.Tensor:
-    """Indices [R, m] of the m best pool examples: the product eagerly (BLAS), the rest compiled (made on the
-    first call and kept for the process; shapes are dynamic, so a new pool size or run count reuses it)."""
-    global _COMPILED_KERNEL
-    if _COMPILED_KERNEL is None:
-        _COMPILED_KERNEL = torch.compile(_selection_kernel, dynamic=True)
-    jac = learner.output_jacobian(w, X, w - w_star, constants)
-    (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
-    if jac.z.dim() == 2:  # one output: [G, n] -> [G, 1, n]
-        z, jvp = jac.z[:, None, :], jvp[:, None, :]
-    else:
-        z, jvp = jac.z.transpose(-1, -2), jvp.transpose(-1, -2)
-    return _COMPILED_KERNEL(learner, z, jvp, y_classes_first, gram, float(lr), m)
 
 
 def _best(scores: torch.Tensor, m: int) -> torch.Tensor:
@@ -189,26 +146,11 @@ class IMTTeacher(Teacher):
 
     With batch_size m > 1 the m individually best examples are taken (a common approximation
     of the joint selection).
-
-    Args:
-        compiled: for linear learners, fuse the passes after the pool product into one kernel made by
-            ``torch.compile`` (off by default: the first step pays the compilation, about 20 s on a CPU, and
-            the fused kernel rounds differently, so near-tied examples may be picked differently than by the
-            default path; ``teachtheory bench --compile`` measures the gain).
     """
 
     name = "imt"
     omniscient = True
 
-    def __init__(self, compiled: bool = False):
-        if not isinstance(compiled, bool):
-            raise ValueError(f"compiled must be True or False, got {compiled!r}")
-        self.compiled = compiled
-
     def teach(self, ctx: TeachingContext, w: torch.Tensor, step: int) -> TeachingBatch:
         """The pool example(s) with the lowest score, with their true labels."""
-        return select_examples(ctx, w, self.compiled)
-
-    def to_spec(self) -> dict:
-        """Name (and ``compiled`` when set)."""
-        return {"name": self.name, **({"compiled": True} if self.compiled else {})}
+        return select_examples(ctx, w)

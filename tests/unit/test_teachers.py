@@ -227,22 +227,6 @@ def test_imt_picks_the_brute_force_argmin(kind, n, d, lr, seed, shared):
         torch.testing.assert_close(batch.y[r, 0], Y[r, chosen])
 
 
-@pytest.mark.parametrize("kind", ["lsr", "logistic", "softmax"])
-def test_compiled_imt_picks_what_the_default_path_picks(kind):
-    """IMTTeacher(compiled=True) (the selection passes fused by torch.compile) against the default path, on
-    shared and per-run pools, one and two examples per step, along 15 teaching steps."""
-    for shared in (True, False):
-        problem, learner = make_problem(kind, 3, 40, 5, 3, 7, shared=shared)
-        for m in (1, 2):
-            runs = [teach(problem, learner, IMTTeacher(compiled=compiled), steps=15, lr=0.1, batch_size=m,
-                          record=("distance",)) for compiled in (False, True)]
-            np.testing.assert_array_equal(runs[0].metrics["distance"], runs[1].metrics["distance"])
-    with pytest.raises(ValueError, match="compiled must be True or False"):
-        IMTTeacher(compiled="yes")
-    assert IMTTeacher(compiled=True).to_spec() == {"name": "imt", "compiled": True}
-    assert IMTTeacher().to_spec() == {"name": "imt"}
-
-
 @FEW
 @given(n=st.integers(3, 8), lr=LRS, seed=SEEDS, m=st.integers(2, 3))
 def test_imt_minibatch_takes_the_m_best_examples(n, lr, seed, m):
