@@ -446,8 +446,8 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
     name = "holds-in-regime" if holds and spec_like["nonvacuous"] == 0 else holds
     return conclude(
         name, float(violations), 0.0,
-        "number of (run, teacher node) pairs with a non-vacuous guarantee (< 1) whose measured epsilon exceeds it "
-        "must be 0, with at least one non-vacuous pair",
+        "number of (run, observed teacher node) pairs with a non-vacuous guarantee (< 1) whose measured epsilon "
+        "exceeds it must be 0, with at least one such pair",
         "; ".join(f"{r['case']}: guaranteed eps median {r['bound_median']:.3g} (min {r['bound_min']:.2g}), "
                   f"non-vacuous {r['nonvacuous']}/{r['pairs']}, measured median {r['measured_median']:.2g}, "
                   f"violations {r['violations']}"
