@@ -347,6 +347,31 @@ def check_beta_diagonal(ctx: CheckContext) -> Verdict:
 EPS_CASES = (("spec-like", 20, 5, 2, 250, 300, 3000, "float32"), ("near-exact", 5, 2, 2, 200, 1200, 6000, "float64"))
 
 
+def alignment_epsilons(Ws, bs, Wt, bt) -> tuple:
+    """Per run and teacher node j, the best epsilon-alignment over student nodes k, [R, m] each: as printed
+    (max of the sine of the angle between the augmented unit vectors (w, b), blind to orientation, and the gap of
+    the biases normalised by ||w||, which flips sign with the orientation), and for the same hyperplane in either
+    orientation (the bias gap taken against -b_j for an anti-parallel node: ReLU(z) = z + ReLU(-z), so a kink can
+    be matched reversed). Ws [R, d, n], bs [R, n] (student), Wt [R, d, m], bt [R, m] (teacher)."""
+    import torch
+
+    def augmented(W, b):  # [R, d + 1, nodes], unit columns
+        a = torch.cat([W, b[:, None]], 1).to(torch.float64)
+        return a / a.norm(dim=1, keepdim=True)
+
+    s, t = augmented(Ws, bs), augmented(Wt, bt)
+    cos = torch.einsum("rik,rij->rkj", s, t)  # [R, n, m]
+    # sin as the length of t's component off s: sqrt(1 - cos^2) cancels to a floor of ~1e-8 near alignment,
+    # above the guarantees (down to 1e-13) of the near-exact fits at full scale
+    sin = (t[:, :, None, :] - cos[:, None] * s[:, :, :, None]).norm(dim=1)
+    sb = bs.to(torch.float64) / Ws.to(torch.float64).norm(dim=1)
+    tb = bt.to(torch.float64) / Wt.to(torch.float64).norm(dim=1)
+    printed = torch.maximum(sin, (sb[:, :, None] - tb[:, None, :]).abs())
+    hyperplane = torch.maximum(sin, torch.where(cos > 0, sb[:, :, None] - tb[:, None, :],
+                                                sb[:, :, None] + tb[:, None, :]).abs())
+    return printed.amin(1), hyperplane.amin(1)
+
+
 def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
     """Train one case (full batch on D' = Aug(D), its N samples and their 2dN axis neighbours) and measure, per
     run and teacher node j: the gradient max over D' of ||g_1(x)||_inf, the best alpha_kj = v_k^T v*_j over
@@ -378,27 +403,9 @@ def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
     G = _hidden_grad_inf(S, T, X).to(torch.float64)  # [R]: max over every point of D'
     alpha = torch.einsum("rkc,rjc->rkj", S.weights[1], T.weights[1]).to(torch.float64)  # [R, n, m]
 
-    def augmented(W, b):  # [R, d + 1, nodes], unit columns
-        a = torch.cat([W, b[:, None]], 1).to(torch.float64)
-        return a / a.norm(dim=1, keepdim=True)
-
-    def gap(order):  # [R, n, m]: epsilon of each (student k, teacher j) pair, teachers of runs ``order``
-        s, t = augmented(S.weights[0], S.biases[0]), augmented(T.weights[0], T.biases[0])[order]
-        cos = torch.einsum("rik,rij->rkj", s, t)
-        # sin as the length of t's component off s: sqrt(1 - cos^2) cancels to a floor of ~1e-8 near alignment,
-        # above the guarantees (down to 1e-13) of the near-exact fits at full scale
-        sin = (t[:, :, None, :] - cos[:, None] * s[:, :, :, None]).norm(dim=1)
-        sb = S.biases[0].to(torch.float64) / S.weights[0].to(torch.float64).norm(dim=1)
-        tb = (T.biases[0].to(torch.float64) / T.weights[0].to(torch.float64).norm(dim=1))[order]
-        # as printed: sin of the angle (blind to orientation) and the gap of the normalised biases (which flips
-        # sign with the orientation, so an anti-parallel node aligns only where b_j ~ 0)
-        printed = torch.maximum(sin, (sb[:, :, None] - tb[:, None, :]).abs())
-        # the same hyperplane in either orientation (ReLU(z) = z + ReLU(-z): a kink can be matched reversed)
-        hyperplane = torch.maximum(sin, torch.where(cos > 0, sb[:, :, None] - tb[:, None, :],
-                                                    sb[:, :, None] + tb[:, None, :]).abs())
-        return printed.amin(1), hyperplane.amin(1)
-
-    own, null = gap(list(range(runs))), gap(_null_order(runs))
+    own = alignment_epsilons(S.weights[0], S.biases[0], T.weights[0], T.biases[0])
+    other = _null_order(runs)
+    null = alignment_epsilons(S.weights[0], S.biases[0], T.weights[0][other], T.biases[0][other])
     return {"label": label, "d": d, "K": m + m * multi, "G": G, "alpha": alpha.amax(1),
             "teacher_active": torch.as_tensor(res.teacher_active[0]),
             "measured": own[0], "measured_hyperplane": own[1], "measured_null": null[0],

@@ -300,6 +300,25 @@ def test_alignment_epsilon_inverts_the_gradient_condition():
         T.alignment_gradient_bound(1.0, 0, 5, 0.1)
 
 
+def test_alignment_epsilons_as_printed_and_reversed_orientation():
+    """A student node that is a positive multiple of teacher node 0 is 0-aligned with it; one that is a negative
+    multiple of teacher node 1 has sine 0 but, as printed, the bias gap 2|b_1|/||w_1||, and is 0-aligned only
+    as the same hyperplane in reversed orientation."""
+    from proofs_checks.spec import alignment_epsilons
+
+    gen = torch.Generator().manual_seed(0)
+    Wt, bt = torch.randn(1, 3, 2, generator=gen, dtype=torch.float64), torch.tensor([[0.3, 0.4]], dtype=torch.float64)
+    Ws = torch.stack([2.0 * Wt[0, :, 0], -3.0 * Wt[0, :, 1], torch.tensor([0.0, 0.0, 1.0])], 1)[None]
+    bs = torch.tensor([[2.0 * 0.3, -3.0 * 0.4, -5.0]], dtype=torch.float64)
+    printed, hyperplane = alignment_epsilons(Ws, bs, Wt, bt)
+    assert printed[0, 0] < 1e-12 and hyperplane[0, 0] < 1e-12
+    assert hyperplane[0, 1] < 1e-12
+    # the anti-parallel student alone: as printed, exactly the normalised bias gap
+    printed, hyperplane = alignment_epsilons(Ws[:, :, 1:2], bs[:, 1:2], Wt[:, :, 1:2], bt[:, 1:2])
+    assert float(printed[0, 0]) == pytest.approx(2 * 0.4 / float(Wt[0, :, 1].norm()), rel=1e-12)
+    assert hyperplane[0, 0] < 1e-12
+
+
 def test_epsilon_alignment_claim_quick_and_power():
     (claim,) = select_claims(["spec.epsilon-alignment"])
     ctx = CheckContext(scale="quick", seed=0)
