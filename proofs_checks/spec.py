@@ -31,6 +31,7 @@ from teachtheory.teacher_student import (
     figure_recovery_by_node,
     final_correlations,
     l_shape_statistics,
+    observed,
 )
 
 # -- specialization claims (shared, cached training runs) --------------------------------------
@@ -77,11 +78,11 @@ def check_alignment(ctx: CheckContext) -> Verdict:
     for name, res in cases:
         corr = final_correlations(res, _null_order(res.runs)) if ctx.power else res.corr
         for layer, rho in enumerate(corr):
-            observed = (res.teacher_active[layer] > 0.01) & (res.teacher_active[layer] < 0.99)
+            seen = observed(res.teacher_active[layer])
             rec = rho.max(-1) >= res.config.threshold
-            all_rec.setdefault(name, []).append(rec[observed])
-            rows[f"{name} layer {layer + 1}"] = {"recovered": int(rec[observed].sum()), "observed": int(observed.sum()),
-                                                 "min_best_corr": float(rho.max(-1)[observed].min())}
+            all_rec.setdefault(name, []).append(rec[seen])
+            rows[f"{name} layer {layer + 1}"] = {"recovered": int(rec[seen].sum()), "observed": int(seen.sum()),
+                                                 "min_best_corr": float(rho.max(-1)[seen].min())}
         premise.append({"case": name, "g1_inf_start": float(res.g1_inf[:, 0].mean()),
                         "g1_inf_end": float(res.g1_inf[:, -1].mean()),
                         "eval_loss_end": float(res.eval_loss[:, -1].mean())})
@@ -187,8 +188,7 @@ def check_l_shape(ctx: CheckContext) -> Verdict:
             rho = final_correlations(res, _null_order(res.runs))[-1]  # [R, m, n]
             best = rho.max(1)
             act = res.student_active_history[:, -1]
-            observed = (act > 0.05) & (act < 0.95)
-            unspec = (best < 0.8) & observed
+            unspec = (best < 0.8) & observed(act, (0.05, 0.95))
             fo = res.fanout[-1]
             share = (fo**2 * unspec).sum(-1) / (fo**2).sum(-1)
             base = (res.fanout_history[:, 0] ** 2 * unspec).sum(-1) / (res.fanout_history[:, 0] ** 2).sum(-1)
@@ -407,7 +407,7 @@ def _eps_alignment_case(ctx: CheckContext, case: tuple) -> dict:
     other = _null_order(runs)
     null = alignment_epsilons(S.weights[0], S.biases[0], T.weights[0][other], T.biases[0][other])
     return {"label": label, "d": d, "K": m + m * multi, "G": G, "alpha": alpha.amax(1),
-            "teacher_active": torch.as_tensor(res.teacher_active[0]),
+            "teacher_active": res.teacher_active[0],
             "measured": own[0], "measured_hyperplane": own[1], "measured_null": null[0],
             "loss": float(res.eval_loss[:, -1].mean())}
 
@@ -433,8 +433,8 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
         out = ctx.memo(("eps", case), lambda case=case: _eps_alignment_case(ctx, case))
         bound = relu_theory.alignment_epsilon(out["G"][:, None], out["alpha"], out["K"], out["d"]).numpy()
         measured = (out["measured_null"] if ctx.power else out["measured"]).numpy()
-        active = out["teacher_active"].numpy()
-        live = (bound < 1) & (active > 0.01) & (active < 0.99)  # non-vacuous, and the node observed (a premise)
+        active = out["teacher_active"]
+        live = (bound < 1) & observed(active)  # non-vacuous, and the node observed (a premise)
         bad = live & (measured > bound)
         reversed_ = int((bad & (out["measured_hyperplane"].numpy() <= bound)).sum())
         violations += int(bad.sum())
@@ -445,7 +445,7 @@ def check_epsilon_alignment(ctx: CheckContext) -> Verdict:
                      "violations": int(bad.sum()), "bound_median": float(np.median(bound)),
                      "bound_min": float(bound.min()), "measured_median": float(np.median(measured)),
                      "measured_max": float(measured.max()), "G_median": float(out["G"].median()),
-                     "reversed": reversed_, "unobserved": int(((active <= 0.01) | (active >= 0.99)).sum()),
+                     "reversed": reversed_, "unobserved": int((~observed(active)).sum()),
                      "eval_loss": out["loss"]})
     worst = max(slack) if slack else math.nan
     holds = violations == 0 and nonvacuous > 0

@@ -23,9 +23,19 @@ from .training import TeacherStudentConfig, TeacherStudentResult
 # return the open Figure instead (for notebooks and the docs gallery).
 
 __all__ = [
-    "specialization_config", "l_shape_statistics", "figure_recovery_by_node", "figure_l_shape",
-    "figure_sorted_best_corr", "figure_alignment_over_time", "figure_symmetric_dynamics",
+    "OBSERVED_RANGE", "observed", "specialization_config", "l_shape_statistics", "figure_recovery_by_node",
+    "figure_l_shape", "figure_sorted_best_corr", "figure_alignment_over_time", "figure_symmetric_dynamics",
 ]
+
+
+# A node is "observed" by the data (Tian's premise: its ReLU boundary passes through the inputs) when it is
+# active on a fraction of held-out inputs strictly inside this range: dead and always-on nodes are not.
+OBSERVED_RANGE = (0.01, 0.99)
+
+
+def observed(active: np.ndarray, active_range: tuple[float, float] = OBSERVED_RANGE) -> np.ndarray:
+    """Which nodes are observed: their active fraction ``active`` (any shape) strictly inside ``active_range``."""
+    return (active > active_range[0]) & (active < active_range[1])
 
 
 def specialization_config(scale: str, steps: int, **changes) -> TeacherStudentConfig:
@@ -53,8 +63,7 @@ def l_shape_statistics(result: TeacherStudentResult, corr_low: float = 0.8, acti
     fo = result.fanout_history  # [R, T, n]
     sb = result.student_best_history
     act = result.student_active_history
-    observed = (act > active_range[0]) & (act < active_range[1])
-    unspecialised = (sb < corr_low) & observed
+    unspecialised = (sb < corr_low) & observed(act, active_range)
     total = (fo**2).sum(-1)
     share = (fo**2 * unspecialised).sum(-1) / np.maximum(total, 1e-300)
     final_u = unspecialised[:, -1]

@@ -282,18 +282,7 @@ def synthesize_labels(
 
     Returns labels shaped like ``y_true``.
     """
-    return _synthesize(learner, w, w_star, x, y_true, lr, _as_label_set(label_set), beta)
-
-
-def _synthesize(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
-                lr: float, label_set: LabelSet, beta: float, constants: dict | None = None, *,
-                e: torch.Tensor | None = None, denominators: tuple | None = None) -> torch.Tensor:
-    """:func:`synthesize_labels` for a LabelSet, with the learner's ``constants`` of x when the caller has them.
-
-    ``e``: w - w_star when the caller has it. ``denominators``: (eta s, mask or None) of x from
-    :func:`_lsr_denominators` for the closed form of linear least squares, made from ``constants["sqnorm"]``.
-    """
-    return _synthesize_jac(learner, w, w_star, x, y_true, lr, label_set, beta, constants, e, denominators)[0]
+    return _synthesize(learner, w, w_star, x, y_true, lr, _as_label_set(label_set), beta)[0]
 
 
 def _lsr_denominators(lr: float) -> Callable[[dict], tuple]:
@@ -311,12 +300,17 @@ def _lsr_denominators(lr: float) -> Callable[[dict], tuple]:
     return make
 
 
-def _synthesize_jac(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
-                    lr: float, label_set: LabelSet, beta: float, constants: dict | None = None,
-                    e: torch.Tensor | None = None, denominators: tuple | None = None,
-                    ) -> tuple[torch.Tensor, OutputJacobian | None]:
-    """:func:`_synthesize`, and the output Jacobian of x at w when the labels came from the closed form of linear
-    least squares (else None)."""
+def _synthesize(learner: Learner, w: torch.Tensor, w_star: torch.Tensor, x: torch.Tensor, y_true: torch.Tensor,
+                lr: float, label_set: LabelSet, beta: float, constants: dict | None = None,
+                e: torch.Tensor | None = None, denominators: tuple | None = None,
+                ) -> tuple[torch.Tensor, OutputJacobian | None]:
+    """(:func:`synthesize_labels` for a LabelSet, the output Jacobian of x at w when the labels came from the
+    closed form of linear least squares, else None).
+
+    ``constants``: the learner's constants of x, when the caller has them. ``e``: w - w_star, when the caller has
+    it. ``denominators``: (eta s, mask or None) of x from :func:`_lsr_denominators` for the closed form of linear
+    least squares, made from ``constants["sqnorm"]``.
+    """
     jac = None
     if learner.label_kind == "real" and not label_set.is_discrete:
         jac = learner.output_jacobian(w, x, w - w_star if e is None else e, constants)
@@ -383,7 +377,7 @@ class LASTTeacher(Teacher):
         if learner.label_kind == "real" and not label_set.is_discrete and "sqnorm" in constants:
             # the closed form's divisors, a block of steps at a time (used only where "sqnorm" is the Gram)
             denominators = ctx.sample_derived(step, ("last-lsr", lr), _lsr_denominators(lr))
-        y, jac = _synthesize_jac(learner, w, ctx.w_star, batch.x, batch.y, lr, label_set, self.beta, constants,
+        y, jac = _synthesize(learner, w, ctx.w_star, batch.x, batch.y, lr, label_set, self.beta, constants,
                                  ctx.direction(w), denominators)
         if jac is not None and batch.x.shape[1] == 1 and isinstance(learner, LinearLearner):
             batch.outputs = (w, w._version, batch.x, jac.z)  # the learner's step reuses z = <w, x>
