@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Learner", "OutputJacobian", "LABEL_KINDS", "SoftmaxClassifier", "check_finite", "can_overwrite",
-           "softmax_residual"]
+__all__ = ["Learner", "OutputJacobian", "LABEL_KINDS", "SoftmaxClassifier", "binary_softmax_residual", "check_finite",
+           "can_overwrite", "softmax_residual"]
 
 # How the label enters the gradient, a capability teachers read instead of the learner's class:
 #   "real"           r = z - y, affine in a real label (least squares);
@@ -91,6 +91,20 @@ def softmax_residual(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     s = (z - z.amax(-1, keepdim=True)).exp()
     s = s / s.sum(-1, keepdim=True)
     return s * y.sum(-1, keepdim=True) - y
+
+
+def binary_softmax_residual(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """r_1 of the two-class softmax residual from logits z [..., 2] and labels y [..., 2], as [...]; r_0 = -r_1.
+
+    With K = 2, softmax(z)_1 = sigmoid(z_1 - z_0), so r_1 = sigmoid(z_1 - z_0) (y_0 + y_1) - y_1 and
+    r_0 = (1 - sigmoid(z_1 - z_0)) (y_0 + y_1) - y_0 = -r_1 for any labels: a teacher's per-output sums
+    over the two classes reduce to one output (see :func:`teachtheory.teachers.imt.scores_along`).
+    """
+    r = torch.sub(z[..., 1], z[..., 0]).sigmoid_()
+    total = y[..., 0] + y[..., 1]
+    if total.device.type != "cpu" or not bool((total == 1).all()):  # labels that sum to one skip the multiply
+        r.mul_(total)
+    return r.sub_(y[..., 1])
 
 
 def softmax_residual_(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

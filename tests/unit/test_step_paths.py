@@ -11,7 +11,7 @@ import torch
 
 from teachtheory.engine import find_divergence, teach
 from teachtheory.learners import SGD, Adam, LeastSquares, Logistic, Momentum, Softmax, UpdateRule
-from teachtheory.learners.base import softmax_residual, softmax_residual_
+from teachtheory.learners.base import binary_softmax_residual, softmax_residual, softmax_residual_
 from teachtheory.problems import Problem
 from teachtheory.random import RunStreams, as_seeds
 from teachtheory.teachers import make_teacher
@@ -202,10 +202,11 @@ def test_last_least_squares_label_is_the_closed_form_and_keeps_the_truth_at_x_ze
     assert ((ball - learner.outputs(problem.w0, x)).abs() <= 0.25 + 1e-12).all()
 
 
+@pytest.mark.parametrize("K", [2, 4])
 @pytest.mark.parametrize("shared_labels", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_softmax_residual_in_the_class_major_layout(shared_labels, dtype):
-    R, n, K = 3, 50, 4
+def test_softmax_residual_in_the_class_major_layout(K, shared_labels, dtype):
+    R, n = 3, 50
     gen = torch.Generator().manual_seed(9)
     z_cm = torch.randn(R, K, n, generator=gen, dtype=dtype) * 3.0  # contiguous, classes outermost
     z = z_cm.transpose(-1, -2)  # [R, n, K], class-major
@@ -220,6 +221,37 @@ def test_softmax_residual_in_the_class_major_layout(shared_labels, dtype):
     torch.testing.assert_close(r, expected, **tol)
     r.sum().backward()
     assert torch.isfinite(z_grad.grad).all()
+
+
+@pytest.mark.parametrize("labels", ["one-hot", "soft"])
+@pytest.mark.parametrize("shared", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_two_class_softmax_scores_equal_the_sum_over_both_outputs(labels, shared, dtype):
+    """K = 2: r_0 = -r_1 for any labels, so IMT scores one output (r_1, (E^T x)_1 - (E^T x)_0, 2 ||x||^2);
+    the scores are the general sum over both outputs of greedy_score_linear, and so is the selection."""
+    from teachtheory.teachers.imt import pool_scores
+    from teachtheory.theory.last import greedy_score_linear
+
+    problem, learner = _problem("softmax", 4, 40, 6, 2, 11, shared, dtype)
+    if labels == "soft":  # any sum: the residual's multiply by sum_k y_k is exercised
+        gen = torch.Generator().manual_seed(3)
+        problem = Problem(problem.X, torch.rand(problem.y.shape, generator=gen, dtype=dtype) * 1.5,
+                          problem.w_star, problem.w0)
+    ctx = TeachingContext(problem=problem, learner=learner, lr=0.2, batch_size=1, streams=RunStreams(as_seeds(0, 4)))
+    X, y = ctx.pool()
+    w = problem.w0
+    z = learner.outputs(w, X)
+    r = softmax_residual(z.contiguous(), y)
+    r1 = binary_softmax_residual(z, y)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(r1, r[..., 1], **tol)
+    torch.testing.assert_close(-r1, r[..., 0], **tol)
+    jvp = learner.output_jacobian(w, X, w - problem.w_star).jvp["all"].contiguous()
+    expected = greedy_score_linear(r, jvp, (X * X).sum(-1)[..., None], 0.2).sum(-1)
+    scores = pool_scores(ctx, w)
+    torch.testing.assert_close(scores, expected, **tol)
+    assert torch.equal(scores.argmin(-1), expected.argmin(-1))
+    assert torch.equal(pool_scores(ctx, w), scores)  # with the cached constants: the same numbers
 
 
 class _PoisonRule(UpdateRule):
