@@ -160,8 +160,10 @@ def _run_group(ctx: TeachingContext, w: torch.Tensor) -> int:
     """How many runs :func:`select_examples` scores at once: all of them, but for a shared pool on the CPU and a
     linear learner, as many as keep the group's outputs within about SCORE_GROUP_BYTES (if that is at least
     SCORE_GROUP_MIN_RUNS runs)."""
-    X, y = ctx.pool()
     R = w.shape[0]
+    if R <= SCORE_GROUP_MIN_RUNS:  # a group is never smaller than that: all at once
+        return R
+    X, y = ctx.pool()
     if (X.shape[0] != 1 or y.shape[0] != 1 or X.device.type != "cpu"
             or not isinstance(ctx.learner, LinearLearner)):
         return R
