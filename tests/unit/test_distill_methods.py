@@ -188,7 +188,8 @@ def test_bench_distill_rows_time_batched_against_sequential_training():
     assert row["teacher"] == "distill-eval digits mlp ipc=1" and row["runs"] == 3 and row["steps"] == 2
     assert row["seconds"] > 0 and row["loop_seconds"] > 0
     assert row["loop_ratio"] == pytest.approx(row["steps_per_second"] / row["loop_steps_per_second"])
-    assert "distill-eval digits mlp ipc=1" in bench.format_rows(rows)
+    text = bench.format_rows(rows)
+    assert "distill-eval digits mlp ipc=1" in text and "one after another" in text  # the rows say what they time
 
 
 def test_empirical_kernels_in_memory_bounded_chunks():
