@@ -30,6 +30,7 @@ from .validation import (
     DivergenceWarning,
     NonConvergenceError,
     NonConvergenceWarning,
+    check_device,
     check_positive_int,
     check_writable_file,
 )
@@ -299,6 +300,7 @@ def _cmd_bench(args, console: Console) -> int:
         raise ValueError(f"--classes applies to --learner softmax only, got --learner {args.learner}")
     options = {"autograd_steps": 2, "committee_runs": committee_runs, "ode_alpha": args.ode_alpha or None,
                "distill": args.distill}
+    device = check_device(args.device, "--device")
     if args.json:
         check_writable_file(args.json, "--json")
     with progress_bar(console) as bar:
@@ -309,7 +311,7 @@ def _cmd_bench(args, console: Console) -> int:
 
         rows = bench.run_benchmark(runs=runs, steps=args.steps, teachers=teachers, progress=progress,
                                    threads=args.threads, repeats=args.repeats, learner=args.learner,
-                                   classes=args.classes,
+                                   classes=args.classes, device=device,
                                    clock=time.process_time if args.clock == "cpu" else time.perf_counter, **options)
     console.print(bench.format_rows(rows), soft_wrap=True, highlight=False, markup=False)
     if args.json:
@@ -457,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lsr (least squares, default), logistic or softmax (a pool labelled by a random linear "
                             "classifier)")
     bench.add_argument("--classes", type=int, default=2, help="K, the softmax learner's classes (default 2)")
+    bench.add_argument("--device", default="cpu",
+                       help="cpu, cuda or cuda:N: where both the batched runs and their baselines run (default cpu)")
     bench.add_argument("--distill", action="store_true",
                        help="add the distillation rows: R evaluation networks at once against one after another")
     sw = sub.add_parser("sweep", help="run a simulation or claim over settings x seeds (local, Dask, Ray, SLURM)")

@@ -78,6 +78,8 @@ CLI_CASES = [
     ("bench-runs-text", ["bench", "--runs", "a"], "--runs must be comma-separated integers, got 'a'"),
     ("bench-runs-zero", ["bench", "--runs", "0"], "--runs must be positive"),
     ("bench-steps-zero", ["bench", "--steps", "0"], "--steps must be a positive integer"),
+    ("bench-device-nonsense", ["bench", "--device", "nonsense"], "--device must be 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    ("bench-device-cpu-index", ["bench", "--device", "cpu:3"], "--device 'cpu:3': there is one CPU device"),
     ("bench-json-unwritable", ["bench", "--runs", "1", "--steps", "1", "--json", "/proc/teachtheory-b.json"], "--json"),
 ]
 

@@ -52,3 +52,15 @@ def test_cuda_batch_equals_single_runs():
         single = tt.problems.linear_regression(dim=5, pool_size=30, runs=1, seed=4 + r, device="cuda")
         one = tt.teach(single, LeastSquares(5), IMTTeacher(), steps=20, lr=0.1, seed=4 + r, device="cuda")
         torch.testing.assert_close(torch.as_tensor(traj["distance"][r]), torch.as_tensor(one["distance"][0]))
+
+
+def test_bench_command_times_on_cuda(tmp_path):
+    """`teachtheory bench --device cuda` times the teaching rows on the GPU and records the device in every row."""
+    from teachtheory.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--device", "cuda", "--runs", "1,4", "--steps", "5", "--teachers", "sgd,imt",
+                 "--committee-runs", "", "--ode-alpha", "0", "--repeats", "1", "--json", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert rows and all(row["device"].startswith("cuda") and row["steps_per_second"] > 0 for row in rows)
