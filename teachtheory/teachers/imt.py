@@ -78,32 +78,32 @@ def _binary_softmax_scores(jac, y: torch.Tensor, lr: float, constants: dict | No
     r_1 with (E^T x)_1 - (E^T x)_0 and 2 ||x||^2. Why: the same score from about a third of the passes over the
     outputs (no exponentials, no normalisation, one output instead of two)."""
     (jvp,), (gram,) = jac.jvp.values(), jac.gram.values()
-    r = binary_softmax_residual(jac.z, y)
     inner = torch.sub(jvp[..., 1], jvp[..., 0])
-    if constants is None or constants.get("sqnorm") is not gram or type(lr) is not float:
-        return greedy_score_linear(r, inner, 2.0 * gram, lr)
-    cached = constants.get("_binary_softmax_score")
-    if cached is None or cached[0] != lr:
-        minus_two_lr = torch.tensor(-2.0 * lr, dtype=inner.dtype)
-        constants["_binary_softmax_score"] = cached = (lr, (2.0 * gram) * (lr * lr), minus_two_lr)
-    _, a, minus_two_lr = cached
-    return inner.mul_(minus_two_lr).addcmul_(r, a).mul_(r)
+    return _linear_scores(binary_softmax_residual(jac.z, y), inner, gram, lr, constants, folded_outputs=2)
 
 
 def _linear_scores(r: torch.Tensor, jvp: torch.Tensor, gram: torch.Tensor, lr: float,
-                   constants: dict | None) -> torch.Tensor:
+                   constants: dict | None, folded_outputs: int = 1) -> torch.Tensor:
     """:func:`~teachtheory.theory.last.greedy_score_linear` (r, jvp, gram[..., None], lr), jvp overwritten, with
     its constants of the pool and lr (eta^2 ||x||^2 and -2 eta as a 0-dim tensor) made once and kept in
     ``constants`` (the pool constants that hold ``gram``): the same operations on the same numbers, without
-    a pass over the pool and two scalar conversions at every step."""
+    a pass over the pool and two scalar conversions at every step.
+
+    ``folded_outputs`` = 2: r and jvp are [R, n], the two outputs of a two-class softmax folded into one
+    (:func:`_binary_softmax_scores`), whose squared gradient norm is 2 ||x||^2 r^2.
+    """
+    def sqnorm() -> torch.Tensor:
+        return gram[..., None] if folded_outputs == 1 else folded_outputs * gram
+
     if (constants is None or constants.get("sqnorm") is not gram or type(lr) is not float
             or (torch.is_grad_enabled() and (r.requires_grad or jvp.requires_grad or gram.requires_grad))):
-        return greedy_score_linear(r, jvp, gram[..., None], lr)
-    cached = constants.get("_linear_score")
+        return greedy_score_linear(r, jvp, sqnorm(), lr)
+    key = "_linear_score" if folded_outputs == 1 else f"_linear_score_folded{folded_outputs}"
+    cached = constants.get(key)
     if cached is None or cached[0] != lr:
         # a Python float multiplies a tensor as its value rounded to the tensor's dtype: so does this scalar
         minus_two_lr = torch.tensor(-2.0 * lr, dtype=jvp.dtype)
-        constants["_linear_score"] = cached = (lr, gram[..., None] * (lr * lr), minus_two_lr)
+        constants[key] = cached = (lr, sqnorm() * (lr * lr), minus_two_lr)
     _, a, minus_two_lr = cached
     return jvp.mul_(minus_two_lr).addcmul_(r, a).mul_(r)
 

@@ -378,7 +378,7 @@ class LASTTeacher(Teacher):
             # the closed form's divisors, a block of steps at a time (used only where "sqnorm" is the Gram)
             denominators = ctx.sample_derived(step, ("last-lsr", lr), _lsr_denominators(lr))
         y, jac = _synthesize(learner, w, ctx.w_star, batch.x, batch.y, lr, label_set, self.beta, constants,
-                                 ctx.direction(w), denominators)
+                             ctx.direction(w), denominators)
         if jac is not None and batch.x.shape[1] == 1 and isinstance(learner, LinearLearner):
             batch.outputs = (w, w._version, batch.x, jac.z)  # the learner's step reuses z = <w, x>
         batch.y = y
